@@ -1,0 +1,110 @@
+"""The resource types the sandbox API server serves: one registry for routing,
+discovery, OpenAPI, validation and patching.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    """One REST resource (e.g. apps/v1 deployments)."""
+
+    group: str  # "" for core
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    subresources: tuple[str, ...] = ()  # "status", "scale", "log", "exec", "portforward", ...
+    verbs: tuple[str, ...] = field(default_factory=lambda: tuple(_VERBS))
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def group_version(self) -> str:
+        return self.api_version
+
+    @property
+    def list_kind(self) -> str:
+        return f"{self.kind}List"
+
+    @property
+    def definition_name(self) -> str:
+        """Name of its schema in the Kubernetes OpenAPI definitions."""
+        group = self.group or "core"
+        if group == "discovery.k8s.io":
+            group = "discovery"
+        elif group == "rbac.authorization.k8s.io":
+            group = "rbac"
+        elif group == "coordination.k8s.io":
+            group = "coordination"
+        return f"io.k8s.api.{group}.{self.version}.{self.kind}"
+
+
+def _r(group: str, version: str, kind: str, plural: str, namespaced: bool, **kw: object
+       ) -> ResourceType:
+    return ResourceType(group, version, kind, plural, namespaced, **kw)  # type: ignore[arg-type]
+
+
+RESOURCES: tuple[ResourceType, ...] = (
+    _r("", "v1", "Namespace", "namespaces", False, short_names=("ns",),
+       subresources=("status", "finalize"),
+       verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
+    _r("", "v1", "Pod", "pods", True, short_names=("po",), categories=("all",),
+       subresources=("status", "log", "exec", "portforward", "binding", "eviction")),
+    _r("", "v1", "Service", "services", True, short_names=("svc",), categories=("all",),
+       subresources=("status",),
+       verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update",
+              "watch")),
+    _r("", "v1", "Endpoints", "endpoints", True, short_names=("ep",)),
+    _r("", "v1", "ConfigMap", "configmaps", True, short_names=("cm",)),
+    _r("", "v1", "Secret", "secrets", True),
+    _r("", "v1", "ServiceAccount", "serviceaccounts", True, short_names=("sa",),
+       subresources=("token",)),
+    _r("", "v1", "Node", "nodes", False, short_names=("no",), subresources=("status",)),
+    _r("", "v1", "Event", "events", True, short_names=("ev",)),
+    _r("apps", "v1", "Deployment", "deployments", True, short_names=("deploy",),
+       categories=("all",), subresources=("status", "scale")),
+    _r("apps", "v1", "ReplicaSet", "replicasets", True, short_names=("rs",),
+       categories=("all",), subresources=("status", "scale")),
+    _r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
+    _r("rbac.authorization.k8s.io", "v1", "Role", "roles", True),
+    _r("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True),
+    _r("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False),
+    _r("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False),
+)
+
+
+def groups() -> dict[str, list[str]]:
+    """group name -> versions served ("" is the core group)."""
+    out: dict[str, list[str]] = {}
+    for r in RESOURCES:
+        versions = out.setdefault(r.group, [])
+        if r.version not in versions:
+            versions.append(r.version)
+    return out
+
+
+def by_plural(group: str, version: str, plural: str) -> ResourceType | None:
+    for r in RESOURCES:
+        if (r.group, r.version, r.plural) == (group, version, plural):
+            return r
+    return None
+
+
+def by_kind(api_version: str, kind: str) -> ResourceType | None:
+    for r in RESOURCES:
+        if (r.api_version, r.kind) == (api_version, kind):
+            return r
+    return None

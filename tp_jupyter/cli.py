@@ -1,0 +1,83 @@
+"""The `tp` command line: one argument grammar shared with the `%tp` magics.
+
+`build_parser()` is the single parser; `run(argv)` parses and dispatches to the
+plain-Python API and returns what it returned (an object that renders itself);
+`main()` prints it and turns errors into one-line messages and exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tp_jupyter.errors import TpError, UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError instead of exiting, so magics can reuse it."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise UsageError(f"{message} (see 'tp {self.prog.partition(' ')[2]} --help'.)".replace(
+            "tp  --help", "tp --help"))
+
+    def exit(self, status: int = 0, message: str | None = None) -> Any:  # type: ignore[override]
+        if message:
+            print(message, file=sys.stderr if status else sys.stdout, end="")
+        raise SystemExit(status)
+
+
+Registrar = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-arg]
+
+
+def _registrars() -> list[Registrar]:
+    """Modules that add subcommands; each owns its part of the grammar."""
+    from tp_sandbox.cli import register as register_sandbox
+
+    registrars: list[Registrar] = [register_sandbox]
+    try:  # the connect/intercept commands arrive with the daemon
+        from tp_jupyter.commands import register as register_commands
+    except ImportError:
+        pass
+    else:
+        registrars.append(register_commands)
+    return registrars
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `tp` grammar: every subcommand sets `func(args) -> result`."""
+    parser = _Parser(prog="tp", description="Telepresence-style development from Jupyter.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for register in _registrars():
+        register(sub)
+    return parser
+
+
+def run(argv: Sequence[str]) -> Any:
+    """Parse `argv` and run the subcommand; returns its result object."""
+    args = build_parser().parse_args(list(argv))
+    return args.func(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `tp` console script."""
+    try:
+        result = run(sys.argv[1:] if argv is None else argv)
+    except TpError as e:
+        print(f"tp: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    if isinstance(result, int):
+        return result
+    if result is not None:
+        text = str(result)
+        if text:
+            print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
