@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from tp_sandbox.errors import SandboxError
+
 from tp_jupyter.errors import TpError, UsageError
 
 
@@ -65,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `tp` console script."""
     try:
         result = run(sys.argv[1:] if argv is None else argv)
-    except TpError as e:
+    except (TpError, SandboxError) as e:
         print(f"tp: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -30,6 +30,9 @@ class SandboxSettings:
     api_inner_port: int = 6443
     """API server port on `api_address`, as seen from pods and laptops."""
 
+    dns_address: str = "172.30.0.10"
+    """Cluster DNS server address on the node's loopback (the kube-dns Endpoints)."""
+
     pod_cidr: str = "10.244.0.0/16"
     """Cluster-wide pod range."""
 
@@ -57,6 +60,27 @@ class SandboxSettings:
     restart_backoff_max: float = 10.0
     """Ceiling of the supervisor's back-off between restarts of a crashed sandbox process."""
 
+    restart_backoff_initial: float = 0.5
+    """First back-off before the supervisor restarts a crashed process (doubles up to the max)."""
+
+    restart_reset_after: float = 10.0
+    """Seconds a restarted process must stay up before its back-off starts over."""
+
+    supervisor_stop_timeout: float = 30.0
+    """Seconds `down` waits for the supervisor to stop its children and exit before SIGKILL."""
+
+    poll_interval: float = 0.2
+    """Seconds between checks while waiting for a condition (readiness, exit, rollout)."""
+
+    max_laptops: int = 16
+    """Most laptops one instance may have (`up --laptops N`)."""
+
+    demo_timeout: float = 180.0
+    """Seconds `tp sandbox demo` waits for the demo deployments to become Available."""
+
+    laptop_dns_ttl: int = 30
+    """TTL of the answers of a laptop's stub resolver (zone `laptop.test`)."""
+
 
 @dataclass
 class ApiServerSettings:
@@ -74,6 +98,27 @@ class ApiServerSettings:
     request_body_limit: int = 3 * 1024 * 1024
     """Largest request body accepted (bytes), as etcd's object limit."""
 
+    watch_queue_limit: int = 10000
+    """Events queued for one slow watch client before the server closes that watch."""
+
+    service_node_port_range: str = "30000-32767"
+    """NodePorts allocated to NodePort/LoadBalancer Services (upstream default range)."""
+
+    token_default_expiration: int = 3600
+    """Lifetime (s) of a TokenRequest token when the request names none."""
+
+    token_max_expiration: int = 48 * 3600
+    """Longest lifetime (s) granted to a TokenRequest token."""
+
+    kubelet_connect_timeout: float = 10.0
+    """Seconds to reach the kubelet API socket for pods/log, exec and portforward."""
+
+    relay_max_message: int = 64 * 1024 * 1024
+    """Largest WebSocket frame relayed for exec/portforward (bytes)."""
+
+    shutdown_timeout: float = 5.0
+    """Seconds open connections get to finish when the server stops."""
+
 
 @dataclass
 class ControllerSettings:
@@ -84,6 +129,31 @@ class ControllerSettings:
 
     progress_deadline_default: int = 600
     """Deployment `progressDeadlineSeconds` when the spec leaves it out."""
+
+    revision_history_limit_default: int = 10
+    """Deployment `revisionHistoryLimit` when the spec leaves it out (old ReplicaSets kept)."""
+
+    workers: int = 2
+    """Worker threads per controller (each key is handled by one worker at a time)."""
+
+    retry_backoff_initial: float = 0.05
+    """First delay before a failed key (or a broken watch) is retried; doubles per failure."""
+
+    retry_backoff_max: float = 10.0
+    """Ceiling of that retry delay (client-go uses 1000 s; the sandbox keeps tests quick)."""
+
+    request_timeout: float = 15.0
+    """Seconds one API request (not a watch) may take before it counts as unreachable."""
+
+    expectations_timeout: float = 60.0
+    """Seconds a ReplicaSet waits to observe pods it created/deleted before trusting its
+    cache again (client-go uses 300 s)."""
+
+    stop_timeout: float = 3.0
+    """Seconds each controller thread gets to finish on SIGTERM before it is abandoned."""
+
+    namespace_recheck_interval: float = 0.5
+    """Seconds between checks of a Terminating namespace that still holds objects."""
 
 
 @dataclass
@@ -110,6 +180,48 @@ class NodeSettings:
 
     log_max_bytes: int = 16 * 1024 * 1024
     """Largest container log kept per container (older bytes are dropped)."""
+
+    api_timeout: float = 10.0
+    """Seconds the kubelet waits for one API request (status write, token, config map...)."""
+
+    watch_timeout: int = 300
+    """Server-side timeoutSeconds of the kubelet's pod watch; it then re-lists and watches again."""
+
+    watch_retry_backoff: float = 1.0
+    """Seconds before the kubelet retries a failed list/watch or Node update."""
+
+    token_expiration: int = 3600
+    """expirationSeconds asked of the TokenRequest API; the token is renewed at 80 % of it."""
+
+    shutdown_grace: float = 5.0
+    """Ceiling of each pod's grace period when the node process itself stops (sandbox down)."""
+
+    stream_chunk: int = 256 * 1024
+    """Bytes read at once when relaying port-forward, exec and log streams."""
+
+    log_follow_poll: float = 0.2
+    """Seconds between checks of a followed container log for new lines."""
+
+    exec_probe_timeout_default: float = 1.0
+    """Probe timeout when the probe leaves timeoutSeconds out (Kubernetes' default, 1 s)."""
+
+    services_watch_timeout: int = 60
+    """Server-side timeoutSeconds of kube-proxy's and DNS's watches (then resumed)."""
+
+    services_retry_backoff: float = 1.0
+    """Seconds kube-proxy and DNS wait before retrying an API call that failed."""
+
+    proxy_sync_delay: float = 0.05
+    """Seconds kube-proxy gathers further changes before it rewrites its nft table."""
+
+    proxy_resync_interval: float = 30.0
+    """Seconds between re-applications of kube-proxy's nft table even without changes."""
+
+    dns_ttl: int = 5
+    """TTL of cluster DNS answers (CoreDNS' default for the kubernetes plugin)."""
+
+    dns_tcp_idle_timeout: float = 10.0
+    """Seconds cluster DNS keeps an idle TCP connection open."""
 
 
 @dataclass
@@ -140,6 +252,57 @@ class ConnectSettings:
     dns_timeout: float = 4.0
     """Seconds the daemon's resolver waits for an answer (manager or upstream)."""
 
+    manager_port: int = 8081
+    """The traffic-manager pod's gRPC port, reached through the pod port-forward."""
+
+    api_timeout: float = 10.0
+    """Seconds the daemon waits for one Kubernetes API request (and to test reachability)."""
+
+    dial_timeout: float = 10.0
+    """Seconds to open one port-forward WebSocket or one `Tunnel` stream."""
+
+    daemon_start_timeout: float = 10.0
+    """Seconds `tp connect` waits for a freshly started daemon to answer on its socket."""
+
+    quit_timeout: float = 15.0
+    """Seconds `tp quit` waits for the daemon to clean up (depart, routes, nft) and exit."""
+
+    portforward_heartbeat: float = 15.0
+    """Seconds between WebSocket pings on port-forwards (finds dead connections)."""
+
+    dns_cache_ttl: float = 5.0
+    """Seconds the daemon caches the manager's answer for one (name, type)."""
+
+    tun_name: str = "tp0"
+    """Name of the TUN link that carries the routes for the cluster ranges."""
+
+    nft_table: str = "tp-daemon"
+    """Name of the daemon's nftables table (family ip)."""
+
+    socket_mark: int = 0x7470
+    """SO_MARK of the daemon's own DNS queries upstream, so its nft rules skip them."""
+
+    manager_reap_interval: float = 1.0
+    """Seconds between the traffic-manager's sweeps for sessions silent longer than the TTL."""
+
+    manager_tunnel_dial_timeout: float = 5.0
+    """Seconds the traffic-manager waits to connect to a `Tunnel`'s in-cluster destination."""
+
+    manager_tunnel_chunk: int = 128 * 1024
+    """Largest `data` message the traffic-manager sends on a `Tunnel` (bytes read at once)."""
+
+    manager_kube_timeout: float = 10.0
+    """Seconds the traffic-manager waits for one Kubernetes API request."""
+
+    manager_cluster_info_ttl: float = 30.0
+    """Seconds the traffic-manager reuses discovered cluster info before discovering again."""
+
+    manager_stop_grace: float = 5.0
+    """Seconds in-flight calls and tunnels get when the traffic-manager is asked to stop."""
+
+    manager_max_message: int = 8 * 1024 * 1024
+    """Largest gRPC message the traffic-manager sends or accepts (bytes)."""
+
 
 @dataclass
 class InterceptSettings:
@@ -159,6 +322,12 @@ class InterceptSettings:
 
     local_dial_timeout: float = 5.0
     """Seconds to reach the local destination before answering 502."""
+
+    dial_accept_timeout: float = 10.0
+    """Seconds the manager waits for the owning client to accept an intercepted connection."""
+
+    traffic_watch_queue: int = 1000
+    """Traffic rows the manager buffers per watching client (oldest dropped when it lags)."""
 
 
 @dataclass

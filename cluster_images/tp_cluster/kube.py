@@ -1,0 +1,287 @@
+"""The cluster side's one adapter to the Kubernetes API (official `kubernetes` client).
+
+Everything in `tp_cluster` that talks to the API server goes through `Kube`, so the
+same code runs against the sandbox and a real cluster. Calls are synchronous (the
+official client is); async callers use `asyncio.to_thread`. Every request carries a
+timeout (`Settings.connect.manager_kube_timeout`).
+
+Errors::
+
+    KubeError                 an API call failed; .status is the HTTP status (0: no answer)
+    +-- KubeNotFound          404
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from tp_protocol.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+
+class KubeError(Exception):
+    """A Kubernetes API call failed."""
+
+    def __init__(self, message: str, status: int = 0, body: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class KubeNotFound(KubeError):
+    """The object does not exist (404)."""
+
+
+def _error(exc: ApiException, what: str) -> KubeError:
+    body = exc.body.decode() if isinstance(exc.body, bytes) else str(exc.body or "")
+    message = f"{what}: {exc.status} {exc.reason}"
+    cls = KubeNotFound if exc.status == 404 else KubeError
+    return cls(message, status=int(exc.status or 0), body=body)
+
+
+@dataclass
+class PodState:
+    """What rollout progress needs to know about one pod."""
+
+    name: str
+    phase: str
+    ready: bool
+    waiting_reason: str = ""
+    waiting_message: str = ""
+
+
+@dataclass
+class DeploymentState:
+    """Rollout state of a Deployment (absent: `exists` is False)."""
+
+    exists: bool
+    desired: int = 0
+    updated: int = 0
+    ready: int = 0
+    available: int = 0
+    observed: bool = False
+    image: str = ""
+    annotations: dict[str, str] = field(default_factory=dict)
+    pods: list[PodState] = field(default_factory=list)
+
+
+class Kube:
+    """The official client, bound to one cluster."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self.api = api_client
+        # Any: we pass plain dicts as bodies and read models loosely (fields may be None)
+        self.core: Any = client.CoreV1Api(api_client)
+        self.apps: Any = client.AppsV1Api(api_client)
+        self.rbac: Any = client.RbacAuthorizationV1Api(api_client)
+        self.timeout = get_settings().connect.manager_kube_timeout
+
+    @classmethod
+    def in_cluster(cls) -> Kube:
+        """From the pod's service-account token (the traffic-manager's case)."""
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+        return cls(client.ApiClient())
+
+    @classmethod
+    def from_kubeconfig(cls, path: str | None = None, context: str | None = None) -> Kube:
+        api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=path, context=context)
+        return cls(api_client)
+
+    # --- cluster info -----------------------------------------------------------------
+
+    def node_pod_cidrs(self) -> list[str]:
+        """Every node's spec.podCIDRs (or podCIDR)."""
+        try:
+            nodes = self.core.list_node(_request_timeout=self.timeout)
+        except ApiException as exc:
+            raise _error(exc, "list nodes") from exc
+        cidrs: list[str] = []
+        for node in nodes.items:
+            spec = node.spec
+            for cidr in (spec.pod_cid_rs or ([spec.pod_cidr] if spec.pod_cidr else [])):
+                if cidr not in cidrs:
+                    cidrs.append(cidr)
+        return cidrs
+
+    def pod_ips(self) -> list[str]:
+        """IPs of all non-host-network pods."""
+        try:
+            pods = self.core.list_pod_for_all_namespaces(_request_timeout=self.timeout)
+        except ApiException as exc:
+            raise _error(exc, "list pods") from exc
+        ips: list[str] = []
+        for pod in pods.items:
+            if pod.spec.host_network or not pod.status or not pod.status.pod_ip:
+                continue
+            ips.append(pod.status.pod_ip)
+        return ips
+
+    def service_cluster_ip(self, namespace: str, name: str) -> str | None:
+        try:
+            svc = self.core.read_namespaced_service(name, namespace,
+                                                    _request_timeout=self.timeout)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _error(exc, f"read service {namespace}/{name}") from exc
+        ip = svc.spec.cluster_ip
+        return ip if ip and ip != "None" else None
+
+    def service_cluster_ips(self) -> list[str]:
+        try:
+            services = self.core.list_service_for_all_namespaces(_request_timeout=self.timeout)
+        except ApiException as exc:
+            raise _error(exc, "list services") from exc
+        return [s.spec.cluster_ip for s in services.items
+                if s.spec.cluster_ip and s.spec.cluster_ip != "None"]
+
+    def refused_service_message(self, namespace: str, cluster_ip: str) -> str:
+        """Create (dryRun) a Service with `cluster_ip`; the API server's refusal message.
+
+        Returns "" when the server accepted it (the address was in range after all).
+        """
+        body = {
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "tp-service-cidr-probe", "namespace": namespace},
+            "spec": {"clusterIP": cluster_ip, "ports": [{"port": 443}]},
+        }
+        try:
+            self.core.create_namespaced_service(namespace, body, dry_run="All",
+                                                _request_timeout=self.timeout)
+        except ApiException as exc:
+            err = _error(exc, "probe service CIDR")
+            if exc.status in (400, 422):
+                return err.body
+            raise err from exc
+        return ""
+
+    # --- install ----------------------------------------------------------------------
+
+    def _call(self, kind: str, verb: str, obj: dict[str, Any]) -> Any:
+        meta = obj["metadata"]
+        name, ns = meta["name"], meta.get("namespace")
+        t = self.timeout
+        api: dict[str, Any] = {
+            "Namespace": {
+                "create": lambda: self.core.create_namespace(obj, _request_timeout=t),
+                "read": lambda: self.core.read_namespace(name, _request_timeout=t),
+                "delete": lambda: self.core.delete_namespace(name, _request_timeout=t),
+            },
+            "ServiceAccount": {
+                "create": lambda: self.core.create_namespaced_service_account(
+                    ns, obj, _request_timeout=t),
+                "read": lambda: self.core.read_namespaced_service_account(
+                    name, ns, _request_timeout=t),
+                "delete": lambda: self.core.delete_namespaced_service_account(
+                    name, ns, _request_timeout=t),
+            },
+            "ClusterRole": {
+                "create": lambda: self.rbac.create_cluster_role(obj, _request_timeout=t),
+                "read": lambda: self.rbac.read_cluster_role(name, _request_timeout=t),
+                "replace": lambda: self.rbac.replace_cluster_role(name, obj, _request_timeout=t),
+                "delete": lambda: self.rbac.delete_cluster_role(name, _request_timeout=t),
+            },
+            "ClusterRoleBinding": {
+                "create": lambda: self.rbac.create_cluster_role_binding(obj, _request_timeout=t),
+                "read": lambda: self.rbac.read_cluster_role_binding(name, _request_timeout=t),
+                "delete": lambda: self.rbac.delete_cluster_role_binding(
+                    name, _request_timeout=t),
+            },
+            "Deployment": {
+                "create": lambda: self.apps.create_namespaced_deployment(
+                    ns, obj, _request_timeout=t),
+                "read": lambda: self.apps.read_namespaced_deployment(
+                    name, ns, _request_timeout=t),
+                "patch": lambda: self.apps.patch_namespaced_deployment(
+                    name, ns, obj, _request_timeout=t),
+                "delete": lambda: self.apps.delete_namespaced_deployment(
+                    name, ns, _request_timeout=t),
+            },
+            "Service": {
+                "create": lambda: self.core.create_namespaced_service(
+                    ns, obj, _request_timeout=t),
+                "read": lambda: self.core.read_namespaced_service(name, ns, _request_timeout=t),
+                "delete": lambda: self.core.delete_namespaced_service(
+                    name, ns, _request_timeout=t),
+            },
+        }
+        try:
+            return api[kind][verb]()
+        except ApiException as exc:
+            where = f"{ns}/{name}" if ns else name
+            raise _error(exc, f"{verb} {kind} {where}") from exc
+
+    def create(self, obj: dict[str, Any]) -> bool:
+        """Create `obj`; False when it already exists."""
+        try:
+            self._call(obj["kind"], "create", obj)
+        except KubeError as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    def update(self, obj: dict[str, Any]) -> None:
+        """Bring an existing object to `obj` (Deployment: patch; ClusterRole: replace)."""
+        verb = {"Deployment": "patch", "ClusterRole": "replace"}.get(obj["kind"])
+        if verb:
+            self._call(obj["kind"], verb, obj)
+
+    def delete(self, obj: dict[str, Any]) -> bool:
+        """Delete `obj`; False when it was already gone."""
+        try:
+            self._call(obj["kind"], "delete", obj)
+        except KubeNotFound:
+            return False
+        return True
+
+    def exists(self, obj: dict[str, Any]) -> bool:
+        try:
+            self._call(obj["kind"], "read", obj)
+        except KubeNotFound:
+            return False
+        return True
+
+    def deployment_state(self, namespace: str, name: str) -> DeploymentState:
+        try:
+            dep = self.apps.read_namespaced_deployment(name, namespace,
+                                                       _request_timeout=self.timeout)
+        except ApiException as exc:
+            if exc.status == 404:
+                return DeploymentState(exists=False)
+            raise _error(exc, f"read deployment {namespace}/{name}") from exc
+        status = dep.status
+        state = DeploymentState(
+            exists=True,
+            desired=dep.spec.replicas if dep.spec.replicas is not None else 1,
+            updated=(status and status.updated_replicas) or 0,
+            ready=(status and status.ready_replicas) or 0,
+            available=(status and status.available_replicas) or 0,
+            observed=bool(status and (status.observed_generation or 0)
+                          >= (dep.metadata.generation or 0)),
+            image=dep.spec.template.spec.containers[0].image,
+            annotations=dict(dep.metadata.annotations or {}),
+        )
+        selector = ",".join(f"{k}={v}" for k, v in dep.spec.selector.match_labels.items())
+        try:
+            pods = self.core.list_namespaced_pod(namespace, label_selector=selector,
+                                                 _request_timeout=self.timeout)
+        except ApiException as exc:
+            raise _error(exc, f"list pods of {namespace}/{name}") from exc
+        for pod in pods.items:
+            ready, reason, message = False, "", ""
+            for cs in (pod.status.container_statuses or []) if pod.status else []:
+                ready = bool(cs.ready)
+                if cs.state and cs.state.waiting:
+                    reason = cs.state.waiting.reason or ""
+                    message = cs.state.waiting.message or ""
+            state.pods.append(PodState(pod.metadata.name,
+                                       (pod.status and pod.status.phase) or "",
+                                       ready, reason, message))
+        return state

@@ -1,0 +1,368 @@
+"""The traffic-manager's gRPC service (`tp.manager.v1.Manager`) and its server lifecycle.
+
+`ManagerServer` owns the grpc.aio server, the session reaper and the cluster-info
+cache; `Servicer` maps each RPC onto `State`, `dns` and `tunnel`. State errors
+become gRPC statuses with the one-line message of the error.
+
+Errors::
+
+    ManagerError             the server cannot start (e.g. the port is taken)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import empty_pb2
+from tp_protocol import VERSION
+from tp_protocol import manager_pb2 as pb
+from tp_protocol import manager_pb2_grpc as pb_grpc
+from tp_protocol.settings import get_settings
+
+from tp_cluster.manager import tunnel
+from tp_cluster.manager.clusterinfo import ClusterFacts
+from tp_cluster.manager.dns import ClusterResolver, DNSLookupError
+from tp_cluster.manager.state import State, StateError, TrafficWatch
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+FactsSource = Callable[[], Awaitable[ClusterFacts]]
+
+
+class ManagerError(Exception):
+    """The manager cannot run."""
+
+
+def spawn(coro: Awaitable[None], name: str) -> asyncio.Task[None]:
+    """A named background task whose failure is logged, not lost."""
+    task = asyncio.ensure_future(coro)
+    task.set_name(name)
+
+    def report(t: asyncio.Task[None]) -> None:
+        if not t.cancelled() and t.exception() is not None:
+            log.error("background task %s failed", name, exc_info=t.exception())
+
+    task.add_done_callback(report)
+    return task
+
+
+def _unary(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Turn StateError/DNSLookupError into a gRPC status with its message."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Servicer, request: Any, context: Any) -> T:
+        try:
+            return await method(self, request, context)
+        except StateError as exc:
+            await context.abort(getattr(grpc.StatusCode, exc.code), str(exc))
+            raise  # unreachable: abort raises
+        except DNSLookupError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise
+
+    return wrapper
+
+
+class CachedFacts:
+    """Cluster info discovered at most once per TTL; failures retried on the next call."""
+
+    def __init__(self, discover: FactsSource, ttl: float) -> None:
+        self._discover = discover
+        self._ttl = ttl
+        self._facts: ClusterFacts | None = None
+        self._at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> ClusterFacts:
+        async with self._lock:
+            if self._facts is None or time.monotonic() - self._at > self._ttl:
+                self._facts = await self._discover()
+                self._at = time.monotonic()
+            return self._facts
+
+
+class Servicer(pb_grpc.ManagerServicer):
+    def __init__(self, state: State, facts: CachedFacts, resolver: ClusterResolver,
+                 namespace: str) -> None:
+        self.state = state
+        self.facts = facts
+        self.resolver = resolver
+        self.namespace = namespace
+        self.settings = get_settings()
+
+    # --- sessions ---------------------------------------------------------------------
+
+    async def Version(self, request: Any, context: Any) -> Any:
+        return pb.VersionInfo(name="traffic-manager", version=VERSION)
+
+    def _session_info(self, session_id: str) -> Any:
+        return pb.SessionInfo(session_id=session_id, ttl_seconds=self.state.ttl)
+
+    @_unary
+    async def ArriveAsClient(self, request: Any, context: Any) -> Any:
+        if request.version and request.version != VERSION:
+            log.warning("client %s has version %s, manager %s", request.name, request.version,
+                        VERSION)
+        return self._session_info(self.state.arrive_client(request).id)
+
+    @_unary
+    async def ArriveAsAgent(self, request: Any, context: Any) -> Any:
+        if not request.name or not request.namespace:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                "an agent must name its workload and namespace")
+        return self._session_info(self.state.arrive_agent(request).id)
+
+    @_unary
+    async def Remain(self, request: Any, context: Any) -> Any:
+        self.state.get(request.session.session_id)
+        return empty_pb2.Empty()
+
+    async def Depart(self, request: Any, context: Any) -> Any:
+        self.state.depart(request.session_id)
+        return empty_pb2.Empty()
+
+    # --- connect ----------------------------------------------------------------------
+
+    @_unary
+    async def GetClusterInfo(self, request: Any, context: Any) -> Any:
+        self.state.get(request.session_id)
+        try:
+            facts = await self.facts.get()
+        except Exception as exc:
+            log.exception("cluster info discovery failed")
+            await context.abort(grpc.StatusCode.UNAVAILABLE,
+                                f"the traffic-manager cannot discover cluster info: {exc}")
+            raise
+        return pb.ClusterInfo(
+            pod_cidrs=facts.pod_cidrs, service_cidr=facts.service_cidr,
+            cluster_domain=facts.cluster_domain, dns_ip=facts.dns_ip,
+            kube_api_ip=facts.kube_api_ip, manager_namespace=self.namespace,
+            manager_version=VERSION)
+
+    @_unary
+    async def LookupDNS(self, request: Any, context: Any) -> Any:
+        session = self.state.get(request.session.session_id, "client")
+        answer = await self.resolver.lookup(request.name, request.qtype or 1, session.namespace)
+        return pb.DNSResponse(
+            rcode=answer.rcode, cluster_name=answer.cluster_name,
+            records=[pb.DNSRecord(name=r.name, type=r.type, ttl=r.ttl, ip=r.ip,
+                                  target=r.target, port=r.port, priority=r.priority,
+                                  weight=r.weight) for r in answer.records])
+
+    async def Tunnel(self, request_iterator: AsyncIterator[Any], context: Any) -> None:
+        write = context.write
+        try:
+            first = await asyncio.wait_for(anext(request_iterator),
+                                           self.settings.connect.rpc_timeout)
+        except (StopAsyncIteration, TimeoutError):
+            await write(tunnel.error_message("bad_request", "a tunnel starts with `open`"))
+            return
+        if first.WhichOneof("kind") != "open":
+            await write(tunnel.error_message("bad_request", "a tunnel starts with `open`"))
+            return
+        opening = first.open
+        try:
+            session = self.state.get(opening.session.session_id)
+            target = opening.WhichOneof("target")
+            if target == "dial":
+                await tunnel.dial_out(opening.dial, request_iterator, write,
+                                      self.settings.connect.manager_tunnel_dial_timeout,
+                                      self.settings.connect.manager_tunnel_chunk)
+            elif target == "to_client":
+                await self._to_client(session.id, opening.to_client, request_iterator, write)
+            elif target == "accept_dial_id":
+                future = self.state.accept_dial(session.id, opening.accept_dial_id)
+                endpoint = tunnel.Endpoint(request_iterator, write)
+                if not future.done():
+                    future.set_result(endpoint)
+                await endpoint.done
+            else:
+                await write(tunnel.error_message("bad_request", "`open` names no target"))
+        except StateError as exc:
+            code = "no_session" if exc.code == "NOT_FOUND" else "no_client"
+            await write(tunnel.error_message(code, str(exc)))
+
+    async def _to_client(self, agent_session: str, to_client: Any,
+                         requests: AsyncIterator[Any], write: tunnel.Write) -> None:
+        dial_id, future = self.state.request_dial(agent_session, to_client)
+        timeout = self.settings.intercept.dial_accept_timeout
+        try:
+            endpoint = await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            self.state.forget_dial(dial_id)
+            await write(tunnel.error_message(
+                "timeout", f"the intercepting client did not accept within {timeout:g}s"))
+            return
+        await tunnel.splice(requests, write, endpoint, dial_id)
+
+    # --- intercepts -------------------------------------------------------------------
+
+    async def PrepareIntercept(self, request: Any, context: Any) -> Any:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                            "this traffic-manager cannot inject traffic-agents yet")
+
+    async def UninstallAgents(self, request: Any, context: Any) -> Any:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                            "this traffic-manager cannot remove traffic-agents yet")
+
+    @_unary
+    async def CreateIntercept(self, request: Any, context: Any) -> Any:
+        return self.state.create_intercept(request.session.session_id, request.spec)
+
+    @_unary
+    async def RemoveIntercept(self, request: Any, context: Any) -> Any:
+        self.state.remove_intercept(request.session.session_id, request.name)
+        return empty_pb2.Empty()
+
+    async def _snapshots(self, session_id: str, kind: str,
+                         snapshot: Callable[[str], list[Any]],
+                         context: Any) -> AsyncIterator[Any]:
+        try:
+            self.state.get(session_id, kind)
+        except StateError as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        last: list[bytes] | None = None
+        version = -1
+        while session_id in self.state.sessions:
+            current = snapshot(session_id)
+            encoded = [ic.SerializeToString(deterministic=True) for ic in current]
+            if encoded != last:
+                last = encoded
+                yield pb.InterceptSnapshot(intercepts=current)
+            version = await self.state.wait_change(version if version >= 0
+                                                   else self.state.version)
+
+    # grpc.aio wants the handler itself to be an async generator function
+    async def WatchIntercepts(self, request: Any, context: Any) -> AsyncIterator[Any]:
+        async for snapshot in self._snapshots(request.session_id, "client",
+                                              self.state.client_snapshot, context):
+            yield snapshot
+
+    async def WatchInterceptsForAgent(self, request: Any, context: Any) -> AsyncIterator[Any]:
+        async for snapshot in self._snapshots(request.session_id, "agent",
+                                              self.state.agent_snapshot, context):
+            yield snapshot
+
+    async def ReceiveDials(self, request: Any, context: Any) -> AsyncIterator[Any]:
+        try:
+            session = self.state.get(request.session_id, "client")
+        except StateError as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+            return
+        session.dial_receivers += 1
+        poll = self.settings.connect.manager_reap_interval
+        try:
+            while session.id in self.state.sessions:
+                with contextlib.suppress(TimeoutError):
+                    yield await asyncio.wait_for(session.dials.get(), poll)
+        finally:
+            session.dial_receivers -= 1
+
+    @_unary
+    async def ReviewIntercept(self, request: Any, context: Any) -> Any:
+        self.state.review(request.session.session_id, request)
+        return empty_pb2.Empty()
+
+    # --- traffic ----------------------------------------------------------------------
+
+    async def ReportTraffic(self, request_iterator: AsyncIterator[Any], context: Any) -> Any:
+        session_id = ""
+        async for report in request_iterator:
+            if report.session.session_id:
+                session_id = report.session.session_id
+            try:
+                self.state.get(session_id, "agent")
+            except StateError as exc:
+                await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+            if report.HasField("record"):
+                self.state.publish_traffic(report.record)
+        return empty_pb2.Empty()
+
+    async def WatchTraffic(self, request: Any, context: Any) -> AsyncIterator[Any]:
+        try:
+            session = self.state.get(request.session.session_id, "client")
+        except StateError as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+            return
+        watch = TrafficWatch(
+            intercept_names=frozenset(request.intercept_names),
+            include_unmatched=request.include_unmatched,
+            queue=collections.deque(maxlen=self.settings.intercept.traffic_watch_queue))
+        session.traffic.append(watch)
+        try:
+            while session.id in self.state.sessions:
+                while watch.queue:
+                    yield watch.queue.popleft()
+                watch.wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(watch.wakeup.wait(),
+                                           self.settings.connect.manager_reap_interval)
+        finally:
+            with contextlib.suppress(ValueError):
+                session.traffic.remove(watch)
+            if watch.dropped:
+                log.warning("client %s lagged: %d traffic rows dropped", session.id,
+                            watch.dropped)
+
+
+class ManagerServer:
+    """gRPC server + session reaper; `start`, then `stop` (graceful, in order)."""
+
+    def __init__(self, facts: FactsSource, resolver: ClusterResolver, namespace: str,
+                 listen: str = "[::]:8081") -> None:
+        settings = get_settings()
+        self.settings = settings
+        self.state = State(ttl=settings.connect.session_ttl)
+        self.facts = CachedFacts(facts, settings.connect.manager_cluster_info_ttl)
+        self.servicer = Servicer(self.state, self.facts, resolver, namespace)
+        self.listen = listen
+        self.port = 0
+        limit = settings.connect.manager_max_message
+        self.server = grpc.aio.server(options=[
+            ("grpc.max_send_message_length", limit),
+            ("grpc.max_receive_message_length", limit),
+        ])
+        pb_grpc.add_ManagerServicer_to_server(self.servicer, self.server)
+        self._reaper: asyncio.Task[None] | None = None
+
+    async def start(self) -> int:
+        try:
+            self.port = self.server.add_insecure_port(self.listen)
+        except RuntimeError as exc:
+            raise ManagerError(f"cannot listen on {self.listen}: {exc}; is another "
+                               "traffic-manager running?") from exc
+        await self.server.start()
+        self._reaper = spawn(self._reap(), "session-reaper")
+        log.info("traffic-manager %s serving on port %d", VERSION, self.port)
+        return self.port
+
+    async def _reap(self) -> None:
+        interval = self.settings.connect.manager_reap_interval
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.state.expire()
+            except Exception:
+                log.exception("session reaper sweep failed; trying again")
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop accepting, give in-flight calls `grace` seconds, then stop the reaper."""
+        grace = self.settings.connect.manager_stop_grace if grace is None else grace
+        await self.server.stop(grace)
+        if self._reaper:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        log.info("traffic-manager stopped")
+
+    async def wait(self) -> None:
+        await self.server.wait_for_termination()

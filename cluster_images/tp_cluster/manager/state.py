@@ -1,0 +1,336 @@
+"""The traffic-manager's in-memory state: sessions, intercepts, pending dials, traffic.
+
+Single-threaded: everything runs on the manager's event loop. Watchers (intercept
+snapshots) call `State.wait_change`; every mutation bumps `State.version`.
+
+Errors::
+
+    StateError                   a request the state refuses; .code names the gRPC status
+    +-- SessionNotFound          unknown or expired session       (NOT_FOUND)
+    +-- InterceptInvalid         bad intercept spec               (INVALID_ARGUMENT)
+    +-- InterceptNotFound        no such intercept                (NOT_FOUND)
+    +-- InterceptExists          same name for the same client    (ALREADY_EXISTS)
+    +-- InterceptConflict        clashes with another intercept   (FAILED_PRECONDITION)
+    +-- NoClient                 nobody to hand a connection to   (UNAVAILABLE)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf import timestamp_pb2
+from tp_protocol import manager_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+S = pb.InterceptState
+
+
+class StateError(Exception):
+    code = "INTERNAL"
+
+
+class SessionNotFound(StateError):
+    code = "NOT_FOUND"
+
+
+class InterceptInvalid(StateError):
+    code = "INVALID_ARGUMENT"
+
+
+class InterceptNotFound(StateError):
+    code = "NOT_FOUND"
+
+
+class InterceptExists(StateError):
+    code = "ALREADY_EXISTS"
+
+
+class InterceptConflict(StateError):
+    code = "FAILED_PRECONDITION"
+
+
+class NoClient(StateError):
+    code = "UNAVAILABLE"
+
+
+@dataclass
+class TrafficWatch:
+    """One WatchTraffic stream of a client: a bounded queue, oldest rows dropped."""
+
+    intercept_names: frozenset[str]
+    include_unmatched: bool
+    queue: collections.deque[Any]
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    dropped: int = 0
+
+
+@dataclass
+class Session:
+    id: str
+    kind: str  # "client" | "agent"
+    last_seen: float
+    client: Any = None  # pb.ClientInfo
+    agent: Any = None  # pb.AgentInfo
+    dials: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
+    dial_receivers: int = 0
+    traffic: list[TrafficWatch] = field(default_factory=list)
+
+    @property
+    def workload(self) -> tuple[str, str]:
+        return (self.agent.namespace, self.agent.name) if self.agent else ("", "")
+
+    @property
+    def namespace(self) -> str:
+        return str(self.client.namespace) if self.client else str(self.agent.namespace)
+
+
+@dataclass
+class PendingDial:
+    client_session: str
+    future: asyncio.Future[Any]
+
+
+class State:
+    """Sessions with a TTL and the intercepts they own."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self.sessions: dict[str, Session] = {}
+        self.intercepts: dict[str, Any] = {}  # id -> pb.InterceptInfo
+        self.pending: dict[str, PendingDial] = {}
+        self.version = 0
+        self._changed = asyncio.Event()
+        self._dial_ids = itertools.count(1)
+
+    # --- change notification ----------------------------------------------------------
+
+    def _bump(self) -> None:
+        # swap the event so that each waiter sees exactly the changes after its snapshot
+        self.version += 1
+        event, self._changed = self._changed, asyncio.Event()
+        event.set()
+
+    async def wait_change(self, seen: int) -> int:
+        """Wait until `version` differs from `seen`; returns the new version."""
+        if self.version == seen:
+            await self._changed.wait()
+        return self.version
+
+    # --- sessions ---------------------------------------------------------------------
+
+    def arrive_client(self, info: Any) -> Session:
+        session = Session(id=f"c-{uuid.uuid4().hex[:16]}", kind="client",
+                          last_seen=self.clock(), client=info)
+        self.sessions[session.id] = session
+        log.info("client %s arrived (namespace %s, version %s) as %s",
+                 info.name, info.namespace, info.version, session.id)
+        self._bump()
+        return session
+
+    def arrive_agent(self, info: Any) -> Session:
+        session = Session(id=f"a-{uuid.uuid4().hex[:16]}", kind="agent",
+                          last_seen=self.clock(), agent=info)
+        self.sessions[session.id] = session
+        log.info("agent %s.%s (pod %s, version %s) arrived as %s",
+                 info.name, info.namespace, info.pod_name, info.version, session.id)
+        self._refresh_intercept_states()
+        self._bump()
+        return session
+
+    def get(self, session_id: str, kind: str | None = None) -> Session:
+        """The live session (touched: any call counts as a sign of life)."""
+        session = self.sessions.get(session_id)
+        if session is None or (kind and session.kind != kind):
+            what = f"{kind} session" if kind else "session"
+            raise SessionNotFound(f"unknown or expired {what} {session_id!r}: arrive again")
+        session.last_seen = self.clock()
+        return session
+
+    def depart(self, session_id: str, reason: str = "departed") -> None:
+        session = self.sessions.pop(session_id, None)
+        if session is None:
+            return
+        log.info("%s session %s %s", session.kind, session_id, reason)
+        if session.kind == "client":
+            for iid in [i for i, ic in self.intercepts.items() if ic.client_session == session_id]:
+                del self.intercepts[iid]
+                log.info("intercept %s removed: its client %s", iid, reason)
+            for dial_id, pending in list(self.pending.items()):
+                if pending.client_session == session_id:
+                    del self.pending[dial_id]
+                    if not pending.future.done():
+                        pending.future.set_exception(NoClient(f"client {reason}"))
+        for watch in session.traffic:
+            watch.wakeup.set()
+        self._refresh_intercept_states()
+        self._bump()
+
+    def expire(self) -> list[str]:
+        """Depart every session silent for longer than the TTL; returns their ids."""
+        deadline = self.clock() - self.ttl
+        expired = [sid for sid, s in self.sessions.items() if s.last_seen < deadline]
+        for sid in expired:
+            self.depart(sid, reason="expired")
+        return expired
+
+    # --- intercepts -------------------------------------------------------------------
+
+    def _agents_of(self, namespace: str, workload: str) -> list[Session]:
+        return [s for s in self.sessions.values()
+                if s.kind == "agent" and s.workload == (namespace, workload)]
+
+    def _refresh_intercept_states(self) -> None:
+        for ic in self.intercepts.values():
+            has_agent = bool(self._agents_of(ic.spec.namespace, ic.spec.workload))
+            if not has_agent and ic.state != S.INTERCEPT_STATE_NO_AGENT:
+                ic.state = S.INTERCEPT_STATE_NO_AGENT
+                ic.message = (f"{ic.spec.workload}.{ic.spec.namespace} has no traffic-agent; "
+                              "it becomes active when one arrives")
+            elif has_agent and ic.state in (S.INTERCEPT_STATE_NO_AGENT,
+                                            S.INTERCEPT_STATE_UNSPECIFIED):
+                ic.state = S.INTERCEPT_STATE_WAITING
+                ic.message = "waiting for the traffic-agent to take it"
+
+    def create_intercept(self, session_id: str, spec: Any) -> Any:
+        session = self.get(session_id, "client")
+        spec = type(spec).FromString(spec.SerializeToString())
+        if not spec.workload or not spec.namespace:
+            raise InterceptInvalid("an intercept needs a workload and a namespace")
+        spec.name = spec.name or f"{spec.workload}-{spec.namespace}"
+        spec.client = session.client.name
+        spec.target_host = spec.target_host or "127.0.0.1"
+        if not 0 < spec.target_port < 65536:
+            raise InterceptInvalid(
+                f"target port {spec.target_port} is not a port: give -p LOCALPORT (1-65535)")
+        if spec.mechanism == pb.MECHANISM_UNSPECIFIED:
+            spec.mechanism = pb.MECHANISM_HTTP if spec.header_matches else pb.MECHANISM_TCP
+        if spec.mechanism == pb.MECHANISM_TCP and spec.header_matches:
+            raise InterceptInvalid("header matches need the http mechanism, not tcp")
+        for match in spec.header_matches:
+            if not match.name:
+                raise InterceptInvalid("an --http-match needs a header name: use KEY=REGEX")
+            try:
+                re.compile(match.regex)
+            except re.error as exc:
+                raise InterceptInvalid(
+                    f"invalid regex {match.regex!r} for header {match.name!r}: {exc}") from exc
+        iid = f"{session_id}:{spec.name}"
+        if iid in self.intercepts:
+            raise InterceptExists(f"you already have an intercept named {spec.name!r}: "
+                                  "leave it first or choose another --name")
+        for other in self.intercepts.values():
+            same_port = (other.spec.namespace, other.spec.workload, other.spec.service_port) == (
+                spec.namespace, spec.workload, spec.service_port)
+            if same_port and pb.MECHANISM_TCP in (other.spec.mechanism, spec.mechanism):
+                raise InterceptConflict(
+                    f"{spec.workload}.{spec.namespace} is already intercepted by "
+                    f"{other.spec.name!r} of {other.spec.client}: a global intercept excludes "
+                    "others; leave it or use --http-match")
+        info = pb.InterceptInfo(spec=spec, id=iid, client_session=session_id,
+                                state=S.INTERCEPT_STATE_UNSPECIFIED)
+        now = timestamp_pb2.Timestamp()
+        now.GetCurrentTime()
+        info.created.CopyFrom(now)
+        self.intercepts[iid] = info
+        self._refresh_intercept_states()
+        log.info("intercept %s created (%s)", iid, S.Name(info.state))
+        self._bump()
+        return info
+
+    def remove_intercept(self, session_id: str, name: str) -> None:
+        self.get(session_id, "client")
+        iid = f"{session_id}:{name}"
+        if self.intercepts.pop(iid, None) is None:
+            raise InterceptNotFound(f"no intercept named {name!r}: see `tp list` for yours")
+        log.info("intercept %s removed", iid)
+        self._bump()
+
+    def client_snapshot(self, session_id: str) -> list[Any]:
+        return [ic for ic in self.intercepts.values() if ic.client_session == session_id]
+
+    def agent_snapshot(self, session_id: str) -> list[Any]:
+        session = self.sessions.get(session_id)
+        if session is None:
+            return []
+        ns, name = session.workload
+        return [ic for ic in self.intercepts.values()
+                if (ic.spec.namespace, ic.spec.workload) == (ns, name)]
+
+    def review(self, session_id: str, request: Any) -> None:
+        session = self.get(session_id, "agent")
+        ic = self.intercepts.get(request.intercept_id)
+        if ic is None or (ic.spec.namespace, ic.spec.workload) != session.workload:
+            raise InterceptNotFound(f"no intercept {request.intercept_id!r} for this agent")
+        if request.state not in (S.INTERCEPT_STATE_ACTIVE, S.INTERCEPT_STATE_AGENT_ERROR):
+            raise InterceptInvalid("an agent reviews an intercept as ACTIVE or AGENT_ERROR")
+        ic.state = request.state
+        ic.message = request.message
+        ic.agent_pod = f"{session.agent.pod_name}.{session.agent.namespace}"
+        ic.pod_ip = request.pod_ip or session.agent.pod_ip
+        ic.environment.clear()
+        ic.environment.update(request.environment)
+        del ic.mounts[:]
+        ic.mounts.extend(request.mounts)
+        self._bump()
+
+    # --- intercepted connections ------------------------------------------------------
+
+    def request_dial(self, agent_session: str, to_client: Any) -> tuple[Any, asyncio.Future[Any]]:
+        """Ask the intercept's client for a connection; the future gets its endpoint."""
+        self.get(agent_session, "agent")
+        ic = self.intercepts.get(to_client.intercept_id)
+        if ic is None:
+            raise NoClient(f"intercept {to_client.intercept_id!r} is gone")
+        client = self.sessions.get(ic.client_session)
+        if client is None or client.dial_receivers == 0:
+            raise NoClient(f"the client of intercept {ic.spec.name!r} is not receiving dials")
+        dial_id = f"d-{next(self._dial_ids)}-{uuid.uuid4().hex[:8]}"
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.pending[dial_id] = PendingDial(client.id, future)
+        client.dials.put_nowait(pb.DialRequest(
+            dial_id=dial_id, intercept_id=ic.id, target_host=ic.spec.target_host,
+            target_port=ic.spec.target_port, source_ip=to_client.source_ip,
+            source_port=to_client.source_port))
+        return dial_id, future
+
+    def accept_dial(self, client_session: str, dial_id: str) -> asyncio.Future[Any]:
+        self.get(client_session, "client")
+        pending = self.pending.get(dial_id)
+        if pending is None or pending.client_session != client_session:
+            raise NoClient(f"dial {dial_id!r} is not pending for this client (timed out?)")
+        del self.pending[dial_id]
+        return pending.future
+
+    def forget_dial(self, dial_id: str) -> None:
+        self.pending.pop(dial_id, None)
+
+    # --- traffic ----------------------------------------------------------------------
+
+    def publish_traffic(self, record: Any) -> None:
+        """Hand a row to every client watch that wants it (bounded; oldest dropped)."""
+        watched = {(ic.spec.namespace, ic.spec.workload): ic.client_session
+                   for ic in self.intercepts.values()}
+        for session in self.sessions.values():
+            for watch in session.traffic:
+                owner = record.client_session == session.id
+                unmatched = (not record.client_session and watch.include_unmatched
+                             and watched.get((record.namespace, record.workload)) == session.id)
+                if not (owner or unmatched):
+                    continue
+                if watch.intercept_names and record.intercept_name not in watch.intercept_names:
+                    continue
+                if len(watch.queue) == watch.queue.maxlen:
+                    watch.dropped += 1
+                watch.queue.append(record)
+                watch.wakeup.set()

@@ -1,0 +1,77 @@
+"""`python -m tp_daemon [--proxy-mode]`: the workstation daemon process.
+
+One per user and network namespace (see `tp_daemon.paths`); a second one started
+while the first answers exits at once. Logs go to the log file, SIGTERM/SIGINT
+disconnect cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from tp_protocol.settings import get_settings
+
+from tp_daemon import paths
+from tp_daemon.server import serve
+
+
+def _socket_alive(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX) as s:
+        try:
+            s.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+async def _main(args: argparse.Namespace) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(str(args.socket), get_settings().connect, force_proxy=args.proxy_mode,
+                stop=stop)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tp_daemon")
+    parser.add_argument("--proxy-mode", action="store_true",
+                        help="use a SOCKS5 proxy instead of routes and DNS, even as root")
+    parser.add_argument("--socket", type=Path, default=None, help="Unix socket path")
+    parser.add_argument("--log-file", type=Path, default=None)
+    args = parser.parse_args(argv)
+    args.socket = args.socket or paths.socket_path()
+    log_file = args.log_file or paths.log_path()
+    logging.basicConfig(
+        filename=str(log_file), level=os.environ.get("TP_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s")
+    if _socket_alive(args.socket):
+        print(f"tp-daemon: already running on {args.socket}", file=sys.stderr)
+        return 1
+    with contextlib.suppress(FileNotFoundError):
+        args.socket.unlink()
+    pid_file = paths.pid_path()
+    pid_file.write_text(str(os.getpid()), encoding="utf-8")
+    try:
+        return asyncio.run(_main(args))
+    except Exception:
+        logging.getLogger("tp_daemon").exception("daemon failed")
+        return 1
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            args.socket.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            pid_file.unlink()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Errors the daemon raises on purpose; each message is one line that says what to do.
+
+    DaemonError                  base
+    ├── ConfigError              kubeconfig missing/unreadable, unknown context, bad flag
+    ├── ClusterUnreachable       the API server (or the port-forward to the manager) fails
+    ├── ClusterRefused           the API server answered but refused (RBAC, quota, ...)
+    ├── ManagerError             the traffic-manager did not install, start or answer
+    ├── RoutingError             routes/links/nft could not be set up (e.g. an overlap)
+    └── NotConnected             the request needs a connection and there is none
+
+Each `code` is the name of a `tp.daemon.v1.ErrorCode` (without prefix): it crosses the
+daemon API so the front can pick an exit status or exception.
+"""
+
+from __future__ import annotations
+
+
+class DaemonError(Exception):
+    """Base of every error the daemon raises on purpose."""
+
+    code = "INTERNAL"
+
+
+class ConfigError(DaemonError):
+    """The kubeconfig, context or a flag is wrong; the user fixes it locally."""
+
+    code = "KUBECONFIG"
+
+
+class ClusterUnreachable(DaemonError):
+    """The API server or the port-forward to the manager cannot be reached."""
+
+    code = "CLUSTER_UNREACHABLE"
+
+
+class ClusterRefused(DaemonError):
+    """The API server answered but refused (forbidden, invalid)."""
+
+    code = "PERMISSION"
+
+
+class ManagerError(DaemonError):
+    """The traffic-manager could not be installed, did not start or did not answer."""
+
+    code = "INSTALL"
+
+
+class RoutingError(DaemonError):
+    """Cluster ranges could not be made reachable on this workstation."""
+
+    code = "USAGE"
+
+
+class NotConnected(DaemonError):
+    """The request needs a connection; run `tp connect` first."""
+
+    code = "NOT_CONNECTED"

@@ -1,0 +1,283 @@
+"""The daemon's one Kubernetes adapter (official client): kubeconfig, manager install, pods.
+
+Every call of the official client happens here and its errors are translated once,
+into `tp_daemon.errors`, chained with `from`. The calls block, so async callers run
+them with `asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import kubernetes.client
+import kubernetes.config
+import urllib3
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+from tp_cluster import manifests
+
+from tp_daemon.errors import (
+    ClusterRefused,
+    ClusterUnreachable,
+    ConfigError,
+    DaemonError,
+    ManagerError,
+)
+from tp_daemon.portforward import ApiEndpoint
+
+log = logging.getLogger(__name__)
+
+# The official client's annotations are partial (dict bodies, optional fields); the
+# adapter uses it untyped and keeps typed values at its own boundary.
+client: Any = kubernetes.client
+config: Any = kubernetes.config
+
+Progress = Callable[[str, float], None]
+"""Receives (one-line message, fraction 0..1 or -1 when unknown)."""
+
+
+def kubeconfig_path(explicit: str) -> Path:
+    """--kubeconfig, else the first file of $KUBECONFIG, else ~/.kube/config."""
+    if explicit:
+        return Path(explicit).expanduser()
+    env = os.environ.get("KUBECONFIG", "")
+    for part in env.split(os.pathsep):
+        if part:
+            return Path(part).expanduser()
+    return Path.home() / ".kube" / "config"
+
+
+@dataclass
+class Target:
+    """What a connect is about: the kubeconfig, its context and the API server."""
+
+    kubeconfig: Path
+    context: str
+    server: str
+    namespace: str
+
+
+class Kube:
+    """One kubeconfig context, loaded once."""
+
+    def __init__(self, kubeconfig: str, context: str, namespace: str, *,
+                 api_timeout: float) -> None:
+        path = kubeconfig_path(kubeconfig)
+        if not path.is_file():
+            raise ConfigError(f"no kubeconfig at {path}; pass --kubeconfig FILE or set "
+                              "KUBECONFIG")
+        try:
+            contexts, active = config.list_kube_config_contexts(config_file=str(path))
+        except (ConfigException, OSError, ValueError) as e:
+            raise ConfigError(f"cannot read kubeconfig {path}: {_first_line(e)}; fix the "
+                              "file or pass another with --kubeconfig") from e
+        known = {c["name"]: c for c in contexts or []}
+        chosen = context or (active or {}).get("name", "")
+        if not chosen:
+            raise ConfigError(f"kubeconfig {path} has no current context; pass --context "
+                              f"(one of: {', '.join(sorted(known)) or 'none defined'})")
+        if chosen not in known:
+            raise ConfigError(f"context {chosen!r} is not in kubeconfig {path}; pass one of: "
+                              f"{', '.join(sorted(known)) or 'none defined'}")
+        cfg = client.Configuration()
+        try:
+            config.load_kube_config(config_file=str(path), context=chosen,
+                                    client_configuration=cfg, persist_config=False)
+        except (ConfigException, OSError, ValueError) as e:
+            raise ConfigError(f"cannot use context {chosen!r} of {path}: {_first_line(e)}"
+                              ) from e
+        cfg.retries = False  # fail fast; the daemon has its own retry loops
+        self.cfg = cfg
+        self.api = client.ApiClient(cfg)
+        self.timeout = api_timeout
+        ctx_ns = known[chosen].get("context", {}).get("namespace", "")
+        self.target = Target(path, chosen, cfg.host, namespace or ctx_ns or "default")
+
+    def close(self) -> None:
+        self.api.close()
+
+    # --- the API server -----------------------------------------------------
+
+    def endpoint(self) -> ApiEndpoint:
+        """TLS and auth of this context, for the port-forward WebSocket."""
+        cfg = self.cfg
+        ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert or None)
+        if cfg.cert_file:
+            ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
+        if not cfg.verify_ssl:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        headers = {}
+        auth = cfg.get_api_key_with_prefix("authorization")
+        if auth:
+            headers["Authorization"] = auth
+        return ApiEndpoint(cfg.host, ctx, headers)
+
+    def check_reachable(self) -> None:
+        """One cheap request, so a wrong server or credentials fail at once."""
+        with self._translate("reach the API server"):
+            client.VersionApi(self.api).get_code(_request_timeout=self.timeout)
+
+    # --- the traffic-manager ------------------------------------------------
+
+    def manager_deployment_exists(self, namespace: str) -> bool:
+        with self._translate(f"read deployment {manifests.NAME} in {namespace}"):
+            try:
+                client.AppsV1Api(self.api).read_namespaced_deployment(
+                    manifests.NAME, namespace, _request_timeout=self.timeout)
+            except ApiException as e:
+                if e.status == 404:
+                    return False
+                raise
+        return True
+
+    def install_manager(self, namespace: str, progress: Progress) -> None:
+        """Create the manager's objects; on failure delete what this call created."""
+        try:
+            objects = manifests.manager_objects(namespace)
+        except manifests.ManifestError as e:
+            raise ConfigError(f"{e} (--manager-namespace)") from e
+        created: list[dict[str, Any]] = []
+        try:
+            for i, obj in enumerate(objects):
+                kind, name = obj["kind"], obj["metadata"]["name"]
+                progress(f"installing traffic-manager: {kind} {name}", i / (len(objects) + 1))
+                if self._create(obj, namespace):
+                    created.append(obj)
+        except BaseException:
+            for obj in reversed(created):
+                self._delete_quietly(obj)
+            raise
+
+    def _create(self, obj: dict[str, Any], namespace: str) -> bool:
+        """Create one object; False when it already existed."""
+        kind = obj["kind"]
+        what = f"create {kind} {obj['metadata']['name']}"
+        core, apps = client.CoreV1Api(self.api), client.AppsV1Api(self.api)
+        rbac = client.RbacAuthorizationV1Api(self.api)
+        kw: dict[str, Any] = {"_request_timeout": self.timeout}
+        calls: dict[str, Callable[[], Any]] = {
+            "Namespace": lambda: core.create_namespace(obj, **kw),
+            "ServiceAccount": lambda: core.create_namespaced_service_account(namespace, obj,
+                                                                             **kw),
+            "ClusterRole": lambda: rbac.create_cluster_role(obj, **kw),
+            "ClusterRoleBinding": lambda: rbac.create_cluster_role_binding(obj, **kw),
+            "Deployment": lambda: apps.create_namespaced_deployment(namespace, obj, **kw),
+            "Service": lambda: core.create_namespaced_service(namespace, obj, **kw),
+        }
+        with self._translate(what, namespace=namespace):
+            try:
+                calls[kind]()
+            except ApiException as e:
+                if e.status == 409:
+                    return False
+                raise
+        return True
+
+    def _delete_quietly(self, obj: dict[str, Any]) -> None:
+        kind, name = obj["kind"], obj["metadata"]["name"]
+        ns = obj["metadata"].get("namespace", "")
+        core, apps = client.CoreV1Api(self.api), client.AppsV1Api(self.api)
+        rbac = client.RbacAuthorizationV1Api(self.api)
+        calls: dict[str, Callable[[], Any]] = {
+            "Namespace": lambda: core.delete_namespace(name),
+            "ServiceAccount": lambda: core.delete_namespaced_service_account(name, ns),
+            "ClusterRole": lambda: rbac.delete_cluster_role(name),
+            "ClusterRoleBinding": lambda: rbac.delete_cluster_role_binding(name),
+            "Deployment": lambda: apps.delete_namespaced_deployment(name, ns),
+            "Service": lambda: core.delete_namespaced_service(name, ns),
+        }
+        try:
+            calls[kind]()
+        except Exception as e:
+            log.warning("could not undo %s %s: %s", kind, name, _first_line(e))
+
+    def ready_manager_pod(self, namespace: str) -> str | None:
+        """Name of the newest Ready, not terminating traffic-manager pod, if any."""
+        with self._translate(f"list pods in {namespace}"):
+            pods = client.CoreV1Api(self.api).list_namespaced_pod(
+                namespace, label_selector=f"app={manifests.NAME}",
+                _request_timeout=self.timeout).items
+        ready = [p for p in pods if p.metadata.deletion_timestamp is None
+                 and p.status.phase == "Running"
+                 and any(c.type == "Ready" and c.status == "True"
+                         for c in p.status.conditions or [])]
+        ready.sort(key=lambda p: p.metadata.creation_timestamp, reverse=True)
+        return ready[0].metadata.name if ready else None
+
+    def wait_manager_pod(self, namespace: str, timeout: float, progress: Progress,
+                         poll: float = 0.2) -> str:
+        """Wait until a manager pod is Ready; progress says what it waits for."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while True:
+            pod = self.ready_manager_pod(namespace)
+            if pod:
+                return pod
+            message = f"waiting for traffic-manager rollout in {namespace} (0/1 ready)"
+            if message != last:
+                progress(message, -1)
+                last = message
+            if time.monotonic() > deadline:
+                raise ManagerError(
+                    f"traffic-manager in {namespace} not ready after {timeout:.0f} s; check "
+                    f"`kubectl get pods -n {namespace}` and its logs")
+            time.sleep(poll)
+
+    # --- error translation --------------------------------------------------
+
+    def _translate(self, what: str, namespace: str = "") -> _Translate:
+        return _Translate(self, what, namespace)
+
+
+class _Translate:
+    """Context manager: official-client exceptions -> `DaemonError`s, once."""
+
+    def __init__(self, kube: Kube, what: str, namespace: str) -> None:
+        self.kube, self.what, self.namespace = kube, what, namespace
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, typ: type[BaseException] | None, exc: BaseException | None,
+                 tb: object) -> None:
+        if exc is None or isinstance(exc, DaemonError):
+            return
+        server = self.kube.target.server
+        if isinstance(exc, ApiException):
+            reason = _api_reason(exc)
+            if exc.status == 401:
+                raise ConfigError(f"the API server at {server} rejected the credentials of "
+                                  f"context {self.kube.target.context}; refresh them") from exc
+            if exc.status == 403:
+                hint = ("; ask for that permission or pass --manager-namespace with a "
+                        "namespace where you may install") if self.namespace else ""
+                raise ClusterRefused(f"cannot {self.what}: forbidden ({reason}){hint}") from exc
+            if exc.status == 0 or exc.status is None:
+                raise ClusterUnreachable(f"cannot {self.what} at {server}: {reason}") from exc
+            raise ClusterRefused(f"cannot {self.what}: {exc.status} {reason}") from exc
+        if isinstance(exc, urllib3.exceptions.HTTPError | OSError | TimeoutError):
+            raise ClusterUnreachable(
+                f"cannot reach the API server at {server} ({_first_line(exc)}); check that "
+                "the cluster is up and the context is right") from exc
+
+
+def _api_reason(e: ApiException) -> str:
+    import json
+
+    try:
+        return str(json.loads(e.body or "").get("message") or e.reason)
+    except (TypeError, ValueError, AttributeError):
+        return str(e.reason)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__

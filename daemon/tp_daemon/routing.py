@@ -1,0 +1,200 @@
+"""Making the cluster ranges reachable (root): a TUN link, routes and an nftables table.
+
+- The TUN link (`tp0`) is created non-persistent and held open by the daemon, so the
+  kernel removes it -- and every route through it -- when the daemon exits, even by
+  SIGKILL. Its routes give connect() a path to the cluster ranges; packets that still
+  reach it (UDP, ICMP) are read and dropped.
+- The nft table (`ip tp-daemon`, replaced atomically with `nft -f`) redirects TCP to
+  those ranges to the transparent proxy, and DNS towards the system nameservers to the
+  daemon's resolver; packets carrying the daemon's mark pass unchanged.
+
+Before adding anything, `check_overlaps` refuses ranges that overlap an existing route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import ipaddress
+import logging
+import os
+import shutil
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from pyroute2 import IPRoute
+
+from tp_daemon.errors import RoutingError
+
+log = logging.getLogger(__name__)
+
+TUNSETIFF = 0x400454CA
+IFF_TUN = 0x0001
+IFF_NO_PI = 0x1000
+RT_TABLE_MAIN = 254
+
+
+def collapse(ranges: Iterable[str]) -> list[ipaddress.IPv4Network]:
+    """IPv4 ranges merged so that none contains another (nft sets refuse overlaps)."""
+    nets = [ipaddress.ip_network(r, strict=False) for r in ranges if r]
+    v4 = [n for n in nets if isinstance(n, ipaddress.IPv4Network)]
+    return list(ipaddress.collapse_addresses(v4))
+
+
+@dataclass(frozen=True)
+class Route:
+    dst: ipaddress.IPv4Network
+    dev: str
+
+    def __str__(self) -> str:
+        return f"{self.dst} dev {self.dev}"
+
+
+def routes(ignore_dev: str = "") -> list[Route]:
+    """Routes of the main IPv4 table except the default route and those on `ignore_dev`."""
+    found = []
+    with IPRoute() as ipr:
+        names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
+        for r in ipr.get_routes(family=2, table=RT_TABLE_MAIN):
+            if not r["dst_len"]:
+                continue
+            dev = names.get(r.get_attr("RTA_OIF"), "?")
+            if dev == ignore_dev:
+                continue
+            dst = ipaddress.IPv4Network(f"{r.get_attr('RTA_DST')}/{r['dst_len']}", strict=False)
+            found.append(Route(dst, dev))
+    return found
+
+
+def check_overlaps(ranges: Sequence[ipaddress.IPv4Network], ignore_dev: str) -> None:
+    """Refuse a cluster range that overlaps a route this workstation already has."""
+    for route in routes(ignore_dev):
+        for net in ranges:
+            if net.overlaps(route.dst):
+                raise RoutingError(
+                    f"cluster range {net} overlaps the route {route} on this workstation; "
+                    "remove that route (or disconnect what added it) and connect again")
+
+
+def nft_script(table: str, ranges: Sequence[ipaddress.IPv4Network], *, proxy_port: int,
+               nameservers: Sequence[str], dns_port: int, mark: int) -> str:
+    """The whole table, created-then-deleted-then-defined so `nft -f` swaps it atomically."""
+    lines = [
+        f"table ip {table}",
+        f"delete table ip {table}",
+        f"table ip {table} {{",
+        "  chain output {",
+        "    type nat hook output priority -100; policy accept;",
+        f"    meta mark {mark:#x} return",
+    ]
+    if nameservers and dns_port:
+        servers = ", ".join(nameservers)
+        lines += [
+            f"    ip daddr {{ {servers} }} udp dport 53 redirect to :{dns_port}",
+            f"    ip daddr {{ {servers} }} tcp dport 53 redirect to :{dns_port}",
+        ]
+    if ranges:
+        cidrs = ", ".join(str(n) for n in ranges)
+        lines.append(f"    ip daddr {{ {cidrs} }} meta l4proto tcp redirect to :{proxy_port}")
+    lines += ["  }", "}", ""]
+    return "\n".join(lines)
+
+
+async def _nft(script: str) -> None:
+    nft = shutil.which("nft")
+    if nft is None:
+        raise RoutingError("the nft command is missing; install nftables (apt-get install "
+                           "nftables) or connect in proxy mode")
+    proc = await asyncio.create_subprocess_exec(
+        nft, "-f", "-", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    _, err = await proc.communicate(script.encode())
+    if proc.returncode != 0:
+        raise RoutingError(f"nft refused the daemon's rules: {err.decode().strip()}")
+
+
+async def nft_table_exists(table: str) -> bool:
+    nft = shutil.which("nft") or "nft"
+    proc = await asyncio.create_subprocess_exec(
+        nft, "list", "table", "ip", table, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL)
+    return await proc.wait() == 0
+
+
+class Routing:
+    """The TUN link, its routes and the nft table of one connection."""
+
+    def __init__(self, tun_name: str, table: str, mark: int) -> None:
+        self.tun_name = tun_name
+        self.table = table
+        self.mark = mark
+        self._fd: int | None = None
+        self.ranges: list[ipaddress.IPv4Network] = []
+        self.dropped = 0
+
+    async def setup(self, ranges: Iterable[str], proxy_port: int, nameservers: Sequence[str],
+                    dns_port: int) -> None:
+        """Check overlaps, then link, routes and nft; on any failure undo what was done."""
+        nets = collapse(ranges)
+        await asyncio.to_thread(check_overlaps, nets, self.tun_name)
+        try:
+            if self._fd is None:
+                self._open_tun()
+            await asyncio.to_thread(self._set_routes, nets)
+            await _nft(nft_script(self.table, nets, proxy_port=proxy_port,
+                                  nameservers=nameservers, dns_port=dns_port, mark=self.mark))
+        except BaseException:
+            await self.teardown()
+            raise
+        self.ranges = nets
+
+    def _open_tun(self) -> None:
+        try:
+            fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
+        except OSError as e:
+            raise RoutingError(f"cannot open /dev/net/tun ({e.strerror}); run as root "
+                               "or connect in proxy mode") from e
+        try:
+            fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", self.tun_name.encode(),
+                                                   IFF_TUN | IFF_NO_PI))
+        except OSError as e:
+            os.close(fd)
+            raise RoutingError(f"cannot create link {self.tun_name} ({e.strerror}); is "
+                               "another tp daemon connected in this network namespace?") from e
+        self._fd = fd
+        asyncio.get_running_loop().add_reader(fd, self._drain)
+
+    def _drain(self) -> None:
+        """Drop packets routed to the link that nft did not redirect (UDP, ICMP)."""
+        assert self._fd is not None
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._fd, 65536):
+                self.dropped += 1
+
+    def _set_routes(self, nets: Sequence[ipaddress.IPv4Network]) -> None:
+        with IPRoute() as ipr:
+            (index,) = ipr.link_lookup(ifname=self.tun_name)
+            ipr.link("set", index=index, state="up")
+            wanted = {str(n) for n in nets}
+            for r in ipr.get_routes(family=2, table=RT_TABLE_MAIN, oif=index):
+                have = f"{r.get_attr('RTA_DST')}/{r['dst_len']}"
+                if r["dst_len"] and have not in wanted:
+                    ipr.route("del", dst=have, oif=index)
+            for net in nets:
+                ipr.route("replace", dst=str(net), oif=index)
+
+    async def teardown(self) -> None:
+        """Remove the nft table and the link (its routes go with it). Safe to repeat."""
+        if await nft_table_exists(self.table):
+            try:
+                await _nft(f"delete table ip {self.table}\n")
+            except RoutingError as e:
+                log.error("%s", e)
+        if self._fd is not None:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(self._fd)
+            os.close(self._fd)
+            self._fd = None
+        self.ranges = []

@@ -1,0 +1,130 @@
+"""The daemon API (tp.daemon.v1.Daemon) on a Unix socket, served by grpc.aio.
+
+Failures the user can fix come back inside the reply (`error`), never as gRPC status
+codes: gRPC errors mean the daemon itself is unreachable or broken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from google.protobuf import empty_pb2
+from tp_protocol import VERSION
+from tp_protocol import daemon_pb2 as dpb
+from tp_protocol import daemon_pb2_grpc as dgrpc
+from tp_protocol.settings import ConnectSettings
+
+from tp_daemon import paths
+from tp_daemon.errors import DaemonError
+from tp_daemon.session import ConnectParams, Session
+
+log = logging.getLogger(__name__)
+
+
+def error_of(e: BaseException) -> dpb.Error:
+    """The reply's `error` for an exception: DaemonErrors keep their message and code."""
+    if isinstance(e, DaemonError):
+        return dpb.Error(code=dpb.ErrorCode.Value(f"ERROR_CODE_{e.code}"), message=str(e))
+    if isinstance(e, grpc.aio.AioRpcError):
+        return dpb.Error(code=dpb.ERROR_CODE_CLUSTER_UNREACHABLE,
+                         message=f"the traffic-manager failed: {e.code().name}: {e.details()}; "
+                                 "try `tp quit` and `tp connect` again")
+    return dpb.Error(code=dpb.ERROR_CODE_INTERNAL,
+                     message=f"internal error ({type(e).__name__}: {e}); see {paths.log_path()}")
+
+
+class DaemonService(dgrpc.DaemonServicer):
+    """Implements the RPCs; `stopped` is set once `Quit` asked the process to end."""
+
+    def __init__(self, settings: ConnectSettings, *, force_proxy: bool) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._watchers: set[asyncio.Queue[dpb.Progress | None]] = set()
+        self.session = Session(settings, self._publish, force_proxy=force_proxy)
+        self.stopped = asyncio.Event()
+
+    def _publish(self, operation: str, message: str, fraction: float, done: bool) -> None:
+        """Progress sink; called from the loop and from worker threads (install)."""
+        event = dpb.Progress(operation=operation, message=message, fraction=fraction, done=done)
+
+        def put() -> None:
+            for queue in self._watchers:
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait(event)
+
+        self._loop.call_soon_threadsafe(put)
+
+    def _version(self) -> dpb.VersionInfo:
+        return dpb.VersionInfo(name="tp-daemon", version=VERSION, pid=os.getpid(),
+                               log_file=str(paths.log_path()))
+
+    async def Version(self, request: empty_pb2.Empty, context: Any) -> dpb.VersionInfo:
+        return self._version()
+
+    async def Connect(self, request: dpb.ConnectRequest, context: Any) -> dpb.ConnectInfo:
+        params = ConnectParams(request.kubeconfig, request.context, request.namespace,
+                               request.manager_namespace, request.proxy_mode)
+        log.info("connect %s", params)
+        try:
+            return await self.session.connect(params)
+        except Exception as e:
+            log.warning("connect failed: %s", e, exc_info=not isinstance(e, DaemonError))
+            return dpb.ConnectInfo(error=error_of(e))
+
+    async def Status(self, request: empty_pb2.Empty, context: Any) -> dpb.StatusInfo:
+        status = self.session.status()
+        status.daemon.CopyFrom(self._version())
+        return status
+
+    async def Quit(self, request: dpb.QuitRequest, context: Any) -> dpb.QuitInfo:
+        log.info("quit (keep_daemon=%s)", request.keep_daemon)
+        try:
+            was = await self.session.disconnect()
+        except Exception as e:
+            log.exception("disconnect failed")
+            return dpb.QuitInfo(error=error_of(e))
+        if not request.keep_daemon:
+            self.stopped.set()
+        return dpb.QuitInfo(was_connected=was)
+
+    async def WatchProgress(self, request: empty_pb2.Empty, context: Any
+                            ) -> AsyncIterator[dpb.Progress]:
+        queue: asyncio.Queue[dpb.Progress | None] = asyncio.Queue(maxsize=1000)
+        self._watchers.add(queue)
+        try:
+            while (event := await queue.get()) is not None:
+                yield event
+        finally:
+            self._watchers.discard(queue)
+
+    async def close(self) -> None:
+        for queue in self._watchers:
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(None)
+        await self.session.disconnect()
+
+
+async def serve(socket_path: str, settings: ConnectSettings, *, force_proxy: bool,
+                stop: asyncio.Event) -> None:
+    """Serve until `stop` is set or a client calls Quit; then disconnect and stop in order."""
+    service = DaemonService(settings, force_proxy=force_proxy)
+    server = grpc.aio.server()
+    dgrpc.add_DaemonServicer_to_server(service, server)
+    server.add_insecure_port(f"unix:{socket_path}")
+    await server.start()
+    os.chmod(socket_path, 0o600)
+    log.info("tp-daemon %s serving on %s (pid %d)", VERSION, socket_path, os.getpid())
+    quit_wait = asyncio.create_task(service.stopped.wait(), name="tp-wait-quit")
+    stop_wait = asyncio.create_task(stop.wait(), name="tp-wait-signal")
+    await asyncio.wait({quit_wait, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (quit_wait, stop_wait):
+        task.cancel()
+    # Routes and nft go first (the user's traffic), then the API (lets Quit's reply out).
+    await service.close()
+    await server.stop(grace=1.0)
+    log.info("tp-daemon stopped")

@@ -1,0 +1,393 @@
+"""One connection to a cluster: manager session, tunnel, routing/DNS or SOCKS, keep-alive.
+
+    connect():  kubeconfig -> API reachable -> manager installed (with progress) ->
+                port-forward + gRPC channel -> ArriveAsClient -> GetClusterInfo ->
+                (root) TUN link, routes, nft, transparent proxy, resolver
+                (else) SOCKS5 proxy with remote DNS
+                -> keep-alive task
+    keep-alive: Remain every `remain_interval`; when it fails (or a tunnel finds the
+                channel broken) the port-forward and channel are rebuilt to the current
+                manager pod with back-off, and the session re-arrives if it expired.
+    disconnect(): keep-alive, Depart, nft/link, proxies, channel, port-forward -- in
+                that order; any failure of connect() runs the same undo.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+import grpc
+from google.protobuf import empty_pb2
+from tp_protocol import VERSION
+from tp_protocol import daemon_pb2 as dpb
+from tp_protocol import manager_pb2 as mpb
+from tp_protocol import manager_pb2_grpc as mgrpc
+from tp_protocol.settings import ConnectSettings
+
+from tp_daemon import paths
+from tp_daemon.dns import Resolver, system_nameservers
+from tp_daemon.errors import ClusterUnreachable, DaemonError, ManagerError
+from tp_daemon.kube import Kube
+from tp_daemon.portforward import PodPort, PortForwarder
+from tp_daemon.proxy import Socks5Proxy, TransparentProxy
+from tp_daemon.routing import Routing
+from tp_daemon.streams import Stream
+from tp_daemon.tunnel import TunnelError, TunnelStream
+
+log = logging.getLogger(__name__)
+
+ProgressSink = Callable[[str, str, float, bool], None]
+"""(operation, message, fraction, done)."""
+
+
+@dataclass(frozen=True)
+class ConnectParams:
+    kubeconfig: str = ""
+    context: str = ""
+    namespace: str = ""
+    manager_namespace: str = ""
+    proxy_mode: bool = False
+
+
+def can_route() -> bool:
+    """Root (CAP_NET_ADMIN in practice) and a TUN device: routes, nft and DNS are possible."""
+    return os.geteuid() == 0 and os.access("/dev/net/tun", os.R_OK | os.W_OK)
+
+
+def install_id() -> str:
+    """Stable per workstation (and netns), so the manager recognises a reconnect."""
+    path = paths.home() / "install-id"
+    with contextlib.suppress(OSError):
+        return path.read_text(encoding="utf-8").strip()
+    value = str(uuid.uuid4())
+    path.write_text(value, encoding="utf-8")
+    return value
+
+
+class _Channel:
+    """A port-forward to one manager pod and the gRPC channel over it."""
+
+    def __init__(self, forwarder: PortForwarder, channel: grpc.aio.Channel) -> None:
+        self.forwarder = forwarder
+        self.channel = channel
+        self.stub = mgrpc.ManagerStub(channel)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.channel.close(grace=None)
+        await self.forwarder.close()
+
+
+class Session:
+    """The daemon's connection; at most one at a time."""
+
+    def __init__(self, settings: ConnectSettings, progress: ProgressSink, *,
+                 force_proxy: bool = False) -> None:
+        self.settings = settings
+        self._progress = progress
+        self._force_proxy = force_proxy
+        self.params: ConnectParams | None = None
+        self.info: dpb.ConnectInfo | None = None
+        self.last_error = ""
+        self._lock = asyncio.Lock()
+        self._kube: Kube | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._chan: _Channel | None = None
+        self._session: mpb.SessionInfo | None = None
+        self._cluster: mpb.ClusterInfo | None = None
+        self._routing: Routing | None = None
+        self._tproxy: TransparentProxy | None = None
+        self._resolver: Resolver | None = None
+        self._socks: Socks5Proxy | None = None
+        self._keepalive: asyncio.Task[None] | None = None
+        self._trouble = asyncio.Event()
+        self.reconnects = 0
+
+    @property
+    def connected(self) -> bool:
+        return self.info is not None
+
+    # --- connect / disconnect ------------------------------------------------
+
+    async def connect(self, params: ConnectParams) -> dpb.ConnectInfo:
+        async with self._lock:
+            if self.info is not None:
+                if params != self.params and any(
+                        (params.kubeconfig, params.context, params.manager_namespace)):
+                    raise DaemonError(
+                        f"already connected to context {self.info.cluster_context}; "
+                        "run `tp quit` first to connect elsewhere")
+                again = dpb.ConnectInfo()
+                again.CopyFrom(self.info)
+                again.already_connected = True
+                return again
+            try:
+                info = await self._connect(params)
+            except BaseException:
+                await self._teardown()
+                raise
+            self.params, self.info = params, info
+            self._keepalive = asyncio.create_task(self._keep_alive(), name="tp-keepalive")
+            self._keepalive.add_done_callback(_log_task_end)
+            return info
+
+    async def _connect(self, params: ConnectParams) -> dpb.ConnectInfo:
+        s = self.settings
+        self._say("loading kubeconfig")
+        kube = self._kube = await asyncio.to_thread(
+            Kube, params.kubeconfig, params.context, params.namespace,
+            api_timeout=s.api_timeout)
+        await asyncio.to_thread(kube.check_reachable)
+        manager_ns = params.manager_namespace or s.manager_namespace
+        installed = False
+        if not await asyncio.to_thread(kube.manager_deployment_exists, manager_ns):
+            await asyncio.to_thread(kube.install_manager, manager_ns, self._install_progress)
+            installed = True
+        pod = await asyncio.to_thread(kube.wait_manager_pod, manager_ns, s.install_timeout,
+                                      self._install_progress)
+        if installed:
+            self._progress("install", "traffic-manager is ready", 1.0, True)
+        self._http = aiohttp.ClientSession()
+        self._say(f"opening port-forward to {manager_ns}/{pod}")
+        self._chan = await self._open_channel(manager_ns, pod, deadline=s.connect_timeout)
+        stub = self._chan.stub
+        session = await stub.ArriveAsClient(mpb.ClientInfo(
+            name=f"{getpass.getuser()}@{socket.gethostname()}", namespace=kube.target.namespace,
+            install_id=install_id(), version=VERSION), timeout=s.rpc_timeout)
+        self._session = session
+        cluster = await stub.GetClusterInfo(session, timeout=s.rpc_timeout)
+        self._cluster = cluster
+        ranges = [*cluster.pod_cidrs, cluster.service_cidr]
+        info = dpb.ConnectInfo(
+            cluster_context=kube.target.context, cluster_server=kube.target.server,
+            namespace=kube.target.namespace, manager_namespace=manager_ns,
+            session_id=session.session_id, manager_version=cluster.manager_version,
+            daemon_version=VERSION, manager_installed=installed, cluster_info=cluster)
+        if cluster.manager_version and cluster.manager_version != VERSION:
+            info.version_warning = (f"traffic-manager {cluster.manager_version} differs from "
+                                    f"daemon {VERSION}")
+        if can_route() and not (params.proxy_mode or self._force_proxy):
+            self._say("routing cluster ranges " + ", ".join(r for r in ranges if r))
+            self._tproxy = TransparentProxy(self.dial)
+            proxy_port = await self._tproxy.start()
+            self._resolver = Resolver(self.lookup, system_nameservers(), timeout=s.dns_timeout,
+                                      cache_ttl=s.dns_cache_ttl, mark=s.socket_mark)
+            dns_port = await self._resolver.start()
+            self._routing = Routing(s.tun_name, s.nft_table, s.socket_mark)
+            await self._routing.setup(ranges, proxy_port, self._resolver.upstreams, dns_port)
+            info.mode = dpb.MODE_TUN
+        else:
+            self._socks = Socks5Proxy(self.dial, self.resolve_cluster_ip, ranges,
+                                      dial_timeout=s.dial_timeout)
+            await self._socks.start()
+            info.mode = dpb.MODE_PROXY
+            info.socks_address = f"127.0.0.1:{self._socks.port}"
+        self._progress("connect", "connected", 1.0, True)
+        return info
+
+    async def disconnect(self) -> bool:
+        """Undo everything; True when there was a connection."""
+        async with self._lock:
+            was = self.info is not None
+            await self._teardown()
+            return was
+
+    async def _teardown(self) -> None:
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            await asyncio.gather(self._keepalive, return_exceptions=True)
+            self._keepalive = None
+        if self._chan is not None and self._session is not None:
+            with contextlib.suppress(Exception):
+                await self._chan.stub.Depart(self._session, timeout=2)
+        for close in (self._routing.teardown if self._routing else None,
+                      self._tproxy.close if self._tproxy else None,
+                      self._resolver.close if self._resolver else None,
+                      self._socks.close if self._socks else None,
+                      self._chan.close if self._chan else None,
+                      self._http.close if self._http else None):
+            if close is not None:
+                try:
+                    await close()
+                except Exception:
+                    log.exception("cleanup step failed")
+        if self._kube is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self._kube.close)
+        self._routing = self._tproxy = self._resolver = self._socks = None
+        self._chan, self._http, self._kube = None, None, None
+        self._session, self._cluster, self.info, self.params = None, None, None, None
+
+    # --- the channel to the manager -------------------------------------------
+
+    async def _open_channel(self, namespace: str, pod: str, deadline: float) -> _Channel:
+        """Port-forward + gRPC channel, retried until the manager answers `Version`."""
+        s = self.settings
+        assert self._http is not None and self._kube is not None
+        endpoint = await asyncio.to_thread(self._kube.endpoint)
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + deadline
+        delay = 0.1
+        while True:
+            forwarder = PortForwarder(self._http, endpoint,
+                                      PodPort(namespace, pod, s.manager_port),
+                                      dial_timeout=s.dial_timeout,
+                                      heartbeat=s.portforward_heartbeat)
+            try:
+                port = await forwarder.start()
+                channel = grpc.aio.insecure_channel(
+                    f"127.0.0.1:{port}",
+                    options=[("grpc.max_receive_message_length", 16 * 1024 * 1024),
+                             ("grpc.enable_retries", 0)])
+                chan = _Channel(forwarder, channel)
+                try:
+                    await chan.stub.Version(empty_pb2.Empty(), timeout=s.rpc_timeout)
+                except BaseException:
+                    await chan.close()
+                    raise
+                return chan
+            except (ClusterUnreachable, grpc.aio.AioRpcError) as e:
+                await forwarder.close()
+                if loop.time() + delay > give_up:
+                    detail = e.details() if isinstance(e, grpc.aio.AioRpcError) else str(e)
+                    raise ManagerError(
+                        f"the traffic-manager {namespace}/{pod} does not answer through the "
+                        f"port-forward ({detail}); check its logs") from e
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, s.reconnect_backoff_max)
+
+    async def _keep_alive(self) -> None:
+        s = self.settings
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._trouble.wait(), s.remain_interval)
+            self._trouble.clear()
+            assert self._chan is not None and self._session is not None
+            try:
+                await self._chan.stub.Remain(mpb.RemainRequest(session=self._session),
+                                             timeout=s.rpc_timeout)
+                continue
+            except grpc.aio.AioRpcError as e:
+                self.last_error = f"Remain failed: {e.code().name}: {e.details()}"
+                log.warning("%s", self.last_error)
+                if e.code() == grpc.StatusCode.NOT_FOUND:
+                    with contextlib.suppress(grpc.aio.AioRpcError):
+                        await self._arrive(self._chan)
+                        continue
+            await self._reconnect()
+
+    async def _arrive(self, chan: _Channel) -> None:
+        """A new session on `chan` (the old one expired or the manager restarted)."""
+        s = self.settings
+        assert self._kube is not None and self.info is not None
+        session = await chan.stub.ArriveAsClient(mpb.ClientInfo(
+            name=f"{getpass.getuser()}@{socket.gethostname()}",
+            namespace=self._kube.target.namespace, install_id=install_id(), version=VERSION),
+            timeout=s.rpc_timeout)
+        self._session = session
+        self.info.session_id = session.session_id
+        log.info("arrived as session %s", session.session_id)
+
+    async def _reconnect(self) -> None:
+        """Rebuild port-forward and channel to the current manager pod, with back-off."""
+        s = self.settings
+        assert self._kube is not None and self.info is not None
+        namespace = self.info.manager_namespace
+        delay = 0.2
+        while True:
+            try:
+                pod = await asyncio.to_thread(self._kube.ready_manager_pod, namespace)
+                if pod is None:
+                    raise ManagerError(f"no ready traffic-manager pod in {namespace}")
+                chan = await self._open_channel(namespace, pod, deadline=s.dial_timeout)
+                try:
+                    assert self._session is not None
+                    await chan.stub.Remain(mpb.RemainRequest(session=self._session),
+                                           timeout=s.rpc_timeout)
+                except grpc.aio.AioRpcError as e:
+                    if e.code() != grpc.StatusCode.NOT_FOUND:
+                        await chan.close()
+                        raise
+                    await self._arrive(chan)
+                old, self._chan = self._chan, chan
+                if old is not None:
+                    await old.close()
+                self.reconnects += 1
+                self.last_error = ""
+                log.info("reconnected to traffic-manager %s/%s", namespace, pod)
+                return
+            except (DaemonError, grpc.aio.AioRpcError) as e:
+                self.last_error = f"reconnecting: {e}"
+                log.warning("%s", self.last_error)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, s.reconnect_backoff_max)
+
+    # --- used by the proxies and the resolver ----------------------------------
+
+    async def dial(self, ip: str, port: int) -> Stream:
+        chan, session = self._chan, self._session
+        if chan is None or session is None:
+            raise ConnectionError("not connected to the traffic-manager")
+        try:
+            return await TunnelStream.open(chan.stub, session, ip, port,
+                                           dial_timeout=self.settings.dial_timeout)
+        except TunnelError as e:
+            if isinstance(e.__cause__, grpc.aio.AioRpcError | TimeoutError):
+                self._trouble.set()  # the channel may be broken: let keep-alive check now
+            raise
+
+    async def lookup(self, name: str, qtype: int) -> mpb.DNSResponse:
+        chan, session = self._chan, self._session
+        if chan is None or session is None:
+            raise ConnectionError("not connected to the traffic-manager")
+        try:
+            answer: mpb.DNSResponse = await chan.stub.LookupDNS(
+                mpb.DNSRequest(session=session, name=name, qtype=qtype),
+                timeout=self.settings.dns_timeout)
+            return answer
+        except grpc.aio.AioRpcError:
+            self._trouble.set()
+            raise
+
+    async def resolve_cluster_ip(self, name: str) -> str | None:
+        """For SOCKS: the cluster IPv4 of `name`, None when it is not a cluster name."""
+        answer = await self.lookup(name, 1)
+        if not answer.cluster_name:
+            return None
+        for rec in answer.records:
+            if rec.type == 1 and rec.ip:
+                return str(rec.ip)
+        raise ConnectionRefusedError(f"{name}: no such name in the cluster")
+
+    # --- status -----------------------------------------------------------------
+
+    def status(self) -> dpb.StatusInfo:
+        st = dpb.StatusInfo(connected=self.info is not None, root=can_route(),
+                            last_error=self.last_error)
+        if self.info is not None:
+            st.connection.CopyFrom(self.info)
+        return st
+
+    # --- progress -----------------------------------------------------------------
+
+    def _say(self, message: str) -> None:
+        log.info("%s", message)
+        self._progress("connect", message, -1, False)
+
+    def _install_progress(self, message: str, fraction: float) -> None:
+        log.info("%s", message)
+        self._progress("install", message, fraction, False)
+
+
+def _log_task_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("task %s failed", task.get_name(), exc_info=task.exception())

@@ -1,0 +1,338 @@
+from google.protobuf import empty_pb2 as _empty_pb2
+from tp_protocol import manager_pb2 as _manager_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ERROR_CODE_UNSPECIFIED: _ClassVar[ErrorCode]
+    ERROR_CODE_USAGE: _ClassVar[ErrorCode]
+    ERROR_CODE_KUBECONFIG: _ClassVar[ErrorCode]
+    ERROR_CODE_CLUSTER_UNREACHABLE: _ClassVar[ErrorCode]
+    ERROR_CODE_PERMISSION: _ClassVar[ErrorCode]
+    ERROR_CODE_INSTALL: _ClassVar[ErrorCode]
+    ERROR_CODE_TIMEOUT: _ClassVar[ErrorCode]
+    ERROR_CODE_VERSION_SKEW: _ClassVar[ErrorCode]
+    ERROR_CODE_NOT_CONNECTED: _ClassVar[ErrorCode]
+    ERROR_CODE_NOT_FOUND: _ClassVar[ErrorCode]
+    ERROR_CODE_CONFLICT: _ClassVar[ErrorCode]
+    ERROR_CODE_INTERNAL: _ClassVar[ErrorCode]
+
+class Mode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MODE_UNSPECIFIED: _ClassVar[Mode]
+    MODE_TUN: _ClassVar[Mode]
+    MODE_PROXY: _ClassVar[Mode]
+
+class WorkloadState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WORKLOAD_STATE_UNSPECIFIED: _ClassVar[WorkloadState]
+    WORKLOAD_STATE_READY_NOT_INSTALLED: _ClassVar[WorkloadState]
+    WORKLOAD_STATE_READY_INSTALLED: _ClassVar[WorkloadState]
+    WORKLOAD_STATE_INTERCEPTED: _ClassVar[WorkloadState]
+    WORKLOAD_STATE_NOT_INTERCEPTABLE: _ClassVar[WorkloadState]
+
+class ReplayTarget(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REPLAY_TARGET_UNSPECIFIED: _ClassVar[ReplayTarget]
+    REPLAY_TARGET_LOCAL: _ClassVar[ReplayTarget]
+    REPLAY_TARGET_CLUSTER: _ClassVar[ReplayTarget]
+ERROR_CODE_UNSPECIFIED: ErrorCode
+ERROR_CODE_USAGE: ErrorCode
+ERROR_CODE_KUBECONFIG: ErrorCode
+ERROR_CODE_CLUSTER_UNREACHABLE: ErrorCode
+ERROR_CODE_PERMISSION: ErrorCode
+ERROR_CODE_INSTALL: ErrorCode
+ERROR_CODE_TIMEOUT: ErrorCode
+ERROR_CODE_VERSION_SKEW: ErrorCode
+ERROR_CODE_NOT_CONNECTED: ErrorCode
+ERROR_CODE_NOT_FOUND: ErrorCode
+ERROR_CODE_CONFLICT: ErrorCode
+ERROR_CODE_INTERNAL: ErrorCode
+MODE_UNSPECIFIED: Mode
+MODE_TUN: Mode
+MODE_PROXY: Mode
+WORKLOAD_STATE_UNSPECIFIED: WorkloadState
+WORKLOAD_STATE_READY_NOT_INSTALLED: WorkloadState
+WORKLOAD_STATE_READY_INSTALLED: WorkloadState
+WORKLOAD_STATE_INTERCEPTED: WorkloadState
+WORKLOAD_STATE_NOT_INTERCEPTABLE: WorkloadState
+REPLAY_TARGET_UNSPECIFIED: ReplayTarget
+REPLAY_TARGET_LOCAL: ReplayTarget
+REPLAY_TARGET_CLUSTER: ReplayTarget
+
+class Error(_message.Message):
+    __slots__ = ("code", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: ErrorCode
+    message: str
+    def __init__(self, code: _Optional[_Union[ErrorCode, str]] = ..., message: _Optional[str] = ...) -> None: ...
+
+class VersionInfo(_message.Message):
+    __slots__ = ("name", "version", "pid", "log_file")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    LOG_FILE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    pid: int
+    log_file: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., pid: _Optional[int] = ..., log_file: _Optional[str] = ...) -> None: ...
+
+class ConnectRequest(_message.Message):
+    __slots__ = ("kubeconfig", "context", "namespace", "manager_namespace", "kube_flags", "proxy_mode")
+    class KubeFlagsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    KUBECONFIG_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    MANAGER_NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    KUBE_FLAGS_FIELD_NUMBER: _ClassVar[int]
+    PROXY_MODE_FIELD_NUMBER: _ClassVar[int]
+    kubeconfig: str
+    context: str
+    namespace: str
+    manager_namespace: str
+    kube_flags: _containers.ScalarMap[str, str]
+    proxy_mode: bool
+    def __init__(self, kubeconfig: _Optional[str] = ..., context: _Optional[str] = ..., namespace: _Optional[str] = ..., manager_namespace: _Optional[str] = ..., kube_flags: _Optional[_Mapping[str, str]] = ..., proxy_mode: _Optional[bool] = ...) -> None: ...
+
+class ConnectInfo(_message.Message):
+    __slots__ = ("error", "already_connected", "cluster_context", "cluster_server", "namespace", "manager_namespace", "session_id", "manager_version", "daemon_version", "version_warning", "manager_installed", "mode", "socks_address", "cluster_info")
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_CONNECTED_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_SERVER_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    MANAGER_NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    MANAGER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DAEMON_VERSION_FIELD_NUMBER: _ClassVar[int]
+    VERSION_WARNING_FIELD_NUMBER: _ClassVar[int]
+    MANAGER_INSTALLED_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    SOCKS_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_INFO_FIELD_NUMBER: _ClassVar[int]
+    error: Error
+    already_connected: bool
+    cluster_context: str
+    cluster_server: str
+    namespace: str
+    manager_namespace: str
+    session_id: str
+    manager_version: str
+    daemon_version: str
+    version_warning: str
+    manager_installed: bool
+    mode: Mode
+    socks_address: str
+    cluster_info: _manager_pb2.ClusterInfo
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., already_connected: _Optional[bool] = ..., cluster_context: _Optional[str] = ..., cluster_server: _Optional[str] = ..., namespace: _Optional[str] = ..., manager_namespace: _Optional[str] = ..., session_id: _Optional[str] = ..., manager_version: _Optional[str] = ..., daemon_version: _Optional[str] = ..., version_warning: _Optional[str] = ..., manager_installed: _Optional[bool] = ..., mode: _Optional[_Union[Mode, str]] = ..., socks_address: _Optional[str] = ..., cluster_info: _Optional[_Union[_manager_pb2.ClusterInfo, _Mapping]] = ...) -> None: ...
+
+class StatusInfo(_message.Message):
+    __slots__ = ("error", "connected", "daemon", "connection", "intercepts", "root", "last_error")
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    CONNECTED_FIELD_NUMBER: _ClassVar[int]
+    DAEMON_FIELD_NUMBER: _ClassVar[int]
+    CONNECTION_FIELD_NUMBER: _ClassVar[int]
+    INTERCEPTS_FIELD_NUMBER: _ClassVar[int]
+    ROOT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    error: Error
+    connected: bool
+    daemon: VersionInfo
+    connection: ConnectInfo
+    intercepts: _containers.RepeatedCompositeFieldContainer[_manager_pb2.InterceptInfo]
+    root: bool
+    last_error: str
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., connected: _Optional[bool] = ..., daemon: _Optional[_Union[VersionInfo, _Mapping]] = ..., connection: _Optional[_Union[ConnectInfo, _Mapping]] = ..., intercepts: _Optional[_Iterable[_Union[_manager_pb2.InterceptInfo, _Mapping]]] = ..., root: _Optional[bool] = ..., last_error: _Optional[str] = ...) -> None: ...
+
+class QuitRequest(_message.Message):
+    __slots__ = ("keep_daemon",)
+    KEEP_DAEMON_FIELD_NUMBER: _ClassVar[int]
+    keep_daemon: bool
+    def __init__(self, keep_daemon: _Optional[bool] = ...) -> None: ...
+
+class QuitInfo(_message.Message):
+    __slots__ = ("error", "was_connected")
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    WAS_CONNECTED_FIELD_NUMBER: _ClassVar[int]
+    error: Error
+    was_connected: bool
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., was_connected: _Optional[bool] = ...) -> None: ...
+
+class Progress(_message.Message):
+    __slots__ = ("operation", "message", "fraction", "done")
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FRACTION_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    operation: str
+    message: str
+    fraction: float
+    done: bool
+    def __init__(self, operation: _Optional[str] = ..., message: _Optional[str] = ..., fraction: _Optional[float] = ..., done: _Optional[bool] = ...) -> None: ...
+
+class ListRequest(_message.Message):
+    __slots__ = ("namespace", "only_intercepted")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    ONLY_INTERCEPTED_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    only_intercepted: bool
+    def __init__(self, namespace: _Optional[str] = ..., only_intercepted: _Optional[bool] = ...) -> None: ...
+
+class WorkloadInfo(_message.Message):
+    __slots__ = ("name", "namespace", "kind", "state", "reason", "intercepts")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    INTERCEPTS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    namespace: str
+    kind: str
+    state: WorkloadState
+    reason: str
+    intercepts: _containers.RepeatedCompositeFieldContainer[_manager_pb2.InterceptInfo]
+    def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[_Union[WorkloadState, str]] = ..., reason: _Optional[str] = ..., intercepts: _Optional[_Iterable[_Union[_manager_pb2.InterceptInfo, _Mapping]]] = ...) -> None: ...
+
+class WorkloadList(_message.Message):
+    __slots__ = ("error", "workloads")
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    WORKLOADS_FIELD_NUMBER: _ClassVar[int]
+    error: Error
+    workloads: _containers.RepeatedCompositeFieldContainer[WorkloadInfo]
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., workloads: _Optional[_Iterable[_Union[WorkloadInfo, _Mapping]]] = ...) -> None: ...
+
+class InterceptRequest(_message.Message):
+    __slots__ = ("spec", "replace")
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    REPLACE_FIELD_NUMBER: _ClassVar[int]
+    spec: _manager_pb2.InterceptSpec
+    replace: bool
+    def __init__(self, spec: _Optional[_Union[_manager_pb2.InterceptSpec, _Mapping]] = ..., replace: _Optional[bool] = ...) -> None: ...
+
+class InterceptResult(_message.Message):
+    __slots__ = ("error", "intercept", "workload_kind")
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    INTERCEPT_FIELD_NUMBER: _ClassVar[int]
+    WORKLOAD_KIND_FIELD_NUMBER: _ClassVar[int]
+    error: Error
+    intercept: _manager_pb2.InterceptInfo
+    workload_kind: str
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., intercept: _Optional[_Union[_manager_pb2.InterceptInfo, _Mapping]] = ..., workload_kind: _Optional[str] = ...) -> None: ...
+
+class LeaveRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class LeaveResult(_message.Message):
+    __slots__ = ("error",)
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    error: Error
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
+
+class InterceptList(_message.Message):
+    __slots__ = ("error", "intercepts")
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    INTERCEPTS_FIELD_NUMBER: _ClassVar[int]
+    error: Error
+    intercepts: _containers.RepeatedCompositeFieldContainer[_manager_pb2.InterceptInfo]
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., intercepts: _Optional[_Iterable[_Union[_manager_pb2.InterceptInfo, _Mapping]]] = ...) -> None: ...
+
+class GetEnvRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class EnvInfo(_message.Message):
+    __slots__ = ("error", "environment", "mounts", "mount_point")
+    class EnvironmentEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    MOUNTS_FIELD_NUMBER: _ClassVar[int]
+    MOUNT_POINT_FIELD_NUMBER: _ClassVar[int]
+    error: Error
+    environment: _containers.ScalarMap[str, str]
+    mounts: _containers.RepeatedCompositeFieldContainer[_manager_pb2.Mount]
+    mount_point: str
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., environment: _Optional[_Mapping[str, str]] = ..., mounts: _Optional[_Iterable[_Union[_manager_pb2.Mount, _Mapping]]] = ..., mount_point: _Optional[str] = ...) -> None: ...
+
+class UninstallRequest(_message.Message):
+    __slots__ = ("agents", "all_agents", "everything", "namespace")
+    AGENTS_FIELD_NUMBER: _ClassVar[int]
+    ALL_AGENTS_FIELD_NUMBER: _ClassVar[int]
+    EVERYTHING_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    agents: _containers.RepeatedScalarFieldContainer[str]
+    all_agents: bool
+    everything: bool
+    namespace: str
+    def __init__(self, agents: _Optional[_Iterable[str]] = ..., all_agents: _Optional[bool] = ..., everything: _Optional[bool] = ..., namespace: _Optional[str] = ...) -> None: ...
+
+class UninstallResult(_message.Message):
+    __slots__ = ("error", "restored", "manager_removed")
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    RESTORED_FIELD_NUMBER: _ClassVar[int]
+    MANAGER_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    error: Error
+    restored: _containers.RepeatedScalarFieldContainer[str]
+    manager_removed: bool
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., restored: _Optional[_Iterable[str]] = ..., manager_removed: _Optional[bool] = ...) -> None: ...
+
+class WatchTrafficRequest(_message.Message):
+    __slots__ = ("intercept_names", "history", "follow", "include_unmatched")
+    INTERCEPT_NAMES_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_UNMATCHED_FIELD_NUMBER: _ClassVar[int]
+    intercept_names: _containers.RepeatedScalarFieldContainer[str]
+    history: bool
+    follow: bool
+    include_unmatched: bool
+    def __init__(self, intercept_names: _Optional[_Iterable[str]] = ..., history: _Optional[bool] = ..., follow: _Optional[bool] = ..., include_unmatched: _Optional[bool] = ...) -> None: ...
+
+class ReplayRequest(_message.Message):
+    __slots__ = ("traffic_id", "target", "header_overrides", "body", "has_body")
+    TRAFFIC_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    HEADER_OVERRIDES_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    HAS_BODY_FIELD_NUMBER: _ClassVar[int]
+    traffic_id: str
+    target: ReplayTarget
+    header_overrides: _containers.RepeatedCompositeFieldContainer[_manager_pb2.Header]
+    body: bytes
+    has_body: bool
+    def __init__(self, traffic_id: _Optional[str] = ..., target: _Optional[_Union[ReplayTarget, str]] = ..., header_overrides: _Optional[_Iterable[_Union[_manager_pb2.Header, _Mapping]]] = ..., body: _Optional[bytes] = ..., has_body: _Optional[bool] = ...) -> None: ...
+
+class ReplayResult(_message.Message):
+    __slots__ = ("error", "record")
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    error: Error
+    record: _manager_pb2.TrafficRecord
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., record: _Optional[_Union[_manager_pb2.TrafficRecord, _Mapping]] = ...) -> None: ...

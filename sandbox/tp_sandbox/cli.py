@@ -1,0 +1,94 @@
+"""`tp sandbox ...`: the sandbox subcommands of the `tp` command line.
+
+`register(subparsers)` adds `tp sandbox up|down|status|kubeconfig|exec|demo`; each
+sets `func(args) -> result` whose str() is printed (an int is the exit status).
+Errors are `tp_sandbox.errors.SandboxError`s, which `tp_jupyter.cli.main` prints as
+one line. The instance is `--name`, else `$TP_SANDBOX_NAME`, else the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from tp_sandbox import lifecycle
+from tp_sandbox.errors import SandboxUsageError
+from tp_sandbox.paths import Instance
+
+
+def _instance(args: argparse.Namespace) -> Instance:
+    name = args.name if args.name is not None else os.environ.get("TP_SANDBOX_NAME", "")
+    try:
+        return Instance(name)
+    except ValueError as e:
+        raise SandboxUsageError(str(e)) from e
+
+
+def _up(args: argparse.Namespace) -> Any:
+    return lifecycle.up(_instance(args), laptops=args.laptops, node=not args.no_node)
+
+
+def _down(args: argparse.Namespace) -> Any:
+    return lifecycle.down(_instance(args), keep_logs=not args.delete_logs)
+
+
+def _status(args: argparse.Namespace) -> Any:
+    return lifecycle.status(_instance(args))
+
+
+def _kubeconfig(args: argparse.Namespace) -> Any:
+    return lifecycle.kubeconfig_path(_instance(args), args.laptop)
+
+
+def _exec(args: argparse.Namespace) -> Any:
+    argv = list(args.cmd)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    return lifecycle.exec_in_laptop(argv, args.laptop, _instance(args))
+
+
+def _demo(args: argparse.Namespace) -> Any:
+    return lifecycle.demo(_instance(args), namespace=args.namespace)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add `tp sandbox ...` to the `tp` grammar."""
+    sandbox = subparsers.add_parser(
+        "sandbox", help="the local sandbox cluster (up, down, status, exec, ...)",
+        description="A Kubernetes-compatible cluster on this machine, in network namespaces.")
+    sub = sandbox.add_subparsers(dest="sandbox_command", metavar="SUBCOMMAND")
+    sub.required = True
+
+    def add(name: str, help_: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument("--name", default=None,
+                       help="instance name (default: $TP_SANDBOX_NAME, else the default one)")
+        return p
+
+    p = add("up", "start the sandbox (idempotent); prints the kubeconfig path last")
+    p.add_argument("--laptops", type=int, default=1, metavar="N",
+                   help="laptop namespaces to create (default 1)")
+    p.add_argument("--no-node", action="store_true", help="run without the node (no pods)")
+    p.set_defaults(func=_up)
+
+    p = add("down", "stop the sandbox and remove everything it made (idempotent)")
+    p.add_argument("--delete-logs", action="store_true",
+                   help="delete the logs instead of moving them to /tmp")
+    p.set_defaults(func=_down)
+
+    p = add("status", "processes, API server, nodes and laptops")
+    p.set_defaults(func=_status)
+
+    p = add("kubeconfig", "print the path of the kubeconfig (host, or a laptop's)")
+    p.add_argument("--laptop", type=int, default=None, metavar="K")
+    p.set_defaults(func=_kubeconfig)
+
+    p = add("exec", "run a command inside laptop K (its netns, resolv.conf, KUBECONFIG)")
+    p.add_argument("--laptop", type=int, default=1, metavar="K")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD...")
+    p.set_defaults(func=_exec)
+
+    p = add("demo", "deploy the demo application and wait until it is Available")
+    p.add_argument("-n", "--namespace", default="telepresence-demo")
+    p.set_defaults(func=_demo)

@@ -1,0 +1,112 @@
+"""The sandbox's image catalog: which container images the node can "pull".
+
+The sandbox runs containers as host processes, so an image is only a name for a
+default argv. References are matched without registry, tag or digest:
+``ghcr.io/tp-jupyter/traffic-manager:0.1.0`` and ``traffic-manager`` are the same
+entry. Two kinds of entries:
+
+- our images (the cluster side of tp-jupyter and the demo application) name a Python
+  module that is run with this interpreter;
+- generic images (busybox, alpine, python, ...) stand for the host's tools; their
+  default argv is a shell or the Python interpreter, and a pod usually gives a
+  `command` anyway.
+
+An image that is not in the catalog is unknown (`resolve` returns None); the kubelet
+turns that into `ErrImagePull` / `ImagePullBackOff`.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One image the sandbox can run."""
+
+    name: str
+    """Image name without registry and tag (the catalog key)."""
+
+    argv: tuple[str, ...]
+    """Default argv when the container sets no `command`."""
+
+    description: str
+    """One line for `tp sandbox status`."""
+
+    generic: bool = False
+    """True for stand-ins of public base images (they run host tools)."""
+
+
+def _module(name: str, module: str, description: str) -> CatalogEntry:
+    return CatalogEntry(name, (sys.executable, "-m", module), description)
+
+
+def _generic(name: str, argv: tuple[str, ...], description: str) -> CatalogEntry:
+    return CatalogEntry(name, argv, description, generic=True)
+
+
+_SHELL = ("sh",)
+_PYTHON = (sys.executable,)
+
+CATALOG: tuple[CatalogEntry, ...] = (
+    _module("traffic-manager", "tp_cluster.manager", "tp-jupyter traffic-manager"),
+    _module("traffic-agent", "tp_cluster.agent", "tp-jupyter traffic-agent sidecar"),
+    _module("demo-dataprocessingservice", "tp_sandbox.demo.dataprocessingservice",
+            "demo app: answers GET /color on port 3000"),
+    _module("demo-verylargedatastore", "tp_sandbox.demo.verylargedatastore",
+            "demo app: a small data endpoint on port 8080"),
+    _module("demo-verylargejavaservice", "tp_sandbox.demo.verylargejavaservice",
+            "demo app: the web page that calls the other two, port 8080"),
+    _generic("busybox", _SHELL, "host shell and tools"),
+    _generic("alpine", _SHELL, "host shell and tools"),
+    _generic("ubuntu", _SHELL, "host shell and tools"),
+    _generic("debian", _SHELL, "host shell and tools"),
+    _generic("curlimages/curl", _SHELL, "host shell with curl"),
+    _generic("python", _PYTHON, "this machine's Python interpreter"),
+)
+"""Every image the sandbox knows, in display order."""
+
+_BY_NAME = {entry.name: entry for entry in CATALOG}
+
+
+def image_name(image: str) -> str:
+    """The catalog key of an image reference: no registry, tag or digest, lower case.
+
+    ``ghcr.io/tp-jupyter/traffic-manager:0.1.0`` -> ``traffic-manager``;
+    ``docker.io/library/busybox:1.36`` -> ``busybox``; ``curlimages/curl`` stays.
+    """
+    ref = image.strip().lower()
+    ref = ref.split("@", 1)[0]
+    # A colon after the last slash is a tag; one before it belongs to a registry port.
+    slash = ref.rfind("/")
+    colon = ref.rfind(":")
+    if colon > slash:
+        ref = ref[:colon]
+    parts = ref.split("/")
+    # A first component with a dot or port (or `localhost`) is a registry host.
+    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
+        parts = parts[1:]
+    if len(parts) > 1 and parts[0] == "library":
+        parts = parts[1:]
+    full = "/".join(parts)
+    if full in _BY_NAME:
+        return full
+    # `ghcr.io/tp-jupyter/traffic-manager`: the organisation is not part of the key.
+    return parts[-1] if parts else ""
+
+
+def lookup(image: str) -> CatalogEntry | None:
+    """The catalog entry of an image reference, or None when unknown."""
+    return _BY_NAME.get(image_name(image))
+
+
+def resolve(image: str) -> list[str] | None:
+    """The default argv of an image, or None for an image the sandbox cannot run."""
+    entry = lookup(image)
+    return list(entry.argv) if entry is not None else None
+
+
+def known(image: str) -> bool:
+    """True when the image is in the catalog (the node can "pull" it)."""
+    return lookup(image) is not None

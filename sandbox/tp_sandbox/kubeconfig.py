@@ -1,0 +1,105 @@
+"""Kubeconfig files of a sandbox instance, and the sandbox tooling's one API adapter.
+
+Every kubeconfig names its cluster, user and context `tp-sandbox` (default instance)
+or `tp-sandbox-<name>`, embeds the instance CA and authenticates with the admin
+bearer token of `tokens.json`. The host's points at the API server on the host
+loopback; a laptop's points at the in-sandbox address (the laptop's only route).
+
+`api_client()` is the only place the lifecycle code builds an official-client
+`ApiClient`, so status/demo/bench share one way in.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import ssl
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tp_sandbox.paths import Instance
+
+
+def context_name(instance: Instance) -> str:
+    """Cluster, user and context name used in this instance's kubeconfigs."""
+    return f"tp-sandbox-{instance.name}" if instance.name else "tp-sandbox"
+
+
+def ensure_admin_token(instance: Instance) -> str:
+    """The admin token of `tokens.json`, creating the file with a random one if missing."""
+    path = instance.tokens_file
+    if path.exists():
+        tokens: dict[str, dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))
+        for token, who in tokens.items():
+            if who.get("user") == "admin":
+                return token
+    token = secrets.token_urlsafe(32)
+    _write_private(path, json.dumps(
+        {token: {"user": "admin", "groups": ["system:masters"]}}, indent=2))
+    return token
+
+
+def render(instance: Instance, server: str, token: str) -> str:
+    """A kubeconfig (YAML text) for `server` with the instance CA and `token`."""
+    name = context_name(instance)
+    ca = base64.b64encode((instance.pki_dir / "ca.crt").read_bytes()).decode()
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": {
+            "server": server, "certificate-authority-data": ca}}],
+        "users": [{"name": name, "user": {"token": token}}],
+        "contexts": [{"name": name, "context": {
+            "cluster": name, "user": name, "namespace": "default"}}],
+        "current-context": name,
+        "preferences": {},
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def write(path: Path, text: str) -> Path:
+    """Write a kubeconfig readable only by its owner (it carries the admin token)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_private(path, text)
+    return path
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    tmp.replace(path)
+
+
+def readyz(instance: Instance, port: int, token: str | None = None, timeout: float = 2.0
+           ) -> bool:
+    """True when the API server on the host loopback answers `/readyz` with `ok`.
+
+    A health probe, not API access: plain urllib with the instance CA, so it works
+    before any client library state exists.
+    """
+    ctx = ssl.create_default_context(cafile=str(instance.pki_dir / "ca.crt"))
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    req = urllib.request.Request(f"https://127.0.0.1:{port}/readyz", headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:
+            return bool(resp.status == 200 and resp.read().strip() == b"ok")
+    except (OSError, urllib.error.URLError, ssl.SSLError, ValueError):
+        return False
+
+
+def api_client(kubeconfig: Path) -> Any:
+    """An official-client `ApiClient` for `kubeconfig` (its current context)."""
+    from kubernetes import client, config
+
+    cfg = client.Configuration()
+    config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=str(kubeconfig), client_configuration=cfg)
+    return client.ApiClient(cfg)

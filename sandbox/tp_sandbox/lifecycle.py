@@ -1,0 +1,673 @@
+"""`tp sandbox up|down|status|kubeconfig|exec|demo` as a plain-Python API.
+
+`up` makes, in order, and records each item in `state.json` *before* making it, so
+that `down` can undo a crash at any point: state dir, PKI, tokens.json, the node
+namespace, the laptops (namespace, veth, route, resolv.conf, kubeconfig), the host
+kubeconfig; then it starts the supervisor detached (`setsid -f`, its own log) and
+waits for `/readyz` (and the Node, unless `node=False`). A failure undoes everything.
+
+`down` stops the supervisor, then any process left behind: those of the pid files
+whose command line still names the instance, and every process living in one of
+the instance's namespaces (pods' containers after a `kill -9`); then it unmounts
+whatever is mounted under the state dir, deletes every namespace of the instance
+(recorded or matching its names, pods' `<prefix>pod-*` included) and the state dir.
+Logs: moved to `/tmp/tp-sandbox-logs-<name>-<time>` (so a crash can be read after
+`down`), or deleted with `keep_logs=False`.
+
+Up/down of one instance are serialised by a lock file beside the state dir.
+Errors: see `tp_sandbox.errors`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tp_protocol.settings import get_settings
+
+from tp_sandbox import kubeconfig as kc
+from tp_sandbox import laptops as net
+from tp_sandbox import netns
+from tp_sandbox.errors import (
+    SandboxError,
+    SandboxNotUpError,
+    SandboxStartError,
+    SandboxUsageError,
+)
+from tp_sandbox.paths import Instance, base_dir
+from tp_sandbox.pki import default_sans, ensure_pki
+from tp_sandbox.supervisor import STATUS_FILE, SUPERVISOR_PID
+
+Progress = Callable[[str], None]
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- state
+
+
+def _read_state(instance: Instance) -> dict[str, Any]:
+    try:
+        state: dict[str, Any] = json.loads(instance.state_file.read_text(encoding="utf-8"))
+        return state
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_state(instance: Instance, state: dict[str, Any]) -> None:
+    path = instance.state_file
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
+    tmp.replace(path)
+
+
+@contextlib.contextmanager
+def _locked(instance: Instance) -> Iterator[None]:
+    """Serialise up/down of one instance (the lock lives beside, not in, the state dir)."""
+    root = base_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f".{instance.name or 'default'}.lock"
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            # nothing left to guard once the instance is gone; don't litter the root
+            if not instance.state_dir.exists():
+                path.unlink(missing_ok=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+
+
+def _alive(pid: int) -> bool:
+    """Running and not a zombie (a detached child of this process may linger as one)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _is_supervisor_of(pid: int, instance: Instance) -> bool:
+    argv = _cmdline(pid)
+    return ("tp_sandbox.supervisor" in argv and "--name" in argv
+            and argv[argv.index("--name") + 1:][:1] == [instance.name])
+
+
+def supervisor_pid(instance: Instance) -> int | None:
+    """PID of the instance's running supervisor, if any."""
+    pid = _read_pid(instance.run_dir / SUPERVISOR_PID)
+    if pid is not None and _alive(pid) and _is_supervisor_of(pid, instance):
+        return pid
+    return None
+
+
+def _belongs(pid: int, instance: Instance) -> bool:
+    """Whether a pid file's process is still one of ours (pids get reused)."""
+    text = " ".join(_cmdline(pid))
+    return "tp_sandbox." in text and (
+        str(instance.state_dir) in text or instance.prefix in text
+        or f"--name {instance.name}" in text)
+
+
+def _wait_gone(pids: Sequence[int], timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    left = [p for p in pids if _alive(p)]
+    while left and time.monotonic() < deadline:
+        time.sleep(get_settings().sandbox.poll_interval / 4)
+        left = [p for p in left if _alive(p)]
+    return left
+
+
+def _kill(pids: Sequence[int], grace: float) -> None:
+    """SIGTERM, wait `grace`, SIGKILL what is left."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        pids = _wait_gone(pids, grace)
+        if not pids:
+            return
+
+
+def _netns_inode(name: str) -> int | None:
+    try:
+        return os.stat(f"/run/netns/{name}").st_ino
+    except OSError:
+        return None
+
+
+def processes_in_netns(names: Sequence[str]) -> list[int]:
+    """PIDs of processes whose network namespace is one of `names`."""
+    inodes = {i for i in (_netns_inode(n) for n in names) if i is not None}
+    if not inodes:
+        return []
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{entry}/ns/net").st_ino in inodes:
+                found.append(int(entry))
+        except OSError:
+            continue
+    return [p for p in found if p != os.getpid()]
+
+
+def _mounts_under(root: Path) -> list[str]:
+    """Mount points at or below `root` in this mount namespace, deepest first."""
+    prefix = str(root.resolve() if root.exists() else root)
+    points = []
+    with contextlib.suppress(OSError), open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = line.split()[4].replace("\\040", " ")
+            if point == prefix or point.startswith(prefix + "/"):
+                points.append(point)
+    return sorted(points, key=lambda p: p.count("/"), reverse=True)
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class UpResult:
+    """What `up` did; the last printed line is the host kubeconfig path."""
+
+    instance: Instance
+    kubeconfig: Path
+    api_url: str
+    already_up: bool
+    laptops: int
+    seconds: float
+
+    def __str__(self) -> str:
+        how = "already up" if self.already_up else f"up in {self.seconds:.1f}s"
+        name = self.instance.name or "default"
+        return (f"sandbox {name} {how}: API {self.api_url}, {self.laptops} laptop(s)\n"
+                f"{self.kubeconfig}")
+
+
+@dataclass
+class DownResult:
+    instance: Instance
+    removed_netns: list[str] = field(default_factory=list)
+    killed: list[int] = field(default_factory=list)
+    logs: Path | None = None
+    was_up: bool = False
+
+    def __str__(self) -> str:
+        name = self.instance.name or "default"
+        if not (self.was_up or self.removed_netns or self.killed):
+            return f"sandbox {name} is not up; nothing to remove"
+        parts = [f"sandbox {name} removed ({len(self.removed_netns)} namespace(s)"
+                 f", {len(self.killed)} process(es))"]
+        if self.logs:
+            parts.append(f"logs kept in {self.logs}")
+        return "\n".join(parts)
+
+
+@dataclass
+class ProcessStatus:
+    name: str
+    pid: int | None
+    up: bool
+    restarts: int
+
+
+@dataclass
+class StatusResult:
+    instance: Instance
+    exists: bool
+    supervisor: int | None = None
+    processes: list[ProcessStatus] = field(default_factory=list)
+    api_url: str = ""
+    api_ready: bool = False
+    nodes: list[tuple[str, bool]] = field(default_factory=list)
+    laptops: list[tuple[str, str, bool]] = field(default_factory=list)
+
+    @property
+    def up(self) -> bool:
+        return self.supervisor is not None and self.api_ready
+
+    def __str__(self) -> str:
+        name = self.instance.name or "default"
+        if not self.exists:
+            return f"sandbox {name}: not up (start it with 'tp sandbox up')"
+        lines = [f"sandbox {name}: {'up' if self.up else 'DEGRADED'}",
+                 f"  supervisor   {self.supervisor or 'not running'}",
+                 f"  API          {self.api_url} {'ready' if self.api_ready else 'NOT READY'}"]
+        for p in self.processes:
+            lines.append(f"  {p.name:<12} {'up' if p.up else 'down':<5} pid {p.pid or '-':<8}"
+                         f" restarts {p.restarts}")
+        for node, ready in self.nodes:
+            lines.append(f"  node         {node} {'Ready' if ready else 'NotReady'}")
+        for ns, addr, ok in self.laptops:
+            lines.append(f"  laptop       {ns} {addr} {'ok' if ok else 'MISSING'}")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- up
+
+
+def _check_up_args(laptops: int) -> None:
+    limit = get_settings().sandbox.max_laptops
+    if not 0 <= laptops <= limit:
+        raise SandboxUsageError(f"--laptops must be between 0 and {limit}, got {laptops}")
+    for tool in ("ip", "nft", "setsid", "unshare", "nsenter"):
+        if shutil.which(tool) is None:
+            raise SandboxUsageError(f"'{tool}' is missing; install iproute2, nftables and "
+                                    "util-linux (./run install)")
+    if os.geteuid() != 0:
+        raise SandboxUsageError("the sandbox needs root (network namespaces); run as root")
+
+
+def resolv_conf(instance: Instance, k: int) -> Path:
+    return instance.laptop_dir(k) / "resolv.conf"
+
+
+def laptop_kubeconfig(instance: Instance, k: int) -> Path:
+    return instance.laptop_dir(k) / "kubeconfig"
+
+
+def _running(instance: Instance, state: dict[str, Any]) -> bool:
+    return (state.get("phase") == "up" and supervisor_pid(instance) is not None
+            and kc.readyz(instance, int(state.get("api_port", 0))))
+
+
+def up(instance: Instance | None = None, laptops: int = 1, node: bool = True,
+       progress: Progress = _stderr) -> UpResult:
+    """Bring the instance up (or report that it is); undo everything on failure."""
+    instance = instance or Instance.from_env()
+    _check_up_args(laptops)
+    started = time.monotonic()
+    with _locked(instance):
+        state = _read_state(instance)
+        if _running(instance, state):
+            return UpResult(instance, instance.kubeconfig,
+                            f"https://127.0.0.1:{state['api_port']}", True,
+                            int(state.get("laptops", 0)), 0.0)
+        if instance.state_dir.exists() or net.instance_netns(instance):
+            progress("removing the remains of a sandbox that is not running")
+            _down_locked(instance, keep_logs=False)
+        try:
+            result = _make(instance, laptops, node, progress, started)
+        except BaseException as e:
+            logs = _down_locked(instance, keep_logs=True).logs
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            where = f"; logs kept in {logs}" if logs else ""
+            msg = str(e).rstrip(".") if isinstance(e, SandboxError) else f"{type(e).__name__}: {e}"
+            raise SandboxStartError(f"sandbox up failed: {msg}{where}") from e
+    return result
+
+
+def _make(instance: Instance, laptops: int, node: bool, progress: Progress,
+          started: float) -> UpResult:
+    s = get_settings().sandbox
+    port = s.api_port if not instance.name else _free_port()
+    state: dict[str, Any] = {"name": instance.name, "phase": "creating", "api_port": port,
+                             "laptops": laptops, "node": node, "netns": []}
+    for d in (instance.state_dir, instance.logs_dir, instance.run_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    instance.state_dir.chmod(0o700)
+    _write_state(instance, state)
+
+    def record(ns: str) -> None:
+        state["netns"].append(ns)
+        _write_state(instance, state)
+
+    progress("creating certificates and tokens")
+    ensure_pki(instance.pki_dir, *default_sans(s.api_address, _kubernetes_ip(),
+                                               s.cluster_domain))
+    token = kc.ensure_admin_token(instance)
+
+    progress(f"creating node namespace {instance.node_netns}")
+    record(instance.node_netns)
+    net.make_node(instance)
+    for k in range(1, laptops + 1):
+        progress(f"creating laptop {instance.laptop_netns(k)} ({net.laptop_address(k)})")
+        record(instance.laptop_netns(k))
+        net.make_laptop(instance, k)
+        d = instance.laptop_dir(k)
+        d.mkdir(parents=True, exist_ok=True)
+        resolv_conf(instance, k).write_text("nameserver 127.0.0.53\noptions edns0\n")
+        kc.write(laptop_kubeconfig(instance, k), kc.render(
+            instance, f"https://{s.api_address}:{s.api_inner_port}", token))
+    kc.write(instance.kubeconfig, kc.render(instance, f"https://127.0.0.1:{port}", token))
+
+    progress("starting the supervisor")
+    _start_supervisor(instance)
+    pid = _wait(lambda: supervisor_pid(instance), 10.0, "the supervisor to start",
+                instance, "supervisor")
+    state["supervisor_pid"] = pid
+    _write_state(instance, state)
+
+    api_url = f"https://127.0.0.1:{port}"
+    progress(f"waiting for the API server at {api_url}")
+    deadline = time.monotonic() + s.up_timeout
+    _wait(lambda: kc.readyz(instance, port, token) or None,
+          deadline - time.monotonic(), "the API server to serve", instance, "apiserver")
+    progress(f"API server ready after {time.monotonic() - started:.1f}s")
+    if node:
+        progress("waiting for the node to be Ready")
+        _wait(lambda: _node_ready(instance) or None, max(deadline - time.monotonic(), 1.0),
+              "the node to be Ready", instance, "node")
+    state["phase"] = "up"
+    _write_state(instance, state)
+    return UpResult(instance, instance.kubeconfig, api_url, False, laptops,
+                    time.monotonic() - started)
+
+
+def _kubernetes_ip() -> str:
+    import ipaddress
+    net_ = ipaddress.ip_network(get_settings().sandbox.service_cidr)
+    return str(net_.network_address + 1)
+
+
+def _start_supervisor(instance: Instance) -> None:
+    # setsid -f: a new session, reparented away from us, so it outlives `tp sandbox up`.
+    with open(instance.logs_dir / "supervisor.log", "ab") as log:
+        subprocess.run(
+            ["setsid", "-f", sys.executable, "-m", "tp_sandbox.supervisor",
+             "--name", instance.name],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, check=True,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"), cwd=instance.state_dir)
+
+
+def _wait(check: Callable[[], Any], timeout: float, what: str, instance: Instance,
+          log_name: str) -> Any:
+    """Poll `check` until it returns non-None; else fail naming the log to read."""
+    deadline = time.monotonic() + timeout
+    interval = get_settings().sandbox.poll_interval
+    while True:
+        value = check()
+        if value is not None:
+            return value
+        if time.monotonic() >= deadline:
+            tail = _tail(instance.logs_dir / f"{log_name}.log")
+            raise SandboxStartError(
+                f"timed out after {timeout:.0f}s waiting for {what}"
+                + (f" (last line of {log_name}.log: {tail!r})" if tail else ""))
+        time.sleep(interval)
+
+
+def _tail(path: Path) -> str:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:200] if lines else ""
+
+
+def _node_ready(instance: Instance) -> bool:
+    from kubernetes import client
+
+    try:
+        with kc.api_client(instance.kubeconfig) as api:
+            nodes = client.CoreV1Api(api).list_node(_request_timeout=5).items
+    except Exception:
+        return False
+    return any(_is_ready(n) for n in nodes)
+
+
+def _is_ready(node: Any) -> bool:
+    conditions = (node.status.conditions if node.status else None) or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
+# --------------------------------------------------------------------------- down
+
+
+def down(instance: Instance | None = None, keep_logs: bool = True) -> DownResult:
+    """Remove every process, namespace, mount and file of the instance. Idempotent."""
+    instance = instance or Instance.from_env()
+    with _locked(instance):
+        return _down_locked(instance, keep_logs)
+
+
+def _down_locked(instance: Instance, keep_logs: bool) -> DownResult:
+    s = get_settings().sandbox
+    state = _read_state(instance)
+    result = DownResult(instance, was_up=instance.state_dir.exists())
+
+    sup = supervisor_pid(instance)
+    if sup is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(sup, signal.SIGTERM)
+        if _wait_gone([sup], s.supervisor_stop_timeout):
+            _kill([sup], 0.0)
+        result.killed.append(sup)
+
+    leftovers = []
+    if instance.run_dir.is_dir():
+        for pid_file in instance.run_dir.glob("*.pid"):
+            pid = _read_pid(pid_file)
+            if pid is not None and pid != os.getpid() and _alive(pid) and (
+                    _belongs(pid, instance) or _is_supervisor_of(pid, instance)):
+                leftovers.append(pid)
+    names = net.instance_netns(instance, state.get("netns", []))
+    leftovers += [p for p in processes_in_netns(names) if p not in leftovers]
+    if leftovers:
+        _kill(leftovers, s.stop_grace)
+        result.killed += leftovers
+
+    for point in _mounts_under(instance.state_dir):
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False, timeout=30)
+
+    for ns in names:
+        net.delete_netns(ns)
+        result.removed_netns.append(ns)
+
+    if instance.state_dir.exists():
+        logs = instance.logs_dir
+        if keep_logs and logs.is_dir() and any(logs.iterdir()):
+            dest = Path("/tmp") / (f"tp-sandbox-logs-{instance.name or 'default'}-"
+                                   f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+            shutil.move(str(logs), dest)
+            result.logs = dest
+        shutil.rmtree(instance.state_dir, ignore_errors=True)
+    return result
+
+
+# --------------------------------------------------------------------------- status
+
+
+def status(instance: Instance | None = None) -> StatusResult:
+    """Processes, API readiness, nodes and laptops of the instance."""
+    instance = instance or Instance.from_env()
+    state = _read_state(instance)
+    result = StatusResult(instance, exists=bool(state))
+    if not state:
+        return result
+    port = int(state.get("api_port", 0))
+    result.api_url = f"https://127.0.0.1:{port}"
+    result.supervisor = supervisor_pid(instance)
+    try:
+        children = json.loads((instance.run_dir / STATUS_FILE).read_text())["children"]
+    except (OSError, ValueError, KeyError):
+        children = []
+    for c in children:
+        pid = c.get("pid")
+        running = bool(result.supervisor and pid and _alive(pid))
+        result.processes.append(ProcessStatus(c["name"], pid, running, int(c.get("restarts", 0))))
+    token = None
+    with contextlib.suppress(OSError, ValueError, SandboxError):
+        token = kc.ensure_admin_token(instance) if instance.tokens_file.exists() else None
+    result.api_ready = kc.readyz(instance, port, token) if port else False
+    if result.api_ready:
+        from kubernetes import client
+
+        with contextlib.suppress(Exception), kc.api_client(instance.kubeconfig) as api:
+            for n in client.CoreV1Api(api).list_node(_request_timeout=5).items:
+                result.nodes.append((str(n.metadata.name if n.metadata else "?"),
+                                     _is_ready(n)))
+    for k in range(1, int(state.get("laptops", 0)) + 1):
+        ns = instance.laptop_netns(k)
+        result.laptops.append((ns, net.laptop_address(k), ns in net.list_netns()))
+    return result
+
+
+# --------------------------------------------------------------------------- kubeconfig/exec
+
+
+def _require(instance: Instance, laptop: int | None) -> dict[str, Any]:
+    state = _read_state(instance)
+    if not state:
+        name = f" --name {instance.name}" if instance.name else ""
+        raise SandboxNotUpError(f"sandbox {instance.name or 'default'} is not up; "
+                                f"run 'tp sandbox up{name}' first")
+    n = int(state.get("laptops", 0))
+    if laptop is not None and not 1 <= laptop <= n:
+        raise SandboxUsageError(
+            f"laptop {laptop} does not exist; this sandbox has laptops 1..{n}"
+            if n else "this sandbox has no laptops; run 'tp sandbox up --laptops 1'")
+    return state
+
+
+def kubeconfig_path(instance: Instance | None = None, laptop: int | None = None) -> Path:
+    """The host kubeconfig, or laptop K's (its server is the in-sandbox API address)."""
+    instance = instance or Instance.from_env()
+    _require(instance, laptop)
+    return instance.kubeconfig if laptop is None else laptop_kubeconfig(instance, laptop)
+
+
+def exec_argv(instance: Instance, laptop: int, argv: Sequence[str]) -> list[str]:
+    """The command line that runs `argv` inside laptop K: its netns, and a private mount
+    namespace with the laptop's resolv.conf over /etc/resolv.conf."""
+    if not argv:
+        raise SandboxUsageError("give a command to run: tp sandbox exec [--laptop K] -- CMD...")
+    _require(instance, laptop)
+    ns = instance.laptop_netns(laptop)
+    if not netns.exists(ns):
+        raise SandboxNotUpError(f"netns {ns} is missing; run 'tp sandbox down' then 'up'")
+    script = 'mount --bind "$0" /etc/resolv.conf && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "--",
+            "nsenter", f"--net=/run/netns/{ns}", "--",
+            "sh", "-c", script, str(resolv_conf(instance, laptop)), *argv]
+
+
+def exec_env(instance: Instance, laptop: int) -> dict[str, str]:
+    return dict(os.environ, KUBECONFIG=str(laptop_kubeconfig(instance, laptop)),
+                TP_SANDBOX_LAPTOP=str(laptop), TP_SANDBOX_NAME=instance.name)
+
+
+def exec_in_laptop(argv: Sequence[str], laptop: int = 1, instance: Instance | None = None
+                   ) -> int:
+    """Run `argv` in laptop K with stdio passed through; returns its exit status."""
+    instance = instance or Instance.from_env()
+    return subprocess.run(exec_argv(instance, laptop, argv), env=exec_env(instance, laptop),
+                          check=False).returncode
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def demo_manifest() -> Path:
+    """tp_sandbox/manifests/demo.yaml (package data), else sandbox/manifests/demo.yaml."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "manifests" / "demo.yaml", here.parent / "manifests" / "demo.yaml"):
+        if candidate.exists():
+            return candidate
+    raise SandboxError(f"the demo manifest is missing (looked for {here}/manifests/demo.yaml);"
+                       " reinstall tp-jupyter")
+
+
+@dataclass
+class DemoResult:
+    namespace: str
+    deployments: list[tuple[str, int, int]]
+    seconds: float
+
+    def __str__(self) -> str:
+        lines = [f"demo ready in namespace {self.namespace} after {self.seconds:.1f}s"]
+        lines += [f"  deployment/{n:<28} {r}/{w} available" for n, r, w in self.deployments]
+        return "\n".join(lines)
+
+
+def demo(instance: Instance | None = None, namespace: str = "telepresence-demo",
+         progress: Progress = _stderr) -> DemoResult:
+    """Apply the demo manifest in `namespace` and wait until its deployments are Available."""
+    import yaml
+    from kubernetes import client, utils
+
+    instance = instance or Instance.from_env()
+    _require(instance, None)
+    started = time.monotonic()
+    docs = [d for d in yaml.safe_load_all(demo_manifest().read_text()) if d]
+    names = [d["metadata"]["name"] for d in docs if d.get("kind") == "Deployment"]
+    with kc.api_client(instance.kubeconfig) as api:
+        core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+        try:
+            core.create_namespace(client.V1Namespace(
+                metadata=client.V1ObjectMeta(name=namespace)))
+            progress(f"created namespace {namespace}")
+        except client.ApiException as e:
+            if e.status != 409:
+                raise SandboxError(f"cannot create namespace {namespace}: {e.reason}") from e
+        for doc in docs:
+            kind, name = doc.get("kind"), doc["metadata"]["name"]
+            try:
+                utils.create_from_dict(api, doc, namespace=namespace)  # type: ignore[no-untyped-call]
+                progress(f"created {kind.lower()}/{name}")
+            except utils.FailToCreateError as e:
+                if any(x.status != 409 for x in e.api_exceptions):
+                    raise SandboxError(f"cannot create {kind} {name}: "
+                                       f"{e.api_exceptions[0].reason}") from e
+                progress(f"{kind.lower()}/{name} exists")
+        deadline = time.monotonic() + get_settings().sandbox.demo_timeout
+        last: dict[str, tuple[int, int]] = {}
+        while True:
+            now: dict[str, tuple[int, int]] = {}
+            for n in names:
+                d = apps.read_namespaced_deployment(n, namespace)
+                now[n] = ((d.status.available_replicas or 0) if d.status else 0,
+                          d.spec.replicas if d.spec.replicas is not None else 1)
+            for n, (ready, want) in now.items():
+                if last.get(n) != (ready, want):
+                    progress(f"deployment/{n}: {ready}/{want} available")
+            last = now
+            if all(r >= w for r, w in now.values()):
+                break
+            if time.monotonic() > deadline:
+                raise SandboxError(
+                    f"the demo was not Available after {get_settings().sandbox.demo_timeout:.0f}s;"
+                    f" see 'kubectl get pods -n {namespace}' and {instance.logs_dir}/node.log")
+            time.sleep(get_settings().sandbox.poll_interval * 2)
+    return DemoResult(namespace, [(n, *last[n]) for n in names], time.monotonic() - started)

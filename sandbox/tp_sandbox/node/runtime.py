@@ -1,0 +1,169 @@
+"""Containers as processes: start through the launcher, pump logs, signal, wait.
+
+A container instance is one child process (the launcher `exec`s the command), leader
+of its own process group, so SIGTERM/SIGKILL reach everything it started.
+
+`MountPoints` creates mount targets that do not exist on the host (a bind mount needs
+one) and removes them when the last pod using them is gone; it is shared by all pods
+because two pods may mount at the same path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+import time
+from pathlib import Path
+
+from tp_protocol.settings import get_settings
+
+from .logs import LogWriter, log_paths, rotate
+from .podconfig import Mount
+
+log = logging.getLogger(__name__)
+
+
+class MountPoints:
+    """Reference-counted mount targets the node had to create on the host."""
+
+    def __init__(self) -> None:
+        self._users: dict[str, set[str]] = {}
+
+    def adopt(self, uid: str, paths: list[str]) -> None:
+        for p in paths:
+            self._users.setdefault(p, set()).add(uid)
+
+    def acquire(self, uid: str, mount: Mount) -> list[str]:
+        """Make `mount.target` exist; returns the paths created (or shared) for `uid`."""
+        held: list[str] = []
+        target = Path(mount.target)
+        missing: list[Path] = []
+        p = target
+        while not p.exists() and not p.is_symlink():
+            missing.append(p)
+            p = p.parent
+        for path in reversed(missing):
+            if path == target and mount.is_file:
+                path.touch()
+            else:
+                path.mkdir()
+            self._users[str(path)] = set()
+        # Paths created earlier for other pods are shared, so they stay while we use them.
+        p = target
+        while str(p) != "/":
+            if str(p) in self._users:
+                self._users[str(p)].add(uid)
+                held.append(str(p))
+            p = p.parent
+        return held
+
+    def release(self, uid: str) -> None:
+        """Drop `uid`'s references; remove paths nobody uses (deepest first, only if empty)."""
+        for path in sorted(self._users, key=len, reverse=True):
+            users = self._users[path]
+            users.discard(uid)
+            if users:
+                continue
+            del self._users[path]
+            with contextlib.suppress(OSError):
+                p = Path(path)
+                if p.is_dir() and not p.is_symlink():
+                    p.rmdir()
+                elif p.is_file() and p.stat().st_size == 0:
+                    p.unlink()
+
+
+def new_container_id() -> str:
+    return secrets.token_hex(16)
+
+
+def exit_reason(code: int) -> str:
+    return "Completed" if code == 0 else "Error"
+
+
+class ContainerProcess:
+    """One running instance of a container."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, container_id: str,
+                 writer: LogWriter) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+        self.container_id = container_id
+        self.started_at = time.time()
+        self.finished_at = 0.0
+        self.exit_code: int | None = None
+        self._writer = writer
+        self._pumps = [
+            asyncio.create_task(self._pump("stdout"), name=f"log-stdout-{container_id[:8]}"),
+            asyncio.create_task(self._pump("stderr"), name=f"log-stderr-{container_id[:8]}"),
+        ]
+
+    async def _pump(self, stream: str) -> None:
+        reader = self.proc.stdout if stream == "stdout" else self.proc.stderr
+        assert reader is not None
+        chunk = get_settings().node.stream_chunk
+        try:
+            while data := await reader.read(chunk):
+                self._writer.write(stream, data)
+        except Exception:
+            log.exception("log pump %s of container %s failed", stream, self.container_id)
+
+    async def wait(self) -> int:
+        """Wait for exit and the last log bytes; returns the Kubernetes-style exit code."""
+        rc = await self.proc.wait()
+        await asyncio.gather(*self._pumps, return_exceptions=True)
+        self._writer.close()
+        if self.exit_code is None:
+            self.exit_code = 128 - rc if rc < 0 else rc  # killed by signal N -> 128+N
+            self.finished_at = time.time()
+        return self.exit_code
+
+    def signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    async def stop(self, grace: float) -> int:
+        """SIGTERM the process group, SIGKILL after `grace` seconds; returns the exit code."""
+        if self.proc.returncode is None:
+            self.signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(asyncio.shield(self.proc.wait()), grace)
+            except TimeoutError:
+                self.signal(signal.SIGKILL)
+        code = await self.wait()
+        # The leader is gone; children that ignored SIGTERM must not outlive the pod.
+        self.signal(signal.SIGKILL)
+        return code
+
+
+async def start_container(pod_dir: Path, name: str, argv: list[str], *, env: dict[str, str],
+                          mounts: list[Mount], netns_path: str, hostname: str,
+                          workdir: str | None) -> ContainerProcess:
+    """Start one instance of container `name` inside the pod; its log starts afresh."""
+    container_id = new_container_id()
+    spec = {"netns": netns_path, "hostname": hostname, "workdir": workdir or "/",
+            "argv": argv, "env": env,
+            "mounts": [{"source": m.source, "target": m.target, "readonly": m.readonly}
+                       for m in mounts]}
+    spec_path = pod_dir / f"{name}.spec.json"
+    spec_path.write_text(json.dumps(spec))
+    spec_path.chmod(0o600)
+    rotate(pod_dir, name)
+    writer = LogWriter(log_paths(pod_dir, name)[0], get_settings().node.log_max_bytes)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tp_sandbox.node.enter", str(spec_path),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, start_new_session=True, close_fds=True,
+    )
+    return ContainerProcess(proc, container_id, writer)
+
+
+def exec_argv(pid: int, command: list[str]) -> list[str]:
+    """argv running `command` in a container's network, mount and UTS namespaces."""
+    return ["nsenter", "-t", str(pid), "-n", "-m", "-u", "-w", "--", *command]

@@ -1,0 +1,136 @@
+"""Intercept bookkeeping: states as agents come and review, conflicts, traffic fan-out."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+import pytest
+
+from tp_protocol import VERSION
+from tp_protocol import manager_pb2 as pb
+
+pytestmark = pytest.mark.timeout(30)
+S = pb.InterceptState
+
+
+async def arrive(manager: Any, name: str = "dev@laptop") -> Any:
+    return await manager.stub.ArriveAsClient(
+        pb.ClientInfo(name=name, namespace="demo", version=VERSION), timeout=5)
+
+
+async def agent(manager: Any, workload: str = "web") -> Any:
+    return await manager.stub.ArriveAsAgent(pb.AgentInfo(
+        name=workload, namespace="demo", pod_name=f"{workload}-1", pod_ip="10.244.0.7"),
+        timeout=5)
+
+
+async def create(manager: Any, session: Any, **spec: Any) -> Any:
+    spec.setdefault("workload", "web")
+    spec.setdefault("namespace", "demo")
+    spec.setdefault("target_port", 3000)
+    return await manager.stub.CreateIntercept(
+        pb.CreateInterceptRequest(session=session, spec=pb.InterceptSpec(**spec)), timeout=5)
+
+
+async def test_an_intercept_waits_for_an_agent_and_turns_active_when_reviewed(
+        manager: Any) -> None:
+    client = await arrive(manager)
+    created = await create(manager, client)
+    assert (created.spec.name, created.state) == ("web-demo", S.INTERCEPT_STATE_NO_AGENT)
+    assert created.spec.mechanism == pb.MECHANISM_TCP
+
+    watch = manager.stub.WatchIntercepts(client, timeout=10)
+    assert (await watch.read()).intercepts[0].state == S.INTERCEPT_STATE_NO_AGENT
+    web = await agent(manager)
+    assert (await watch.read()).intercepts[0].state == S.INTERCEPT_STATE_WAITING
+
+    for_agent = manager.stub.WatchInterceptsForAgent(web, timeout=10)
+    seen = (await for_agent.read()).intercepts
+    assert [ic.id for ic in seen] == [created.id]
+    await manager.stub.ReviewIntercept(pb.ReviewInterceptRequest(
+        session=web, intercept_id=created.id, state=S.INTERCEPT_STATE_ACTIVE,
+        environment={"PORT": "3000"}), timeout=5)
+    active = (await watch.read()).intercepts[0]
+    assert active.state == S.INTERCEPT_STATE_ACTIVE
+    assert (active.agent_pod, dict(active.environment)) == ("web-1.demo", {"PORT": "3000"})
+
+    await manager.stub.Depart(web, timeout=5)
+    assert (await watch.read()).intercepts[0].state == S.INTERCEPT_STATE_NO_AGENT
+    watch.cancel()
+    for_agent.cancel()
+
+
+async def test_a_second_global_intercept_of_a_workload_is_refused(manager: Any) -> None:
+    await create(manager, await arrive(manager, "alice"))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await create(manager, await arrive(manager, "bob"), name="mine")
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "already intercepted by 'web-demo' of alice" in (err.value.details() or "")
+
+
+async def test_personal_intercepts_of_two_clients_coexist(manager: Any) -> None:
+    for who in ("alice", "bob"):
+        created = await create(manager, await arrive(manager, who), header_matches=[
+            pb.HeaderMatch(name="x-dev", regex=who)])
+        assert created.spec.mechanism == pb.MECHANISM_HTTP
+    assert len(manager.server.state.intercepts) == 2
+
+
+async def test_an_invalid_regex_is_refused_with_the_reason(manager: Any) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await create(manager, await arrive(manager),
+                     header_matches=[pb.HeaderMatch(name="id", regex="(unclosed")])
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "invalid regex '(unclosed' for header 'id'" in (err.value.details() or "")
+    assert manager.server.state.intercepts == {}
+
+
+async def test_the_same_name_twice_is_refused_and_removing_an_unknown_one_says_so(
+        manager: Any) -> None:
+    client = await arrive(manager)
+    await create(manager, client)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await create(manager, client)
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    await manager.stub.RemoveIntercept(pb.RemoveInterceptRequest(session=client,
+                                                                 name="web-demo"), timeout=5)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await manager.stub.RemoveIntercept(pb.RemoveInterceptRequest(session=client,
+                                                                     name="web-demo"), timeout=5)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_traffic_rows_reach_the_owning_client_only(manager: Any) -> None:
+    alice, bob = await arrive(manager, "alice"), await arrive(manager, "bob")
+    mine = await create(manager, alice, header_matches=[pb.HeaderMatch(name="id", regex="a")])
+    web = await agent(manager)
+    alice_rows = manager.stub.WatchTraffic(pb.WatchTrafficRequest(session=alice), timeout=10)
+    bob_rows = manager.stub.WatchTraffic(pb.WatchTrafficRequest(session=bob), timeout=3)
+
+    async def reports() -> Any:
+        for i in range(3):
+            yield pb.TrafficReport(session=web, record=pb.TrafficRecord(
+                id=f"r{i}", intercept_id=mine.id, intercept_name="web-demo",
+                client_session=alice.session_id, workload="web", namespace="demo",
+                method="GET", path=f"/color?{i}", status=200,
+                routed_to=pb.ROUTED_TO_LOCAL))
+
+    # wait until both watches are registered, then report
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    state = manager.server.state
+    while not all(state.sessions[s.session_id].traffic for s in (alice, bob)):
+        assert loop.time() < deadline
+        await asyncio.sleep(0.02)
+    await manager.stub.ReportTraffic(reports(), timeout=5)
+    paths = [(await alice_rows.read()).path for _ in range(3)]
+    assert paths == ["/color?0", "/color?1", "/color?2"]
+    try:  # bob sees nothing: his stream ends (deadline, or his silent session expires)
+        row = await bob_rows.read()
+    except grpc.aio.AioRpcError as err:
+        assert err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    else:
+        assert row == grpc.aio.EOF
+    alice_rows.cancel()

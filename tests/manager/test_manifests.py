@@ -1,0 +1,48 @@
+"""The install objects: valid Kubernetes, least privilege, the right image and ports."""
+
+from __future__ import annotations
+
+import kubernetes_validate
+import pytest
+
+from tp_cluster.manifests import GRPC_PORT, ManifestError, manager_image, manager_objects
+from tp_protocol import VERSION
+
+
+def test_every_object_is_valid_for_kubernetes_1_37() -> None:
+    for obj in manager_objects("ambassador"):
+        kubernetes_validate.validate(obj, "1.37", strict=True)
+
+
+def test_the_install_is_namespace_account_role_binding_deployment_service() -> None:
+    kinds = [(o["kind"], o["metadata"]["name"]) for o in manager_objects("ambassador")]
+    assert kinds == [("Namespace", "ambassador"), ("ServiceAccount", "traffic-manager"),
+                     ("ClusterRole", "traffic-manager-ambassador"),
+                     ("ClusterRoleBinding", "traffic-manager-ambassador"),
+                     ("Deployment", "traffic-manager"), ("Service", "traffic-manager")]
+
+
+def test_the_cluster_role_grants_no_wildcards_and_no_writes_outside_its_needs() -> None:
+    role = manager_objects()[2]
+    writes = set()
+    for rule in role["rules"]:
+        assert "*" not in rule["verbs"] and "*" not in rule["resources"]
+        for verb in set(rule["verbs"]) - {"get", "list", "watch"}:
+            writes.update(f"{verb} {r}" for r in rule["resources"])
+    assert writes == {"create services", "patch deployments", "update deployments",
+                      "patch replicasets", "update replicasets", "patch statefulsets",
+                      "update statefulsets"}
+
+
+def test_the_deployment_runs_the_versioned_image_with_a_ready_check_on_grpc() -> None:
+    deployment = manager_objects("ambassador")[4]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == manager_image() == f"ghcr.io/tp-jupyter/traffic-manager:{VERSION}"
+    assert container["ports"][0]["containerPort"] == GRPC_PORT
+    assert container["readinessProbe"]["tcpSocket"]["port"] == GRPC_PORT
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "traffic-manager"
+
+
+def test_a_bad_namespace_is_refused_with_what_to_do() -> None:
+    with pytest.raises(ManifestError, match="lower-case letters"):
+        manager_objects("Bad_NS")
