@@ -171,7 +171,8 @@ class Kube:
             "Namespace": {
                 "create": lambda: self.core.create_namespace(obj, _request_timeout=t),
                 "read": lambda: self.core.read_namespace(name, _request_timeout=t),
-                "delete": lambda: self.core.delete_namespace(name, _request_timeout=t),
+                "delete": lambda: self.core.delete_namespace(
+                    name, _request_timeout=t, _preload_content=False),
             },
             "ServiceAccount": {
                 "create": lambda: self.core.create_namespaced_service_account(
@@ -179,19 +180,20 @@ class Kube:
                 "read": lambda: self.core.read_namespaced_service_account(
                     name, ns, _request_timeout=t),
                 "delete": lambda: self.core.delete_namespaced_service_account(
-                    name, ns, _request_timeout=t),
+                    name, ns, _request_timeout=t, _preload_content=False),
             },
             "ClusterRole": {
                 "create": lambda: self.rbac.create_cluster_role(obj, _request_timeout=t),
                 "read": lambda: self.rbac.read_cluster_role(name, _request_timeout=t),
                 "replace": lambda: self.rbac.replace_cluster_role(name, obj, _request_timeout=t),
-                "delete": lambda: self.rbac.delete_cluster_role(name, _request_timeout=t),
+                "delete": lambda: self.rbac.delete_cluster_role(
+                    name, _request_timeout=t, _preload_content=False),
             },
             "ClusterRoleBinding": {
                 "create": lambda: self.rbac.create_cluster_role_binding(obj, _request_timeout=t),
                 "read": lambda: self.rbac.read_cluster_role_binding(name, _request_timeout=t),
                 "delete": lambda: self.rbac.delete_cluster_role_binding(
-                    name, _request_timeout=t),
+                    name, _request_timeout=t, _preload_content=False),
             },
             "Deployment": {
                 "create": lambda: self.apps.create_namespaced_deployment(
@@ -201,17 +203,17 @@ class Kube:
                 "patch": lambda: self.apps.patch_namespaced_deployment(
                     name, ns, obj, _request_timeout=t),
                 "delete": lambda: self.apps.delete_namespaced_deployment(
-                    name, ns, _request_timeout=t),
+                    name, ns, _request_timeout=t, _preload_content=False),
             },
             "Service": {
                 "create": lambda: self.core.create_namespaced_service(
                     ns, obj, _request_timeout=t),
                 "read": lambda: self.core.read_namespaced_service(name, ns, _request_timeout=t),
                 "delete": lambda: self.core.delete_namespaced_service(
-                    name, ns, _request_timeout=t),
+                    name, ns, _request_timeout=t, _preload_content=False),
             },
         }
-        try:
+        try:  # deletes skip deserializing: servers answer with a Status or the object
             return api[kind][verb]()
         except ApiException as exc:
             where = f"{ns}/{name}" if ns else name

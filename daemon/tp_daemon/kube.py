@@ -114,10 +114,9 @@ class Kube:
         if not cfg.verify_ssl:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
-        headers = {}
-        auth = cfg.get_api_key_with_prefix("authorization")
-        if auth:
-            headers["Authorization"] = auth
+        # auth_settings() is what the official client itself sends (token, refreshed).
+        headers = {str(a["key"]): str(a["value"]) for a in cfg.auth_settings().values()
+                   if a.get("in") == "header" and a.get("value")}
         return ApiEndpoint(cfg.host, ctx, headers)
 
     def check_reachable(self) -> None:

@@ -155,6 +155,9 @@ class ControllerSettings:
     namespace_recheck_interval: float = 0.5
     """Seconds between checks of a Terminating namespace that still holds objects."""
 
+    connection_pool_size: int = 64
+    """HTTP connections kept to the API server (one per watch plus the workers' requests)."""
+
 
 @dataclass
 class NodeSettings:

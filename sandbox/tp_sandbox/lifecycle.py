@@ -106,7 +106,8 @@ def _cmdline(pid: int) -> list[str]:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return []
-    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+    # keep empty arguments: the default instance's supervisor runs with `--name ""`
+    return [a.decode(errors="replace") for a in raw.split(b"\0")[:-1]]
 
 
 def _alive(pid: int) -> bool:
@@ -141,10 +142,13 @@ def supervisor_pid(instance: Instance) -> int | None:
 
 def _belongs(pid: int, instance: Instance) -> bool:
     """Whether a pid file's process is still one of ours (pids get reused)."""
-    text = " ".join(_cmdline(pid))
-    return "tp_sandbox." in text and (
-        str(instance.state_dir) in text or instance.prefix in text
-        or f"--name {instance.name}" in text)
+    argv = _cmdline(pid)
+    if not any(a.startswith("tp_sandbox.") for a in argv):
+        return False
+    state_dir = str(instance.state_dir)
+    pattern = net.instance_netns_pattern(instance)
+    return any(a == state_dir or a.startswith(state_dir + "/") or pattern.match(a)
+               for a in argv) or _is_supervisor_of(pid, instance)
 
 
 def _wait_gone(pids: Sequence[int], timeout: float) -> list[int]:
@@ -277,7 +281,7 @@ class StatusResult:
             lines.append(f"  {p.name:<12} {'up' if p.up else 'down':<5} pid {p.pid or '-':<8}"
                          f" restarts {p.restarts}")
         for node, ready in self.nodes:
-            lines.append(f"  node         {node} {'Ready' if ready else 'NotReady'}")
+            lines.append(f"  Node object  {node} {'Ready' if ready else 'NotReady'}")
         for ns, addr, ok in self.laptops:
             lines.append(f"  laptop       {ns} {addr} {'ok' if ok else 'MISSING'}")
         return "\n".join(lines)
@@ -479,8 +483,7 @@ def _down_locked(instance: Instance, keep_logs: bool) -> DownResult:
     if instance.run_dir.is_dir():
         for pid_file in instance.run_dir.glob("*.pid"):
             pid = _read_pid(pid_file)
-            if pid is not None and pid != os.getpid() and _alive(pid) and (
-                    _belongs(pid, instance) or _is_supervisor_of(pid, instance)):
+            if pid is not None and pid != os.getpid() and _alive(pid) and _belongs(pid, instance):
                 leftovers.append(pid)
     names = net.instance_netns(instance, state.get("netns", []))
     leftovers += [p for p in processes_in_netns(names) if p not in leftovers]

@@ -30,7 +30,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -62,7 +62,6 @@ class Child:
     backoff: float = 0.0
     restarts: int = 0
     last_exit: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def children_for(instance: Instance, state: dict[str, Any]) -> list[Child]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -44,6 +45,8 @@ async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 async def main(mode: str) -> dict[str, object]:
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    # A workstation has an address to send from (the laptop's eth0); give this one too.
+    subprocess.run(["ip", "addr", "add", "192.0.2.10/32", "dev", "lo"], check=True)
     out: dict[str, object] = {}
     loop = asyncio.get_running_loop()
     if mode == "overlap":
@@ -77,7 +80,7 @@ async def main(mode: str) -> dict[str, object]:
     out["during"] = _listing()
 
     reader, writer = await asyncio.open_connection("10.96.0.5", 80)
-    payload = bytes(range(256)) * 40000  # 10 MB through the redirect, checked exactly
+    payload = bytes(range(256)) * int(os.environ.get("H8_N", "40000"))  # 10 MB through the redirect, checked exactly
     writer.write(payload)
     got = await reader.readexactly(len(payload))
     writer.close()
@@ -107,4 +110,6 @@ async def main(mode: str) -> dict[str, object]:
 
 
 if __name__ == "__main__":
+    import logging
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     print(json.dumps(asyncio.run(main(sys.argv[1]))))

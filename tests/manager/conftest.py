@@ -14,7 +14,6 @@ import dns.rdatatype
 import dns.rrset
 import grpc
 import pytest
-
 from tp_cluster.manager.clusterinfo import ClusterFacts
 from tp_cluster.manager.dns import ClusterResolver
 from tp_cluster.manager.server import ManagerServer

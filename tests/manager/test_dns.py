@@ -6,7 +6,6 @@ from typing import Any
 
 import grpc
 import pytest
-
 from tp_cluster.manager.dns import candidates
 from tp_protocol import manager_pb2 as pb
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import kubernetes_validate
 import pytest
-
 from tp_cluster.manifests import GRPC_PORT, ManifestError, manager_image, manager_objects
 from tp_protocol import VERSION
 

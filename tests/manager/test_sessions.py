@@ -9,7 +9,6 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import empty_pb2
-
 from tp_protocol import VERSION
 from tp_protocol import manager_pb2 as pb
 
@@ -20,8 +19,8 @@ def client_info(name: str = "dev@laptop", namespace: str = "demo") -> Any:
     return pb.ClientInfo(name=name, namespace=namespace, install_id="i-1", version=VERSION)
 
 
-async def wait_for(condition: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_for(condition: Any, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.02)

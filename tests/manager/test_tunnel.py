@@ -10,7 +10,6 @@ from typing import Any
 
 import grpc
 import pytest
-
 from tp_protocol import VERSION
 from tp_protocol import manager_pb2 as pb
 

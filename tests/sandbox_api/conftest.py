@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 import urllib3
 from kubernetes import client, config
-
 from tp_sandbox.pki import default_sans, ensure_pki
 
 ADMIN_TOKEN = "admin-token-for-tests"
@@ -66,7 +65,7 @@ class Server:
     proc: subprocess.Popen[bytes]
     log: Path
 
-    def raw(self, method: str, path: str, token: str | None = ADMIN_TOKEN,
+    def raw(self, method: str, path: str, *, token: str | None = ADMIN_TOKEN,
             headers: dict[str, str] | None = None, body: bytes | None = None,
             timeout: float = 10.0) -> urllib3.BaseHTTPResponse:
         """A plain HTTPS request, for what the typed client does not expose."""

@@ -6,10 +6,9 @@ import json
 import subprocess
 
 import pytest
+from conftest import Server
 from kubernetes import client
 from kubernetes.client.rest import ApiException
-
-from conftest import Server
 
 pytestmark = pytest.mark.timeout(60)
 

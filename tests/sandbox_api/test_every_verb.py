@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from kubernetes import client, dynamic
 from kubernetes.client.rest import ApiException
-
 from tp_sandbox.apiserver.resources import RESOURCES, ResourceType
 
 POD_TEMPLATE = {"metadata": {"labels": {"app": "x"}},

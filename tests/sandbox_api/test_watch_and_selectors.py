@@ -8,10 +8,9 @@ import threading
 from typing import Any
 
 import pytest
+from conftest import WATCH_HISTORY, Server
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
-
-from conftest import WATCH_HISTORY, Server
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -142,7 +141,8 @@ def test_field_selectors_filter_by_the_fields_each_kind_supports(core: client.Co
         core.create_namespaced_pod(namespace, {"metadata": {"name": name}, "spec": {
             "nodeName": node, "serviceAccountName": "default",
             "containers": [{"name": "c", "image": "busybox"}]}})
-    core.create_namespaced_secret(namespace, {"metadata": {"name": "s"}, "type": "kubernetes.io/tls",
+    core.create_namespaced_secret(namespace, {"metadata": {"name": "s"},
+                                              "type": "kubernetes.io/tls",
                                               "data": {"tls.crt": "", "tls.key": ""}})
     core.create_namespaced_event(namespace, {
         "metadata": {"name": "e"}, "reason": "R", "message": "m",

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 import urllib3
 from kubernetes import client, config
-
 from tp_sandbox.pki import default_sans, ensure_pki
 
 ADMIN_TOKEN = "admin-token-for-controller-tests"

@@ -7,7 +7,6 @@ import datetime
 import threading
 
 import pytest
-
 from tp_sandbox.controllers import deployutil as du
 from tp_sandbox.controllers.endpointsutil import build_slice_groups, build_subsets
 from tp_sandbox.controllers.machinery import Expectations, WorkQueue
@@ -35,7 +34,7 @@ def rs(name: str, replicas: int, available: int = 0, total: int | None = None) -
                        "availableReplicas": available, "readyReplicas": available}}
 
 
-def pod(name: str, ip: str = "", ready: bool = False, node: str = "", phase: str = "Running",
+def pod(name: str, ip: str = "", *, ready: bool = False, node: str = "", phase: str = "Running",
         created: str = "2025-01-01T00:00:00Z", ports: list | None = None) -> dict:
     conds = [{"type": "Ready", "status": "True" if ready else "False",
               "lastTransitionTime": "2025-01-01T00:00:10Z"}]
@@ -224,3 +223,17 @@ def test_the_controller_list_accepts_star_and_exclusions_and_rejects_unknown_nam
     assert select("deployment") == ["deployment"]
     with pytest.raises(ValueError, match="choose from"):
         select("nope")
+
+
+def test_replicaset_status_counts_available_only_after_min_ready_seconds() -> None:
+    from tp_sandbox.controllers.replicaset import rs_status
+
+    rset = {"metadata": {"generation": 3},
+            "spec": {"minReadySeconds": 30, "template": TEMPLATE}}
+    pods = [pod("a", "10.244.0.2", ready=True), pod("b", "10.244.0.3")]
+    ready_at = datetime.datetime(2025, 1, 1, 0, 0, 10, tzinfo=datetime.UTC)
+    early = rs_status(rset, pods, ready_at + datetime.timedelta(seconds=5))
+    assert (early["replicas"], early["readyReplicas"], early["availableReplicas"]) == (2, 1, 0)
+    late = rs_status(rset, pods, ready_at + datetime.timedelta(seconds=31))
+    assert late["availableReplicas"] == 1 and late["observedGeneration"] == 3
+    assert late["fullyLabeledReplicas"] == 2

@@ -184,11 +184,22 @@ def test_down_after_a_killed_up_removes_everything(own_instance: Instance, stage
 def test_down_after_kill_9_of_every_sandbox_process_removes_everything(
         own_instance: Instance) -> None:
     before = footprint(own_instance)
-    lifecycle.up(own_instance, laptops=1, node=False, progress=lambda _: None)
+    has_node = module_built("tp_sandbox.node")
+    lifecycle.up(own_instance, laptops=1, node=has_node, progress=lambda _: None)
+    if has_node:  # a running pod: its netns and container must go too
+        kubectl = [KUBECTL, "--kubeconfig", str(own_instance.kubeconfig)]
+        subprocess.run([*kubectl, "run", "victim", "--image=busybox", "--restart=Never", "--",
+                        "sleep", "3600"], check=True, capture_output=True, timeout=30)
+        wait_for(lambda: subprocess.run(
+            [*kubectl, "get", "pod", "victim", "-o", "jsonpath={.status.phase}"],
+            capture_output=True, text=True, timeout=30, check=False).stdout == "Running",
+            60, "the pod to run")
+        assert any("-pod-" in n for n in footprint(own_instance)["netns"])
     inodes = netns_inodes(own_instance)
     procs = footprint(own_instance, inodes)["processes"]
     assert any("tp_sandbox.supervisor" in c for c in procs.values())
     assert any("tp_sandbox.apiserver" in c for c in procs.values())
+    procs = {pid: c for pid, c in procs.items() if "tp_sandbox." in c}  # leave pods orphaned
     # a process started in the laptop outlives its exec and must be found by netns
     lifecycle.exec_in_laptop(["sh", "-c", "sleep 300 >/dev/null 2>&1 &"], 1, own_instance)
     for pid in procs:
@@ -343,3 +354,48 @@ def test_the_host_namespace_has_no_route_to_sandbox_ranges(sandbox: Any) -> None
                             text=True, check=True).stdout
     for prefix in ("10.244.", "10.96.", "172.30.", "172.31."):
         assert not any(line.startswith(prefix) for line in routes.splitlines()), routes
+
+
+def test_demo_becomes_available_and_its_pods_are_unreachable_from_a_laptop(
+        sandbox: Any, namespace: str, core: Any, laptop: Any) -> None:
+    if not sandbox.has_node:
+        pytest.skip("the node is not built yet")
+    proc = tp("sandbox", "demo", "--name", sandbox.name, "-n", namespace, timeout=200)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].startswith(f"demo ready in namespace {namespace} after ")
+    assert sorted(line.split()[0] for line in lines[1:]) == [
+        "deployment/dataprocessingservice", "deployment/verylargedatastore",
+        "deployment/verylargejavaservice"]
+    assert all(line.split()[1] == "1/1" for line in lines[1:])
+    assert "progress" not in proc.stdout and "available" in proc.stderr  # progress on stderr
+    pod_ip = core.list_namespaced_pod(namespace).items[0].status.pod_ip
+    probe = lap_connect(laptop(1), pod_ip, 3000)
+    assert probe == "Network is unreachable"
+
+
+def lap_connect(lap: Any, ip: str, port: int) -> str:
+    code = ("import socket\n"
+            "try:\n"
+            f"    socket.create_connection(({ip!r}, {port}), timeout=3); print('connected')\n"
+            "except OSError as e:\n"
+            "    print(e.strerror)\n")
+    return str(lap.run([sys.executable, "-c", code]).stdout.strip())
+
+
+@needs_api
+def test_down_stops_the_processes_in_reverse_order_and_keeps_their_logs(
+        own_instance: Instance) -> None:
+    lifecycle.up(own_instance, laptops=1, node=False, progress=lambda _: None)
+    result = lifecycle.down(own_instance)
+    assert result.logs is not None
+    try:
+        log = (result.logs / "supervisor.log").read_text()
+        started = [ln.split()[4] for ln in log.splitlines() if ln.endswith(")")
+                   and " started (pid " in ln]
+        stopped = [ln.split()[5] for ln in log.splitlines() if " stopping " in ln]
+        assert started == ["apiserver", "laptop-dns-1", "controllers"]
+        assert stopped == list(reversed(started))
+        assert (result.logs / "apiserver.log").exists()
+    finally:
+        shutil.rmtree(result.logs)

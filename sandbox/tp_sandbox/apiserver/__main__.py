@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from tp_protocol.settings import get_settings
+
 from tp_sandbox.apiserver.server import Listen, serve
 
 

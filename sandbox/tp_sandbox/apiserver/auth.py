@@ -109,7 +109,7 @@ class Authenticator:
                     ("system:serviceaccounts", f"system:serviceaccounts:{ns}",
                      "system:authenticated"))
 
-    def issue(self, namespace: str, sa_name: str, sa_uid: str, audiences: list[str],
+    def issue(self, namespace: str, sa_name: str, sa_uid: str, *, audiences: list[str],
               expiration: int, bound: dict[str, Any] | None = None) -> tuple[str, int]:
         """A signed token for the ServiceAccount; returns (token, expiry epoch)."""
         now = int(time.time())
@@ -160,8 +160,8 @@ def _rule_allows(rule: dict[str, Any], attrs: Attributes) -> bool:
         return False
     if not attrs.is_resource:
         urls = rule.get("nonResourceURLs") or []
-        return any(u == "*" or u == attrs.path or (u.endswith("*") and
-                                                   attrs.path.startswith(u[:-1]))
+        return any(u in ("*", attrs.path) or (u.endswith("*") and
+                                                 attrs.path.startswith(u[:-1]))
                    for u in urls)
     groups = rule.get("apiGroups") or []
     if "*" not in groups and attrs.group not in groups:

@@ -24,8 +24,8 @@ from typing import Any
 
 import yaml
 from aiohttp import web
-
 from tp_protocol.settings import ApiServerSettings, get_settings
+
 from tp_sandbox.apiserver import errors, ext, tables
 from tp_sandbox.apiserver.auth import Attributes, Authenticator, Authorizer, User
 from tp_sandbox.apiserver.resources import RESOURCES, ResourceType, by_plural
@@ -614,8 +614,9 @@ class Api:
         expiration = min(expiration, self.settings.token_max_expiration)
         audiences = list(spec.get("audiences") or [])
         audiences = audiences or ["https://kubernetes.default.svc.cluster.local"]
-        tok, exp = self.authn.issue(namespace, name, sa["metadata"]["uid"], audiences,
-                                    expiration, spec.get("boundObjectRef"))
+        tok, exp = self.authn.issue(namespace, name, sa["metadata"]["uid"],
+                                    audiences=audiences, expiration=expiration,
+                                    bound=spec.get("boundObjectRef"))
         out = copy.deepcopy(req)
         out.update({"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1"})
         out.setdefault("metadata", {}).update({"name": name, "namespace": namespace,
@@ -685,8 +686,8 @@ class Api:
         if gone is not None or watcher is None:
             # Upstream answers 200 and ends the stream with an ERROR event.
             err = gone or errors.Gone("watch closed")
-            await resp.write(json.dumps({"type": "ERROR", "object": err.status()}, separators=_SEP).encode()
-                             + b"\n")
+            await resp.write(json.dumps({"type": "ERROR", "object": err.status()},
+                                        separators=_SEP).encode() + b"\n")
             return resp
         timeout = float(query.get("timeoutSeconds") or self.settings.watch_default_timeout)
         deadline = time.monotonic() + timeout
@@ -700,8 +701,8 @@ class Api:
                     item = watcher.queue.get_nowait()
                     if item is None:
                         break
-                    first_table = await self._send(resp, rt, item[0], item[1], as_table,
-                                                   include, first_table)
+                    first_table = await self._send(resp, rt, item, as_table=as_table,
+                                                   include=include, first=first_table)
                 await self._bookmark(resp, rt, initial_end=True)
             next_mark = time.monotonic() + interval
             while True:
@@ -723,8 +724,8 @@ class Api:
                 item = get.result()
                 if item is None:
                     break
-                first_table = await self._send(resp, rt, item[0], item[1], as_table,
-                                               include, first_table)
+                first_table = await self._send(resp, rt, item, as_table=as_table,
+                                               include=include, first=first_table)
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
@@ -732,11 +733,13 @@ class Api:
             self.store.unwatch(watcher)
         return resp
 
-    async def _send(self, resp: web.StreamResponse, rt: ResourceType, etype: str, obj: Obj,
-                    as_table: bool, include: str, first: bool) -> bool:
+    async def _send(self, resp: web.StreamResponse, rt: ResourceType, item: tuple[str, Obj],
+                    *, as_table: bool, include: str, first: bool) -> bool:
+        etype, obj = item
         out = tables.table(rt, [obj], obj["metadata"]["resourceVersion"], include,
                            with_columns=first) if as_table else obj
-        await resp.write(json.dumps({"type": etype, "object": out}, separators=_SEP).encode() + b"\n")
+        await resp.write(json.dumps({"type": etype, "object": out}, separators=_SEP).encode()
+                         + b"\n")
         return False
 
     async def _bookmark(self, resp: web.StreamResponse, rt: ResourceType,

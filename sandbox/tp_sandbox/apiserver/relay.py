@@ -16,8 +16,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from multidict import MultiDict
-
 from tp_protocol.settings import ApiServerSettings
+
 from tp_sandbox.apiserver import errors
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ async def _pump_both(down: web.WebSocketResponse, up: aiohttp.ClientWebSocketRes
     tasks = [asyncio.create_task(_pump(down, up), name="relay-client-to-kubelet"),
              asyncio.create_task(_pump(up, down), name="relay-kubelet-to-client")]
     try:
-        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for t in done:
             if t.exception() is not None and not isinstance(
                     t.exception(), (ConnectionResetError, aiohttp.ClientConnectionResetError)):

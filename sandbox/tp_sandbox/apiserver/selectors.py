@@ -25,7 +25,9 @@ _EXISTS_RE = re.compile(rf"^(!?)\s*({_KEY})$")
 
 def _split_top(text: str) -> list[str]:
     """Split on commas outside parentheses (`in (a,b)` holds commas)."""
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in text:
         if ch == "(":
             depth += 1

@@ -18,8 +18,8 @@ from typing import Any
 
 from aiohttp import web
 from multidict import MultiDict
-
 from tp_protocol.settings import ApiServerSettings, get_settings
+
 from tp_sandbox import netns
 from tp_sandbox.apiserver import bootstrap, discovery, errors, ext, tables
 from tp_sandbox.apiserver.auth import Attributes, Authenticator, User, is_public

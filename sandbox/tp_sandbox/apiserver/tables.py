@@ -264,7 +264,7 @@ _DEFAULT: list[Column] = [_NAME, ("Created At", "date", 0,
 
 def wants_table(accept: str) -> bool:
     """kubectl asks `application/json;as=Table;v=v1;g=meta.k8s.io,...`."""
-    first = accept.split(",")[0]
+    first = accept.split(",", maxsplit=1)[0]
     return "as=Table" in first and "g=meta.k8s.io" in first
 
 
@@ -277,7 +277,7 @@ def _row_object(o: Obj, include: str) -> Obj | None:
             "metadata": o.get("metadata", {})}
 
 
-def table(rt: ResourceType, objs: list[Obj], resource_version: str, include: str,
+def table(rt: ResourceType, objs: list[Obj], resource_version: str, include: str, *,
           with_columns: bool = True, list_meta: Obj | None = None) -> Obj:
     cols = COLUMNS.get(rt.kind, _DEFAULT)
     rows = []

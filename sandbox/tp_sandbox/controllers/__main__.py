@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     settings = get_settings().controllers
     try:
-        kube = Kube.from_kubeconfig(args.kubeconfig, settings.request_timeout, args.context)
+        kube = Kube.from_kubeconfig(args.kubeconfig, settings.request_timeout,
+                                    settings.connection_pool_size, args.context)
     except ControllerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -84,6 +84,12 @@ class Controller:
                 # the cache was stale: normal, retry quietly
                 delay = self.queue.retry(key)
                 log.debug("%s %s: %s; retry in %.2fs", self.name, key, exc, delay)
+            except errors.KubeError as exc:
+                delay = self.queue.retry(key)
+                # a namespace being deleted refuses new objects until it is gone
+                quiet = exc.status == 403 and "being terminated" in exc.message
+                log.log(logging.DEBUG if quiet else logging.WARNING,
+                        "%s %s: %s; retry in %.2fs", self.name, key, exc, delay)
             except errors.ControllerError as exc:
                 delay = self.queue.retry(key)
                 log.warning("%s %s: %s; retry in %.2fs", self.name, key, exc, delay)

@@ -154,16 +154,19 @@ class Kube:
         self.request_timeout = request_timeout
 
     @classmethod
-    def from_kubeconfig(cls, path: str, request_timeout: float,
+    def from_kubeconfig(cls, path: str, request_timeout: float, pool_size: int,
                         context: str | None = None) -> Kube:
+        cfg: Any = client.Configuration()
         try:
-            load: Any = config.new_client_from_config
-            api = load(config_file=path, context=context)
+            load: Any = config.load_kube_config
+            load(config_file=path, context=context, client_configuration=cfg)
         except (config.ConfigException, OSError, ValueError) as exc:
             raise errors.ControllerError(
                 f"cannot load kubeconfig {path}: {exc}; pass --kubeconfig with a valid file"
             ) from exc
-        return cls(api, request_timeout)
+        # every informer holds a connection for its watch, workers need more
+        cfg.connection_pool_maxsize = pool_size
+        return cls(client.ApiClient(cfg), request_timeout)
 
     def _request(self, method: str, path: str, query: list[tuple[str, Any]] | None = None, *,
                  body: Any = None, content_type: str = "application/json",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import subprocess
 
+import pyroute2.config
 from pyroute2 import NetNS
 
 from .. import netns
@@ -21,6 +22,11 @@ from ..paths import Instance
 from .errors import PodSetupError
 
 GATEWAY = "169.254.1.1"
+
+# NetNS forks a helper and stops it with SIGTERM. The fork inherits asyncio's signal
+# wake-up fd, so without this the helper's SIGTERM reaches the kubelet's event loop as
+# if the kubelet itself had been told to stop.
+pyroute2.config.disable_mp_signal = True
 
 
 def veth_name(pod_uid: str) -> str:

@@ -1,0 +1,97 @@
+"""End to end in the sandbox: install the manager, wait for Ready, reach it by port-forward."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import empty_pb2
+from kubernetes import client
+from kubernetes.stream import portforward
+from tp_cluster.install import ensure_manager, uninstall_manager
+from tp_cluster.kube import Kube
+from tp_cluster.manifests import GRPC_PORT
+from tp_protocol import VERSION, manager_pb2_grpc
+from tp_protocol import manager_pb2 as pb
+
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(240)]
+
+
+def _pump(src: Any, dst: Any) -> None:
+    with contextlib.suppress(OSError):
+        while data := src.recv(256 * 1024):
+            dst.sendall(data)
+    with contextlib.suppress(OSError):
+        dst.shutdown(socket.SHUT_WR)
+
+
+@contextlib.contextmanager
+def forwarded(api: Any, namespace: str, pod: str, port: int) -> Iterator[int]:
+    """A loopback port bridged to the pod's port by the official client's port-forward."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+    core = client.CoreV1Api(api)
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            pf = portforward(core.connect_get_namespaced_pod_portforward, pod, namespace,
+                             ports=str(port))
+            remote = pf.socket(port)
+            remote.setblocking(True)
+            conn.setblocking(True)
+            for a, b in ((conn, remote), (remote, conn)):
+                threading.Thread(target=_pump, args=(a, b), daemon=True,
+                                 name=f"pf-pump-{pod}").start()
+
+    thread = threading.Thread(target=serve, name="pf-accept", daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        listener.close()
+
+
+async def test_the_manager_installs_turns_ready_and_answers_through_a_port_forward(
+        kube: Any) -> None:
+    adapter = Kube(kube)
+    namespace = f"tp-mgr-{secrets.token_hex(3)}"
+    progress: list[str] = []
+    try:
+        result = await __import__("asyncio").to_thread(
+            ensure_manager, adapter, namespace, progress.append, 120.0)
+        assert result.installed and result.skew == ""
+        assert any("ready" in line for line in progress), progress
+        pods = client.CoreV1Api(kube).list_namespaced_pod(
+            namespace, label_selector="app=traffic-manager").items
+        pod = next(p.metadata.name for p in pods if p.status.phase == "Running")
+        with forwarded(kube, namespace, pod, GRPC_PORT) as port:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = manager_pb2_grpc.ManagerStub(channel)
+                version = await stub.Version(empty_pb2.Empty(), timeout=20)
+                assert version.version == VERSION
+                session = await stub.ArriveAsClient(pb.ClientInfo(
+                    name="e2e", namespace="default", version=VERSION), timeout=10)
+                info = await stub.GetClusterInfo(session, timeout=20)
+                assert info.service_cidr == "10.96.0.0/16"
+                assert list(info.pod_cidrs) == ["10.244.0.0/24"]
+                assert (info.cluster_domain, info.dns_ip, info.kube_api_ip) == (
+                    "cluster.local", "10.96.0.10", "10.96.0.1")
+                answer = await stub.LookupDNS(pb.DNSRequest(
+                    session=session, name="kubernetes", qtype=1), timeout=20)
+                assert answer.cluster_name and answer.records[0].ip == "10.96.0.1"
+                await stub.Depart(session, timeout=10)
+    finally:
+        uninstall_manager(adapter, namespace)
