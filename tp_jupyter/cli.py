@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from tp_sandbox.errors import SandboxError
 
@@ -20,11 +20,11 @@ from tp_jupyter.errors import TpError, UsageError
 class _Parser(argparse.ArgumentParser):
     """argparse that raises UsageError instead of exiting, so magics can reuse it."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
-        raise UsageError(f"{message} (see 'tp {self.prog.partition(' ')[2]} --help'.)".replace(
-            "tp  --help", "tp --help"))
+    def error(self, message: str) -> NoReturn:
+        command = " ".join(["tp", *self.prog.split()[1:]])
+        raise UsageError(f"{message} (see '{command} --help')")
 
-    def exit(self, status: int = 0, message: str | None = None) -> Any:  # type: ignore[override]
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         if message:
             print(message, file=sys.stderr if status else sys.stdout, end="")
         raise SystemExit(status)

@@ -127,7 +127,8 @@ class Kube:
     # --- the traffic-manager ------------------------------------------------
 
     def manager_deployment_exists(self, namespace: str) -> bool:
-        with self._translate(f"read deployment {manifests.NAME} in {namespace}"):
+        with self._translate(f"read deployment {manifests.NAME} in {namespace}",
+                             namespace=namespace):
             try:
                 client.AppsV1Api(self.api).read_namespaced_deployment(
                     manifests.NAME, namespace, _request_timeout=self.timeout)

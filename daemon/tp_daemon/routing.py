@@ -123,6 +123,14 @@ async def nft_table_exists(table: str) -> bool:
     return await proc.wait() == 0
 
 
+async def remove_stale_table(table: str) -> bool:
+    """Delete a table left by a daemon that was killed (one daemon per netns owns it)."""
+    if not await nft_table_exists(table):
+        return False
+    await _nft(f"delete table ip {table}\n")
+    return True
+
+
 class Routing:
     """The TUN link, its routes and the nft table of one connection."""
 

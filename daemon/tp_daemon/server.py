@@ -22,7 +22,8 @@ from tp_protocol.settings import ConnectSettings
 
 from tp_daemon import paths
 from tp_daemon.errors import DaemonError
-from tp_daemon.session import ConnectParams, Session
+from tp_daemon.routing import remove_stale_table
+from tp_daemon.session import ConnectParams, Session, can_route
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,10 @@ class DaemonService(dgrpc.DaemonServicer):
 async def serve(socket_path: str, settings: ConnectSettings, *, force_proxy: bool,
                 stop: asyncio.Event) -> None:
     """Serve until `stop` is set or a client calls Quit; then disconnect and stop in order."""
+    if can_route():
+        with contextlib.suppress(DaemonError):
+            if await remove_stale_table(settings.nft_table):
+                log.warning("removed nft table %s left by a daemon that died", settings.nft_table)
     service = DaemonService(settings, force_proxy=force_proxy)
     server = grpc.aio.server()
     dgrpc.add_DaemonServicer_to_server(service, server)

@@ -11,6 +11,7 @@ Sections add fields in their own class only (helpers editing in parallel).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from dataclasses import dataclass, field
@@ -366,17 +367,12 @@ class Settings:
                 setattr(section, name, value)
 
 
-_settings: Settings | None = None
-
-
+@functools.cache
 def get_settings() -> Settings:
     """The process-wide settings, with `$TP_SETTINGS` (a JSON file) applied once."""
-    global _settings
-    if _settings is None:
-        settings = Settings()
-        path = os.environ.get("TP_SETTINGS")
-        if path:
-            with open(path, encoding="utf-8") as f:
-                settings.override(json.load(f))
-        _settings = settings
-    return _settings
+    settings = Settings()
+    path = os.environ.get("TP_SETTINGS")
+    if path:
+        with open(path, encoding="utf-8") as f:
+            settings.override(json.load(f))
+    return settings

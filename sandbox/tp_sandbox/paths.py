@@ -37,9 +37,10 @@ class Instance:
     name: str = ""
 
     def __post_init__(self) -> None:
-        if not _NAME_RE.match(self.name):
+        if not _NAME_RE.match(self.name) or self.name == "default":
             raise ValueError(
-                f"invalid sandbox name {self.name!r}: use up to 8 lowercase letters or digits"
+                f"invalid sandbox name {self.name!r}: "
+                "use up to 8 lowercase letters or digits, not 'default'"
             )
 
     @staticmethod

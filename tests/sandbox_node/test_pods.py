@@ -153,7 +153,8 @@ def test_an_unknown_image_waits_in_image_pull_back_off(core: Any, namespace: str
     reasons = set()
 
     def seen_backoff() -> bool:
-        w = pod_status(core, namespace, "noimg").container_statuses[0].state.waiting
+        statuses = pod_status(core, namespace, "noimg").container_statuses
+        w = statuses[0].state.waiting if statuses else None
         if w is not None:
             reasons.add(w.reason)
         return "ImagePullBackOff" in reasons
@@ -196,7 +197,13 @@ def test_logs_tail_follow_and_exec_with_stdin_and_exit_code(core: Any, namespace
     c = {"name": "talker", "image": "busybox", "command": ["sh", "-c",
          "for i in 1 2 3 4 5; do echo line $i; done; sleep 1; echo late; sleep 3600"]}
     make_pod(core, namespace, "talker", [c])
-    wait_for(lambda: "late" in core.read_namespaced_pod_log("talker", namespace), 30, "logs")
+    def log_text() -> str:
+        try:
+            text: str = core.read_namespaced_pod_log("talker", namespace)
+            return text
+        except client.ApiException:  # 400 while the container is still being created
+            return ""
+    wait_for(lambda: "late" in log_text(), 30, "logs")
     assert core.read_namespaced_pod_log("talker", namespace, tail_lines=2) == "line 5\nlate\n"
     stamped = core.read_namespaced_pod_log("talker", namespace, timestamps=True, tail_lines=1)
     assert stamped.endswith("Z late\n")

@@ -642,7 +642,11 @@ class Api:
                                         "without continue") from None
             items = [o for o in items if [o["metadata"].get("namespace", ""),
                                           o["metadata"]["name"]] > start]
-        limit = int(query.get("limit") or 0)
+        try:
+            limit = int(query.get("limit") or 0)
+        except ValueError:
+            raise errors.BadRequest(f"limit: invalid value {query['limit']!r}: use a whole "
+                                    "number") from None
         if limit > 0 and len(items) > limit:
             last = items[limit - 1]["metadata"]
             meta["continue"] = base64.urlsafe_b64encode(json.dumps(
@@ -689,7 +693,10 @@ class Api:
             await resp.write(json.dumps({"type": "ERROR", "object": err.status()},
                                         separators=_SEP).encode() + b"\n")
             return resp
-        timeout = float(query.get("timeoutSeconds") or self.settings.watch_default_timeout)
+        try:
+            timeout = float(query.get("timeoutSeconds") or self.settings.watch_default_timeout)
+        except ValueError:
+            timeout = self.settings.watch_default_timeout
         deadline = time.monotonic() + timeout
         bookmarks = _true(query.get("allowWatchBookmarks"))
         interval = self.settings.watch_bookmark_interval

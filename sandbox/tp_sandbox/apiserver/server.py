@@ -97,7 +97,11 @@ async def _delete_options(request: web.Request, query: dict[str, str]) -> Delete
         opts.propagation = policy
     grace = query.get("gracePeriodSeconds", body.get("gracePeriodSeconds"))
     if grace is not None:
-        opts.grace = int(grace)
+        try:
+            opts.grace = int(grace)
+        except ValueError:
+            raise errors.BadRequest(f"gracePeriodSeconds: invalid value {grace!r}: use a "
+                                    "whole number of seconds") from None
     pre = body.get("preconditions") or {}
     opts.precondition_uid = pre.get("uid")
     opts.precondition_rv = pre.get("resourceVersion")
@@ -128,6 +132,8 @@ class Router:
             return await self._non_resource(request, user, path)
         query = _query(request)
         verb = target.verb(request.method, query)
+        if target.rt.namespaced and not target.namespace and verb not in ("list", "watch"):
+            raise errors.NotFound("the server could not find the requested resource", {})
         if verb not in target.rt.verbs and not target.sub:
             raise errors.MethodNotAllowed(
                 "the server does not allow this method on the requested resource",
@@ -170,7 +176,15 @@ class Router:
                 group, version = ("", segs[3]) if segs[2] == "api" else (segs[3], segs[-1])
                 if (segs[2] == "api" and len(segs) == 4) or (segs[2] == "apis"
                                                              and len(segs) == 5):
-                    doc = ext.openapi_document(group, version)
+                    raw = ext.openapi_document(group, version)
+                    if raw is not None:
+                        # Addressed by content hash: clients may cache it for good.
+                        cache = ("public, immutable" if "hash" in request.query
+                                 else "no-cache, private")
+                        return web.Response(body=raw, content_type="application/json",
+                                            headers={"Cache-Control": cache})
+        if doc is None and segs and segs[0] in ("api", "apis"):
+            raise errors.NotFound("the server could not find the requested resource", {})
         if doc is None:
             return web.Response(status=404, text="404 page not found\n")
         return _json(doc)

@@ -9,7 +9,6 @@ after which every cached object is replayed as an update (the resync).
 
 from __future__ import annotations
 
-import copy
 import heapq
 import logging
 import random
@@ -362,7 +361,3 @@ class EventRecorder:
             self.kube.create(EVENTS, ns, body)
         except errors.ControllerError as exc:
             log.warning("could not record event %s on %s: %s", reason, meta.get("name"), exc)
-
-
-def deep(obj: Obj) -> Obj:
-    return copy.deepcopy(obj)

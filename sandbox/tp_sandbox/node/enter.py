@@ -56,6 +56,8 @@ def main(argv: list[str]) -> int:
         return EXIT_SETUP
     with open(argv[0], encoding="utf-8") as f:
         spec = json.load(f)
+    if "ready_fd" in spec:
+        os.set_inheritable(spec["ready_fd"], False)  # closes at exec: tells the kubelet
     try:
         prepare(spec)
         os.chdir(spec.get("workdir") or "/")

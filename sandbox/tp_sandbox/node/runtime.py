@@ -20,6 +20,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from tp_protocol.settings import get_settings
 
@@ -147,20 +148,36 @@ async def start_container(pod_dir: Path, name: str, argv: list[str], *, env: dic
                           workdir: str | None) -> ContainerProcess:
     """Start one instance of container `name` inside the pod; its log starts afresh."""
     container_id = new_container_id()
-    spec = {"netns": netns_path, "hostname": hostname, "workdir": workdir or "/",
+    spec: dict[str, Any] = {"netns": netns_path, "hostname": hostname, "workdir": workdir or "/",
             "argv": argv, "env": env,
             "mounts": [{"source": m.source, "target": m.target, "readonly": m.readonly}
                        for m in mounts]}
+    # The launcher holds `ready_w` open (close-on-exec) until it execs the command, so EOF
+    # on `ready_r` means its namespaces and mounts are in place: only then may exec and
+    # probes join its namespaces (earlier they would join the host's).
+    ready_r, ready_w = os.pipe()
+    spec["ready_fd"] = ready_w
     spec_path = pod_dir / f"{name}.spec.json"
     spec_path.write_text(json.dumps(spec))
     spec_path.chmod(0o600)
     rotate(pod_dir, name)
     writer = LogWriter(log_paths(pod_dir, name)[0], get_settings().node.log_max_bytes)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tp_sandbox.node.enter", str(spec_path),
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, start_new_session=True, close_fds=True,
-    )
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tp_sandbox.node.enter", str(spec_path),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, start_new_session=True, close_fds=True,
+            pass_fds=(ready_w,),
+        )
+    finally:
+        os.close(ready_w)
+    try:
+        await asyncio.wait_for(asyncio.to_thread(os.read, ready_r, 1),
+                               get_settings().node.api_timeout)
+    except TimeoutError:
+        log.warning("container %s: launcher did not finish setup in time", name)
+    finally:
+        os.close(ready_r)
     return ContainerProcess(proc, container_id, writer)
 
 
