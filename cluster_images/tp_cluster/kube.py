@@ -9,10 +9,16 @@ Errors::
 
     KubeError                 an API call failed; .status is the HTTP status (0: no answer)
     +-- KubeNotFound          404
+    +-- KubeConflict          409 (stale resourceVersion on a write, or already exists)
+
+Workloads and Services for agent injection are read and written as raw JSON dicts
+(`_preload_content=False`), never as client models: a model round trip drops fields
+the client does not know, and `restore` must give back the object exactly.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,11 +43,28 @@ class KubeNotFound(KubeError):
     """The object does not exist (404)."""
 
 
+class KubeConflict(KubeError):
+    """The write lost a race (409): read again and retry."""
+
+
 def _error(exc: ApiException, what: str) -> KubeError:
     body = exc.body.decode() if isinstance(exc.body, bytes) else str(exc.body or "")
     message = f"{what}: {exc.status} {exc.reason}"
-    cls = KubeNotFound if exc.status == 404 else KubeError
+    cls = {404: KubeNotFound, 409: KubeConflict}.get(int(exc.status or 0), KubeError)
     return cls(message, status=int(exc.status or 0), body=body)
+
+
+def _json(response: Any) -> dict[str, Any]:
+    """The body of a `_preload_content=False` answer as a dict."""
+    data: Any = response.data
+    loaded: dict[str, Any] = json.loads(data.decode() if isinstance(data, bytes) else data)
+    return loaded
+
+
+def _items(response: Any, kind: str, api_version: str) -> list[dict[str, Any]]:
+    # list items carry no kind/apiVersion on a real API server; writes need them
+    return [{"apiVersion": api_version, "kind": kind, **item}
+            for item in _json(response).get("items") or []]
 
 
 @dataclass
@@ -53,6 +76,8 @@ class PodState:
     ready: bool
     waiting_reason: str = ""
     waiting_message: str = ""
+    waiting: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Container name -> (reason, message) of each container that is waiting."""
 
 
 @dataclass
@@ -278,12 +303,77 @@ class Kube:
             raise _error(exc, f"list pods of {namespace}/{name}") from exc
         for pod in pods.items:
             ready, reason, message = False, "", ""
+            waiting: dict[str, tuple[str, str]] = {}
             for cs in (pod.status.container_statuses or []) if pod.status else []:
                 ready = bool(cs.ready)
                 if cs.state and cs.state.waiting:
                     reason = cs.state.waiting.reason or ""
                     message = cs.state.waiting.message or ""
+                    waiting[cs.name] = (reason, message)
             state.pods.append(PodState(pod.metadata.name,
                                        (pod.status and pod.status.phase) or "",
-                                       ready, reason, message))
+                                       ready, reason, message, waiting))
         return state
+
+    # --- workloads (agent injection) ----------------------------------------------------
+
+    def get_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Deployment as the server stores it; None when absent."""
+        try:
+            return _json(self.apps.read_namespaced_deployment(
+                name, namespace, _request_timeout=self.timeout, _preload_content=False))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _error(exc, f"read deployment {namespace}/{name}") from exc
+
+    def list_deployments(self, namespace: str = "") -> list[dict[str, Any]]:
+        """Deployments of `namespace` ("" = all namespaces)."""
+        try:
+            if namespace:
+                response = self.apps.list_namespaced_deployment(
+                    namespace, _request_timeout=self.timeout, _preload_content=False)
+            else:
+                response = self.apps.list_deployment_for_all_namespaces(
+                    _request_timeout=self.timeout, _preload_content=False)
+        except ApiException as exc:
+            raise _error(exc, f"list deployments in {namespace or 'all namespaces'}") from exc
+        return _items(response, "Deployment", "apps/v1")
+
+    def get_service(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return _json(self.core.read_namespaced_service(
+                name, namespace, _request_timeout=self.timeout, _preload_content=False))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _error(exc, f"read service {namespace}/{name}") from exc
+
+    def list_services(self, namespace: str) -> list[dict[str, Any]]:
+        try:
+            response = self.core.list_namespaced_service(
+                namespace, _request_timeout=self.timeout, _preload_content=False)
+        except ApiException as exc:
+            raise _error(exc, f"list services in {namespace}") from exc
+        return _items(response, "Service", "v1")
+
+    def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """PUT a Deployment or Service read earlier; its resourceVersion guards the write.
+
+        Raises KubeConflict when someone else wrote in between (read again, retry).
+        """
+        meta = obj["metadata"]
+        name, ns, kind = meta["name"], meta["namespace"], obj["kind"]
+        t = self.timeout
+        try:
+            if kind == "Deployment":
+                response = self.apps.replace_namespaced_deployment(
+                    name, ns, obj, _request_timeout=t, _preload_content=False)
+            elif kind == "Service":
+                response = self.core.replace_namespaced_service(
+                    name, ns, obj, _request_timeout=t, _preload_content=False)
+            else:
+                raise KubeError(f"cannot replace a {kind}: only Deployments and Services")
+        except ApiException as exc:
+            raise _error(exc, f"replace {kind} {ns}/{name}") from exc
+        return _json(response)

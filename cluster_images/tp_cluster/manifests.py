@@ -6,9 +6,11 @@ tests. The ClusterRole is least privilege for what the manager does:
 - read pods, services, endpoints, nodes, namespaces (cluster info, DNS, workloads);
 - create services, only ever with dryRun, to discover the service CIDR from the
   API server's refusal of an out-of-range clusterIP;
-- read and patch workloads (deployments, replicasets, statefulsets) to inject the
-  traffic-agent;
-- read configmaps and secrets, to resolve the intercepted container's environment.
+- read and update (PUT with resourceVersion) Deployments and Services, to inject
+  the traffic-agent and to restore them exactly on uninstall.
+
+It reads no configmaps or secrets: the agent container gets copies of the app's
+env/envFrom, so the kubelet resolves them (see `tp_cluster.injector`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ NAME = "traffic-manager"
 """Name of the ServiceAccount, Deployment and Service; label `app=traffic-manager`."""
 
 IMAGE_REPOSITORY = "ghcr.io/tp-jupyter/traffic-manager"
+AGENT_IMAGE_REPOSITORY = "ghcr.io/tp-jupyter/traffic-agent"
 GRPC_PORT = 8081
 """The manager's gRPC port (container and Service)."""
 
@@ -42,6 +45,11 @@ def cluster_role_name(namespace: str) -> str:
 
 def manager_image(version: str = VERSION) -> str:
     return f"{IMAGE_REPOSITORY}:{version}"
+
+
+def agent_image(version: str = VERSION) -> str:
+    """The traffic-agent image the manager injects (same version as the manager)."""
+    return f"{AGENT_IMAGE_REPOSITORY}:{version}"
 
 
 def _meta(name: str, namespace: str | None = None) -> dict[str, Any]:
@@ -84,13 +92,11 @@ def manager_objects(
                 {"apiGroups": [""],
                  "resources": ["pods", "services", "endpoints", "nodes", "namespaces"],
                  "verbs": ["get", "list", "watch"]},
-                # dryRun only: the refusal of clusterIP 1.1.1.1 names the service CIDR
-                {"apiGroups": [""], "resources": ["services"], "verbs": ["create"]},
-                {"apiGroups": [""], "resources": ["configmaps", "secrets"],
-                 "verbs": ["get"]},
-                {"apiGroups": ["apps"],
-                 "resources": ["deployments", "replicasets", "statefulsets"],
-                 "verbs": ["get", "list", "watch", "patch", "update"]},
+                # create: dryRun only, the refusal of clusterIP 1.1.1.1 names the service
+                # CIDR; update: a numeric targetPort is taken over (and given back)
+                {"apiGroups": [""], "resources": ["services"], "verbs": ["create", "update"]},
+                {"apiGroups": ["apps"], "resources": ["deployments"],
+                 "verbs": ["get", "list", "watch", "update"]},
             ],
         },
         {

@@ -22,7 +22,7 @@ from urllib.parse import quote
 import aiohttp
 
 from tp_daemon.errors import ClusterUnreachable
-from tp_daemon.streams import splice
+from tp_daemon.streams import READ_BUFFER, splice
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,8 @@ class PortForwarder:
         """Listen on 127.0.0.1:0 and return the port (after one trial stream to fail early)."""
         probe = await self.open_stream()
         await probe.close()
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0,
+                                                  limit=READ_BUFFER)
         self.local_port = self._server.sockets[0].getsockname()[1]
         return self.local_port
 
@@ -158,6 +159,8 @@ class PortForwarder:
                 writer.close()
                 return
             await splice(reader, writer, stream, f"pf-{self.target.pod}")
+        except asyncio.CancelledError:
+            pass  # close() ends connections; a server callback has nobody to re-raise to
         except Exception:
             log.exception("port-forward connection to %s failed", self.target.pod)
         finally:

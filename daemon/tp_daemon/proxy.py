@@ -17,7 +17,7 @@ import socket
 import struct
 from collections.abc import Awaitable, Callable, Sequence
 
-from tp_daemon.streams import Stream, TcpStream, splice
+from tp_daemon.streams import READ_BUFFER, Stream, TcpStream, splice
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,8 @@ class _Server:
         self.connections = 0
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        self._server = await asyncio.start_server(self._accept, host, port, backlog=512)
+        self._server = await asyncio.start_server(self._accept, host, port, backlog=512,
+                                                  limit=READ_BUFFER)
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
 
@@ -62,6 +63,8 @@ class _Server:
             await self.handle(reader, writer)
         except (ConnectionError, TimeoutError, asyncio.IncompleteReadError) as e:
             log.info("%s: connection ended: %s", self.name, e)
+        except asyncio.CancelledError:
+            pass  # close() ends connections; a server callback has nobody to re-raise to
         except Exception:
             log.exception("%s: connection failed", self.name)
         finally:

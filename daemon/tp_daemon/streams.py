@@ -16,6 +16,9 @@ log = logging.getLogger(__name__)
 CHUNK = 256 * 1024
 """Read size of local sockets: large reads keep per-message overhead (gRPC, WS) low."""
 
+READ_BUFFER = 4 * CHUNK
+"""StreamReader limit of local sockets, so reads of CHUNK bytes are not capped at 64 KiB."""
+
 
 class Stream(Protocol):
     """One bidirectional byte stream."""
@@ -42,7 +45,7 @@ class TcpStream:
 
     @classmethod
     async def open(cls, host: str, port: int) -> TcpStream:
-        reader, writer = await asyncio.open_connection(host, port)
+        reader, writer = await asyncio.open_connection(host, port, limit=READ_BUFFER)
         return cls(reader, writer)
 
     async def recv(self) -> bytes:

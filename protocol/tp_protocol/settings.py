@@ -227,6 +227,15 @@ class NodeSettings:
     dns_tcp_idle_timeout: float = 10.0
     """Seconds cluster DNS keeps an idle TCP connection open."""
 
+    dns_start_timeout: float = 10.0
+    """Seconds `ClusterDNS.start()` waits for its UDP and TCP sockets to listen."""
+
+    demo_call_timeout: float = 5.0
+    """Seconds the demo's verylargejavaservice waits for each backend it calls."""
+
+    demo_shutdown_grace: float = 3.0
+    """Seconds a demo app lets in-flight requests finish after SIGTERM."""
+
 
 @dataclass
 class ConnectSettings:
@@ -313,7 +322,8 @@ class InterceptSettings:
     """Intercepts, traffic-agent and traffic capture."""
 
     agent_port_offset: int = 9900
-    """Reserved for the agent's own admin port."""
+    """First containerPort given to the traffic-agent's listeners (9900, 9901, ... skipping
+    ports the pod already uses)."""
 
     activate_timeout: float = 60.0
     """Seconds `tp intercept` waits for the agent to arrive and the intercept to be ACTIVE."""
@@ -333,6 +343,37 @@ class InterceptSettings:
     traffic_watch_queue: int = 1000
     """Traffic rows the manager buffers per watching client (oldest dropped when it lags)."""
 
+    manager_write_retries: int = 5
+    """Times the manager re-reads and rewrites a workload when its write loses a race (409)."""
+
+    manager_rollout_poll: float = 1.0
+    """Seconds between the manager's looks at the agent rollout's pods while it waits."""
+
+    agent_chunk: int = 256 * 1024
+    """Bytes the traffic-agent reads at once when relaying a connection or a body."""
+
+    agent_app_dial_timeout: float = 5.0
+    """Seconds the traffic-agent waits to connect to the app container on localhost."""
+
+    agent_rpc_timeout: float = 10.0
+    """Seconds one unary gRPC call of the traffic-agent to the manager may take."""
+
+    agent_reconnect_backoff_max: float = 5.0
+    """Ceiling of the agent's back-off between attempts to reach the manager."""
+
+    agent_traffic_queue: int = 1000
+    """Traffic rows the agent buffers for the manager (oldest dropped, never blocks traffic)."""
+
+    agent_max_head_bytes: int = 64 * 1024
+    """Largest HTTP request/response head the agent parses on intercepted ports."""
+
+    agent_sniff_timeout: float = 0.5
+    """Seconds the agent waits for a connection's first bytes to answer a failed global
+    intercept with an HTTP 502 (non-HTTP connections are just closed)."""
+
+    agent_tunnel_close_timeout: float = 5.0
+    """Seconds the agent waits for the client side of a finished exchange's Tunnel to close."""
+
 
 @dataclass
 class NotebookSettings:
@@ -340,6 +381,36 @@ class NotebookSettings:
 
     widget_refresh_interval: float = 0.5
     """Seconds between refreshes of the live traffic widget."""
+
+    widget_rows: int = 20
+    """Most recent traffic rows the live traffic table shows."""
+
+    handler_timeout: float = 30.0
+    """Seconds a cell handler may take for one request before the caller gets a 504."""
+
+    handler_threads: int = 8
+    """Worker threads that run synchronous cell handlers and WSGI apps in the kernel."""
+
+    handler_body_limit: int = 16 * 1024 * 1024
+    """Largest request body (bytes) a cell handler accepts; larger requests get a 413."""
+
+    handler_start_timeout: float = 10.0
+    """Seconds to wait for the in-kernel handler server's event loop to start listening."""
+
+    handler_stop_timeout: float = 5.0
+    """Seconds in-flight handler requests get when the server stops (unload, `%tp leave`)."""
+
+    kernel_traffic_rows: int = 2000
+    """Exchanges served by cell handlers that the kernel keeps (oldest dropped first)."""
+
+    traffic_rpc_timeout: float = 10.0
+    """Seconds to read the daemon's kept traffic rows (`%tp traffic`, `tp_jupyter.traffic()`)."""
+
+    replay_timeout: float = 30.0
+    """Seconds `tp_jupyter.replay()` waits for the replayed exchange."""
+
+    watch_retry_interval: float = 2.0
+    """Seconds the live traffic widget waits before re-opening a traffic stream that ended."""
 
 
 @dataclass

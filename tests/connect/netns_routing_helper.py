@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -18,13 +17,12 @@ import dns.asyncquery
 import dns.message
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from test_resolver import _lookup, _Upstream  # noqa: E402
-
-from tp_daemon.dns import Resolver, system_nameservers  # noqa: E402
-from tp_daemon.errors import RoutingError  # noqa: E402
-from tp_daemon.proxy import TransparentProxy  # noqa: E402
-from tp_daemon.routing import Routing  # noqa: E402
-from tp_daemon.streams import Stream, TcpStream  # noqa: E402
+from test_resolver import _lookup, _Upstream
+from tp_daemon.dns import Resolver, system_nameservers
+from tp_daemon.errors import RoutingError
+from tp_daemon.proxy import TransparentProxy
+from tp_daemon.routing import Routing
+from tp_daemon.streams import Stream, TcpStream
 
 RANGES = ["10.96.0.0/16", "10.244.0.0/24"]
 
@@ -44,13 +42,9 @@ async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 async def main(mode: str) -> dict[str, object]:
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    # A workstation has an address to send from (the laptop's eth0); give this one too.
-    subprocess.run(["ip", "addr", "add", "192.0.2.10/32", "dev", "lo"], check=True)
     out: dict[str, object] = {}
     loop = asyncio.get_running_loop()
     if mode == "overlap":
-        subprocess.run(["ip", "route", "add", "10.96.0.0/24", "dev", "lo"], check=True)
         routing = Routing("tp0", "tp-daemon", 0x7470)
         try:
             await routing.setup(RANGES, 1, [], 0)
@@ -80,7 +74,7 @@ async def main(mode: str) -> dict[str, object]:
     out["during"] = _listing()
 
     reader, writer = await asyncio.open_connection("10.96.0.5", 80)
-    payload = bytes(range(256)) * int(os.environ.get("H8_N", "40000"))  # 10 MB through the redirect, checked exactly
+    payload = bytes(range(256)) * 40000  # 10 MB through the redirect, checked exactly
     writer.write(payload)
     got = await reader.readexactly(len(payload))
     writer.close()
@@ -112,4 +106,9 @@ async def main(mode: str) -> dict[str, object]:
 if __name__ == "__main__":
     import logging
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    # A workstation has an address to send from (the laptop's eth0); give this one too.
+    subprocess.run(["ip", "addr", "add", "192.0.2.10/32", "dev", "lo"], check=True)
+    if sys.argv[1] == "overlap":
+        subprocess.run(["ip", "route", "add", "10.96.0.0/24", "dev", "lo"], check=True)
     print(json.dumps(asyncio.run(main(sys.argv[1]))))

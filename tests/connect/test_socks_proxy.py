@@ -8,7 +8,6 @@ import struct
 from collections.abc import AsyncIterator
 
 import pytest
-
 from tp_daemon.proxy import Socks5Proxy
 from tp_daemon.streams import Stream, TcpStream
 

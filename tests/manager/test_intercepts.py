@@ -133,3 +133,88 @@ async def test_traffic_rows_reach_the_owning_client_only(manager: Any) -> None:
     else:
         assert row == grpc.aio.EOF
     alice_rows.cancel()
+
+
+async def test_an_expired_client_loses_its_intercepts_and_the_agent_sees_them_go(
+        manager: Any) -> None:
+    client = await arrive(manager)
+    created = await create(manager, client)
+    web = await agent(manager)
+    for_agent = manager.stub.WatchInterceptsForAgent(web, timeout=15)
+    assert [ic.id for ic in (await for_agent.read()).intercepts] == [created.id]
+
+    async def agent_remains() -> None:  # only the client falls silent
+        while True:
+            await manager.stub.Remain(pb.RemainRequest(session=web), timeout=5)
+            await asyncio.sleep(0.2)
+
+    keepalive = asyncio.create_task(agent_remains(), name="agent-remain")
+    try:
+        snapshot = await asyncio.wait_for(for_agent.read(), 10)
+        assert list(snapshot.intercepts) == []
+        assert client.session_id not in manager.server.state.sessions
+        assert manager.server.state.intercepts == {}
+    finally:
+        keepalive.cancel()
+        for_agent.cancel()
+
+
+async def test_prepare_and_uninstall_say_so_when_the_manager_has_no_kubernetes_access(
+        manager: Any) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await manager.stub.PrepareIntercept(pb.InterceptSpec(workload="web", namespace="demo"),
+                                            timeout=5)
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_list_states_read_as_in_the_walkthrough() -> None:
+    from tp_cluster import injector
+    from tp_cluster.manager.workloads import list_state
+
+    dep = {"kind": "Deployment", "metadata": {"name": "web"}, "spec": {"template": {
+        "metadata": {"labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "app", "ports": [{"name": "http",
+                                                           "containerPort": 8080}]}]}}}}
+    svc = {"kind": "Service", "metadata": {"name": "web"},
+           "spec": {"selector": {"app": "web"},
+                    "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}
+    assert list_state("Deployment", dep, [svc]) == (
+        "ready to intercept (traffic-agent not yet installed)")
+    injected, _ = injector.inject(dep, svc, "http", "agent:1", "tm:8081")
+    assert list_state("Deployment", injected, [svc]) == (
+        "ready to intercept (traffic-agent already installed)")
+    assert list_state("Deployment", dep, []).startswith("not interceptable: no Service")
+
+
+async def test_unmatched_rows_reach_the_workloads_interceptor_only_when_asked_and_by_name(
+        manager: Any) -> None:
+    alice = await arrive(manager, "alice")
+    mine = await create(manager, alice, header_matches=[pb.HeaderMatch(name="id", regex="a")])
+    web = await agent(manager)
+    everything = manager.stub.WatchTraffic(pb.WatchTrafficRequest(
+        session=alice, include_unmatched=True), timeout=10)
+    only_other = manager.stub.WatchTraffic(pb.WatchTrafficRequest(
+        session=alice, intercept_names=["other"]), timeout=10)
+    state = manager.server.state
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while len(state.sessions[alice.session_id].traffic) < 2:
+        assert loop.time() < deadline
+        await asyncio.sleep(0.02)
+
+    async def reports() -> Any:
+        yield pb.TrafficReport(session=web, record=pb.TrafficRecord(
+            id="mine", intercept_id=mine.id, intercept_name="web-demo",
+            client_session=alice.session_id, workload="web", namespace="demo",
+            routed_to=pb.ROUTED_TO_LOCAL))
+        yield pb.TrafficReport(session=web, record=pb.TrafficRecord(
+            id="app", workload="web", namespace="demo", routed_to=pb.ROUTED_TO_CLUSTER))
+        yield pb.TrafficReport(session=web, record=pb.TrafficRecord(
+            id="elsewhere", workload="db", namespace="demo", routed_to=pb.ROUTED_TO_CLUSTER))
+
+    await manager.stub.ReportTraffic(reports(), timeout=5)
+    assert [(await everything.read()).id for _ in range(2)] == ["mine", "app"]
+    named = [w for w in state.sessions[alice.session_id].traffic if w.intercept_names]
+    assert len(named) == 1 and not named[0].queue  # "other" matched none of the rows
+    everything.cancel()
+    only_other.cancel()

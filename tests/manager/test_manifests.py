@@ -28,9 +28,14 @@ def test_the_cluster_role_grants_no_wildcards_and_no_writes_outside_its_needs() 
         assert "*" not in rule["verbs"] and "*" not in rule["resources"]
         for verb in set(rule["verbs"]) - {"get", "list", "watch"}:
             writes.update(f"{verb} {r}" for r in rule["resources"])
-    assert writes == {"create services", "patch deployments", "update deployments",
-                      "patch replicasets", "update replicasets", "patch statefulsets",
-                      "update statefulsets"}
+    # create: dryRun probe of the service CIDR; update: agent injection and restore
+    assert writes == {"create services", "update services", "update deployments"}
+
+
+def test_the_cluster_role_reads_no_secrets_because_the_kubelet_resolves_the_env() -> None:
+    role = manager_objects()[2]
+    readable = {r for rule in role["rules"] for r in rule["resources"]}
+    assert not readable & {"secrets", "configmaps"}
 
 
 def test_the_deployment_runs_the_versioned_image_with_a_ready_check_on_grpc() -> None:

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
+import socket
 import ssl
 import struct
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +18,7 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 from aiohttp import web
-from conftest import ADMIN_TOKEN, Server
+from conftest import ADMIN_TOKEN, Server, free_port
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.stream import portforward, stream
@@ -160,3 +164,46 @@ def test_the_port_forward_relay_carries_large_volumes_quickly(server: Server, na
 
     elapsed = asyncio.run(run())
     assert elapsed < 20, f"32 MiB echoed in {elapsed:.1f}s"
+
+
+def _kubectl(server: Server, *args: str) -> list[str]:
+    kubectl_bin = shutil.which("kubectl")
+    assert kubectl_bin, "needs kubectl"
+    return [kubectl_bin, "--kubeconfig", str(server.kubeconfig), *args]
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="needs kubectl")
+def test_kubectl_exec_goes_through_the_relay(server: Server, core: client.CoreV1Api,
+                                             namespace: str, pod: str) -> None:
+    proc = subprocess.run(_kubectl(server, "-n", namespace, "exec", pod, "--", "echo", "hi"),
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert (proc.returncode, proc.stdout) == (0, "ran echo hi in app\n"), proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="needs kubectl")
+def test_kubectl_port_forward_speaks_spdy_through_the_tunnel(
+        server: Server, core: client.CoreV1Api, namespace: str, pod: str) -> None:
+    core.patch_namespaced_pod_status(pod, namespace, {"status": {"phase": "Running"}})
+    port = free_port()
+    pf = subprocess.Popen(_kubectl(server, "-n", namespace, "port-forward", f"pod/{pod}",
+                                   f"{port}:80"), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+    try:
+        assert pf.stdout is not None
+        assert "Forwarding from" in pf.stdout.readline()
+        for size in (5, 4 * 1024 * 1024):  # two connections, one of them large
+            payload = os.urandom(size)
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+                sender = threading.Thread(target=conn.sendall, args=(payload,),
+                                          name="pf-sender")
+                sender.start()
+                got = bytearray()
+                while len(got) < size:
+                    chunk = conn.recv(1 << 20)
+                    assert chunk, "connection closed early"
+                    got += chunk
+                sender.join(10)
+            assert bytes(got) == payload
+    finally:
+        pf.terminate()
+        pf.wait(10)

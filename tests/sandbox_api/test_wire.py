@@ -22,7 +22,7 @@ def test_a_table_request_gets_the_upstream_pod_columns(server: Server, core: cli
     assert table["kind"] == "Table"
     assert [c["name"] for c in table["columnDefinitions"] if c["priority"] == 0] == [
         "Name", "Ready", "Status", "Restarts", "Age"]
-    assert table["rows"][0]["cells"][:4] == ["p", "0/1", "Pending", 0]
+    assert table["rows"][0]["cells"][:4] == ["p", "0/1", "Pending", "0"]
     assert table["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
 
 

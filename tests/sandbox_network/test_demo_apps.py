@@ -13,7 +13,6 @@ from pathlib import Path
 
 import yaml
 from aiohttp.test_utils import TestClient, TestServer
-
 from tp_sandbox.demo import dataprocessingservice, verylargedatastore, verylargejavaservice
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,6 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 import pytest
-
 from tp_sandbox.node.dns import Zone, wire_response
 from tp_sandbox.node.proxy import build_services
 
@@ -114,3 +113,7 @@ def test_an_answer_too_big_for_udp_is_truncated() -> None:
 
 def test_garbage_gets_no_answer(zone: Zone) -> None:
     assert wire_response(zone, b"\x00\x01garbage", 512) is None
+
+
+def test_reverse_lookups_are_refused_too(zone: Zone) -> None:
+    assert ask(zone, "1.0.96.10.in-addr.arpa", "PTR").rcode() == dns.rcode.REFUSED

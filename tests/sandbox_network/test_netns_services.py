@@ -22,10 +22,9 @@ import dns.message
 import dns.query
 import dns.rcode
 import pytest
-
 from tp_sandbox import netns
-from tp_sandbox.node.dns import ClusterDNS, kube_dns_objects
-from tp_sandbox.node.proxy import TABLE, ServiceCache, ServiceProxy
+from tp_sandbox.node.dns import ClusterDNS, DNSBindError, kube_dns_objects
+from tp_sandbox.node.proxy import TABLE, ServiceCache, ServiceProxy, ServiceProxyError
 from tp_sandbox.paths import Instance
 
 from .objects import (
@@ -39,7 +38,7 @@ from .objects import (
 
 pytestmark = [
     pytest.mark.root,
-    pytest.mark.timeout(120),
+    pytest.mark.timeout(60),
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces"),
 ]
 
@@ -231,11 +230,13 @@ def test_dns_answers_a_pod_through_the_kube_dns_service_ip(cluster: Cluster) -> 
     query = dns.message.make_query("web.demo.svc.cluster.local", "A")
     for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
         with netns.socket_in(cluster.pods["c"], socket.AF_INET, kind) as sock:
+            if kind == socket.SOCK_STREAM:  # dnspython wants given TCP sockets connected
+                sock.settimeout(3)
+                sock.connect(("10.96.0.10", 53))
+            sock.setblocking(False)  # dnspython waits with select on the sockets it is given
             if kind == socket.SOCK_DGRAM:
                 reply = dns.query.udp(query, "10.96.0.10", timeout=3, sock=sock)
             else:
-                sock.settimeout(3)
-                sock.connect(("10.96.0.10", 53))
                 reply = dns.query.tcp(query, "10.96.0.10", timeout=3, sock=sock)
         assert reply.rcode() == dns.rcode.NOERROR
         assert [rd.to_text() for rrset in reply.answer for rd in rrset] == [WEB_IP]
@@ -254,3 +255,39 @@ def test_getent_resolves_short_names_through_the_search_path(cluster: Cluster) -
 def test_a_pod_curls_a_service_by_its_dns_name(cluster: Cluster) -> None:
     proc = cluster.in_pod_with_resolv_conf("a", "curl -sS -m 3 http://solo.demo/who")
     assert proc.stdout == b"a", proc.stderr
+
+
+def test_stop_removes_the_table_and_the_service_route() -> None:
+    instance = Instance("sn" + uuid.uuid4().hex[:6])
+    node = instance.node_netns
+    subprocess.run(["ip", "netns", "add", node], check=True)
+    try:
+        sh(node, "ip", "link", "set", "lo", "up")
+        sh(node, "ip", "addr", "add", "172.30.0.1/32", "dev", "lo")
+        cache = ServiceCache()
+        proxy = ServiceProxy(instance, None, cache=cache)
+        for kind in ("services", "endpoints", "endpointslices"):
+            cache.replace(kind, [])
+        proxy.start()
+        assert proxy.wait_applied(cache.version, 10)
+        assert TABLE in sh(node, "nft", "list", "tables").stdout.decode()
+        assert sh(node, "ip", "route", "show", "10.96.0.0/16").stdout != b""
+        proxy.stop()
+        assert TABLE not in sh(node, "nft", "list", "tables").stdout.decode()
+        assert sh(node, "ip", "route", "show", "10.96.0.0/16").stdout == b""
+    finally:
+        subprocess.run(["ip", "netns", "del", node], check=False)
+
+
+def test_a_missing_node_namespace_is_a_one_line_error() -> None:
+    proxy = ServiceProxy(Instance("sn" + uuid.uuid4().hex[:6]), None, cache=ServiceCache())
+    with pytest.raises(ServiceProxyError, match="tp sandbox up"):
+        proxy.start()
+    proxy.stop()  # stopping what never started is harmless
+
+
+def test_dns_without_its_namespace_fails_to_start_with_a_hint() -> None:
+    server = ClusterDNS(Instance("sn" + uuid.uuid4().hex[:6]), None, cache=ServiceCache())
+    with pytest.raises(DNSBindError, match="is the node netns up"):
+        server.start()
+    server.stop()

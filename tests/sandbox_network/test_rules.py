@@ -6,7 +6,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from tp_sandbox.node.dns import kube_dns_objects
 from tp_sandbox.node.proxy import Backend, ServiceCache, build_services, render_table
 

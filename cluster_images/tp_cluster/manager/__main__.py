@@ -54,7 +54,8 @@ async def serve(args: argparse.Namespace) -> int:
     domain = first.cluster_domain if first else "cluster.local"
     resolver = ClusterResolver(nameserver, domain, settings.connect.dns_timeout)
 
-    server = ManagerServer(facts, resolver, args.namespace, listen=args.listen)
+    server = ManagerServer(facts, resolver, args.namespace, listen=args.listen, kube=kube,
+                           agent_image=args.agent_image or None)
     try:
         await server.start()
     except ManagerError as exc:
@@ -80,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="the manager's namespace (default $TP_MANAGER_NAMESPACE)")
     parser.add_argument("--resolv-conf", default="/etc/resolv.conf",
                         help="the pod's resolver configuration")
+    parser.add_argument("--agent-image", default=os.environ.get("TP_AGENT_IMAGE", ""),
+                        help="traffic-agent image to inject (default: the one of this "
+                             "version, or $TP_AGENT_IMAGE)")
     parser.add_argument("--log-level", default=os.environ.get("TP_LOG_LEVEL", "INFO"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,

@@ -1,8 +1,9 @@
 """The traffic-manager's gRPC service (`tp.manager.v1.Manager`) and its server lifecycle.
 
 `ManagerServer` owns the grpc.aio server, the session reaper and the cluster-info
-cache; `Servicer` maps each RPC onto `State`, `dns` and `tunnel`. State errors
-become gRPC statuses with the one-line message of the error.
+cache; `Servicer` maps each RPC onto `State`, `dns`, `tunnel` and `workloads` (agent
+injection; absent when the manager runs without Kubernetes access, as in unit tests).
+State errors become gRPC statuses with the one-line message of the error.
 
 Errors::
 
@@ -27,10 +28,15 @@ from tp_protocol import manager_pb2 as pb
 from tp_protocol import manager_pb2_grpc as pb_grpc
 from tp_protocol.settings import get_settings
 
+from tp_cluster.injector import manager_address
+from tp_cluster.kube import Kube
 from tp_cluster.manager import tunnel
 from tp_cluster.manager.clusterinfo import ClusterFacts
 from tp_cluster.manager.dns import ClusterResolver, DNSLookupError
 from tp_cluster.manager.state import State, StateError, TrafficWatch
+from tp_cluster.manager.workloads import Workloads
+from tp_cluster.manifests import GRPC_PORT
+from tp_cluster.manifests import agent_image as agent_image_of_this_version
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +98,12 @@ class CachedFacts:
 
 class Servicer(pb_grpc.ManagerServicer):
     def __init__(self, state: State, facts: CachedFacts, resolver: ClusterResolver,
-                 namespace: str) -> None:
+                 namespace: str, workloads: Workloads | None = None) -> None:
         self.state = state
         self.facts = facts
         self.resolver = resolver
         self.namespace = namespace
+        self.workloads = workloads
         self.settings = get_settings()
 
     # --- sessions ---------------------------------------------------------------------
@@ -206,17 +213,35 @@ class Servicer(pb_grpc.ManagerServicer):
 
     # --- intercepts -------------------------------------------------------------------
 
-    async def PrepareIntercept(self, request: Any, context: Any) -> Any:
+    async def _no_kube(self, context: Any) -> None:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                            "this traffic-manager cannot inject traffic-agents yet")
+                            "this traffic-manager runs without Kubernetes access, so it cannot "
+                            "inject or remove traffic-agents")
 
+    @_unary
+    async def PrepareIntercept(self, request: Any, context: Any) -> Any:
+        if self.workloads is None:
+            await self._no_kube(context)
+        assert self.workloads is not None
+        return await self.workloads.prepare(request)
+
+    @_unary
     async def UninstallAgents(self, request: Any, context: Any) -> Any:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                            "this traffic-manager cannot remove traffic-agents yet")
+        self.state.get(request.session.session_id, "client")
+        if self.workloads is None:
+            await self._no_kube(context)
+        assert self.workloads is not None
+        return await self.workloads.uninstall(request)
 
     @_unary
     async def CreateIntercept(self, request: Any, context: Any) -> Any:
-        return self.state.create_intercept(request.session.session_id, request.spec)
+        session_id = request.session.session_id
+        spec = request.spec
+        self.state.get(session_id, "client")
+        if self.workloads is not None:
+            # resolved names, so that conflicts compare the same port however it was named
+            spec = await self.workloads.canonical_spec(spec)
+        return self.state.create_intercept(session_id, spec)
 
     @_unary
     async def RemoveIntercept(self, request: Any, context: Any) -> Any:
@@ -318,12 +343,19 @@ class ManagerServer:
     """gRPC server + session reaper; `start`, then `stop` (graceful, in order)."""
 
     def __init__(self, facts: FactsSource, resolver: ClusterResolver, namespace: str,
-                 listen: str = "[::]:8081") -> None:
+                 listen: str = "[::]:8081", *, kube: Kube | None = None,
+                 agent_image: str | None = None,
+                 agent_manager_address: str | None = None) -> None:
+        """`kube` enables agent injection; agents get `agent_image` (default: ours) and
+        dial `agent_manager_address` (default: this manager's Service)."""
         settings = get_settings()
         self.settings = settings
         self.state = State(ttl=settings.connect.session_ttl)
         self.facts = CachedFacts(facts, settings.connect.manager_cluster_info_ttl)
-        self.servicer = Servicer(self.state, self.facts, resolver, namespace)
+        self.workloads = None if kube is None else Workloads(
+            kube, self.state, agent_image or agent_image_of_this_version(),
+            agent_manager_address or manager_address(namespace, GRPC_PORT))
+        self.servicer = Servicer(self.state, self.facts, resolver, namespace, self.workloads)
         self.listen = listen
         self.port = 0
         limit = settings.connect.manager_max_message

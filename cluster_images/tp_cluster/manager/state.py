@@ -190,6 +190,22 @@ class State:
         return [s for s in self.sessions.values()
                 if s.kind == "agent" and s.workload == (namespace, workload)]
 
+    def has_agent(self, namespace: str, workload: str) -> bool:
+        """Whether a traffic-agent of the workload has arrived (and not departed)."""
+        return bool(self._agents_of(namespace, workload))
+
+    def remove_workload_intercepts(self, namespace: str, workload: str,
+                                   reason: str) -> list[str]:
+        """Drop every intercept of the workload (all clients); returns their ids."""
+        gone = [iid for iid, ic in self.intercepts.items()
+                if (ic.spec.namespace, ic.spec.workload) == (namespace, workload)]
+        for iid in gone:
+            del self.intercepts[iid]
+            log.info("intercept %s removed: %s", iid, reason)
+        if gone:
+            self._bump()
+        return gone
+
     def _refresh_intercept_states(self) -> None:
         for ic in self.intercepts.values():
             has_agent = bool(self._agents_of(ic.spec.namespace, ic.spec.workload))

@@ -29,7 +29,7 @@ from tp_protocol.settings import ApiServerSettings, get_settings
 from tp_sandbox.apiserver import errors, ext, tables
 from tp_sandbox.apiserver.auth import Attributes, Authenticator, Authorizer, User
 from tp_sandbox.apiserver.resources import RESOURCES, ResourceType, by_plural
-from tp_sandbox.apiserver.selectors import field_selector, label_selector
+from tp_sandbox.apiserver.selection import field_selector, label_selector
 from tp_sandbox.apiserver.store import Obj, Store, Watcher, name_of
 
 log = logging.getLogger(__name__)
@@ -415,10 +415,8 @@ class Api:
             return self.store.put(rt, new), False
         if opts.dry_run:
             return old, True
-        gone = self.store.remove(rt, old)
-        if rt.kind == "Service":
-            pass  # IPs and node ports are derived from live Services: nothing to release
-        return gone, True
+        # Service IPs and node ports are derived from live Services: nothing to release.
+        return self.store.remove(rt, old), True
 
     def _pod_grace(self, pod: Obj, requested: int | None) -> int:
         """0 means delete now: unbound pods, pods on a node that is not Ready, finished
@@ -701,7 +699,8 @@ class Api:
         bookmarks = _true(query.get("allowWatchBookmarks"))
         interval = self.settings.watch_bookmark_interval
         first_table = True
-        stop = asyncio.ensure_future(self.stopping.wait())
+        stop = asyncio.create_task(self.stopping.wait(), name="watch-stop")
+        get: asyncio.Task[tuple[str, Obj] | None] | None = None
         try:
             if initial:
                 for _ in range(watcher.queue.qsize()):
@@ -716,27 +715,33 @@ class Api:
                 now = time.monotonic()
                 if now >= deadline:
                     break
-                wait = min(deadline, next_mark if bookmarks else deadline) - now
-                get = asyncio.ensure_future(watcher.queue.get())
-                done, _ = await asyncio.wait({get, stop}, timeout=wait,
-                                             return_when=asyncio.FIRST_COMPLETED)
-                if get not in done:
-                    get.cancel()
-                    if stop in done:
-                        break
-                    if bookmarks and time.monotonic() >= next_mark:
-                        await self._bookmark(resp, rt)
-                        next_mark = time.monotonic() + interval
-                    continue
-                item = get.result()
+                if watcher.queue.empty():
+                    # Nothing queued: wait for an event, a bookmark, the deadline or stop.
+                    wait = min(deadline, next_mark if bookmarks else deadline) - now
+                    get = asyncio.create_task(watcher.queue.get(), name=f"watch-{rt.plural}")
+                    done, _ = await asyncio.wait({get, stop}, timeout=wait,
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                    if get not in done:
+                        get.cancel()
+                        if stop in done:
+                            break
+                        if bookmarks and time.monotonic() >= next_mark:
+                            await self._bookmark(resp, rt)
+                            next_mark = time.monotonic() + interval
+                        continue
+                    item = get.result()
+                else:
+                    item = watcher.queue.get_nowait()
                 if item is None:
                     break
                 first_table = await self._send(resp, rt, item, as_table=as_table,
                                                include=include, first=first_table)
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
+        except ConnectionResetError:
+            pass  # the client went away; nothing to tell it
         finally:
             stop.cancel()
+            if get is not None:
+                get.cancel()
             self.store.unwatch(watcher)
         return resp
 

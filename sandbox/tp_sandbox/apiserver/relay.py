@@ -18,7 +18,7 @@ from aiohttp import web
 from multidict import MultiDict
 from tp_protocol.settings import ApiServerSettings
 
-from tp_sandbox.apiserver import errors
+from tp_sandbox.apiserver import errors, spdy
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -120,6 +120,26 @@ class KubeletRelay:
             await upstream.close()
             raise
         await _pump_both(down, upstream)
+        return down
+
+
+    async def spdy_port_forward(self, request: web.Request, ns: str, pod: str
+                                ) -> web.StreamResponse:
+        """kubectl's SPDY-in-WebSocket port-forward, one kubelet stream per connection."""
+        max_msg = self._settings.relay_max_message
+
+        async def open_kubelet(port: int) -> aiohttp.ClientWebSocketResponse:
+            return await self._client().ws_connect(
+                f"http://kubelet/portForward/{ns}/{pod}", params={"ports": str(port)},
+                protocols=["v4.channel.k8s.io"], max_msg_size=max_msg, compress=0)
+
+        down = web.WebSocketResponse(protocols=[spdy.PROTOCOL], max_msg_size=max_msg,
+                                     compress=False)
+        await down.prepare(request)
+        try:
+            await spdy.Tunnel(down, open_kubelet).run()
+        finally:
+            await down.close()
         return down
 
 

@@ -21,7 +21,7 @@ from multidict import MultiDict
 from tp_protocol.settings import ApiServerSettings, get_settings
 
 from tp_sandbox import netns
-from tp_sandbox.apiserver import bootstrap, discovery, errors, ext, tables
+from tp_sandbox.apiserver import bootstrap, discovery, errors, ext, spdy, tables
 from tp_sandbox.apiserver.auth import Attributes, Authenticator, User, is_public
 from tp_sandbox.apiserver.handlers import Api, DeleteOptions, Target, decode_body, parse_target
 from tp_sandbox.apiserver.relay import KubeletRelay, pick_container, require_node
@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 _API_KEY = web.AppKey("api", Api)
 _RELAY_KEY = web.AppKey("relay", KubeletRelay)
 _USER_KEY = "tp_user"
+# Review APIs answered for the caller itself: path -> kind.
+_SELF_REVIEWS = {
+    "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews": "SelfSubjectAccessReview",
+    "/apis/authentication.k8s.io/v1/selfsubjectreviews": "SelfSubjectReview",
+}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -127,6 +132,8 @@ class Router:
                                                                         "namespaces"] \
                 and segs[5] == "bindings":
             return await self._legacy_binding(request, user, segs[4])
+        if request.method == "POST" and path in _SELF_REVIEWS:
+            return await self._self_review(request, user, path)
         target = parse_target(path)
         if target is None:
             return await self._non_resource(request, user, path)
@@ -142,6 +149,35 @@ class Router:
         if target.sub:
             return await self._subresource(request, target, query)
         return await self._resource(request, target, verb, query)
+
+    async def _self_review(self, request: web.Request, user: User, path: str
+                           ) -> web.StreamResponse:
+        """`kubectl auth can-i` and `kubectl auth whoami`: about the caller only, so
+        every authenticated user may ask (as upstream's system:basic-user)."""
+        body = decode_body(await request.read(), request.content_type)
+        out: Obj = {"kind": _SELF_REVIEWS[path], "apiVersion": path.split("/", 2)[2]
+                    .rsplit("/", 1)[0], "metadata": {"creationTimestamp": None},
+                    "spec": body.get("spec") or {}}
+        if _SELF_REVIEWS[path] == "SelfSubjectReview":
+            out["status"] = {"userInfo": {"username": user.name, "groups": list(user.groups)}}
+            return _json(out, 201)
+        spec = out["spec"]
+        res, nonres = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
+        if res:
+            attrs = Attributes(str(res.get("verb", "")), str(res.get("group", "")),
+                               str(res.get("resource", "")), str(res.get("subresource", "")),
+                               str(res.get("namespace", "")), str(res.get("name", "")))
+        elif nonres:
+            attrs = Attributes(str(nonres.get("verb", "")), path=str(nonres.get("path", "")))
+        else:
+            raise errors.Invalid.of(_SELF_REVIEWS[path], "authorization.k8s.io", "", [{
+                "reason": "FieldValueRequired", "field": "spec.resourceAttributes",
+                "message": "Required value: exactly one of nonResourceAttributes or "
+                           "resourceAttributes must be specified"}])
+        allowed = self.api.authz.allowed(user, attrs)
+        out["status"] = {"allowed": allowed} if allowed else {"allowed": False,
+                                                              "reason": "no RBAC rule allows it"}
+        return _json(out, 201)
 
     async def _legacy_binding(self, request: web.Request, user: User, namespace: str
                               ) -> web.StreamResponse:
@@ -308,6 +344,8 @@ class Router:
         elif sub == "portforward" and method in ("GET", "POST"):
             pod = api.require(rt, ns, t.name)
             require_node(pod)
+            if spdy.PROTOCOL in request.headers.get("Sec-WebSocket-Protocol", ""):
+                return await self.relay.spdy_port_forward(request, ns, t.name)
             params = MultiDict((k, v) for k, v in request.query.items() if k == "ports")
             return await self.relay.websocket(request, f"/portForward/{ns}/{t.name}", params)
         raise errors.MethodNotAllowed(

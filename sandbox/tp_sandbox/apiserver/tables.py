@@ -92,9 +92,9 @@ def _pod_ready(o: Obj) -> str:
     return f"{sum(1 for c in statuses if c.get('ready'))}/{total}"
 
 
-def _restarts(o: Obj) -> int:
-    return sum(int(c.get("restartCount", 0))
-               for c in o.get("status", {}).get("containerStatuses") or [])
+def _restarts(o: Obj) -> str:
+    return str(sum(int(c.get("restartCount", 0))
+                   for c in o.get("status", {}).get("containerStatuses") or []))
 
 
 def _containers(o: Obj) -> str:

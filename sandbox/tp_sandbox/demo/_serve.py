@@ -11,9 +11,7 @@ import logging
 import os
 
 from aiohttp import web
-
-SHUTDOWN_GRACE = 3.0
-"""Seconds in-flight requests get after SIGTERM (well inside the pod's grace period)."""
+from tp_protocol.settings import get_settings
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -37,4 +35,5 @@ def serve(app: web.Application, default_port: int, name: str) -> None:
         raise SystemExit(f"{name}: PORT={raw!r} is not a number; set PORT to a TCP port") from None
     logging.getLogger(name).info("listening on port %d", port)
     web.run_app(app, host=os.environ.get("HOST", "0.0.0.0"), port=port, print=None,
-                shutdown_timeout=SHUTDOWN_GRACE, access_log=logging.getLogger(name))
+                shutdown_timeout=get_settings().node.demo_shutdown_grace,
+                access_log=logging.getLogger(name))

@@ -15,12 +15,11 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from tp_protocol.settings import get_settings
 
 from tp_sandbox.demo._serve import new_app, serve
 
 PORT = 8080
-CALL_TIMEOUT = 5.0
-"""Seconds each backend call may take before the page shows it as unavailable."""
 
 URLS_KEY = web.AppKey("urls", dict)
 
@@ -28,7 +27,7 @@ URLS_KEY = web.AppKey("urls", dict)
 async def _fetch(url: str) -> tuple[Any, str | None]:
     """(decoded JSON, None) or (None, one-line reason)."""
     try:
-        timeout = aiohttp.ClientTimeout(total=CALL_TIMEOUT)
+        timeout = aiohttp.ClientTimeout(total=get_settings().node.demo_call_timeout)
         async with aiohttp.ClientSession(timeout=timeout) as session, \
                 session.get(url) as resp:
             if resp.status != 200:

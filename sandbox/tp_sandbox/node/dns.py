@@ -16,6 +16,7 @@ the `kube-dns` Service (10.96.0.10, DNAT by kube-proxy). It answers from a
 
 Names outside the cluster domain get REFUSED: the sandbox has no upstream resolver
 (nothing leaves the sandbox), and REFUSED makes a stub resolver give up at once.
+Reverse (PTR) lookups are outside the domain too, so they are refused as well.
 Names are case-insensitive.
 
 `ClusterDNS.start()` also makes sure `kube-system/kube-dns` exists: a selector-less
@@ -40,7 +41,7 @@ import struct
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import dns.exception
 import dns.flags
@@ -54,6 +55,7 @@ import dns.rdatatype
 import dns.rrset
 import kubernetes
 from tp_protocol.settings import get_settings
+
 from tp_sandbox import netns
 from tp_sandbox.node.proxy import (
     KINDS,
@@ -284,8 +286,7 @@ class _UDP(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         reply = wire_response(self.server.zone(), data, max_size=512)
@@ -343,9 +344,12 @@ class ClusterDNS:
     def start(self) -> None:
         """Listen (raises DNSBindError if that fails), then start the watches."""
         self._thread.start()
-        self._started.wait(10)
+        limit = get_settings().node.dns_start_timeout
+        if not self._started.wait(limit):
+            raise DNSBindError(
+                f"cluster DNS did not listen within {limit:.0f} s in {self.netns}; see its log")
         if self._start_error is not None:
-            self._thread.join(5)
+            self._thread.join(get_settings().sandbox.stop_grace)
             raise DNSBindError(
                 f"cluster DNS cannot listen on {self.address}:{self.port} in {self.netns}: "
                 f"{self._start_error}; is the node netns up with {self.address} on lo?"
@@ -357,8 +361,9 @@ class ClusterDNS:
 
     def stop(self) -> None:
         self._stop.set()
+        grace = get_settings().sandbox.stop_grace
         if self._ensure_thread.is_alive():
-            self._ensure_thread.join(10)
+            self._ensure_thread.join(grace)
         for reflector in reversed(self._reflectors):
             reflector.stop()
         loop = self._loop
@@ -366,7 +371,7 @@ class ClusterDNS:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(self._stop_loop)
         if self._thread.is_alive():
-            self._thread.join(10)
+            self._thread.join(grace)
 
     def _stop_loop(self) -> None:
         if self._stopped is not None:
@@ -375,7 +380,9 @@ class ClusterDNS:
     def _bind(self, kind: int) -> socket.socket:
         sock = netns.socket_in(self.netns, socket.AF_INET, kind)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if kind == socket.SOCK_STREAM:
+                # TCP only: on UDP it would let a second server share (steal) the port.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self.address, self.port))
             sock.setblocking(False)
         except OSError:

@@ -51,9 +51,10 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 from tp_protocol.settings import get_settings
+from urllib3.exceptions import HTTPError
+
 from tp_sandbox import netns
 from tp_sandbox.paths import Instance
-from urllib3.exceptions import HTTPError
 
 log = logging.getLogger(__name__)
 
@@ -258,8 +259,12 @@ class Reflector:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the thread; waits at most `timeout` (default: settings.sandbox.stop_grace)."""
+        timeout = get_settings().sandbox.stop_grace if timeout is None else timeout
         self._stop.set()
+        if self._thread.ident is None:
+            return  # never started
         resp = self._resp
         if resp is not None:
             try:  # unblocks the watch thread's read
@@ -600,7 +605,7 @@ class ServiceProxy:
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
-            self._thread.join(10)
+            self._thread.join(get_settings().sandbox.stop_grace)
         if netns.exists(self.netns):
             try:
                 apply_script(self.netns, delete_table_script())

@@ -191,9 +191,16 @@ class KubeletServer:
 
         async def feed() -> None:
             async for msg in ws:
-                if msg.type != WSMsgType.BINARY or not msg.data:
+                # The official Python client sends str stdin as TEXT frames.
+                if msg.type == WSMsgType.TEXT:
+                    raw = msg.data.encode()
+                elif msg.type == WSMsgType.BINARY:
+                    raw = msg.data
+                else:
                     continue
-                channel, payload = msg.data[0], msg.data[1:]
+                if not raw:
+                    continue
+                channel, payload = raw[0], raw[1:]
                 if channel == STDIN and proc.stdin is not None and payload:
                     proc.stdin.write(payload)
                     await proc.stdin.drain()

@@ -1,0 +1,272 @@
+"""Benchmark of `tp connect`'s tunnel, with its baselines measured in the same run.
+
+    python bench/tunnel.py [--name SANDBOX] [--bulk-mb 50] [--requests 1000]
+
+In one sandbox (an existing one named by --name / $TP_SANDBOX_NAME, else a fresh one
+that is removed afterwards) it deploys a small HTTP server pod and measures, over one
+keep-alive connection each:
+
+- direct:   from the node namespace straight to the pod IP (the physical limit);
+- tunnel:   from laptop 1 after `tp connect` (nft redirect -> transparent proxy ->
+            gRPC Tunnel -> port-forward WebSocket -> manager -> pod);
+- official: from laptop 1 through the official Python client's port-forward
+            (`kubernetes.stream.portforward`), the everyday alternative;
+
+bulk throughput (one GET of --bulk-mb MB) and p50/p99 latency of --requests small
+GETs, printed as ratios; plus the time of `tp connect` with the manager installed and
+without it (a fresh --manager-namespace, removed afterwards).
+
+Targets: tunnel throughput >= 3x official; p50 added latency < 2 ms; connect < 3 s
+with the manager installed.
+
+`python bench/tunnel.py client MODE TARGET ...` is the measuring client itself (run
+inside a namespace by the benchmark).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+SERVER = r"""
+import asyncio, sys
+from aiohttp import web
+CHUNK = b"x" * (1 << 20)
+async def small(request):
+    return web.Response(body=b"ok")
+async def bulk(request):
+    n = int(request.query.get("n", "1048576"))
+    resp = web.StreamResponse(headers={"Content-Length": str(n)})
+    await resp.prepare(request)
+    while n > 0:
+        part = CHUNK[:min(n, len(CHUNK))]
+        await resp.write(part)
+        n -= len(part)
+    return resp
+app = web.Application()
+app.router.add_get("/small", small)
+app.router.add_get("/bulk", bulk)
+web.run_app(app, port=8080, print=None)
+"""
+
+# --------------------------------------------------------------------------- the client
+
+
+def _request(sock: socket.socket, buf: bytearray, path: str) -> int:
+    """One HTTP/1.1 keep-alive GET; returns the body size (read and discarded)."""
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+    while b"\r\n\r\n" not in buf:
+        data = sock.recv(1 << 20)
+        if not data:
+            raise ConnectionError("connection closed in the response head")
+        buf += data
+    head, _, rest = bytes(buf).partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    got = len(rest)
+    buf.clear()
+    while got < length:
+        data = sock.recv(1 << 20)
+        if not data:
+            raise ConnectionError("connection closed in the body")
+        got += len(data)
+    if got > length:  # pipelining never happens here; keep any excess for the next read
+        buf += rest[length:] if len(rest) > length else b""
+    return length
+
+
+def _open(mode: str, target: str) -> tuple[socket.socket, Any]:
+    if mode in ("direct", "tunnel"):
+        host, _, port = target.rpartition(":")
+        return socket.create_connection((host, int(port)), timeout=60), None
+    # official: the kubernetes client's port-forward to namespace/pod:port
+    from kubernetes import client, config
+    from kubernetes.stream import portforward
+
+    ns_pod, _, port = target.rpartition(":")
+    namespace, _, pod = ns_pod.partition("/")
+    config.load_kube_config()
+    api = client.CoreV1Api()
+    pf = portforward(api.connect_get_namespaced_pod_portforward, pod, namespace,
+                     ports=port)
+    sock = pf.socket(int(port))
+    sock.settimeout(60)
+    return sock, pf
+
+
+def client_main(mode: str, target: str, bulk_bytes: int, requests: int) -> None:
+    sock, keep = _open(mode, target)
+    buf = bytearray()
+    _request(sock, buf, "/small")  # warm-up: connection, port-forward, tunnel
+    lat = []
+    for _ in range(requests):
+        t = time.perf_counter()
+        _request(sock, buf, "/small")
+        lat.append((time.perf_counter() - t) * 1000)
+    t = time.perf_counter()
+    size = _request(sock, buf, f"/bulk?n={bulk_bytes}")
+    seconds = time.perf_counter() - t
+    sock.close()
+    del keep
+    lat.sort()
+    print(json.dumps({"mode": mode, "mb_per_s": size / seconds / 1e6,
+                      "p50_ms": statistics.median(lat),
+                      "p99_ms": lat[int(len(lat) * 0.99) - 1]}))
+
+# --------------------------------------------------------------------------- the driver
+
+
+def _run(argv: list[str], timeout: float = 600, env: dict[str, str] | None = None
+         ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env,
+                          check=False)
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "client":
+        client_main(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--name", default=os.environ.get("TP_SANDBOX_NAME"),
+                        help="existing sandbox instance (default: a fresh one)")
+    parser.add_argument("--bulk-mb", type=int, default=50)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--manager-namespace", default="",
+                        help="use the manager already installed there (skips timing an "
+                             "install)")
+    args = parser.parse_args()
+
+    from kubernetes import client
+    from tp_sandbox import kubeconfig as kc
+    from tp_sandbox import lifecycle
+    from tp_sandbox.paths import Instance
+
+    fresh = args.name is None
+    instance = Instance(f"b{secrets.token_hex(3)}" if fresh else args.name)
+    if fresh:
+        print(f"starting sandbox {instance.name} ...", file=sys.stderr)
+        lifecycle.up(instance, laptops=1, progress=lambda _: None)
+    me = str(Path(__file__).resolve())
+    namespace = f"bench-{secrets.token_hex(3)}"
+    mgr_ns = f"bench-mgr-{secrets.token_hex(3)}"
+    tp = [sys.executable, "-m", "tp_jupyter.cli"]
+
+    def laptop(argv: list[str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return _run(lifecycle.exec_argv(instance, 1, argv), timeout,
+                    env={**os.environ, **lifecycle.exec_env(instance, 1)})
+
+    results: dict[str, dict[str, float]] = {}
+    connect_s: dict[str, float] = {}
+    try:
+        with kc.api_client(instance.kubeconfig) as api:
+            core = client.CoreV1Api(api)
+            core.create_namespace({"metadata": {"name": namespace}})
+            core.create_namespaced_pod(namespace, {
+                "metadata": {"name": "bench"},
+                "spec": {"containers": [{"name": "bench", "image": "python",
+                                         "command": ["python3", "-c", SERVER]}]}})
+            deadline = time.monotonic() + 60
+            while not (ip := core.read_namespaced_pod("bench", namespace).status.pod_ip):
+                if time.monotonic() > deadline:
+                    raise SystemExit("the bench pod got no IP within 60 s")
+                time.sleep(0.2)
+            bulk = args.bulk_mb * 1_000_000
+            client_args = [str(bulk), str(args.requests)]
+
+            # connect time without the manager installed (fresh namespace), then with it
+            laptop([*tp, "quit"])
+            if args.manager_namespace:
+                mgr_ns = args.manager_namespace
+            else:
+                t = time.monotonic()
+                proc = laptop([*tp, "connect", "--manager-namespace", mgr_ns])
+                connect_s["without manager"] = time.monotonic() - t
+                if proc.returncode != 0:
+                    raise SystemExit(f"tp connect failed: {proc.stderr.strip()}")
+                laptop([*tp, "quit"])
+            t = time.monotonic()
+            proc = laptop([*tp, "connect", "--manager-namespace", mgr_ns])
+            connect_s["with manager"] = time.monotonic() - t
+            if proc.returncode != 0:
+                raise SystemExit(f"tp connect failed: {proc.stderr.strip()}")
+
+            # the server must answer before measuring
+            deadline = time.monotonic() + 60
+            while laptop(["curl", "-sf", "--max-time", "2",
+                          f"http://{ip}:8080/small"]).returncode != 0:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the bench server does not answer through the tunnel")
+                time.sleep(0.3)
+
+            runs = {
+                "direct": ["ip", "netns", "exec", instance.node_netns, sys.executable, me,
+                           "client", "direct", f"{ip}:8080", *client_args],
+                "tunnel": lifecycle.exec_argv(instance, 1, [sys.executable, me, "client",
+                                                            "tunnel", f"{ip}:8080",
+                                                            *client_args]),
+                "official": lifecycle.exec_argv(instance, 1, [sys.executable, me, "client",
+                                                              "official",
+                                                              f"{namespace}/bench:8080",
+                                                              *client_args]),
+            }
+            for mode, argv in runs.items():
+                env = {**os.environ, **(lifecycle.exec_env(instance, 1)
+                                        if mode != "direct" else {})}
+                proc = _run(argv, env=env)
+                if proc.returncode != 0:
+                    raise SystemExit(f"{mode} client failed: {proc.stderr.strip()[-500:]}")
+                results[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
+    finally:
+        laptop([*tp, "quit"])
+        with kc.api_client(instance.kubeconfig) as api:
+            core = client.CoreV1Api(api)
+            rbac = client.RbacAuthorizationV1Api(api)
+            for ns in (namespace, mgr_ns) if not args.manager_namespace else (namespace,):
+                with contextlib.suppress(client.ApiException):
+                    core.delete_namespace(ns)
+            for delete in ((rbac.delete_cluster_role_binding, rbac.delete_cluster_role)
+                           if not args.manager_namespace else ()):
+                with contextlib.suppress(client.ApiException):
+                    delete(f"traffic-manager-{mgr_ns}")
+        if fresh:
+            lifecycle.down(instance, keep_logs=False)
+
+    d, tun, off = results["direct"], results["tunnel"], results["official"]
+    print(f"bulk {args.bulk_mb} MB, {args.requests} small requests, one keep-alive "
+          "connection each")
+    print(f"{'':10} {'MB/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    for mode, r in results.items():
+        print(f"{mode:10} {r['mb_per_s']:9.1f} {r['p50_ms']:8.3f} {r['p99_ms']:8.3f}")
+    tput_vs_official = tun["mb_per_s"] / off["mb_per_s"]
+    added_p50 = tun["p50_ms"] - d["p50_ms"]
+    print(f"throughput: tunnel/direct {tun['mb_per_s'] / d['mb_per_s']:.2f}x, "
+          f"tunnel/official {tput_vs_official:.2f}x (target >= 3x)")
+    print(f"latency p50: tunnel/direct {tun['p50_ms'] / d['p50_ms']:.1f}x "
+          f"(+{added_p50:.2f} ms, target < 2 ms), tunnel/official "
+          f"{tun['p50_ms'] / off['p50_ms']:.2f}x; p99: tunnel/direct "
+          f"{tun['p99_ms'] / d['p99_ms']:.1f}x, tunnel/official "
+          f"{tun['p99_ms'] / off['p99_ms']:.2f}x")
+    install = connect_s.get("without manager")
+    print(f"connect: {connect_s['with manager']:.2f} s with the manager installed "
+          f"(target < 3 s), " + (f"{install:.2f} s installing it" if install is not None
+                                 else "install not timed (--manager-namespace)"))
+    ok = tput_vs_official >= 3 and added_p50 < 2 and connect_s["with manager"] < 3
+    print("targets met" if ok else "targets NOT met")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

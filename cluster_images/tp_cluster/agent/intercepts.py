@@ -1,0 +1,73 @@
+"""The intercepts the agent routes, per listener port, swapped atomically on each change.
+
+Readers (connections) look up the current tuple without locks: the link replaces
+the whole mapping when a snapshot arrives, and one request sees one consistent view.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tp_protocol import manager_pb2 as pb
+
+Headers = Sequence[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True)
+class Intercept:
+    id: str
+    name: str
+    client_session: str
+    port: int                 # the agent's listener port
+    is_global: bool           # every TCP connection goes to the client
+    matchers: tuple[tuple[bytes, re.Pattern[bytes]], ...] = ()
+
+    @classmethod
+    def from_info(cls, info: Any, port: int) -> Intercept:
+        """From a pb.InterceptInfo; re.error if a regex does not compile."""
+        spec = info.spec
+        is_global = spec.mechanism in (pb.MECHANISM_TCP, pb.MECHANISM_UNSPECIFIED)
+        matchers = tuple((m.name.lower().encode("latin-1"), re.compile(m.regex.encode()))
+                         for m in spec.header_matches)
+        return cls(info.id, spec.name, info.client_session, port, is_global, matchers)
+
+    def matches(self, headers: Headers) -> bool:
+        """All KEY=REGEX pairs hold (each: re.search against any value of that header)."""
+        for name, regex in self.matchers:
+            if not any(h == name and regex.search(v) for h, v in headers):
+                return False
+        return True
+
+
+class Registry:
+    """port -> the intercepts active on it (global first)."""
+
+    def __init__(self) -> None:
+        self._by_port: dict[int, tuple[Intercept, ...]] = {}
+
+    def replace(self, intercepts: Iterable[Intercept]) -> None:
+        by_port: dict[int, list[Intercept]] = {}
+        for ic in intercepts:
+            by_port.setdefault(ic.port, []).append(ic)
+        self._by_port = {port: tuple(sorted(ics, key=lambda i: (not i.is_global, i.id)))
+                         for port, ics in by_port.items()}
+
+    def on_port(self, port: int) -> tuple[Intercept, ...]:
+        return self._by_port.get(port, ())
+
+    def global_on(self, port: int) -> Intercept | None:
+        ics = self._by_port.get(port, ())
+        return ics[0] if ics and ics[0].is_global else None
+
+    def route(self, port: int, headers: Headers) -> Intercept | None:
+        """The intercept that takes this request (global, else the first match), or None."""
+        for ic in self._by_port.get(port, ()):
+            if ic.is_global or ic.matches(headers):
+                return ic
+        return None
+
+    def all(self) -> list[Intercept]:
+        return [ic for ics in self._by_port.values() for ic in ics]

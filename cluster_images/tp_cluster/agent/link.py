@@ -1,0 +1,208 @@
+"""The agent's session with the traffic-manager.
+
+`Link.run` loops: connect, ArriveAsAgent, then three named tasks until one fails --
+Remain (every third of the session TTL), WatchInterceptsForAgent (reviews new
+intercepts and swaps the `Registry`), ReportTraffic (drains the bounded row queue).
+When the session breaks, the registry is emptied (traffic returns to the app) and
+the link arrives again with capped exponential back-off. Listeners keep serving the
+app the whole time: the manager is never on the path of unintercepted traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import re
+from collections.abc import Awaitable
+from typing import Any
+
+import grpc
+from tp_protocol import VERSION
+from tp_protocol import manager_pb2 as pb
+from tp_protocol import manager_pb2_grpc as pb_grpc
+from tp_protocol.settings import InterceptSettings
+
+from tp_cluster.agent import AgentError
+from tp_cluster.agent.config import AgentConfig
+from tp_cluster.agent.intercepts import Intercept, Registry
+
+log = logging.getLogger(__name__)
+S = pb.InterceptState
+
+
+def spawn(coro: Awaitable[None], name: str) -> asyncio.Task[None]:
+    """A named task whose failure is logged, not lost."""
+    task = asyncio.ensure_future(coro)
+    task.set_name(name)
+
+    def report(t: asyncio.Task[None]) -> None:
+        if not t.cancelled() and t.exception() is not None:
+            log.error("task %s failed", name, exc_info=t.exception())
+
+    task.add_done_callback(report)
+    return task
+
+
+class SessionLost(Exception):
+    """The manager ended a stream of this session; arrive again."""
+
+
+class Link:
+    def __init__(self, config: AgentConfig, registry: Registry,
+                 settings: InterceptSettings) -> None:
+        self.config = config
+        self.registry = registry
+        self.settings = settings
+        self.stub: Any = None
+        self.session: Any = None  # pb.SessionInfo while arrived
+        self.arrived = asyncio.Event()
+        self.traffic: collections.deque[Any] = collections.deque(
+            maxlen=settings.agent_traffic_queue)
+        self.traffic_dropped = 0
+        self._traffic_ready = asyncio.Event()
+        self._channel: Any = None
+        self._reviewed: set[str] = set()
+        self._refused: set[str] = set()
+
+    # --- called by connections ----------------------------------------------------------
+
+    def report(self, record: Any) -> None:
+        """Queue a traffic row; when full the oldest goes (traffic never waits for this)."""
+        if len(self.traffic) == self.traffic.maxlen:
+            self.traffic_dropped += 1
+        self.traffic.append(record)
+        self._traffic_ready.set()
+
+    # --- session loop -------------------------------------------------------------------
+
+    async def run(self) -> None:
+        backoff = 0.1
+        while True:
+            arrived = False
+            try:
+                self._channel = grpc.aio.insecure_channel(self.config.manager_address)
+                self.stub = pb_grpc.ManagerStub(self._channel)
+                self.session = await self.stub.ArriveAsAgent(
+                    self._agent_info(), timeout=self.settings.agent_rpc_timeout)
+                arrived = True
+                backoff = 0.1
+                log.info("arrived at %s as %s", self.config.manager_address,
+                         self.session.session_id)
+                self.arrived.set()
+                await self._serve_session()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                level = logging.WARNING if arrived else logging.INFO
+                log.log(level, "manager session %s: %s; arriving again",
+                        "lost" if arrived else "not established", _brief(exc))
+            finally:
+                self.arrived.clear()
+                self.registry.replace([])  # nobody to route to: everything goes to the app
+                self._reviewed.clear()
+                self._refused.clear()
+                channel, self._channel = self._channel, None
+                if channel is not None:
+                    await channel.close()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.settings.agent_reconnect_backoff_max)
+
+    async def depart(self) -> None:
+        if self.session is not None and self._channel is not None:
+            with contextlib.suppress(Exception):
+                await self.stub.Depart(self.session, timeout=1.0)
+
+    def _agent_info(self) -> Any:
+        c = self.config
+        return pb.AgentInfo(
+            name=c.name, namespace=c.namespace, kind=c.kind, pod_name=c.pod_name,
+            pod_ip=c.pod_ip, version=VERSION,
+            ports=[pb.AgentPort(name=p.name, port=p.port, app_port=p.app_port, protocol="TCP")
+                   for p in c.ports])
+
+    async def _serve_session(self) -> None:
+        tasks = [spawn(self._remain(), "agent-remain"),
+                 spawn(self._watch(), "agent-watch-intercepts"),
+                 spawn(self._report_traffic(), "agent-report-traffic")]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+            raise SessionLost("a session stream ended")
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _remain(self) -> None:
+        interval = max(self.session.ttl_seconds / 3.0, 0.05)
+        while True:
+            await asyncio.sleep(interval)
+            await self.stub.Remain(pb.RemainRequest(session=self.session),
+                                   timeout=self.settings.agent_rpc_timeout)
+
+    async def _watch(self) -> None:
+        async for snapshot in self.stub.WatchInterceptsForAgent(self.session):
+            await self._apply(snapshot)
+
+    async def _review(self, info: Any, state: Any, message: str = "") -> None:
+        c = self.config
+        request = pb.ReviewInterceptRequest(
+            session=self.session, intercept_id=info.id, state=state, message=message,
+            pod_ip=c.pod_ip)
+        if state == S.INTERCEPT_STATE_ACTIVE:
+            request.environment.update(c.app_env)
+            request.mounts.extend(pb.Mount(name=m.name, mount_path=m.mount_path,
+                                           read_only=m.read_only) for m in c.mounts)
+        await self.stub.ReviewIntercept(request, timeout=self.settings.agent_rpc_timeout)
+
+    async def _apply(self, snapshot: Any) -> None:
+        active: list[Intercept] = []
+        seen: set[str] = set()
+        for info in snapshot.intercepts:
+            seen.add(info.id)
+            if info.state in (S.INTERCEPT_STATE_REMOVED, S.INTERCEPT_STATE_CONFLICT):
+                continue
+            if info.id in self._refused:
+                continue
+            try:
+                port = self.config.port_for(info.spec.service_port)
+                intercept = Intercept.from_info(info, port.port)
+            except (AgentError, re.error) as exc:
+                log.warning("intercept %s refused: %s", info.id, exc)
+                self._refused.add(info.id)
+                await self._review(info, S.INTERCEPT_STATE_AGENT_ERROR, f"traffic-agent: {exc}")
+                continue
+            if info.id not in self._reviewed:
+                await self._review(info, S.INTERCEPT_STATE_ACTIVE)
+                self._reviewed.add(info.id)
+                log.info("intercept %s active on port %d (%s)", info.id, port.port,
+                         "global" if intercept.is_global else "personal")
+            active.append(intercept)
+        self._reviewed &= seen
+        self._refused &= seen
+        self.registry.replace(active)
+
+    async def _report_traffic(self) -> None:
+        call = self.stub.ReportTraffic()
+        try:
+            while True:
+                await self._traffic_ready.wait()
+                self._traffic_ready.clear()
+                while self.traffic:
+                    await call.write(pb.TrafficReport(session=self.session,
+                                                      record=self.traffic.popleft()))
+                if self.traffic_dropped:
+                    log.warning("%d traffic rows dropped: the manager is slower than the "
+                                "traffic", self.traffic_dropped)
+                    self.traffic_dropped = 0
+        finally:
+            call.cancel()
+
+
+def _brief(exc: BaseException) -> str:
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return f"{exc.code().name}: {exc.details()}"
+    return f"{type(exc).__name__}: {exc}"

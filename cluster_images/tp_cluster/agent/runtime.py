@@ -1,0 +1,73 @@
+"""The agent as a whole: listeners + manager link, started and stopped in order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from tp_protocol.settings import InterceptSettings, get_settings
+
+from tp_cluster.agent import TunnelFailed
+from tp_cluster.agent.config import AgentConfig
+from tp_cluster.agent.forward import Listener
+from tp_cluster.agent.http import Context
+from tp_cluster.agent.intercepts import Intercept, Registry
+from tp_cluster.agent.link import Link, spawn
+from tp_cluster.agent.tunnel import AgentTunnel
+
+log = logging.getLogger(__name__)
+
+
+class Agent:
+    """`start` serves the ports at once and arrives at the manager in the background."""
+
+    def __init__(self, config: AgentConfig, settings: InterceptSettings | None = None) -> None:
+        self.config = config
+        self.settings = settings or get_settings().intercept
+        self.registry = Registry()
+        self.link = Link(config, self.registry, self.settings)
+        self.listeners: list[Listener] = []
+        self._link_task: asyncio.Task[None] | None = None
+
+    def _context(self, port: Any) -> Context:
+        s = self.settings
+
+        async def open_tunnel(intercept: Intercept, source: tuple[str, int]) -> AgentTunnel:
+            # read the session at call time: it changes when the link arrives again
+            if self.link.session is None or self.link.stub is None:
+                raise TunnelFailed(f"intercept {intercept.name}: the traffic-agent has no "
+                                   "session with the traffic-manager")
+            return await AgentTunnel.open(
+                self.link.stub, self.link.session, intercept.id, intercept.name,
+                source=source, service_port=port.port, wait=s.local_dial_timeout)
+
+        return Context(
+            port=port.port, app_port=port.app_port, workload=self.config.name,
+            namespace=self.config.namespace, pod=self.config.pod_name, chunk=s.agent_chunk,
+            max_head=s.agent_max_head_bytes, body_limit=s.capture_body_limit,
+            app_dial_timeout=s.agent_app_dial_timeout,
+            tunnel_close_timeout=s.agent_tunnel_close_timeout,
+            route=self.registry.route, open_tunnel=open_tunnel, report=self.link.report)
+
+    async def start(self) -> list[int]:
+        """Listen on every port (returns them), then start the manager link."""
+        ports = []
+        for port in self.config.ports:
+            listener = Listener(self._context(port), self.registry, self.config.listen_host,
+                                self.settings.agent_sniff_timeout)
+            ports.append(await listener.start())
+            self.listeners.append(listener)
+        self._link_task = spawn(self.link.run(), "agent-link")
+        return ports
+
+    async def stop(self, grace: float = 2.0) -> None:
+        """Stop accepting, let connections finish (`grace`), depart, stop the link."""
+        await asyncio.gather(*(listener.stop(grace) for listener in self.listeners))
+        await self.link.depart()
+        if self._link_task is not None:
+            self._link_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._link_task
+        log.info("traffic-agent stopped")

@@ -1,0 +1,416 @@
+"""Workloads for intercepts: resolve Deployment/Service/port, inject the traffic-agent and
+wait for it to arrive, and restore workloads exactly when agents are uninstalled.
+
+Kubernetes calls go through `tp_cluster.kube.Kube` (blocking, so they run in threads);
+the pod-template surgery is `tp_cluster.injector` (pure functions over dicts). Writes
+are PUTs guarded by the resourceVersion just read; a lost race (409) reads again and
+recomputes, up to `Settings.intercept.manager_write_retries` times. One lock per
+workload keeps a prepare and an uninstall of the same workload from interleaving.
+
+Nothing is left half-done: when a prepare that injected the agent fails (the agent's
+pod cannot start, or it does not arrive within `Settings.intercept.activate_timeout`),
+the workload is restored before the error is returned.
+
+Errors (`StateError`s, so the servicer turns them into gRPC statuses)::
+
+    StateError (tp_cluster.manager.state)
+    +-- WorkloadError           the cluster refused or did not answer     (UNAVAILABLE)
+        +-- WorkloadNotFound    no such Deployment or Service             (NOT_FOUND)
+        +-- PortNotFound        the Service has no such port              (INVALID_ARGUMENT)
+        +-- AmbiguousService    several Services select the workload      (INVALID_ARGUMENT)
+        +-- NotInterceptable    the injector refuses, or no Service       (FAILED_PRECONDITION)
+        +-- AgentFailed         the agent's container cannot start        (FAILED_PRECONDITION)
+        +-- AgentTimeout        the agent did not arrive in time          (DEADLINE_EXCEEDED)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from tp_protocol import manager_pb2 as pb
+from tp_protocol.settings import get_settings
+
+from tp_cluster import injector
+from tp_cluster.install import FATAL_REASONS
+from tp_cluster.kube import DeploymentState, Kube, KubeConflict, KubeError
+from tp_cluster.manager.state import InterceptInvalid, State, StateError
+
+log = logging.getLogger(__name__)
+
+DEPLOYMENT = "Deployment"
+
+
+class WorkloadError(StateError):
+    code = "UNAVAILABLE"
+
+
+class WorkloadNotFound(WorkloadError):
+    code = "NOT_FOUND"
+
+
+class PortNotFound(WorkloadError):
+    code = "INVALID_ARGUMENT"
+
+
+class AmbiguousService(WorkloadError):
+    code = "INVALID_ARGUMENT"
+
+
+class NotInterceptable(WorkloadError):
+    code = "FAILED_PRECONDITION"
+
+
+class AgentFailed(WorkloadError):
+    code = "FAILED_PRECONDITION"
+
+
+class AgentTimeout(WorkloadError):
+    code = "DEADLINE_EXCEEDED"
+
+
+@dataclass
+class Resolved:
+    """A workload with the Service and service port an intercept is about."""
+
+    deployment: dict[str, Any]
+    service: dict[str, Any]
+    port: dict[str, Any]
+    """The Service's port entry as it was before any injection."""
+    container_port: int
+    """The app container's port the Service targeted before any injection."""
+
+    @property
+    def service_name(self) -> str:
+        return str(self.service["metadata"]["name"])
+
+    @property
+    def port_label(self) -> str:
+        """The port's name, else its number: what intercepts and the agent compare."""
+        return str(self.port.get("name") or self.port.get("port"))
+
+    @property
+    def installed(self) -> bool:
+        return injector.agent_installed(self.deployment)
+
+
+def _annotations(obj: dict[str, Any]) -> dict[str, str]:
+    return obj.get("metadata", {}).get("annotations") or {}
+
+
+def _original_template(deployment: dict[str, Any]) -> dict[str, Any]:
+    saved = _annotations(deployment).get(injector.ANNOTATION_TEMPLATE)
+    if saved:
+        template: dict[str, Any] = json.loads(saved)
+        return template
+    return dict(deployment.get("spec", {}).get("template") or {})
+
+
+def _original_ports(service: dict[str, Any]) -> list[dict[str, Any]]:
+    saved = _annotations(service).get(injector.ANNOTATION_SERVICE_PORTS)
+    if saved:
+        ports: list[dict[str, Any]] = json.loads(saved)
+        return ports
+    return list(service.get("spec", {}).get("ports") or [])
+
+
+def _describe_ports(ports: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{p.get('name')}/{p.get('port')}" if p.get("name") else str(p.get("port"))
+                     for p in ports) or "none"
+
+
+def find_port(service: dict[str, Any], wanted: str) -> dict[str, Any]:
+    """The Service's TCP port named or numbered `wanted` ("" = its only one)."""
+    name = service["metadata"]["name"]
+    tcp = [p for p in _original_ports(service) if (p.get("protocol") or "TCP") == "TCP"]
+    if not wanted:
+        if len(tcp) != 1:
+            raise PortNotFound(f"service {name} has {len(tcp)} ports ({_describe_ports(tcp)}): "
+                               "choose one with -p LOCALPORT:SVCPORT")
+        return tcp[0]
+    for port in tcp:
+        if wanted in (str(port.get("name") or ""), str(port.get("port"))):
+            return port
+    raise PortNotFound(f"service {name} has no port {wanted}; its ports are "
+                       f"{_describe_ports(tcp)}: choose one with -p LOCALPORT:SVCPORT")
+
+
+def container_port(deployment: dict[str, Any], port: dict[str, Any]) -> int:
+    """The app container's port number a Service port targets (0 when no container has it)."""
+    target: Any = port.get("targetPort", port.get("port"))
+    if isinstance(target, int) or (isinstance(target, str) and target.isdigit()):
+        return int(target)
+    for container in _original_template(deployment).get("spec", {}).get("containers") or []:
+        for declared in container.get("ports") or []:
+            if declared.get("name") == target:
+                return int(declared.get("containerPort") or 0)
+    return 0
+
+
+def agent_problem(name: str, namespace: str, rollout: DeploymentState) -> str:
+    """A one-line reason when an agent container cannot start; "" while all is well."""
+    for pod in rollout.pods:
+        reason, message = pod.waiting.get(injector.AGENT_CONTAINER, ("", ""))
+        if reason in FATAL_REASONS:
+            return (f"the traffic-agent of {name}.{namespace} cannot start: pod {pod.name} "
+                    f"{reason}{': ' + message if message else ''}; check the agent image and "
+                    f"`kubectl -n {namespace} describe pod {pod.name}`")
+    return ""
+
+
+class Workloads:
+    """Agent injection and removal against one cluster, for one manager's `State`."""
+
+    def __init__(self, kube: Kube, state: State, agent_image: str,
+                 manager_address: str) -> None:
+        self.kube = kube
+        self.state = state
+        self.agent_image = agent_image
+        self.manager_address = manager_address
+        self.settings = get_settings().intercept
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    def _lock(self, namespace: str, name: str) -> asyncio.Lock:
+        return self._locks.setdefault((namespace, name), asyncio.Lock())
+
+    # --- resolution (blocking) -------------------------------------------------------
+
+    def resolve(self, spec: Any) -> Resolved:
+        """Find the spec's Deployment, its Service and the service port; check injectability."""
+        ns, name = spec.namespace, spec.workload
+        if not name or not ns:
+            raise InterceptInvalid("an intercept needs a workload and a namespace")
+        kind = spec.workload_kind or DEPLOYMENT
+        if kind != DEPLOYMENT:
+            _, reason = injector.interceptable(kind, {"metadata": {"name": name}})
+            raise NotInterceptable(f"{kind} {name}.{ns} is {reason}")
+        with self._cluster_errors():
+            deployment = self.kube.get_deployment(ns, name)
+            if deployment is None:
+                raise WorkloadNotFound(f"deployment {name} not found in namespace {ns}: "
+                                       f"check the name with `tp list -n {ns}`")
+            services = self.kube.list_services(ns)
+        if spec.service_name:
+            service = next((s for s in services
+                            if s["metadata"]["name"] == spec.service_name), None)
+            if service is None:
+                raise WorkloadNotFound(f"service {spec.service_name} not found in namespace "
+                                       f"{ns}: check the name with `kubectl -n {ns} get svc`")
+            if not injector.selects(service, deployment):
+                raise NotInterceptable(f"service {spec.service_name} does not select the pods "
+                                       f"of deployment {name}: choose a Service that does")
+        else:
+            matching = [s for s in services if injector.selects(s, deployment)]
+            if not matching:
+                raise NotInterceptable(f"deployment {name}.{ns} is not interceptable: no "
+                                       "Service selects its pods; create a Service for it")
+            if len(matching) > 1:
+                names = ", ".join(s["metadata"]["name"] for s in matching)
+                raise AmbiguousService(f"deployment {name} is selected by services {names}: "
+                                       "choose one with --service NAME")
+            service = matching[0]
+        port = find_port(service, spec.service_port)
+        ok, reason = injector.interceptable(DEPLOYMENT, deployment, [service])
+        if not ok:
+            raise NotInterceptable(f"deployment {name}.{ns} is {reason}")
+        return Resolved(deployment, service, port, container_port(deployment, port))
+
+    @contextlib.contextmanager
+    def _cluster_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except KubeError as exc:
+            raise WorkloadError(f"the traffic-manager's Kubernetes request failed: {exc}; "
+                                "check the cluster and try again") from exc
+
+    async def canonical_spec(self, spec: Any) -> Any:
+        """The spec with workload kind, Service and port resolved, so that "" / "80" /
+        "http" name the same port (conflicts compare them)."""
+        resolved = await asyncio.to_thread(self.resolve, spec)
+        spec = type(spec).FromString(spec.SerializeToString())
+        spec.workload_kind = DEPLOYMENT
+        spec.service_name = resolved.service_name
+        spec.service_port = resolved.port_label
+        return spec
+
+    # --- writes (blocking) ------------------------------------------------------------
+
+    def _inject(self, spec: Any) -> None:
+        """Write the injected Deployment (first) and Service; re-read on a lost race."""
+        for _ in range(self.settings.manager_write_retries + 1):
+            resolved = self.resolve(spec)
+            try:
+                deployment, service = injector.inject(
+                    resolved.deployment, resolved.service, resolved.port_label,
+                    self.agent_image, self.manager_address,
+                    first_agent_port=self.settings.agent_port_offset)
+            except injector.InjectError as exc:
+                raise NotInterceptable(f"deployment {spec.workload}.{spec.namespace} cannot "
+                                       f"be intercepted: {exc}") from exc
+            try:
+                with self._cluster_errors():
+                    # the Deployment first: until its pods have the agent, an unchanged
+                    # Service keeps reaching the app (a rewritten one would reach nothing)
+                    if not resolved.installed:
+                        self.kube.replace(deployment)
+                    if service is not None:
+                        self.kube.replace(service)
+                return
+            except WorkloadError as exc:
+                if not isinstance(exc.__cause__, KubeConflict):
+                    raise
+                log.info("injecting into %s.%s lost a race; reading again",
+                         spec.workload, spec.namespace)
+        raise WorkloadError(f"deployment {spec.workload}.{spec.namespace} kept changing while "
+                            "the traffic-agent was injected; try again")
+
+    def restore(self, namespace: str, name: str) -> bool:
+        """Give the Deployment and its Services back their pre-injection specs.
+
+        False when the Deployment is gone or has no agent (nothing to do).
+        """
+        for _ in range(self.settings.manager_write_retries + 1):
+            with self._cluster_errors():
+                deployment = self.kube.get_deployment(namespace, name)
+                if deployment is None:
+                    return False
+                services = [s for s in self.kube.list_services(namespace)
+                            if injector.ANNOTATION_SERVICE_PORTS in _annotations(s)
+                            and injector.selects(s, deployment)]
+            if not injector.agent_installed(deployment) and not services:
+                return False
+            try:
+                with self._cluster_errors():
+                    # the Service first: it goes back to the app's port while the pods
+                    # still run the app there
+                    for service in services:
+                        _, restored_service = injector.restore(deployment, service)
+                        if restored_service is not None:
+                            self.kube.replace(restored_service)
+                    if injector.agent_installed(deployment):
+                        restored, _ = injector.restore(deployment, None)
+                        self.kube.replace(restored)
+                return True
+            except WorkloadError as exc:
+                if not isinstance(exc.__cause__, KubeConflict):
+                    raise
+                log.info("restoring %s.%s lost a race; reading again", name, namespace)
+        raise WorkloadError(f"deployment {name}.{namespace} kept changing while it was "
+                            "restored; run the uninstall again")
+
+    # --- RPCs -------------------------------------------------------------------------
+
+    async def prepare(self, spec: Any) -> Any:
+        """PrepareIntercept: resolve, inject when absent, wait for the agent to arrive."""
+        ns, name = spec.namespace, spec.workload
+        async with self._lock(ns, name):
+            resolved = await asyncio.to_thread(self.resolve, spec)
+            installed = resolved.installed
+            image = self.agent_image
+            try:
+                if not installed:
+                    log.info("injecting the traffic-agent into deployment %s.%s (service %s, "
+                             "port %s)", name, ns, resolved.service_name, resolved.port_label)
+                    await asyncio.to_thread(self._inject, spec)
+                else:
+                    image = next((c.get("image", "") for c in resolved.deployment["spec"][
+                        "template"]["spec"]["containers"]
+                        if c.get("name") == injector.AGENT_CONTAINER), image)
+                await self._wait_for_agent(ns, name)
+            except BaseException:
+                if not installed:  # nothing half-done: take back what this call added
+                    log.info("preparing %s.%s failed; restoring it", name, ns)
+                    try:
+                        await asyncio.to_thread(self.restore, ns, name)
+                    except WorkloadError:
+                        log.exception("could not restore %s.%s after a failed prepare",
+                                      name, ns)
+                raise
+        return pb.PreparedIntercept(
+            workload_kind=DEPLOYMENT, service_name=resolved.service_name,
+            service_port_name=str(resolved.port.get("name") or ""),
+            service_port=int(resolved.port.get("port") or 0),
+            container_port=resolved.container_port, agent_installed=installed,
+            agent_image=image)
+
+    async def _wait_for_agent(self, namespace: str, name: str) -> None:
+        loop = asyncio.get_running_loop()
+        timeout = self.settings.activate_timeout
+        deadline = loop.time() + timeout
+        last = ""
+        while not self.state.has_agent(namespace, name):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AgentTimeout(
+                    f"the traffic-agent of {name}.{namespace} did not arrive within "
+                    f"{timeout:g}s, so the deployment was left as it was; see `kubectl -n "
+                    f"{namespace} get pods` or raise intercept.activate_timeout")
+            version = self.state.version
+            with self._cluster_errors():
+                rollout = await asyncio.to_thread(self.kube.deployment_state, namespace, name)
+            problem = agent_problem(name, namespace, rollout)
+            if problem:
+                raise AgentFailed(problem)
+            line = (f"waiting for the traffic-agent of {name}.{namespace} "
+                    f"({rollout.updated}/{rollout.desired} updated, {rollout.ready} ready)")
+            if line != last:
+                log.info("%s", line)
+                last = line
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.state.wait_change(version),
+                                       min(remaining, self.settings.manager_rollout_poll))
+
+    async def uninstall(self, request: Any) -> Any:
+        """UninstallAgents: drop the workloads' intercepts, then restore each workload."""
+        ns = request.namespace
+        if request.workloads and not ns:
+            raise InterceptInvalid("name the namespace of the workloads with -n NAMESPACE")
+        if not request.workloads and not request.all:
+            raise InterceptInvalid("name the workloads (--agent NAME) or use --all-agents")
+        with self._cluster_errors():
+            if request.workloads:
+                targets = []
+                for name in request.workloads:
+                    deployment = await asyncio.to_thread(self.kube.get_deployment, ns, name)
+                    if deployment is None:
+                        raise WorkloadNotFound(f"deployment {name} not found in namespace "
+                                               f"{ns}: check the name with `tp list -n {ns}`")
+                    if not injector.agent_installed(deployment):
+                        raise NotInterceptable(f"deployment {name}.{ns} has no traffic-agent: "
+                                               "nothing to uninstall")
+                    targets.append((ns, name))
+            else:
+                deployments = await asyncio.to_thread(self.kube.list_deployments, ns)
+                targets = [(d["metadata"]["namespace"], d["metadata"]["name"])
+                           for d in deployments if injector.agent_installed(d)]
+        result = pb.UninstallAgentsResult()
+        for namespace, name in targets:
+            async with self._lock(namespace, name):
+                self.state.remove_workload_intercepts(namespace, name,
+                                                      "its traffic-agent was uninstalled")
+                try:
+                    restored = await asyncio.to_thread(self.restore, namespace, name)
+                except WorkloadError as exc:
+                    result.error = (f"restoring deployment {name}.{namespace} failed: {exc}; "
+                                    "run the uninstall again")
+                    return result
+            if restored:
+                log.info("traffic-agent removed from deployment %s.%s", name, namespace)
+                result.restored.append(f"{DEPLOYMENT}/{name}.{namespace}")
+        return result
+
+
+def list_state(kind: str, workload: dict[str, Any], services: list[dict[str, Any]]) -> str:
+    """The `tp list` state of a workload that no intercept holds (pure; the proto has no
+    listing RPC, so the daemon lists with its own kube adapter and calls this)."""
+    ok, reason = injector.interceptable(kind, workload, services)
+    if not ok:
+        return reason
+    if injector.agent_installed(workload):
+        return "ready to intercept (traffic-agent already installed)"
+    return "ready to intercept (traffic-agent not yet installed)"

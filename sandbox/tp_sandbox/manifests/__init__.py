@@ -1,0 +1,1 @@
+"""Manifests shipped with the package (package data): `demo.yaml`, the seed's demo app."""

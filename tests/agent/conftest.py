@@ -1,0 +1,150 @@
+"""Fixtures: the REAL traffic-manager on loopback, an app server, local servers, the agent,
+and FakeDaemons (see agenttest.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import grpc
+import pytest
+from agenttest import FakeDaemon, free_port, wait_for
+from aiohttp import web
+from tp_cluster.agent.config import AgentConfig, MountConfig, PortConfig, ServicePort
+from tp_cluster.agent.runtime import Agent
+from tp_cluster.manager.clusterinfo import ClusterFacts
+from tp_cluster.manager.dns import ClusterResolver
+from tp_cluster.manager.server import ManagerServer
+from tp_protocol import manager_pb2_grpc
+from tp_protocol.settings import get_settings
+
+FACTS = ClusterFacts(pod_cidrs=["10.244.0.0/24"], service_cidr="10.96.0.0/16",
+                     cluster_domain="cluster.local", dns_ip="10.96.0.10",
+                     kube_api_ip="10.96.0.1")
+
+
+@pytest.fixture
+def fast_settings() -> Iterator[Any]:
+    """Short TTL and timeouts, restored afterwards (settings are process-wide)."""
+    settings = get_settings()
+    saved = (dataclasses.replace(settings.connect), dataclasses.replace(settings.intercept))
+    settings.connect.session_ttl = 1.0
+    settings.connect.manager_reap_interval = 0.1
+    settings.intercept.dial_accept_timeout = 2.0
+    settings.intercept.local_dial_timeout = 1.5
+    settings.intercept.agent_reconnect_backoff_max = 0.5
+    yield settings
+    settings.connect, settings.intercept = saved
+
+
+@dataclasses.dataclass
+class Manager:
+    server: ManagerServer
+    port: int
+    stub: Any
+    channel: Any
+
+
+@pytest.fixture
+async def manager(fast_settings: Any) -> AsyncIterator[Manager]:
+    async def facts() -> ClusterFacts:
+        return FACTS
+
+    server = ManagerServer(facts, ClusterResolver("127.0.0.1", "cluster.local", 1.0),
+                           "ambassador", listen="127.0.0.1:0")
+    port = await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    yield Manager(server, port, manager_pb2_grpc.ManagerStub(channel), channel)
+    await channel.close()
+    await server.stop(grace=0.5)
+
+
+async def http_server(name: str, port: int = 0) -> tuple[web.AppRunner, int]:
+    """Answers `<name> <METHOD> <path> <body>`; `/status/N` answers N; `/slow` waits."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        if request.path.startswith("/status/"):
+            return web.Response(status=int(request.path.rsplit("/", 1)[1]), text=name)
+        if request.path == "/slow":
+            await asyncio.sleep(0.2)
+        text = f"{name} {request.method} {request.path_qs} {body.decode()}"
+        return web.Response(text=text, headers={"x-served-by": name})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+
+@pytest.fixture
+async def app_port() -> AsyncIterator[int]:
+    runner, port = await http_server("app")
+    yield port
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def local_server() -> AsyncIterator[Callable[[str], Awaitable[int]]]:
+    runners: list[web.AppRunner] = []
+
+    async def start(name: str) -> int:
+        runner, port = await http_server(name)
+        runners.append(runner)
+        return port
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+@pytest.fixture
+def free_local_port() -> int:
+    """A loopback port nobody listens on (a local destination that is down)."""
+    return free_port()
+
+
+@dataclasses.dataclass
+class AgentHandle:
+    agent: Agent
+    port: int
+    manager: Manager
+
+    def manager_state(self) -> Any:
+        return self.manager.server.state
+
+
+@pytest.fixture
+async def agent(manager: Manager, app_port: int) -> AsyncIterator[AgentHandle]:
+    port = free_port()
+    config = AgentConfig(
+        name="web", namespace="demo", kind="Deployment", pod_name="web-7d9-abc",
+        pod_ip="10.244.0.7", manager_address=f"127.0.0.1:{manager.port}",
+        ports=(PortConfig("http", port, app_port, (ServicePort("http", 80),)),),
+        mounts=(MountConfig("data", "/var/data", True),), app_container="app",
+        app_env={"COLOR": "blue"}, listen_host="127.0.0.1")
+    handle = Agent(config)
+    await handle.start()
+    await wait_for(handle.link.arrived.is_set, what="the agent to arrive")
+    yield AgentHandle(handle, port, manager)
+    await handle.stop(grace=0.5)
+
+
+@pytest.fixture
+async def daemons(manager: Manager) -> AsyncIterator[Callable[..., Awaitable[FakeDaemon]]]:
+    made: list[FakeDaemon] = []
+
+    async def make(name: str = "alice", remain: bool = True) -> FakeDaemon:
+        daemon = await FakeDaemon(manager, name).arrive(remain)
+        made.append(daemon)
+        return daemon
+
+    yield make
+    for daemon in made:
+        await daemon.close()

@@ -1,0 +1,441 @@
+"""Traffic as data: captured exchanges as a pandas DataFrame, replay, and a live feed.
+
+    traffic(name=None, kernel=False) -> DataFrame   one row per exchange
+    replay(row, to="local" | "cluster" | URL) -> Series   the new exchange
+    TrafficFeed                                      live rows for the widget
+    register(sub)                                    `tp traffic [NAME] [-o VAR] [--kernel]`
+
+Rows come from two places, told apart by the `captured_by` column:
+- "agent": the traffic-agent's captures, read from the daemon (`WatchTraffic`);
+- "kernel": exchanges answered by cell handlers in this kernel (`tp_jupyter.handlers`);
+- "replay": exchanges sent by `replay(row, to=URL)`.
+  By default only the kernel rows of failed handler calls are added (they carry the
+  traceback in `error`; the agent row of the same request has only the 500), and
+  `kernel=True` adds every kernel row.
+
+`tp_jupyter.traffic` is both this module and, by a callable module class, the function
+`traffic()`: the package attribute turns into the module as soon as it is imported.
+pandas is imported only here, where tables are built. Errors are the front's TpErrors
+(tp_jupyter.errors): `UsageError` for a row that cannot be replayed where asked,
+`DaemonError` when the daemon fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import datetime
+import html
+import http.client
+import logging
+import sys
+import threading
+import time
+import types
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from tp_daemon import paths
+from tp_protocol import daemon_pb2 as dpb
+from tp_protocol import daemon_pb2_grpc as dgrpc
+from tp_protocol import manager_pb2 as mpb
+from tp_protocol.settings import get_settings
+
+from tp_jupyter import handlers
+from tp_jupyter.errors import DaemonError, UsageError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ["time", "intercept", "method", "path", "status", "duration_ms", "routed_to",
+           "request_headers", "response_headers", "request_body", "response_body", "error",
+           "captured_by", "id", "workload", "namespace", "pod", "source", "client_session",
+           "request_size", "response_size"]
+"""Columns of every traffic DataFrame, in order."""
+
+SUMMARY = ["time", "intercept", "method", "path", "status", "duration_ms", "routed_to"]
+"""Columns shown when a table is printed or rendered."""
+
+_ROUTED = {mpb.ROUTED_TO_LOCAL: "local", mpb.ROUTED_TO_CLUSTER: "cluster"}
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "te",
+               "trailer", "upgrade", "proxy-connection", "host"}
+
+
+# --- rows -------------------------------------------------------------------------------------
+
+def _text(body: bytes, truncated: bool) -> str:
+    text = body.decode("utf-8", errors="replace")
+    return text + " [truncated]" if truncated else text
+
+
+def record_to_row(rec: mpb.TrafficRecord, captured_by: str = "agent") -> dict[str, Any]:
+    """One TrafficRecord as a dict with the DataFrame's columns."""
+    when = datetime.datetime.fromtimestamp(rec.time.seconds + rec.time.nanos / 1e9,
+                                           tz=datetime.UTC)
+    return {
+        "time": when, "intercept": rec.intercept_name, "method": rec.method,
+        "path": rec.path, "status": rec.status, "duration_ms": round(rec.duration_ms, 3),
+        "routed_to": _ROUTED.get(rec.routed_to, ""),
+        "request_headers": {h.name: h.value for h in rec.request_headers},
+        "response_headers": {h.name: h.value for h in rec.response_headers},
+        "request_body": _text(rec.request_body_prefix, rec.request_body_truncated),
+        "response_body": _text(rec.response_body_prefix, rec.response_body_truncated),
+        "error": rec.error, "captured_by": captured_by, "id": rec.id,
+        "workload": rec.workload, "namespace": rec.namespace, "pod": rec.pod,
+        "source": rec.source, "client_session": rec.client_session,
+        "request_size": rec.request_size, "response_size": rec.response_size,
+    }
+
+
+def frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """A DataFrame with the traffic columns (also when there are no rows), oldest first."""
+    import pandas as pd
+
+    df = pd.DataFrame(list(rows), columns=COLUMNS)
+    df["time"] = pd.to_datetime(df["time"], utc=True)
+    df["status"] = df["status"].astype("int64")
+    df["duration_ms"] = df["duration_ms"].astype("float64")
+    return df.sort_values("time", kind="stable").reset_index(drop=True)
+
+
+def frame_from_records(records: Iterable[tuple[mpb.TrafficRecord, str]]) -> pd.DataFrame:
+    return frame(record_to_row(rec, by) for rec, by in records)
+
+
+# --- the daemon -----------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _stub() -> Iterator[Any]:
+    channel = grpc.insecure_channel(f"unix:{paths.socket_path()}")
+    try:
+        yield dgrpc.DaemonStub(channel)
+    finally:
+        channel.close()
+
+
+def _daemon_error(e: grpc.RpcError, what: str) -> DaemonError:
+    code = e.code() if isinstance(e, grpc.Call) else None
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return DaemonError("the tp daemon is not running; run `%tp connect` (or `tp connect`)")
+    if code == grpc.StatusCode.UNIMPLEMENTED:
+        return DaemonError(f"this tp daemon cannot {what} yet; update tp-jupyter and run "
+                           "`tp quit` then `tp connect`")
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return DaemonError(f"the tp daemon did not {what} in time; see {paths.log_path()}")
+    details = e.details() if isinstance(e, grpc.Call) else str(e)
+    return DaemonError(f"the tp daemon failed to {what}: {details}; see {paths.log_path()}")
+
+
+def daemon_records(names: Iterable[str] = ()) -> list[mpb.TrafficRecord]:
+    """The rows the daemon keeps (none when no daemon runs)."""
+    if not paths.socket_path().exists():
+        return []
+    request = dpb.WatchTrafficRequest(intercept_names=list(names), history=True, follow=False)
+    timeout = get_settings().notebook.traffic_rpc_timeout
+    with _stub() as stub:
+        try:
+            return list(stub.WatchTraffic(request, timeout=timeout))
+        except grpc.RpcError as e:
+            code = e.code() if isinstance(e, grpc.Call) else None
+            if code == grpc.StatusCode.UNAVAILABLE:   # a stale socket: no daemon, no rows
+                return []
+            raise _daemon_error(e, "read traffic") from e
+
+
+def kernel_records(names: Iterable[str] = (), every: bool = False) -> list[mpb.TrafficRecord]:
+    """Rows of this kernel's cell handlers: failed calls only, or `every` row."""
+    wanted = set(names)
+    return [rec for server in handlers.servers() for rec in server.rows()
+            if (every or rec.error) and (not wanted or rec.intercept_name in wanted)]
+
+
+def traffic(name: str | Iterable[str] | None = None, kernel: bool = False) -> pd.DataFrame:
+    """Captured exchanges as a DataFrame (one row each, oldest first); see the module doc."""
+    names = [name] if isinstance(name, str) else list(name or [])
+    records = [(r, "agent") for r in daemon_records(names)]
+    records += [(r, "kernel") for r in kernel_records(names, every=kernel)]
+    return frame_from_records(records)
+
+
+# --- replay ---------------------------------------------------------------------------------
+
+def _row_dict(row: Any) -> dict[str, Any]:
+    if isinstance(row, mpb.TrafficRecord):
+        return record_to_row(row, "kernel" if row.id.startswith("kernel-") else "agent")
+    if hasattr(row, "to_dict"):   # a pandas Series (df.iloc[i]) or a one-row DataFrame
+        d = row.to_dict()
+        if d and all(isinstance(v, dict) for v in d.values()):   # DataFrame.to_dict()
+            if len({len(v) for v in d.values()}) != 1 or len(next(iter(d.values()))) != 1:
+                raise UsageError("replay() takes one row: pass df.iloc[i], not a table")
+            d = {k: next(iter(v.values())) for k, v in d.items()}
+        return dict(d)
+    if isinstance(row, Mapping):
+        return dict(row)
+    raise UsageError(f"replay() takes a traffic row (df.iloc[i]), not a {type(row).__name__}")
+
+
+def replay(row: Any, to: str = "local", headers: Mapping[str, str] | None = None,
+           body: bytes | str | None = None) -> pd.Series:
+    """Send a captured request again; returns the new exchange as a row (a Series).
+
+    `to`: "local" (the intercepting code: the cell handler or local port), "cluster"
+    (the app container in the cluster) or a URL such as "http://127.0.0.1:8080".
+    `headers` replace or add request headers; `body` replaces the captured body.
+    """
+    d = _row_dict(row)
+    if to not in ("local", "cluster") and not to.startswith(("http://", "https://")):
+        raise UsageError(f"replay to {to!r}: use to='local', to='cluster' or an http:// URL")
+    if to.startswith("http"):
+        return _replay_http(d, to, headers, body)
+    if d.get("captured_by") == "kernel" or str(d.get("id", "")).startswith("kernel-"):
+        if to == "cluster":
+            raise UsageError("this row was captured by the cell handler in this kernel; replay "
+                             "it with to='local', or replay the agent's row of the request "
+                             "(captured_by == 'agent') to the cluster")
+        server = next((s for s in handlers.servers() if s.label == d.get("intercept")), None)
+        if server is None:
+            raise UsageError(f"no cell handler serves {d.get('intercept')!r} any more; run "
+                             "its %%tp intercept cell again, or replay to an http:// URL")
+        return _replay_http(d, server.url, headers, body, server)
+    return _replay_daemon(d, to, headers, body)
+
+
+def _replay_daemon(d: dict[str, Any], to: str, headers: Mapping[str, str] | None,
+                   body: bytes | str | None) -> pd.Series:
+    target = dpb.REPLAY_TARGET_LOCAL if to == "local" else dpb.REPLAY_TARGET_CLUSTER
+    request = dpb.ReplayRequest(
+        traffic_id=str(d.get("id", "")), target=target,
+        header_overrides=[mpb.Header(name=k, value=v) for k, v in (headers or {}).items()])
+    if body is not None:
+        request.body = body.encode() if isinstance(body, str) else body
+        request.has_body = True
+    with _stub() as stub:
+        try:
+            result = stub.Replay(request, timeout=get_settings().notebook.replay_timeout)
+        except grpc.RpcError as e:
+            raise _daemon_error(e, "replay") from e
+    if result.HasField("error"):
+        from tp_jupyter.api import raise_for
+
+        raise_for(result.error)
+    return frame([record_to_row(result.record, "agent")]).iloc[0]
+
+
+def _replay_http(d: dict[str, Any], url: str, headers: Mapping[str, str] | None,
+                 body: bytes | str | None,
+                 server: handlers.HandlerServer | None = None) -> pd.Series:
+    if body is None:
+        captured = str(d.get("request_body") or "")
+        if captured.endswith(" [truncated]"):
+            raise UsageError("the captured request body was truncated; pass body=... to replay")
+        body = captured
+    data = body.encode() if isinstance(body, str) else body
+    sent = {k: v for k, v in dict(d.get("request_headers") or {}).items()
+            if k.lower() not in _HOP_BY_HOP}
+    sent.update(headers or {})
+    marker = uuid.uuid4().hex
+    sent["X-Tp-Replay"] = marker   # finds this exchange among the server's rows
+    parts = urllib.parse.urlsplit(url)
+    base = parts.path.rstrip("/")
+    timeout = get_settings().notebook.replay_timeout
+    conn_cls = (http.client.HTTPSConnection if parts.scheme == "https"
+                else http.client.HTTPConnection)
+    conn = conn_cls(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+    start = time.time()
+    t0 = time.monotonic()
+    try:
+        conn.request(str(d.get("method") or "GET"), base + str(d.get("path") or "/"), data, sent)
+        resp = conn.getresponse()
+        payload = resp.read()
+    except OSError as e:
+        raise UsageError(f"replay to {url} failed: {e}; is the server listening?") from e
+    finally:
+        conn.close()
+    if server is not None:
+        for rec in reversed(server.rows()):
+            if any(h.name.lower() == "x-tp-replay" and h.value == marker
+                   for h in rec.request_headers):
+                return frame([record_to_row(rec, "kernel")]).iloc[0]
+    limit = get_settings().intercept.capture_body_limit
+    rec = mpb.TrafficRecord(
+        id=f"replay-{marker[:12]}", intercept_name=str(d.get("intercept") or ""),
+        method=str(d.get("method") or "GET"), path=str(d.get("path") or "/"),
+        request_headers=[mpb.Header(name=k, value=v) for k, v in sent.items()],
+        status=resp.status, reason=resp.reason,
+        response_headers=[mpb.Header(name=k, value=v) for k, v in resp.getheaders()],
+        duration_ms=(time.monotonic() - t0) * 1000, request_size=len(data),
+        response_size=len(payload), routed_to=mpb.ROUTED_TO_LOCAL,
+        request_body_prefix=data[:limit], response_body_prefix=payload[:limit],
+        request_body_truncated=len(data) > limit, response_body_truncated=len(payload) > limit)
+    rec.time.FromNanoseconds(int(start * 1e9))
+    return frame([record_to_row(rec, "replay")]).iloc[0]
+
+
+# --- the live feed --------------------------------------------------------------------------
+
+class TrafficFeed:
+    """Live rows for the widget: the daemon's stream (reopened when it ends) + kernel rows.
+
+    `start()` runs one named thread, `tp-traffic-watch`; `stop()` cancels the stream and
+    joins it. Listeners get each new row (as a dict) on that thread or the handler loop.
+    """
+
+    def __init__(self, names: Iterable[str] = (), limit: int = 1000) -> None:
+        self.names = list(names)
+        self.rows: collections.deque[dict[str, Any]] = collections.deque(maxlen=limit)
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        self.last_error = ""
+        self._stop = threading.Event()
+        self._call: Any = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._seen_servers: set[int] = set()
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="tp-traffic-watch",
+                                            daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        call = self._call
+        if call is not None:
+            call.cancel()
+        if self._thread is not None:
+            self._thread.join(get_settings().notebook.handler_stop_timeout)
+            if self._thread.is_alive():
+                log.error("the traffic watch thread did not stop in time")
+            self._thread = None
+
+    def add(self, rec: mpb.TrafficRecord, captured_by: str) -> None:
+        row = record_to_row(rec, captured_by)
+        with self._lock:
+            self.rows.append(row)
+        for fn in list(self.listeners):
+            try:
+                fn(row)
+            except Exception:
+                log.exception("a traffic feed listener failed")
+
+    def watch_server(self, server: handlers.HandlerServer) -> None:
+        """Also show the failed calls of a cell handler (with the traceback)."""
+        if id(server) in self._seen_servers:
+            return
+        self._seen_servers.add(id(server))
+        server.add_listener(lambda rec: self.add(rec, "kernel") if rec.error else None)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.rows)
+
+    def frame(self) -> pd.DataFrame:
+        return frame(self.snapshot())
+
+    def _run(self) -> None:
+        s = get_settings().notebook
+        history = True
+        while not self._stop.is_set():
+            for server in handlers.servers():
+                self.watch_server(server)
+            try:
+                self._follow(history)
+                history = False   # rows already shown are not asked for again
+                self.last_error = ""
+            except grpc.RpcError as e:
+                if self._stop.is_set():
+                    break
+                self.last_error = str(_daemon_error(e, "stream traffic"))
+            except Exception as e:   # keep the widget alive, but say why rows stopped
+                log.exception("the traffic watch failed")
+                self.last_error = f"traffic watch failed: {e}"
+            self._stop.wait(s.watch_retry_interval)
+
+    def _follow(self, history: bool) -> None:
+        if not paths.socket_path().exists():
+            return
+        request = dpb.WatchTrafficRequest(intercept_names=self.names, history=history,
+                                          follow=True)
+        with _stub() as stub:
+            self._call = stub.WatchTraffic(request)
+            try:
+                if self._stop.is_set():
+                    return
+                for rec in self._call:
+                    self.add(rec, "agent")
+            finally:
+                self._call = None
+
+
+# --- `tp traffic` -----------------------------------------------------------------------------
+
+@dataclass
+class TrafficTable:
+    """The result of `tp traffic`: renders the summary columns as text or HTML."""
+
+    frame: Any   # pandas.DataFrame
+    output: str | None = None
+    note: str = ""
+    columns: list[str] = field(default_factory=lambda: list(SUMMARY))
+
+    def __str__(self) -> str:
+        if self.frame.empty:
+            text = "No traffic captured yet"
+        else:
+            text = self.frame[self.columns].to_string(index=False)
+        return f"{text}\n{self.note}" if self.note else text
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        if self.frame.empty:
+            body = "<i>No traffic captured yet</i>"
+        else:
+            body = self.frame[self.columns].to_html(index=False, classes="tp-traffic",
+                                                    border=0)
+        note = f"<div>{html.escape(self.note)}</div>" if self.note else ""
+        return body + note
+
+
+def _traffic_command(args: argparse.Namespace) -> TrafficTable:
+    df = traffic(args.name or None, kernel=args.kernel)
+    table = TrafficTable(df, args.output)
+    if args.output and not getattr(args, "in_notebook", False):
+        df.to_csv(args.output, index=False)
+        table.note = f"Wrote {len(df)} rows to {args.output}"
+    elif args.output:
+        table.note = f"Stored {len(df)} rows in the variable {args.output}"
+    return table
+
+
+def register(sub: Any) -> None:
+    """Add `tp traffic` to the `tp` grammar."""
+    p = sub.add_parser("traffic", help="show captured traffic (one row per exchange)",
+                       description="Captured HTTP exchanges of your intercepts, oldest first.")
+    p.add_argument("name", nargs="*", metavar="NAME",
+                   help="only these intercepts (default: all of yours)")
+    p.add_argument("-o", "--output", metavar="VAR",
+                   help="in a notebook: store the DataFrame in the variable VAR; in a "
+                        "terminal: write it as CSV to the file VAR")
+    p.add_argument("--kernel", action="store_true",
+                   help="also every exchange answered by cell handlers in this kernel")
+    p.set_defaults(func=_traffic_command)
+
+
+class _CallableModule(types.ModuleType):
+    """Importing this module sets `tp_jupyter.traffic` to it; calling it keeps working."""
+
+    def __call__(self, name: str | Iterable[str] | None = None,
+                 kernel: bool = False) -> pd.DataFrame:
+        return traffic(name, kernel)
+
+
+sys.modules[__name__].__class__ = _CallableModule
