@@ -80,9 +80,9 @@ class ConnectResult:
         else:
             lines.append(f"Connected to context {self.context} ({self.server})")
         if self.proxy_mode:
-            lines.append(f"Not root: proxy mode. Cluster names and addresses are reachable "
-                         f"through the SOCKS5 proxy socks5h://{self.socks_address} "
-                         "(remote DNS); routes and DNS are unchanged")
+            lines.append("Proxy mode (routes and DNS need root, or --proxy-mode was given): "
+                         "cluster names and addresses are reachable through the SOCKS5 proxy "
+                         f"socks5h://{self.socks_address} (remote DNS)")
         if self.version_warning:
             lines.append(f"Warning: {self.version_warning}")
         return lines

@@ -38,6 +38,7 @@ import io
 import itertools
 import json
 import logging
+import re
 import sys
 import threading
 import time
@@ -187,8 +188,13 @@ def classify(obj: Any, name: str = "") -> Handler:
                        "WSGI app two (environ, start_response), an ASGI app three")
 
 
-def find_handler(before: Mapping[str, Any], after: Mapping[str, Any]) -> Handler:
-    """The handler a cell defined: `handler` or `app` if set, else the last callable defined."""
+def find_handler(before: Mapping[str, Any], after: Mapping[str, Any],
+                 source: str = "") -> Handler:
+    """The handler a cell defined: `handler` or `app` if set, else the last callable defined.
+
+    `source` is the cell's text: a cell that names `handler`/`app` but binds the same object
+    again (a cached app) still serves it.
+    """
     for name in ("handler", "app"):
         if name in after and after[name] is not before.get(name, _MISSING):
             return classify(after[name], name)
@@ -199,8 +205,8 @@ def find_handler(before: Mapping[str, Any], after: Mapping[str, Any]) -> Handler
     if defined:  # dicts keep insertion order; a rebinding moves nothing, so prefer new names
         name, obj = defined[-1]
         return classify(obj, name)
-    for name in ("handler", "app"):   # re-run of a cell that only rebinds the same object
-        if name in after:
+    for name in ("handler", "app"):   # a cell that only rebinds the same object
+        if name in after and re.search(rf"\b{name}\b", source):
             return classify(after[name], name)
     raise HandlerError("the cell defines no handler; define a function taking a request "
                        "(e.g. `def handler(request): return 'hi'`) or a WSGI/ASGI app named app")

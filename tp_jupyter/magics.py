@@ -230,7 +230,7 @@ class TpMagics(Magics):
         code = self.ip.transform_cell(body)
         exec(compile(code, "<%%tp intercept cell>", "exec"), self.ip.user_ns)
         try:
-            found = handlers.find_handler(before, self.ip.user_ns)
+            found = handlers.find_handler(before, self.ip.user_ns, body)
         except TpError as e:
             raise _usage(e) from None
         key = list(argv)

@@ -169,13 +169,13 @@ def traffic(name: str | Iterable[str] | None = None, kernel: bool = False) -> pd
 def _row_dict(row: Any) -> dict[str, Any]:
     if isinstance(row, mpb.TrafficRecord):
         return record_to_row(row, "kernel" if row.id.startswith("kernel-") else "agent")
-    if hasattr(row, "to_dict"):   # a pandas Series (df.iloc[i]) or a one-row DataFrame
-        d = row.to_dict()
-        if d and all(isinstance(v, dict) for v in d.values()):   # DataFrame.to_dict()
-            if len({len(v) for v in d.values()}) != 1 or len(next(iter(d.values()))) != 1:
-                raise UsageError("replay() takes one row: pass df.iloc[i], not a table")
-            d = {k: next(iter(v.values())) for k, v in d.items()}
-        return dict(d)
+    if hasattr(row, "columns"):   # a DataFrame: only a one-row one will do
+        if len(row) != 1:
+            raise UsageError(f"replay() takes one row, not a table of {len(row)}: pass "
+                             "df.iloc[i]")
+        row = row.iloc[0]
+    if hasattr(row, "to_dict"):   # a pandas Series (df.iloc[i])
+        return dict(row.to_dict())
     if isinstance(row, Mapping):
         return dict(row)
     raise UsageError(f"replay() takes a traffic row (df.iloc[i]), not a {type(row).__name__}")
@@ -239,7 +239,9 @@ def _replay_http(d: dict[str, Any], url: str, headers: Mapping[str, str] | None,
     data = body.encode() if isinstance(body, str) else body
     sent = {k: v for k, v in dict(d.get("request_headers") or {}).items()
             if k.lower() not in _HOP_BY_HOP}
-    sent.update(headers or {})
+    for k, v in (headers or {}).items():   # header names are case-insensitive
+        sent = {name: value for name, value in sent.items() if name.lower() != k.lower()}
+        sent[k] = v
     marker = uuid.uuid4().hex
     sent["X-Tp-Replay"] = marker   # finds this exchange among the server's rows
     parts = urllib.parse.urlsplit(url)

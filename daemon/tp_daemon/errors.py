@@ -6,6 +6,7 @@
     ├── ClusterRefused           the API server answered but refused (RBAC, quota, ...)
     ├── ManagerError             the traffic-manager did not install, start or answer
     ├── RoutingError             routes/links/nft could not be set up (e.g. an overlap)
+    ├── AlreadyConnected         connected elsewhere; `tp quit` first
     └── NotConnected             the request needs a connection and there is none
 
 Each `code` is the name of a `tp.daemon.v1.ErrorCode` (without prefix): it crosses the
@@ -49,6 +50,12 @@ class RoutingError(DaemonError):
     """Cluster ranges could not be made reachable on this workstation."""
 
     code = "USAGE"
+
+
+class AlreadyConnected(DaemonError):
+    """Connected with other parameters; the user quits first."""
+
+    code = "CONFLICT"
 
 
 class NotConnected(DaemonError):

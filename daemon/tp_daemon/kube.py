@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import ssl
 import time
 from collections.abc import Callable
@@ -201,7 +202,7 @@ class Kube:
 
     def ready_manager_pod(self, namespace: str) -> str | None:
         """Name of the newest Ready, not terminating traffic-manager pod, if any."""
-        with self._translate(f"list pods in {namespace}"):
+        with self._translate(f"list pods in {namespace}", namespace=namespace):
             pods = client.CoreV1Api(self.api).list_namespaced_pod(
                 namespace, label_selector=f"app={manifests.NAME}",
                 _request_timeout=self.timeout).items
@@ -265,8 +266,8 @@ class _Translate:
             raise ClusterRefused(f"cannot {self.what}: {exc.status} {reason}") from exc
         if isinstance(exc, urllib3.exceptions.HTTPError | OSError | TimeoutError):
             raise ClusterUnreachable(
-                f"cannot reach the API server at {server} ({_first_line(exc)}); check that "
-                "the cluster is up and the context is right") from exc
+                f"cannot reach the API server at {server} ({_network_reason(exc)}); check "
+                "that the cluster is up and the context is right") from exc
 
 
 def _api_reason(e: ApiException) -> str:
@@ -276,6 +277,17 @@ def _api_reason(e: ApiException) -> str:
         return str(json.loads(e.body or "").get("message") or e.reason)
     except (TypeError, ValueError, AttributeError):
         return str(e.reason)
+
+
+def _network_reason(e: BaseException) -> str:
+    """"Connection refused", "timed out"... instead of urllib3's nested repr."""
+    text = _first_line(e)
+    found = re.findall(r"\[Errno -?\d+\] ([^)'\"]+)", text)
+    if found:
+        return str(found[-1]).strip()
+    if isinstance(e, urllib3.exceptions.TimeoutError | TimeoutError) or "timed out" in text:
+        return "timed out"
+    return text
 
 
 def _first_line(e: BaseException) -> str:

@@ -35,7 +35,7 @@ from tp_protocol.settings import ConnectSettings
 
 from tp_daemon import paths
 from tp_daemon.dns import Resolver, system_nameservers
-from tp_daemon.errors import ClusterUnreachable, DaemonError, ManagerError
+from tp_daemon.errors import AlreadyConnected, ClusterUnreachable, DaemonError, ManagerError
 from tp_daemon.kube import Kube
 from tp_daemon.portforward import PodPort, PortForwarder
 from tp_daemon.proxy import Socks5Proxy, TransparentProxy
@@ -123,7 +123,7 @@ class Session:
             if self.info is not None:
                 if params != self.params and any(
                         (params.kubeconfig, params.context, params.manager_namespace)):
-                    raise DaemonError(
+                    raise AlreadyConnected(
                         f"already connected to context {self.info.cluster_context}; "
                         "run `tp quit` first to connect elsewhere")
                 again = dpb.ConnectInfo()
@@ -146,14 +146,18 @@ class Session:
         kube = self._kube = await asyncio.to_thread(
             Kube, params.kubeconfig, params.context, params.namespace,
             api_timeout=s.api_timeout)
-        await asyncio.to_thread(kube.check_reachable)
         manager_ns = params.manager_namespace or s.manager_namespace
         installed = False
-        if not await asyncio.to_thread(kube.manager_deployment_exists, manager_ns):
-            await asyncio.to_thread(kube.install_manager, manager_ns, self._install_progress)
-            installed = True
-        pod = await asyncio.to_thread(kube.wait_manager_pod, manager_ns, s.install_timeout,
-                                      self._install_progress)
+        # One request in the common case (manager running): it also proves the API server
+        # reachable and the credentials good; the install path only runs when needed.
+        pod = await asyncio.to_thread(kube.ready_manager_pod, manager_ns)
+        if pod is None:
+            if not await asyncio.to_thread(kube.manager_deployment_exists, manager_ns):
+                await asyncio.to_thread(kube.install_manager, manager_ns,
+                                        self._install_progress)
+                installed = True
+            pod = await asyncio.to_thread(kube.wait_manager_pod, manager_ns, s.install_timeout,
+                                          self._install_progress)
         if installed:
             self._progress("install", "traffic-manager is ready", 1.0, True)
         self._http = aiohttp.ClientSession()

@@ -120,7 +120,11 @@ def _comparable(obj: dict[str, Any]) -> dict[str, Any]:
     obj.pop("status", None)
     for key in ("resourceVersion", "generation", "uid", "creationTimestamp", "managedFields"):
         obj["metadata"].pop(key, None)
-    (obj["metadata"].get("annotations") or {}).pop("deployment.kubernetes.io/revision", None)
+    # the deployment controller counts rollouts here (and may not have yet at `before`)
+    annotations = obj["metadata"].pop("annotations", None) or {}
+    annotations.pop("deployment.kubernetes.io/revision", None)
+    if annotations:
+        obj["metadata"]["annotations"] = annotations
     return obj
 
 

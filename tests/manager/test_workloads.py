@@ -110,8 +110,10 @@ def comparable(obj: dict[str, Any]) -> dict[str, Any]:
     for key in SERVER_FIELDS:
         obj["metadata"].pop(key, None)
     # the deployment controller counts rollouts here; injection and restore are two
-    annotations = obj["metadata"].get("annotations") or {}
+    annotations = obj["metadata"].pop("annotations", None) or {}
     annotations.pop("deployment.kubernetes.io/revision", None)
+    if annotations:
+        obj["metadata"]["annotations"] = annotations
     return obj
 
 

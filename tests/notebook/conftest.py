@@ -68,6 +68,7 @@ def ip() -> Iterator[Any]:
         yield shell
     finally:
         shell.run_line_magic("unload_ext", "tp_jupyter")
+        shell.reset(new_session=False)   # no handler leaks into the next test
 
 
 @pytest.fixture

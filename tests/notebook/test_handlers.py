@@ -235,7 +235,7 @@ def test_a_cell_handler_is_found_by_name_or_as_the_last_function_defined() -> No
     app = flask.Flask("tp_test")
     assert handlers.find_handler({}, {"app": app}).kind == "wsgi"
     with pytest.raises(handlers.HandlerError, match="define a function taking a request"):
-        handlers.find_handler({"handler": handler}, {"handler": handler, "x": 2})
+        handlers.find_handler({"x": 1}, {"x": 2, "n": 3})
     with pytest.raises(handlers.HandlerError, match="takes 4 arguments"):
         handlers.classify(lambda a, b, c, d: None, "four")
     with pytest.raises(handlers.HandlerError, match="not a handler"):

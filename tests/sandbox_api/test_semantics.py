@@ -274,7 +274,26 @@ def test_a_pod_on_a_ready_node_is_deleted_gracefully(core: client.CoreV1Api,
     marked = core.read_namespaced_pod("p", namespace)
     assert marked.metadata.deletion_grace_period_seconds == 20
     assert marked.metadata.deletion_timestamp is not None
+    # The kubelet reports the containers stopping: the pod is still there.
+    core.patch_namespaced_pod_status("p", namespace, {"status": {"phase": "Succeeded"}})
+    assert core.read_namespaced_pod("p", namespace).status.phase == "Succeeded"
     core.delete_namespaced_pod("p", namespace, grace_period_seconds=0)  # the kubelet's
+    with pytest.raises(ApiException) as err:
+        core.read_namespaced_pod("p", namespace)
+    assert err.value.status == 404
+
+
+def test_a_terminating_pod_with_a_finalizer_goes_when_the_kubelet_and_finalizer_are_done(
+        core: client.CoreV1Api, namespace: str) -> None:
+    node = f"node-f-{namespace}"
+    _ready_node(core, node)
+    core.create_namespaced_pod(namespace, {"metadata": {"name": "p", "finalizers": ["x/y"]},
+                                           "spec": {**POD["spec"], "nodeName": node}})
+    core.delete_namespaced_pod("p", namespace)
+    core.delete_namespaced_pod("p", namespace, grace_period_seconds=0)
+    pod = core.read_namespaced_pod("p", namespace)
+    assert pod.metadata.deletion_grace_period_seconds == 0
+    core.patch_namespaced_pod("p", namespace, {"metadata": {"finalizers": None}})
     with pytest.raises(ApiException) as err:
         core.read_namespaced_pod("p", namespace)
     assert err.value.status == 404

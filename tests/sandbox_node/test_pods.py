@@ -220,7 +220,7 @@ def test_logs_tail_follow_and_exec_with_stdin_and_exit_code(core: Any, namespace
     resp = core.read_namespaced_pod_log("talker", namespace, follow=True, tail_lines=1,
                                         _preload_content=False)
     assert resp.read(5) == b"late\n"
-    resp.release_conn()
+    resp.close()  # a followed stream never ends: drop the connection, do not reuse it
 
     ws = stream(core.connect_get_namespaced_pod_exec, "talker", namespace, container="talker",
                 command=["sh", "-c", "read x; echo got:$x; exit 7"], stdin=True, stdout=True,

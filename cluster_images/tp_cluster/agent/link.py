@@ -65,6 +65,7 @@ class Link:
         self._channel: Any = None
         self._reviewed: set[str] = set()
         self._refused: set[str] = set()
+        self._stopping = False
 
     # --- called by connections ----------------------------------------------------------
 
@@ -99,6 +100,8 @@ class Link:
                 log.log(level, "manager session %s: %s; arriving again",
                         "lost" if arrived else "not established", _brief(exc))
             finally:
+                if self._stopping:
+                    await self._depart()
                 self.arrived.clear()
                 self.registry.replace([])  # nobody to route to: everything goes to the app
                 self._reviewed.clear()
@@ -109,8 +112,15 @@ class Link:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.settings.agent_reconnect_backoff_max)
 
-    async def depart(self) -> None:
-        if self.session is not None and self._channel is not None:
+    async def stop(self, task: asyncio.Task[None]) -> None:
+        """Cancel the `run` task; a live session departs on the way out."""
+        self._stopping = True
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def _depart(self) -> None:
+        if self.arrived.is_set() and self.stub is not None:
             with contextlib.suppress(Exception):
                 await self.stub.Depart(self.session, timeout=1.0)
 
@@ -130,7 +140,7 @@ class Link:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()
-            raise SessionLost("a session stream ended")
+            raise SessionLost(f"{next(iter(done)).get_name()} ended")
         finally:
             for task in tasks:
                 task.cancel()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -65,9 +64,6 @@ class Agent:
     async def stop(self, grace: float = 2.0) -> None:
         """Stop accepting, let connections finish (`grace`), depart, stop the link."""
         await asyncio.gather(*(listener.stop(grace) for listener in self.listeners))
-        await self.link.depart()
         if self._link_task is not None:
-            self._link_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._link_task
+            await self.link.stop(self._link_task)
         log.info("traffic-agent stopped")

@@ -115,10 +115,20 @@ def _not_found_path() -> errors.NotFound:
     return errors.NotFound("the server could not find the requested resource", {})
 
 
+_PROTOBUF = "application/vnd.kubernetes.protobuf"
+
+
 def decode_body(raw: bytes, content_type: str) -> Obj:
     """A request body as an object (JSON, or YAML as kubectl may send)."""
     if not raw:
         raise errors.BadRequest("the request body is empty: send the object as JSON")
+    if content_type == _PROTOBUF:
+        # kubectl's typed generators (create ns/deployment/configmap) send protobuf; the
+        # sandbox decodes JSON and YAML only, which kubectl uses for every -f manifest.
+        raise errors.UnsupportedMediaType(
+            "the sandbox API server accepts JSON and YAML request bodies only: "
+            "use 'kubectl create -f FILE' or 'kubectl apply -f FILE' instead of a typed "
+            "'kubectl create <kind>' generator")
     try:
         if content_type in ("application/yaml", "application/x-yaml", "text/yaml"):
             data = yaml.safe_load(raw)
@@ -342,15 +352,18 @@ class Api:
             return old, warnings  # no-op writes do not bump the RV, as etcd3 storage
         if dry_run:
             return new, warnings
-        if self._finalized(rt, new):
+        if self._finalized(rt, new, old):
             return self.store.remove(rt, new), warnings
         return self.store.put(rt, new), warnings
 
     @staticmethod
-    def _finalized(rt: ResourceType, obj: Obj) -> bool:
-        """Marked for deletion and nothing left to wait for."""
-        md = obj["metadata"]
-        if not md.get("deletionTimestamp") or md.get("finalizers"):
+    def _finalized(rt: ResourceType, obj: Obj, old: Obj) -> bool:
+        """Deleted by this update: marked with no grace left and nothing to wait for (as
+        upstream's shouldDeleteDuringUpdate; a pod still terminating is not)."""
+        old_md = old["metadata"]
+        if not old_md.get("deletionTimestamp") or obj["metadata"].get("finalizers"):
+            return False
+        if old_md.get("deletionGracePeriodSeconds", 0) != 0:
             return False
         return not (rt.kind == "Namespace" and (obj.get("spec") or {}).get("finalizers"))
 
@@ -394,6 +407,8 @@ class Api:
         graceful = False
         if rt.kind == "Pod":
             grace = self._pod_grace(old, opts.grace)
+            if grace == 0 and nmd.get("deletionTimestamp"):
+                nmd["deletionGracePeriodSeconds"] = 0  # the kubelet's final delete
             if grace > 0:
                 graceful = True
                 if nmd.get("deletionTimestamp"):

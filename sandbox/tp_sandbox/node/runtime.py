@@ -72,12 +72,40 @@ class MountPoints:
             if users:
                 continue
             del self._users[path]
+            if mounted_elsewhere(path):
+                continue  # another node process's pod mounts here (rmdir would unmount it)
             with contextlib.suppress(OSError):
                 p = Path(path)
                 if p.is_dir() and not p.is_symlink():
                     p.rmdir()
                 elif p.is_file() and p.stat().st_size == 0:
                     p.unlink()
+
+
+def mounted_elsewhere(path: str) -> bool:
+    """True when some mount namespace on the machine has a mount at or under `path`.
+
+    Several sandbox instances (node processes) share the host's directories; removing
+    a directory that is a mount point in another namespace would detach that mount.
+    """
+    seen: set[int] = set()
+    prefix = path.rstrip("/") + "/"
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ino = (entry / "ns" / "mnt").stat().st_ino
+            if ino in seen:
+                continue
+            seen.add(ino)
+            mountinfo = (entry / "mountinfo").read_text()
+        except OSError:
+            continue
+        for line in mountinfo.splitlines():
+            target = line.split(" ", 5)[4]
+            if target == path or target.startswith(prefix):
+                return True
+    return False
 
 
 def new_container_id() -> str:
