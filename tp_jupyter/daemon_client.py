@@ -125,6 +125,10 @@ def start_daemon(proxy_mode: bool = False) -> None:
         if running():
             return
         time.sleep(0.05)
+    # Leave nothing behind: a daemon that answers too late would linger unconnected.
+    proc.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
     raise DaemonError(f"the tp daemon did not answer within "
                       f"{get_settings().connect.daemon_start_timeout:.0f} s; see {log_file}")
 

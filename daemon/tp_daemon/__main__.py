@@ -17,10 +17,15 @@ import socket
 import sys
 from pathlib import Path
 
-from tp_protocol.settings import get_settings
+# kubernetes.dynamic imports kubernetes_validate (and with it jsonschema's format
+# checkers) when it can, which costs seconds at start; the daemon never validates
+# client-side, so it is hidden before anything imports the official client.
+sys.modules.setdefault("kubernetes_validate", None)  # type: ignore[arg-type]
 
-from tp_daemon import paths
-from tp_daemon.server import serve
+from tp_protocol.settings import get_settings  # noqa: E402
+
+from tp_daemon import paths  # noqa: E402
+from tp_daemon.server import serve  # noqa: E402
 
 
 def _socket_alive(path: Path) -> bool:

@@ -274,7 +274,7 @@ class ConnectSettings:
     dial_timeout: float = 10.0
     """Seconds to open one port-forward WebSocket or one `Tunnel` stream."""
 
-    daemon_start_timeout: float = 10.0
+    daemon_start_timeout: float = 30.0
     """Seconds `tp connect` waits for a freshly started daemon to answer on its socket."""
 
     quit_timeout: float = 15.0

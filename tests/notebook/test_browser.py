@@ -121,7 +121,7 @@ def test_the_live_traffic_table_shows_a_new_row_in_jupyterlab(jupyterlab: str,
                 page.goto(jupyterlab)
                 page.wait_for_selector(".jp-Notebook", timeout=60_000)
                 # a notebook without a kernel yet asks which one: take the default
-                select = page.locator(".jp-Dialog button.jp-mod-accept")
+                select = page.get_by_role("button", name="Select", exact=True)
                 select.wait_for(timeout=30_000)
                 select.click()
                 page.wait_for_selector("text=Python 3 (ipykernel) | Idle", timeout=60_000)

@@ -106,3 +106,15 @@ def test_token_request_for_a_missing_service_account_is_404(core: client.CoreV1A
     with pytest.raises(ApiException) as err:
         core.create_namespaced_service_account_token("ghost", namespace, {"spec": {}})
     assert err.value.status == 404
+
+
+def test_the_bearer_scheme_is_accepted_in_any_case_as_load_incluster_config_sends_it(
+        server: Server) -> None:
+    from conftest import ADMIN_TOKEN
+
+    for scheme in ("bearer", "BEARER", "Bearer"):
+        resp = server.raw("GET", "/api", token=None,
+                          headers={"Authorization": f"{scheme} {ADMIN_TOKEN}"})
+        assert resp.status == 200, scheme
+    resp = server.raw("GET", "/api", token=None, headers={"Authorization": "Basic abc"})
+    assert resp.status == 401

@@ -94,9 +94,11 @@ class Authenticator:
         return self._tokens
 
     def authenticate(self, header: str | None) -> User:
-        if not header or not header.startswith("Bearer "):
+        # The scheme is case-insensitive (RFC 7235); load_incluster_config sends "bearer".
+        scheme, _, token = (header or "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise errors.Unauthorized("Unauthorized")
-        token = header[len("Bearer "):].strip()
         user = self._static().get(token)
         if user is not None:
             return User(user.name, (*user.groups, "system:authenticated"))
