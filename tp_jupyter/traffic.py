@@ -332,7 +332,16 @@ class TrafficFeed:
         if id(server) in self._seen_servers:
             return
         self._seen_servers.add(id(server))
-        server.add_listener(lambda rec: self.add(rec, "kernel") if rec.error else None)
+        shown: set[str] = set()
+
+        def on_row(rec: mpb.TrafficRecord) -> None:
+            if rec.error and rec.id not in shown:
+                shown.add(rec.id)
+                self.add(rec, "kernel")
+
+        server.add_listener(on_row)
+        for rec in server.rows():   # rows from before the panel noticed this server
+            on_row(rec)
 
     def snapshot(self) -> list[dict[str, Any]]:
         with self._lock:

@@ -129,7 +129,7 @@ class Kube:
         cidrs: list[str] = []
         for node in nodes.items:
             spec = node.spec
-            for cidr in (spec.pod_cid_rs or ([spec.pod_cidr] if spec.pod_cidr else [])):
+            for cidr in (spec.pod_cidrs or ([spec.pod_cidr] if spec.pod_cidr else [])):
                 if cidr not in cidrs:
                     cidrs.append(cidr)
         return cidrs

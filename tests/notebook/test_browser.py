@@ -121,10 +121,15 @@ def test_the_live_traffic_table_shows_a_new_row_in_jupyterlab(jupyterlab: str,
                 page.goto(jupyterlab)
                 page.wait_for_selector(".jp-Notebook", timeout=60_000)
                 # a notebook without a kernel yet asks which one: take the default
+                # a notebook without a kernel may ask which one (timing): take the default
                 select = page.get_by_role("button", name="Select", exact=True)
-                select.wait_for(timeout=30_000)
-                select.click()
-                page.wait_for_selector("text=Python 3 (ipykernel) | Idle", timeout=60_000)
+                idle = page.get_by_text("Python 3 (ipykernel) | Idle")
+                deadline = time.monotonic() + 60
+                while not idle.is_visible():
+                    if select.is_visible():
+                        select.click()
+                    assert time.monotonic() < deadline, "the kernel did not start"
+                    page.wait_for_timeout(200)
                 page.click(".lm-MenuBar-itemLabel:text-is('Run')", timeout=10_000)
                 page.click(".lm-Menu-itemLabel:text-is('Run All Cells')", timeout=10_000)
                 page.wait_for_selector("table.tp-traffic-live", timeout=60_000)
