@@ -37,14 +37,23 @@ def _registrars() -> list[Registrar]:
     """Modules that add subcommands; each owns its part of the grammar."""
     from tp_sandbox.cli import register as register_sandbox
 
-    registrars: list[Registrar] = [register_sandbox]
-    try:  # the connect/intercept commands arrive with the daemon
-        from tp_jupyter.commands import register as register_commands
-    except ImportError:
-        pass
-    else:
-        registrars.append(register_commands)
-    return registrars
+    from tp_jupyter.commands import register as register_commands
+
+    return [register_commands, register_sandbox, _register_demo]
+
+
+def _register_demo(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    demo = sub.add_parser(
+        "demo", help="replay the seed walkthrough on the sandbox cluster (the main job)",
+        description="Start the sandbox with two laptops, deploy the demo app, then connect, "
+                    "intercept, run the team workflow and show the traffic table.")
+
+    def run_demo(_args: argparse.Namespace) -> Any:
+        from tp_jupyter.demo import run_demo as run
+
+        return run()
+
+    demo.set_defaults(func=run_demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,7 +7,12 @@
     ├── ManagerError             the traffic-manager did not install, start or answer
     ├── RoutingError             routes/links/nft could not be set up (e.g. an overlap)
     ├── AlreadyConnected         connected elsewhere; `tp quit` first
-    └── NotConnected             the request needs a connection and there is none
+    ├── NotConnected             the request needs a connection and there is none
+    ├── InterceptUsage           bad intercept arguments (port, --http-match, regex, --mount)
+    ├── InterceptNotFound        no such workload, namespace, service port or intercept
+    ├── InterceptConflict        a name clash or a conflicting (global) intercept
+    ├── InterceptTimeout         the agent or the manager did not answer in time
+    └── InterceptFailed          the agent refused the intercept, or mounting failed
 
 Each `code` is the name of a `tp.daemon.v1.ErrorCode` (without prefix): it crosses the
 daemon API so the front can pick an exit status or exception.
@@ -62,3 +67,33 @@ class NotConnected(DaemonError):
     """The request needs a connection; run `tp connect` first."""
 
     code = "NOT_CONNECTED"
+
+
+class InterceptUsage(DaemonError):
+    """Bad intercept arguments; the user fixes the command line."""
+
+    code = "USAGE"
+
+
+class InterceptNotFound(DaemonError):
+    """A workload, namespace, service port or intercept that does not exist."""
+
+    code = "NOT_FOUND"
+
+
+class InterceptConflict(DaemonError):
+    """The name is taken, or a global intercept excludes this one."""
+
+    code = "CONFLICT"
+
+
+class InterceptTimeout(DaemonError):
+    """The traffic-agent or the manager did not answer in time."""
+
+    code = "TIMEOUT"
+
+
+class InterceptFailed(DaemonError):
+    """The traffic-agent refused the intercept, or its volumes could not be copied."""
+
+    code = "INTERNAL"

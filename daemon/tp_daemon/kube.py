@@ -44,6 +44,12 @@ Progress = Callable[[str, float], None]
 """Receives (one-line message, fraction 0..1 or -1 when unknown)."""
 
 
+class NamespaceNotFound(ClusterRefused):
+    """The namespace does not exist (an error the user fixes: code NOT_FOUND)."""
+
+    code = "NOT_FOUND"
+
+
 def kubeconfig_path(explicit: str) -> Path:
     """--kubeconfig, else the first file of $KUBECONFIG, else ~/.kube/config."""
     if explicit:
@@ -231,6 +237,104 @@ class Kube:
                     f"traffic-manager in {namespace} not ready after {timeout:.0f} s; check "
                     f"`kubectl get pods -n {namespace}` and its logs")
             time.sleep(poll)
+
+    def remove_manager(self, namespace: str, timeout: float, poll: float = 0.2) -> None:
+        """Delete the manager's objects (as `install_manager` made them) and wait until its
+        Deployment is gone; objects already absent are fine."""
+        try:
+            objects = manifests.manager_objects(namespace)
+        except manifests.ManifestError as e:
+            raise ConfigError(f"{e} (--manager-namespace)") from e
+        # the Namespace last: its deletion would otherwise race the others' 404s
+        for obj in sorted(objects, key=lambda o: o["kind"] == "Namespace"):
+            with self._translate(f"delete {obj['kind']} {obj['metadata']['name']}",
+                                 namespace=namespace):
+                try:
+                    self._delete(obj, namespace)
+                except ApiException as e:
+                    if e.status != 404:
+                        raise
+        deadline = time.monotonic() + timeout
+        while self.manager_deployment_exists(namespace):
+            if time.monotonic() > deadline:
+                raise ManagerError(f"the traffic-manager in {namespace} was not removed within "
+                                   f"{timeout:.0f} s; check `kubectl get all -n {namespace}`")
+            time.sleep(poll)
+
+    def _delete(self, obj: dict[str, Any], namespace: str) -> None:
+        kind, name = obj["kind"], obj["metadata"]["name"]
+        core, apps = client.CoreV1Api(self.api), client.AppsV1Api(self.api)
+        rbac = client.RbacAuthorizationV1Api(self.api)
+        kw: dict[str, Any] = {"_request_timeout": self.timeout}
+        calls: dict[str, Callable[[], Any]] = {
+            "Namespace": lambda: core.delete_namespace(name, **kw),
+            "ServiceAccount": lambda: core.delete_namespaced_service_account(name, namespace,
+                                                                             **kw),
+            "ClusterRole": lambda: rbac.delete_cluster_role(name, **kw),
+            "ClusterRoleBinding": lambda: rbac.delete_cluster_role_binding(name, **kw),
+            "Deployment": lambda: apps.delete_namespaced_deployment(
+                name, namespace, propagation_policy="Foreground", **kw),
+            "Service": lambda: core.delete_namespaced_service(name, namespace, **kw),
+        }
+        calls[kind]()
+
+    # --- workloads (tp list) and the agent's volumes ---------------------------
+
+    def list_workloads(self, namespace: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(Deployments, Services) of the namespace as plain dicts; NotFound-style
+        ClusterRefused when the namespace does not exist."""
+        core, apps = client.CoreV1Api(self.api), client.AppsV1Api(self.api)
+        with self._translate(f"list workloads in {namespace}"):
+            try:
+                core.read_namespace(namespace, _request_timeout=self.timeout)
+            except ApiException as e:
+                if e.status == 404:
+                    raise NamespaceNotFound(
+                        f"namespace {namespace} not found: check it with `kubectl get "
+                        "namespaces`") from e
+                raise
+            deployments = apps.list_namespaced_deployment(
+                namespace, _request_timeout=self.timeout).items
+            services = core.list_namespaced_service(namespace,
+                                                    _request_timeout=self.timeout).items
+        plain = self.api.sanitize_for_serialization
+        return [plain(d) for d in deployments], [plain(s) for s in services]
+
+    def exec_output(self, namespace: str, pod: str, container: str, command: list[str],
+                    timeout: float, limit: int) -> bytes:
+        """stdout of `command` run in the container (pods/exec), at most `limit` bytes;
+        ClusterRefused with its stderr when it fails."""
+        from kubernetes.stream import stream
+
+        core = client.CoreV1Api(self.api)
+        with self._translate(f"exec in pod {pod}.{namespace}"):
+            ws = stream(core.connect_get_namespaced_pod_exec, pod, namespace,
+                        container=container, command=command, stdin=False, stdout=True,
+                        stderr=True, tty=False, _preload_content=False, binary=True,
+                        _request_timeout=timeout)
+            out, err = bytearray(), bytearray()
+            deadline = time.monotonic() + timeout
+            try:
+                while ws.is_open():
+                    if time.monotonic() > deadline:
+                        raise ClusterRefused(f"exec in pod {pod}.{namespace} took longer than "
+                                             f"{timeout:.0f} s")
+                    ws.update(timeout=1)
+                    if ws.peek_stdout():
+                        out += ws.read_stdout()
+                    if ws.peek_stderr():
+                        err += ws.read_stderr()
+                    if len(out) > limit:
+                        raise ClusterRefused(f"the output of exec in pod {pod}.{namespace} "
+                                             f"exceeds {limit} bytes")
+                code = ws.returncode
+            finally:
+                ws.close()
+        if code:
+            text = bytes(err).decode(errors="replace").strip().splitlines()
+            raise ClusterRefused(f"exec in pod {pod}.{namespace} failed (status {code}): "
+                                 f"{text[-1] if text else 'no output'}")
+        return bytes(out)
 
     # --- error translation --------------------------------------------------
 

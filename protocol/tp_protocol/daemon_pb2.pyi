@@ -219,12 +219,14 @@ class WorkloadList(_message.Message):
     def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., workloads: _Optional[_Iterable[_Union[WorkloadInfo, _Mapping]]] = ...) -> None: ...
 
 class InterceptRequest(_message.Message):
-    __slots__ = ("spec", "replace")
+    __slots__ = ("spec", "replace", "no_mount")
     SPEC_FIELD_NUMBER: _ClassVar[int]
     REPLACE_FIELD_NUMBER: _ClassVar[int]
+    NO_MOUNT_FIELD_NUMBER: _ClassVar[int]
     spec: _manager_pb2.InterceptSpec
     replace: bool
-    def __init__(self, spec: _Optional[_Union[_manager_pb2.InterceptSpec, _Mapping]] = ..., replace: _Optional[bool] = ...) -> None: ...
+    no_mount: bool
+    def __init__(self, spec: _Optional[_Union[_manager_pb2.InterceptSpec, _Mapping]] = ..., replace: _Optional[bool] = ..., no_mount: _Optional[bool] = ...) -> None: ...
 
 class InterceptResult(_message.Message):
     __slots__ = ("error", "intercept", "workload_kind")

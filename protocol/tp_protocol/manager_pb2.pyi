@@ -363,6 +363,14 @@ class InterceptSnapshot(_message.Message):
     intercepts: _containers.RepeatedCompositeFieldContainer[InterceptInfo]
     def __init__(self, intercepts: _Optional[_Iterable[_Union[InterceptInfo, _Mapping]]] = ...) -> None: ...
 
+class ListInterceptsRequest(_message.Message):
+    __slots__ = ("session", "namespace")
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    session: SessionInfo
+    namespace: str
+    def __init__(self, session: _Optional[_Union[SessionInfo, _Mapping]] = ..., namespace: _Optional[str] = ...) -> None: ...
+
 class RemoveInterceptRequest(_message.Message):
     __slots__ = ("session", "name")
     SESSION_FIELD_NUMBER: _ClassVar[int]

@@ -105,6 +105,11 @@ class ManagerStub:
                 request_serializer=tp__protocol_dot_manager__pb2.UninstallAgentsRequest.SerializeToString,
                 response_deserializer=tp__protocol_dot_manager__pb2.UninstallAgentsResult.FromString,
                 _registered_method=True)
+        self.ListIntercepts = channel.unary_unary(
+                '/tp.manager.v1.Manager/ListIntercepts',
+                request_serializer=tp__protocol_dot_manager__pb2.ListInterceptsRequest.SerializeToString,
+                response_deserializer=tp__protocol_dot_manager__pb2.InterceptSnapshot.FromString,
+                _registered_method=True)
         self.WatchInterceptsForAgent = channel.unary_stream(
                 '/tp.manager.v1.Manager/WatchInterceptsForAgent',
                 request_serializer=tp__protocol_dot_manager__pb2.SessionInfo.SerializeToString,
@@ -226,6 +231,13 @@ class ManagerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListIntercepts(self, request, context):
+        """Every client's intercepts in a namespace ("" = all), for `tp list`'s "intercepted".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchInterceptsForAgent(self, request, context):
         """--- intercepts (agent side) ---
         Snapshots of the intercepts of the agent's workload: one at once, then one per change.
@@ -325,6 +337,11 @@ def add_ManagerServicer_to_server(servicer, server):
                     servicer.UninstallAgents,
                     request_deserializer=tp__protocol_dot_manager__pb2.UninstallAgentsRequest.FromString,
                     response_serializer=tp__protocol_dot_manager__pb2.UninstallAgentsResult.SerializeToString,
+            ),
+            'ListIntercepts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIntercepts,
+                    request_deserializer=tp__protocol_dot_manager__pb2.ListInterceptsRequest.FromString,
+                    response_serializer=tp__protocol_dot_manager__pb2.InterceptSnapshot.SerializeToString,
             ),
             'WatchInterceptsForAgent': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchInterceptsForAgent,
@@ -725,6 +742,33 @@ class Manager:
             '/tp.manager.v1.Manager/UninstallAgents',
             tp__protocol_dot_manager__pb2.UninstallAgentsRequest.SerializeToString,
             tp__protocol_dot_manager__pb2.UninstallAgentsResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIntercepts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tp.manager.v1.Manager/ListIntercepts',
+            tp__protocol_dot_manager__pb2.ListInterceptsRequest.SerializeToString,
+            tp__protocol_dot_manager__pb2.InterceptSnapshot.FromString,
             options,
             channel_credentials,
             insecure,

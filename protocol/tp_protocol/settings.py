@@ -374,6 +374,31 @@ class InterceptSettings:
     agent_tunnel_close_timeout: float = 5.0
     """Seconds the agent waits for the client side of a finished exchange's Tunnel to close."""
 
+    agent_retire_idle: float = 1.0
+    """When a port gets its first intercept, unparsed keep-alive connections to the app are
+    closed after being quiet this long once a response followed the last request, so that
+    pooled callers reconnect and get routed (a gap this long inside a response would cut it)."""
+
+    daemon_prepare_margin: float = 30.0
+    """Seconds the daemon's PrepareIntercept call may take beyond `activate_timeout`
+    (the manager's Kubernetes writes, and its restore when the agent never arrives)."""
+
+    daemon_stream_retry: float = 1.0
+    """Seconds the daemon waits before reopening a ReceiveDials/WatchIntercepts/WatchTraffic
+    stream that ended (e.g. while the channel to the manager is rebuilt)."""
+
+    daemon_mount_timeout: float = 60.0
+    """Seconds the daemon takes to copy the intercepted container's volumes to the mount point."""
+
+    daemon_mount_limit: int = 256 * 1024 * 1024
+    """Most bytes of volume contents copied to the mount point (a larger copy is an error)."""
+
+    daemon_uninstall_timeout: float = 120.0
+    """Seconds `tp uninstall` waits for the manager to restore the workloads."""
+
+    daemon_manager_removal_timeout: float = 60.0
+    """Seconds `tp uninstall --everything` waits for the traffic-manager's objects to go."""
+
 
 @dataclass
 class NotebookSettings:

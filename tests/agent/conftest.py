@@ -36,6 +36,7 @@ def fast_settings() -> Iterator[Any]:
     settings.intercept.dial_accept_timeout = 2.0
     settings.intercept.local_dial_timeout = 1.5
     settings.intercept.agent_reconnect_backoff_max = 0.5
+    settings.intercept.agent_retire_idle = 0.2
     yield settings
     settings.connect, settings.intercept = saved
 

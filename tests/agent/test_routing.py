@@ -204,3 +204,50 @@ async def test_a_global_intercept_is_captured_when_it_speaks_http(
     assert [(r.method, r.path, r.status, r.routed_to, r.response_body_prefix) for r in rows] == [
         ("PUT", f"/g{i}", 200, pb.ROUTED_TO_LOCAL, f"alice PUT /g{i} data".encode())
         for i in range(2)]
+
+
+async def test_an_idle_unparsed_keep_alive_connection_is_retired_when_intercepts_arrive(
+        agent: Any, daemons: Any, local_server: Any) -> None:
+    pooled = await Http.connect(agent.port)  # a caller's pooled connection, on the fast path
+    assert (await pooled.request("GET", "/before", {"x-dev": "alice"}))[2].startswith(b"app")
+    alice = await daemons("alice")
+    await alice.intercept("web-alice", await local_server("alice"), matches={"x-dev": "alice"})
+    # closed once quiet after its last response, so the caller reconnects ...
+    assert await asyncio.wait_for(pooled.reader.read(), 5) == b""
+    await pooled.close()
+    # ... and its next connection is routed per request
+    fresh = await Http.connect(agent.port)
+    assert (await fresh.request("GET", "/after", {"x-dev": "alice"}))[2].startswith(b"alice")
+    await fresh.close()
+
+
+async def test_a_busy_unparsed_connection_is_not_cut_while_it_is_retiring(
+        agent: Any, daemons: Any, local_server: Any) -> None:
+    pooled = await Http.connect(agent.port)
+    assert (await pooled.request("GET", "/1"))[0] == 200
+    alice = await daemons("alice")
+    await alice.intercept("web-alice", await local_server("alice"), matches={"x-dev": "alice"})
+    for i in range(3):  # requests keep coming faster than the idle period: served by the app
+        assert (await pooled.request("GET", f"/busy{i}", {"x-dev": "alice"}))[2].startswith(
+            b"app")
+        await asyncio.sleep(0.05)
+    await pooled.close()
+
+
+async def test_expect_100_continue_is_answered_before_the_body_is_sent(
+        agent: Any, daemons: Any, local_server: Any) -> None:
+    alice = await daemons("alice")
+    await alice.intercept("web-alice", await local_server("alice"), matches={"x-dev": "alice"})
+    await wait_for(lambda: bool(agent.agent.registry.on_port(agent.port)))
+    for who in ("alice", "carol"):
+        reader, writer = await asyncio.open_connection("127.0.0.1", agent.port)
+        writer.write(f"PUT /up HTTP/1.1\r\nhost: web\r\nx-dev: {who}\r\ncontent-length: 4\r\n"
+                     "expect: 100-continue\r\n\r\n".encode())
+        assert await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5) == (
+            b"HTTP/1.1 100 \r\n\r\n")
+        writer.write(b"data")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 200 ")
+        expected = b"alice PUT /up data" if who == "alice" else b"app PUT /up data"
+        assert await asyncio.wait_for(reader.readexactly(len(expected)), 5) == expected
+        writer.close()

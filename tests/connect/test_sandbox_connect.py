@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import Laptop, wait_for
+from sandbox_testing import Laptop, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(240)]
 

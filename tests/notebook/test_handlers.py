@@ -13,10 +13,10 @@ from typing import Any
 
 import flask
 import pytest
+from tp_nb_helpers import tp_threads, wait_for
+
 from tp_jupyter import handlers
 from tp_jupyter.handlers import HandlerServer, Request, Response
-
-from tp_nb_helpers import tp_threads, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -90,7 +90,7 @@ def test_a_flask_app_is_served_as_wsgi() -> None:
 
     server = HandlerServer(app)
     assert server.handler.kind == "wsgi"
-    code, headers, payload = get(server.url + "/color?c=blue")
+    code, _, payload = get(server.url + "/color?c=blue")
     assert code == 200 and json.loads(payload) == {"color": "blue"}
     assert get(server.url + "/missing")[0] == 404
 

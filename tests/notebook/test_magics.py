@@ -181,6 +181,7 @@ def test_the_line_form_intercept_and_leave_go_through_the_same_parser(
 
 def test_unload_leaves_every_intercept_and_stops_every_thread(fake_cluster: Any) -> None:
     from IPython.core.interactiveshell import InteractiveShell
+
     from tp_jupyter import widgets
 
     shell = InteractiveShell.instance()

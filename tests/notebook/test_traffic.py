@@ -11,11 +11,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from tp_protocol import manager_pb2 as mpb
+
 import tp_jupyter
 from tp_jupyter import handlers
 from tp_jupyter import traffic as traffic_mod
 from tp_jupyter.errors import UsageError
-from tp_protocol import manager_pb2 as mpb
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -125,7 +126,7 @@ def test_replay_refuses_what_it_cannot_do_with_a_fix() -> None:
     df = tp_jupyter.traffic(kernel=True)
     with pytest.raises(UsageError, match="replay it with to='local'"):
         tp_jupyter.replay(df.iloc[0], to="cluster")
-    with pytest.raises(UsageError, match="pass df.iloc"):
+    with pytest.raises(UsageError, match=r"pass df\.iloc"):
         tp_jupyter.replay(pd.concat([df, df]), to="local")
     with pytest.raises(UsageError, match="use to='local'"):
         tp_jupyter.replay(df.iloc[0], to="moon")

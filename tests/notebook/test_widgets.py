@@ -7,9 +7,10 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from tp_jupyter import handlers, widgets
 from tp_nb_helpers import tp_threads, wait_for
 from tp_protocol import manager_pb2 as mpb
+
+from tp_jupyter import handlers, widgets
 
 pytestmark = pytest.mark.timeout(60)
 

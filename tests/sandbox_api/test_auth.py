@@ -6,7 +6,7 @@ import json
 import subprocess
 
 import pytest
-from conftest import Server
+from apiserver_testing import Server
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -110,7 +110,7 @@ def test_token_request_for_a_missing_service_account_is_404(core: client.CoreV1A
 
 def test_the_bearer_scheme_is_accepted_in_any_case_as_load_incluster_config_sends_it(
         server: Server) -> None:
-    from conftest import ADMIN_TOKEN
+    from apiserver_testing import ADMIN_TOKEN
 
     for scheme in ("bearer", "BEARER", "Bearer"):
         resp = server.raw("GET", "/api", token=None,

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ADMIN_TOKEN, start_server, stop_server
+from apiserver_testing import ADMIN_TOKEN, start_server, stop_server
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(60),
               pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,

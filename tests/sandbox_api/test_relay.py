@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 from aiohttp import web
-from conftest import ADMIN_TOKEN, Server, free_port
+from apiserver_testing import ADMIN_TOKEN, Server, free_port
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.stream import portforward, stream

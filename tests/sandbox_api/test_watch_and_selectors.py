@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 import pytest
-from conftest import WATCH_HISTORY, Server
+from apiserver_testing import WATCH_HISTORY, Server
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Server
+from apiserver_testing import Server
 from kubernetes import client
 
 pytestmark = pytest.mark.timeout(60)

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Cluster, wait_for
+from controllers_testing import Cluster, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import wait_for
+from controllers_testing import wait_for
 from kubernetes import client
-from test_workloads import mark_ready, pods_of, rs_of, web
+from test_controller_workloads import mark_ready, pods_of, rs_of, web
 
 pytestmark = pytest.mark.timeout(90)
 

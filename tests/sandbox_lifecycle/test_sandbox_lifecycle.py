@@ -117,7 +117,7 @@ def assert_nothing_left(instance: Instance, before: dict[str, Any], inodes: set[
 @pytest.fixture
 def own_instance() -> Any:
     """A fresh instance name for a test that manages its own sandbox (always cleaned up)."""
-    from conftest import unique_name
+    from sandbox_testing import unique_name
 
     instance = Instance(unique_name("l"))
     yield instance

@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 import pytest
-from conftest import SandboxHandle, wait_for
+from sandbox_testing import SandboxHandle, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(240)]
 

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import SandboxHandle, wait_for
+from sandbox_testing import SandboxHandle, wait_for
 from tp_protocol.settings import get_settings
 from tp_sandbox.node.dns import kube_dns_objects
 from tp_sandbox.node.proxy import KINDS, KubeServicesApi, Reflector, ServiceCache

@@ -3,10 +3,11 @@
 Parts, in the order data flows:
 
 - `config`: what the injector told the agent through its environment;
+- `runtime.Agent`: starts the listeners, then the manager link; stops them in order;
 - `link`: the manager session (arrive, Remain, intercept snapshots, reviews, traffic
   reports), reconnecting with back-off; it keeps `intercepts.Registry` current;
 - `forward`: one listener per taken-over port; each connection goes to the app
-  (plain splice, no parsing), to a global intercept's client (Tunnel), or through
+  (`pipes` splice, no parsing), to a global intercept's client (Tunnel), or through
   the per-request HTTP/1.1 router (`http`) when personal intercepts exist;
 - `tunnel`: the agent's end of a `Tunnel` stream (open.to_client rendezvous);
 - `capture`: one TrafficRecord per HTTP exchange on intercepted ports.

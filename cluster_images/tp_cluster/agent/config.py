@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from tp_cluster.agent import AgentError
 from tp_cluster.injector import ENV_PREFIX
+
+# Service-link variables the kubelet gives every container of the pod (the app's too)
+_SERVICE_LINK = re.compile(
+    r"[A-Z0-9_]+_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)?)")
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,14 @@ def from_env(env: Mapping[str, str] | None = None) -> AgentConfig:
         manager_address=_required(env, "MANAGER_ADDRESS"),
         ports=ports, mounts=mounts,
         app_container=env.get("APP_CONTAINER", ""),
-        app_env={k[len(ENV_PREFIX):]: v for k, v in env.items() if k.startswith(ENV_PREFIX)},
+        app_env=app_environment(env),
         listen_host=env.get("AGENT_LISTEN_HOST") or "0.0.0.0",
     )
+
+
+def app_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The app container's environment: its own variables (copied under ENV_PREFIX by the
+    injector) over the service-link variables every container of the pod gets."""
+    result = {k: v for k, v in env.items() if _SERVICE_LINK.fullmatch(k)}
+    result.update({k[len(ENV_PREFIX):]: v for k, v in env.items() if k.startswith(ENV_PREFIX)})
+    return result

@@ -5,9 +5,10 @@
 - personal intercepts on the port: `http.HttpRouter` decides per request;
 - nothing: spliced to the app on 127.0.0.1:<app port> without parsing (the fast path).
 
-The decision is taken when the connection is accepted; a keep-alive connection that
-started on the fast path stays there (personal routing applies from its next
-connection on). Requests on parsed connections always see the current intercepts.
+The decision is taken when the connection is accepted. Requests on parsed connections
+always see the current intercepts. Unparsed keep-alive connections are retired when
+their port gets intercepts: closed once quiet after a response
+(`Settings.intercept.agent_retire_idle`), so that pooled callers reconnect and get routed.
 """
 
 from __future__ import annotations
@@ -29,17 +30,70 @@ _HTTP_METHODS = (b"GET ", b"POST ", b"PUT ", b"PATCH ", b"DELETE ", b"HEAD ", b"
                  b"CONNECT ", b"TRACE ")
 
 
+class _Unparsed:
+    """Activity of one fast-path connection, so that it can be retired between exchanges."""
+
+    def __init__(self, a: asyncio.StreamWriter, b: asyncio.StreamWriter, idle: float) -> None:
+        self.writers = (a, b)
+        self.idle = idle
+        self.last_up = 0.0
+        self.last_down = 0.0
+        self.retiring = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop()
+
+    def up(self, _data: bytes) -> None:
+        self.last_up = self._loop.time()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def down(self, _data: bytes) -> None:
+        self.last_down = self._loop.time()
+        if self.retiring:
+            self._arm()
+
+    def retire(self) -> None:
+        self.retiring = True
+        self._arm()
+
+    def _arm(self) -> None:
+        # idle = a response came after the last request bytes (never-used connections wait)
+        if self.last_up and self.last_down >= self.last_up:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self._loop.call_later(self.idle, self._close_if_quiet,
+                                                self.last_up, self.last_down)
+
+    def _close_if_quiet(self, up: float, down: float) -> None:
+        self._timer = None
+        if (self.last_up, self.last_down) == (up, down):
+            for writer in self.writers:
+                writer.close()
+
+
 class Listener:
     """One taken-over port."""
 
-    def __init__(self, ctx: Context, registry: Registry, host: str, sniff_timeout: float
-                 ) -> None:
+    def __init__(self, ctx: Context, registry: Registry, host: str, sniff_timeout: float,
+                 retire_idle: float) -> None:
         self.ctx = ctx
         self.registry = registry
         self.host = host
         self.sniff_timeout = sniff_timeout
+        self.retire_idle = retire_idle
         self.server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[Any]] = set()
+        self._unparsed: set[_Unparsed] = set()
+        self._intercepted = False
+        registry.on_change.append(self._intercepts_changed)
+
+    def _intercepts_changed(self) -> None:
+        intercepted = bool(self.registry.on_port(self.ctx.port))
+        if intercepted and not self._intercepted:
+            for conn in self._unparsed:
+                conn.retire()
+        self._intercepted = intercepted
 
     async def start(self) -> int:
         self.server = await asyncio.start_server(
@@ -94,7 +148,15 @@ class Listener:
             log.debug("app port %d: %s", self.ctx.app_port, exc)
             writer.transport.abort()
             return
-        await splice_streams((reader, writer), app, self.ctx.chunk, f"app-{self.ctx.app_port}")
+        conn = _Unparsed(writer, app[1], self.retire_idle)
+        if self._intercepted:
+            conn.retire()  # intercepts arrived while this connection was being set up
+        self._unparsed.add(conn)
+        try:
+            await splice_streams((reader, writer), app, self.ctx.chunk,
+                                 f"app-{self.ctx.app_port}", tap_up=conn.up, tap_down=conn.down)
+        finally:
+            self._unparsed.discard(conn)
 
     async def _global(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                       intercept: Intercept, source: tuple[str, int]) -> None:

@@ -7,7 +7,7 @@ the whole mapping when a snapshot arrives, and one request sees one consistent v
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +47,7 @@ class Registry:
 
     def __init__(self) -> None:
         self._by_port: dict[int, tuple[Intercept, ...]] = {}
+        self.on_change: list[Callable[[], None]] = []
 
     def replace(self, intercepts: Iterable[Intercept]) -> None:
         by_port: dict[int, list[Intercept]] = {}
@@ -54,6 +55,8 @@ class Registry:
             by_port.setdefault(ic.port, []).append(ic)
         self._by_port = {port: tuple(sorted(ics, key=lambda i: (not i.is_global, i.id)))
                          for port, ics in by_port.items()}
+        for callback in self.on_change:
+            callback()
 
     def on_port(self, port: int) -> tuple[Intercept, ...]:
         return self._by_port.get(port, ())

@@ -33,8 +33,11 @@ async def _pair(a: Awaitable[None], b: Awaitable[None], name: str) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, chunk: int) -> None:
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, chunk: int,
+                tap: Tap | None) -> None:
     while data := await reader.read(chunk):
+        if tap:
+            tap(data)
         writer.write(data)
         if writer.transport.get_write_buffer_size() > chunk:
             await writer.drain()
@@ -44,11 +47,12 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, chun
 
 async def splice_streams(a: tuple[asyncio.StreamReader, asyncio.StreamWriter],
                          b: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-                         chunk: int, name: str) -> None:
-    """Relay a<->b until both directions ended; resets abort both."""
+                         chunk: int, name: str, *, tap_up: Tap | None = None,
+                         tap_down: Tap | None = None) -> None:
+    """Relay a<->b until both directions ended; resets abort both. Taps see a->b / b->a."""
     clean = False
     try:
-        await _pair(_pump(a[0], b[1], chunk), _pump(b[0], a[1], chunk), name)
+        await _pair(_pump(a[0], b[1], chunk, tap_up), _pump(b[0], a[1], chunk, tap_down), name)
         clean = True
     except OSError:
         pass

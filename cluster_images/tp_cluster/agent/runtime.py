@@ -55,7 +55,8 @@ class Agent:
         ports = []
         for port in self.config.ports:
             listener = Listener(self._context(port), self.registry, self.config.listen_host,
-                                self.settings.agent_sniff_timeout)
+                                self.settings.agent_sniff_timeout,
+                                self.settings.agent_retire_idle)
             ports.append(await listener.start())
             self.listeners.append(listener)
         self._link_task = spawn(self.link.run(), "agent-link")

@@ -244,6 +244,13 @@ class Servicer(pb_grpc.ManagerServicer):
         return self.state.create_intercept(session_id, spec)
 
     @_unary
+    async def ListIntercepts(self, request: Any, context: Any) -> Any:
+        self.state.get(request.session.session_id, "client")
+        ns = request.namespace
+        return pb.InterceptSnapshot(intercepts=[
+            ic for ic in self.state.intercepts.values() if not ns or ic.spec.namespace == ns])
+
+    @_unary
     async def RemoveIntercept(self, request: Any, context: Any) -> Any:
         self.state.remove_intercept(request.session.session_id, request.name)
         return empty_pb2.Empty()

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import Server
+from apiserver_testing import Server
 
 pytestmark = [pytest.mark.timeout(120),
               pytest.mark.skipif(shutil.which("kubectl") is None, reason="needs kubectl")]

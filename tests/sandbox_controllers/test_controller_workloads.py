@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Cluster, wait_for
+from controllers_testing import Cluster, wait_for
 from kubernetes import client
 
 pytestmark = pytest.mark.timeout(90)
