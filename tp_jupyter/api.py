@@ -1,8 +1,15 @@
-"""The plain-Python API of connect/status/quit, used by the `tp` CLI and the magics.
+"""The plain-Python API of tp, used by the `tp` CLI and the magics.
 
     connect(...) -> ConnectResult    starts the daemon if needed, connects it
     status()     -> Status           daemon, cluster, manager, DNS and subnets blocks
     quit()       -> QuitResult       disconnects and stops the daemon
+    list_workloads(namespace) -> WorkloadListing      `tp list`
+    intercept(workload, namespace, port, ...) -> InterceptResult
+    leave(name) -> LeaveResult
+    uninstall(agent | all_agents | everything) -> UninstallResult
+    intercepts() -> list of InterceptInfo; env(name) -> dict
+    traffic(name=None) -> list of TrafficRecord (the rows the daemon keeps)
+    replay(traffic_id, target, headers, body) -> TrafficRecord
 
 Results render themselves as text (`str`) and HTML (`_repr_html_`). Errors are the
 front's `TpError`s (tp_jupyter.errors), one line each.
@@ -10,11 +17,16 @@ front's `TpError`s (tp_jupyter.errors), one line each.
 
 from __future__ import annotations
 
+import contextlib
 import html
-from collections.abc import Callable
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tp_protocol import daemon_pb2 as dpb
+from tp_protocol import manager_pb2 as mpb
 from tp_protocol.settings import get_settings
 
 from tp_jupyter import daemon_client
@@ -222,3 +234,363 @@ def _stop(client: daemon_client.DaemonClient) -> bool:
         raise DaemonError("the tp daemon did not stop after quit; see its log file and end "
                           "it with `kill`")
     return info.was_connected
+
+
+# --- intercepts -----------------------------------------------------------------------------
+
+_STATES = {
+    dpb.WORKLOAD_STATE_READY_NOT_INSTALLED: "ready to intercept (traffic-agent not yet installed)",
+    dpb.WORKLOAD_STATE_READY_INSTALLED: "ready to intercept (traffic-agent already installed)",
+    dpb.WORKLOAD_STATE_INTERCEPTED: "intercepted",
+}
+
+
+def _state_name(state: int) -> str:
+    return str(mpb.InterceptState.Name(state)).removeprefix("INTERCEPT_STATE_")
+
+
+def intercepting_lines(spec: mpb.InterceptSpec) -> list[str]:
+    """`all TCP connections`, or the header matches as the seed prints them."""
+    if spec.mechanism == mpb.MECHANISM_HTTP or spec.header_matches:
+        return ["HTTP requests that match all of:"] + [
+            f'  header("{m.name}") ~= regexp("{m.regex}")' for m in spec.header_matches]
+    return ["all TCP connections"]
+
+
+def intercept_rows(info: mpb.InterceptInfo, mount_point: str | None = None
+                   ) -> list[tuple[str, str]]:
+    """The seed's block as (label, value) rows; `Volume Mount Point` only when given."""
+    spec = info.spec
+    rows = [("Intercept name", spec.name), ("State", _state_name(info.state)),
+            ("Workload kind", spec.workload_kind or "Deployment"),
+            ("Destination", f"{spec.target_host or '127.0.0.1'}:{spec.target_port}")]
+    if mount_point is not None:
+        rows.append(("Volume Mount Point", mount_point or "none"))
+    lines = intercepting_lines(spec)
+    rows.append(("Intercepting", lines[0]))
+    rows += [("", line) for line in lines[1:]]
+    if info.message and info.state != mpb.INTERCEPT_STATE_ACTIVE:
+        rows.append(("Message", info.message))
+    return rows
+
+
+def _block_lines(rows: list[tuple[str, str]], indent: str = "    ") -> list[str]:
+    width = max((len(k) for k, v in rows if k), default=0)
+    out = []
+    for k, v in rows:
+        if k:
+            out.append(f"{indent}{k.ljust(width)}: {v}".rstrip() if not v
+                       else f"{indent}{k.ljust(width)}: {v}")
+        else:
+            out.append(f"{indent}{v}")
+    return out
+
+
+def _rows_html(rows: list[tuple[str, str]]) -> str:
+    return "<table>" + "".join(
+        f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+        f"<td style='text-align:left'>{html.escape(v)}</td></tr>" for k, v in rows) + "</table>"
+
+
+@dataclass
+class WorkloadListing:
+    """`tp list`: one line per workload, intercepted ones followed by their blocks."""
+
+    namespace: str
+    workloads: list[dpb.WorkloadInfo]
+
+    def state_text(self, w: dpb.WorkloadInfo) -> str:
+        if w.state == dpb.WORKLOAD_STATE_NOT_INTERCEPTABLE:
+            return f"not interceptable: {w.reason}"
+        return _STATES.get(w.state, "unknown")
+
+    def __str__(self) -> str:
+        if not self.workloads:
+            return f"No workloads (Deployments) in namespace {self.namespace}"
+        width = max(len(w.name) for w in self.workloads)
+        lines: list[str] = []
+        for w in self.workloads:
+            lines.append(f"{w.name.ljust(width)}: {self.state_text(w)}")
+            for ic in w.intercepts:
+                lines += _block_lines(intercept_rows(ic))
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        body = ""
+        for w in self.workloads:
+            blocks = "".join(_rows_html(intercept_rows(ic)) for ic in w.intercepts)
+            body += (f"<tr><td style='text-align:left'><b>{html.escape(w.name)}</b></td>"
+                     f"<td style='text-align:left'>{html.escape(self.state_text(w))}{blocks}"
+                     "</td></tr>")
+        return f"<b>Workloads in {html.escape(self.namespace)}</b><table>{body}</table>"
+
+
+@dataclass
+class InterceptResult:
+    """What `tp intercept` made; prints as the seed's `Using Deployment X` and block."""
+
+    info: mpb.InterceptInfo
+    workload_kind: str = "Deployment"
+    mount_point: str | None = None
+    env_files: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return str(self.info.spec.name)
+
+    @property
+    def state(self) -> str:
+        return _state_name(self.info.state)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The intercepted container's environment, references resolved."""
+        return dict(self.info.environment)
+
+    def rows(self) -> list[tuple[str, str]]:
+        return intercept_rows(self.info, self.mount_point)
+
+    def __str__(self) -> str:
+        lines = [f"Using {self.workload_kind} {self.info.spec.workload}"]
+        lines += _block_lines(self.rows())
+        lines += [f"Wrote the environment to {path}" for path in self.env_files]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        return (f"<b>Using {html.escape(self.workload_kind)} "
+                f"{html.escape(self.info.spec.workload)}</b>" + _rows_html(self.rows()))
+
+
+@dataclass
+class LeaveResult:
+    name: str
+
+    def __str__(self) -> str:
+        return f"Left intercept {self.name}"
+
+    def _repr_html_(self) -> str:
+        return html.escape(str(self))
+
+
+@dataclass
+class UninstallResult:
+    restored: list[str]
+    manager_removed: bool = False
+
+    def __str__(self) -> str:
+        lines = [f"Removed the traffic-agent from {r}" for r in self.restored]
+        if not self.restored:
+            lines.append("No traffic-agent to remove")
+        if self.manager_removed:
+            lines.append("Removed the traffic-manager and disconnected; run `tp connect` to "
+                         "start again")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        return "<br>".join(html.escape(line) for line in str(self).splitlines())
+
+
+def _client() -> daemon_client.DaemonClient:
+    if not daemon_client.running():
+        raise UsageError("not connected: run `tp connect` first")
+    return daemon_client.DaemonClient()
+
+
+def list_workloads(namespace: str | None = None) -> WorkloadListing:
+    """The namespace's workloads and their intercept state (default: the connected one)."""
+    with _client() as client:
+        reply = client.list_workloads(dpb.ListRequest(namespace=namespace or ""))
+        if reply.HasField("error"):
+            raise_for(reply.error)
+        if not namespace:
+            namespace = client.status().connection.namespace
+    return WorkloadListing(namespace, list(reply.workloads))
+
+
+def parse_port(port: int | str) -> tuple[int, str]:
+    """`-p LOCAL[:SVCPORT]` -> (local port, service port name or number or "")."""
+    text = str(port)
+    local, _, service = text.partition(":")
+    if not local.isdigit() or not 0 < int(local) < 65536:
+        raise UsageError(f"-p {text}: give LOCALPORT[:SVCPORT] with LOCALPORT 1-65535 "
+                         "(SVCPORT: the service port's name or number)")
+    return int(local), service
+
+
+def parse_http_match(matches: Sequence[str] | str | None) -> list[mpb.HeaderMatch] | None:
+    """`KEY=REGEX` pairs (all must match); None means a global intercept (`all` or none)."""
+    if matches is None or isinstance(matches, str):
+        matches = [matches] if matches else []
+    if not matches or list(matches) == ["all"]:
+        return None
+    result = []
+    for item in matches:
+        if item == "all":
+            raise UsageError("--http-match all cannot be combined with KEY=REGEX matches; "
+                             "use one or the other")
+        key, eq, regex = item.partition("=")
+        if not eq or not key.strip():
+            raise UsageError(f"--http-match {item!r}: use KEY=REGEX (e.g. "
+                             "--http-match blog-demo-id=alice) or all")
+        try:
+            re.compile(regex)
+        except re.error as e:
+            raise UsageError(f"--http-match {item!r}: invalid regex ({e}); fix the regular "
+                             "expression") from e
+        result.append(mpb.HeaderMatch(name=key.strip(), regex=regex))
+    return result
+
+
+def parse_mount(mount: bool | str | None) -> tuple[bool, str]:
+    """`--mount true|false|DIR` -> (no_mount, mount_point)."""
+    if mount is None or mount is True or (isinstance(mount, str)
+                                          and mount.lower() in ("true", "yes", "")):
+        return False, ""
+    if mount is False or (isinstance(mount, str) and mount.lower() in ("false", "no")):
+        return True, ""
+    return False, str(Path(str(mount)).expanduser().absolute())
+
+
+def intercept(workload: str, namespace: str | None = None, port: int | str = 8080, *,
+              http_match: Sequence[str] | str | None = None, name: str | None = None,
+              env_file: str | None = None, env_json: str | None = None,
+              mount: bool | str | None = True, target_host: str = "127.0.0.1",
+              replace: bool = False, progress: ProgressCallback | None = None
+              ) -> InterceptResult:
+    """Route the workload's traffic (or, with `http_match`, matching requests) to `port`.
+
+    `port` is LOCAL or "LOCAL:SVCPORT"; `http_match` a list of "KEY=REGEX" (all must
+    match) or "all"; `mount` True (a temp folder), False or a folder for the volumes;
+    `env_file`/`env_json` receive the container's environment. On any error nothing is
+    left behind (the intercept is removed, an agent injected for it uninstalled).
+    """
+    local, service_port = parse_port(port)
+    matches = parse_http_match(http_match)
+    no_mount, mount_point = parse_mount(mount)
+    spec = mpb.InterceptSpec(
+        name=name or "", workload=workload, namespace=namespace or "",
+        service_port=service_port, target_host=target_host, target_port=local,
+        mechanism=mpb.MECHANISM_TCP if matches is None else mpb.MECHANISM_HTTP,
+        header_matches=matches or [], mount_point=mount_point)
+    request = dpb.InterceptRequest(spec=spec, replace=replace, no_mount=no_mount)
+    with _client() as client, _progress(client, progress):
+        reply = client.intercept(request)
+    if reply.HasField("error"):
+        raise_for(reply.error)
+    info = reply.intercept
+    result = InterceptResult(info, reply.workload_kind or "Deployment",
+                             None if no_mount else info.spec.mount_point)
+    try:
+        if env_file:
+            _write(env_file, "".join(f"{k}={_one_line(v)}\n"
+                                     for k, v in sorted(info.environment.items())))
+            result.env_files.append(env_file)
+        if env_json:
+            _write(env_json, json.dumps(dict(sorted(info.environment.items())), indent=2)
+                   + "\n")
+            result.env_files.append(env_json)
+    except UsageError:
+        with contextlib.suppress(TpError):
+            leave(info.spec.name)
+        raise
+    return result
+
+
+def _one_line(value: str) -> str:
+    # docker's env-file format has no quoting: a newline would start a new variable
+    return value.replace("\n", "\\n")
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        Path(path).expanduser().write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"cannot write {path} ({e.strerror}); give a writable path (the "
+                         "intercept was left)") from e
+
+
+@contextlib.contextmanager
+def _progress(client: daemon_client.DaemonClient, progress: ProgressCallback | None
+              ) -> Iterator[None]:
+    if progress is None:
+        yield
+        return
+    sink = progress
+
+    def show(event: dpb.Progress) -> None:
+        if event.message and event.operation == "intercept":
+            sink(event.message)
+
+    with client.progress(show):
+        yield
+
+
+def leave(name: str) -> LeaveResult:
+    """Remove one of your intercepts (traffic returns to the app; its mount point goes)."""
+    with _client() as client:
+        reply = client.leave(name)
+    if reply.HasField("error"):
+        raise_for(reply.error)
+    return LeaveResult(name)
+
+
+def uninstall(agent: str | Sequence[str] | None = None, *, all_agents: bool = False,
+              everything: bool = False, namespace: str | None = None) -> UninstallResult:
+    """Remove traffic-agents (restoring the workloads exactly); `everything` also removes
+    the traffic-manager and disconnects."""
+    agents = [agent] if isinstance(agent, str) else list(agent or [])
+    if not agents and not all_agents and not everything:
+        raise UsageError("say what to uninstall: --agent WORKLOAD, --all-agents or "
+                         "--everything")
+    with _client() as client:
+        reply = client.uninstall(dpb.UninstallRequest(
+            agents=agents, all_agents=all_agents, everything=everything,
+            namespace=namespace or ""))
+    if reply.HasField("error"):
+        raise_for(reply.error)
+    return UninstallResult(list(reply.restored), reply.manager_removed)
+
+
+def intercepts() -> list[mpb.InterceptInfo]:
+    """Your intercepts as the daemon knows them."""
+    with _client() as client:
+        reply = client.list_intercepts()
+    if reply.HasField("error"):
+        raise_for(reply.error)
+    return list(reply.intercepts)
+
+
+def env(name: str) -> dict[str, str]:
+    """The intercepted container's environment (configMap/secret/downward API resolved)."""
+    with _client() as client:
+        reply = client.get_env(name)
+    if reply.HasField("error"):
+        raise_for(reply.error)
+    return dict(reply.environment)
+
+
+def traffic(name: str | Sequence[str] | None = None, *, include_unmatched: bool = False
+            ) -> list[mpb.TrafficRecord]:
+    """The captured exchanges the daemon keeps (oldest first), of `name` or all yours."""
+    names = [name] if isinstance(name, str) else list(name or [])
+    with _client() as client:
+        return client.traffic_history(names, include_unmatched)
+
+
+def replay(traffic_id: str, target: str = "", *, headers: Mapping[str, str] | None = None,
+           body: bytes | None = None) -> mpb.TrafficRecord:
+    """Send a kept request again: target "local", "cluster" or "" (where it went)."""
+    targets = {"": dpb.REPLAY_TARGET_UNSPECIFIED, "local": dpb.REPLAY_TARGET_LOCAL,
+               "cluster": dpb.REPLAY_TARGET_CLUSTER}
+    if target not in targets:
+        raise UsageError(f"replay target {target!r}: use local or cluster")
+    request = dpb.ReplayRequest(
+        traffic_id=traffic_id, target=targets[target],
+        header_overrides=[mpb.Header(name=k, value=v) for k, v in (headers or {}).items()])
+    if body is not None:
+        request.body, request.has_body = body, True
+    with _client() as client:
+        reply = client.replay(request)
+    if reply.HasField("error"):
+        raise_for(reply.error)
+    return reply.record

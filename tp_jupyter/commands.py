@@ -1,4 +1,5 @@
-"""Subcommands of `tp` that talk to the daemon: connect, status, quit.
+"""Subcommands of `tp` that talk to the daemon: connect, status, quit, list, intercept,
+leave, uninstall and traffic (the last registered by `tp_jupyter.traffic`).
 
 Each parser sets `func(args)`, which calls `tp_jupyter.api` and returns its result
 object; the CLI prints it, the magics display it.
@@ -31,8 +32,28 @@ def _quit(args: argparse.Namespace) -> api.QuitResult:
     return api.quit()
 
 
+def _list(args: argparse.Namespace) -> api.WorkloadListing:
+    return api.list_workloads(args.namespace)
+
+
+def _intercept(args: argparse.Namespace) -> api.InterceptResult:
+    return api.intercept(args.workload, args.namespace, args.port,
+                         http_match=args.http_match or None, name=args.name,
+                         env_file=args.env_file, env_json=args.env_json, mount=args.mount,
+                         replace=args.replace, progress=_progress)
+
+
+def _leave(args: argparse.Namespace) -> api.LeaveResult:
+    return api.leave(args.name)
+
+
+def _uninstall(args: argparse.Namespace) -> api.UninstallResult:
+    return api.uninstall(args.agent, all_agents=args.all_agents, everything=args.everything,
+                         namespace=args.namespace)
+
+
 def register(sub: Any) -> None:
-    """Add connect, status and quit to the `tp` grammar."""
+    """Add connect, status, quit, list, intercept, leave, uninstall (and traffic)."""
     p = sub.add_parser("connect", help="make the cluster reachable from this workstation",
                        description="Start the daemon if needed and connect it to the cluster "
                                    "of a kubeconfig context.")
@@ -52,3 +73,50 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("quit", help="disconnect and stop the daemon")
     p.set_defaults(func=_quit)
+
+    p = sub.add_parser("list", help="show the namespace's workloads and their intercepts")
+    p.add_argument("-n", "--namespace", help="namespace (default: the connected one)")
+    p.set_defaults(func=_list)
+
+    p = sub.add_parser("intercept", help="route a workload's traffic to this workstation",
+                       description="Route traffic of WORKLOAD to a local port: all of it, or "
+                                   "only HTTP requests whose headers match --http-match.")
+    p.add_argument("workload", metavar="WORKLOAD", help="the Deployment to intercept")
+    p.add_argument("-n", "--namespace", help="its namespace (default: the connected one)")
+    p.add_argument("-p", "--port", required=True, metavar="LOCAL[:SVCPORT]",
+                   help="local port, and the service port (name or number) if it has several")
+    p.add_argument("--http-match", action="append", metavar="KEY=REGEX",
+                   help="only requests whose header KEY matches REGEX (repeat: all must "
+                        "match); 'all' intercepts every connection (the default)")
+    p.add_argument("--name", help="intercept name (default: WORKLOAD-NAMESPACE)")
+    p.add_argument("--env-file", metavar="FILE",
+                   help="write the container's environment as KEY=VALUE lines")
+    p.add_argument("--env-json", metavar="FILE", help="write the environment as JSON")
+    p.add_argument("--mount", default="true", metavar="true|false|DIR",
+                   help="copy the container's volumes to a temp folder (true), nowhere "
+                        "(false) or DIR")
+    p.add_argument("--replace", action="store_true",
+                   help="replace an intercept of yours with the same name")
+    p.set_defaults(func=_intercept)
+
+    p = sub.add_parser("leave", help="remove one of your intercepts")
+    p.add_argument("name", metavar="NAME", help="the intercept's name (see `tp list`)")
+    p.set_defaults(func=_leave)
+
+    p = sub.add_parser("uninstall", help="remove traffic-agents (and the traffic-manager)",
+                       description="Remove traffic-agents, restoring workloads exactly; "
+                                   "--everything also removes the traffic-manager.")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--agent", action="append", metavar="WORKLOAD",
+                      help="the agent of this workload (repeatable)")
+    what.add_argument("--all-agents", action="store_true", help="every traffic-agent")
+    what.add_argument("--everything", action="store_true",
+                      help="every traffic-agent and the traffic-manager")
+    p.add_argument("-n", "--namespace", help="namespace of --agent (default: the connected one)")
+    p.set_defaults(func=_uninstall)
+
+    try:
+        from tp_jupyter.traffic import register as register_traffic
+    except ImportError:  # the notebook front is optional for the terminal
+        return
+    register_traffic(sub)

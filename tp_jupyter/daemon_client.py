@@ -14,13 +14,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import empty_pb2
 from tp_daemon import paths
 from tp_protocol import daemon_pb2 as dpb
 from tp_protocol import daemon_pb2_grpc as dgrpc
+from tp_protocol import manager_pb2 as mpb
 from tp_protocol.settings import get_settings
 
 from tp_jupyter.errors import DaemonError
@@ -47,15 +48,18 @@ class DaemonClient:
         try:
             return getattr(self._stub, method)(request, timeout=timeout)
         except grpc.RpcError as e:
-            code = e.code() if isinstance(e, grpc.Call) else None
-            if code == grpc.StatusCode.UNAVAILABLE:
-                raise DaemonError("the tp daemon is not running; run `tp connect`") from e
-            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise DaemonError(f"the tp daemon did not answer {method} within {timeout:.0f} "
-                                  f"s; see {paths.log_path()}") from e
-            details = e.details() if isinstance(e, grpc.Call) else str(e)
-            raise DaemonError(f"the tp daemon failed {method}: {details}; see "
-                              f"{paths.log_path()}") from e
+            self._call_failed(e, method, timeout)
+
+    def _call_failed(self, e: grpc.RpcError, method: str, timeout: float) -> NoReturn:
+        code = e.code() if isinstance(e, grpc.Call) else None
+        if code == grpc.StatusCode.UNAVAILABLE:
+            raise DaemonError("the tp daemon is not running; run `tp connect`") from e
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            raise DaemonError(f"the tp daemon did not answer {method} within {timeout:.0f} "
+                              f"s; see {paths.log_path()}") from e
+        details = e.details() if isinstance(e, grpc.Call) else str(e)
+        raise DaemonError(f"the tp daemon failed {method}: {details}; see "
+                          f"{paths.log_path()}") from e
 
     def version(self, timeout: float | None = None) -> dpb.VersionInfo:
         t = timeout or get_settings().connect.rpc_timeout
@@ -78,6 +82,55 @@ class DaemonClient:
                                           get_settings().connect.quit_timeout)
         return result
 
+    # --- intercepts (each reply carries `error`; the API turns it into a TpError) ---
+
+    def list_workloads(self, request: dpb.ListRequest) -> dpb.WorkloadList:
+        result: dpb.WorkloadList = self._call("List", request, _api_timeout())
+        return result
+
+    def intercept(self, request: dpb.InterceptRequest) -> dpb.InterceptResult:
+        result: dpb.InterceptResult = self._call("Intercept", request, intercept_timeout())
+        return result
+
+    def leave(self, name: str) -> dpb.LeaveResult:
+        result: dpb.LeaveResult = self._call("Leave", dpb.LeaveRequest(name=name),
+                                             get_settings().connect.rpc_timeout * 2)
+        return result
+
+    def list_intercepts(self) -> dpb.InterceptList:
+        result: dpb.InterceptList = self._call("ListIntercepts", empty_pb2.Empty(),
+                                               get_settings().connect.rpc_timeout)
+        return result
+
+    def get_env(self, name: str) -> dpb.EnvInfo:
+        result: dpb.EnvInfo = self._call("GetEnv", dpb.GetEnvRequest(name=name),
+                                         get_settings().connect.rpc_timeout)
+        return result
+
+    def uninstall(self, request: dpb.UninstallRequest) -> dpb.UninstallResult:
+        s = get_settings()
+        timeout = (s.intercept.daemon_uninstall_timeout
+                   + s.intercept.daemon_manager_removal_timeout + s.connect.quit_timeout)
+        result: dpb.UninstallResult = self._call("Uninstall", request, timeout)
+        return result
+
+    def traffic_history(self, names: list[str], include_unmatched: bool = False
+                        ) -> list[mpb.TrafficRecord]:
+        """The rows the daemon keeps (no live rows)."""
+        request = dpb.WatchTrafficRequest(intercept_names=names, history=True, follow=False,
+                                          include_unmatched=include_unmatched)
+        timeout = get_settings().notebook.traffic_rpc_timeout
+        try:
+            return list(self._stub.WatchTraffic(request, timeout=timeout))
+        except grpc.RpcError as e:
+            self._call_failed(e, "WatchTraffic", timeout)
+            raise  # unreachable: _call_failed raises
+
+    def replay(self, request: dpb.ReplayRequest) -> dpb.ReplayResult:
+        result: dpb.ReplayResult = self._call("Replay", request,
+                                              get_settings().notebook.replay_timeout)
+        return result
+
     @contextlib.contextmanager
     def progress(self, sink: Callable[[dpb.Progress], None]) -> Iterator[None]:
         """Deliver the daemon's Progress events to `sink` (in a named thread) in the body."""
@@ -95,6 +148,20 @@ class DaemonClient:
         finally:
             stream.cancel()
             thread.join(timeout=2)
+
+
+def _api_timeout() -> float:
+    s = get_settings().connect
+    return s.rpc_timeout + s.api_timeout * 3
+
+
+def intercept_timeout() -> float:
+    """Bound of one Intercept call: create, prepare (beyond the agent's activate_timeout),
+    the wait for ACTIVE, the volume copy, and the undo of a failure."""
+    s = get_settings()
+    i = s.intercept
+    return (2 * i.activate_timeout + i.daemon_prepare_margin + i.daemon_mount_timeout
+            + i.daemon_uninstall_timeout + 3 * s.connect.rpc_timeout)
 
 
 def running(socket_path: Path | None = None) -> bool:

@@ -38,7 +38,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import grpc
 import h11
@@ -219,6 +219,19 @@ class Intercepts:
         if why:
             why += f"; start the local service or run `tp leave {name}`"
         call = stub.Tunnel()
+        if conn is None:
+            # refused at once: the agent answers 502 with `why` instead of waiting
+            log.info("intercept %s: %s", name, why)
+            with contextlib.suppress(grpc.aio.AioRpcError, grpc.aio.UsageError, TimeoutError):
+                async with asyncio.timeout(self.owner.settings.dial_timeout):
+                    await call.write(mpb.TunnelMessage(open=mpb.TunnelOpen(
+                        session=session, accept_dial_id=request.dial_id,
+                        refused=mpb.TunnelError(code="refused", message=why))))
+                    await call.done_writing()
+                    while await call.read() is not grpc.aio.EOF:
+                        pass
+            call.cancel()
+            return
         try:
             async with asyncio.timeout(self.owner.settings.dial_timeout):
                 await call.write(mpb.TunnelMessage(open=mpb.TunnelOpen(
@@ -227,22 +240,12 @@ class Intercepts:
         except (TimeoutError, grpc.aio.AioRpcError) as e:
             log.info("accepting dial %s failed: %s", request.dial_id, e)
             call.cancel()
-            if conn is not None:
-                conn[1].close()
+            conn[1].close()
             return
         if first is grpc.aio.EOF or first.WhichOneof("kind") != "opened":
             log.info("dial %s was not opened: %s", request.dial_id, first)
             call.cancel()
-            if conn is not None:
-                conn[1].close()
-            return
-        if conn is None:
-            log.info("intercept %s: %s", name, why)
-            with contextlib.suppress(grpc.aio.AioRpcError, grpc.aio.UsageError):
-                await call.write(mpb.TunnelMessage(error=mpb.TunnelError(code="refused",
-                                                                         message=why)))
-                await call.done_writing()
-            call.cancel()
+            conn[1].close()
             return
         reader, writer = conn
         await splice(reader, writer, TunnelStream(call, f"{request.source_ip}:"
@@ -282,7 +285,7 @@ class Intercepts:
 
     # --- list -----------------------------------------------------------------------------
 
-    async def list(self, request: dpb.ListRequest) -> dpb.WorkloadList:
+    async def list_workloads(self, request: dpb.ListRequest) -> dpb.WorkloadList:
         namespace = request.namespace or self.owner.namespace()
         kube = self.owner.kube()
         deployments, services = await asyncio.to_thread(kube.list_workloads, namespace)
@@ -364,6 +367,7 @@ class Intercepts:
                 raise InterceptFailed(prepared.error)
             self._local[spec.name] = _Local(mount_point, own_mount, prepared.container_port)
             info = await self._wait_active(spec.name, created.id)
+            await self._wait_serving(info)
             if mount_point:
                 say(f"copying the volumes of {spec.workload} to {mount_point}")
                 await self._fetch_mounts(info, mount_point)
@@ -426,6 +430,25 @@ class Intercepts:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
 
+    async def _wait_serving(self, info: mpb.InterceptInfo) -> None:
+        """Until the Service reaches only agent pods: ACTIVE comes when the first agent
+        arrives, while the rollout may still leave old pods in the endpoints."""
+        spec, timeout = info.spec, self.settings.activate_timeout
+        kube = self.owner.kube()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        last = ""
+        while pending := await asyncio.to_thread(kube.agent_serving, spec.namespace,
+                                                 spec.service_name, AGENT_CONTAINER):
+            if pending != last:
+                self._say(f"waiting: {pending}")
+                last = pending
+            if loop.time() > deadline:
+                raise InterceptTimeout(f"intercept {spec.name} is ACTIVE but {pending} after "
+                                       f"{timeout:g}s; see `kubectl -n {spec.namespace} get "
+                                       "pods` (is the app ready with the agent?)")
+            await asyncio.sleep(self.settings.daemon_rollout_poll)
+
     def _mount_point(self, wanted: str) -> tuple[str, bool]:
         if not wanted:
             return tempfile.mkdtemp(prefix="telfs-"), True
@@ -450,8 +473,8 @@ class Intercepts:
         try:
             data = await asyncio.to_thread(
                 self.owner.kube().exec_output, namespace or info.spec.namespace, pod,
-                AGENT_CONTAINER, ["python3", "-c", _TAR_SCRIPT], s.daemon_mount_timeout,
-                s.daemon_mount_limit)
+                AGENT_CONTAINER, ["python3", "-c", _TAR_SCRIPT], timeout=s.daemon_mount_timeout,
+                limit=s.daemon_mount_limit)
             await asyncio.to_thread(_extract, data, mount_point)
         except DaemonError as e:
             raise InterceptFailed(f"copying the volumes of {info.spec.workload} failed: {e}; "
@@ -601,17 +624,18 @@ class Intercepts:
         routed = (mpb.ROUTED_TO_LOCAL if target == dpb.REPLAY_TARGET_LOCAL
                   else mpb.ROUTED_TO_CLUSTER)
         return dpb.ReplayResult(record=await _exchange(
-            stream, record, headers, body, routed, self.settings.capture_body_limit,
-            self.settings.local_dial_timeout + self.owner.settings.rpc_timeout))
+            stream, record, headers=headers, body=body, routed=routed,
+            limit=self.settings.capture_body_limit,
+            seconds=self.settings.local_dial_timeout + self.owner.settings.rpc_timeout))
 
     def _say(self, message: str) -> None:
         log.info("%s", message)
         self._progress("intercept", message, -1, False)
 
 
-async def _exchange(stream: Stream, original: mpb.TrafficRecord,
+async def _exchange(stream: Stream, original: mpb.TrafficRecord, *,
                     headers: list[tuple[str, str]], body: bytes, routed: int, limit: int,
-                    timeout: float) -> mpb.TrafficRecord:
+                    seconds: float) -> mpb.TrafficRecord:
     """One HTTP/1.1 exchange over `stream`, recorded like the agent records one."""
     conn = h11.Connection(h11.CLIENT)
     host = next((v for k, v in headers if k.lower() == "host"), "replay")
@@ -630,7 +654,7 @@ async def _exchange(stream: Stream, original: mpb.TrafficRecord,
     started = time.monotonic()
     payload = bytearray()
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(seconds):
             await stream.send(conn.send(h11.Request(method=original.method or "GET",
                                                     target=original.path or "/",
                                                     headers=headers)) or b"")

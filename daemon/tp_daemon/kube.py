@@ -265,7 +265,8 @@ class Kube:
         kind, name = obj["kind"], obj["metadata"]["name"]
         core, apps = client.CoreV1Api(self.api), client.AppsV1Api(self.api)
         rbac = client.RbacAuthorizationV1Api(self.api)
-        kw: dict[str, Any] = {"_request_timeout": self.timeout}
+        # raw replies: the client would parse a delete's Status as the deleted kind
+        kw: dict[str, Any] = {"_request_timeout": self.timeout, "_preload_content": False}
         calls: dict[str, Callable[[], Any]] = {
             "Namespace": lambda: core.delete_namespace(name, **kw),
             "ServiceAccount": lambda: core.delete_namespaced_service_account(name, namespace,
@@ -300,7 +301,24 @@ class Kube:
         plain = self.api.sanitize_for_serialization
         return [plain(d) for d in deployments], [plain(s) for s in services]
 
-    def exec_output(self, namespace: str, pod: str, container: str, command: list[str],
+    def agent_serving(self, namespace: str, service: str, container: str) -> str:
+        """"" once every ready endpoint of the Service is a pod with `container` (the agent)
+        and there is one; else what is still pending (the rollout of the injected pods)."""
+        core = client.CoreV1Api(self.api)
+        with self._translate(f"read endpoints {service}.{namespace}"):
+            endpoints = core.read_namespaced_endpoints(service, namespace,
+                                                       _request_timeout=self.timeout)
+            names = [a.target_ref.name for sub in endpoints.subsets or []
+                     for a in sub.addresses or [] if a.target_ref is not None]
+            if not names:
+                return f"service {service} has no ready endpoint yet"
+            for name in names:
+                pod = core.read_namespaced_pod(name, namespace, _request_timeout=self.timeout)
+                if not any(c.name == container for c in pod.spec.containers):
+                    return f"service {service} still reaches pod {name} without the agent"
+        return ""
+
+    def exec_output(self, namespace: str, pod: str, container: str, command: list[str], *,
                     timeout: float, limit: int) -> bytes:
         """stdout of `command` run in the container (pods/exec), at most `limit` bytes;
         ClusterRefused with its stderr when it fails."""

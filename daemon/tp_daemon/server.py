@@ -10,15 +10,16 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import empty_pb2
 from tp_protocol import VERSION
 from tp_protocol import daemon_pb2 as dpb
 from tp_protocol import daemon_pb2_grpc as dgrpc
-from tp_protocol.settings import ConnectSettings
+from tp_protocol import manager_pb2 as mpb
+from tp_protocol.settings import ConnectSettings, get_settings
 
 from tp_daemon import paths
 from tp_daemon.errors import DaemonError
@@ -26,6 +27,8 @@ from tp_daemon.routing import remove_stale_table
 from tp_daemon.session import ConnectParams, Session, can_route
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R")
 
 
 def error_of(e: BaseException) -> dpb.Error:
@@ -80,7 +83,79 @@ class DaemonService(dgrpc.DaemonServicer):
     async def Status(self, request: empty_pb2.Empty, context: Any) -> dpb.StatusInfo:
         status = self.session.status()
         status.daemon.CopyFrom(self._version())
+        if self.session.intercepts is not None:
+            status.intercepts.extend(self.session.intercepts.intercepts())
         return status
+
+    # --- intercepts -------------------------------------------------------------------
+
+    async def _reply(self, what: str, make: Callable[[], R], call: Callable[[], Awaitable[R]]
+                     ) -> R:
+        """Run `call`; a failure becomes the reply's `error` (logged with its reason)."""
+        try:
+            return await call()
+        except Exception as e:
+            log.warning("%s failed: %s", what, e, exc_info=not isinstance(e, DaemonError))
+            reply = make()
+            reply.error.CopyFrom(error_of(e))  # type: ignore[attr-defined]
+            return reply
+
+    async def List(self, request: dpb.ListRequest, context: Any) -> dpb.WorkloadList:
+        return await self._reply("list", dpb.WorkloadList,
+                                 lambda: self.session.require_intercepts().list_workloads(request))
+
+    async def Intercept(self, request: dpb.InterceptRequest, context: Any
+                        ) -> dpb.InterceptResult:
+        log.info("intercept %s", request.spec.workload)
+        return await self._reply(
+            "intercept", dpb.InterceptResult,
+            lambda: self.session.require_intercepts().intercept(request))
+
+    async def Leave(self, request: dpb.LeaveRequest, context: Any) -> dpb.LeaveResult:
+        async def leave() -> dpb.LeaveResult:
+            await self.session.require_intercepts().leave(request.name)
+            return dpb.LeaveResult()
+
+        return await self._reply("leave", dpb.LeaveResult, leave)
+
+    async def ListIntercepts(self, request: empty_pb2.Empty, context: Any
+                             ) -> dpb.InterceptList:
+        async def mine() -> dpb.InterceptList:
+            return dpb.InterceptList(
+                intercepts=self.session.require_intercepts().intercepts())
+
+        return await self._reply("list intercepts", dpb.InterceptList, mine)
+
+    async def GetEnv(self, request: dpb.GetEnvRequest, context: Any) -> dpb.EnvInfo:
+        async def env() -> dpb.EnvInfo:
+            return self.session.require_intercepts().env(request.name)
+
+        return await self._reply("get env", dpb.EnvInfo, env)
+
+    async def Uninstall(self, request: dpb.UninstallRequest, context: Any
+                        ) -> dpb.UninstallResult:
+        async def uninstall() -> dpb.UninstallResult:
+            if request.everything:
+                timeout = get_settings().intercept.daemon_manager_removal_timeout
+                restored = await self.session.uninstall_everything(timeout)
+                return dpb.UninstallResult(restored=restored, manager_removed=True)
+            return await self.session.require_intercepts().uninstall(request)
+
+        log.info("uninstall agents=%s all=%s everything=%s", list(request.agents),
+                 request.all_agents, request.everything)
+        return await self._reply("uninstall", dpb.UninstallResult, uninstall)
+
+    async def WatchTraffic(self, request: dpb.WatchTrafficRequest, context: Any
+                           ) -> AsyncIterator[mpb.TrafficRecord]:
+        intercepts = self.session.intercepts
+        if intercepts is None:
+            return  # not connected: no rows (the stream just ends)
+        async for record in intercepts.watch_traffic(request):
+            yield record
+
+    async def Replay(self, request: dpb.ReplayRequest, context: Any) -> dpb.ReplayResult:
+        return await self._reply("replay", dpb.ReplayResult,
+                                 lambda: self.session.require_intercepts().replay(request))
 
     async def Quit(self, request: dpb.QuitRequest, context: Any) -> dpb.QuitInfo:
         log.info("quit (keep_daemon=%s)", request.keep_daemon)

@@ -31,11 +31,18 @@ from tp_protocol import VERSION
 from tp_protocol import daemon_pb2 as dpb
 from tp_protocol import manager_pb2 as mpb
 from tp_protocol import manager_pb2_grpc as mgrpc
-from tp_protocol.settings import ConnectSettings
+from tp_protocol.settings import ConnectSettings, get_settings
 
 from tp_daemon import paths
 from tp_daemon.dns import Resolver, system_nameservers
-from tp_daemon.errors import AlreadyConnected, ClusterUnreachable, DaemonError, ManagerError
+from tp_daemon.errors import (
+    AlreadyConnected,
+    ClusterUnreachable,
+    DaemonError,
+    ManagerError,
+    NotConnected,
+)
+from tp_daemon.intercepts import Intercepts
 from tp_daemon.kube import Kube
 from tp_daemon.portforward import PodPort, PortForwarder
 from tp_daemon.proxy import Socks5Proxy, TransparentProxy
@@ -111,6 +118,7 @@ class Session:
         self._keepalive: asyncio.Task[None] | None = None
         self._trouble = asyncio.Event()
         self.reconnects = 0
+        self.intercepts: Intercepts | None = None
 
     @property
     def connected(self) -> bool:
@@ -138,6 +146,8 @@ class Session:
             self.params, self.info = params, info
             self._keepalive = asyncio.create_task(self._keep_alive(), name="tp-keepalive")
             self._keepalive.add_done_callback(_log_task_end)
+            self.intercepts = Intercepts(self, get_settings().intercept, self._progress)
+            self.intercepts.start()
             return info
 
     async def _connect(self, params: ConnectParams) -> dpb.ConnectInfo:
@@ -206,6 +216,9 @@ class Session:
             return was
 
     async def _teardown(self) -> None:
+        if self.intercepts is not None:  # its streams first: they use the channel
+            await self.intercepts.stop()
+            self.intercepts = None
         if self._keepalive is not None:
             self._keepalive.cancel()
             await asyncio.gather(self._keepalive, return_exceptions=True)
@@ -334,6 +347,43 @@ class Session:
                 log.warning("%s", self.last_error)
             await asyncio.sleep(delay)
             delay = min(delay * 2, s.reconnect_backoff_max)
+
+    # --- used by intercepts -----------------------------------------------------
+
+    def manager(self) -> tuple[mgrpc.ManagerStub, mpb.SessionInfo]:
+        """The current stub and session (both change on reconnects and re-arrivals)."""
+        if self._chan is None or self._session is None:
+            raise NotConnected("not connected to a cluster: run `tp connect` first")
+        return self._chan.stub, self._session
+
+    def kube(self) -> Kube:
+        if self._kube is None:
+            raise NotConnected("not connected to a cluster: run `tp connect` first")
+        return self._kube
+
+    def namespace(self) -> str:
+        return self._kube.target.namespace if self._kube is not None else "default"
+
+    def require_intercepts(self) -> Intercepts:
+        if self.intercepts is None:
+            raise NotConnected("not connected to a cluster: run `tp connect` first")
+        return self.intercepts
+
+    async def uninstall_everything(self, removal_timeout: float) -> list[str]:
+        """Every agent restored, the traffic-manager removed, and this session ended."""
+        intercepts = self.require_intercepts()
+        result = await intercepts.uninstall(dpb.UninstallRequest(everything=True))
+        assert self.info is not None and self.params is not None
+        namespace, params = self.info.manager_namespace, self.params
+        await self.disconnect()
+        # a fresh adapter: disconnect closed the session's one
+        kube = await asyncio.to_thread(Kube, params.kubeconfig, params.context,
+                                       params.namespace, api_timeout=self.settings.api_timeout)
+        try:
+            await asyncio.to_thread(kube.remove_manager, namespace, removal_timeout)
+        finally:
+            await asyncio.to_thread(kube.close)
+        return list(result.restored)
 
     # --- used by the proxies and the resolver ----------------------------------
 

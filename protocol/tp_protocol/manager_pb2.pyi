@@ -191,16 +191,18 @@ class ToClient(_message.Message):
     def __init__(self, intercept_id: _Optional[str] = ..., source_ip: _Optional[str] = ..., source_port: _Optional[int] = ..., service_port: _Optional[int] = ...) -> None: ...
 
 class TunnelOpen(_message.Message):
-    __slots__ = ("session", "dial", "to_client", "accept_dial_id")
+    __slots__ = ("session", "dial", "to_client", "accept_dial_id", "refused")
     SESSION_FIELD_NUMBER: _ClassVar[int]
     DIAL_FIELD_NUMBER: _ClassVar[int]
     TO_CLIENT_FIELD_NUMBER: _ClassVar[int]
     ACCEPT_DIAL_ID_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
     session: SessionInfo
     dial: Dial
     to_client: ToClient
     accept_dial_id: str
-    def __init__(self, session: _Optional[_Union[SessionInfo, _Mapping]] = ..., dial: _Optional[_Union[Dial, _Mapping]] = ..., to_client: _Optional[_Union[ToClient, _Mapping]] = ..., accept_dial_id: _Optional[str] = ...) -> None: ...
+    refused: TunnelError
+    def __init__(self, session: _Optional[_Union[SessionInfo, _Mapping]] = ..., dial: _Optional[_Union[Dial, _Mapping]] = ..., to_client: _Optional[_Union[ToClient, _Mapping]] = ..., accept_dial_id: _Optional[str] = ..., refused: _Optional[_Union[TunnelError, _Mapping]] = ...) -> None: ...
 
 class TunnelOpened(_message.Message):
     __slots__ = ("local_address", "remote_address")

@@ -230,8 +230,14 @@ def test_a_deleted_pod_is_replaced(
 
 def test_orphan_pods_matching_a_replicaset_are_adopted_and_surplus_deleted(
         apps: client.AppsV1Api, core: client.CoreV1Api, namespace: str) -> None:
-    core.create_namespaced_pod(namespace, {"metadata": {"name": "stray", "labels": {
+    stray = core.create_namespaced_pod(namespace, {"metadata": {"name": "stray", "labels": {
         "app": "solo"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+    # If the controller syncs before its cache holds the stray pod it creates one and
+    # then has a surplus; it keeps the older pod, which creationTimestamp (whole
+    # seconds) can only tell once the clock has moved on to the next second.
+    born = stray.metadata.creation_timestamp
+    wait_for(lambda: datetime.datetime.now(datetime.UTC).replace(microsecond=0) > born,
+             what="the next second")
     rs = apps.create_namespaced_replica_set(namespace, {
         "metadata": {"name": "solo"},
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "solo"}},

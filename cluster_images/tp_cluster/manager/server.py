@@ -8,6 +8,7 @@ State errors become gRPC statuses with the one-line message of the error.
 Errors::
 
     ManagerError             the server cannot start (e.g. the port is taken)
+    DialRefused              a client refused an intercepted dial (its local port is down)
 """
 
 from __future__ import annotations
@@ -46,6 +47,14 @@ FactsSource = Callable[[], Awaitable[ClusterFacts]]
 
 class ManagerError(Exception):
     """The manager cannot run."""
+
+
+class DialRefused(Exception):
+    """The client could not reach its local target (carries the TunnelError for the agent)."""
+
+    def __init__(self, error: Any) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 def spawn(coro: Awaitable[None], name: str) -> asyncio.Task[None]:
@@ -188,6 +197,10 @@ class Servicer(pb_grpc.ManagerServicer):
                 await self._to_client(session.id, opening.to_client, request_iterator, write)
             elif target == "accept_dial_id":
                 future = self.state.accept_dial(session.id, opening.accept_dial_id)
+                if opening.HasField("refused"):
+                    if not future.done():
+                        future.set_exception(DialRefused(opening.refused))
+                    return
                 endpoint = tunnel.Endpoint(request_iterator, write)
                 if not future.done():
                     future.set_result(endpoint)
@@ -208,6 +221,12 @@ class Servicer(pb_grpc.ManagerServicer):
             self.state.forget_dial(dial_id)
             await write(tunnel.error_message(
                 "timeout", f"the intercepting client did not accept within {timeout:g}s"))
+            return
+        except DialRefused as exc:
+            await write(pb.TunnelMessage(error=exc.error))
+            return
+        except StateError as exc:  # the client departed while the dial was pending
+            await write(tunnel.error_message("no_client", str(exc)))
             return
         await tunnel.splice(requests, write, endpoint, dial_id)
 
