@@ -79,7 +79,7 @@ class PortForwardStream:
                 "check that the API server is reachable") from e
         return cls(ws)
 
-    async def recv(self) -> bytes:
+    async def recv(self) -> bytes | memoryview:
         while True:
             msg = await self._ws.receive()
             if msg.type != aiohttp.WSMsgType.BINARY:
@@ -90,15 +90,16 @@ class PortForwardStream:
             data: bytes = msg.data
             if not data:
                 continue
-            channel, payload = data[0], data[1:]
+            # A view, not a slice: frames are up to the relay's read size, copied enough.
+            channel, payload = data[0], memoryview(data)[1:]
             if self._skip_header.get(channel):
                 self._skip_header[channel] = False
                 payload = payload[2:]
             if channel == DATA:
                 if payload:
-                    return bytes(payload)
+                    return payload
             elif channel == ERROR and payload:
-                self.error += payload.decode(errors="replace")
+                self.error += bytes(payload).decode(errors="replace")
                 log.warning("port-forward error: %s", self.error)
                 return b""
 

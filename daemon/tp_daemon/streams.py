@@ -36,6 +36,18 @@ class Stream(Protocol):
     async def close(self) -> None: ...
 
 
+class ViewStream(Protocol):
+    """A `Stream` whose chunks may be views into received frames (spliced, never kept)."""
+
+    async def recv(self) -> bytes | memoryview: ...
+
+    async def send(self, data: bytes) -> None: ...
+
+    async def close_write(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 class TcpStream:
     """A `Stream` over a plain TCP connection (direct dialing, tests, benchmarks)."""
 
@@ -67,7 +79,7 @@ class TcpStream:
 
 
 async def splice(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 stream: Stream, name: str) -> None:
+                 stream: Stream | ViewStream, name: str) -> None:
     """Copy both ways until both directions are done (or either fails), then close both."""
 
     async def upstream() -> None:

@@ -83,6 +83,28 @@ def test_mount_points_made_for_pods_go_away_with_the_last_pod(tmp_path: Path) ->
     assert not (tmp_path / "a").exists()
 
 
+def test_a_mount_point_reached_through_a_symlink_stays_while_another_namespace_mounts_it(
+        tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")  # as /var/run -> /run
+    mp = MountPoints()
+    mp.acquire("pod1", Mount("/src", str(tmp_path / "link" / "x" / "y")))
+    target = tmp_path / "real" / "x" / "y"
+    holder = subprocess.Popen(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c",
+         f"mount --bind {tmp_path} {target} && echo mounted && exec sleep 60"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "mounted"
+        mp.release("pod1")
+        assert target.is_dir(), "rmdir would have detached the other namespace's mount"
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 @pytest.fixture
 def node_instance() -> Iterator[Instance]:
     if os.geteuid() != 0:

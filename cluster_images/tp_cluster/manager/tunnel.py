@@ -3,8 +3,10 @@
 See manager.proto for the message rules. Two shapes:
 
 - `dial_out`: a client's stream to a cluster address. The manager opens the TCP
-  connection (asyncio, large reads) and pumps both ways; `close_write` maps to TCP
-  half-close in each direction; connection failures become `error` messages.
+  connection and pumps both ways; `close_write` maps to TCP half-close in each
+  direction; connection failures become `error` messages. Received bytes are handed
+  on as the kernel delivered them (`_Socket`, no StreamReader buffer copies), joined
+  only when several chunks wait, so a busy connection sends few large messages.
 - `splice`: an agent's stream for an intercepted connection, joined to the stream on
   which the owning client accepted the dial (`accept_dial_id`). Messages are
   forwarded as they are; the tunnel ends after both `close_write`s or one `error`.
@@ -19,6 +21,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +68,88 @@ def _dial_error(exc: BaseException, where: str) -> Any:
     return error_message("internal", f"cannot connect to {where}: {exc}")
 
 
+class _Socket(asyncio.Protocol):
+    """A TCP connection read chunk by chunk: `read` returns what arrived, up to `chunk`.
+
+    Reading pauses while more than `4 * chunk` bytes wait (back-pressure on a slow
+    tunnel); writes wait for the transport to drain.
+    """
+
+    def __init__(self, chunk: int) -> None:
+        self._chunk = chunk
+        self._high = 4 * chunk
+        self._parts: deque[bytes] = deque()
+        self._size = 0
+        self._eof = False
+        self._exc: BaseException | None = None
+        self._paused = False
+        self._can_read: asyncio.Event = asyncio.Event()
+        self._can_write: asyncio.Event = asyncio.Event()
+        self._can_write.set()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._parts.append(data)
+        self._size += len(data)
+        self._can_read.set()
+        if self._size > self._high and not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._can_read.set()
+        return True  # keep the write side open: the client may still be sending
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._eof = True
+        self._exc = exc
+        self._can_read.set()
+        self._can_write.set()
+
+    def pause_writing(self) -> None:
+        self._can_write.clear()
+
+    def resume_writing(self) -> None:
+        self._can_write.set()
+
+    async def read(self) -> bytes:
+        """The next bytes (b"" at EOF); raises the connection's error if it broke."""
+        while not self._parts:
+            if self._eof:
+                if self._exc is not None:
+                    raise self._exc
+                return b""
+            self._can_read.clear()
+            await self._can_read.wait()
+        data = self._parts.popleft()
+        if self._parts and len(data) < self._chunk:
+            pieces = [data]
+            size = len(data)
+            while self._parts and size + len(self._parts[0]) <= self._chunk:
+                size += len(self._parts[0])
+                pieces.append(self._parts.popleft())
+            data = b"".join(pieces)
+        self._size -= len(data)
+        if self._paused and self._size <= self._chunk and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+        return data
+
+    async def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        if self._exc is not None or self.transport.is_closing():
+            raise ConnectionResetError("connection lost")
+        self.transport.write(data)
+        await self._can_write.wait()
+        if self._exc is not None:
+            raise self._exc
+
+
 async def _run_pair(a: Awaitable[None], b: Awaitable[None], names: tuple[str, str]) -> None:
     """Run both pumps; the first failure cancels the other and propagates."""
     tasks = [asyncio.ensure_future(a), asyncio.ensure_future(b)]
@@ -89,18 +174,19 @@ async def dial_out(dial: Any, requests: AsyncIterator[Any], write: Write,
         await write(error_message("bad_request", f"cannot dial {dial.protocol} {where}: "
                                   "only tcp to an ip and a port 1-65535"))
         return
+    loop = asyncio.get_running_loop()
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(dial.ip, dial.port, limit=4 * chunk), dial_timeout)
+        transport, conn = await asyncio.wait_for(
+            loop.create_connection(lambda: _Socket(chunk), dial.ip, dial.port), dial_timeout)
     except (OSError, TimeoutError) as exc:
         await write(_dial_error(exc, where))
         return
     await write(pb.TunnelMessage(opened=pb.TunnelOpened(
-        local_address=_address(writer.get_extra_info("sockname")),
-        remote_address=_address(writer.get_extra_info("peername")))))
+        local_address=_address(transport.get_extra_info("sockname")),
+        remote_address=_address(transport.get_extra_info("peername")))))
 
     async def cluster_to_client() -> None:
-        while data := await reader.read(chunk):
+        while data := await conn.read():
             await write(pb.TunnelMessage(data=data))
         await write(_close_write())
 
@@ -108,11 +194,10 @@ async def dial_out(dial: Any, requests: AsyncIterator[Any], write: Write,
         async for message in requests:
             kind = message.WhichOneof("kind")
             if kind == "data":
-                writer.write(message.data)
-                await writer.drain()
+                await conn.write(message.data)
             elif kind == "close_write":
-                if writer.can_write_eof():
-                    writer.write_eof()
+                if transport.can_write_eof():
+                    transport.write_eof()
                 return
             elif kind == "error":
                 raise TunnelAborted(f"client aborted: {message.error.message}")
@@ -131,10 +216,8 @@ async def dial_out(dial: Any, requests: AsyncIterator[Any], write: Write,
             await write(error_message("reset", f"connection to {where} reset: {exc}"))
     finally:
         if not clean:
-            writer.transport.abort()  # an aborted tunnel resets the cluster side too
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
+            transport.abort()  # an aborted tunnel resets the cluster side too
+        transport.close()
 
 
 @dataclass

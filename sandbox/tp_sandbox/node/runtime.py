@@ -43,7 +43,10 @@ class MountPoints:
     def acquire(self, uid: str, mount: Mount) -> list[str]:
         """Make `mount.target` exist; returns the paths created (or shared) for `uid`."""
         held: list[str] = []
-        target = Path(mount.target)
+        # Resolved, because /proc/*/mountinfo names targets that way (/var/run -> /run);
+        # an unresolved path would never look mounted and another pod's rmdir would
+        # detach this pod's mount.
+        target = Path(os.path.realpath(mount.target))
         missing: list[Path] = []
         p = target
         while not p.exists() and not p.is_symlink():
@@ -89,6 +92,7 @@ def mounted_elsewhere(path: str) -> bool:
     a directory that is a mount point in another namespace would detach that mount.
     """
     seen: set[int] = set()
+    path = os.path.realpath(path)
     prefix = path.rstrip("/") + "/"
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
