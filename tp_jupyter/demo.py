@@ -93,6 +93,8 @@ def steps() -> list[Step]:
     """The walkthrough, in the seed's order."""
     l1, l2 = "laptop-1", "laptop-2"
     return [
+        Step("Start from a fresh sandbox (removes the default one if it is up)",
+             _tp("sandbox", "down")),
         Step("Start the sandbox cluster with two laptops", _tp("sandbox", "up", "--laptops", "2"),
              expect="kubeconfig"),
         Step("Deploy the demo application", _tp("sandbox", "demo", "-n", NAMESPACE),
@@ -167,13 +169,15 @@ def run_demo(out: Callable[[str], None] = print) -> DemoReport:
         out(f"\n# {step.title}\n[{step.where}] $ {_shown(step.argv)}")
         started = time.monotonic()
         try:
-            proc = subprocess.run(_argv(step), capture_output=True, text=True,
+            # stderr carries progress lines: keep them in order with the output
+            proc = subprocess.run(_argv(step), stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True,
                                   timeout=step.timeout, check=False)
         except subprocess.TimeoutExpired as e:
             raise DemoFailed(f"step '{step.title}' did not finish in {step.timeout:.0f} s; "
                              "see `tp sandbox status` and the logs it names") from e
         seconds = time.monotonic() - started
-        output = (proc.stdout + proc.stderr).rstrip()
+        output = proc.stdout.rstrip()
         if output:
             out(output)
         failed = proc.returncode != 0

@@ -9,7 +9,9 @@ Service (the agent answers there and forwards to the app on localhost):
 
 - symbolic targetPort (`http`): the app container's port is renamed (`tm-http`) and
   the agent gets a port with the original name on a new containerPort (9900+i), so
-  the Service, unchanged, now targets the agent;
+  the Service, unchanged, now targets the agent; the app container's probes and
+  lifecycle hooks that name the port follow the rename (they name `tm-http`), as a
+  kubelet resolves a handler's named port among the container's own ports only;
 - numeric targetPort (`8080`): the agent gets a port named `tp-8080` on a new
   containerPort and the Service's targetPort is rewritten to that name.
 
@@ -143,6 +145,7 @@ def inject(deployment: dict[str, Any], service: dict[str, Any], service_port: st
             renamed = plan.renames.get((container.get("name"), port.get("name")))
             if renamed:
                 port["name"] = renamed
+        _rename_handler_ports(container, plan.renames)
     containers.append(_agent_container(deployment, app, plan, agent_image, manager_address))
 
     patched = copy.deepcopy(deployment)
@@ -306,6 +309,29 @@ def _plan(template: dict[str, Any], ports: list[dict[str, Any]], service: str,
             plan.numeric_rewrites[_port_key(sp)] = str(entry["name"])
     assert plan is not None  # tcp is not empty
     return plan
+
+
+_PROBES = ("readinessProbe", "livenessProbe", "startupProbe")
+_HOOKS = ("postStart", "preStop")
+
+
+def _rename_handler_ports(container: dict[str, Any], renames: dict[tuple[str, str], str]) -> None:
+    """Point the container's probes and lifecycle hooks at its renamed ports.
+
+    A handler's named port is resolved among the container's own ports, so once `http`
+    moves to the agent a probe naming `http` would find nothing and the pod would never
+    become Ready. `restore` needs no inverse: it puts back the annotated template.
+    """
+    name = str(container.get("name"))
+    handlers = [container.get(p) for p in _PROBES]
+    handlers += [(container.get("lifecycle") or {}).get(h) for h in _HOOKS]
+    for handler in handlers:
+        for action in ("httpGet", "tcpSocket"):
+            target = (handler or {}).get(action)
+            if isinstance(target, dict) and isinstance(target.get("port"), str):
+                renamed = renames.get((name, target["port"]))
+                if renamed:
+                    target["port"] = renamed
 
 
 # --- the agent container ----------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -191,3 +192,97 @@ def test_an_injected_deployment_is_recognised_and_restore_of_a_plain_one_is_a_no
     assert injector.agent_installed(patched) and not injector.agent_installed(d)
     assert restore(copy.deepcopy(d), None) == (d, None)
     assert interceptable("Deployment", patched, [service()]) == (True, "")
+
+
+def probed(d: dict[str, Any], port: str | int = "http") -> dict[str, Any]:
+    """`d` with every probe kind and both lifecycle hooks naming `port`."""
+    app = d["spec"]["template"]["spec"]["containers"][0]
+    app["readinessProbe"] = {"httpGet": {"path": "/healthz", "port": port}, "periodSeconds": 2}
+    app["livenessProbe"] = {"tcpSocket": {"port": port}}
+    app["startupProbe"] = {"httpGet": {"path": "/up", "port": port, "scheme": "HTTP"}}
+    app["lifecycle"] = {"postStart": {"httpGet": {"path": "/warm", "port": port}},
+                        "preStop": {"tcpSocket": {"port": port}}}
+    return d
+
+
+def handler_ports(container: dict[str, Any]) -> list[Any]:
+    handlers = [container.get(p) for p in ("readinessProbe", "livenessProbe", "startupProbe")]
+    handlers += list((container.get("lifecycle") or {}).values())
+    return [h.get("httpGet", h.get("tcpSocket"))["port"] for h in handlers if h]
+
+
+def test_probes_and_hooks_naming_the_taken_over_port_follow_its_new_name() -> None:
+    patched, _ = inject(probed(deployment()), service(), "http", IMAGE, MANAGER)
+    app = patched["spec"]["template"]["spec"]["containers"][0]
+    assert handler_ports(app) == ["tm-http"] * 5
+    assert app["readinessProbe"] == {"httpGet": {"path": "/healthz", "port": "tm-http"},
+                                     "periodSeconds": 2}
+
+
+def test_every_probe_of_the_injected_app_still_reaches_the_app_port_as_a_kubelet_resolves_it(
+        ) -> None:
+    from tp_sandbox.node.probes import resolve_port
+
+    patched, _ = inject(probed(deployment(container_port=3000)), service(), "http", IMAGE,
+                        MANAGER)
+    app, agent = patched["spec"]["template"]["spec"]["containers"]
+    assert [resolve_port(p, app) for p in handler_ports(app)] == [3000] * 5
+    assert resolve_port(agent["readinessProbe"]["tcpSocket"]["port"], agent) == 9900
+
+
+@pytest.mark.parametrize("port", [8080, "8080", "metrics"])
+def test_probes_on_a_number_or_on_a_port_that_stays_are_left_alone(port: Any) -> None:
+    d = probed(deployment(), port)
+    d["spec"]["template"]["spec"]["containers"][0]["ports"].append(
+        {"name": "metrics", "containerPort": 9090, "protocol": "TCP"})
+    patched, _ = inject(d, service(), "http", IMAGE, MANAGER)
+    assert handler_ports(patched["spec"]["template"]["spec"]["containers"][0]) == [port] * 5
+
+
+def test_a_numeric_takeover_leaves_the_probes_unchanged() -> None:
+    d = probed(deployment(), "http")
+    patched, _ = inject(d, service(8080), "http", IMAGE, MANAGER)
+    assert handler_ports(patched["spec"]["template"]["spec"]["containers"][0]) == ["http"] * 5
+
+
+def test_probes_of_another_container_are_left_alone() -> None:
+    d = probed(deployment(), "http")
+    sidecar = probed(deployment("admin", 7000), "admin")["spec"]["template"]["spec"][
+        "containers"][0]
+    sidecar["name"] = "sidecar"
+    d["spec"]["template"]["spec"]["containers"].append(sidecar)
+    patched, _ = inject(d, service(), "http", IMAGE, MANAGER)
+    app, sidecar, _agent = patched["spec"]["template"]["spec"]["containers"]
+    assert handler_ports(app) == ["tm-http"] * 5
+    assert handler_ports(sidecar) == ["admin"] * 5
+
+
+@pytest.mark.parametrize("target", ["http", 8080])
+def test_restore_gives_back_probes_naming_the_port_field_by_field(target: Any) -> None:
+    original_d, original_s = probed(deployment()), service(target)
+    patched, new_service = inject(original_d, original_s, "http", IMAGE, MANAGER)
+    again, _ = inject(patched, new_service or original_s, "http", IMAGE, MANAGER)
+    assert again == patched
+    restored_d, restored_s = restore(again, new_service or original_s)
+    assert restored_d == original_d
+    assert restored_d["spec"]["template"]["spec"]["containers"][0]["readinessProbe"] == {
+        "httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 2}
+    assert (restored_s or original_s) == original_s
+
+
+def test_the_demo_manifest_probe_names_the_port_and_survives_injection() -> None:
+    import tp_sandbox
+    import yaml
+
+    docs = list(yaml.safe_load_all(
+        (Path(tp_sandbox.__file__).parent / "manifests" / "demo.yaml").read_text()))
+    d, s = (next(x for x in docs if x["kind"] == kind
+                 and x["metadata"]["name"] == "dataprocessingservice")
+            for kind in ("Deployment", "Service"))
+    app = d["spec"]["template"]["spec"]["containers"][0]
+    assert app["readinessProbe"]["httpGet"]["port"] == "http"
+    patched, new_service = inject(d, s, "http", IMAGE, MANAGER)
+    assert new_service is None
+    app = patched["spec"]["template"]["spec"]["containers"][0]
+    assert app["readinessProbe"]["httpGet"]["port"] == "tm-http"
+    assert restore(patched, s) == (d, None)
