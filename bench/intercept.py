@@ -72,15 +72,9 @@ def main() -> int:
     cfg = client.Configuration()
     config.load_kube_config(str(instance.kubeconfig), client_configuration=cfg)
     api = client.ApiClient(cfg)
-    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    core = client.CoreV1Api(api)
     try:
         lifecycle.demo(instance, namespace=ns, progress=lambda _: None)
-        # the injector does not yet rewrite a probe that names the renamed port (reported)
-        apps.patch_namespaced_deployment(SVC, ns, [
-            {"op": "replace", "path": "/spec/template/spec/containers/0/readinessProbe/"
-                                      "httpGet/port", "value": 3000}])
-        time.sleep(0.5)
-        _wait(lambda: _ready(apps, ns), 60)
         local_app = subprocess.Popen(
             lifecycle.exec_argv(instance, 1, [sys.executable, "-m",
                                               "tp_sandbox.demo.dataprocessingservice"]),
@@ -138,13 +132,6 @@ def main() -> int:
         api.close()
         if created:
             lifecycle.down(instance, keep_logs=False)
-
-
-def _ready(apps: Any, ns: str) -> bool:
-    d = apps.read_namespaced_deployment(SVC, ns)
-    st = d.status
-    return bool(st.observed_generation >= d.metadata.generation
-                and st.updated_replicas == st.ready_replicas == st.replicas == 1)
 
 
 def _wait(condition: Any, timeout: float) -> None:

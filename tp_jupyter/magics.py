@@ -36,7 +36,7 @@ from IPython.core.error import UsageError as IPythonUsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from tp_sandbox.errors import SandboxError
 
-from tp_jupyter import cli, handlers
+from tp_jupyter import cli, handlers, render
 from tp_jupyter import traffic as traffic_mod
 from tp_jupyter.errors import TpError
 
@@ -181,7 +181,8 @@ class TpMagics(Magics):
             return None
         args.in_notebook = True
         try:
-            result = args.func(args)
+            with render.progress(self.ip):
+                result = args.func(args)
         except (TpError, SandboxError) as e:
             raise _usage(e) from None
         self._after(args, result)
@@ -247,7 +248,8 @@ class TpMagics(Magics):
             full = self._parse(_with_port(argv, server.port))
             assert full is not None
             full.in_notebook = True
-            result = full.func(full)
+            with render.progress(self.ip):
+                result = full.func(full)
         except (TpError, SandboxError) as e:   # leave nothing behind
             server.stop()
             raise _usage(e) from None
@@ -347,6 +349,7 @@ def load_ipython_extension(ipython: Any) -> None:
     TpMagics.tp.__doc__ = _help_text()
     _Loaded.magics = TpMagics(ipython)
     ipython.register_magics(_Loaded.magics)
+    render.register(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
@@ -357,6 +360,7 @@ def unload_ipython_extension(ipython: Any) -> None:
     try:
         magics.close()
     finally:
+        render.unregister(ipython)
         for kind in ("line", "cell"):
             ipython.magics_manager.magics[kind].pop("tp", None)
         ipython.magics_manager.registry.pop(TpMagics.__name__, None)

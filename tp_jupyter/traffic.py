@@ -396,11 +396,22 @@ class TrafficTable:
     note: str = ""
     columns: list[str] = field(default_factory=lambda: list(SUMMARY))
 
+    def shown(self) -> Any:
+        """The summary columns as shown: times of day (UTC) and durations in ms as text.
+
+        The DataFrame itself keeps real timestamps and floats for analysis."""
+        shown = self.frame[self.columns].copy()
+        if "time" in shown:
+            shown["time"] = shown["time"].map(lambda t: t.strftime("%H:%M:%S.%f")[:-3])
+        if "duration_ms" in shown:
+            shown["duration_ms"] = shown["duration_ms"].map(lambda v: f"{v:.1f} ms")
+        return shown.rename(columns={"duration_ms": "duration"})
+
     def __str__(self) -> str:
         if self.frame.empty:
             text = "No traffic captured yet"
         else:
-            text = self.frame[self.columns].to_string(index=False)
+            text = self.shown().to_string(index=False)
         return f"{text}\n{self.note}" if self.note else text
 
     def __repr__(self) -> str:
@@ -410,8 +421,7 @@ class TrafficTable:
         if self.frame.empty:
             body = "<i>No traffic captured yet</i>"
         else:
-            body = self.frame[self.columns].to_html(index=False, classes="tp-traffic",
-                                                    border=0)
+            body = self.shown().to_html(index=False, classes="tp-traffic", border=0)
         note = f"<div>{html.escape(self.note)}</div>" if self.note else ""
         return body + note
 

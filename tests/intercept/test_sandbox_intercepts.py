@@ -7,7 +7,6 @@ demo app in the cluster answers "green".
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import secrets
@@ -42,36 +41,12 @@ def _specs(apps: Any, core: Any, namespace: str) -> dict[str, Any]:
     return out
 
 
-def _named_probe_ports_survive_injection(deployment: dict[str, Any]) -> bool:
-    """Whether the injector keeps the app's probes pointing at ports the app still has."""
-    from tp_cluster import injector
-
-    service = {"metadata": {"name": SVC}, "spec": {
-        "selector": {"app": SVC}, "ports": [{"name": "http", "port": 3000,
-                                             "targetPort": "http", "protocol": "TCP"}]}}
-    injected, _ = injector.inject(copy.deepcopy(deployment), service, "http", "img", "mgr:1")
-    app = injected["spec"]["template"]["spec"]["containers"][0]
-    names = {p.get("name") for p in app.get("ports") or []}
-    port = (app.get("readinessProbe") or {}).get("httpGet", {}).get("port")
-    return not isinstance(port, str) or port in names
-
-
 @pytest.fixture(scope="module")
 def demo(sandbox: Any, apps: Any, core: Any) -> Iterator[dict[str, Any]]:
     from tp_sandbox import lifecycle
 
     namespace = f"demo-{secrets.token_hex(3)}"
     lifecycle.demo(sandbox.instance, namespace=namespace, progress=lambda _: None)
-    raw = apps.api_client.sanitize_for_serialization(
-        apps.read_namespaced_deployment(SVC, namespace))
-    if not _named_probe_ports_survive_injection(raw):
-        # Known injector gap (reported): the app's readinessProbe names port `http`, which
-        # injection renames, so the injected pod never becomes Ready. Until fixed, the
-        # workflows run with the probe on the port number (same check, same port).
-        apps.patch_namespaced_deployment(SVC, namespace, [
-            {"op": "replace", "path": "/spec/template/spec/containers/0/readinessProbe/"
-                                      "httpGet/port", "value": 3000}])
-        wait_for(lambda: _rolled_out(apps, namespace), 60, "the demo to roll out again")
     yield {"namespace": namespace, "before": _specs(apps, core, namespace)}
     core.delete_namespace(namespace)
 

@@ -9,7 +9,8 @@ import pytest
 from sandbox_testing import SandboxHandle, wait_for
 from tp_protocol.settings import get_settings
 from tp_sandbox.node.dns import kube_dns_objects
-from tp_sandbox.node.proxy import KINDS, KubeServicesApi, Reflector, ServiceCache
+from tp_sandbox.node.kubeapi import KubeApi
+from tp_sandbox.node.proxy import KINDS, Reflector, ServiceCache
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(120)]
 
@@ -17,7 +18,7 @@ pytestmark = [pytest.mark.root, pytest.mark.timeout(120)]
 def test_a_watch_sees_a_new_service_and_its_removal_within_a_second(
         sandbox: SandboxHandle, kube: Any, core: Any, namespace: str) -> None:
     cache = ServiceCache()
-    reflectors = [Reflector(KubeServicesApi(kube), kind, cache, "test") for kind in KINDS]
+    reflectors = [Reflector(KubeApi(kube), kind, cache, "test") for kind in KINDS]
     for r in reflectors:
         r.start()
     try:
@@ -48,6 +49,6 @@ def test_kube_dns_is_in_place_and_creating_it_again_is_a_no_op(
     assert svc.spec.cluster_ip == get_settings().sandbox.dns_service_ip
     assert sorted((p.name, p.protocol) for p in svc.spec.ports) == [("dns", "UDP"),
                                                                    ("dns-tcp", "TCP")]
-    api = KubeServicesApi(kube)
+    api = KubeApi(kube)
     for kind, body in kube_dns_objects(svc.spec.cluster_ip):
         assert api.create(kind, "kube-system", body) is False

@@ -27,7 +27,7 @@ Errors::
 
     ClusterDNSError           base
     └── DNSBindError          the listening address is missing or taken
-(API failures are `proxy.KubeApiError`, from the shared adapter.)
+(API failures are `errors.ApiError`, from the node's adapter `kubeapi.KubeApi`.)
 """
 
 from __future__ import annotations
@@ -57,14 +57,9 @@ import kubernetes
 from tp_protocol.settings import get_settings
 
 from tp_sandbox import netns
-from tp_sandbox.node.proxy import (
-    KINDS,
-    KubeApiError,
-    KubeServicesApi,
-    Reflector,
-    ServiceCache,
-    ServiceInfo,
-)
+from tp_sandbox.node.errors import ApiError
+from tp_sandbox.node.kubeapi import KubeApi
+from tp_sandbox.node.proxy import KINDS, Reflector, ServiceCache, ServiceInfo
 from tp_sandbox.paths import Instance
 
 log = logging.getLogger(__name__)
@@ -316,7 +311,7 @@ class ClusterDNS:
         self.domain = settings.sandbox.cluster_domain
         self.ttl = settings.node.dns_ttl
         self.cache = cache if cache is not None else ServiceCache()
-        self._api = KubeServicesApi(api_client) if api_client is not None else None
+        self._api = KubeApi(api_client) if api_client is not None else None
         self._reflectors = ([] if self._api is None else
                             [Reflector(self._api, kind, self.cache, "cluster-dns")
                              for kind in KINDS])
@@ -452,7 +447,7 @@ class ClusterDNS:
                 if self._api.create(kind, "kube-system", body):
                     log.info("created kube-system/kube-dns %s", kind)
                 pending.pop(0)
-            except KubeApiError as exc:
+            except ApiError as exc:
                 if exc.status == 404 and kind == "endpointslices":
                     pending.pop(0)  # no discovery.k8s.io: Endpoints suffice
                     continue

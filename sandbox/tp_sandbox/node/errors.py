@@ -4,13 +4,15 @@
     ├── NodeUsageError           bad command line (kubeconfig missing, bad name)
     ├── ApiError                 the API server refused or failed a request
     │   ├── ApiNotFound          404: the object is gone
-    │   └── ApiConflict          409: changed or exists already
+    │   ├── ApiConflict          409: changed or exists already
+    │   └── ApiGone              410: a watch's resourceVersion is too old (list again)
     ├── PodSetupError            a pod's network, volumes or config could not be prepared
     │   └── ConfigRefError       a referenced ConfigMap/Secret/key is missing
     └── ImagePullError           the image is not in the sandbox's catalog
 
-`ApiException` of the official client is translated once, in `kubeapi`, and chained
-with `from`; the rest of the node code never sees it.
+`ApiException` of the official client is translated once, in `kubeapi` (the adapter
+of the kubelet, kube-proxy and cluster DNS alike), and chained with `from`; the rest
+of the node code never sees it.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ class ApiNotFound(ApiError):
 
 class ApiConflict(ApiError):
     """The object exists already or changed under us."""
+
+
+class ApiGone(ApiError):
+    """A watch's resourceVersion is too old (410 Gone): list again."""
 
 
 class PodSetupError(NodeError):

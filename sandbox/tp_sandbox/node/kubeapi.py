@@ -1,9 +1,12 @@
-"""The node agent's only door to the API server: the official `kubernetes` client.
+"""The node's only door to the API server: the official `kubernetes` client.
 
-Objects travel as plain JSON dicts (``_preload_content=False``) so the rest of the
-node code reads the same field names the API uses. Every call is synchronous (the
-client is); the kubelet runs them with `asyncio.to_thread` or in its watch thread.
-`ApiException` is translated here, once, into `errors.ApiError` and its children.
+One adapter serves the whole node: the kubelet (Node, Pods, what pods refer to) and
+kube-proxy / cluster DNS (list and watch Services, EndpointSlices and Endpoints of
+all namespaces, create the kube-dns objects). Objects travel as plain JSON dicts
+(``_preload_content=False``) so the rest of the node code reads the same field names
+the API uses. Every call is synchronous (the client is); callers run them with
+`asyncio.to_thread` or in their watch threads. `ApiException` is translated here,
+once, into `errors.ApiError` and its children.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from kubernetes.watch.watch import iter_resp_lines
 from tp_protocol.settings import get_settings
 from urllib3.exceptions import HTTPError
 
-from .errors import ApiConflict, ApiError, ApiNotFound, NodeUsageError
+from .errors import ApiConflict, ApiError, ApiGone, ApiNotFound, NodeUsageError
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +41,21 @@ def _reason(exc: ApiException) -> str:
         return str(exc.reason)
 
 
+_BY_STATUS: dict[int, type[ApiError]] = {404: ApiNotFound, 409: ApiConflict, 410: ApiGone}
+
+
+def _error(message: str, status: int) -> ApiError:
+    """The hierarchy's class for an HTTP status (failed calls and watch ERROR events)."""
+    return _BY_STATUS.get(status, ApiError)(message, status)
+
+
 def _translate(what: str, call: Callable[[], T]) -> T:
     """Run `call`; turn the client's exceptions into our hierarchy."""
     try:
         return call()
     except ApiException as exc:
-        msg = f"{what}: {exc.status} {_reason(exc)}"
-        if exc.status == 404:
-            raise ApiNotFound(msg, 404) from exc
-        if exc.status == 409:
-            raise ApiConflict(msg, 409) from exc
-        raise ApiError(msg, exc.status or 0) from exc
+        status = exc.status or 0
+        raise _error(f"{what}: {exc.status} {_reason(exc)}", status) from exc
     except (HTTPError, OSError) as exc:
         raise ApiError(f"{what}: API server unreachable ({exc}); is the sandbox up?") from exc
 
@@ -58,22 +65,102 @@ def _json(resp: Any) -> Obj:
     return data
 
 
-class KubeApi:
-    """Typed-enough wrappers around the few API calls a kubelet makes."""
+SERVICE_KINDS = ("services", "endpointslices", "endpoints")
+"""The kinds kube-proxy and cluster DNS list and watch (in this order)."""
 
-    def __init__(self, kubeconfig: Path) -> None:
+
+class KubeApi:
+    """Typed-enough wrappers around the few API calls the node makes."""
+
+    def __init__(self, api_client: Any, *, owned: bool = False) -> None:
+        """Use `api_client`; `close()` closes it only when `owned` (see `from_kubeconfig`)."""
+        self.client: Any = api_client
+        self._owned = owned
+        # Any: we pass dicts and read raw responses, which the generated hints do not cover.
+        self.core: Any = kubernetes.client.CoreV1Api(api_client)
+        self.discovery: Any = kubernetes.client.DiscoveryV1Api(api_client)
+        self.timeout = get_settings().node.api_timeout
+
+    @classmethod
+    def from_kubeconfig(cls, kubeconfig: Path) -> KubeApi:
+        """An adapter with its own client for `kubeconfig` (closed by `close()`)."""
         if not kubeconfig.is_file():
             raise NodeUsageError(
                 f"kubeconfig {kubeconfig} not found: pass --kubeconfig of a running sandbox"
             )
-        self.client: Any = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
+        client = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
             config_file=str(kubeconfig))
-        # Any: we pass dicts and read raw responses, which the generated hints do not cover.
-        self.core: Any = kubernetes.client.CoreV1Api(self.client)
-        self.timeout = get_settings().node.api_timeout
+        return cls(client, owned=True)
 
     def close(self) -> None:
-        self.client.close()
+        if self._owned:
+            self.client.close()
+
+    # -- list and watch (all namespaces) -----------------------------------------------
+    def _lister(self, kind: str) -> Callable[..., Any]:
+        listers: dict[str, Callable[..., Any]] = {
+            "pods": self.core.list_pod_for_all_namespaces,
+            "services": self.core.list_service_for_all_namespaces,
+            "endpoints": self.core.list_endpoints_for_all_namespaces,
+            "endpointslices": self.discovery.list_endpoint_slice_for_all_namespaces,
+        }
+        try:
+            return listers[kind]
+        except KeyError:
+            raise ValueError(f"unknown kind {kind!r}: use one of {', '.join(listers)}") from None
+
+    def list_objects(self, kind: str, *, field_selector: str | None = None
+                     ) -> tuple[list[Obj], str]:
+        """All objects of `kind` (matching `field_selector`) and the list's resourceVersion."""
+        lister = self._lister(kind)
+        selector = {"field_selector": field_selector} if field_selector else {}
+        data = _translate(f"list {kind}", lambda: _json(lister(
+            **selector, _preload_content=False, _request_timeout=self.timeout)))
+        return list(data.get("items") or []), str(data["metadata"].get("resourceVersion", ""))
+
+    def watch_objects(self, kind: str, resource_version: str, timeout: int, *,
+                      field_selector: str | None = None,
+                      on_open: Callable[[Any], None] = lambda _resp: None
+                      ) -> Iterator[tuple[str, Obj]]:
+        """(type, object) events after `resource_version` until the server ends the watch.
+
+        `on_open` receives the open response so another thread can `shutdown()` it.
+        An ERROR event raises (`ApiGone` for 410: list again).
+        """
+        lister = self._lister(kind)
+        selector = {"field_selector": field_selector} if field_selector else {}
+        resp = _translate(f"watch {kind}", lambda: lister(
+            **selector, watch=True, resource_version=resource_version,
+            timeout_seconds=timeout, allow_watch_bookmarks=True, _preload_content=False,
+            _request_timeout=(self.timeout, timeout + self.timeout)))
+        on_open(resp)
+        try:
+            for line in iter_resp_lines(resp):  # type: ignore[no-untyped-call]
+                event = json.loads(line)
+                if event.get("type") == "ERROR":
+                    status = event.get("object") or {}
+                    raise _error(f"watch {kind}: {status.get('message', status)}",
+                                 int(status.get("code") or 0))
+                yield str(event["type"]), event["object"]
+        except (HTTPError, OSError, ValueError) as exc:
+            raise ApiError(f"watch {kind}: connection lost ({exc})") from exc
+        finally:
+            resp.release_conn()
+
+    def create(self, kind: str, namespace: str, body: Obj) -> bool:
+        """Create a Service, Endpoints or EndpointSlice; False when it exists already."""
+        creators: dict[str, Callable[..., Any]] = {
+            "services": self.core.create_namespaced_service,
+            "endpoints": self.core.create_namespaced_endpoints,
+            "endpointslices": self.discovery.create_namespaced_endpoint_slice,
+        }
+        name = body.get("metadata", {}).get("name", "")
+        try:
+            _translate(f"create {kind} {namespace}/{name}", lambda: creators[kind](
+                namespace, body, _preload_content=False, _request_timeout=self.timeout).data)
+        except ApiConflict:
+            return False
+        return True
 
     # -- Node --------------------------------------------------------------------------
     def get_node(self, name: str) -> Obj | None:
@@ -100,31 +187,13 @@ class KubeApi:
     # -- Pods --------------------------------------------------------------------------
     def list_pods(self, node_name: str) -> tuple[list[Obj], str]:
         """Pods bound to `node_name` and the list's resourceVersion."""
-        data = _translate("list pods", lambda: _json(self.core.list_pod_for_all_namespaces(
-            field_selector=f"spec.nodeName={node_name}", _preload_content=False,
-            _request_timeout=self.timeout)))
-        return list(data.get("items") or []), str(data["metadata"].get("resourceVersion", ""))
+        return self.list_objects("pods", field_selector=f"spec.nodeName={node_name}")
 
     def watch_pods(self, node_name: str, resource_version: str, timeout: int
                    ) -> Iterator[tuple[str, Obj]]:
         """Watch events (type, object) after `resource_version` until the server ends it."""
-        resp = _translate("watch pods", lambda: self.core.list_pod_for_all_namespaces(
-            field_selector=f"spec.nodeName={node_name}", watch=True,
-            resource_version=resource_version, timeout_seconds=timeout,
-            allow_watch_bookmarks=True, _preload_content=False,
-            _request_timeout=(self.timeout, timeout + self.timeout)))
-        try:
-            for line in iter_resp_lines(resp):  # type: ignore[no-untyped-call]
-                event = json.loads(line)
-                if event.get("type") == "ERROR":
-                    status = event.get("object") or {}
-                    raise ApiError(f"watch pods: {status.get('message', status)}",
-                                   int(status.get("code") or 0))
-                yield str(event["type"]), event["object"]
-        except (HTTPError, OSError) as exc:
-            raise ApiError(f"watch pods: connection lost ({exc})") from exc
-        finally:
-            resp.release_conn()
+        return self.watch_objects("pods", resource_version, timeout,
+                                  field_selector=f"spec.nodeName={node_name}")
 
     def get_pod(self, namespace: str, name: str) -> Obj | None:
         try:

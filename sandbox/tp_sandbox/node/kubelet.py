@@ -112,7 +112,7 @@ class Kubelet:
         self.instance = instance
         self.settings = s.node
         self.node_name = s.node.node_name
-        self.api = KubeApi(kubeconfig)
+        self.api = KubeApi.from_kubeconfig(kubeconfig)
         self.ctx = NodeContext(
             api=self.api, instance=instance, ipam=Ipam(s.sandbox.node_pod_cidr),
             mounts=MountPoints(), pods_dir=instance.state_dir / "pods",

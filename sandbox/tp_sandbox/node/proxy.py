@@ -25,157 +25,50 @@ Node-local processes choose a route before OUTPUT runs, so the proxy adds
 `<service CIDR> dev lo src <API address>` inside the node netns (never in the host).
 
 This module also holds the node's service cache (`ServiceCache`, shared with the
-cluster DNS) and its only door to the API server (`KubeServicesApi`).
+cluster DNS); both reach the API server through the node's adapter, `kubeapi.KubeApi`.
 
 Errors::
 
     ServiceProxyError            base
-    ├── KubeApiError             an API call failed (status, one-line reason)
-    │   └── WatchExpired         410 Gone: the watch must relist
     └── NftError                 `nft -f` refused the generated table
+(API failures are `errors.ApiError` and its children, raised by the adapter.)
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import kubernetes
-from kubernetes.client.exceptions import ApiException
-from kubernetes.watch.watch import iter_resp_lines
 from tp_protocol.settings import get_settings
-from urllib3.exceptions import HTTPError
 
 from tp_sandbox import netns
 from tp_sandbox.paths import Instance
 
-log = logging.getLogger(__name__)
+from .errors import ApiError, ApiGone
+from .kubeapi import SERVICE_KINDS, KubeApi, Obj
 
-Obj = dict[str, Any]
+log = logging.getLogger(__name__)
 
 TABLE = "tp-services"
 HAIRPIN_MARK = 0x4000
 SLICE_SERVICE_LABEL = "kubernetes.io/service-name"
+KINDS = SERVICE_KINDS
+"""The kinds the service cache holds (one reflector each)."""
 
 
 class ServiceProxyError(Exception):
     """Base of kube-proxy's and the service cache's errors."""
 
 
-class KubeApiError(ServiceProxyError):
-    """An API call failed; `status` is the HTTP status (0: server unreachable)."""
-
-    def __init__(self, message: str, status: int = 0) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class WatchExpired(KubeApiError):
-    """The watch's resourceVersion is too old (410 Gone): list again."""
-
-
 class NftError(ServiceProxyError):
     """`nft` refused a generated table (a bug: the message holds nft's complaint)."""
-
-
-# -- the API adapter --------------------------------------------------------------------
-
-
-def _reason(exc: ApiException) -> str:
-    try:
-        body = json.loads(exc.body or "{}")
-        return str(body.get("message") or exc.reason)
-    except (ValueError, AttributeError):
-        return str(exc.reason)
-
-
-def _translate(what: str, call: Callable[[], Any]) -> Any:
-    """Run `call`, turning the client's exceptions into `KubeApiError` (the one place)."""
-    try:
-        return call()
-    except ApiException as exc:
-        cls = WatchExpired if exc.status == 410 else KubeApiError
-        raise cls(f"{what}: {exc.status} {_reason(exc)}", exc.status or 0) from exc
-    except (HTTPError, OSError) as exc:
-        raise KubeApiError(f"{what}: API server unreachable ({exc}); is the sandbox up?") from exc
-
-
-KINDS = ("services", "endpointslices", "endpoints")
-
-
-class KubeServicesApi:
-    """The few calls kube-proxy and DNS make, with objects as plain JSON dicts."""
-
-    def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
-        self.core = kubernetes.client.CoreV1Api(api_client)
-        self.discovery = kubernetes.client.DiscoveryV1Api(api_client)
-        self.timeout = get_settings().node.api_timeout
-
-    def _lister(self, kind: str) -> Callable[..., Any]:
-        if kind == "services":
-            return self.core.list_service_for_all_namespaces
-        if kind == "endpoints":
-            return self.core.list_endpoints_for_all_namespaces
-        if kind == "endpointslices":
-            return self.discovery.list_endpoint_slice_for_all_namespaces
-        raise ValueError(f"unknown kind {kind!r}: use one of {', '.join(KINDS)}")
-
-    def list(self, kind: str) -> tuple[list[Obj], str]:
-        """All objects of `kind` and the list's resourceVersion."""
-        lister = self._lister(kind)
-        data = _translate(f"list {kind}", lambda: json.loads(
-            lister(_preload_content=False, _request_timeout=self.timeout).data))
-        return list(data.get("items") or []), str(data["metadata"].get("resourceVersion", ""))
-
-    def watch(self, kind: str, resource_version: str, timeout: int,
-              on_open: Callable[[Any], None] = lambda _resp: None) -> Iterator[tuple[str, Obj]]:
-        """(type, object) events after `resource_version` until the server ends the watch.
-
-        `on_open` receives the open response so another thread can `shutdown()` it.
-        """
-        lister = self._lister(kind)
-        resp = _translate(f"watch {kind}", lambda: lister(
-            watch=True, resource_version=resource_version, timeout_seconds=timeout,
-            allow_watch_bookmarks=True, _preload_content=False,
-            _request_timeout=(self.timeout, timeout + self.timeout)))
-        on_open(resp)
-        try:
-            for line in iter_resp_lines(resp):  # type: ignore[no-untyped-call]
-                event = json.loads(line)
-                if event.get("type") == "ERROR":
-                    status = event.get("object") or {}
-                    code = int(status.get("code") or 0)
-                    cls = WatchExpired if code == 410 else KubeApiError
-                    raise cls(f"watch {kind}: {status.get('message', status)}", code)
-                yield str(event["type"]), event["object"]
-        except (HTTPError, OSError, ValueError) as exc:
-            raise KubeApiError(f"watch {kind}: connection lost ({exc})") from exc
-        finally:
-            resp.release_conn()
-
-    def create(self, kind: str, namespace: str, body: Obj) -> bool:
-        """Create an object; False when it exists already (409)."""
-        creators: dict[str, Callable[..., Any]] = {
-            "services": self.core.create_namespaced_service,
-            "endpoints": self.core.create_namespaced_endpoints,
-            "endpointslices": self.discovery.create_namespaced_endpoint_slice,
-        }
-        name = body.get("metadata", {}).get("name", "")
-        try:
-            _translate(f"create {kind} {namespace}/{name}", lambda: creators[kind](
-                namespace, body, _preload_content=False, _request_timeout=self.timeout).data)
-        except KubeApiError as exc:
-            if exc.status == 409:
-                return False
-            raise
-        return True
 
 
 # -- the cache --------------------------------------------------------------------------
@@ -247,7 +140,7 @@ class ServiceCache:
 class Reflector:
     """A named thread that lists one kind into the cache and then follows its watch."""
 
-    def __init__(self, api: KubeServicesApi, kind: str, cache: ServiceCache, owner: str) -> None:
+    def __init__(self, api: KubeApi, kind: str, cache: ServiceCache, owner: str) -> None:
         self.api = api
         self.kind = kind
         self.cache = cache
@@ -287,10 +180,10 @@ class Reflector:
         while not self._stop.is_set():
             try:
                 if not rv:
-                    items, rv = self.api.list(self.kind)
+                    items, rv = self.api.list_objects(self.kind)
                     self.cache.replace(self.kind, items)
-                events = self.api.watch(self.kind, rv, settings.services_watch_timeout,
-                                        self._opened)
+                events = self.api.watch_objects(self.kind, rv, settings.services_watch_timeout,
+                                                on_open=self._opened)
                 for event_type, obj in events:
                     if self._stop.is_set():
                         return
@@ -298,10 +191,10 @@ class Reflector:
                     if new_rv:
                         rv = str(new_rv)
                     self.cache.apply(self.kind, event_type, obj)
-            except WatchExpired:
+            except ApiGone:
                 rv = ""  # relist
                 continue
-            except KubeApiError as exc:
+            except ApiError as exc:
                 if self._stop.is_set():
                     return
                 if exc.status == 404 and self.kind == "endpointslices":
@@ -580,7 +473,7 @@ class ServiceProxy:
         self.netns = instance.node_netns
         self.cache = cache if cache is not None else ServiceCache()
         self._reflectors = ([] if api_client is None else
-                            [Reflector(KubeServicesApi(api_client), kind, self.cache, "kube-proxy")
+                            [Reflector(KubeApi(api_client), kind, self.cache, "kube-proxy")
                              for kind in KINDS])
         self._wake = threading.Event()
         self._stop = threading.Event()

@@ -1,0 +1,114 @@
+"""How the front's results look in IPython: plain text like the `tp` CLI, and transient progress.
+
+    register(shell) / unregister(shell)   text/plain printers for the result objects
+    progress(shell)                       a context manager: progress lines in one
+                                          transient display that empties when done
+
+Results of `tp_jupyter.api` are dataclasses; without a printer IPython's text/plain is
+their dataclass repr (a protobuf dump for `tp list`). The printers show `str(result)`,
+the text the CLI prints, so a terminal IPython and a notebook's plain-text view read like
+the seed document and nbval can compare them.
+
+Long operations (connect, intercept) report progress on stderr, as the CLI prints it.
+In a notebook the lines depend on timing (how long a rollout waits), so `progress`
+shows them in one display that is updated in place and emptied at the end: the user sees
+what is happening, and the cell keeps only its result.
+
+Errors: none of its own; a failing display update is logged, never raised (it must not
+turn a working intercept into a failed cell).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import io
+import logging
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def _result_types() -> list[type]:
+    from tp_jupyter import api, magics, traffic
+
+    return [api.ConnectResult, api.Status, api.QuitResult, api.WorkloadListing,
+            api.InterceptResult, api.LeaveResult, api.UninstallResult, magics.CellIntercept,
+            traffic.TrafficTable]
+
+
+def _pretty(obj: Any, p: Any, cycle: bool) -> None:
+    p.text(str(obj))
+
+
+def register(shell: Any) -> None:
+    """Print the result objects as their CLI text (IPython's text/plain formatter)."""
+    formatter = shell.display_formatter.formatters["text/plain"]
+    for cls in _result_types():
+        formatter.for_type(cls, _pretty)
+
+
+def unregister(shell: Any) -> None:
+    formatter = shell.display_formatter.formatters["text/plain"]
+    for cls in _result_types():
+        with contextlib.suppress(KeyError):
+            formatter.pop(cls)
+
+
+class _ProgressStream(io.TextIOBase):
+    """Stands in for sys.stderr during an operation: each line replaces the display."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+        self._partial = ""
+        self._lock = threading.Lock()
+
+    def write(self, s: str) -> int:
+        with self._lock:
+            text = self._partial + s
+            *lines, self._partial = text.split("\n")
+        for line in lines:
+            if line.strip():
+                self.show(line)
+        return len(s)
+
+    def show(self, line: str) -> None:
+        try:
+            self.handle.update({"text/plain": line,
+                                "text/html": f"<span style='color:#666'>{html.escape(line)}"
+                                             "&hellip;</span>"}, raw=True)
+        except Exception:
+            log.exception("showing progress failed")
+
+    def clear(self) -> None:
+        try:
+            self.handle.update({"text/plain": "", "text/html": ""}, raw=True)
+        except Exception:
+            log.exception("clearing the progress line failed")
+
+
+@contextlib.contextmanager
+def progress(shell: Any) -> Iterator[None]:
+    """In a notebook kernel: stderr lines become one transient progress line (see above).
+
+    Elsewhere (terminal IPython, tests without a kernel) stderr is left alone.
+    """
+    if getattr(shell, "kernel", None) is None:
+        yield
+        return
+    from IPython.display import display
+
+    # the same empty bundle first and last: the saved notebook keeps nothing that varies
+    handle = display({"text/plain": "", "text/html": ""}, raw=True,  # type: ignore[no-untyped-call]
+                     display_id=True)
+    stream = _ProgressStream(handle)
+    saved = sys.stderr
+    sys.stderr = stream
+    try:
+        yield
+    finally:
+        sys.stderr = saved
+        stream.clear()
