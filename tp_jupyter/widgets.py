@@ -116,7 +116,12 @@ class Panel:
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
-        display(self.widget)  # type: ignore[no-untyped-call]
+        # the widget's own text/plain is a repr of every child's state; a fixed line
+        # reads better where widgets do not render (and keeps saved notebooks stable)
+        bundle = dict(self.widget._repr_mimebundle_())
+        bundle["text/plain"] = ("tp panel: connection state, intercepts and live traffic "
+                                "(shown where Jupyter widgets render)")
+        display(bundle, raw=True)  # type: ignore[no-untyped-call]
 
     # -- rendering
 

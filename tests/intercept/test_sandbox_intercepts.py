@@ -154,8 +154,10 @@ def _telfs(lap: Laptop) -> list[str]:
 
 
 def test_a_global_intercept_routes_cluster_and_laptop_traffic_to_local_code(
-        dev_a: Laptop, demo: dict[str, Any], core: Any, tmp_path: Any) -> None:
+        dev_a: Laptop, demo: dict[str, Any], core: Any, apps: Any, tmp_path: Any) -> None:
     ns = demo["namespace"]
+    app_before = demo["before"][f"deploy/{SVC}"]["spec"]["template"]["spec"]["containers"][0]
+    assert app_before["readinessProbe"]["httpGet"]["port"] == "http"  # the real manifest
     assert _color(dev_a, ns) == "green"
     env_file, env_json = tmp_path / "a.env", tmp_path / "a.json"
     started = time.monotonic()
@@ -172,6 +174,9 @@ def test_a_global_intercept_routes_cluster_and_laptop_traffic_to_local_code(
     assert re.fullmatch(r"    Volume Mount Point: /tmp/telfs-\S+", lines[5])
     assert lines[6] == "    Intercepting      : all TCP connections"
     assert seconds < 30, seconds
+    # ACTIVE means the injected pod became Ready: its probe followed the port's new name
+    app = apps.read_namespaced_deployment(SVC, ns).spec.template.spec.containers[0]
+    assert app.readiness_probe.http_get.port == "tm-http"
     assert _color(dev_a, ns) == "blue"
     assert _in_cluster_color(core, ns) == "blue"
     listing = _tp(dev_a, f"list -n {ns}").stdout.splitlines()
