@@ -36,7 +36,7 @@ from IPython.core.error import UsageError as IPythonUsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from tp_sandbox.errors import SandboxError
 
-from tp_jupyter import cli, handlers, render
+from tp_jupyter import api, cli, handlers, render
 from tp_jupyter import traffic as traffic_mod
 from tp_jupyter.errors import TpError
 
@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 SUBCOMMANDS = ["connect", "status", "list", "intercept", "leave", "quit", "uninstall",
                "traffic"]
 """The subcommands the magics document (the parser may know more, e.g. `sandbox`)."""
+
+_PROGRESS = {"connect", "intercept"}
+"""Subcommands that report progress on stderr (shown as a transient line in a notebook)."""
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:  # type: ignore[type-arg]
@@ -181,7 +184,7 @@ class TpMagics(Magics):
             return None
         args.in_notebook = True
         try:
-            with render.progress(self.ip):
+            with render.progress(self.ip, enabled=args.command in _PROGRESS):
                 result = args.func(args)
         except (TpError, SandboxError) as e:
             raise _usage(e) from None
@@ -227,6 +230,10 @@ class TpMagics(Magics):
         args = self._parse(_with_port(argv, 1))
         if args is None:
             return None  # type: ignore[return-value]
+        try:   # values the parser takes as plain strings, checked before the cell runs too
+            api.parse_http_match(getattr(args, "http_match", None))
+        except TpError as e:
+            raise _usage(e) from None
         before = dict(self.ip.user_ns)
         code = self.ip.transform_cell(body)
         exec(compile(code, "<%%tp intercept cell>", "exec"), self.ip.user_ns)

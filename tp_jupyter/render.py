@@ -91,12 +91,13 @@ class _ProgressStream(io.TextIOBase):
 
 
 @contextlib.contextmanager
-def progress(shell: Any) -> Iterator[None]:
+def progress(shell: Any, enabled: bool = True) -> Iterator[None]:
     """In a notebook kernel: stderr lines become one transient progress line (see above).
 
-    Elsewhere (terminal IPython, tests without a kernel) stderr is left alone.
+    Elsewhere (terminal IPython, tests without a kernel), or not `enabled` (commands that
+    report no progress: no empty line below every cell), stderr is left alone.
     """
-    if getattr(shell, "kernel", None) is None:
+    if not enabled or getattr(shell, "kernel", None) is None:
         yield
         return
     from IPython.display import display

@@ -67,6 +67,18 @@ def _items(response: Any, kind: str, api_version: str) -> list[dict[str, Any]]:
             for item in _json(response).get("items") or []]
 
 
+_INSTALL_KINDS: dict[str, tuple[str, str, bool]] = {
+    "Namespace": ("core", "namespace", False),
+    "ServiceAccount": ("core", "namespaced_service_account", True),
+    "ClusterRole": ("rbac", "cluster_role", False),
+    "ClusterRoleBinding": ("rbac", "cluster_role_binding", False),
+    "Deployment": ("apps", "namespaced_deployment", True),
+    "Service": ("core", "namespaced_service", True),
+}
+"""Kinds the installer writes: kind -> (Kube's API attribute, resource name in the
+client's method names, namespaced)."""
+
+
 @dataclass
 class PodState:
     """What rollout progress needs to know about one pod."""
@@ -189,57 +201,21 @@ class Kube:
     # --- install ----------------------------------------------------------------------
 
     def _call(self, kind: str, verb: str, obj: dict[str, Any]) -> Any:
+        """`verb` (create, read, replace, patch, delete) on `obj`, by the client's naming:
+        `<verb>_[namespaced_]<resource>(name?, namespace?, body?)`."""
         meta = obj["metadata"]
         name, ns = meta["name"], meta.get("namespace")
-        t = self.timeout
-        api: dict[str, Any] = {
-            "Namespace": {
-                "create": lambda: self.core.create_namespace(obj, _request_timeout=t),
-                "read": lambda: self.core.read_namespace(name, _request_timeout=t),
-                "delete": lambda: self.core.delete_namespace(
-                    name, _request_timeout=t, _preload_content=False),
-            },
-            "ServiceAccount": {
-                "create": lambda: self.core.create_namespaced_service_account(
-                    ns, obj, _request_timeout=t),
-                "read": lambda: self.core.read_namespaced_service_account(
-                    name, ns, _request_timeout=t),
-                "delete": lambda: self.core.delete_namespaced_service_account(
-                    name, ns, _request_timeout=t, _preload_content=False),
-            },
-            "ClusterRole": {
-                "create": lambda: self.rbac.create_cluster_role(obj, _request_timeout=t),
-                "read": lambda: self.rbac.read_cluster_role(name, _request_timeout=t),
-                "replace": lambda: self.rbac.replace_cluster_role(name, obj, _request_timeout=t),
-                "delete": lambda: self.rbac.delete_cluster_role(
-                    name, _request_timeout=t, _preload_content=False),
-            },
-            "ClusterRoleBinding": {
-                "create": lambda: self.rbac.create_cluster_role_binding(obj, _request_timeout=t),
-                "read": lambda: self.rbac.read_cluster_role_binding(name, _request_timeout=t),
-                "delete": lambda: self.rbac.delete_cluster_role_binding(
-                    name, _request_timeout=t, _preload_content=False),
-            },
-            "Deployment": {
-                "create": lambda: self.apps.create_namespaced_deployment(
-                    ns, obj, _request_timeout=t),
-                "read": lambda: self.apps.read_namespaced_deployment(
-                    name, ns, _request_timeout=t),
-                "patch": lambda: self.apps.patch_namespaced_deployment(
-                    name, ns, obj, _request_timeout=t),
-                "delete": lambda: self.apps.delete_namespaced_deployment(
-                    name, ns, _request_timeout=t, _preload_content=False),
-            },
-            "Service": {
-                "create": lambda: self.core.create_namespaced_service(
-                    ns, obj, _request_timeout=t),
-                "read": lambda: self.core.read_namespaced_service(name, ns, _request_timeout=t),
-                "delete": lambda: self.core.delete_namespaced_service(
-                    name, ns, _request_timeout=t, _preload_content=False),
-            },
-        }
-        try:  # deletes skip deserializing: servers answer with a Status or the object
-            return api[kind][verb]()
+        api_name, resource, namespaced = _INSTALL_KINDS[kind]
+        method = getattr(getattr(self, api_name), f"{verb}_{resource}")
+        args: list[Any] = [] if verb == "create" else [name]
+        if namespaced:
+            args.append(ns)
+        if verb in ("create", "replace", "patch"):
+            args.append(obj)
+        # deletes skip deserializing: servers answer with a Status or the object
+        options = {"_preload_content": False} if verb == "delete" else {}
+        try:
+            return method(*args, _request_timeout=self.timeout, **options)
         except ApiException as exc:
             where = f"{ns}/{name}" if ns else name
             raise _error(exc, f"{verb} {kind} {where}") from exc

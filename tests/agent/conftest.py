@@ -9,58 +9,29 @@ import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
-import grpc
 import pytest
 from agenttest import FakeDaemon, free_port, wait_for
 from aiohttp import web
+from manager_testing import Manager, running_manager
+from manager_testing import fast_settings as fast_settings_for
 from tp_cluster.agent.config import AgentConfig, MountConfig, PortConfig, ServicePort
 from tp_cluster.agent.runtime import Agent
-from tp_cluster.manager.clusterinfo import ClusterFacts
 from tp_cluster.manager.dns import ClusterResolver
-from tp_cluster.manager.server import ManagerServer
-from tp_protocol import manager_pb2_grpc
-from tp_protocol.settings import get_settings
-
-FACTS = ClusterFacts(pod_cidrs=["10.244.0.0/24"], service_cidr="10.96.0.0/16",
-                     cluster_domain="cluster.local", dns_ip="10.96.0.10",
-                     kube_api_ip="10.96.0.1")
 
 
 @pytest.fixture
 def fast_settings() -> Iterator[Any]:
     """Short TTL and timeouts, restored afterwards (settings are process-wide)."""
-    settings = get_settings()
-    saved = (dataclasses.replace(settings.connect), dataclasses.replace(settings.intercept))
-    settings.connect.session_ttl = 1.0
-    settings.connect.manager_reap_interval = 0.1
-    settings.intercept.dial_accept_timeout = 2.0
-    settings.intercept.local_dial_timeout = 1.5
-    settings.intercept.agent_reconnect_backoff_max = 0.5
-    settings.intercept.agent_retire_idle = 0.2
-    yield settings
-    settings.connect, settings.intercept = saved
-
-
-@dataclasses.dataclass
-class Manager:
-    server: ManagerServer
-    port: int
-    stub: Any
-    channel: Any
+    with fast_settings_for(local_dial_timeout=1.5, agent_reconnect_backoff_max=0.5,
+                           agent_retire_idle=0.2) as settings:
+        yield settings
 
 
 @pytest.fixture
 async def manager(fast_settings: Any) -> AsyncIterator[Manager]:
-    async def facts() -> ClusterFacts:
-        return FACTS
-
-    server = ManagerServer(facts, ClusterResolver("127.0.0.1", "cluster.local", 1.0),
-                           "ambassador", listen="127.0.0.1:0")
-    port = await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    yield Manager(server, port, manager_pb2_grpc.ManagerStub(channel), channel)
-    await channel.close()
-    await server.stop(grace=0.5)
+    async with running_manager(ClusterResolver("127.0.0.1", "cluster.local", 1.0),
+                               grace=0.5) as manager:
+        yield manager
 
 
 async def http_server(name: str, port: int = 0) -> tuple[web.AppRunner, int]:

@@ -257,6 +257,40 @@ def test_personal_intercepts_of_two_developers_coexist(
     assert listing.count("Intercept name") == 2 and 'regexp("bob")' in listing
 
 
+LATENCY = r"""
+import http.client, json, statistics, sys, time
+c = http.client.HTTPConnection(sys.argv[1], 3000, timeout=20)
+out = {}
+for who in ("alice", ""):
+    times, colors = [], set()
+    for i in range(45):
+        t = time.perf_counter()
+        c.request("GET", "/color", headers={"blog-demo-id": who} if who else {})
+        colors.add(json.loads(c.getresponse().read()))
+        if i >= 5:  # warm-up excluded
+            times.append((time.perf_counter() - t) * 1000)
+    out[who or "unmatched"] = {"p50_ms": statistics.median(times), "colors": sorted(colors)}
+print(json.dumps(out))
+"""
+
+
+def test_a_matched_request_costs_a_few_milliseconds_not_a_delayed_ack(
+        dev_a: Laptop, demo: dict[str, Any], core: Any) -> None:
+    """Per matched request the agent opens a tunnel that the daemon accepts through the
+    port-forward; a socket without TCP_NODELAY on that path cost ~40 ms each (issue 5)."""
+    from kubernetes.stream import stream
+
+    ns = demo["namespace"]
+    pod = core.list_namespaced_pod(ns, label_selector="app=verylargejavaservice").items[0]
+    raw = stream(core.connect_get_namespaced_pod_exec, pod.metadata.name, ns,
+                 command=["python3", "-c", LATENCY, SVC], stdout=True, stderr=True,
+                 stdin=False, tty=False, _request_timeout=60)
+    got = json.loads(str(raw).strip().splitlines()[-1])
+    assert got["alice"]["colors"] == ["blue"] and got["unmatched"]["colors"] == ["green"]
+    assert got["alice"]["p50_ms"] < 20, got  # ~5-7 ms on a busy 2-core machine
+    assert got["unmatched"]["p50_ms"] < 10, got
+
+
 MIXED = r"""
 import http.client, json, sys, concurrent.futures as cf
 host, n = sys.argv[1], int(sys.argv[2])

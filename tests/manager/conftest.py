@@ -12,13 +12,10 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
-import grpc
 import pytest
-from tp_cluster.manager.clusterinfo import ClusterFacts
+from manager_testing import Manager, running_manager
+from manager_testing import fast_settings as fast_settings_for
 from tp_cluster.manager.dns import ClusterResolver
-from tp_cluster.manager.server import ManagerServer
-from tp_protocol import manager_pb2_grpc
-from tp_protocol.settings import get_settings
 
 ZONE = {
     "dataprocessingservice.demo.svc.cluster.local": "10.96.3.1",
@@ -26,9 +23,6 @@ ZONE = {
     "web.team.svc.cluster.local": "10.96.3.3",
     "kubernetes.default.svc.cluster.local": "10.96.0.1",
 }
-FACTS = ClusterFacts(pod_cidrs=["10.244.0.0/24"], service_cidr="10.96.0.0/16",
-                     cluster_domain="cluster.local", dns_ip="10.96.0.10",
-                     kube_api_ip="10.96.0.1")
 
 
 class _DNSProtocol(asyncio.DatagramProtocol):
@@ -73,34 +67,15 @@ async def cluster_dns() -> AsyncIterator[ClusterDNS]:
 @pytest.fixture
 def fast_settings() -> Iterator[Any]:
     """Short TTL and sweeps, restored afterwards (settings are process-wide)."""
-    settings = get_settings()
-    saved = (dataclasses.replace(settings.connect), dataclasses.replace(settings.intercept))
-    settings.connect.session_ttl = 1.0
-    settings.connect.manager_reap_interval = 0.1
-    settings.intercept.dial_accept_timeout = 2.0
-    yield settings
-    settings.connect, settings.intercept = saved
-
-
-@dataclasses.dataclass
-class Manager:
-    server: ManagerServer
-    stub: Any
-    channel: Any
+    with fast_settings_for() as settings:
+        yield settings
 
 
 @pytest.fixture
 async def manager(cluster_dns: ClusterDNS, fast_settings: Any) -> AsyncIterator[Manager]:
-    async def facts() -> ClusterFacts:
-        return FACTS
-
     resolver = ClusterResolver("127.0.0.1", "cluster.local", 2.0, port=cluster_dns.port)
-    server = ManagerServer(facts, resolver, "ambassador", listen="127.0.0.1:0")
-    port = await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    yield Manager(server, manager_pb2_grpc.ManagerStub(channel), channel)
-    await channel.close()
-    await server.stop(grace=1.0)
+    async with running_manager(resolver, grace=1.0) as manager:
+        yield manager
 
 
 @pytest.fixture

@@ -11,30 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
-import dataclasses
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 import pytest
+from manager_testing import Manager, comparable, running_manager
 from tp_cluster.kube import Kube
-from tp_cluster.manager.clusterinfo import ClusterFacts
 from tp_cluster.manager.dns import ClusterResolver
-from tp_cluster.manager.server import ManagerServer
-from tp_protocol import VERSION, manager_pb2_grpc
+from tp_protocol import VERSION
 from tp_protocol import manager_pb2 as pb
 from tp_protocol.settings import get_settings
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(120)]
 S = pb.InterceptState
-
-
-@dataclasses.dataclass
-class Manager:
-    server: ManagerServer
-    stub: Any
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -80,26 +71,15 @@ async def manager_for_pods(sandbox: Any, kube: Any) -> AsyncIterator[Manager]:
     if not sandbox.has_node:
         pytest.skip("needs the sandbox node (pods)")
 
-    async def facts() -> ClusterFacts:
-        return ClusterFacts(pod_cidrs=["10.244.0.0/24"], service_cidr="10.96.0.0/16",
-                            cluster_domain="cluster.local", dns_ip="10.96.0.10",
-                            kube_api_ip="10.96.0.1")
-
     resolver = ClusterResolver("127.0.0.1", "cluster.local", 2.0)
     # the agent address must be known before the server starts; a relay port in between
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     listener.close()
-    async with relay_in_node(sandbox, port) as address:
-        server = ManagerServer(facts, resolver, "ambassador", listen=f"127.0.0.1:{port}",
-                               kube=Kube(kube), agent_manager_address=address)
-        await server.start()
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-        try:
-            yield Manager(server, manager_pb2_grpc.ManagerStub(channel))
-        finally:
-            await channel.close()
-            await server.stop(grace=1.0)
+    async with relay_in_node(sandbox, port) as address, running_manager(
+            resolver, grace=1.0, listen=f"127.0.0.1:{port}", kube=Kube(kube),
+            agent_manager_address=address) as manager:
+        yield manager
 
 
 def _get_in_node(sandbox: Any, ip: str, port: int) -> bytes:
@@ -113,19 +93,6 @@ def _get_in_node(sandbox: Any, ip: str, port: int) -> bytes:
         while data := sock.recv(65536):
             chunks.append(data)
     return b"".join(chunks)
-
-
-def _comparable(obj: dict[str, Any]) -> dict[str, Any]:
-    obj = copy.deepcopy(obj)
-    obj.pop("status", None)
-    for key in ("resourceVersion", "generation", "uid", "creationTimestamp", "managedFields"):
-        obj["metadata"].pop(key, None)
-    # the deployment controller counts rollouts here (and may not have yet at `before`)
-    annotations = obj["metadata"].pop("annotations", None) or {}
-    annotations.pop("deployment.kubernetes.io/revision", None)
-    if annotations:
-        obj["metadata"]["annotations"] = annotations
-    return obj
 
 
 async def test_a_real_agent_arrives_takes_an_intercept_and_uninstall_restores_the_app(
@@ -145,7 +112,7 @@ async def test_a_real_agent_arrives_takes_an_intercept_and_uninstall_restores_th
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
         "spec": {"selector": {"app": "web"},
                  "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}})
-    before = [_comparable(o) for o in (adapter.get_deployment(namespace, "web"),
+    before = [comparable(o) for o in (adapter.get_deployment(namespace, "web"),
                                        adapter.get_service(namespace, "web")) if o]
 
     prepared = await m.stub.PrepareIntercept(pb.InterceptSpec(
@@ -179,7 +146,7 @@ async def test_a_real_agent_arrives_takes_an_intercept_and_uninstall_restores_th
     result = await m.stub.UninstallAgents(pb.UninstallAgentsRequest(
         session=client, namespace=namespace, workloads=["web"]), timeout=30)
     assert list(result.restored) == [f"Deployment/web.{namespace}"]
-    after = [_comparable(o) for o in (adapter.get_deployment(namespace, "web"),
+    after = [comparable(o) for o in (adapter.get_deployment(namespace, "web"),
                                       adapter.get_service(namespace, "web")) if o]
     assert after == before
     watch.cancel()

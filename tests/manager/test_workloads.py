@@ -17,28 +17,15 @@ from typing import Any
 import grpc
 import pytest
 from kubernetes import client
+from manager_testing import Manager, comparable, running_manager
 from tp_cluster import injector
 from tp_cluster.kube import Kube
-from tp_cluster.manager.clusterinfo import ClusterFacts
 from tp_cluster.manager.dns import ClusterResolver
-from tp_cluster.manager.server import ManagerServer
-from tp_protocol import VERSION, manager_pb2_grpc
+from tp_protocol import VERSION
 from tp_protocol import manager_pb2 as pb
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(60)]
 S = pb.InterceptState
-# server-managed: never compared when asking "is it exactly as before?"
-SERVER_FIELDS = ("resourceVersion", "generation", "uid", "creationTimestamp", "managedFields")
-FACTS = ClusterFacts(pod_cidrs=["10.244.0.0/24"], service_cidr="10.96.0.0/16",
-                     cluster_domain="cluster.local", dns_ip="10.96.0.10",
-                     kube_api_ip="10.96.0.1")
-
-
-@dataclasses.dataclass
-class Manager:
-    server: ManagerServer
-    stub: Any
-    channel: Any
 
 
 @pytest.fixture
@@ -48,17 +35,9 @@ async def kmanager(cluster_dns: Any, fast_settings: Any, kube: Any
     fast_settings.intercept.activate_timeout = 20.0
     fast_settings.intercept.manager_rollout_poll = 0.2
 
-    async def facts() -> Any:
-        return FACTS
-
     resolver = ClusterResolver("127.0.0.1", "cluster.local", 2.0, port=cluster_dns.port)
-    server = ManagerServer(facts, resolver, "ambassador", listen="127.0.0.1:0",
-                           kube=Kube(kube))
-    port = await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    yield Manager(server, manager_pb2_grpc.ManagerStub(channel), channel)
-    await channel.close()
-    await server.stop(grace=1.0)
+    async with running_manager(resolver, grace=1.0, kube=Kube(kube)) as manager:
+        yield manager
 
 
 def deployment(name: str, ports: list[dict[str, Any]], replicas: int = 0) -> dict[str, Any]:
@@ -100,20 +79,6 @@ def raw(kube: Any, kind: str, namespace: str, name: str) -> dict[str, Any]:
     obj = (adapter.get_deployment(namespace, name) if kind == "Deployment"
            else adapter.get_service(namespace, name))
     assert obj is not None
-    return obj
-
-
-def comparable(obj: dict[str, Any]) -> dict[str, Any]:
-    """The object without status and server-managed metadata."""
-    obj = copy.deepcopy(obj)
-    obj.pop("status", None)
-    for key in SERVER_FIELDS:
-        obj["metadata"].pop(key, None)
-    # the deployment controller counts rollouts here; injection and restore are two
-    annotations = obj["metadata"].pop("annotations", None) or {}
-    annotations.pop("deployment.kubernetes.io/revision", None)
-    if annotations:
-        obj["metadata"]["annotations"] = annotations
     return obj
 
 

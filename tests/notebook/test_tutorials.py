@@ -1,16 +1,29 @@
 """The tutorial notebooks pass under `pytest --nbval` inside a sandbox laptop.
 
-The whole pytest process (and so every kernel) runs in laptop 1's network namespace,
-with the demo app deployed in `telepresence-demo`; outputs are compared after the
-replacements of notebooks/nbval_sanitize.cfg (times, ports, ids), so they are checked,
-not just executed. `TP_NB_RECORD=1` first executes the notebooks in place inside the
-laptop (nbconvert) to record fresh outputs -- review the diff before committing it.
+The whole nbval run (and so every kernel) is a process in laptop 1's network namespace,
+with the demo app deployed in `telepresence-demo`; notebook 3 plays the second developer
+on laptop 2 through `tp sandbox exec --laptop 2`. Outputs are compared after the
+replacements of notebooks/nbval_sanitize.cfg (times, durations, ports, mount points,
+cluster IPs, column padding), so colors, status codes, row counts and intercept blocks
+are checked, not just executed.
+
+`TP_NB_RECORD=1` first executes the notebooks in place inside the laptop (nbconvert) to
+record fresh outputs -- review the diff before committing it.
+
+$TP_HOME is removed from the notebooks' environment: each laptop then has its own daemon
+home (per network namespace, under the test's $HOME), as two real laptops would.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,47 +31,66 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
+NAMESPACE = "telepresence-demo"
 
-pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(900)]
-
-
-def _has_intercepts() -> bool:
-    from tp_jupyter import magics
-
-    sub = magics._subparsers(magics.build_parser())
-    return {"intercept", "leave", "list"} <= set(sub.choices)
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 @pytest.fixture(scope="module")
 def demo(sandbox: Any) -> str:
     if not sandbox.has_node:
         pytest.skip("the tutorials need the sandbox node (pods)")
-    if not _has_intercepts():
-        pytest.skip("`tp intercept/leave/list` are not in the CLI yet")
     from tp_sandbox import lifecycle
 
-    lifecycle.demo(sandbox.instance, namespace="telepresence-demo")
-    return "telepresence-demo"
+    lifecycle.demo(sandbox.instance, namespace=NAMESPACE)
+    return NAMESPACE
+
+
+def _stop_leftovers(lap: Any) -> None:
+    """After a failed run: stop Bob's local app (a process in laptop 2 started by notebook 3)."""
+    pids = subprocess.run(["ip", "netns", "pids", lap.netns], capture_output=True, text=True,
+                          check=False).stdout.split()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"tp_sandbox.demo.dataprocessingservice" in cmdline:
+                os.kill(int(pid), signal.SIGTERM)
+
+
+@pytest.fixture
+def short_home() -> Iterator[Path]:
+    """$HOME for the notebooks: short, as the daemon's socket path must fit in 108 bytes."""
+    home = Path(tempfile.mkdtemp(prefix="tpnb-", dir="/tmp"))
+    try:
+        yield home
+    finally:
+        if not os.environ.get("TP_NB_KEEP"):   # keep the daemon logs for a post-mortem
+            shutil.rmtree(home, ignore_errors=True)
 
 
 def test_the_tutorial_notebooks_pass_nbval_in_a_laptop(demo: str, laptop: Any,
-                                                       tmp_path: Path) -> None:
-    lap = laptop(1)
-    env = {"HOME": str(tmp_path), "TP_HOME": str(tmp_path / "tp"),
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"), "KUBECONFIG": str(lap.kubeconfig),
+                                                       short_home: Path) -> None:
+    alice, bob = laptop(1), laptop(2)
+    env = {"HOME": str(short_home), "JUPYTER_RUNTIME_DIR": str(short_home / "rt"),
            "PYTHONPATH": os.pathsep.join(sys.path)}
+    fresh = ["env", "-u", "TP_HOME"]
     notebooks = sorted(str(p) for p in NOTEBOOKS.glob("*.ipynb"))
     try:
         if os.environ.get("TP_NB_RECORD") == "1":
-            rec = lap.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook",
-                           "--execute", "--inplace", "--ExecutePreprocessor.timeout=120",
-                           *notebooks], timeout=600, env=env)
+            rec = alice.run([*fresh, sys.executable, "-m", "jupyter", "nbconvert", "--to",
+                             "notebook", "--execute", "--inplace",
+                             "--ExecutePreprocessor.timeout=180", *notebooks],
+                            timeout=500, env=env)
             assert rec.returncode == 0, rec.stdout[-3000:] + rec.stderr[-3000:]
-        result = lap.run([sys.executable, "-m", "pytest", "--nbval", "-p", "no:cacheprovider",
-                          "--nbval-sanitize-with", str(NOTEBOOKS / "nbval_sanitize.cfg"),
-                          "--nbval-cell-timeout=120", "-q", "-o", "addopts=", "--rootdir",
-                          str(NOTEBOOKS), *notebooks], timeout=800, env=env)
-    finally:   # the daemon the notebooks started must not outlive the test
-        lap.run([sys.executable, "-m", "tp_jupyter.cli", "quit"], timeout=60, env=env)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+        result = alice.run([*fresh, sys.executable, "-m", "pytest", "--nbval",
+                            "-p", "no:cacheprovider",
+                            "--nbval-sanitize-with", str(NOTEBOOKS / "nbval_sanitize.cfg"),
+                            "--nbval-cell-timeout=180", "-q", "-o", "addopts=", "--rootdir",
+                            str(NOTEBOOKS), *notebooks], timeout=500, env=env)
+    finally:   # the daemons the notebooks started must not outlive the test
+        for lap in (alice, bob):
+            lap.run([*fresh, sys.executable, "-m", "tp_jupyter.cli", "quit"], timeout=60,
+                    env=env)
+        _stop_leftovers(bob)
+    assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
     assert " passed" in result.stdout

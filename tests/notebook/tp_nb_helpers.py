@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
+
+import sandbox_testing
 
 
 def tp_threads() -> list[str]:
@@ -14,12 +15,8 @@ def tp_threads() -> list[str]:
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll `condition` until truthy (returned); fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
+    """Poll `condition` until truthy (returned); fail with `what` after `timeout` seconds.
+
+    The shared poller, at a short interval: these conditions are in-process and quick.
+    """
+    return sandbox_testing.wait_for(condition, timeout, what, interval=0.02)

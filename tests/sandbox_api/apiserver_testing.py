@@ -3,11 +3,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,55 +11,22 @@ from pathlib import Path
 
 import pytest
 import urllib3
+from apiserver_process import (
+    ApiServerProcess,
+    free_port,  # noqa: F401 - tests import it from here
+    new_namespace,
+    start_apiserver,
+)
+from apiserver_process import stop_process as stop_server
 from kubernetes import client, config
-from tp_sandbox.pki import default_sans, ensure_pki
 
 ADMIN_TOKEN = "admin-token-for-tests"
-START_TIMEOUT = 30.0
 WATCH_HISTORY = 200
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_ready(url: str, ca: Path, deadline_s: float, proc: subprocess.Popen[bytes]) -> None:
-    http = urllib3.PoolManager(ca_certs=str(ca), cert_reqs="CERT_REQUIRED")
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"apiserver exited with {proc.returncode}")
-        try:
-            if http.request("GET", url + "/readyz", timeout=1.0).data == b"ok":
-                return
-        except urllib3.exceptions.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"apiserver at {url} not ready after {deadline_s}s")
-
-
-def write_kubeconfig(path: Path, url: str, ca: Path, token: str) -> None:
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "sandbox",
-        "clusters": [{"name": "sandbox", "cluster": {"server": url,
-                                                      "certificate-authority": str(ca)}}],
-        "users": [{"name": "admin", "user": {"token": token}}],
-        "contexts": [{"name": "sandbox", "context": {"cluster": "sandbox", "user": "admin",
-                                                      "namespace": "default"}}],
-    }))
-
-
 @dataclass
-class Server:
-    url: str
-    port: int
-    state_dir: Path
-    kubeconfig: Path
-    ca: Path
-    proc: subprocess.Popen[bytes]
-    log: Path
+class Server(ApiServerProcess):
+    """The API server with helpers for requests the typed client does not make."""
 
     def raw(self, method: str, path: str, *, token: str | None = ADMIN_TOKEN,
             headers: dict[str, str] | None = None, body: bytes | None = None,
@@ -85,43 +48,9 @@ class Server:
 
 
 def start_server(state_dir: Path, extra_listen: list[str] | None = None) -> Server:
-    ips, dns = default_sans("172.30.0.1", "10.96.0.1", "cluster.local")
-    ensure_pki(state_dir / "pki", ips, dns)
-    (state_dir / "tokens.json").write_text(json.dumps(
-        {ADMIN_TOKEN: {"user": "admin", "groups": ["system:masters"]}}))
-    port = free_port()
-    url = f"https://127.0.0.1:{port}"
-    log = state_dir / "apiserver.log"
-    argv = [sys.executable, "-m", "tp_sandbox.apiserver", "--state-dir", str(state_dir),
-            "--listen", f"127.0.0.1:{port}"]
-    for extra in extra_listen or []:
-        argv += ["--listen", extra]
     # A short watch history so that the 410 test can outrun it quickly.
-    settings = state_dir / "settings.json"
-    settings.write_text(json.dumps({"apiserver": {"watch_history": WATCH_HISTORY,
-                                                  "watch_bookmark_interval": 1.0}}))
-    env = {**os.environ, "TP_SETTINGS": str(settings)}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
-    ca = state_dir / "pki" / "ca.crt"
-    try:
-        wait_ready(url, ca, START_TIMEOUT, proc)
-    except BaseException:
-        stop_server(proc)
-        raise
-    kubeconfig = state_dir / "kubeconfig"
-    write_kubeconfig(kubeconfig, url, ca, ADMIN_TOKEN)
-    return Server(url, port, state_dir, kubeconfig, ca, proc, log)
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+    settings = {"apiserver": {"watch_history": WATCH_HISTORY, "watch_bookmark_interval": 1.0}}
+    return start_apiserver(state_dir, ADMIN_TOKEN, settings, Server, extra_listen)
 
 
 @pytest.fixture(scope="session")
@@ -139,23 +68,8 @@ def kube(server: Server) -> client.ApiClient:
 
 
 @pytest.fixture
-def core(kube: client.ApiClient) -> client.CoreV1Api:
-    return client.CoreV1Api(kube)
-
-
-@pytest.fixture
-def apps(kube: client.ApiClient) -> client.AppsV1Api:
-    return client.AppsV1Api(kube)
-
-
-_counter = iter(range(10**6))
-
-
-@pytest.fixture
-def namespace(core: client.CoreV1Api) -> Iterator[str]:
-    name = f"t{os.getpid() % 10000}-{next(_counter)}"
-    core.create_namespace({"metadata": {"name": name}})
-    yield name
+def namespace(core: client.CoreV1Api) -> str:
+    return new_namespace(core, "t")
 
 
 def wait_for(cond: Callable[[], object], timeout: float = 10.0, what: str = "condition"

@@ -1,32 +1,21 @@
 """A real API server on loopback plus the controllers process, with official
-`kubernetes` clients (the approach of tests/sandbox_api/conftest.py)."""
+`kubernetes` clients (the API server process is the one of tests/apiserver_process.py)."""
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-import urllib3
+from apiserver_process import ApiServerProcess, new_namespace, start_apiserver, stop_process
 from kubernetes import client, config
-from tp_sandbox.pki import default_sans, ensure_pki
 
 ADMIN_TOKEN = "admin-token-for-controller-tests"
-START_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(cond: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
@@ -47,37 +36,9 @@ def wait_for(cond: Callable[[], Any], timeout: float = 15.0, what: str = "condit
         time.sleep(0.05)
 
 
-def _ready(url: str, ca: Path, proc: subprocess.Popen[bytes]) -> None:
-    http = urllib3.PoolManager(ca_certs=str(ca), cert_reqs="CERT_REQUIRED")
-
-    def ok() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError(f"apiserver exited with {proc.returncode}")
-        try:
-            return http.request("GET", url + "/readyz", timeout=1.0).data == b"ok"
-        except urllib3.exceptions.HTTPError:
-            return False
-
-    wait_for(ok, START_TIMEOUT, "apiserver /readyz")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
 @dataclass
-class Cluster:
-    url: str
-    state_dir: Path
-    kubeconfig: Path
-    apiserver: subprocess.Popen[bytes]
-    settings: Path
+class Cluster(ApiServerProcess):
+    """The API server, and how to start the controllers against it."""
 
     def start_controllers(self, *extra: str) -> subprocess.Popen[bytes]:
         log = open(self.state_dir / "controllers.log", "ab")  # noqa: SIM115 - owned by proc
@@ -91,39 +52,12 @@ class Cluster:
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     state_dir = tmp_path_factory.mktemp("controllers")
-    ips, dns = default_sans("172.30.0.1", "10.96.0.1", "cluster.local")
-    ensure_pki(state_dir / "pki", ips, dns)
-    (state_dir / "tokens.json").write_text(json.dumps(
-        {ADMIN_TOKEN: {"user": "admin", "groups": ["system:masters"]}}))
-    settings = state_dir / "settings.json"
-    settings.write_text(json.dumps({"controllers": {"resync_interval": 5.0,
-                                                    "retry_backoff_max": 1.0}}))
-    port = free_port()
-    url = f"https://127.0.0.1:{port}"
-    with open(state_dir / "apiserver.log", "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tp_sandbox.apiserver", "--state-dir", str(state_dir),
-             "--listen", f"127.0.0.1:{port}"], stdout=out, stderr=subprocess.STDOUT,
-            env={**os.environ, "TP_SETTINGS": str(settings)})
-    ca = state_dir / "pki" / "ca.crt"
-    try:
-        _ready(url, ca, proc)
-    except BaseException:
-        _stop(proc)
-        raise
-    kubeconfig = state_dir / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "sandbox",
-        "clusters": [{"name": "sandbox", "cluster": {"server": url,
-                                                      "certificate-authority": str(ca)}}],
-        "users": [{"name": "admin", "user": {"token": ADMIN_TOKEN}}],
-        "contexts": [{"name": "sandbox", "context": {"cluster": "sandbox", "user": "admin",
-                                                      "namespace": "default"}}],
-    }))
-    yield Cluster(url, state_dir, kubeconfig, proc, settings)
-    _stop(proc)
+    settings = {"controllers": {"resync_interval": 5.0, "retry_backoff_max": 1.0}}
+    cluster = start_apiserver(state_dir, ADMIN_TOKEN, settings, Cluster)
+    yield cluster
+    stop_process(cluster.proc)
     if os.environ.get("TP_SHOW_LOGS"):
-        print((state_dir / "apiserver.log").read_text())
+        print(cluster.log.read_text())
         print((state_dir / "controllers.log").read_text())
 
 
@@ -131,7 +65,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 def controllers(cluster: Cluster) -> Iterator[subprocess.Popen[bytes]]:
     proc = cluster.start_controllers()
     yield proc
-    _stop(proc)
+    stop_process(proc)
 
 
 @pytest.fixture(scope="session")
@@ -140,20 +74,5 @@ def kube(cluster: Cluster, controllers: subprocess.Popen[bytes]) -> client.ApiCl
 
 
 @pytest.fixture
-def core(kube: client.ApiClient) -> client.CoreV1Api:
-    return client.CoreV1Api(kube)
-
-
-@pytest.fixture
-def apps(kube: client.ApiClient) -> client.AppsV1Api:
-    return client.AppsV1Api(kube)
-
-
-_counter = iter(range(10**6))
-
-
-@pytest.fixture
 def namespace(core: client.CoreV1Api) -> str:
-    name = f"c{os.getpid() % 10000}-{next(_counter)}"
-    core.create_namespace({"metadata": {"name": name}})
-    return name
+    return new_namespace(core, "c")

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ import dns.message
 import dns.query
 import dns.rcode
 import pytest
+from sandbox_testing import wait_for
 from tp_sandbox import netns
 from tp_sandbox.node.dns import ClusterDNS, DNSBindError, kube_dns_objects
 from tp_sandbox.node.proxy import TABLE, ServiceCache, ServiceProxy, ServiceProxyError
@@ -44,15 +45,6 @@ pytestmark = [
 
 POD_IPS = {"a": "10.244.0.5", "b": "10.244.0.6", "c": "10.244.0.7"}
 WEB_IP, SOLO_IP, EMPTY_IP = "10.96.0.50", "10.96.0.51", "10.96.0.52"
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def sh(ns: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:

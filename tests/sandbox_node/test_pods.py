@@ -5,27 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from kubernetes import client
 from kubernetes.stream import portforward, stream
+from sandbox_testing import wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(120)]
 
 MB = 1024 * 1024
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
 
 
 def make_pod(core: Any, ns: str, name: str, containers: list[dict[str, Any]],

@@ -9,8 +9,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 from tp_sandbox import netns
-from tp_sandbox.node.errors import PodSetupError
+from tp_sandbox.node import kubeapi
+from tp_sandbox.node.errors import (
+    ApiConflict,
+    ApiError,
+    ApiGone,
+    ApiNotFound,
+    NodeUsageError,
+    PodSetupError,
+)
 from tp_sandbox.node.logs import LogWriter, render, tail_records
 from tp_sandbox.node.network import Ipam, setup_pod_network, teardown_pod_network, veth_name
 from tp_sandbox.node.podconfig import Mount, expand, field_ref
@@ -18,6 +27,19 @@ from tp_sandbox.node.runtime import MountPoints
 from tp_sandbox.paths import Instance
 
 pytestmark = pytest.mark.timeout(60)
+
+
+def test_api_failures_become_the_node_hierarchy_by_status(tmp_path: Path) -> None:
+    def failing(status: int) -> None:
+        raise ApiException(status=status, reason="Nope")
+
+    for status, cls in ((404, ApiNotFound), (409, ApiConflict), (410, ApiGone), (500, ApiError)):
+        with pytest.raises(cls) as err:
+            kubeapi._translate("get thing", lambda s=status: failing(s))  # type: ignore[misc]
+        assert type(err.value) is cls and err.value.status == status
+        assert str(err.value).startswith(f"get thing: {status} ")
+    with pytest.raises(NodeUsageError, match="--kubeconfig"):
+        kubeapi.KubeApi.from_kubeconfig(tmp_path / "missing")
 
 
 def test_logs_keep_lines_partial_lines_and_streams_in_order(tmp_path: Path) -> None:

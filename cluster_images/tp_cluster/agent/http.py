@@ -109,6 +109,14 @@ def _background(coro: Awaitable[None], name: str) -> None:
     task.add_done_callback(done)
 
 
+async def _flush(send: Callable[[bytes], Awaitable[None]], out: list[bytes]) -> None:
+    """Send what `out` collected as one write, and empty it."""
+    data = b"".join(out)
+    out.clear()
+    if data:
+        await send(data)
+
+
 def _error_body(reason: str) -> bytes:
     return (reason.replace("\n", " ") + "\n").encode()
 
@@ -250,27 +258,40 @@ class HttpRouter:
                    if n.lower() not in _NOT_FORWARDED]
         if not any(n.lower() == b"host" for n, _ in headers):
             headers.append((b"host", f"localhost:{self.ctx.app_port}".encode()))
-        await side.send(side.conn.send(h11.Request(
-            method=request.method, target=request.target, headers=headers)))
+        # Coalesced: what is parsed from one read goes out as one write (one tunnel
+        # message), flushed before waiting for more, so a small request is one send.
+        out = [side.conn.send(h11.Request(
+            method=request.method, target=request.target, headers=headers))]
         if self.down.they_are_waiting_for_100_continue:
+            await _flush(side.send, out)
             await self._write_down(h11.InformationalResponse(status_code=100, headers=[]))
         while True:
-            event = await self._next_down()
-            if isinstance(event, h11.Data):
+            event = self.down.next_event()
+            if event is h11.NEED_DATA:
+                await _flush(side.send, out)
+                self.down.receive_data(await self.reader.read(self.ctx.chunk))
+            elif isinstance(event, h11.Data):
                 exchange.request_data(event.data)
-                await side.send(side.conn.send(h11.Data(data=event.data)))
+                out.append(side.conn.send(h11.Data(data=event.data)))
             elif isinstance(event, h11.EndOfMessage):
-                await side.send(side.conn.send(h11.EndOfMessage(headers=event.headers)))
+                out.append(side.conn.send(h11.EndOfMessage(headers=event.headers)))
+                await _flush(side.send, out)
                 return
             else:
                 raise UpstreamFailed("the caller closed the connection before the request "
                                      "body was complete")
 
+    async def _send_down(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
     async def _relay_response(self, side: _Side, exchange: Exchange) -> bool:
         conn = side.conn
+        out: list[bytes] = []  # coalesced as in _send_request: head and body in one write
         while True:
             event = conn.next_event()
             if event is h11.NEED_DATA:
+                await _flush(self._send_down, out)
                 conn.receive_data(await side.recv())
                 continue
             if isinstance(event, h11.InformationalResponse):
@@ -279,13 +300,14 @@ class HttpRouter:
                 exchange.response_head(event)
                 headers = [(n, v) for n, v in event.headers.raw_items()
                            if n.lower() not in _HOP_BY_HOP]
-                await self._write_down(h11.Response(
-                    status_code=event.status_code, headers=headers, reason=event.reason))
+                out.append(self.down.send(h11.Response(
+                    status_code=event.status_code, headers=headers, reason=event.reason)))
             elif isinstance(event, h11.Data):
                 exchange.response_data(event.data)
-                await self._write_down(h11.Data(data=event.data))
+                out.append(self.down.send(h11.Data(data=event.data)))
             elif isinstance(event, h11.EndOfMessage):
-                await self._write_down(h11.EndOfMessage(headers=event.headers))
+                out.append(self.down.send(h11.EndOfMessage(headers=event.headers)))
+                await _flush(self._send_down, out)
                 return True
             elif isinstance(event, h11.ConnectionClosed):
                 raise UpstreamFailed("the other side closed the connection before responding")

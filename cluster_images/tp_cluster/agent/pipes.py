@@ -9,28 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from tp_cluster.agent import TunnelFailed
 from tp_cluster.agent.tunnel import AgentTunnel
+from tp_cluster.pumps import run_pair
 
 Tap = Callable[[bytes], None]
-
-
-async def _pair(a: Awaitable[None], b: Awaitable[None], name: str) -> None:
-    """Both pumps to the end; the first failure cancels the other and propagates."""
-    tasks = [asyncio.ensure_future(a), asyncio.ensure_future(b)]
-    tasks[0].set_name(f"{name}-up")
-    tasks[1].set_name(f"{name}-down")
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            task.result()
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, chunk: int,
@@ -52,7 +37,8 @@ async def splice_streams(a: tuple[asyncio.StreamReader, asyncio.StreamWriter],
     """Relay a<->b until both directions ended; resets abort both. Taps see a->b / b->a."""
     clean = False
     try:
-        await _pair(_pump(a[0], b[1], chunk, tap_up), _pump(b[0], a[1], chunk, tap_down), name)
+        await run_pair(_pump(a[0], b[1], chunk, tap_up), _pump(b[0], a[1], chunk, tap_down),
+                       (f"{name}-up", f"{name}-down"))
         clean = True
     except OSError:
         pass
@@ -88,7 +74,7 @@ async def splice_tunnel(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
 
     clean = False
     try:
-        await _pair(up(), down(), name)
+        await run_pair(up(), down(), (f"{name}-up", f"{name}-down"))
         clean = True
     except (OSError, TunnelFailed):
         pass

@@ -28,6 +28,8 @@ from typing import Any
 
 from tp_protocol import manager_pb2 as pb
 
+from tp_cluster.pumps import run_pair
+
 log = logging.getLogger(__name__)
 
 Write = Callable[[Any], Awaitable[None]]
@@ -150,22 +152,6 @@ class _Socket(asyncio.Protocol):
             raise self._exc
 
 
-async def _run_pair(a: Awaitable[None], b: Awaitable[None], names: tuple[str, str]) -> None:
-    """Run both pumps; the first failure cancels the other and propagates."""
-    tasks = [asyncio.ensure_future(a), asyncio.ensure_future(b)]
-    for task, name in zip(tasks, names, strict=True):
-        task.set_name(name)
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            task.result()
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
 async def dial_out(dial: Any, requests: AsyncIterator[Any], write: Write,
                    dial_timeout: float, chunk: int) -> None:
     """Connect to `dial.ip:dial.port` and pump until both directions are closed."""
@@ -205,8 +191,8 @@ async def dial_out(dial: Any, requests: AsyncIterator[Any], write: Write,
 
     clean = False
     try:
-        await _run_pair(cluster_to_client(), client_to_cluster(),
-                        (f"tunnel-in {where}", f"tunnel-out {where}"))
+        await run_pair(cluster_to_client(), client_to_cluster(),
+                       (f"tunnel-in {where}", f"tunnel-out {where}"))
         clean = True
     except TunnelAborted as exc:
         log.debug("tunnel to %s aborted: %s", where, exc)
@@ -248,9 +234,9 @@ async def splice(agent_requests: AsyncIterator[Any], agent_write: Write,
     try:
         await agent_write(opened)
         await client.write(opened)
-        await _run_pair(forward(agent_requests, client.write, "agent"),
-                        forward(client.requests, agent_write, "client"),
-                        (f"splice-agent {label}", f"splice-client {label}"))
+        await run_pair(forward(agent_requests, client.write, "agent"),
+                       forward(client.requests, agent_write, "client"),
+                       (f"splice-agent {label}", f"splice-client {label}"))
     except TunnelAborted as exc:
         log.debug("spliced tunnel %s ended: %s", label, exc)
         for write in (agent_write, client.write) if exc.notify else ():

@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..k8sutil import label_selector_matches
 from . import errors, schema
 from .resources import ResourceType
 from .schema import Schema
@@ -568,24 +569,6 @@ def selector_repr(selector: Any) -> str:
     return f"v1.LabelSelector{{MatchLabels:{shown_labels}, MatchExpressions:{shown_exprs}}}"
 
 
-def selector_matches(selector: Obj, labels: dict[str, str]) -> bool:
-    """Whether a LabelSelector (matchLabels + matchExpressions) selects `labels`."""
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for e in selector.get("matchExpressions") or []:
-        key, op, values = e.get("key"), e.get("operator"), e.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
-
-
 def _workload(spec: Obj, resource: ResourceType, old_spec: Obj | None) -> list[Cause]:
     causes: list[Cause] = []
     replicas = spec.get("replicas")
@@ -602,7 +585,7 @@ def _workload(spec: Obj, resource: ResourceType, old_spec: Obj | None) -> list[C
                                   shown=selector_repr(selector)))
         elif template is not None:
             labels = _as_dict(_as_dict(template.get("metadata")).get("labels"))
-            if not selector_matches(selector, labels):
+            if not label_selector_matches(selector, labels):
                 shown = go_repr(labels) if labels else "map[string]string(nil)"
                 causes.append(invalid("spec.template.metadata.labels", labels,
                                       "`selector` does not match template `labels`",

@@ -6,6 +6,8 @@ import datetime
 from collections.abc import Mapping
 from typing import Any
 
+from ..k8sutil import label_selector_matches
+
 Obj = dict[str, Any]
 
 
@@ -52,23 +54,9 @@ def matches_selector(selector: Mapping[str, Any] | None, labels: Mapping[str, st
     here, as controllers treat it (a workload never owns everything)."""
     if not selector:
         return False
-    match_labels = selector.get("matchLabels") or {}
-    exprs = selector.get("matchExpressions") or []
-    if not match_labels and not exprs:
+    if not selector.get("matchLabels") and not selector.get("matchExpressions"):
         return False
-    if not matches_labels(match_labels, labels):
-        return False
-    for e in exprs:
-        key, op, values = e.get("key", ""), e.get("operator", ""), e.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
+    return label_selector_matches(selector, labels)
 
 
 def labels_of(obj: Mapping[str, Any]) -> dict[str, str]:

@@ -1,0 +1,88 @@
+"""A real traffic-manager in-process on loopback, shared by tests/agent and tests/manager.
+
+Imported by this unique module name (tests/ is on sys.path through the root conftest).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import grpc
+from tp_cluster.manager.clusterinfo import ClusterFacts
+from tp_cluster.manager.dns import ClusterResolver
+from tp_cluster.manager.server import ManagerServer
+from tp_protocol import manager_pb2_grpc
+from tp_protocol.settings import get_settings
+
+FACTS = ClusterFacts(pod_cidrs=["10.244.0.0/24"], service_cidr="10.96.0.0/16",
+                     cluster_domain="cluster.local", dns_ip="10.96.0.10",
+                     kube_api_ip="10.96.0.1")
+
+SERVER_FIELDS = ("resourceVersion", "generation", "uid", "creationTimestamp", "managedFields")
+"""Server-managed metadata: never compared when asking "is it exactly as before?"."""
+
+
+@contextmanager
+def fast_settings(**intercept: float) -> Iterator[Any]:
+    """Short session TTL, reap sweep and dial-accept timeout, plus the given `intercept`
+    fields; restored afterwards (settings are process-wide)."""
+    settings = get_settings()
+    saved = (dataclasses.replace(settings.connect), dataclasses.replace(settings.intercept))
+    settings.connect.session_ttl = 1.0
+    settings.connect.manager_reap_interval = 0.1
+    settings.intercept.dial_accept_timeout = 2.0
+    for name, value in intercept.items():
+        if not hasattr(settings.intercept, name):
+            raise AttributeError(f"settings.intercept has no field {name!r}")
+        setattr(settings.intercept, name, value)
+    try:
+        yield settings
+    finally:
+        settings.connect, settings.intercept = saved
+
+
+@dataclasses.dataclass
+class Manager:
+    server: ManagerServer
+    port: int
+    stub: Any
+    channel: Any
+
+
+@asynccontextmanager
+async def running_manager(resolver: ClusterResolver, *, grace: float,
+                          listen: str = "127.0.0.1:0", **server_options: Any
+                          ) -> AsyncIterator[Manager]:
+    """A started `ManagerServer` reporting FACTS, with a channel and stub to it;
+    `server_options` go to ManagerServer (kube=, agent_manager_address=)."""
+
+    async def facts() -> ClusterFacts:
+        return FACTS
+
+    server = ManagerServer(facts, resolver, "ambassador", listen=listen, **server_options)
+    port = await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield Manager(server, port, manager_pb2_grpc.ManagerStub(channel), channel)
+    finally:
+        await channel.close()
+        await server.stop(grace=grace)
+
+
+def comparable(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object without status and server-managed metadata."""
+    obj = copy.deepcopy(obj)
+    obj.pop("status", None)
+    for key in SERVER_FIELDS:
+        obj["metadata"].pop(key, None)
+    # the deployment controller counts rollouts here (injection and restore are two,
+    # and it may not have counted yet when the "before" copy was taken)
+    annotations = obj["metadata"].pop("annotations", None) or {}
+    annotations.pop("deployment.kubernetes.io/revision", None)
+    if annotations:
+        obj["metadata"]["annotations"] = annotations
+    return obj
