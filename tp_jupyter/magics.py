@@ -8,10 +8,13 @@
 
 The magics are thin: the line is split with shlex and parsed by the `tp` CLI's one
 parser (`tp_jupyter.cli.build_parser`), then the subcommand's function runs and its
-result object is returned (it renders itself as text and HTML). Every TpError (and the
-sandbox's SandboxError) becomes an IPython `UsageError` with the same one-line text.
+result object is returned (it renders itself as HTML, and as the CLI's text through
+`tp_jupyter.render`). Every TpError (and the sandbox's SandboxError) becomes an IPython
+`UsageError` with the same one-line text. In a notebook, the progress lines of connect and
+intercept show in one transient line (`render.progress`) instead of piling up as stderr.
 
-The cell form runs the cell, finds its handler (`handlers.find_handler`), serves it on
+The cell form checks its arguments (also `--http-match`) before the cell runs, runs the
+cell, finds its handler (`handlers.find_handler`), serves it on
 an in-kernel server (`handlers.HandlerServer`) and intercepts to that server's port.
 Re-running the cell swaps the handler in the running server, the intercept stays.
 `unload_ipython_extension` leaves every intercept made here and stops every thread.

@@ -335,13 +335,18 @@ class State:
 
     def publish_traffic(self, record: Any) -> None:
         """Hand a row to every client watch that wants it (bounded; oldest dropped)."""
-        watched = {(ic.spec.namespace, ic.spec.workload): ic.client_session
-                   for ic in self.intercepts.values()}
+        # Every client intercepting the workload sees its unmatched rows: personal
+        # intercepts of several developers share one workload.
+        watchers: dict[tuple[str, str], set[str]] = {}
+        for ic in self.intercepts.values():
+            watchers.setdefault((ic.spec.namespace, ic.spec.workload), set()).add(
+                ic.client_session)
+        interested = watchers.get((record.namespace, record.workload), set())
         for session in self.sessions.values():
             for watch in session.traffic:
                 owner = record.client_session == session.id
                 unmatched = (not record.client_session and watch.include_unmatched
-                             and watched.get((record.namespace, record.workload)) == session.id)
+                             and session.id in interested)
                 if not (owner or unmatched):
                     continue
                 if watch.intercept_names and record.intercept_name not in watch.intercept_names:
