@@ -218,3 +218,30 @@ async def test_unmatched_rows_reach_the_workloads_interceptor_only_when_asked_an
     assert len(named) == 1 and not named[0].queue  # "other" matched none of the rows
     everything.cancel()
     only_other.cancel()
+
+
+async def test_unmatched_rows_reach_every_developer_with_a_personal_intercept_on_the_workload(
+        manager: Any) -> None:
+    alice, bob = await arrive(manager, "alice"), await arrive(manager, "bob")
+    await create(manager, alice, name="alice",
+                 header_matches=[pb.HeaderMatch(name="id", regex="alice")])
+    await create(manager, bob, name="bob",
+                 header_matches=[pb.HeaderMatch(name="id", regex="bob")])
+    web = await agent(manager)
+    watches = [manager.stub.WatchTraffic(pb.WatchTrafficRequest(
+        session=who, include_unmatched=True), timeout=10) for who in (alice, bob)]
+    state = manager.server.state
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while not all(state.sessions[s.session_id].traffic for s in (alice, bob)):
+        assert loop.time() < deadline
+        await asyncio.sleep(0.02)
+
+    async def reports() -> Any:
+        yield pb.TrafficReport(session=web, record=pb.TrafficRecord(
+            id="green", workload="web", namespace="demo", routed_to=pb.ROUTED_TO_CLUSTER))
+
+    await manager.stub.ReportTraffic(reports(), timeout=5)
+    for watch in watches:
+        assert (await watch.read()).id == "green"
+        watch.cancel()
