@@ -8,7 +8,11 @@ cluster IPs, column padding), so colors, status codes, row counts and intercept 
 are checked, not just executed.
 
 `TP_NB_RECORD=1` first executes the notebooks in place inside the laptop (nbconvert) to
-record fresh outputs -- review the diff before committing it.
+record fresh outputs -- review the diff before committing it. `TP_NB_KEEP=1` keeps the
+notebooks' $HOME (/tmp/tpnb-*, with both daemons' logs) for a post-mortem.
+
+The notebooks expect the demo as `tp sandbox demo` leaves it (no traffic-agent yet);
+notebook 4 ends by uninstalling the agent, so consecutive runs see the same state.
 
 $TP_HOME is removed from the notebooks' environment: each laptop then has its own daemon
 home (per network namespace, under the test's $HOME), as two real laptops would.
