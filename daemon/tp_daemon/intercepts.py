@@ -288,7 +288,8 @@ class Intercepts:
     async def list_workloads(self, request: dpb.ListRequest) -> dpb.WorkloadList:
         namespace = request.namespace or self.owner.namespace()
         kube = self.owner.kube()
-        deployments, services = await asyncio.to_thread(kube.list_workloads, namespace)
+        deployments, services, replicasets = await asyncio.to_thread(kube.list_workloads,
+                                                                     namespace)
         stub, session = self.owner.manager()
         try:
             snapshot = await stub.ListIntercepts(
@@ -319,6 +320,14 @@ class Intercepts:
             if request.only_intercepted and not held:
                 continue
             result.workloads.append(info)
+        if not request.only_intercepted:
+            # Other kinds are listed with the reason they cannot be intercepted yet.
+            for rs in sorted(replicasets, key=lambda r: r["metadata"]["name"]):
+                reason = list_state("ReplicaSet", rs, services)
+                result.workloads.append(dpb.WorkloadInfo(
+                    name=rs["metadata"]["name"], namespace=namespace, kind="ReplicaSet",
+                    state=dpb.WORKLOAD_STATE_NOT_INTERCEPTABLE,
+                    reason=reason.removeprefix("not interceptable: ")))
         return result
 
     # --- intercept ------------------------------------------------------------------------

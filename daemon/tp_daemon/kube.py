@@ -281,9 +281,10 @@ class Kube:
 
     # --- workloads (tp list) and the agent's volumes ---------------------------
 
-    def list_workloads(self, namespace: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """(Deployments, Services) of the namespace as plain dicts; NotFound-style
-        ClusterRefused when the namespace does not exist."""
+    def list_workloads(self, namespace: str
+                       ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        """(Deployments, Services, ReplicaSets no Deployment owns) of the namespace as plain
+        dicts; NamespaceNotFound when the namespace does not exist."""
         core, apps = client.CoreV1Api(self.api), client.AppsV1Api(self.api)
         with self._translate(f"list workloads in {namespace}"):
             try:
@@ -298,8 +299,12 @@ class Kube:
                 namespace, _request_timeout=self.timeout).items
             services = core.list_namespaced_service(namespace,
                                                     _request_timeout=self.timeout).items
+            replicasets = apps.list_namespaced_replica_set(
+                namespace, _request_timeout=self.timeout).items
         plain = self.api.sanitize_for_serialization
-        return [plain(d) for d in deployments], [plain(s) for s in services]
+        bare = [plain(r) for r in replicasets
+                if not any(o.kind == "Deployment" for o in r.metadata.owner_references or [])]
+        return [plain(d) for d in deployments], [plain(s) for s in services], bare
 
     def agent_serving(self, namespace: str, service: str, container: str) -> str:
         """"" once every ready endpoint of the Service is a pod with `container` (the agent)

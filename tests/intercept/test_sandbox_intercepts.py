@@ -131,6 +131,19 @@ def test_list_shows_every_workload_ready_to_intercept(dev_a: Laptop, demo: dict[
         "verylargejavaservice : ready to intercept (traffic-agent not yet installed)"]
 
 
+def test_list_says_why_a_replicaset_without_a_deployment_is_not_interceptable(
+        dev_a: Laptop, apps: Any, namespace: str) -> None:
+    labels = {"app": "lonely"}
+    apps.create_namespaced_replica_set(namespace, {
+        "metadata": {"name": "lonely"},
+        "spec": {"replicas": 0, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels}, "spec": {"containers": [
+                     {"name": "c", "image": "busybox", "command": ["sleep", "60"]}]}}}})
+    out = _tp(dev_a, f"list -n {namespace}").stdout
+    assert out.splitlines() == [
+        "lonely: not interceptable: ReplicaSet is not supported yet, intercept a Deployment"]
+
+
 def test_bad_input_fails_in_one_line_and_changes_nothing(dev_a: Laptop, demo: dict[str, Any],
                                                          apps: Any, core: Any) -> None:
     ns = demo["namespace"]

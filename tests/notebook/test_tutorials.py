@@ -80,6 +80,11 @@ def test_the_tutorial_notebooks_pass_nbval_in_a_laptop(demo: str, laptop: Any,
     fresh = ["env", "-u", "TP_HOME"]
     notebooks = sorted(str(p) for p in NOTEBOOKS.glob("*.ipynb"))
     try:
+        # the state notebook 1 shows, also on a reused sandbox where an earlier run failed
+        reset = alice.run([*fresh, "sh", "-c", f"tp connect >/dev/null && tp uninstall "
+                           f"--all-agents -n {demo} >/dev/null && tp quit >/dev/null"],
+                          timeout=240, env=env)
+        assert reset.returncode == 0, reset.stderr[-2000:]
         if os.environ.get("TP_NB_RECORD") == "1":
             rec = alice.run([*fresh, sys.executable, "-m", "jupyter", "nbconvert", "--to",
                              "notebook", "--execute", "--inplace",
