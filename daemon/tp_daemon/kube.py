@@ -321,6 +321,17 @@ class Kube:
                 pod = core.read_namespaced_pod(name, namespace, _request_timeout=self.timeout)
                 if not any(c.name == container for c in pod.spec.containers):
                     return f"service {service} still reaches pod {name} without the agent"
+            # Endpoints change before every proxy has caught up: until the old pods are
+            # gone, a new connection may still be sent to one and be reset.
+            selector = core.read_namespaced_service(
+                service, namespace, _request_timeout=self.timeout).spec.selector or {}
+            if selector:
+                pods = core.list_namespaced_pod(
+                    namespace, label_selector=",".join(f"{k}={v}" for k, v in selector.items()),
+                    _request_timeout=self.timeout).items
+                for pod in pods:
+                    if not any(c.name == container for c in pod.spec.containers):
+                        return f"pod {pod.metadata.name} without the agent is still terminating"
         return ""
 
     def exec_output(self, namespace: str, pod: str, container: str, command: list[str], *,
