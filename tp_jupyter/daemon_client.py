@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import subprocess
 import sys
 import threading
@@ -178,26 +179,45 @@ def running(socket_path: Path | None = None) -> bool:
 
 
 def start_daemon(proxy_mode: bool = False) -> None:
-    """Start `python -m tp_daemon` detached and wait until it answers."""
+    """Start `python -m tp_daemon` detached and wait until it answers.
+
+    The daemon inherits the write end of a pipe and writes a line to it once its socket
+    answers; EOF without that line means it exited (a daemon started at the same moment
+    by another `tp connect` may have won the socket: then that one is used)."""
     log_file = paths.log_path()
-    argv = [sys.executable, "-m", "tp_daemon"] + (["--proxy-mode"] if proxy_mode else [])
-    with open(log_file, "ab") as log, open(os.devnull, "rb") as devnull:
-        proc = subprocess.Popen(argv, stdin=devnull, stdout=log, stderr=log,
-                                start_new_session=True, close_fds=True)
-    deadline = time.monotonic() + get_settings().connect.daemon_start_timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise DaemonError(f"the tp daemon exited at start (status {proc.returncode}); "
-                              f"see {log_file}")
-        if running():
-            return
-        time.sleep(0.05)
-    # Leave nothing behind: a daemon that answers too late would linger unconnected.
-    proc.terminate()
+    timeout = get_settings().connect.daemon_start_timeout
+    read_end, write_end = os.pipe()
+    argv = [sys.executable, "-m", "tp_daemon", "--ready-fd", str(write_end)]
+    if proxy_mode:
+        argv.append("--proxy-mode")
+    try:
+        with open(log_file, "ab") as log, open(os.devnull, "rb") as devnull:
+            proc = subprocess.Popen(argv, stdin=devnull, stdout=log, stderr=log,
+                                    start_new_session=True, close_fds=True,
+                                    pass_fds=(write_end,))
+        os.close(write_end)  # only the daemon holds it now: its exit means EOF here
+        write_end = -1
+        readable, _, _ = select.select([read_end], [], [], timeout)
+        line = os.read(read_end, 64) if readable else None
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
+    if line:
+        return
+    if line is None:
+        # Leave nothing behind: a daemon that answers too late would linger unconnected.
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+        raise DaemonError(f"the tp daemon did not answer within {timeout:.0f} s; see "
+                          f"{log_file}")
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=5)
-    raise DaemonError(f"the tp daemon did not answer within "
-                      f"{get_settings().connect.daemon_start_timeout:.0f} s; see {log_file}")
+    if running():
+        return
+    raise DaemonError(f"the tp daemon exited at start (status {proc.returncode}); see "
+                      f"{log_file}")
 
 
 def wait_stopped(timeout: float) -> bool:

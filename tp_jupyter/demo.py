@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from tp_protocol.settings import get_settings
+
 from tp_jupyter.errors import TpError
 
 NAMESPACE = "telepresence-demo"
@@ -40,7 +42,7 @@ class Step:
     where: str = "host"  # "host", "laptop-1", "laptop-2"
     expect: str | None = None  # substring of stdout
     should_fail: bool = False
-    timeout: float = 120.0
+    timeout: float = field(default_factory=lambda: get_settings().notebook.demo_step_timeout)
 
 
 @dataclass
@@ -92,13 +94,14 @@ def _curl(header: str | None = None) -> list[str]:
 def steps() -> list[Step]:
     """The walkthrough, in the seed's order."""
     l1, l2 = "laptop-1", "laptop-2"
+    rollout = get_settings().notebook.demo_rollout_step_timeout
     return [
         Step("Start from a fresh sandbox (removes the default one if it is up)",
              _tp("sandbox", "down")),
         Step("Start the sandbox cluster with two laptops", _tp("sandbox", "up", "--laptops", "2"),
              expect="kubeconfig"),
         Step("Deploy the demo application", _tp("sandbox", "demo", "-n", NAMESPACE),
-             timeout=300),
+             timeout=rollout),
         Step("Before connecting, the laptop cannot reach the cluster", _curl(), where=l1,
              should_fail=True),
         Step("telepresence connect", _tp("connect"), where=l1, expect="Connected to context"),
@@ -115,7 +118,7 @@ def steps() -> list[Step]:
              expect="blue"),
         Step("Intercept all traffic of dataprocessingservice",
              _tp("intercept", "dataprocessingservice", "-n", NAMESPACE, "-p", "3000"), where=l1,
-             expect="all TCP connections", timeout=180),
+             expect="all TCP connections", timeout=rollout),
         Step("telepresence list shows the intercept", _tp("list", "-n", NAMESPACE), where=l1,
              expect="intercepted"),
         Step("The cluster service now answers from the laptop", _curl(), where=l1,
@@ -126,7 +129,7 @@ def steps() -> list[Step]:
         Step("Team workflow: alice intercepts only her requests",
              _tp("intercept", "dataprocessingservice", "-n", NAMESPACE, "-p", "3000",
                  "--name", "alice", "--http-match", "blog-demo-id=alice"), where=l1,
-             expect='header("blog-demo-id") ~= regexp("alice")', timeout=180),
+             expect='header("blog-demo-id") ~= regexp("alice")', timeout=rollout),
         Step("Bob connects from his own laptop", _tp("connect"), where=l2,
              expect="Connected to context"),
         Step("Bob's local copy answers red", _local_server("red", 3000), where=l2,
@@ -134,7 +137,7 @@ def steps() -> list[Step]:
         Step("Bob intercepts only his requests",
              _tp("intercept", "dataprocessingservice", "-n", NAMESPACE, "-p", "3000",
                  "--name", "bob", "--http-match", "blog-demo-id=bob"), where=l2,
-             expect='header("blog-demo-id") ~= regexp("bob")', timeout=180),
+             expect='header("blog-demo-id") ~= regexp("bob")', timeout=rollout),
         Step("Alice's requests reach alice", _curl("blog-demo-id: alice"), where=l1,
              expect="blue"),
         Step("Bob's requests reach bob", _curl("blog-demo-id: bob"), where=l1, expect="red"),
@@ -143,7 +146,7 @@ def steps() -> list[Step]:
         Step("Alice leaves", _tp("leave", "alice"), where=l1),
         Step("Bob leaves", _tp("leave", "bob"), where=l2),
         Step("Remove the agents and the traffic manager", _tp("uninstall", "--everything"),
-             where=l1, timeout=180),
+             where=l1, timeout=rollout),
         Step("Alice quits", _tp("quit"), where=l1),
         Step("Bob quits", _tp("quit"), where=l2),
         Step("Stop alice's local copy", _stop_local_server("blue"), where=l1),

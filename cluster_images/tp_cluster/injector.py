@@ -45,6 +45,8 @@ import json
 import re
 from typing import Any
 
+from tp_cluster.errors import ClusterError
+
 ANNOTATION_TEMPLATE = "tp-jupyter.io/original-pod-template"
 """Deployment annotation: the pod template before injection (JSON)."""
 
@@ -61,7 +63,7 @@ _MAX_PORT_NAME = 15
 _VAR_REF = re.compile(r"\$\$|\$\(([^)]*)\)")
 
 
-class InjectError(ValueError):
+class InjectError(ClusterError, ValueError):
     """The workload or its Service cannot be injected; the message says what to do."""
 
 

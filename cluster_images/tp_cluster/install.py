@@ -28,6 +28,7 @@ from typing import Any
 from tp_protocol import VERSION
 from tp_protocol.settings import get_settings
 
+from tp_cluster.errors import ClusterError
 from tp_cluster.kube import DeploymentState, Kube, KubeError
 from tp_cluster.manifests import NAME, VERSION_ANNOTATION, manager_objects
 
@@ -38,7 +39,7 @@ FATAL_REASONS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName",
 """Pod waiting reasons that will not fix themselves while we wait."""
 
 
-class InstallError(Exception):
+class InstallError(ClusterError):
     """Installing or upgrading the traffic-manager failed."""
 
 

@@ -27,10 +27,12 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from tp_protocol.settings import get_settings
 
+from tp_cluster.errors import ClusterError
+
 log = logging.getLogger(__name__)
 
 
-class KubeError(Exception):
+class KubeError(ClusterError):
     """A Kubernetes API call failed."""
 
     def __init__(self, message: str, status: int = 0, body: str = "") -> None:

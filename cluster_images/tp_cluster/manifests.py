@@ -20,6 +20,8 @@ from typing import Any
 
 from tp_protocol import VERSION
 
+from tp_cluster.errors import ClusterError
+
 NAME = "traffic-manager"
 """Name of the ServiceAccount, Deployment and Service; label `app=traffic-manager`."""
 
@@ -34,7 +36,7 @@ VERSION_ANNOTATION = "tp-jupyter.io/version"
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
-class ManifestError(ValueError):
+class ManifestError(ClusterError, ValueError):
     """A manifest parameter is unusable (the message says which and why)."""
 
 

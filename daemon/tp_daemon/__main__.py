@@ -1,8 +1,10 @@
-"""`python -m tp_daemon [--proxy-mode]`: the workstation daemon process.
+"""`python -m tp_daemon [--proxy-mode] [--ready-fd FD]`: the workstation daemon process.
 
 One per user and network namespace (see `tp_daemon.paths`); a second one started
 while the first answers exits at once. Logs go to the log file, SIGTERM/SIGINT
-disconnect cleanly.
+disconnect cleanly. With `--ready-fd`, the daemon writes one line to that inherited
+pipe and closes it once its socket answers, so the starter waits on the pipe (EOF
+without the line: the daemon died) instead of polling the socket.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ sys.modules.setdefault("kubernetes_validate", None)  # type: ignore[arg-type]
 from tp_protocol.settings import get_settings  # noqa: E402
 
 from tp_daemon import paths  # noqa: E402
+from tp_daemon.preload import CONNECT_MODULES, Preload  # noqa: E402
 from tp_daemon.server import serve  # noqa: E402
 
 
@@ -37,13 +40,24 @@ def _socket_alive(path: Path) -> bool:
     return True
 
 
-async def _main(args: argparse.Namespace) -> int:
+def _signal_ready(fd: int | None) -> None:
+    if fd is None:
+        return
+    try:
+        os.write(fd, b"ready\n")
+    except OSError as e:  # the starter gave up waiting; serving goes on
+        logging.getLogger("tp_daemon").warning("could not signal readiness: %s", e)
+    finally:
+        os.close(fd)
+
+
+async def _main(args: argparse.Namespace, preload: Preload) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await serve(str(args.socket), get_settings().connect, force_proxy=args.proxy_mode,
-                stop=stop)
+                stop=stop, preload=preload, ready=lambda: _signal_ready(args.ready_fd))
     return 0
 
 
@@ -53,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="use a SOCKS5 proxy instead of routes and DNS, even as root")
     parser.add_argument("--socket", type=Path, default=None, help="Unix socket path")
     parser.add_argument("--log-file", type=Path, default=None)
+    parser.add_argument("--ready-fd", type=int, default=None, metavar="FD",
+                        help="inherited pipe: one line is written once the socket answers")
     args = parser.parse_args(argv)
     args.socket = args.socket or paths.socket_path()
     log_file = args.log_file or paths.log_path()
@@ -66,8 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         args.socket.unlink()
     pid_file = paths.pid_path()
     pid_file.write_text(str(os.getpid()), encoding="utf-8")
+    # Only now (not a second daemon): the connect path imports while the socket opens.
+    preload = Preload(CONNECT_MODULES, "tp-preload").start()
     try:
-        return asyncio.run(_main(args))
+        return asyncio.run(_main(args, preload))
     except Exception:
         logging.getLogger("tp_daemon").exception("daemon failed")
         return 1

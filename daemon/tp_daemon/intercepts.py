@@ -47,6 +47,7 @@ from tp_cluster.manager.workloads import list_state
 from tp_protocol import daemon_pb2 as dpb
 from tp_protocol import manager_pb2 as mpb
 from tp_protocol import manager_pb2_grpc as mgrpc
+from tp_protocol.aio import spawn
 from tp_protocol.settings import ConnectSettings, InterceptSettings
 
 from tp_daemon.errors import (
@@ -157,7 +158,7 @@ class Intercepts:
         for name, loop in (("tp-receive-dials", self._receive_dials),
                            ("tp-watch-intercepts", self._watch_intercepts),
                            ("tp-watch-traffic", self._watch_traffic)):
-            self._tasks.append(_spawn(self._forever(name, loop), name))
+            self._tasks.append(spawn(self._forever(name, loop), name, log))
 
     async def stop(self) -> None:
         """Stop the streams, then in-flight dials, then remove the mount points we made."""
@@ -192,8 +193,8 @@ class Intercepts:
         call = stub.ReceiveDials(session)
         try:
             async for request in call:
-                task = _spawn(self._answer_dial(stub, session, request),
-                              f"tp-dial-{request.dial_id}")
+                task = spawn(self._answer_dial(stub, session, request),
+                             f"tp-dial-{request.dial_id}", log)
                 self._dials.add(task)
                 task.add_done_callback(self._dials.discard)
         finally:
@@ -716,15 +717,3 @@ def _remove_dir(path: str, own: bool) -> None:
             else:
                 child.unlink(missing_ok=True)
 
-
-def _spawn(coro: Awaitable[None], name: str) -> asyncio.Task[None]:
-    """A named task whose failure is logged, not lost."""
-    task = asyncio.ensure_future(coro)
-    task.set_name(name)
-
-    def report(t: asyncio.Task[None]) -> None:
-        if not t.cancelled() and t.exception() is not None:
-            log.error("task %s failed", name, exc_info=t.exception())
-
-    task.add_done_callback(report)
-    return task

@@ -7,6 +7,7 @@ them with `asyncio.to_thread`.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -209,15 +210,29 @@ class Kube:
     def ready_manager_pod(self, namespace: str) -> str | None:
         """Name of the newest Ready, not terminating traffic-manager pod, if any."""
         with self._translate(f"list pods in {namespace}", namespace=namespace):
-            pods = client.CoreV1Api(self.api).list_namespaced_pod(
-                namespace, label_selector=f"app={manifests.NAME}",
-                _request_timeout=self.timeout).items
-        ready = [p for p in pods if p.metadata.deletion_timestamp is None
-                 and p.status.phase == "Running"
-                 and any(c.type == "Ready" and c.status == "True"
-                         for c in p.status.conditions or [])]
-        ready.sort(key=lambda p: p.metadata.creation_timestamp, reverse=True)
-        return ready[0].metadata.name if ready else None
+            pods = self._get_json(f"/api/v1/namespaces/{namespace}/pods",
+                                  [("labelSelector", f"app={manifests.NAME}")])["items"]
+        ready = [p for p in pods if not p["metadata"].get("deletionTimestamp")
+                 and p.get("status", {}).get("phase") == "Running"
+                 and any(c.get("type") == "Ready" and c.get("status") == "True"
+                         for c in p["status"].get("conditions") or [])]
+        # RFC 3339 timestamps of one server sort as strings
+        ready.sort(key=lambda p: p["metadata"].get("creationTimestamp", ""), reverse=True)
+        return str(ready[0]["metadata"]["name"]) if ready else None
+
+    def _get_json(self, path: str, query: list[tuple[str, str]]) -> Any:
+        """GET through the official client's transport (auth, TLS, timeouts) as plain JSON.
+
+        `connect` calls this instead of `CoreV1Api`: that module's import builds ~250
+        pydantic models (0.5-1 s of CPU) before the first request."""
+        method, url, headers, _, _ = self.api.param_serialize(
+            "GET", path, query_params=query, header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"])
+        response = self.api.call_api(method, url, headers, _request_timeout=self.timeout)
+        data = response.read()
+        if not 200 <= response.status <= 299:
+            raise ApiException(http_resp=response, body=data.decode(errors="replace"))
+        return json.loads(data)
 
     def wait_manager_pod(self, namespace: str, timeout: float, progress: Progress,
                          poll: float = 0.2) -> str:
@@ -409,8 +424,6 @@ class _Translate:
 
 
 def _api_reason(e: ApiException) -> str:
-    import json
-
     try:
         return str(json.loads(e.body or "").get("message") or e.reason)
     except (TypeError, ValueError, AttributeError):

@@ -22,7 +22,7 @@ from urllib.parse import quote
 import aiohttp
 
 from tp_daemon.errors import ClusterUnreachable
-from tp_daemon.streams import READ_BUFFER, splice
+from tp_daemon.streams import READ_BUFFER, close_server, splice
 
 log = logging.getLogger(__name__)
 
@@ -169,11 +169,4 @@ class PortForwarder:
 
     async def close(self) -> None:
         """Stop listening and end every forwarded connection."""
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._conns):
-            task.cancel()
-        await asyncio.gather(*self._conns, return_exceptions=True)
-        if self._server is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
+        await close_server(self._server, self._conns)

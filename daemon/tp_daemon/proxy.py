@@ -10,14 +10,13 @@ outside the cluster ranges is connected directly from the workstation.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 import socket
 import struct
 from collections.abc import Awaitable, Callable, Sequence
 
-from tp_daemon.streams import READ_BUFFER, Stream, TcpStream, splice
+from tp_daemon.streams import READ_BUFFER, Stream, TcpStream, close_server, splice
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +74,8 @@ class _Server:
         raise NotImplementedError
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._conns):
-            task.cancel()
-        await asyncio.gather(*self._conns, return_exceptions=True)
-        if self._server is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
+        """Stop listening and end every connection."""
+        await close_server(self._server, self._conns)
 
 
 class TransparentProxy(_Server):

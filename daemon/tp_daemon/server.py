@@ -2,6 +2,9 @@
 
 Failures the user can fix come back inside the reply (`error`), never as gRPC status
 codes: gRPC errors mean the daemon itself is unreachable or broken.
+
+The socket answers before the connect path is imported (`tp_daemon.preload`): RPCs
+that need the `Session` await its preparation (imports, then a stale nft table removed).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from google.protobuf import empty_pb2
@@ -19,12 +22,16 @@ from tp_protocol import VERSION
 from tp_protocol import daemon_pb2 as dpb
 from tp_protocol import daemon_pb2_grpc as dgrpc
 from tp_protocol import manager_pb2 as mpb
+from tp_protocol.aio import spawn
 from tp_protocol.settings import ConnectSettings, get_settings
 
 from tp_daemon import paths
 from tp_daemon.errors import DaemonError
-from tp_daemon.routing import remove_stale_table
-from tp_daemon.session import ConnectParams, Session, can_route
+from tp_daemon.preload import Preload, warm
+
+if TYPE_CHECKING:
+    from tp_daemon.intercepts import Intercepts
+    from tp_daemon.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +53,32 @@ def error_of(e: BaseException) -> dpb.Error:
 class DaemonService(dgrpc.DaemonServicer):
     """Implements the RPCs; `stopped` is set once `Quit` asked the process to end."""
 
-    def __init__(self, settings: ConnectSettings, *, force_proxy: bool) -> None:
+    def __init__(self, settings: ConnectSettings, *, force_proxy: bool,
+                 preload: Preload) -> None:
         self._loop = asyncio.get_running_loop()
         self._watchers: set[asyncio.Queue[dpb.Progress | None]] = set()
-        self.session = Session(settings, self._publish, force_proxy=force_proxy)
+        self._settings = settings
+        self._force_proxy = force_proxy
+        self._preload = preload
+        self._prepared = spawn(self._prepare(), "tp-prepare-session", log)
+        self._warmed = False
         self.stopped = asyncio.Event()
+
+    async def _prepare(self) -> Session:
+        await self._preload.wait()
+        from tp_daemon.routing import remove_stale_table
+        from tp_daemon.session import Session, can_route
+
+        if can_route():
+            with contextlib.suppress(DaemonError):
+                if await remove_stale_table(self._settings.nft_table):
+                    log.warning("removed nft table %s left by a daemon that died",
+                                self._settings.nft_table)
+        return Session(self._settings, self._publish, force_proxy=self._force_proxy)
+
+    async def session(self) -> Session:
+        """The session, once its modules are imported (raises what their import raised)."""
+        return await asyncio.shield(self._prepared)
 
     def _publish(self, operation: str, message: str, fraction: float, done: bool) -> None:
         """Progress sink; called from the loop and from worker threads (install)."""
@@ -71,20 +99,28 @@ class DaemonService(dgrpc.DaemonServicer):
         return self._version()
 
     async def Connect(self, request: dpb.ConnectRequest, context: Any) -> dpb.ConnectInfo:
-        params = ConnectParams(request.kubeconfig, request.context, request.namespace,
-                               request.manager_namespace, request.proxy_mode)
-        log.info("connect %s", params)
         try:
-            return await self.session.connect(params)
+            session = await self.session()  # imports tp_daemon.session (see tp_daemon.preload)
+            from tp_daemon.session import ConnectParams
+
+            params = ConnectParams(request.kubeconfig, request.context, request.namespace,
+                                   request.manager_namespace, request.proxy_mode)
+            log.info("connect %s", params)
+            info = await session.connect(params)
+            if not self._warmed:  # the daemon idles after connect: import for what follows
+                self._warmed = True
+                warm()
+            return info
         except Exception as e:
             log.warning("connect failed: %s", e, exc_info=not isinstance(e, DaemonError))
             return dpb.ConnectInfo(error=error_of(e))
 
     async def Status(self, request: empty_pb2.Empty, context: Any) -> dpb.StatusInfo:
-        status = self.session.status()
+        session = await self.session()
+        status = session.status()
         status.daemon.CopyFrom(self._version())
-        if self.session.intercepts is not None:
-            status.intercepts.extend(self.session.intercepts.intercepts())
+        if session.intercepts is not None:
+            status.intercepts.extend(session.intercepts.intercepts())
         return status
 
     # --- intercepts -------------------------------------------------------------------
@@ -100,20 +136,26 @@ class DaemonService(dgrpc.DaemonServicer):
             reply.error.CopyFrom(error_of(e))  # type: ignore[attr-defined]
             return reply
 
+    async def _intercepts(self) -> Intercepts:
+        return (await self.session()).require_intercepts()
+
     async def List(self, request: dpb.ListRequest, context: Any) -> dpb.WorkloadList:
-        return await self._reply("list", dpb.WorkloadList,
-                                 lambda: self.session.require_intercepts().list_workloads(request))
+        async def workloads() -> dpb.WorkloadList:
+            return await (await self._intercepts()).list_workloads(request)
+
+        return await self._reply("list", dpb.WorkloadList, workloads)
 
     async def Intercept(self, request: dpb.InterceptRequest, context: Any
                         ) -> dpb.InterceptResult:
+        async def intercept() -> dpb.InterceptResult:
+            return await (await self._intercepts()).intercept(request)
+
         log.info("intercept %s", request.spec.workload)
-        return await self._reply(
-            "intercept", dpb.InterceptResult,
-            lambda: self.session.require_intercepts().intercept(request))
+        return await self._reply("intercept", dpb.InterceptResult, intercept)
 
     async def Leave(self, request: dpb.LeaveRequest, context: Any) -> dpb.LeaveResult:
         async def leave() -> dpb.LeaveResult:
-            await self.session.require_intercepts().leave(request.name)
+            await (await self._intercepts()).leave(request.name)
             return dpb.LeaveResult()
 
         return await self._reply("leave", dpb.LeaveResult, leave)
@@ -122,13 +164,13 @@ class DaemonService(dgrpc.DaemonServicer):
                              ) -> dpb.InterceptList:
         async def mine() -> dpb.InterceptList:
             return dpb.InterceptList(
-                intercepts=self.session.require_intercepts().intercepts())
+                intercepts=(await self._intercepts()).intercepts())
 
         return await self._reply("list intercepts", dpb.InterceptList, mine)
 
     async def GetEnv(self, request: dpb.GetEnvRequest, context: Any) -> dpb.EnvInfo:
         async def env() -> dpb.EnvInfo:
-            return self.session.require_intercepts().env(request.name)
+            return (await self._intercepts()).env(request.name)
 
         return await self._reply("get env", dpb.EnvInfo, env)
 
@@ -137,9 +179,9 @@ class DaemonService(dgrpc.DaemonServicer):
         async def uninstall() -> dpb.UninstallResult:
             if request.everything:
                 timeout = get_settings().intercept.daemon_manager_removal_timeout
-                restored = await self.session.uninstall_everything(timeout)
+                restored = await (await self.session()).uninstall_everything(timeout)
                 return dpb.UninstallResult(restored=restored, manager_removed=True)
-            return await self.session.require_intercepts().uninstall(request)
+            return await (await self._intercepts()).uninstall(request)
 
         log.info("uninstall agents=%s all=%s everything=%s", list(request.agents),
                  request.all_agents, request.everything)
@@ -147,20 +189,22 @@ class DaemonService(dgrpc.DaemonServicer):
 
     async def WatchTraffic(self, request: dpb.WatchTrafficRequest, context: Any
                            ) -> AsyncIterator[mpb.TrafficRecord]:
-        intercepts = self.session.intercepts
+        intercepts = (await self.session()).intercepts
         if intercepts is None:
             return  # not connected: no rows (the stream just ends)
         async for record in intercepts.watch_traffic(request):
             yield record
 
     async def Replay(self, request: dpb.ReplayRequest, context: Any) -> dpb.ReplayResult:
-        return await self._reply("replay", dpb.ReplayResult,
-                                 lambda: self.session.require_intercepts().replay(request))
+        async def replay() -> dpb.ReplayResult:
+            return await (await self._intercepts()).replay(request)
+
+        return await self._reply("replay", dpb.ReplayResult, replay)
 
     async def Quit(self, request: dpb.QuitRequest, context: Any) -> dpb.QuitInfo:
         log.info("quit (keep_daemon=%s)", request.keep_daemon)
         try:
-            was = await self.session.disconnect()
+            was = await (await self.session()).disconnect()
         except Exception as e:
             log.exception("disconnect failed")
             return dpb.QuitInfo(error=error_of(e))
@@ -182,23 +226,30 @@ class DaemonService(dgrpc.DaemonServicer):
         for queue in self._watchers:
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(None)
-        await self.session.disconnect()
+        if not self._prepared.done():  # stopped while importing: nothing to undo yet
+            self._prepared.cancel()
+            await asyncio.gather(self._prepared, return_exceptions=True)
+            return
+        if not self._prepared.cancelled() and self._prepared.exception() is None:
+            await self._prepared.result().disconnect()
 
 
 async def serve(socket_path: str, settings: ConnectSettings, *, force_proxy: bool,
-                stop: asyncio.Event) -> None:
-    """Serve until `stop` is set or a client calls Quit; then disconnect and stop in order."""
-    if can_route():
-        with contextlib.suppress(DaemonError):
-            if await remove_stale_table(settings.nft_table):
-                log.warning("removed nft table %s left by a daemon that died", settings.nft_table)
-    service = DaemonService(settings, force_proxy=force_proxy)
+                stop: asyncio.Event, preload: Preload,
+                ready: Callable[[], None] | None = None) -> None:
+    """Serve until `stop` is set or a client calls Quit; then disconnect and stop in order.
+
+    `preload` imports the connect path meanwhile; `ready` is called once the socket
+    answers (it tells the process that started the daemon)."""
+    service = DaemonService(settings, force_proxy=force_proxy, preload=preload)
     server = grpc.aio.server()
     dgrpc.add_DaemonServicer_to_server(service, server)
     server.add_insecure_port(f"unix:{socket_path}")
     await server.start()
     os.chmod(socket_path, 0o600)
     log.info("tp-daemon %s serving on %s (pid %d)", VERSION, socket_path, os.getpid())
+    if ready is not None:
+        ready()
     quit_wait = asyncio.create_task(service.stopped.wait(), name="tp-wait-quit")
     stop_wait = asyncio.create_task(stop.wait(), name="tp-wait-signal")
     await asyncio.wait({quit_wait, stop_wait}, return_when=asyncio.FIRST_COMPLETED)

@@ -31,6 +31,7 @@ from tp_protocol import VERSION
 from tp_protocol import daemon_pb2 as dpb
 from tp_protocol import manager_pb2 as mpb
 from tp_protocol import manager_pb2_grpc as mgrpc
+from tp_protocol.aio import spawn
 from tp_protocol.settings import ConnectSettings, get_settings
 
 from tp_daemon import paths
@@ -144,14 +145,15 @@ class Session:
                 await self._teardown()
                 raise
             self.params, self.info = params, info
-            self._keepalive = asyncio.create_task(self._keep_alive(), name="tp-keepalive")
-            self._keepalive.add_done_callback(_log_task_end)
+            self._keepalive = spawn(self._keep_alive(), "tp-keepalive", log)
             self.intercepts = Intercepts(self, get_settings().intercept, self._progress)
             self.intercepts.start()
             return info
 
     async def _connect(self, params: ConnectParams) -> dpb.ConnectInfo:
         s = self.settings
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         self._say("loading kubeconfig")
         kube = self._kube = await asyncio.to_thread(
             Kube, params.kubeconfig, params.context, params.namespace,
@@ -205,6 +207,7 @@ class Session:
             await self._socks.start()
             info.mode = dpb.MODE_PROXY
             info.socks_address = f"127.0.0.1:{self._socks.port}"
+        log.info("connected in %.3f s", loop.time() - started)
         self._progress("connect", "connected", 1.0, True)
         return info
 
@@ -441,7 +444,3 @@ class Session:
         log.info("%s", message)
         self._progress("install", message, fraction, False)
 
-
-def _log_task_end(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("task %s failed", task.get_name(), exc_info=task.exception())

@@ -118,3 +118,17 @@ async def splice(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         writer.close()
         with contextlib.suppress(OSError, asyncio.CancelledError):
             await writer.wait_closed()
+
+
+async def close_server(server: asyncio.Server | None, conns: set[asyncio.Task[None]],
+                       wait_closed: float = 2.0) -> None:
+    """Stop a local listener: no new connections, cancel the accepted ones (their tasks
+    are in `conns`), then wait at most `wait_closed` s for the server to be closed."""
+    if server is not None:
+        server.close()
+    for task in list(conns):
+        task.cancel()
+    await asyncio.gather(*conns, return_exceptions=True)
+    if server is not None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(server.wait_closed(), wait_closed)

@@ -82,6 +82,15 @@ class SandboxSettings:
     laptop_dns_ttl: int = 30
     """TTL of the answers of a laptop's stub resolver (zone `laptop.test`)."""
 
+    laptop_dns_tcp_idle: float = 10.0
+    """Seconds a laptop's stub resolver keeps an idle TCP connection open."""
+
+    command_timeout: float = 30.0
+    """Seconds one `ip`/`nft`/`sysctl`/`umount` command may take before it counts as failed."""
+
+    status_probe_timeout: float = 5.0
+    """Seconds `up`/`status` give one request that asks the API server whether the node is Ready."""
+
 
 @dataclass
 class ApiServerSettings:
@@ -236,6 +245,13 @@ class NodeSettings:
     demo_shutdown_grace: float = 3.0
     """Seconds a demo app lets in-flight requests finish after SIGTERM."""
 
+    status_coalesce_delay: float = 0.05
+    """Seconds a pod's status writer gathers further changes before it writes one status."""
+
+    watch_thread_join: float = 0.5
+    """Seconds the kubelet waits for its pod-watch thread on stop (a daemon thread: it may
+    linger until its watch ends)."""
+
 
 @dataclass
 class ConnectSettings:
@@ -363,6 +379,12 @@ class InterceptSettings:
     agent_reconnect_backoff_max: float = 5.0
     """Ceiling of the agent's back-off between attempts to reach the manager."""
 
+    agent_reconnect_backoff_initial: float = 0.1
+    """First back-off of the agent before it tries the manager again (doubles up to the max)."""
+
+    agent_depart_timeout: float = 1.0
+    """Seconds a stopping agent gives its `Depart` call (the session TTL removes it anyway)."""
+
     agent_traffic_queue: int = 1000
     """Traffic rows the agent buffers for the manager (oldest dropped, never blocks traffic)."""
 
@@ -442,6 +464,12 @@ class NotebookSettings:
 
     watch_retry_interval: float = 2.0
     """Seconds the live traffic widget waits before re-opening a traffic stream that ended."""
+
+    demo_step_timeout: float = 120.0
+    """Seconds one step of the scripted demo (`tp_jupyter.demo`) may take."""
+
+    demo_rollout_step_timeout: float = 300.0
+    """Seconds a demo step that rolls pods out (deploy, intercept, uninstall) may take."""
 
 
 @dataclass

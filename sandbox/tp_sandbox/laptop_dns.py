@@ -85,7 +85,8 @@ class Zone:
 def laptop_address(ns: str) -> str:
     """The IPv4 address of `eth0` in namespace `ns`."""
     proc = subprocess.run(["ip", "-n", ns, "-4", "-o", "addr", "show", "dev", "eth0"],
-                          capture_output=True, text=True, timeout=10, check=False)
+                          capture_output=True, text=True,
+                          timeout=get_settings().sandbox.command_timeout, check=False)
     for word_list in (line.split() for line in proc.stdout.splitlines()):
         if "inet" in word_list:
             return word_list[word_list.index("inet") + 1].split("/")[0]
@@ -112,7 +113,7 @@ def _recv_exact(conn: socket.socket, n: int) -> bytes | None:
 
 def _serve_tcp_conn(conn: socket.socket, zone: Zone) -> None:
     with conn:
-        conn.settimeout(10)
+        conn.settimeout(get_settings().sandbox.laptop_dns_tcp_idle)
         try:
             while (head := _recv_exact(conn, 2)) is not None:
                 wire = _recv_exact(conn, struct.unpack("!H", head)[0])

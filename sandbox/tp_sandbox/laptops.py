@@ -31,7 +31,8 @@ class NetworkError(RuntimeError):
 
 
 def _ip(*args: str) -> None:
-    proc = subprocess.run(["ip", *args], capture_output=True, timeout=30, check=False)
+    proc = subprocess.run(["ip", *args], capture_output=True,
+                          timeout=get_settings().sandbox.command_timeout, check=False)
     if proc.returncode != 0:
         raise NetworkError(f"ip {' '.join(args)}: {proc.stderr.decode().strip()}")
 

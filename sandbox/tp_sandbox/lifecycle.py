@@ -445,7 +445,8 @@ def _node_ready(instance: Instance) -> bool:
 
     try:
         with kc.api_client(instance.kubeconfig) as api:
-            nodes = client.CoreV1Api(api).list_node(_request_timeout=5).items
+            nodes = client.CoreV1Api(api).list_node(
+                _request_timeout=get_settings().sandbox.status_probe_timeout).items
     except Exception:
         return False
     return any(_is_ready(n) for n in nodes)
@@ -492,7 +493,8 @@ def _down_locked(instance: Instance, keep_logs: bool) -> DownResult:
         result.killed += leftovers
 
     for point in _mounts_under(instance.state_dir):
-        subprocess.run(["umount", "-l", point], capture_output=True, check=False, timeout=30)
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False,
+                       timeout=s.command_timeout)
 
     for ns in names:
         net.delete_netns(ns)
@@ -538,7 +540,8 @@ def status(instance: Instance | None = None) -> StatusResult:
         from kubernetes import client
 
         with contextlib.suppress(Exception), kc.api_client(instance.kubeconfig) as api:
-            for n in client.CoreV1Api(api).list_node(_request_timeout=5).items:
+            for n in client.CoreV1Api(api).list_node(
+                _request_timeout=get_settings().sandbox.status_probe_timeout).items:
                 result.nodes.append((str(n.metadata.name if n.metadata else "?"),
                                      _is_ready(n)))
     for k in range(1, int(state.get("laptops", 0)) + 1):

@@ -16,6 +16,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from tp_protocol.settings import get_settings
+
 CLONE_NEWNS = 0x00020000
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = Path("/run/netns")
@@ -101,8 +103,12 @@ def socket_in(name: str, family: int = socket.AF_INET, type: int = socket.SOCK_S
 
 
 def run(name: str, argv: Sequence[str], check: bool = True, input: bytes | None = None,
-        timeout: float | None = 30) -> subprocess.CompletedProcess[bytes]:
-    """Run a command inside network namespace `name` (like `ip netns exec`)."""
+        timeout: float | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run a command inside network namespace `name` (like `ip netns exec`).
+
+    `timeout` defaults to the `sandbox.command_timeout` setting."""
+    if timeout is None:
+        timeout = get_settings().sandbox.command_timeout
     return subprocess.run(["ip", "netns", "exec", name, *argv], check=check,
                           capture_output=True, input=input, timeout=timeout)
 

@@ -46,7 +46,7 @@ def test_overrides_apply_and_unknown_names_are_refused(tmp_path: Path) -> None:
     settings = Settings()
     settings.override(json.loads('{"connect": {"session_ttl": 3.5}}'))
     assert settings.connect.session_ttl == 3.5
-    with pytest.raises(ValueError, match="unknown setting connect.bogus"):
+    with pytest.raises(ValueError, match=r"unknown setting connect\.bogus"):
         settings.override({"connect": {"bogus": 1}})
     with pytest.raises(ValueError, match="unknown settings section"):
         settings.override({"nope": {}})

@@ -12,7 +12,6 @@ import ssl
 import struct
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 
 import aiohttp
@@ -135,11 +134,12 @@ def test_port_forward_is_relayed_over_websocket(core: client.CoreV1Api, namespac
     pf.close()
 
 
-def test_the_port_forward_relay_carries_large_volumes_quickly(server: Server, namespace: str,
-                                                              pod: str) -> None:
+def test_the_port_forward_relay_carries_32_mib_back_intact(server: Server, namespace: str,
+                                                           pod: str) -> None:
+    # Throughput is measured by bench/sandbox.py against direct TCP; here only correctness.
     total, chunk = 32 * 1024 * 1024, b"\x00" + b"x" * (256 * 1024)
 
-    async def run() -> float:
+    async def run() -> bytes:
         ctx = ssl.create_default_context(cafile=str(server.ca))
         url = (f"{server.url}/api/v1/namespaces/{namespace}/pods/{pod}/portforward"
                "?ports=9000")
@@ -149,21 +149,23 @@ def test_the_port_forward_relay_carries_large_volumes_quickly(server: Server, na
             assert ws.protocol == "v4.channel.k8s.io"
             assert (await ws.receive_bytes()) == b"\x00" + struct.pack("<H", 9000)
             assert (await ws.receive_bytes()) == b"\x01" + struct.pack("<H", 9000)
-            start = time.monotonic()
 
             async def send() -> None:
                 for _ in range(total // (len(chunk) - 1)):
                     await ws.send_bytes(chunk)
 
-            sender = asyncio.create_task(send())
-            got = 0
-            while got < total:
-                got += len(await ws.receive_bytes()) - 1
+            sender = asyncio.create_task(send(), name="relay-test-sender")
+            got = bytearray()
+            while len(got) < total:
+                frame = await ws.receive_bytes()
+                assert frame[:1] == b"\x00", "echo arrived on another channel"
+                got += frame[1:]
             await sender
-            return time.monotonic() - start
+            return bytes(got)
 
-    elapsed = asyncio.run(run())
-    assert elapsed < 20, f"32 MiB echoed in {elapsed:.1f}s"
+    echoed = asyncio.run(run())
+    assert len(echoed) == total
+    assert echoed == b"x" * total
 
 
 def _kubectl(server: Server, *args: str) -> list[str]:

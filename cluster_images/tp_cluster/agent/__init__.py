@@ -22,10 +22,12 @@ Errors::
 
 from __future__ import annotations
 
+from tp_cluster.errors import ClusterError
 
-class AgentError(Exception):
+
+class AgentError(ClusterError):
     """The agent cannot run; the message says what to fix."""
 
 
-class TunnelFailed(Exception):
+class TunnelFailed(ClusterError):
     """The intercept's side is unreachable or broke (the message is the 502's reason)."""

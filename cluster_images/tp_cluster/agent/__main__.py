@@ -33,12 +33,14 @@ async def serve() -> int:
         return 1
     log.info("traffic-agent %s for %s.%s (pod %s) up", VERSION, config.name, config.namespace,
              config.pod_name)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await agent.stop(get_settings().connect.manager_stop_grace)
+    try:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await agent.stop(get_settings().connect.manager_stop_grace)
     return 0
 
 

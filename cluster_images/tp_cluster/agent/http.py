@@ -24,20 +24,24 @@ from dataclasses import dataclass
 from typing import Any
 
 import h11
+from tp_protocol.aio import spawn
 
 from tp_cluster.agent import TunnelFailed
 from tp_cluster.agent.capture import Exchange
 from tp_cluster.agent.intercepts import Intercept
 from tp_cluster.agent.pipes import splice_streams, splice_tunnel
 from tp_cluster.agent.tunnel import AgentTunnel
+from tp_cluster.errors import ClusterError
 
 log = logging.getLogger(__name__)
+
+_finishing: set[asyncio.Task[None]] = set()
 
 _HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-connection"}
 _NOT_FORWARDED = {b"expect"}  # the agent answers 100-continue itself
 
 
-class UpstreamFailed(Exception):
+class UpstreamFailed(ClusterError):
     """The chosen side (app or tunnel) failed; the message is the 502's reason."""
 
 
@@ -91,22 +95,6 @@ class _App(_Side):
     def close(self) -> None:
         self.writer.close()
 
-
-_tasks: set[asyncio.Task[None]] = set()
-
-
-def _background(coro: Awaitable[None], name: str) -> None:
-    """A named fire-and-forget task, referenced until done (its failure is logged)."""
-    task = asyncio.ensure_future(coro)
-    task.set_name(name)
-    _tasks.add(task)
-
-    def done(t: asyncio.Task[None]) -> None:
-        _tasks.discard(t)
-        if not t.cancelled() and t.exception() is not None:
-            log.error("task %s failed", name, exc_info=t.exception())
-
-    task.add_done_callback(done)
 
 
 async def _flush(send: Callable[[bytes], Awaitable[None]], out: list[bytes]) -> None:
@@ -223,8 +211,11 @@ class HttpRouter:
             return await self._bad_gateway(reason)
         finally:
             if tunnel is not None:
-                _background(tunnel.finish(self.ctx.tunnel_close_timeout),
-                            f"tunnel-finish {tunnel.label}")
+                finishing = spawn(tunnel.finish(self.ctx.tunnel_close_timeout),
+                                  f"tunnel-finish {tunnel.label}", log)
+                # the loop holds tasks weakly: keep this fire-and-forget one until done
+                _finishing.add(finishing)
+                finishing.add_done_callback(_finishing.discard)
         exchange.finish()
         if intercept is None and self.app is not None:
             if self.app.conn.our_state is h11.DONE and self.app.conn.their_state is h11.DONE:

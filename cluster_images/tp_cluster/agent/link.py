@@ -15,37 +15,25 @@ import collections
 import contextlib
 import logging
 import re
-from collections.abc import Awaitable
 from typing import Any
 
 import grpc
 from tp_protocol import VERSION
 from tp_protocol import manager_pb2 as pb
 from tp_protocol import manager_pb2_grpc as pb_grpc
+from tp_protocol.aio import spawn
 from tp_protocol.settings import InterceptSettings
 
 from tp_cluster.agent import AgentError
 from tp_cluster.agent.config import AgentConfig
 from tp_cluster.agent.intercepts import Intercept, Registry
+from tp_cluster.errors import ClusterError
 
 log = logging.getLogger(__name__)
 S = pb.InterceptState
 
 
-def spawn(coro: Awaitable[None], name: str) -> asyncio.Task[None]:
-    """A named task whose failure is logged, not lost."""
-    task = asyncio.ensure_future(coro)
-    task.set_name(name)
-
-    def report(t: asyncio.Task[None]) -> None:
-        if not t.cancelled() and t.exception() is not None:
-            log.error("task %s failed", name, exc_info=t.exception())
-
-    task.add_done_callback(report)
-    return task
-
-
-class SessionLost(Exception):
+class SessionLost(ClusterError):
     """The manager ended a stream of this session; arrive again."""
 
 
@@ -79,7 +67,7 @@ class Link:
     # --- session loop -------------------------------------------------------------------
 
     async def run(self) -> None:
-        backoff = 0.1
+        backoff = self.settings.agent_reconnect_backoff_initial
         while True:
             arrived = False
             try:
@@ -88,7 +76,7 @@ class Link:
                 self.session = await self.stub.ArriveAsAgent(
                     self._agent_info(), timeout=self.settings.agent_rpc_timeout)
                 arrived = True
-                backoff = 0.1
+                backoff = self.settings.agent_reconnect_backoff_initial
                 log.info("arrived at %s as %s", self.config.manager_address,
                          self.session.session_id)
                 self.arrived.set()
@@ -122,7 +110,7 @@ class Link:
     async def _depart(self) -> None:
         if self.arrived.is_set() and self.stub is not None:
             with contextlib.suppress(Exception):
-                await self.stub.Depart(self.session, timeout=1.0)
+                await self.stub.Depart(self.session, timeout=self.settings.agent_depart_timeout)
 
     def _agent_info(self) -> Any:
         c = self.config
@@ -133,9 +121,9 @@ class Link:
                    for p in c.ports])
 
     async def _serve_session(self) -> None:
-        tasks = [spawn(self._remain(), "agent-remain"),
-                 spawn(self._watch(), "agent-watch-intercepts"),
-                 spawn(self._report_traffic(), "agent-report-traffic")]
+        tasks = [spawn(self._remain(), "agent-remain", log),
+                 spawn(self._watch(), "agent-watch-intercepts", log),
+                 spawn(self._report_traffic(), "agent-report-traffic", log)]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
+from tp_protocol.aio import spawn
 from tp_protocol.settings import InterceptSettings, get_settings
 
 from tp_cluster.agent import TunnelFailed
@@ -13,7 +14,7 @@ from tp_cluster.agent.config import AgentConfig
 from tp_cluster.agent.forward import Listener
 from tp_cluster.agent.http import Context
 from tp_cluster.agent.intercepts import Intercept, Registry
-from tp_cluster.agent.link import Link, spawn
+from tp_cluster.agent.link import Link
 from tp_cluster.agent.tunnel import AgentTunnel
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class Agent:
                                 self.settings.agent_retire_idle)
             ports.append(await listener.start())
             self.listeners.append(listener)
-        self._link_task = spawn(self.link.run(), "agent-link")
+        self._link_task = spawn(self.link.run(), "agent-link", log)
         return ports
 
     async def stop(self, grace: float = 2.0) -> None:

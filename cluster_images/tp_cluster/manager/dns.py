@@ -30,13 +30,15 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 
+from tp_cluster.errors import ClusterError
+
 log = logging.getLogger(__name__)
 
 NDOTS = 5
 """Kubernetes pods' resolv.conf option: names with fewer dots are searched first."""
 
 
-class DNSLookupError(ValueError):
+class DNSLookupError(ClusterError, ValueError):
     """The query itself is unusable; the message says why."""
 
 

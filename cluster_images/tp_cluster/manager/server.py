@@ -27,8 +27,10 @@ from google.protobuf import empty_pb2
 from tp_protocol import VERSION
 from tp_protocol import manager_pb2 as pb
 from tp_protocol import manager_pb2_grpc as pb_grpc
+from tp_protocol.aio import spawn
 from tp_protocol.settings import get_settings
 
+from tp_cluster.errors import ClusterError
 from tp_cluster.injector import manager_address
 from tp_cluster.kube import Kube
 from tp_cluster.manager import tunnel
@@ -45,29 +47,16 @@ T = TypeVar("T")
 FactsSource = Callable[[], Awaitable[ClusterFacts]]
 
 
-class ManagerError(Exception):
+class ManagerError(ClusterError):
     """The manager cannot run."""
 
 
-class DialRefused(Exception):
+class DialRefused(ClusterError):
     """The client could not reach its local target (carries the TunnelError for the agent)."""
 
     def __init__(self, error: Any) -> None:
         super().__init__(error.message)
         self.error = error
-
-
-def spawn(coro: Awaitable[None], name: str) -> asyncio.Task[None]:
-    """A named background task whose failure is logged, not lost."""
-    task = asyncio.ensure_future(coro)
-    task.set_name(name)
-
-    def report(t: asyncio.Task[None]) -> None:
-        if not t.cancelled() and t.exception() is not None:
-            log.error("background task %s failed", name, exc_info=t.exception())
-
-    task.add_done_callback(report)
-    return task
 
 
 def _unary(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
@@ -399,7 +388,7 @@ class ManagerServer:
             raise ManagerError(f"cannot listen on {self.listen}: {exc}; is another "
                                "traffic-manager running?") from exc
         await self.server.start()
-        self._reaper = spawn(self._reap(), "session-reaper")
+        self._reaper = spawn(self._reap(), "session-reaper", log)
         log.info("traffic-manager %s serving on port %d", VERSION, self.port)
         return self.port
 

@@ -30,12 +30,14 @@ from typing import Any
 from google.protobuf import timestamp_pb2
 from tp_protocol import manager_pb2 as pb
 
+from tp_cluster.errors import ClusterError
+
 log = logging.getLogger(__name__)
 
 S = pb.InterceptState
 
 
-class StateError(Exception):
+class StateError(ClusterError):
     code = "INTERNAL"
 
 

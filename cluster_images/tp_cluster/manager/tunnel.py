@@ -28,6 +28,7 @@ from typing import Any
 
 from tp_protocol import manager_pb2 as pb
 
+from tp_cluster.errors import ClusterError
 from tp_cluster.pumps import run_pair
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 Write = Callable[[Any], Awaitable[None]]
 
 
-class TunnelAborted(Exception):
+class TunnelAborted(ClusterError):
     """The peer sent `error` (already forwarded: notify=False) or vanished; the tunnel ends."""
 
     def __init__(self, message: str, notify: bool = True) -> None:

@@ -111,10 +111,6 @@ def parse_target(path: str) -> Target | None:
     return Target(rt, namespace, name, sub, legacy)
 
 
-def _not_found_path() -> errors.NotFound:
-    return errors.NotFound("the server could not find the requested resource", {})
-
-
 _PROTOBUF = "application/vnd.kubernetes.protobuf"
 
 

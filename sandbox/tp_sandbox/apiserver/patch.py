@@ -216,15 +216,6 @@ def _retain_keys(original: dict[str, Any], patch: dict[str, Any], retain: Any) -
             del original[key]
 
 
-def _clean(value: Any, field: Schema | None) -> Any:
-    """A patch value taken as-is (no original to merge with), without directives."""
-    if isinstance(value, dict):
-        return _merge_map({}, value, field)
-    if isinstance(value, list):
-        return _replace_list(value, schema.items(field))
-    return copy.deepcopy(value)
-
-
 def _replace_list(patch: list[Any], item: Schema | None) -> list[Any]:
     out: list[Any] = []
     for element in patch:

@@ -435,16 +435,18 @@ async def serve(state_dir: Path, listens: list[Listen], service_cidr: str) -> No
     app = build_app(state_dir, service_cidr, settings)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_timeout)
     await runner.setup()
-    ctx = ssl_context(state_dir)
-    for lis in listens:
-        site = web.SockSite(runner, lis.socket(), ssl_context=ctx)
-        await site.start()
-        log.info("serving on https://%s:%d%s", lis.host, lis.port,
-                 f" in netns {lis.netns}" if lis.netns else "")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("stopping")
-    await runner.cleanup()
+    try:
+        ctx = ssl_context(state_dir)
+        for lis in listens:
+            site = web.SockSite(runner, lis.socket(), ssl_context=ctx)
+            await site.start()
+            log.info("serving on https://%s:%d%s", lis.host, lis.port,
+                     f" in netns {lis.netns}" if lis.netns else "")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await runner.cleanup()

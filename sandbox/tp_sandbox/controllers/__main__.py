@@ -49,8 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     manager = Manager(kube, settings, names)
     manager.start()
-    stop.wait()
-    manager.stop()
+    try:
+        stop.wait()
+    finally:
+        manager.stop()
     return 0
 
 

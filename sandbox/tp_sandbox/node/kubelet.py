@@ -291,6 +291,6 @@ class Kubelet:
                                     {"status": {"conditions": node_conditions(False)}})
         if self._watch_thread is not None:
             # The thread ends at its next event or watch timeout; it is a daemon thread.
-            self._watch_thread.join(timeout=0.5)
+            self._watch_thread.join(timeout=self.settings.watch_thread_join)
         self.api.close()
         log.info("kubelet stopped")

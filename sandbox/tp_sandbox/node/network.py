@@ -16,6 +16,7 @@ import subprocess
 
 import pyroute2.config
 from pyroute2 import NetNS
+from tp_protocol.settings import get_settings
 
 from .. import netns
 from ..paths import Instance
@@ -68,7 +69,8 @@ class Ipam:
 
 
 def _ip(*args: str) -> None:
-    proc = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30, check=False)
+    proc = subprocess.run(["ip", *args], capture_output=True, text=True,
+                          timeout=get_settings().sandbox.command_timeout, check=False)
     if proc.returncode != 0:
         raise PodSetupError(f"ip {' '.join(args)}: {proc.stderr.strip()}")
 

@@ -611,7 +611,8 @@ class PodWorker:
         while True:
             await self._changed.wait()
             self._changed.clear()
-            await asyncio.sleep(0.05)  # coalesce bursts of changes into one write
+            # coalesce bursts of changes into one write
+            await asyncio.sleep(get_settings().node.status_coalesce_delay)
             if self.force_gone:
                 continue
             try:

@@ -1,0 +1,69 @@
+"""Heavy imports off the daemon's start path, in named background threads.
+
+The daemon answers on its socket with only gRPC and the protocol stubs imported; what
+`connect` needs (the official client's kubeconfig loader, aiohttp, pyroute2: ~0.5 s of
+CPU) is imported by a `Preload` thread meanwhile, and the RPCs that need it await
+`Preload.wait()`. After the first connect, `warm()` imports the official client's API
+modules (~250 pydantic models, 0.5-1 s) for `tp list`/`tp intercept`, which the
+connect path itself avoids (`Kube._get_json`).
+
+The main thread imports what it shares with a preload (grpc, the stubs) before starting
+it: Python's per-module import locks make concurrent imports safe, but a module half
+imported by another thread is best not raced for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import importlib
+import logging
+import threading
+import time
+from collections.abc import Sequence
+
+log = logging.getLogger(__name__)
+
+CONNECT_MODULES = ("tp_daemon.session",)
+"""What `connect` needs; `tp_daemon.session` imports the adapter, tunnel, proxy, routing."""
+
+AFTER_CONNECT_MODULES = ("kubernetes.client.api.core_v1_api",
+                         "kubernetes.client.api.apps_v1_api")
+"""The official client's API modules that intercepts and `tp list` use."""
+
+
+class Preload:
+    """Imports `modules` once in a named daemon thread; failures are logged and re-raised
+    by `wait()` (a daemon thread: an import still running never holds up the exit)."""
+
+    def __init__(self, modules: Sequence[str], name: str) -> None:
+        self.modules = tuple(modules)
+        self.name = name
+        self._done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> Preload:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        start = time.monotonic()
+        try:
+            for module in self.modules:
+                importlib.import_module(module)
+            log.info("%s: imported %s in %.2f s", self.name, ", ".join(self.modules),
+                     time.monotonic() - start)
+        except BaseException as e:  # an ImportError here must reach the RPC that waits
+            log.exception("%s: importing %s failed", self.name, ", ".join(self.modules))
+            self._done.set_exception(e)
+        else:
+            self._done.set_result(None)
+
+    async def wait(self) -> None:
+        """Until every module is imported (raises what the import raised)."""
+        await asyncio.wrap_future(self._done)
+
+
+def warm(modules: Sequence[str] = AFTER_CONNECT_MODULES) -> Preload:
+    """Import `modules` in the background now (nobody waits; a failure is only logged)."""
+    return Preload(modules, "tp-warm-imports").start()
