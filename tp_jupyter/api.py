@@ -227,10 +227,11 @@ def quit() -> QuitResult:
 
 
 def _stop(client: daemon_client.DaemonClient) -> bool:
+    pid = client.version().pid  # to wait for the process itself, not poll its socket
     info = client.quit()
     if info.HasField("error"):
         raise_for(info.error)
-    if not daemon_client.wait_stopped(get_settings().connect.quit_timeout):
+    if not daemon_client.wait_stopped(get_settings().connect.quit_timeout, pid):
         raise DaemonError("the tp daemon did not stop after quit; see its log file and end "
                           "it with `kill`")
     return info.was_connected

@@ -220,11 +220,30 @@ def start_daemon(proxy_mode: bool = False) -> None:
                       f"{log_file}")
 
 
-def wait_stopped(timeout: float) -> bool:
-    """Wait until the daemon's socket is gone (it removes it on exit)."""
+def wait_stopped(timeout: float, pid: int = 0) -> bool:
+    """Wait until the daemon is gone: its process `pid` exits (waited on with a pidfd, no
+    polling), or without a pid its socket disappears (it removes it on exit)."""
+    pidfd = _daemon_pidfd(pid) if pid else None
+    if pidfd is not None:
+        try:
+            readable, _, _ = select.select([pidfd], [], [], timeout)
+        finally:
+            os.close(pidfd)
+        return bool(readable)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not paths.socket_path().exists():
             return True
         time.sleep(0.05)
     return False
+
+
+def _daemon_pidfd(pid: int) -> int | None:
+    """A pidfd of the daemon `pid`, or None: it is gone, there is no pidfd, or `pid` is
+    not a tp daemon here (the daemon may live in another PID namespace)."""
+    try:
+        if b"tp_daemon" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return None
+        return os.pidfd_open(pid)
+    except OSError:
+        return None

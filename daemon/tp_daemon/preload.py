@@ -3,9 +3,10 @@
 The daemon answers on its socket with only gRPC and the protocol stubs imported; what
 `connect` needs (the official client's kubeconfig loader, aiohttp, pyroute2: ~0.5 s of
 CPU) is imported by a `Preload` thread meanwhile, and the RPCs that need it await
-`Preload.wait()`. After the first connect, `warm()` imports the official client's API
-modules (~250 pydantic models, 0.5-1 s) for `tp list`/`tp intercept`, which the
-connect path itself avoids (`Kube._get_json`).
+`Preload.wait()`. The official client's API modules (~250 pydantic models, 0.5-1 s) are
+not on the connect path at all (`Kube._get_json`): `tp list`/`tp intercept` import them
+on first use, in their worker thread. They are not warmed after connect on purpose: the
+import holds the GIL in long C calls and stalled the fresh tunnel (p99 2 ms -> 50 ms).
 
 The main thread imports what it shares with a preload (grpc, the stubs) before starting
 it: Python's per-module import locks make concurrent imports safe, but a module half
@@ -26,10 +27,6 @@ log = logging.getLogger(__name__)
 
 CONNECT_MODULES = ("tp_daemon.session",)
 """What `connect` needs; `tp_daemon.session` imports the adapter, tunnel, proxy, routing."""
-
-AFTER_CONNECT_MODULES = ("kubernetes.client.api.core_v1_api",
-                         "kubernetes.client.api.apps_v1_api")
-"""The official client's API modules that intercepts and `tp list` use."""
 
 
 class Preload:
@@ -63,7 +60,3 @@ class Preload:
         """Until every module is imported (raises what the import raised)."""
         await asyncio.wrap_future(self._done)
 
-
-def warm(modules: Sequence[str] = AFTER_CONNECT_MODULES) -> Preload:
-    """Import `modules` in the background now (nobody waits; a failure is only logged)."""
-    return Preload(modules, "tp-warm-imports").start()

@@ -27,7 +27,7 @@ from tp_protocol.settings import ConnectSettings, get_settings
 
 from tp_daemon import paths
 from tp_daemon.errors import DaemonError
-from tp_daemon.preload import Preload, warm
+from tp_daemon.preload import Preload
 
 if TYPE_CHECKING:
     from tp_daemon.intercepts import Intercepts
@@ -61,7 +61,6 @@ class DaemonService(dgrpc.DaemonServicer):
         self._force_proxy = force_proxy
         self._preload = preload
         self._prepared = spawn(self._prepare(), "tp-prepare-session", log)
-        self._warmed = False
         self.stopped = asyncio.Event()
 
     async def _prepare(self) -> Session:
@@ -106,11 +105,7 @@ class DaemonService(dgrpc.DaemonServicer):
             params = ConnectParams(request.kubeconfig, request.context, request.namespace,
                                    request.manager_namespace, request.proxy_mode)
             log.info("connect %s", params)
-            info = await session.connect(params)
-            if not self._warmed:  # the daemon idles after connect: import for what follows
-                self._warmed = True
-                warm()
-            return info
+            return await session.connect(params)
         except Exception as e:
             log.warning("connect failed: %s", e, exc_info=not isinstance(e, DaemonError))
             return dpb.ConnectInfo(error=error_of(e))

@@ -104,3 +104,16 @@ async def test_a_failed_preload_is_raised_to_whoever_waits_for_it() -> None:
     preload = Preload(["tp_daemon.no_such_module"], "tp-test-preload").start()
     with pytest.raises(ModuleNotFoundError):
         await preload.wait()
+
+
+def test_quit_waits_for_the_daemon_process_to_end(home: Path) -> None:
+    from tp_jupyter import api
+
+    daemon_client.start_daemon()
+    with daemon_client.DaemonClient() as client:
+        pid = client.version(timeout=2).pid
+    result = api.quit()
+    assert result.was_running and not result.was_connected
+    assert not Path(f"/proc/{pid}").exists() or b"tp_daemon" not in Path(
+        f"/proc/{pid}/cmdline").read_bytes()
+    assert not (home / "daemon.sock").exists()
