@@ -46,11 +46,12 @@ from tp_protocol import daemon_pb2_grpc as dgrpc
 from tp_protocol import manager_pb2 as mpb
 from tp_protocol.settings import get_settings
 
-from tp_jupyter import handlers
 from tp_jupyter.errors import DaemonError, UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from tp_jupyter import handlers
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,7 @@ def daemon_records(names: Iterable[str] = ()) -> list[mpb.TrafficRecord]:
 
 def kernel_records(names: Iterable[str] = (), every: bool = False) -> list[mpb.TrafficRecord]:
     """Rows of this kernel's cell handlers: failed calls only, or `every` row."""
+    from tp_jupyter import handlers  # lazily: it loads aiohttp
     wanted = set(names)
     return [rec for server in handlers.servers() for rec in server.rows()
             if (every or rec.error) and (not wanted or rec.intercept_name in wanted)]
@@ -189,6 +191,7 @@ def replay(row: Any, to: str = "local", headers: Mapping[str, str] | None = None
     (the app container in the cluster) or a URL such as "http://127.0.0.1:8080".
     `headers` replace or add request headers; `body` replaces the captured body.
     """
+    from tp_jupyter import handlers  # lazily: it loads aiohttp
     d = _row_dict(row)
     if to not in ("local", "cluster") and not to.startswith(("http://", "https://")):
         raise UsageError(f"replay to {to!r}: use to='local', to='cluster' or an http:// URL")
@@ -351,6 +354,7 @@ class TrafficFeed:
         return frame(self.snapshot())
 
     def _run(self) -> None:
+        from tp_jupyter import handlers  # lazily: it loads aiohttp
         s = get_settings().notebook
         history = True
         while not self._stop.is_set():
