@@ -6,8 +6,6 @@
     │   └── kube.KubeConflict      409
     ├── manifests.ManifestError    bad manager namespace or image (also a ValueError)
     ├── injector.InjectError       the workload cannot take the agent (also a ValueError)
-    ├── install.InstallError       installing/upgrading the manager failed
-    │   └── install.InstallTimeout the rollout did not finish in time
     ├── manager.server.ManagerError      the manager cannot serve (port taken, ...)
     ├── manager.server.DialRefused       a client could not reach its local target
     ├── manager.state.StateError         a request the manager refuses; .code is its gRPC

@@ -69,14 +69,6 @@ def _items(response: Any, kind: str, api_version: str) -> list[dict[str, Any]]:
             for item in _json(response).get("items") or []]
 
 
-_INSTALL_KINDS: dict[str, tuple[str, str, bool]] = {
-    "Namespace": ("core", "namespace", False),
-    "ServiceAccount": ("core", "namespaced_service_account", True),
-    "ClusterRole": ("rbac", "cluster_role", False),
-    "ClusterRoleBinding": ("rbac", "cluster_role_binding", False),
-    "Deployment": ("apps", "namespaced_deployment", True),
-    "Service": ("core", "namespaced_service", True),
-}
 """Kinds the installer writes: kind -> (Kube's API attribute, resource name in the
 client's method names, namespaced)."""
 
@@ -200,58 +192,7 @@ class Kube:
             raise err from exc
         return ""
 
-    # --- install ----------------------------------------------------------------------
-
-    def _call(self, kind: str, verb: str, obj: dict[str, Any]) -> Any:
-        """`verb` (create, read, replace, patch, delete) on `obj`, by the client's naming:
-        `<verb>_[namespaced_]<resource>(name?, namespace?, body?)`."""
-        meta = obj["metadata"]
-        name, ns = meta["name"], meta.get("namespace")
-        api_name, resource, namespaced = _INSTALL_KINDS[kind]
-        method = getattr(getattr(self, api_name), f"{verb}_{resource}")
-        args: list[Any] = [] if verb == "create" else [name]
-        if namespaced:
-            args.append(ns)
-        if verb in ("create", "replace", "patch"):
-            args.append(obj)
-        # deletes skip deserializing: servers answer with a Status or the object
-        options = {"_preload_content": False} if verb == "delete" else {}
-        try:
-            return method(*args, _request_timeout=self.timeout, **options)
-        except ApiException as exc:
-            where = f"{ns}/{name}" if ns else name
-            raise _error(exc, f"{verb} {kind} {where}") from exc
-
-    def create(self, obj: dict[str, Any]) -> bool:
-        """Create `obj`; False when it already exists."""
-        try:
-            self._call(obj["kind"], "create", obj)
-        except KubeError as exc:
-            if exc.status == 409:
-                return False
-            raise
-        return True
-
-    def update(self, obj: dict[str, Any]) -> None:
-        """Bring an existing object to `obj` (Deployment: patch; ClusterRole: replace)."""
-        verb = {"Deployment": "patch", "ClusterRole": "replace"}.get(obj["kind"])
-        if verb:
-            self._call(obj["kind"], verb, obj)
-
-    def delete(self, obj: dict[str, Any]) -> bool:
-        """Delete `obj`; False when it was already gone."""
-        try:
-            self._call(obj["kind"], "delete", obj)
-        except KubeNotFound:
-            return False
-        return True
-
-    def exists(self, obj: dict[str, Any]) -> bool:
-        try:
-            self._call(obj["kind"], "read", obj)
-        except KubeNotFound:
-            return False
-        return True
+    # --- workloads --------------------------------------------------------------------
 
     def deployment_state(self, namespace: str, name: str) -> DeploymentState:
         try:

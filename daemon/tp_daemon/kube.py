@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 client: Any = kubernetes.client
 config: Any = kubernetes.config
 
+FATAL_WAITING_REASONS = frozenset({
+    "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
+    "CrashLoopBackOff"})
+"""Container waiting reasons that will not fix themselves while `tp connect` waits."""
+
 Progress = Callable[[str, float], None]
 """Receives (one-line message, fraction 0..1 or -1 when unknown)."""
 
@@ -146,10 +151,10 @@ class Kube:
                 raise
         return True
 
-    def install_manager(self, namespace: str, progress: Progress) -> None:
+    def install_manager(self, namespace: str, progress: Progress, image: str = "") -> None:
         """Create the manager's objects; on failure delete what this call created."""
         try:
-            objects = manifests.manager_objects(namespace)
+            objects = manifests.manager_objects(namespace, image=image or None)
         except manifests.ManifestError as e:
             raise ConfigError(f"{e} (--manager-namespace)") from e
         created: list[dict[str, Any]] = []
@@ -209,16 +214,33 @@ class Kube:
 
     def ready_manager_pod(self, namespace: str) -> str | None:
         """Name of the newest Ready, not terminating traffic-manager pod, if any."""
-        with self._translate(f"list pods in {namespace}", namespace=namespace):
-            pods = self._get_json(f"/api/v1/namespaces/{namespace}/pods",
-                                  [("labelSelector", f"app={manifests.NAME}")])["items"]
-        ready = [p for p in pods if not p["metadata"].get("deletionTimestamp")
+        ready = [p for p in self._manager_pods(namespace)
+                 if not p["metadata"].get("deletionTimestamp")
                  and p.get("status", {}).get("phase") == "Running"
                  and any(c.get("type") == "Ready" and c.get("status") == "True"
                          for c in p["status"].get("conditions") or [])]
         # RFC 3339 timestamps of one server sort as strings
         ready.sort(key=lambda p: p["metadata"].get("creationTimestamp", ""), reverse=True)
         return str(ready[0]["metadata"]["name"]) if ready else None
+
+    def _manager_pods(self, namespace: str) -> list[dict[str, Any]]:
+        with self._translate(f"list pods in {namespace}", namespace=namespace):
+            pods: list[dict[str, Any]] = self._get_json(
+                f"/api/v1/namespaces/{namespace}/pods",
+                [("labelSelector", f"app={manifests.NAME}")])["items"]
+        return pods
+
+    def manager_stuck(self, namespace: str) -> str:
+        """Why a manager pod cannot start by itself ("" when none is stuck)."""
+        for pod in self._manager_pods(namespace):
+            for status in pod.get("status", {}).get("containerStatuses") or []:
+                waiting = (status.get("state") or {}).get("waiting") or {}
+                if waiting.get("reason") in FATAL_WAITING_REASONS:
+                    detail = f": {waiting['message']}" if waiting.get("message") else ""
+                    return (f"traffic-manager pod {pod['metadata']['name']} cannot start "
+                            f"({waiting['reason']}{detail}); check `kubectl describe pod -n "
+                            f"{namespace} {pod['metadata']['name']}`")
+        return ""
 
     def _get_json(self, path: str, query: list[tuple[str, str]]) -> Any:
         """GET through the official client's transport (auth, TLS, timeouts) as plain JSON.
@@ -247,6 +269,9 @@ class Kube:
             if message != last:
                 progress(message, -1)
                 last = message
+            stuck = self.manager_stuck(namespace)
+            if stuck:  # waiting longer cannot help: say why now
+                raise ManagerError(stuck)
             if time.monotonic() > deadline:
                 raise ManagerError(
                     f"traffic-manager in {namespace} not ready after {timeout:.0f} s; check "

@@ -166,10 +166,16 @@ class Session:
         if pod is None:
             if not await asyncio.to_thread(kube.manager_deployment_exists, manager_ns):
                 await asyncio.to_thread(kube.install_manager, manager_ns,
-                                        self._install_progress)
+                                        self._install_progress, s.manager_image)
                 installed = True
-            pod = await asyncio.to_thread(kube.wait_manager_pod, manager_ns, s.install_timeout,
-                                          self._install_progress)
+            try:
+                pod = await asyncio.to_thread(kube.wait_manager_pod, manager_ns,
+                                              s.install_timeout, self._install_progress)
+            except ManagerError:
+                if installed:  # a first install that cannot run leaves nothing behind
+                    await asyncio.to_thread(kube.remove_manager, manager_ns,
+                                            get_settings().intercept.daemon_manager_removal_timeout)
+                raise
         if installed:
             self._progress("install", "traffic-manager is ready", 1.0, True)
         self._http = aiohttp.ClientSession()

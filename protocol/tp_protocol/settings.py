@@ -260,6 +260,9 @@ class ConnectSettings:
     manager_namespace: str = "ambassador"
     """Namespace of the traffic-manager (the seed's default)."""
 
+    manager_image: str = ""
+    """Image `tp connect` installs the traffic-manager from ("": this version's image)."""
+
     session_ttl: float = 15.0
     """Seconds the manager keeps a silent client session before it expires with its intercepts."""
 

@@ -250,3 +250,18 @@ def test_proxy_mode_reaches_cluster_names_through_socks5(connected: dict[str, An
     assert "tp0" not in left["links"] and "tp-daemon" not in left["nft"]
     assert lap2.run(f"{TP} quit", timeout=60).returncode == 0
 
+
+
+def test_a_manager_that_cannot_start_fails_the_first_connect_at_once_and_is_removed(
+        connected: dict[str, Any], lap2: Any, core: Any, tmp_path: Any) -> None:
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps(
+        {"connect": {"manager_image": "ghcr.io/tp-jupyter/no-such-image:0"}}))
+    namespace = f"tp-bad-image-{secrets.token_hex(3)}"
+    proc = lap2.run(f"TP_SETTINGS={settings} {TP} connect --manager-namespace {namespace}",
+                    timeout=120)
+    # the reason, not the install timeout's message: it did not wait for what cannot happen
+    _assert_refused(proc, lap2, "traffic-manager pod traffic-manager-")
+    assert "cannot start (ErrImagePull" in proc.stderr or "ImagePullBackOff" in proc.stderr
+    wait_for(lambda: namespace not in [n.metadata.name for n in core.list_namespace().items],
+             60, "the half-made install to be removed")

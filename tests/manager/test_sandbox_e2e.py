@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import socket
@@ -14,9 +15,8 @@ import pytest
 from google.protobuf import empty_pb2
 from kubernetes import client
 from kubernetes.stream import portforward
-from tp_cluster.install import ensure_manager, uninstall_manager
-from tp_cluster.kube import Kube
 from tp_cluster.manifests import GRPC_PORT
+from tp_daemon.kube import Kube
 from tp_protocol import VERSION, manager_pb2_grpc
 from tp_protocol import manager_pb2 as pb
 
@@ -65,18 +65,19 @@ def forwarded(api: Any, namespace: str, pod: str, port: int) -> Iterator[int]:
 
 
 async def test_the_manager_installs_turns_ready_and_answers_through_a_port_forward(
-        kube: Any) -> None:
-    adapter = Kube(kube)
+        sandbox: Any, kube: Any) -> None:
+    # installed the way `tp connect` installs it: the daemon's adapter and the manifests
+    adapter = Kube(str(sandbox.kubeconfig), "", "", api_timeout=20)
     namespace = f"tp-mgr-{secrets.token_hex(3)}"
     progress: list[str] = []
+
+    def report(message: str, _fraction: float) -> None:
+        progress.append(message)
+
     try:
-        result = await __import__("asyncio").to_thread(
-            ensure_manager, adapter, namespace, progress.append, 120.0)
-        assert result.installed and result.skew == ""
-        assert any("ready" in line for line in progress), progress
-        pods = client.CoreV1Api(kube).list_namespaced_pod(
-            namespace, label_selector="app=traffic-manager").items
-        pod = next(p.metadata.name for p in pods if p.status.phase == "Running")
+        await asyncio.to_thread(adapter.install_manager, namespace, report)
+        pod = await asyncio.to_thread(adapter.wait_manager_pod, namespace, 120.0, report)
+        assert any("installing traffic-manager: Deployment" in line for line in progress)
         with forwarded(kube, namespace, pod, GRPC_PORT) as port:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
                 stub = manager_pb2_grpc.ManagerStub(channel)
@@ -94,4 +95,4 @@ async def test_the_manager_installs_turns_ready_and_answers_through_a_port_forwa
                 assert answer.cluster_name and answer.records[0].ip == "10.96.0.1"
                 await stub.Depart(session, timeout=10)
     finally:
-        uninstall_manager(adapter, namespace)
+        adapter.remove_manager(namespace, 60.0)

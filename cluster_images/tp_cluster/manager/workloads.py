@@ -37,9 +37,12 @@ from tp_protocol import manager_pb2 as pb
 from tp_protocol.settings import get_settings
 
 from tp_cluster import injector
-from tp_cluster.install import FATAL_REASONS
 from tp_cluster.kube import DeploymentState, Kube, KubeConflict, KubeError
 from tp_cluster.manager.state import InterceptInvalid, State, StateError
+
+FATAL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName",
+                           "CreateContainerConfigError", "CrashLoopBackOff"})
+"""Pod waiting reasons that will not fix themselves while we wait."""
 
 log = logging.getLogger(__name__)
 
