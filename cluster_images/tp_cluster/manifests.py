@@ -1,7 +1,8 @@
 """The traffic-manager's Kubernetes objects, as plain dicts (a pure function).
 
 Used by the workstation daemon (install on first connect, removal on
-`tp uninstall --everything`) and by tests. The ClusterRole is least privilege for what the manager does:
+`tp uninstall --everything`) and by tests. The ClusterRole is least privilege for
+what the manager does:
 
 - read pods, services, endpoints, nodes, namespaces (cluster info, DNS, workloads);
 - create services, only ever with dryRun, to discover the service CIDR from the

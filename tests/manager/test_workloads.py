@@ -19,7 +19,7 @@ import pytest
 from kubernetes import client
 from manager_testing import Manager, comparable, running_manager
 from tp_cluster import injector
-from tp_cluster.kube import Kube
+from tp_cluster.kube import Kube, KubeConflict
 from tp_cluster.manager.dns import ClusterResolver
 from tp_protocol import VERSION
 from tp_protocol import manager_pb2 as pb
@@ -321,9 +321,19 @@ async def test_a_lost_write_race_is_retried_from_a_fresh_read(
         # so writes for other tests' namespaces (a session expiring: restore) pass untouched
         if not raced and obj["metadata"]["namespace"] == namespace:
             raced.append((obj["kind"], obj["metadata"]["name"]))
-            theirs = copy.deepcopy(raw(kube, obj["kind"], namespace, obj["metadata"]["name"]))
-            theirs["metadata"].setdefault("labels", {})["touched"] = "yes"
-            real_replace(theirs)
+            # their write must land: the controllers' status writes also move the
+            # resourceVersion, so they retry from a fresh read as any client would
+            for _ in range(10):
+                theirs = copy.deepcopy(raw(kube, obj["kind"], namespace,
+                                           obj["metadata"]["name"]))
+                theirs["metadata"].setdefault("labels", {})["touched"] = "yes"
+                try:
+                    real_replace(theirs)
+                    break
+                except KubeConflict:
+                    continue
+            else:
+                raise AssertionError("their write never landed")
         return real_replace(obj)
 
     adapter.replace = racing_replace  # type: ignore[method-assign]
