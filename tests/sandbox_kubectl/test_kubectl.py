@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sandbox_testing import wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(120)]
 
@@ -88,15 +89,6 @@ def kubectl(sandbox: Any, namespace: str) -> Callable[..., subprocess.CompletedP
         return proc
 
     return run
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
-    return value
 
 
 def test_kubectl_get_nodes_shows_the_sandbox_node(sandbox: Any, kubectl: Any) -> None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sandbox_testing import wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(180)]
 
@@ -87,15 +87,6 @@ def pod_names(kubectl: Kubectl) -> list[str]:
     out = kubectl("get", "pods", "-l", "app=ticker", "-o",
                   "jsonpath={range .items[*]}{.metadata.name}{'\\n'}{end}").stdout
     return sorted(out.split())
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.2)
-    return value
 
 
 def test_get_pods_wide_shows_running_pods_with_ips_from_the_node_range(

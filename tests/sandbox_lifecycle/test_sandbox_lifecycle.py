@@ -15,11 +15,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sandbox_testing import wait_for
 from tp_sandbox import lifecycle
 from tp_sandbox.paths import Instance
 
@@ -33,15 +33,6 @@ def tp(*args: str, timeout: float = 90, env: dict[str, str] | None = None
        ) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*TP, *args], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})}, check=False)
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-    return value
 
 
 def module_built(name: str) -> bool:
