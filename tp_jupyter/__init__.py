@@ -1,11 +1,15 @@
 """tp-jupyter's front: the `tp` CLI, the `%tp` magics and the plain-Python API.
 
-The front reaches the cluster only through the workstation daemon.
+The front reaches the cluster only through the workstation daemon. This package is its
+one public surface (`__all__`):
 
-    %load_ext tp_jupyter               the IPython extension (tp_jupyter.magics)
-    tp_jupyter.traffic(), replay(row)  captured traffic as pandas (tp_jupyter.traffic)
-    tp_jupyter.panel()                 the live widget (tp_jupyter.widgets)
-    Request, Response                  what cell handlers take and may return
+    %load_ext tp_jupyter                   the IPython extension (`%tp`, `%%tp intercept`)
+    connect(), status(), list_workloads(), intercept(), leave(), uninstall(), quit()
+                                           the plain-Python API (results render themselves)
+    traffic(), replay(row, to=...)         captured traffic as pandas
+    panel()                                the live widget (Leave buttons, live traffic)
+    Request, Response                      what cell handlers take and may return
+    TpError, UsageError                    what the front raises on purpose
 
 Everything but the version is imported on first use, so the `tp` CLI stays light.
 """
@@ -16,8 +20,19 @@ from tp_protocol import VERSION
 
 __version__ = VERSION
 
-_LAZY = {"replay": "tp_jupyter.traffic", "panel": "tp_jupyter.widgets",
-         "Request": "tp_jupyter.handlers", "Response": "tp_jupyter.handlers"}
+_LAZY = {
+    "connect": "tp_jupyter.api", "status": "tp_jupyter.api", "quit": "tp_jupyter.api",
+    "list_workloads": "tp_jupyter.api", "intercept": "tp_jupyter.api",
+    "leave": "tp_jupyter.api", "uninstall": "tp_jupyter.api",
+    "traffic": "tp_jupyter.traffic_data", "replay": "tp_jupyter.traffic_data",
+    "panel": "tp_jupyter.session",
+    "Request": "tp_jupyter.handlers", "Response": "tp_jupyter.handlers",
+    "TpError": "tp_jupyter.errors", "UsageError": "tp_jupyter.errors",
+}
+
+__all__ = ["Request", "Response", "TpError", "UsageError", "__version__", "connect",
+           "intercept", "leave", "list_workloads", "load_ipython_extension", "panel", "quit",
+           "replay", "status", "traffic", "uninstall", "unload_ipython_extension"]
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -34,11 +49,19 @@ def unload_ipython_extension(ipython: Any) -> None:
     unload(ipython)
 
 
+assert set(__all__) == {"__version__", "load_ipython_extension", "unload_ipython_extension",
+                        *_LAZY}
+
+
 def __getattr__(name: str) -> Any:
     import importlib
 
-    if name == "traffic":   # the module is callable: tp_jupyter.traffic() is the function
-        return importlib.import_module("tp_jupyter.traffic")
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value   # once: later lookups skip this function
+        return value
     raise AttributeError(f"module 'tp_jupyter' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

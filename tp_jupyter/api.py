@@ -7,12 +7,10 @@
     intercept(workload, namespace, port, ...) -> InterceptResult
     leave(name) -> LeaveResult
     uninstall(agent | all_agents | everything) -> UninstallResult
-    intercepts() -> list of InterceptInfo; env(name) -> dict
-    traffic(name=None) -> list of TrafficRecord (the rows the daemon keeps)
-    replay(traffic_id, target, headers, body) -> TrafficRecord
 
-Results render themselves as text (`str`) and HTML (`_repr_html_`). Errors are the
-front's `TpError`s (tp_jupyter.errors), one line each.
+Every call goes through `daemon_client.DaemonClient`. Results render themselves as text
+(`str`, and `_repr_pretty_` for IPython) and HTML (`_repr_html_`). Errors are the front's
+`TpError`s (tp_jupyter.errors), one line each.
 """
 
 from __future__ import annotations
@@ -20,35 +18,20 @@ from __future__ import annotations
 import contextlib
 import html
 import json
-import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tp_protocol import daemon_pb2 as dpb
+from tp_protocol import intercept_spec
 from tp_protocol import manager_pb2 as mpb
 from tp_protocol.settings import get_settings
 
 from tp_jupyter import daemon_client
-from tp_jupyter.errors import ClusterError, DaemonError, TpError, UsageError
+from tp_jupyter.errors import DaemonError, TpError, UsageError
+from tp_jupyter.render import Rendered
 
 ProgressCallback = Callable[[str], None]
-
-_ERRORS: dict[int, type[TpError]] = {
-    dpb.ERROR_CODE_USAGE: UsageError,
-    dpb.ERROR_CODE_KUBECONFIG: UsageError,
-    dpb.ERROR_CODE_NOT_FOUND: UsageError,
-    dpb.ERROR_CODE_CONFLICT: UsageError,
-    dpb.ERROR_CODE_CLUSTER_UNREACHABLE: ClusterError,
-    dpb.ERROR_CODE_PERMISSION: ClusterError,
-    dpb.ERROR_CODE_INSTALL: ClusterError,
-    dpb.ERROR_CODE_VERSION_SKEW: ClusterError,
-}
-
-
-def raise_for(error: dpb.Error) -> None:
-    """Turn a reply's `error` into the matching front exception."""
-    raise _ERRORS.get(error.code, DaemonError)(error.message)
 
 
 def _block(title: str, rows: list[tuple[str, str]]) -> list[str]:
@@ -63,7 +46,7 @@ def _html_table(title: str, rows: list[tuple[str, str]]) -> str:
 
 
 @dataclass
-class ConnectResult:
+class ConnectResult(Rendered):
     """What `tp connect` did; prints as `Connected to context <ctx> (<server>)`."""
 
     context: str
@@ -107,7 +90,7 @@ class ConnectResult:
 
 
 @dataclass
-class Status:
+class Status(Rendered):
     """`tp status`: daemon, cluster, manager, DNS and subnets blocks."""
 
     daemon_running: bool
@@ -162,7 +145,7 @@ class Status:
 
 
 @dataclass
-class QuitResult:
+class QuitResult(Rendered):
     was_running: bool
     was_connected: bool = False
 
@@ -172,8 +155,6 @@ class QuitResult:
         return ("Disconnected; tp daemon stopped" if self.was_connected
                 else "tp daemon stopped")
 
-    def _repr_html_(self) -> str:
-        return html.escape(str(self))
 
 
 def connect(kubeconfig: str | None = None, *, context: str | None = None,
@@ -190,21 +171,14 @@ def connect(kubeconfig: str | None = None, *, context: str | None = None,
                                  manager_namespace=manager_namespace or "",
                                  proxy_mode=proxy_mode)
     with daemon_client.DaemonClient() as client:
-        if progress is not None:
-            sink = progress
-
-            def show(event: dpb.Progress) -> None:
-                if event.message:
-                    sink(event.message)
-
-            with client.progress(show):
+        try:
+            with _progress(client, progress, None):
                 info = client.connect(request)
-        else:
-            info = client.connect(request)
-        if info.HasField("error"):
+        except TpError:
             if started:  # leave nothing behind: the daemon this call started goes too
-                _stop(client)
-            raise_for(info.error)
+                with contextlib.suppress(TpError):
+                    _stop(client)
+            raise
     return ConnectResult.from_info(info)
 
 
@@ -229,9 +203,7 @@ def quit() -> QuitResult:
 def _stop(client: daemon_client.DaemonClient) -> bool:
     pid = client.version().pid  # to wait for the process itself, not poll its socket
     info = client.quit()
-    if info.HasField("error"):
-        raise_for(info.error)
-    if not daemon_client.wait_stopped(get_settings().connect.quit_timeout, pid):
+    if not daemon_client.wait_stopped(get_settings().notebook.daemon_stop_timeout, pid):
         raise DaemonError("the tp daemon did not stop after quit; see its log file and end "
                           "it with `kill`")
     return info.was_connected
@@ -294,7 +266,7 @@ def _rows_html(rows: list[tuple[str, str]]) -> str:
 
 
 @dataclass
-class WorkloadListing:
+class WorkloadListing(Rendered):
     """`tp list`: one line per workload, intercepted ones followed by their blocks."""
 
     namespace: str
@@ -327,7 +299,7 @@ class WorkloadListing:
 
 
 @dataclass
-class InterceptResult:
+class InterceptResult(Rendered):
     """What `tp intercept` made; prints as the seed's `Using Deployment X` and block."""
 
     info: mpb.InterceptInfo
@@ -363,18 +335,15 @@ class InterceptResult:
 
 
 @dataclass
-class LeaveResult:
+class LeaveResult(Rendered):
     name: str
 
     def __str__(self) -> str:
         return f"Left intercept {self.name}"
 
-    def _repr_html_(self) -> str:
-        return html.escape(str(self))
-
 
 @dataclass
-class UninstallResult:
+class UninstallResult(Rendered):
     restored: list[str]
     manager_removed: bool = False
 
@@ -401,8 +370,6 @@ def list_workloads(namespace: str | None = None) -> WorkloadListing:
     """The namespace's workloads and their intercept state (default: the connected one)."""
     with _client() as client:
         reply = client.list_workloads(dpb.ListRequest(namespace=namespace or ""))
-        if reply.HasField("error"):
-            raise_for(reply.error)
         if not namespace:
             namespace = client.status().connection.namespace
     return WorkloadListing(namespace, list(reply.workloads))
@@ -410,36 +377,18 @@ def list_workloads(namespace: str | None = None) -> WorkloadListing:
 
 def parse_port(port: int | str) -> tuple[int, str]:
     """`-p LOCAL[:SVCPORT]` -> (local port, service port name or number or "")."""
-    text = str(port)
-    local, _, service = text.partition(":")
-    if not local.isdigit() or not 0 < int(local) < 65536:
-        raise UsageError(f"-p {text}: give LOCALPORT[:SVCPORT] with LOCALPORT 1-65535 "
-                         "(SVCPORT: the service port's name or number)")
-    return int(local), service
+    try:
+        return intercept_spec.parse_port(port)
+    except intercept_spec.InvalidInterceptSpec as e:
+        raise UsageError(str(e)) from e
 
 
 def parse_http_match(matches: Sequence[str] | str | None) -> list[mpb.HeaderMatch] | None:
     """`KEY=REGEX` pairs (all must match); None means a global intercept (`all` or none)."""
-    if matches is None or isinstance(matches, str):
-        matches = [matches] if matches else []
-    if not matches or list(matches) == ["all"]:
-        return None
-    result = []
-    for item in matches:
-        if item == "all":
-            raise UsageError("--http-match all cannot be combined with KEY=REGEX matches; "
-                             "use one or the other")
-        key, eq, regex = item.partition("=")
-        if not eq or not key.strip():
-            raise UsageError(f"--http-match {item!r}: use KEY=REGEX (e.g. "
-                             "--http-match blog-demo-id=alice) or all")
-        try:
-            re.compile(regex)
-        except re.error as e:
-            raise UsageError(f"--http-match {item!r}: invalid regex ({e}); fix the regular "
-                             "expression") from e
-        result.append(mpb.HeaderMatch(name=key.strip(), regex=regex))
-    return result
+    try:
+        return intercept_spec.parse_http_match(matches)
+    except intercept_spec.InvalidInterceptSpec as e:
+        raise UsageError(str(e)) from e
 
 
 def parse_mount(mount: bool | str | None) -> tuple[bool, str]:
@@ -474,10 +423,8 @@ def intercept(workload: str, namespace: str | None = None, port: int | str = 808
         mechanism=mpb.MECHANISM_TCP if matches is None else mpb.MECHANISM_HTTP,
         header_matches=matches or [], mount_point=mount_point)
     request = dpb.InterceptRequest(spec=spec, replace=replace, no_mount=no_mount)
-    with _client() as client, _progress(client, progress):
+    with _client() as client, _progress(client, progress, "intercept"):
         reply = client.intercept(request)
-    if reply.HasField("error"):
-        raise_for(reply.error)
     info = reply.intercept
     result = InterceptResult(info, reply.workload_kind or "Deployment",
                              None if no_mount else info.spec.mount_point)
@@ -511,15 +458,16 @@ def _write(path: str, text: str) -> None:
 
 
 @contextlib.contextmanager
-def _progress(client: daemon_client.DaemonClient, progress: ProgressCallback | None
-              ) -> Iterator[None]:
+def _progress(client: daemon_client.DaemonClient, progress: ProgressCallback | None,
+              operation: str | None) -> Iterator[None]:
+    """The daemon's progress messages (of `operation`, or all) go to `progress`."""
     if progress is None:
         yield
         return
     sink = progress
 
     def show(event: dpb.Progress) -> None:
-        if event.message and event.operation == "intercept":
+        if event.message and operation in (None, event.operation):
             sink(event.message)
 
     with client.progress(show):
@@ -529,9 +477,7 @@ def _progress(client: daemon_client.DaemonClient, progress: ProgressCallback | N
 def leave(name: str) -> LeaveResult:
     """Remove one of your intercepts (traffic returns to the app; its mount point goes)."""
     with _client() as client:
-        reply = client.leave(name)
-    if reply.HasField("error"):
-        raise_for(reply.error)
+        client.leave(name)
     return LeaveResult(name)
 
 
@@ -547,51 +493,4 @@ def uninstall(agent: str | Sequence[str] | None = None, *, all_agents: bool = Fa
         reply = client.uninstall(dpb.UninstallRequest(
             agents=agents, all_agents=all_agents, everything=everything,
             namespace=namespace or ""))
-    if reply.HasField("error"):
-        raise_for(reply.error)
     return UninstallResult(list(reply.restored), reply.manager_removed)
-
-
-def intercepts() -> list[mpb.InterceptInfo]:
-    """Your intercepts as the daemon knows them."""
-    with _client() as client:
-        reply = client.list_intercepts()
-    if reply.HasField("error"):
-        raise_for(reply.error)
-    return list(reply.intercepts)
-
-
-def env(name: str) -> dict[str, str]:
-    """The intercepted container's environment (configMap/secret/downward API resolved)."""
-    with _client() as client:
-        reply = client.get_env(name)
-    if reply.HasField("error"):
-        raise_for(reply.error)
-    return dict(reply.environment)
-
-
-def traffic(name: str | Sequence[str] | None = None, *, include_unmatched: bool = False
-            ) -> list[mpb.TrafficRecord]:
-    """The captured exchanges the daemon keeps (oldest first), of `name` or all yours."""
-    names = [name] if isinstance(name, str) else list(name or [])
-    with _client() as client:
-        return client.traffic_history(names, include_unmatched)
-
-
-def replay(traffic_id: str, target: str = "", *, headers: Mapping[str, str] | None = None,
-           body: bytes | None = None) -> mpb.TrafficRecord:
-    """Send a kept request again: target "local", "cluster" or "" (where it went)."""
-    targets = {"": dpb.REPLAY_TARGET_UNSPECIFIED, "local": dpb.REPLAY_TARGET_LOCAL,
-               "cluster": dpb.REPLAY_TARGET_CLUSTER}
-    if target not in targets:
-        raise UsageError(f"replay target {target!r}: use local or cluster")
-    request = dpb.ReplayRequest(
-        traffic_id=traffic_id, target=targets[target],
-        header_overrides=[mpb.Header(name=k, value=v) for k, v in (headers or {}).items()])
-    if body is not None:
-        request.body, request.has_body = body, True
-    with _client() as client:
-        reply = client.replay(request)
-    if reply.HasField("error"):
-        raise_for(reply.error)
-    return reply.record

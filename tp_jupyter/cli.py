@@ -66,6 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def subcommands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:  # type: ignore[type-arg]
+    """The `tp` parser's subcommand action (its `choices` map names to parsers)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    raise RuntimeError("the tp parser has no subcommands")
+
+
 def run(argv: Sequence[str]) -> Any:
     """Parse `argv` and run the subcommand; returns its result object."""
     args = build_parser().parse_args(list(argv))

@@ -1,5 +1,5 @@
 """Subcommands of `tp` that talk to the daemon: connect, status, quit, list, intercept,
-leave, uninstall and traffic (the last registered by `tp_jupyter.traffic`).
+leave, uninstall and traffic (the last registered by `tp_jupyter.traffic_data`).
 
 Each parser sets `func(args)`, which calls `tp_jupyter.api` and returns its result
 object; the CLI prints it, the magics display it.
@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Any
 
-from tp_jupyter import api
+from tp_jupyter import api, traffic_data
 
 
 def _progress(message: str) -> None:
@@ -115,8 +115,4 @@ def register(sub: Any) -> None:
     p.add_argument("-n", "--namespace", help="namespace of --agent (default: the connected one)")
     p.set_defaults(func=_uninstall)
 
-    try:
-        from tp_jupyter.traffic import register as register_traffic
-    except ImportError:  # the notebook front is optional for the terminal
-        return
-    register_traffic(sub)
+    traffic_data.register(sub)

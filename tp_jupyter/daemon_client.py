@@ -1,7 +1,14 @@
-"""The front's gRPC client of the workstation daemon (Unix socket), every call bounded.
+"""The front's one gRPC client of the workstation daemon (Unix socket), every call bounded.
 
+Every daemon call of the front goes through `DaemonClient`: it gives each call one deadline
+from `Settings.notebook` (the daemon answers within it or says what it waits for), and
+turns gRPC failures and replies' `error` fields into the front's errors, once.
 Also starts the daemon (`python -m tp_daemon`, detached, logging to its file) when
 `tp connect` finds none, and waits for it to answer.
+
+Errors: `DaemonNotRunning` (nothing answers on the socket), `DaemonError` (the daemon
+failed or missed the deadline), and for a reply's `error` the `UsageError` /
+`ClusterError` / `DaemonError` its code stands for.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -25,7 +32,60 @@ from tp_protocol import daemon_pb2_grpc as dgrpc
 from tp_protocol import manager_pb2 as mpb
 from tp_protocol.settings import get_settings
 
-from tp_jupyter.errors import DaemonError
+from tp_jupyter.errors import ClusterError, DaemonError, DaemonNotRunning, TpError, UsageError
+
+_ERRORS: dict[int, type[TpError]] = {
+    dpb.ERROR_CODE_USAGE: UsageError,
+    dpb.ERROR_CODE_KUBECONFIG: UsageError,
+    dpb.ERROR_CODE_NOT_FOUND: UsageError,
+    dpb.ERROR_CODE_CONFLICT: UsageError,
+    dpb.ERROR_CODE_CLUSTER_UNREACHABLE: ClusterError,
+    dpb.ERROR_CODE_PERMISSION: ClusterError,
+    dpb.ERROR_CODE_INSTALL: ClusterError,
+    dpb.ERROR_CODE_VERSION_SKEW: ClusterError,
+}
+
+
+def check(reply: Any) -> None:
+    """Raise the front's error for a reply whose `error` field is set."""
+    if reply.HasField("error"):
+        raise _ERRORS.get(reply.error.code, DaemonError)(reply.error.message)
+
+
+def _rpc_failed(e: grpc.RpcError, method: str, timeout: float | None) -> NoReturn:
+    code = e.code() if isinstance(e, grpc.Call) else None
+    if code == grpc.StatusCode.UNAVAILABLE:
+        raise DaemonNotRunning("the tp daemon is not running; run `tp connect` (in a "
+                               "notebook: `%tp connect`)") from e
+    if code == grpc.StatusCode.UNIMPLEMENTED:
+        raise DaemonError(f"this tp daemon has no {method} (an older version); run `tp quit` "
+                          "then `tp connect`") from e
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        raise DaemonError(f"the tp daemon did not answer {method} within {timeout or 0:.0f} "
+                          f"s; see {paths.log_path()}") from e
+    details = e.details() if isinstance(e, grpc.Call) else str(e)
+    raise DaemonError(f"the tp daemon failed {method}: {details}; see "
+                      f"{paths.log_path()}") from e
+
+
+class TrafficStream:
+    """The daemon's traffic rows as an iterator; `cancel()` (any thread) ends it quietly."""
+
+    def __init__(self, call: Any, timeout: float | None) -> None:
+        self._call = call
+        self._timeout = timeout
+        self._cancelled = False
+
+    def __iter__(self) -> Iterator[mpb.TrafficRecord]:
+        try:
+            yield from self._call
+        except grpc.RpcError as e:
+            if not self._cancelled:
+                _rpc_failed(e, "WatchTraffic", self._timeout)
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self._call.cancel()
 
 
 class DaemonClient:
@@ -46,91 +106,70 @@ class DaemonClient:
         self._channel.close()
 
     def _call(self, method: str, request: Any, timeout: float) -> Any:
+        """One unary call with its deadline; a reply's `error` is raised too."""
         try:
-            return getattr(self._stub, method)(request, timeout=timeout)
+            reply = getattr(self._stub, method)(request, timeout=timeout)
         except grpc.RpcError as e:
-            self._call_failed(e, method, timeout)
-
-    def _call_failed(self, e: grpc.RpcError, method: str, timeout: float) -> NoReturn:
-        code = e.code() if isinstance(e, grpc.Call) else None
-        if code == grpc.StatusCode.UNAVAILABLE:
-            raise DaemonError("the tp daemon is not running; run `tp connect`") from e
-        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-            raise DaemonError(f"the tp daemon did not answer {method} within {timeout:.0f} "
-                              f"s; see {paths.log_path()}") from e
-        details = e.details() if isinstance(e, grpc.Call) else str(e)
-        raise DaemonError(f"the tp daemon failed {method}: {details}; see "
-                          f"{paths.log_path()}") from e
+            _rpc_failed(e, method, timeout)
+        if reply.DESCRIPTOR.fields_by_name.get("error") is not None:
+            check(reply)
+        return reply
 
     def version(self, timeout: float | None = None) -> dpb.VersionInfo:
-        t = timeout or get_settings().connect.rpc_timeout
+        t = timeout or get_settings().notebook.daemon_call_timeout
         result: dpb.VersionInfo = self._call("Version", empty_pb2.Empty(), t)
         return result
 
     def connect(self, request: dpb.ConnectRequest) -> dpb.ConnectInfo:
-        s = get_settings().connect
         result: dpb.ConnectInfo = self._call("Connect", request,
-                                             s.connect_timeout + s.install_timeout)
+                                             get_settings().notebook.connect_call_timeout)
         return result
 
     def status(self) -> dpb.StatusInfo:
         result: dpb.StatusInfo = self._call("Status", empty_pb2.Empty(),
-                                            get_settings().connect.rpc_timeout)
+                                            get_settings().notebook.daemon_call_timeout)
         return result
 
     def quit(self, keep_daemon: bool = False) -> dpb.QuitInfo:
         result: dpb.QuitInfo = self._call("Quit", dpb.QuitRequest(keep_daemon=keep_daemon),
-                                          get_settings().connect.quit_timeout)
+                                          get_settings().notebook.daemon_call_timeout)
         return result
 
-    # --- intercepts (each reply carries `error`; the API turns it into a TpError) ---
-
     def list_workloads(self, request: dpb.ListRequest) -> dpb.WorkloadList:
-        result: dpb.WorkloadList = self._call("List", request, _api_timeout())
+        result: dpb.WorkloadList = self._call("List", request,
+                                              get_settings().notebook.daemon_call_timeout)
         return result
 
     def intercept(self, request: dpb.InterceptRequest) -> dpb.InterceptResult:
-        result: dpb.InterceptResult = self._call("Intercept", request, intercept_timeout())
+        result: dpb.InterceptResult = self._call(
+            "Intercept", request, get_settings().notebook.intercept_call_timeout)
         return result
 
     def leave(self, name: str) -> dpb.LeaveResult:
         result: dpb.LeaveResult = self._call("Leave", dpb.LeaveRequest(name=name),
-                                             get_settings().connect.rpc_timeout * 2)
-        return result
-
-    def list_intercepts(self) -> dpb.InterceptList:
-        result: dpb.InterceptList = self._call("ListIntercepts", empty_pb2.Empty(),
-                                               get_settings().connect.rpc_timeout)
-        return result
-
-    def get_env(self, name: str) -> dpb.EnvInfo:
-        result: dpb.EnvInfo = self._call("GetEnv", dpb.GetEnvRequest(name=name),
-                                         get_settings().connect.rpc_timeout)
+                                             get_settings().notebook.daemon_call_timeout)
         return result
 
     def uninstall(self, request: dpb.UninstallRequest) -> dpb.UninstallResult:
-        s = get_settings()
-        timeout = (s.intercept.daemon_uninstall_timeout
-                   + s.intercept.daemon_manager_removal_timeout + s.connect.quit_timeout)
-        result: dpb.UninstallResult = self._call("Uninstall", request, timeout)
+        result: dpb.UninstallResult = self._call(
+            "Uninstall", request, get_settings().notebook.uninstall_call_timeout)
         return result
-
-    def traffic_history(self, names: list[str], include_unmatched: bool = False
-                        ) -> list[mpb.TrafficRecord]:
-        """The rows the daemon keeps (no live rows)."""
-        request = dpb.WatchTrafficRequest(intercept_names=names, history=True, follow=False,
-                                          include_unmatched=include_unmatched)
-        timeout = get_settings().notebook.traffic_rpc_timeout
-        try:
-            return list(self._stub.WatchTraffic(request, timeout=timeout))
-        except grpc.RpcError as e:
-            self._call_failed(e, "WatchTraffic", timeout)
-            raise  # unreachable: _call_failed raises
 
     def replay(self, request: dpb.ReplayRequest) -> dpb.ReplayResult:
         result: dpb.ReplayResult = self._call("Replay", request,
                                               get_settings().notebook.replay_timeout)
         return result
+
+    def watch_traffic(self, names: Sequence[str] = (), *, follow: bool, history: bool = True
+                      ) -> TrafficStream:
+        """The kept rows (`history`), then, with `follow`, live rows until `cancel()`.
+
+        Without `follow` the whole read is bounded by `notebook.traffic_rpc_timeout`; a
+        followed stream lives as long as its reader wants it."""
+        request = dpb.WatchTrafficRequest(intercept_names=list(names), history=history,
+                                          follow=follow)
+        timeout = None if follow else get_settings().notebook.traffic_rpc_timeout
+        return TrafficStream(self._stub.WatchTraffic(request, timeout=timeout), timeout)
 
     @contextlib.contextmanager
     def progress(self, sink: Callable[[dpb.Progress], None]) -> Iterator[None]:
@@ -148,21 +187,7 @@ class DaemonClient:
             yield
         finally:
             stream.cancel()
-            thread.join(timeout=2)
-
-
-def _api_timeout() -> float:
-    s = get_settings().connect
-    return s.rpc_timeout + s.api_timeout * 3
-
-
-def intercept_timeout() -> float:
-    """Bound of one Intercept call: create, prepare (beyond the agent's activate_timeout),
-    the wait for ACTIVE, the volume copy, and the undo of a failure."""
-    s = get_settings()
-    i = s.intercept
-    return (2 * i.activate_timeout + i.daemon_prepare_margin + i.daemon_mount_timeout
-            + i.daemon_uninstall_timeout + 3 * s.connect.rpc_timeout)
+            thread.join(timeout=get_settings().notebook.handler_stop_timeout)
 
 
 def running(socket_path: Path | None = None) -> bool:
@@ -172,7 +197,7 @@ def running(socket_path: Path | None = None) -> bool:
         return False
     with DaemonClient(path) as client:
         try:
-            client.version(timeout=2)
+            client.version(timeout=get_settings().notebook.daemon_probe_timeout)
         except DaemonError:
             return False
     return True

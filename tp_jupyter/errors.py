@@ -1,15 +1,19 @@
 """Errors of the front (CLI, magics, plain-Python API).
 
-    TpError                      base of everything the front raises on purpose
-    ├── UsageError               the user can fix it: bad arguments, unknown names
-    ├── DaemonError              the daemon is not running or failed a request
-    └── ClusterError             the cluster refused or is unreachable (as the daemon reported)
+    TpJupyterError               tp_protocol.errors: the root every component shares
+    └── TpError                  base of everything the front raises on purpose
+        ├── UsageError           the user can fix it: bad arguments, unknown names
+        ├── DaemonError          the daemon failed a request
+        │   └── DaemonNotRunning no daemon answers on the socket
+        └── ClusterError         the cluster refused or is unreachable (as the daemon reported)
 
 Every message is one line that says what to do.
 """
 
+from tp_protocol.errors import TpJupyterError
 
-class TpError(Exception):
+
+class TpError(TpJupyterError):
     """Base of every error the front raises on purpose."""
 
 
@@ -18,7 +22,11 @@ class UsageError(TpError):
 
 
 class DaemonError(TpError):
-    """The workstation daemon is not running or failed a request."""
+    """The workstation daemon failed a request."""
+
+
+class DaemonNotRunning(DaemonError):
+    """No workstation daemon answers (`tp connect` starts one)."""
 
 
 class ClusterError(TpError):

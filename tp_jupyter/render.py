@@ -1,13 +1,13 @@
-"""How the front's results look in IPython: plain text like the `tp` CLI, and transient progress.
+"""How the front's results look: CLI text everywhere, HTML in a notebook, transient progress.
 
-    register(shell) / unregister(shell)   text/plain printers for the result objects
-    progress(shell)                       a context manager: progress lines in one
-                                          transient display that empties when done
+    Rendered        mixin of every result object: IPython's text/plain is `str(result)`,
+                    the text the CLI prints; text/html defaults to that text, escaped
+    progress(shell) a context manager: progress lines in one transient display that
+                    empties when done
 
-Results of `tp_jupyter.api` are dataclasses; without a printer IPython's text/plain is
-their dataclass repr (a protobuf dump for `tp list`). The printers show `str(result)`,
-the text the CLI prints, so a terminal IPython and a notebook's plain-text view read like
-the seed document and nbval can compare them.
+Without `_repr_pretty_` IPython's text/plain of a result dataclass would be its repr (a
+protobuf dump for `tp list`); with it a terminal IPython and a notebook's plain-text view
+read like the seed document, and nbval can compare them.
 
 Long operations (connect, intercept) report progress on stderr, as the CLI prints it.
 In a notebook the lines depend on timing (how long a rollout waits), so `progress`
@@ -32,30 +32,14 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def _result_types() -> list[type]:
-    from tp_jupyter import api, magics, traffic
+class Rendered:
+    """Results render themselves: `str()` is the CLI's text, shown as IPython's text/plain."""
 
-    return [api.ConnectResult, api.Status, api.QuitResult, api.WorkloadListing,
-            api.InterceptResult, api.LeaveResult, api.UninstallResult, magics.CellIntercept,
-            traffic.TrafficTable]
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(str(self))
 
-
-def _pretty(obj: Any, p: Any, cycle: bool) -> None:
-    p.text(str(obj))
-
-
-def register(shell: Any) -> None:
-    """Print the result objects as their CLI text (IPython's text/plain formatter)."""
-    formatter = shell.display_formatter.formatters["text/plain"]
-    for cls in _result_types():
-        formatter.for_type(cls, _pretty)
-
-
-def unregister(shell: Any) -> None:
-    formatter = shell.display_formatter.formatters["text/plain"]
-    for cls in _result_types():
-        with contextlib.suppress(KeyError):
-            formatter.pop(cls)
+    def _repr_html_(self) -> str:
+        return html.escape(str(self))
 
 
 class _ProgressStream(io.TextIOBase):

@@ -2,9 +2,11 @@
 live traffic table that updates as requests arrive.
 
     panel = tp_jupyter.panel()     # displays itself when it is a cell's last value
-    panel.close()                  # stops its threads (the extension's unload closes all)
+    panel.close()                  # stops its threads (the notebook session closes all)
 
-Rows come from a `traffic.TrafficFeed` (the daemon's live stream plus failed calls of
+`Panel(names, leave=...)` is made by the notebook session (`tp_jupyter.session`), which
+hands it the `leave(name)` its Leave buttons call and closes it on unload. Rows come
+from a `traffic_data.TrafficFeed` (the daemon's live stream plus failed calls of
 cell handlers); a named thread `tp-widget-refresh` re-renders the table at most every
 `Settings.notebook.widget_refresh_interval` seconds, only when rows arrived.
 
@@ -17,16 +19,16 @@ from __future__ import annotations
 import html
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import ipywidgets as w
 from tp_protocol import manager_pb2 as mpb
 from tp_protocol.settings import get_settings
 
-from tp_jupyter import handlers
+from tp_jupyter import api, handlers
 from tp_jupyter.errors import TpError
-from tp_jupyter.traffic import TrafficFeed
+from tp_jupyter.traffic_data import TrafficFeed
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,8 @@ _STATES = {mpb.INTERCEPT_STATE_WAITING: "waiting", mpb.INTERCEPT_STATE_ACTIVE: "
            mpb.INTERCEPT_STATE_REMOVED: "removed"}
 _LIVE_COLUMNS = ["time", "intercept", "method", "path", "status", "duration_ms", "routed_to"]
 
-_panels: list[Panel] = []
+Leave = Callable[[str], Any]
+"""What a Leave button calls with the intercept's name."""
 
 
 def traffic_html(rows: list[dict[str, Any]]) -> str:
@@ -64,8 +67,9 @@ def traffic_html(rows: list[dict[str, Any]]) -> str:
 class Panel:
     """Connection state, intercepts (each with a Leave button) and live traffic."""
 
-    def __init__(self, names: Iterable[str] = (), start: bool = True) -> None:
+    def __init__(self, names: Iterable[str] = (), *, leave: Leave, start: bool = True) -> None:
         s = get_settings().notebook
+        self._leave = leave
         self.rows_shown = 0
         self.state = w.HTML(layout=w.Layout(flex="1"))
         self.refresh_button = w.Button(description="Refresh", icon="refresh",
@@ -85,7 +89,6 @@ class Panel:
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        _panels.append(self)
         self.refresh_state()
         if start:
             self.start()
@@ -110,8 +113,6 @@ class Panel:
             self._thread = None
         self.feed.stop()
         self.widget.close()
-        if self in _panels:
-            _panels.remove(self)
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
@@ -156,8 +157,6 @@ class Panel:
 
     def refresh_state(self) -> None:
         """Read the connection state and intercepts from the daemon."""
-        from tp_jupyter import api
-
         try:
             st = api.status()
         except TpError as e:
@@ -190,26 +189,9 @@ class Panel:
         return w.HBox([label, button])
 
     def leave(self, name: str) -> None:
-        """What the Leave button does: `%tp leave NAME` (stopping a cell's handler too)."""
-        from tp_jupyter import cli, magics
-
+        """What the Leave button does: the `leave` callable this panel was given."""
         try:
-            current = magics.current()
-            if current is not None:
-                current.run(["leave", name])
-            else:
-                cli.run(["leave", name])
+            self._leave(name)
         except Exception as e:   # shown in the panel: a button has no cell to raise into
             self.error.value = f"<span style='color:#b00'>{html.escape(str(e))}</span>"
         self.refresh_state()
-
-
-def panel(names: Iterable[str] = ()) -> Panel:
-    """A live panel; show it as a cell's last value. Optional intercept names filter it."""
-    return Panel(names)
-
-
-def close_all() -> None:
-    """Close every panel (the extension's unload calls this)."""
-    for p in list(_panels):
-        p.close()

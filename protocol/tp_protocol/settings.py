@@ -462,6 +462,28 @@ class NotebookSettings:
     traffic_rpc_timeout: float = 10.0
     """Seconds to read the daemon's kept traffic rows (`%tp traffic`, `tp_jupyter.traffic()`)."""
 
+    daemon_probe_timeout: float = 2.0
+    """Seconds the front waits for the daemon's Version answer when it checks whether a
+    daemon runs (before connect, status, quit and every intercept command)."""
+
+    daemon_call_timeout: float = 30.0
+    """Deadline of the front's quick daemon calls (Version, Status, List, Leave, Quit): the
+    daemon answers within it or says what it waits for."""
+
+    connect_call_timeout: float = 180.0
+    """Deadline of `tp connect`'s Connect call, which may install the traffic-manager and
+    wait for its rollout (the daemon's own steps fit inside it)."""
+
+    intercept_call_timeout: float = 360.0
+    """Deadline of one Intercept call: agent injection and rollout, the wait for ACTIVE,
+    the volume copy, and the undo of a failure (the daemon's own steps fit inside it)."""
+
+    uninstall_call_timeout: float = 240.0
+    """Deadline of one Uninstall call (`--everything` also removes the traffic-manager)."""
+
+    daemon_stop_timeout: float = 15.0
+    """Seconds `tp quit` waits for the daemon process to exit after its Quit call answered."""
+
     replay_timeout: float = 30.0
     """Seconds `tp_jupyter.replay()` waits for the replayed exchange."""
 

@@ -1,52 +1,44 @@
 """Traffic as data: captured exchanges as a pandas DataFrame, replay, and a live feed.
 
     traffic(name=None, kernel=False) -> DataFrame   one row per exchange
-    replay(row, to="local" | "cluster" | URL) -> Series   the new exchange
+                                                    (the package's `tp_jupyter.traffic`)
+    replay(row, to="local" | "cluster") -> Series    the new exchange
     TrafficFeed                                      live rows for the widget
     register(sub)                                    `tp traffic [NAME] [-o VAR] [--kernel]`
 
 Rows come from two places, told apart by the `captured_by` column:
 - "agent": the traffic-agent's captures, read from the daemon (`WatchTraffic`);
-- "kernel": exchanges answered by cell handlers in this kernel (`tp_jupyter.handlers`);
-- "replay": exchanges sent by `replay(row, to=URL)`.
+- "kernel": exchanges answered by cell handlers in this kernel (`tp_jupyter.handlers`).
   By default only the kernel rows of failed handler calls are added (they carry the
   traceback in `error`; the agent row of the same request has only the 500), and
   `kernel=True` adds every kernel row.
 
-`tp_jupyter.traffic` is both this module and, by a callable module class, the function
-`traffic()`: the package attribute turns into the module as soon as it is imported.
-pandas is imported only here, where tables are built. Errors are the front's TpErrors
-(tp_jupyter.errors): `UsageError` for a row that cannot be replayed where asked,
-`DaemonError` when the daemon fails.
+Every daemon call goes through `daemon_client.DaemonClient`; replay is the daemon's
+`Replay` of a row it keeps. pandas is imported only here, where tables are built.
+Errors are the front's TpErrors (tp_jupyter.errors): `UsageError` for a row that cannot
+be replayed where asked, `DaemonError` when the daemon fails.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import datetime
 import html
-import http.client
 import logging
-import sys
 import threading
-import time
-import types
-import urllib.parse
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import grpc
 from tp_daemon import paths
 from tp_protocol import daemon_pb2 as dpb
-from tp_protocol import daemon_pb2_grpc as dgrpc
 from tp_protocol import manager_pb2 as mpb
 from tp_protocol.settings import get_settings
 
-from tp_jupyter.errors import DaemonError, UsageError
+from tp_jupyter.daemon_client import DaemonClient, TrafficStream
+from tp_jupyter.errors import DaemonNotRunning, TpError, UsageError
+from tp_jupyter.render import Rendered
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,8 +57,7 @@ SUMMARY = ["time", "intercept", "method", "path", "status", "duration_ms", "rout
 """Columns shown when a table is printed or rendered."""
 
 _ROUTED = {mpb.ROUTED_TO_LOCAL: "local", mpb.ROUTED_TO_CLUSTER: "cluster"}
-_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "te",
-               "trailer", "upgrade", "proxy-connection", "host"}
+_TARGETS = {"local": dpb.REPLAY_TARGET_LOCAL, "cluster": dpb.REPLAY_TARGET_CLUSTER}
 
 
 # --- rows -------------------------------------------------------------------------------------
@@ -112,42 +103,15 @@ def frame_from_records(records: Iterable[tuple[mpb.TrafficRecord, str]]) -> pd.D
 
 # --- the daemon -----------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def _stub() -> Iterator[Any]:
-    channel = grpc.insecure_channel(f"unix:{paths.socket_path()}")
-    try:
-        yield dgrpc.DaemonStub(channel)
-    finally:
-        channel.close()
-
-
-def _daemon_error(e: grpc.RpcError, what: str) -> DaemonError:
-    code = e.code() if isinstance(e, grpc.Call) else None
-    if code == grpc.StatusCode.UNAVAILABLE:
-        return DaemonError("the tp daemon is not running; run `%tp connect` (or `tp connect`)")
-    if code == grpc.StatusCode.UNIMPLEMENTED:
-        return DaemonError(f"this tp daemon cannot {what} yet; update tp-jupyter and run "
-                           "`tp quit` then `tp connect`")
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return DaemonError(f"the tp daemon did not {what} in time; see {paths.log_path()}")
-    details = e.details() if isinstance(e, grpc.Call) else str(e)
-    return DaemonError(f"the tp daemon failed to {what}: {details}; see {paths.log_path()}")
-
-
 def daemon_records(names: Iterable[str] = ()) -> list[mpb.TrafficRecord]:
     """The rows the daemon keeps (none when no daemon runs)."""
     if not paths.socket_path().exists():
         return []
-    request = dpb.WatchTrafficRequest(intercept_names=list(names), history=True, follow=False)
-    timeout = get_settings().notebook.traffic_rpc_timeout
-    with _stub() as stub:
-        try:
-            return list(stub.WatchTraffic(request, timeout=timeout))
-        except grpc.RpcError as e:
-            code = e.code() if isinstance(e, grpc.Call) else None
-            if code == grpc.StatusCode.UNAVAILABLE:   # a stale socket: no daemon, no rows
-                return []
-            raise _daemon_error(e, "read traffic") from e
+    try:
+        with DaemonClient() as client:
+            return list(client.watch_traffic(list(names), follow=False))
+    except DaemonNotRunning:   # a stale socket: no daemon, no rows
+        return []
 
 
 def kernel_records(names: Iterable[str] = (), every: bool = False) -> list[mpb.TrafficRecord]:
@@ -187,100 +151,26 @@ def replay(row: Any, to: str = "local", headers: Mapping[str, str] | None = None
            body: bytes | str | None = None) -> pd.Series:
     """Send a captured request again; returns the new exchange as a row (a Series).
 
-    `to`: "local" (the intercepting code: the cell handler or local port), "cluster"
-    (the app container in the cluster) or a URL such as "http://127.0.0.1:8080".
-    `headers` replace or add request headers; `body` replaces the captured body.
+    `to`: "local" (the intercepting code: the cell handler or local port) or "cluster"
+    (the app container in the cluster). `headers` replace or add request headers; `body`
+    replaces the captured body. The daemon sends it (its `Replay` of a row it keeps).
     """
-    from tp_jupyter import handlers  # lazily: it loads aiohttp
     d = _row_dict(row)
-    if to not in ("local", "cluster") and not to.startswith(("http://", "https://")):
-        raise UsageError(f"replay to {to!r}: use to='local', to='cluster' or an http:// URL")
-    if to.startswith("http"):
-        return _replay_http(d, to, headers, body)
+    if to not in _TARGETS:
+        raise UsageError(f"replay to {to!r}: use to='local' or to='cluster'")
     if d.get("captured_by") == "kernel" or str(d.get("id", "")).startswith("kernel-"):
-        if to == "cluster":
-            raise UsageError("this row was captured by the cell handler in this kernel; replay "
-                             "it with to='local', or replay the agent's row of the request "
-                             "(captured_by == 'agent') to the cluster")
-        server = next((s for s in handlers.servers() if s.label == d.get("intercept")), None)
-        if server is None:
-            raise UsageError(f"no cell handler serves {d.get('intercept')!r} any more; run "
-                             "its %%tp intercept cell again, or replay to an http:// URL")
-        return _replay_http(d, server.url, headers, body, server)
-    return _replay_daemon(d, to, headers, body)
-
-
-def _replay_daemon(d: dict[str, Any], to: str, headers: Mapping[str, str] | None,
-                   body: bytes | str | None) -> pd.Series:
-    target = dpb.REPLAY_TARGET_LOCAL if to == "local" else dpb.REPLAY_TARGET_CLUSTER
+        raise UsageError("this row was captured by the cell handler in this kernel; replay "
+                         "the agent's row of the request (captured_by == 'agent'), which the "
+                         "daemon keeps, with to='local' or to='cluster'")
     request = dpb.ReplayRequest(
-        traffic_id=str(d.get("id", "")), target=target,
+        traffic_id=str(d.get("id", "")), target=_TARGETS[to],
         header_overrides=[mpb.Header(name=k, value=v) for k, v in (headers or {}).items()])
     if body is not None:
         request.body = body.encode() if isinstance(body, str) else body
         request.has_body = True
-    with _stub() as stub:
-        try:
-            result = stub.Replay(request, timeout=get_settings().notebook.replay_timeout)
-        except grpc.RpcError as e:
-            raise _daemon_error(e, "replay") from e
-    if result.HasField("error"):
-        from tp_jupyter.api import raise_for
-
-        raise_for(result.error)
+    with DaemonClient() as client:
+        result = client.replay(request)
     return frame([record_to_row(result.record, "agent")]).iloc[0]
-
-
-def _replay_http(d: dict[str, Any], url: str, headers: Mapping[str, str] | None,
-                 body: bytes | str | None,
-                 server: handlers.HandlerServer | None = None) -> pd.Series:
-    if body is None:
-        captured = str(d.get("request_body") or "")
-        if captured.endswith(" [truncated]"):
-            raise UsageError("the captured request body was truncated; pass body=... to replay")
-        body = captured
-    data = body.encode() if isinstance(body, str) else body
-    sent = {k: v for k, v in dict(d.get("request_headers") or {}).items()
-            if k.lower() not in _HOP_BY_HOP}
-    for k, v in (headers or {}).items():   # header names are case-insensitive
-        sent = {name: value for name, value in sent.items() if name.lower() != k.lower()}
-        sent[k] = v
-    marker = uuid.uuid4().hex
-    sent["X-Tp-Replay"] = marker   # finds this exchange among the server's rows
-    parts = urllib.parse.urlsplit(url)
-    base = parts.path.rstrip("/")
-    timeout = get_settings().notebook.replay_timeout
-    conn_cls = (http.client.HTTPSConnection if parts.scheme == "https"
-                else http.client.HTTPConnection)
-    conn = conn_cls(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
-    start = time.time()
-    t0 = time.monotonic()
-    try:
-        conn.request(str(d.get("method") or "GET"), base + str(d.get("path") or "/"), data, sent)
-        resp = conn.getresponse()
-        payload = resp.read()
-    except OSError as e:
-        raise UsageError(f"replay to {url} failed: {e}; is the server listening?") from e
-    finally:
-        conn.close()
-    if server is not None:
-        for rec in reversed(server.rows()):
-            if any(h.name.lower() == "x-tp-replay" and h.value == marker
-                   for h in rec.request_headers):
-                return frame([record_to_row(rec, "kernel")]).iloc[0]
-    limit = get_settings().intercept.capture_body_limit
-    rec = mpb.TrafficRecord(
-        id=f"replay-{marker[:12]}", intercept_name=str(d.get("intercept") or ""),
-        method=str(d.get("method") or "GET"), path=str(d.get("path") or "/"),
-        request_headers=[mpb.Header(name=k, value=v) for k, v in sent.items()],
-        status=resp.status, reason=resp.reason,
-        response_headers=[mpb.Header(name=k, value=v) for k, v in resp.getheaders()],
-        duration_ms=(time.monotonic() - t0) * 1000, request_size=len(data),
-        response_size=len(payload), routed_to=mpb.ROUTED_TO_LOCAL,
-        request_body_prefix=data[:limit], response_body_prefix=payload[:limit],
-        request_body_truncated=len(data) > limit, response_body_truncated=len(payload) > limit)
-    rec.time.FromNanoseconds(int(start * 1e9))
-    return frame([record_to_row(rec, "replay")]).iloc[0]
 
 
 # --- the live feed --------------------------------------------------------------------------
@@ -298,7 +188,7 @@ class TrafficFeed:
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
         self.last_error = ""
         self._stop = threading.Event()
-        self._call: Any = None
+        self._stream: TrafficStream | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._seen_servers: set[int] = set()
@@ -311,9 +201,9 @@ class TrafficFeed:
 
     def stop(self) -> None:
         self._stop.set()
-        call = self._call
-        if call is not None:
-            call.cancel()
+        stream = self._stream
+        if stream is not None:
+            stream.cancel()
         if self._thread is not None:
             self._thread.join(get_settings().notebook.handler_stop_timeout)
             if self._thread.is_alive():
@@ -364,10 +254,8 @@ class TrafficFeed:
                 self._follow(history)
                 history = False   # rows already shown are not asked for again
                 self.last_error = ""
-            except grpc.RpcError as e:
-                if self._stop.is_set():
-                    break
-                self.last_error = str(_daemon_error(e, "stream traffic"))
+            except TpError as e:
+                self.last_error = str(e)
             except Exception as e:   # keep the widget alive, but say why rows stopped
                 log.exception("the traffic watch failed")
                 self.last_error = f"traffic watch failed: {e}"
@@ -376,23 +264,21 @@ class TrafficFeed:
     def _follow(self, history: bool) -> None:
         if not paths.socket_path().exists():
             return
-        request = dpb.WatchTrafficRequest(intercept_names=self.names, history=history,
-                                          follow=True)
-        with _stub() as stub:
-            self._call = stub.WatchTraffic(request)
+        with DaemonClient() as client:
+            self._stream = client.watch_traffic(self.names, history=history, follow=True)
             try:
                 if self._stop.is_set():
                     return
-                for rec in self._call:
+                for rec in self._stream:
                     self.add(rec, "agent")
             finally:
-                self._call = None
+                self._stream = None
 
 
 # --- `tp traffic` -----------------------------------------------------------------------------
 
 @dataclass
-class TrafficTable:
+class TrafficTable(Rendered):
     """The result of `tp traffic`: renders the summary columns as text or HTML."""
 
     frame: Any   # pandas.DataFrame
@@ -454,13 +340,3 @@ def register(sub: Any) -> None:
                    help="also every exchange answered by cell handlers in this kernel")
     p.set_defaults(func=_traffic_command)
 
-
-class _CallableModule(types.ModuleType):
-    """Importing this module sets `tp_jupyter.traffic` to it; calling it keeps working."""
-
-    def __call__(self, name: str | Iterable[str] | None = None,
-                 kernel: bool = False) -> pd.DataFrame:
-        return traffic(name, kernel)
-
-
-sys.modules[__name__].__class__ = _CallableModule
