@@ -45,7 +45,7 @@ def _html_table(title: str, rows: list[tuple[str, str]]) -> str:
     return f"<b>{html.escape(title)}</b><table>{body}</table>"
 
 
-@dataclass
+@dataclass(repr=False)
 class ConnectResult(Rendered):
     """What `tp connect` did; prints as `Connected to context <ctx> (<server>)`."""
 
@@ -89,7 +89,7 @@ class ConnectResult(Rendered):
         return "<br>".join(html.escape(line) for line in self.lines())
 
 
-@dataclass
+@dataclass(repr=False)
 class Status(Rendered):
     """`tp status`: daemon, cluster, manager, DNS and subnets blocks."""
 
@@ -144,7 +144,7 @@ class Status(Rendered):
         return "".join(_html_table(title, rows) for title, rows in self.blocks())
 
 
-@dataclass
+@dataclass(repr=False)
 class QuitResult(Rendered):
     was_running: bool
     was_connected: bool = False
@@ -265,7 +265,7 @@ def _rows_html(rows: list[tuple[str, str]]) -> str:
         f"<td style='text-align:left'>{html.escape(v)}</td></tr>" for k, v in rows) + "</table>"
 
 
-@dataclass
+@dataclass(repr=False)
 class WorkloadListing(Rendered):
     """`tp list`: one line per workload, intercepted ones followed by their blocks."""
 
@@ -298,7 +298,7 @@ class WorkloadListing(Rendered):
         return f"<b>Workloads in {html.escape(self.namespace)}</b><table>{body}</table>"
 
 
-@dataclass
+@dataclass(repr=False)
 class InterceptResult(Rendered):
     """What `tp intercept` made; prints as the seed's `Using Deployment X` and block."""
 
@@ -334,7 +334,7 @@ class InterceptResult(Rendered):
                 f"{html.escape(self.info.spec.workload)}</b>" + _rows_html(self.rows()))
 
 
-@dataclass
+@dataclass(repr=False)
 class LeaveResult(Rendered):
     name: str
 
@@ -342,7 +342,7 @@ class LeaveResult(Rendered):
         return f"Left intercept {self.name}"
 
 
-@dataclass
+@dataclass(repr=False)
 class UninstallResult(Rendered):
     restored: list[str]
     manager_removed: bool = False

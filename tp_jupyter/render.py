@@ -33,7 +33,12 @@ log = logging.getLogger(__name__)
 
 
 class Rendered:
-    """Results render themselves: `str()` is the CLI's text, shown as IPython's text/plain."""
+    """Results render themselves: `str()` is the CLI's text, shown as IPython's text/plain
+    and as the repr. A dataclass subclass says `repr=False`: IPython takes the first
+    `__repr__` or `_repr_pretty_` along the MRO, and a generated repr would win."""
+
+    def __repr__(self) -> str:
+        return str(self)
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(str(self))

@@ -84,7 +84,7 @@ def _intercept_name(result: Any, args: argparse.Namespace) -> str:
     return f"{args.workload}-{ns}"
 
 
-@dataclass
+@dataclass(repr=False)
 class CellIntercept(render.Rendered):
     """What `%%tp intercept` did: shown below the cell."""
 
@@ -110,9 +110,6 @@ class CellIntercept(render.Rendered):
 
     def __str__(self) -> str:
         return "\n".join(self.lines())
-
-    def __repr__(self) -> str:
-        return str(self)
 
     def _repr_html_(self) -> str:
         first, *rest = self.lines()

@@ -277,7 +277,7 @@ class TrafficFeed:
 
 # --- `tp traffic` -----------------------------------------------------------------------------
 
-@dataclass
+@dataclass(repr=False)
 class TrafficTable(Rendered):
     """The result of `tp traffic`: renders the summary columns as text or HTML."""
 
@@ -303,9 +303,6 @@ class TrafficTable(Rendered):
         else:
             text = self.shown().to_string(index=False)
         return f"{text}\n{self.note}" if self.note else text
-
-    def __repr__(self) -> str:
-        return str(self)
 
     def _repr_html_(self) -> str:
         if self.frame.empty:

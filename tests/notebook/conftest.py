@@ -1,6 +1,6 @@
 """Fixtures of the notebook front's tests: an isolated daemon home, a real IPython shell
 with the extension loaded, and stand-in `intercept`/`leave` subcommands for the tests that
-exercise the cell form without a cluster."""
+exercise the cell form and the notebook session without a cluster."""
 
 from __future__ import annotations
 
@@ -73,19 +73,19 @@ def ip() -> Iterator[Any]:
 
 @pytest.fixture
 def fake_cluster(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
-    """Adds stand-in intercept/leave subcommands to the parser the magics use."""
-    from tp_jupyter import magics
+    """Adds stand-in intercept/leave subcommands to the parser the notebook session uses."""
+    from tp_jupyter import cli, session
 
     fake = FakeCluster()
-    real = magics.build_parser
+    real = cli.build_parser
 
     def build() -> argparse.ArgumentParser:
         parser = real()
-        sub = magics._subparsers(parser)
+        sub = cli.subcommands(parser)
         for name in ("intercept", "leave"):   # replace the daemon-backed ones
             sub.choices.pop(name, None)
         fake.register(sub)
         return parser
 
-    monkeypatch.setattr(magics, "build_parser", build)
+    monkeypatch.setattr(session, "build_parser", build)
     return fake

@@ -182,13 +182,13 @@ def test_the_line_form_intercept_and_leave_go_through_the_same_parser(
 def test_unload_leaves_every_intercept_and_stops_every_thread(fake_cluster: Any) -> None:
     from IPython.core.interactiveshell import InteractiveShell
 
-    from tp_jupyter import widgets
+    import tp_jupyter
 
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "tp_jupyter")
     shell.run_cell_magic("tp", "intercept dps -n demo", HANDLER_V1)
     shell.run_line_magic("tp", "intercept web -n demo -p 9000")
-    panel = widgets.panel()
+    panel = tp_jupyter.panel()
     assert tp_threads()
     shell.run_line_magic("unload_ext", "tp_jupyter")
     assert fake_cluster.intercepts == {}

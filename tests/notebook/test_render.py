@@ -29,13 +29,16 @@ def test_results_show_the_cli_text_as_plain_text(ip: Any) -> None:
     assert "text/html" in data
 
 
-def test_unloading_drops_the_printers(ip: Any) -> None:
+def test_results_render_themselves_without_the_extension() -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
     from tp_jupyter import api
 
-    ip.run_line_magic("unload_ext", "tp_jupyter")
-    data, _ = ip.display_formatter.format(api.QuitResult(was_running=False))
-    assert data["text/plain"].startswith("QuitResult(")
-    ip.run_line_magic("load_ext", "tp_jupyter")
+    shell = InteractiveShell.instance()
+    assert "tp" not in shell.magics_manager.magics["line"]
+    data, _ = shell.display_formatter.format(api.QuitResult(was_running=False))
+    assert data["text/plain"] == "tp daemon is not running"
+    assert data["text/html"] == "tp daemon is not running"
 
 
 def test_progress_lines_replace_each_other_and_vanish_at_the_end() -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
-import json
-import threading
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +12,7 @@ from tp_protocol import manager_pb2 as mpb
 
 import tp_jupyter
 from tp_jupyter import handlers
-from tp_jupyter import traffic as traffic_mod
+from tp_jupyter import traffic_data as traffic_mod
 from tp_jupyter.errors import UsageError
 
 pytestmark = pytest.mark.timeout(60)
@@ -73,66 +70,19 @@ def test_tp_jupyter_traffic_includes_kernel_rows_on_request() -> None:
     assert tp_jupyter.traffic("other", kernel=True).empty
 
 
-def test_replaying_a_kernel_row_to_local_reaches_the_current_handler() -> None:
-    server = handlers.HandlerServer(lambda req: {"v": 1, "body": req.text}, "web-demo")
-    req = urllib.request.Request(server.url + "/items?id=7", data=b"payload", method="POST",
-                                 headers={"X-Dev": "me"})
-    urllib.request.urlopen(req, timeout=5).read()
-    row = tp_jupyter.traffic(kernel=True).iloc[-1]
-    server.set_handler(lambda req: {"v": 2, "body": req.text, "dev": req.headers["x-dev"]})
-    new = tp_jupyter.replay(row, to="local")
-    assert isinstance(new, pd.Series)
-    assert new["id"] != row["id"] and new["path"] == "/items?id=7" and new["method"] == "POST"
-    assert json.loads(new["response_body"]) == {"v": 2, "body": "payload", "dev": "me"}
-    assert len(server.rows()) == 2
-
-
-def test_replay_to_a_url_sends_the_request_with_overrides() -> None:
-    seen: list[tuple[str, str, dict[str, str], bytes]] = []
-
-    class Plain(http.server.BaseHTTPRequestHandler):
-        def do_PUT(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"] or 0))
-            seen.append((self.command, self.path, dict(self.headers), body))
-            self.send_response(201)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Plain)
-    t = threading.Thread(target=httpd.serve_forever, name="plain-server")
-    t.start()
-    try:
-        row = traffic_mod.record_to_row(record(1, "/put"))
-        row.update(method="PUT", request_body="old")
-        new = tp_jupyter.replay(row, to=f"http://127.0.0.1:{httpd.server_port}",
-                                headers={"X-Dev": "you"}, body=b"new")
-    finally:
-        httpd.shutdown()
-        t.join(5)
-    assert new["status"] == 201 and new["response_body"] == "ok"
-    assert new["captured_by"] == "replay"
-    method, path, headers, body = seen[0]
-    assert (method, path, body) == ("PUT", "/put", b"new")
-    assert headers["X-Dev"] == "you"
-
-
 def test_replay_refuses_what_it_cannot_do_with_a_fix() -> None:
     server = handlers.HandlerServer(lambda req: "ok", "web-demo")
     urllib.request.urlopen(server.url + "/", timeout=5).read()
     df = tp_jupyter.traffic(kernel=True)
-    with pytest.raises(UsageError, match="replay it with to='local'"):
-        tp_jupyter.replay(df.iloc[0], to="cluster")
+    for to in ("local", "cluster"):   # the daemon keeps the agent's row, not the kernel's
+        with pytest.raises(UsageError, match="replay the agent's row of the request"):
+            tp_jupyter.replay(df.iloc[0], to=to)
     with pytest.raises(UsageError, match=r"pass df\.iloc"):
         tp_jupyter.replay(pd.concat([df, df]), to="local")
-    with pytest.raises(UsageError, match="use to='local'"):
-        tp_jupyter.replay(df.iloc[0], to="moon")
-    server.stop()
-    with pytest.raises(UsageError, match="run its %%tp intercept cell again"):
-        tp_jupyter.replay(df.iloc[0], to="local")
+    with pytest.raises(UsageError, match="use to='local' or to='cluster'"):
+        tp_jupyter.replay(df.iloc[0], to="http://127.0.0.1:8080")
+    with pytest.raises(UsageError, match=r"takes a traffic row \(df\.iloc\[i\]\)"):
+        tp_jupyter.replay(42)
 
 
 def test_agent_rows_are_replayed_through_the_daemon_which_must_be_running() -> None:
@@ -150,10 +100,10 @@ def test_the_traffic_table_renders_as_text_and_html() -> None:
 
 
 def test_tp_traffic_in_a_terminal_writes_csv(tmp_path: Any) -> None:
-    from tp_jupyter import magics
+    from tp_jupyter import cli
 
     out = tmp_path / "rows.csv"
-    args = magics.build_parser().parse_args(["traffic", "-o", str(out)])
+    args = cli.build_parser().parse_args(["traffic", "-o", str(out)])
     table = args.func(args)
     assert out.read_text().startswith("time,intercept,method,path")
     assert f"Wrote 0 rows to {out}" in str(table)

@@ -10,14 +10,14 @@ import pytest
 from tp_nb_helpers import tp_threads, wait_for
 from tp_protocol import manager_pb2 as mpb
 
-from tp_jupyter import handlers, widgets
+from tp_jupyter import api, handlers, widgets
 
 pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
 def panel() -> Iterator[widgets.Panel]:
-    p = widgets.panel()
+    p = widgets.Panel(leave=api.leave)
     yield p
     p.close()
     handlers.shutdown()
@@ -63,8 +63,21 @@ def test_intercepts_are_listed_with_a_leave_button(panel: widgets.Panel) -> None
     assert "run `tp connect` first" in panel.error.value
 
 
+def test_the_leave_button_calls_the_leave_it_was_given() -> None:
+    left: list[str] = []
+    p = widgets.Panel(leave=left.append, start=False)
+    try:
+        info = mpb.InterceptInfo(state=mpb.INTERCEPT_STATE_ACTIVE, spec=mpb.InterceptSpec(
+            name="dps-demo", workload="dps", namespace="demo", target_port=8080))
+        _label, button = p._intercept_row(info).children
+        button.click()
+        assert left == ["dps-demo"] and p.error.value == ""
+    finally:
+        p.close()
+
+
 def test_closing_the_panel_stops_its_threads() -> None:
-    p = widgets.panel()
+    p = widgets.Panel(leave=api.leave)
     assert {"tp-traffic-watch", "tp-widget-refresh"} <= set(tp_threads())
     p.close()
     wait_for(lambda: not ({"tp-traffic-watch", "tp-widget-refresh"} & set(tp_threads())), 10,
