@@ -124,7 +124,9 @@ class NotebookSession:
 
     def __init__(self, shell: Any = None) -> None:
         self.shell = shell
-        self.user_ns: dict[str, Any] = shell.user_ns if shell is not None else {}
+        # without a shell, cells run in a namespace of their own, named like IPython's
+        self.user_ns: dict[str, Any] = (shell.user_ns if shell is not None
+                                        else {"__name__": "__main__"})
         self.cells: dict[str, CellIntercept] = {}   # intercept name -> its cell handler
         self.intercepts: set[str] = set()            # names made by the line form
         self.panels: list[Panel] = []
