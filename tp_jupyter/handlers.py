@@ -545,15 +545,20 @@ def _failed(e: BaseException) -> HandlerFailed:
     return HandlerFailed("".join(traceback.format_exception(type(e), e, tb)))
 
 
+def _returned(result: Any) -> _Wire:
+    """What a function handler returned, as the response (a bad type is the handler's fault)."""
+    try:
+        return to_wire(result)
+    except TypeError as e:
+        raise HandlerFailed(f"{e}\n") from None
+
+
 def _call_function(fn: Any, req: Request) -> _Wire:
     try:
         result = fn(req)
     except Exception as e:
         raise _failed(e) from None
-    try:
-        return to_wire(result)
-    except TypeError as e:
-        raise HandlerFailed(f"{e}\n") from None
+    return _returned(result)
 
 
 async def _call_async(fn: Any, req: Request) -> _Wire:
@@ -561,10 +566,7 @@ async def _call_async(fn: Any, req: Request) -> _Wire:
         result = await fn(req)
     except Exception as e:
         raise _failed(e) from None
-    try:
-        return to_wire(result)
-    except TypeError as e:
-        raise HandlerFailed(f"{e}\n") from None
+    return _returned(result)
 
 
 # --- WSGI and ASGI adapters -------------------------------------------------------------------

@@ -39,6 +39,7 @@ from tp_protocol.settings import get_settings
 from tp_jupyter.daemon_client import DaemonClient, TrafficStream
 from tp_jupyter.errors import DaemonNotRunning, TpError, UsageError
 from tp_jupyter.render import Rendered
+from tp_jupyter.worker import Worker
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -187,28 +188,21 @@ class TrafficFeed:
         self.rows: collections.deque[dict[str, Any]] = collections.deque(maxlen=limit)
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
         self.last_error = ""
-        self._stop = threading.Event()
+        self.worker = Worker("tp-traffic-watch", self._run)
+        self._stop = self.worker.stopping
         self._stream: TrafficStream | None = None
-        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._seen_servers: set[int] = set()
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="tp-traffic-watch",
-                                            daemon=True)
-            self._thread.start()
+        self.worker.start()
 
     def stop(self) -> None:
         self._stop.set()
         stream = self._stream
         if stream is not None:
             stream.cancel()
-        if self._thread is not None:
-            self._thread.join(get_settings().notebook.handler_stop_timeout)
-            if self._thread.is_alive():
-                log.error("the traffic watch thread did not stop in time")
-            self._thread = None
+        self.worker.join()
 
     def add(self, rec: mpb.TrafficRecord, captured_by: str) -> None:
         row = record_to_row(rec, captured_by)
@@ -239,9 +233,6 @@ class TrafficFeed:
     def snapshot(self) -> list[dict[str, Any]]:
         with self._lock:
             return list(self.rows)
-
-    def frame(self) -> pd.DataFrame:
-        return frame(self.snapshot())
 
     def _run(self) -> None:
         from tp_jupyter import handlers  # lazily: it loads aiohttp

@@ -29,6 +29,7 @@ from tp_protocol.settings import get_settings
 from tp_jupyter import api, handlers
 from tp_jupyter.errors import TpError
 from tp_jupyter.traffic_data import TrafficFeed
+from tp_jupyter.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,8 @@ class Panel:
         self.feed = TrafficFeed(names)
         self.feed.listeners.append(lambda _row: self._dirty.set())
         self._dirty = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.worker = Worker("tp-widget-refresh", self._loop)
+        self._stop = self.worker.stopping
         self.refresh_state()
         if start:
             self.start()
@@ -97,20 +98,13 @@ class Panel:
 
     def start(self) -> None:
         self.feed.start()
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="tp-widget-refresh",
-                                            daemon=True)
-            self._thread.start()
+        self.worker.start()
 
     def close(self) -> None:
         """Stop the refresh thread and the traffic feed, and close the widgets."""
         self._stop.set()
         self._dirty.set()
-        if self._thread is not None:
-            self._thread.join(get_settings().notebook.handler_stop_timeout)
-            if self._thread.is_alive():
-                log.error("the widget refresh thread did not stop in time")
-            self._thread = None
+        self.worker.join()
         self.feed.stop()
         self.widget.close()
 

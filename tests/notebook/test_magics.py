@@ -194,4 +194,4 @@ def test_unload_leaves_every_intercept_and_stops_every_thread(fake_cluster: Any)
     assert fake_cluster.intercepts == {}
     wait_for(lambda: tp_threads() == [], 10, "every tp- thread to stop")
     assert "tp" not in shell.magics_manager.magics["line"]
-    assert panel.feed._thread is None
+    assert not panel.feed.worker.running and not panel.worker.running
