@@ -375,20 +375,25 @@ def list_workloads(namespace: str | None = None) -> WorkloadListing:
     return WorkloadListing(namespace, list(reply.workloads))
 
 
-def parse_port(port: int | str) -> tuple[int, str]:
-    """`-p LOCAL[:SVCPORT]` -> (local port, service port name or number or "")."""
+@contextlib.contextmanager
+def _spec_usage() -> Iterator[None]:
+    """The shared intercept-spec checks (tp_protocol.intercept_spec) as the front's error."""
     try:
-        return intercept_spec.parse_port(port)
+        yield
     except intercept_spec.InvalidInterceptSpec as e:
         raise UsageError(str(e)) from e
+
+
+def parse_port(port: int | str) -> tuple[int, str]:
+    """`-p LOCAL[:SVCPORT]` -> (local port, service port name or number or "")."""
+    with _spec_usage():
+        return intercept_spec.parse_port(port)
 
 
 def parse_http_match(matches: Sequence[str] | str | None) -> list[mpb.HeaderMatch] | None:
     """`KEY=REGEX` pairs (all must match); None means a global intercept (`all` or none)."""
-    try:
+    with _spec_usage():
         return intercept_spec.parse_http_match(matches)
-    except intercept_spec.InvalidInterceptSpec as e:
-        raise UsageError(str(e)) from e
 
 
 def parse_mount(mount: bool | str | None) -> tuple[bool, str]:
@@ -422,6 +427,8 @@ def intercept(workload: str, namespace: str | None = None, port: int | str = 808
         service_port=service_port, target_host=target_host, target_port=local,
         mechanism=mpb.MECHANISM_TCP if matches is None else mpb.MECHANISM_HTTP,
         header_matches=matches or [], mount_point=mount_point)
+    with _spec_usage():
+        intercept_spec.validate(spec)
     request = dpb.InterceptRequest(spec=spec, replace=replace, no_mount=no_mount)
     with _client() as client, _progress(client, progress, "intercept"):
         reply = client.intercept(request)

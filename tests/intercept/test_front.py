@@ -77,6 +77,19 @@ def test_http_match_all_or_none_means_global_and_pairs_mean_personal() -> None:
                                                                          ("b", "x=y")]
 
 
+def test_the_front_reports_the_shared_spec_check_as_its_usage_error() -> None:
+    from tp_protocol.errors import TpJupyterError
+    from tp_protocol.intercept_spec import InvalidInterceptSpec
+
+    with pytest.raises(UsageError, match="not a valid HTTP header name") as e:
+        api.parse_http_match(["bad header=x"])
+    assert isinstance(e.value.__cause__, InvalidInterceptSpec)
+    assert isinstance(e.value, TpJupyterError)
+    with pytest.raises(UsageError, match="1-65535") as e:
+        api.parse_port("0")
+    assert isinstance(e.value.__cause__, InvalidInterceptSpec)
+
+
 def test_port_and_mount_arguments_parse_as_documented() -> None:
     assert api.parse_port(3000) == (3000, "")
     assert api.parse_port("3000:http") == (3000, "http")
