@@ -14,7 +14,7 @@ Rows come from two places, told apart by the `captured_by` column:
   `kernel=True` adds every kernel row.
 
 Every daemon call goes through `daemon_client.DaemonClient`; replay is the daemon's
-`Replay` of a row it keeps. pandas is imported only here, where tables are built.
+`Replay` of a row it keeps (a kernel row is replayed as the agent's row of its request). pandas is imported only here, where tables are built.
 Errors are the front's TpErrors (tp_jupyter.errors): `UsageError` for a row that cannot
 be replayed where asked, `DaemonError` when the daemon fails.
 """
@@ -154,17 +154,17 @@ def replay(row: Any, to: str = "local", headers: Mapping[str, str] | None = None
 
     `to`: "local" (the intercepting code: the cell handler or local port) or "cluster"
     (the app container in the cluster). `headers` replace or add request headers; `body`
-    replaces the captured body. The daemon sends it (its `Replay` of a row it keeps).
+    replaces the captured body. The daemon sends it (its `Replay` of a row it keeps; a
+    row of a cell handler is replayed as the agent's row of the same request).
     """
     d = _row_dict(row)
     if to not in _TARGETS:
         raise UsageError(f"replay to {to!r}: use to='local' or to='cluster'")
-    if d.get("captured_by") == "kernel" or str(d.get("id", "")).startswith("kernel-"):
-        raise UsageError("this row was captured by the cell handler in this kernel; replay "
-                         "the agent's row of the request (captured_by == 'agent'), which the "
-                         "daemon keeps, with to='local' or to='cluster'")
+    traffic_id = str(d.get("id", ""))
+    if d.get("captured_by") == "kernel" or traffic_id.startswith("kernel-"):
+        traffic_id = _agent_row_of(d)
     request = dpb.ReplayRequest(
-        traffic_id=str(d.get("id", "")), target=_TARGETS[to],
+        traffic_id=traffic_id, target=_TARGETS[to],
         header_overrides=[mpb.Header(name=k, value=v) for k, v in (headers or {}).items()])
     if body is not None:
         request.body = body.encode() if isinstance(body, str) else body
@@ -172,6 +172,32 @@ def replay(row: Any, to: str = "local", headers: Mapping[str, str] | None = None
     with DaemonClient() as client:
         result = client.replay(request)
     return frame([record_to_row(result.record, "agent")]).iloc[0]
+
+
+def _agent_row_of(kernel_row: Mapping[str, Any]) -> str:
+    """The id of the daemon's row of the request a cell handler answered.
+
+    Replay resends a row's method, path, headers and body, so any agent row of the same
+    intercept with the same method, path and body replays the same request; among those,
+    the one sharing most of the kernel row's headers (the agent forwards them unchanged),
+    then the nearest in time."""
+    header_pairs = {(k.lower(), v) for k, v in dict(kernel_row.get("request_headers") or {}
+                                                     ).items()}
+    when = kernel_row.get("time")
+    best: tuple[int, float, str] | None = None
+    for rec in daemon_records([str(kernel_row.get("intercept") or "")]):
+        candidate = record_to_row(rec)
+        if any(candidate[k] != kernel_row.get(k) for k in ("method", "path", "request_body")):
+            continue
+        shared = len(header_pairs & {(h.name.lower(), h.value) for h in rec.request_headers})
+        gap = abs((candidate["time"] - when).total_seconds()) if when is not None else 0.0
+        if best is None or (-shared, gap) < (-best[0], best[1]):
+            best = (shared, gap, rec.id)
+    if best is None:
+        raise UsageError("the daemon keeps no agent row of this request (it was sent to the "
+                         "cell handler directly, or the rows were dropped); replay a row with "
+                         "captured_by == 'agent'")
+    return best[2]
 
 
 # --- the live feed --------------------------------------------------------------------------

@@ -205,6 +205,18 @@ def test_a_handler_exception_is_a_500_with_the_traceback_and_a_traffic_row(
     assert "/color?why" in table["text"] and "500" in table["text"]
 
 
+def test_a_kernel_row_is_replayed_through_the_daemon_to_the_fixed_handler(
+        shell: LaptopShell, demo: str) -> None:
+    shell.cell(f"intercept {SVC} -n {demo} --mount false", ORANGE)   # the fix: a swap
+    shell.line(f"traffic {SVC}-{demo} -o df")
+    again = ("[int((r := __import__('tp_jupyter').replay(df[(df.path == '/color?why') & "
+             "(df.captured_by == 'kernel')].iloc[0], to='{to}')).status), r.response_body, "
+             "r.routed_to]")
+    assert shell.eval(again.format(to="local")) == [200, '{"color": "orange"}', "local"]
+    # the app in the cluster answers /color whatever the query
+    assert shell.eval(again.format(to="cluster")) == [200, '"green"', "cluster"]
+
+
 @pytest.mark.parametrize(("line", "fix"), [
     ("intercept {svc} -n {ns} -p 3000 --http-match x-dev", "use KEY=REGEX"),
     ("intercept {svc} -n {ns} -p 3000 --http-match 'x-dev=(a'", "fix the regular expression"),

@@ -74,8 +74,8 @@ def test_replay_refuses_what_it_cannot_do_with_a_fix() -> None:
     server = handlers.HandlerServer(lambda req: "ok", "web-demo")
     urllib.request.urlopen(server.url + "/", timeout=5).read()
     df = tp_jupyter.traffic(kernel=True)
-    for to in ("local", "cluster"):   # the daemon keeps the agent's row, not the kernel's
-        with pytest.raises(UsageError, match="replay the agent's row of the request"):
+    for to in ("local", "cluster"):   # sent to the handler directly: no agent row
+        with pytest.raises(UsageError, match="the daemon keeps no agent row of this request"):
             tp_jupyter.replay(df.iloc[0], to=to)
     with pytest.raises(UsageError, match=r"pass df\.iloc"):
         tp_jupyter.replay(pd.concat([df, df]), to="local")
