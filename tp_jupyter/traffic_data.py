@@ -14,8 +14,8 @@ Rows come from two places, told apart by the `captured_by` column:
   `kernel=True` adds every kernel row.
 
 Every daemon call goes through `daemon_client.DaemonClient`; replay is the daemon's
-`Replay` of a row it keeps (a kernel row is replayed as the agent's row of its request). pandas is imported only here, where tables are built.
-Errors are the front's TpErrors (tp_jupyter.errors): `UsageError` for a row that cannot
+`Replay` of a row it keeps (a kernel row is replayed as the agent's row of its request).
+pandas is imported only here, where tables are built. Errors are the front's TpErrors (tp_jupyter.errors): `UsageError` for a row that cannot
 be replayed where asked, `DaemonError` when the daemon fails.
 """
 
