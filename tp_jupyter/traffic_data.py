@@ -15,8 +15,9 @@ Rows come from two places, told apart by the `captured_by` column:
 
 Every daemon call goes through `daemon_client.DaemonClient`; replay is the daemon's
 `Replay` of a row it keeps (a kernel row is replayed as the agent's row of its request).
-pandas is imported only here, where tables are built. Errors are the front's TpErrors (tp_jupyter.errors): `UsageError` for a row that cannot
-be replayed where asked, `DaemonError` when the daemon fails.
+pandas is imported only here, where tables are built. Errors are the front's TpErrors
+(tp_jupyter.errors): `UsageError` for a row that cannot be replayed where asked,
+`DaemonError` when the daemon fails.
 """
 
 from __future__ import annotations
