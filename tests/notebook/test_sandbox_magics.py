@@ -210,8 +210,8 @@ def test_a_kernel_row_is_replayed_through_the_daemon_to_the_fixed_handler(
     shell.cell(f"intercept {SVC} -n {demo} --mount false", ORANGE)   # the fix: a swap
     shell.line(f"traffic {SVC}-{demo} -o df")
     again = ("[int((r := __import__('tp_jupyter').replay(df[(df.path == '/color?why') & "
-             "(df.captured_by == 'kernel')].iloc[0], to='{to}')).status), r.response_body, "
-             "r.routed_to]")
+             "(df.captured_by == 'kernel')].iloc[0], to='{to}')).status), "
+             "r.response_body.strip(), r.routed_to]")
     assert shell.eval(again.format(to="local")) == [200, '{"color": "orange"}', "local"]
     # the app in the cluster answers /color whatever the query
     assert shell.eval(again.format(to="cluster")) == [200, '"green"', "cluster"]
