@@ -22,10 +22,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar, cast
 
 import grpc
 from google.protobuf import empty_pb2
+from google.protobuf.message import Message
 from tp_daemon import paths
 from tp_protocol import daemon_pb2 as dpb
 from tp_protocol import daemon_pb2_grpc as dgrpc
@@ -33,6 +34,13 @@ from tp_protocol import manager_pb2 as mpb
 from tp_protocol.settings import get_settings
 
 from tp_jupyter.errors import ClusterError, DaemonError, DaemonNotRunning, TpError, UsageError
+
+_R = TypeVar("_R", bound=Message)
+
+
+def _quick() -> float:
+    return get_settings().notebook.daemon_call_timeout
+
 
 _ERRORS: dict[int, type[TpError]] = {
     dpb.ERROR_CODE_USAGE: UsageError,
@@ -105,60 +113,48 @@ class DaemonClient:
     def close(self) -> None:
         self._channel.close()
 
-    def _call(self, method: str, request: Any, timeout: float) -> Any:
+    def _call(self, method: str, request: Any, reply: type[_R], timeout: float) -> _R:
         """One unary call with its deadline; a reply's `error` is raised too."""
         try:
-            reply = getattr(self._stub, method)(request, timeout=timeout)
+            result = cast(_R, getattr(self._stub, method)(request, timeout=timeout))
         except grpc.RpcError as e:
             _rpc_failed(e, method, timeout)
-        if reply.DESCRIPTOR.fields_by_name.get("error") is not None:
-            check(reply)
-        return reply
+        if "error" in reply.DESCRIPTOR.fields_by_name:
+            check(result)
+        return result
 
     def version(self, timeout: float | None = None) -> dpb.VersionInfo:
         t = timeout or get_settings().notebook.daemon_call_timeout
-        result: dpb.VersionInfo = self._call("Version", empty_pb2.Empty(), t)
-        return result
+        return self._call("Version", empty_pb2.Empty(), dpb.VersionInfo, t)
 
     def connect(self, request: dpb.ConnectRequest) -> dpb.ConnectInfo:
-        result: dpb.ConnectInfo = self._call("Connect", request,
-                                             get_settings().notebook.connect_call_timeout)
-        return result
+        return self._call("Connect", request, dpb.ConnectInfo,
+                          get_settings().notebook.connect_call_timeout)
 
     def status(self) -> dpb.StatusInfo:
-        result: dpb.StatusInfo = self._call("Status", empty_pb2.Empty(),
-                                            get_settings().notebook.daemon_call_timeout)
-        return result
+        return self._call("Status", empty_pb2.Empty(), dpb.StatusInfo, _quick())
 
     def quit(self, keep_daemon: bool = False) -> dpb.QuitInfo:
-        result: dpb.QuitInfo = self._call("Quit", dpb.QuitRequest(keep_daemon=keep_daemon),
-                                          get_settings().notebook.daemon_call_timeout)
-        return result
+        return self._call("Quit", dpb.QuitRequest(keep_daemon=keep_daemon), dpb.QuitInfo,
+                          _quick())
 
     def list_workloads(self, request: dpb.ListRequest) -> dpb.WorkloadList:
-        result: dpb.WorkloadList = self._call("List", request,
-                                              get_settings().notebook.daemon_call_timeout)
-        return result
+        return self._call("List", request, dpb.WorkloadList, _quick())
 
     def intercept(self, request: dpb.InterceptRequest) -> dpb.InterceptResult:
-        result: dpb.InterceptResult = self._call(
-            "Intercept", request, get_settings().notebook.intercept_call_timeout)
-        return result
+        return self._call("Intercept", request, dpb.InterceptResult,
+                          get_settings().notebook.intercept_call_timeout)
 
     def leave(self, name: str) -> dpb.LeaveResult:
-        result: dpb.LeaveResult = self._call("Leave", dpb.LeaveRequest(name=name),
-                                             get_settings().notebook.daemon_call_timeout)
-        return result
+        return self._call("Leave", dpb.LeaveRequest(name=name), dpb.LeaveResult, _quick())
 
     def uninstall(self, request: dpb.UninstallRequest) -> dpb.UninstallResult:
-        result: dpb.UninstallResult = self._call(
-            "Uninstall", request, get_settings().notebook.uninstall_call_timeout)
-        return result
+        return self._call("Uninstall", request, dpb.UninstallResult,
+                          get_settings().notebook.uninstall_call_timeout)
 
     def replay(self, request: dpb.ReplayRequest) -> dpb.ReplayResult:
-        result: dpb.ReplayResult = self._call("Replay", request,
-                                              get_settings().notebook.replay_timeout)
-        return result
+        return self._call("Replay", request, dpb.ReplayResult,
+                          get_settings().notebook.replay_timeout)
 
     def watch_traffic(self, names: Sequence[str] = (), *, follow: bool, history: bool = True
                       ) -> TrafficStream:

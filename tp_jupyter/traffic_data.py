@@ -225,11 +225,12 @@ class TrafficFeed:
         self.worker.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        self.worker.stop(wake=self._cancel_stream)
+
+    def _cancel_stream(self) -> None:
         stream = self._stream
         if stream is not None:
             stream.cancel()
-        self.worker.join()
 
     def add(self, rec: mpb.TrafficRecord, captured_by: str) -> None:
         row = record_to_row(rec, captured_by)

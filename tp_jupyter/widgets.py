@@ -102,9 +102,7 @@ class Panel:
 
     def close(self) -> None:
         """Stop the refresh thread and the traffic feed, and close the widgets."""
-        self._stop.set()
-        self._dirty.set()
-        self.worker.join()
+        self.worker.stop(wake=self._dirty.set)
         self.feed.stop()
         self.widget.close()
 

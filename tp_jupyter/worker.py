@@ -1,7 +1,7 @@
 """One named background thread of the front, stopped and joined the same way everywhere.
 
     worker = Worker("tp-traffic-watch", loop)   # loop() runs until worker.stopping is set
-    worker.start(); ...; worker.stopping.set(); worker.join()
+    worker.start(); ...; worker.stop(wake)       # wake() interrupts what loop() waits on
 
 The live traffic feed and the panel's refresh each run one. Errors: none raised; a thread
 that outlives `notebook.handler_stop_timeout` is logged (it is a daemon thread and dies
@@ -37,8 +37,11 @@ class Worker:
             self._thread = threading.Thread(target=self._target, name=self.name, daemon=True)
             self._thread.start()
 
-    def join(self) -> None:
-        """Wait for the thread (after `stopping` was set and whatever it waits on woken)."""
+    def stop(self, wake: Callable[[], None] | None = None) -> None:
+        """Set `stopping`, call `wake` (to interrupt what the thread waits on), join it."""
+        self.stopping.set()
+        if wake is not None:
+            wake()
         if self._thread is not None:
             self._thread.join(get_settings().notebook.handler_stop_timeout)
             if self._thread.is_alive():
