@@ -113,3 +113,19 @@ def test_the_cli_grammar_has_intercept_leave_uninstall_and_list() -> None:
         parser.parse_args(["uninstall", "--all-agents", "--everything"])
     assert parser.parse_args(["leave", "x"]).name == "x"
     assert parser.parse_args(["list", "-n", "ns"]).namespace == "ns"
+
+
+def test_the_package_is_the_one_public_surface() -> None:
+    import inspect
+
+    import tp_jupyter
+
+    names = dir(tp_jupyter)
+    for name in ("connect", "status", "intercept", "leave", "traffic", "replay", "panel",
+                 "Request", "Response", "UsageError"):
+        assert name in names and name in tp_jupyter.__all__
+        assert getattr(tp_jupyter, name) is not None
+    assert inspect.isfunction(tp_jupyter.traffic)   # the function, not a module
+    assert tp_jupyter.connect is api.connect
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        tp_jupyter.nothing  # noqa: B018
