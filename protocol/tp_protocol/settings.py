@@ -129,6 +129,11 @@ class ApiServerSettings:
     shutdown_timeout: float = 5.0
     """Seconds open connections get to finish when the server stops."""
 
+    store_synchronous: str = "NORMAL"
+    """SQLite `synchronous` of the object store (WAL): NORMAL survives a crash of the
+    API server process (SIGKILL included), FULL also a crash of the machine (an fsync
+    per write)."""
+
 
 @dataclass
 class ControllerSettings:
