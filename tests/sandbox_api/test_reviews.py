@@ -100,7 +100,7 @@ def test_a_static_user_token_reviews_with_its_groups(server: Server,
 
 
 def _sar(authz: client.AuthorizationV1Api, user: str, groups: list[str], verb: str,
-         resource: str, namespace: str = "", group: str = "") -> Any:
+         resource: str, *, namespace: str = "", group: str = "") -> Any:
     return authz.create_subject_access_review({"spec": {
         "user": user, "groups": groups, "resourceAttributes": {
             "verb": verb, "resource": resource, "namespace": namespace, "group": group}}}
@@ -116,18 +116,19 @@ def test_subject_access_review_evaluates_edit_bound_in_a_namespace(
                     "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
                                   "name": "alice"}]})
     groups = ["developers", "system:authenticated"]
-    allowed = _sar(authz, "alice", groups, "create", "deployments", namespace, "apps")
+    allowed = _sar(authz, "alice", groups, "create", "deployments", namespace=namespace,
+                   group="apps")
     assert allowed.allowed is True
     assert allowed.reason == (f'RBAC: allowed by RoleBinding "alice-edit/{namespace}" of '
                               'ClusterRole "edit" to User "alice"')
     # edit includes view (aggregated), but not RBAC or cluster-scoped writes.
-    assert _sar(authz, "alice", groups, "list", "endpointslices", namespace,
-                "discovery.k8s.io").allowed is True
-    assert _sar(authz, "alice", groups, "create", "rolebindings", namespace,
-                "rbac.authorization.k8s.io").allowed is False
+    assert _sar(authz, "alice", groups, "list", "endpointslices", namespace=namespace,
+                group="discovery.k8s.io").allowed is True
+    assert _sar(authz, "alice", groups, "create", "rolebindings", namespace=namespace,
+                group="rbac.authorization.k8s.io").allowed is False
     assert _sar(authz, "alice", groups, "create", "namespaces").allowed is False
-    assert _sar(authz, "alice", groups, "create", "pods", "default").allowed is False
-    assert _sar(authz, "bob", groups, "create", "pods", namespace).allowed is False
+    assert _sar(authz, "alice", groups, "create", "pods", namespace="default").allowed is False
+    assert _sar(authz, "bob", groups, "create", "pods", namespace=namespace).allowed is False
 
 
 def test_a_clusterrole_labelled_aggregate_to_edit_extends_edit_at_once(
@@ -139,16 +140,16 @@ def test_a_clusterrole_labelled_aggregate_to_edit_extends_edit_at_once(
                     "name": "edit"},
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
                       "name": "carol"}]})
-    assert _sar(authz, "carol", [], "create", "widgets", namespace,
-                "example.com").allowed is False
+    assert _sar(authz, "carol", [], "create", "widgets", namespace=namespace,
+                group="example.com").allowed is False
     name = f"widgets-{namespace}"
     rbac.create_cluster_role({"metadata": {"name": name, "labels": {
         "rbac.authorization.k8s.io/aggregate-to-edit": "true"}},
         "rules": [{"apiGroups": ["example.com"], "resources": ["widgets"],
                    "verbs": ["create"]}]})
     try:
-        assert _sar(authz, "carol", [], "create", "widgets", namespace,
-                    "example.com").allowed is True
+        assert _sar(authz, "carol", [], "create", "widgets", namespace=namespace,
+                    group="example.com").allowed is True
     finally:
         rbac.delete_cluster_role(name)
 
