@@ -141,6 +141,10 @@ class ApiServerSettings:
     shutdown_timeout: float = 5.0
     """Seconds open connections get to finish when the server stops."""
 
+    store_file: str = "apiserver.db"
+    """File in the state dir that holds the objects; "" keeps them in memory only (lost
+    when the API server restarts; for comparisons)."""
+
     store_synchronous: str = "NORMAL"
     """SQLite `synchronous` of the object store (WAL): NORMAL survives a crash of the
     API server process (SIGKILL included), FULL also a crash of the machine (an fsync

@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 _API_KEY = web.AppKey("api", Api)
 _RELAY_KEY = web.AppKey("relay", KubeletRelay)
 _USER_KEY = "tp_user"
-STORE_FILE = "apiserver.db"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -368,7 +367,8 @@ def build_app(state_dir: Path, service_cidr: str, settings: ApiServerSettings | 
               ) -> web.Application:
     settings = settings or get_settings().apiserver
     store = Store(settings.watch_history, settings.watch_queue_limit,
-                  state_dir / STORE_FILE, settings.store_synchronous)
+                  state_dir / settings.store_file if settings.store_file else None,
+                  settings.store_synchronous)
     api = Api(store, Authenticator(state_dir), settings, service_cidr, state_dir)
     relay = KubeletRelay(state_dir / "run" / "kubelet.sock", settings)
     api.authn.lookup = _uid_lookup(store)
