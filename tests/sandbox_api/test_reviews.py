@@ -206,3 +206,50 @@ def test_a_subject_access_review_without_user_or_groups_is_invalid(
         authz.create_subject_access_review({"spec": {"resourceAttributes": {
             "verb": "get", "resource": "pods"}}})
     assert err.value.status == 422
+
+
+def _as(server: Server, token: str, **headers: str) -> client.ApiClient:
+    api = server.client_for(token)
+    for name, value in headers.items():
+        api.set_default_header(name.replace("_", "-"), value)
+    return api
+
+
+def test_an_admin_may_impersonate_a_user_and_their_groups(server: Server,
+                                                         namespace: str) -> None:
+    api = _as(server, "admin-token-for-tests", Impersonate_User="alice",
+              Impersonate_Group="developers")
+    me = client.AuthenticationV1Api(api).create_self_subject_review({}).status.user_info
+    assert (me.username, me.groups) == ("alice", ["developers", "system:authenticated"])
+    with pytest.raises(ApiException) as err:  # alice has no binding in this server
+        client.CoreV1Api(api).list_namespaced_pod(namespace)
+    assert err.value.status == 403 and 'User "alice"' in json.loads(err.value.body)["message"]
+
+
+def test_impersonation_needs_the_impersonate_verb(server: Server, core: client.CoreV1Api,
+                                                  namespace: str) -> None:
+    rbac = client.RbacAuthorizationV1Api(core.api_client)
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "editor"}})
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "worker"}})
+    rbac.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": "editor-edit"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": "edit"},
+        "subjects": [{"kind": "ServiceAccount", "name": "editor", "namespace": namespace}]})
+    token = _token(core, namespace, "editor", [API_AUDIENCE])
+    # edit may impersonate the namespace's service accounts (as upstream), not users.
+    as_worker = _as(server, token, Impersonate_User=f"system:serviceaccount:{namespace}:worker")
+    me = client.AuthenticationV1Api(as_worker).create_self_subject_review({}).status.user_info
+    assert me.groups == ["system:serviceaccounts", f"system:serviceaccounts:{namespace}",
+                         "system:authenticated"]
+    with pytest.raises(ApiException) as err:
+        client.AuthenticationV1Api(_as(server, token, Impersonate_User="admin")
+                                   ).create_self_subject_review({})
+    assert err.value.status == 403
+    assert json.loads(err.value.body)["message"] == (
+        f'users "admin" is forbidden: User "system:serviceaccount:{namespace}:editor" cannot '
+        'impersonate resource "users" in API group "" at the cluster scope')
+    with pytest.raises(ApiException) as err:
+        client.AuthenticationV1Api(_as(server, token, Impersonate_Group="system:masters")
+                                   ).create_self_subject_review({})
+    assert err.value.status == 400

@@ -22,7 +22,7 @@ from tp_protocol.settings import ApiServerSettings, get_settings
 
 from tp_sandbox import netns
 from tp_sandbox.apiserver import bootstrap, discovery, errors, ext, reviews, spdy, tables
-from tp_sandbox.apiserver.auth import Attributes, Authenticator, User, is_public
+from tp_sandbox.apiserver.auth import Attributes, Authenticator, User, impersonate, is_public
 from tp_sandbox.apiserver.handlers import Api, DeleteOptions, Target, decode_body, parse_target
 from tp_sandbox.apiserver.relay import KubeletRelay, pick_container, require_node
 from tp_sandbox.apiserver.store import Obj, Store
@@ -49,8 +49,9 @@ async def _status_middleware(request: web.Request, handler: Handler) -> web.Stre
     """Authenticate, run, and turn every failure into a Kubernetes Status."""
     try:
         if not is_public(request.path):
-            request[_USER_KEY] = request.app[_API_KEY].authn.authenticate(
-                request.headers.get("Authorization"))
+            api = request.app[_API_KEY]
+            request[_USER_KEY] = impersonate(api.authz, api.authn.authenticate(
+                request.headers.get("Authorization")), request.headers)
         return await handler(request)
     except errors.ApiError as exc:
         return _json(exc.status(), status=exc.code)
