@@ -12,7 +12,7 @@ Authorization: `system:masters` may do anything; everyone else is checked agains
 Role/ClusterRole rules bound to them in the store. A ClusterRole with an
 `aggregationRule` also grants the rules of every ClusterRole its selectors match
 (upstream's aggregation controller, evaluated at check time). `decide` gives the
-reason a SubjectAccessReview reports.
+reason a SubjectAccessReview reports. `impersonate` applies Impersonate-* headers.
 """
 
 from __future__ import annotations
