@@ -158,3 +158,25 @@ def test_the_store_write_cost_stays_small(tmp_path: Path) -> None:
           f"{persisted * 1000:.0f} ms ({(persisted - memory) / 1000 * 1e6:.0f} µs per write)")
     # A committed SQLite WAL transaction per write: well under a millisecond each.
     assert (persisted - memory) / 1000 < 0.002
+
+
+def test_a_batch_commits_all_or_nothing(tmp_path: Path) -> None:
+    """What the bootstrap relies on: a crash inside leaves an empty store to start over."""
+    from tp_sandbox.apiserver.resources import by_plural
+    from tp_sandbox.apiserver.store import Store
+
+    rt = by_plural("", "v1", "configmaps")
+    assert rt is not None
+    store = Store(100, 100, tmp_path / "b.db")
+    with pytest.raises(RuntimeError), store.batch():
+        store.put(rt, {"metadata": {"name": "a", "namespace": "x"}})
+        raise RuntimeError("crash")
+    store.close()
+    assert Store(100, 100, tmp_path / "b.db").empty
+    store = Store(100, 100, tmp_path / "b.db")
+    with store.batch():
+        store.put(rt, {"metadata": {"name": "a", "namespace": "x"}})
+        store.put(rt, {"metadata": {"name": "b", "namespace": "x"}})
+    store.close()
+    assert [o["metadata"]["name"] for o in Store(100, 100, tmp_path / "b.db").list(rt)] == [
+        "a", "b"]

@@ -374,7 +374,8 @@ def build_app(state_dir: Path, service_cidr: str, settings: ApiServerSettings | 
     relay = KubeletRelay(state_dir / "run" / "kubelet.sock", settings)
     api.authn.lookup = _uid_lookup(store)
     if store.empty:  # a restart keeps what the cluster holds, edits included
-        bootstrap.bootstrap(api)
+        with store.batch():
+            bootstrap.bootstrap(api)
     app = web.Application(middlewares=[_status_middleware],
                           client_max_size=settings.request_body_limit)
     app[_API_KEY] = api

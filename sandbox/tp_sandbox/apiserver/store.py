@@ -22,6 +22,7 @@ in `watch` happens without an await so no event can slip between the two.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
@@ -127,6 +128,7 @@ class Store:
         # A watch may resume from any RV >= floor; older ones get 410 Expired.
         self.floor = 1
         self._db: sqlite3.Connection | None = None
+        self._in_batch = False
         self._since_trim = 0
         if path is not None:
             self._open(path, synchronous)
@@ -180,28 +182,55 @@ class Store:
             return
         rk = _rt_key(ev.rt)
         body = _dump(ev.obj)
+        if self._in_batch:
+            self._write(db, ev, key, rk, body)
+            return
         db.execute("BEGIN")
         try:
-            if ev.type == "DELETED":
-                db.execute("DELETE FROM objects WHERE rt=? AND ns=? AND name=?", (rk, *key))
-            else:
-                db.execute("INSERT OR REPLACE INTO objects VALUES (?,?,?,?)",
-                           (rk, *key, body))
-            db.execute("INSERT INTO events VALUES (?,?,?,?,?)",
-                       (ev.rv, ev.type, rk, body,
-                        _dump(ev.old) if ev.old is not None and ev.type == "MODIFIED"
-                        else None))
-            self._since_trim += 1
-            maxlen = self._history.maxlen or 0
-            if self._since_trim >= max(maxlen // 4, 1) and len(self._history) >= maxlen:
-                # Rows older than the in-memory history can never be replayed again.
-                self._since_trim = 0
-                db.execute("DELETE FROM events WHERE rv < ?", (self.floor,))
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('floor', ?)", (self.floor,))
+            self._write(db, ev, key, rk, body)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    def _write(self, db: sqlite3.Connection, ev: Event, key: tuple[str, str], rk: str,
+               body: str) -> None:
+        """The statements of one change, inside the caller's transaction."""
+        if ev.type == "DELETED":
+            db.execute("DELETE FROM objects WHERE rt=? AND ns=? AND name=?", (rk, *key))
+        else:
+            db.execute("INSERT OR REPLACE INTO objects VALUES (?,?,?,?)",
+                       (rk, *key, body))
+        db.execute("INSERT INTO events VALUES (?,?,?,?,?)",
+                   (ev.rv, ev.type, rk, body,
+                    _dump(ev.old) if ev.old is not None and ev.type == "MODIFIED"
+                    else None))
+        self._since_trim += 1
+        maxlen = self._history.maxlen or 0
+        if self._since_trim >= max(maxlen // 4, 1) and len(self._history) >= maxlen:
+            # Rows older than the in-memory history can never be replayed again.
+            self._since_trim = 0
+            db.execute("DELETE FROM events WHERE rv < ?", (self.floor,))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('floor', ?)", (self.floor,))
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Commit every write inside as one transaction: all of them survive a crash or
+        none does (the bootstrap objects, so that a crash while bootstrapping leaves an
+        empty store that is bootstrapped again)."""
+        if self._db is None or self._in_batch:
+            yield
+            return
+        self._db.execute("BEGIN")
+        self._in_batch = True
+        try:
+            yield
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        finally:
+            self._in_batch = False
 
     def close(self) -> None:
         """Checkpoint and close the database (a SIGKILL skips this harmlessly)."""
