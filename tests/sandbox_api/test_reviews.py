@@ -253,3 +253,24 @@ def test_impersonation_needs_the_impersonate_verb(server: Server, core: client.C
         client.AuthenticationV1Api(_as(server, token, Impersonate_Group="system:masters")
                                    ).create_self_subject_review({})
     assert err.value.status == 400
+
+
+def test_a_self_subject_rules_review_lists_what_the_caller_may_do(
+        server: Server, core: client.CoreV1Api, namespace: str) -> None:
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "lister"}})
+    client.RbacAuthorizationV1Api(core.api_client).create_namespaced_role_binding(
+        namespace, {"metadata": {"name": "lister-view"},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io",
+                                "kind": "ClusterRole", "name": "view"},
+                    "subjects": [{"kind": "ServiceAccount", "name": "lister",
+                                  "namespace": namespace}]})
+    api = server.client_for(_token(core, namespace, "lister", [API_AUDIENCE]))
+    st = client.AuthorizationV1Api(api).create_self_subject_rules_review(
+        {"spec": {"namespace": namespace}}).status
+    assert st.incomplete is False
+    pods = [r for r in st.resource_rules if "pods" in (r.resources or [])]
+    assert pods and all(r.verbs == ["get", "list", "watch"] for r in pods)
+    assert any("/version" in r.non_resource_urls for r in st.non_resource_rules)
+    other = client.AuthorizationV1Api(api).create_self_subject_rules_review(
+        {"spec": {"namespace": "default"}}).status
+    assert not [r for r in other.resource_rules if "pods" in (r.resources or [])]

@@ -355,6 +355,24 @@ class Authorizer:
                                   f'"{rb["roleRef"].get("name")}" to {_who(user)}')
         return False, ""
 
+    def rules_for(self, user: User, namespace: str) -> list[dict[str, Any]]:
+        """Every RBAC rule that applies to `user` in `namespace` (SelfSubjectRulesReview)."""
+        if user.is_master:
+            return [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+                    {"nonResourceURLs": ["*"], "verbs": ["*"]}]
+        assert self._cluster_bindings and self._bindings
+        rules: list[dict[str, Any]] = [
+            {"nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez",
+                                 "/openapi", "/openapi/*", "/readyz", "/version",
+                                 "/version/"], "verbs": ["get"]}]
+        for crb in self._store.list(self._cluster_bindings):
+            if any(_subject_matches(s, user, "") for s in crb.get("subjects") or []):
+                rules += self._role_rules(crb["roleRef"], "")
+        for rb in self._store.list(self._bindings, namespace) if namespace else []:
+            if any(_subject_matches(s, user, namespace) for s in rb.get("subjects") or []):
+                rules += self._role_rules(rb["roleRef"], namespace)
+        return rules
+
     def check(self, user: User, attrs: Attributes) -> None:
         """Raise the 403 a real API server sends when `user` may not do `attrs`."""
         if self.allowed(user, attrs):

@@ -6,6 +6,8 @@ server answers them (none is stored; each POST returns the review with its statu
     authorization.k8s.io/v1  SubjectAccessReview     may user/groups do X (cluster-wide)
     authorization.k8s.io/v1  LocalSubjectAccessReview  the same, inside one namespace
     authorization.k8s.io/v1  SelfSubjectAccessReview may the caller do X (`kubectl auth can-i`)
+    authorization.k8s.io/v1  SelfSubjectRulesReview  what may the caller do in a namespace
+                                                     (`kubectl auth can-i --list`)
 
 Who may ask: the self reviews every authenticated user (upstream's system:basic-user);
 the others need `create` on the review resource (system:auth-delegator, or admin for
@@ -40,6 +42,8 @@ _REVIEWS = (
     Review("authorization.k8s.io", "LocalSubjectAccessReview", "localsubjectaccessreviews",
            namespaced=True),
     Review("authorization.k8s.io", "SelfSubjectAccessReview", "selfsubjectaccessreviews",
+           self_review=True),
+    Review("authorization.k8s.io", "SelfSubjectRulesReview", "selfsubjectrulesreviews",
            self_review=True),
 )
 
@@ -103,6 +107,15 @@ def answer(review: Review, namespace: str, body: Obj, caller: User, *, authn: Au
                 "spec": spec}
     if review.kind == "SelfSubjectReview":
         out["status"] = {"userInfo": caller.info()}
+    elif review.kind == "SelfSubjectRulesReview":
+        rules = authz.rules_for(caller, str(spec.get("namespace") or ""))
+        out["status"] = {
+            "resourceRules": [{k: r[k] for k in ("verbs", "apiGroups", "resources",
+                                                 "resourceNames") if r.get(k)}
+                              for r in rules if not r.get("nonResourceURLs")],
+            "nonResourceRules": [{"verbs": r["verbs"], "nonResourceURLs": r["nonResourceURLs"]}
+                                 for r in rules if r.get("nonResourceURLs")],
+            "incomplete": False}
     elif review.kind == "TokenReview":
         token = str(spec.get("token") or "")
         if not token:
