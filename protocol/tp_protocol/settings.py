@@ -91,6 +91,18 @@ class SandboxSettings:
     status_probe_timeout: float = 5.0
     """Seconds `up`/`status` give one request that asks the API server whether the node is Ready."""
 
+    node_stale_after: float = 40.0
+    """Seconds without a node heartbeat (Node Ready's lastHeartbeatTime, run/node.heartbeat)
+    after which status calls the node NotReady (upstream's node-monitor-grace-period)."""
+
+    controllers_stale_after: float = 15.0
+    """Seconds without a controllers heartbeat (run/controllers.heartbeat) after which
+    status calls the controllers stalled."""
+
+    health_grace: float = 5.0
+    """Seconds a process may be (re)starting before status counts a missing heartbeat or an
+    unanswered API as unhealthy; the API server is "restarting" meanwhile."""
+
 
 @dataclass
 class ApiServerSettings:
@@ -129,6 +141,15 @@ class ApiServerSettings:
     shutdown_timeout: float = 5.0
     """Seconds open connections get to finish when the server stops."""
 
+    store_file: str = "apiserver.db"
+    """File in the state dir that holds the objects; "" keeps them in memory only (lost
+    when the API server restarts; for comparisons)."""
+
+    store_synchronous: str = "NORMAL"
+    """SQLite `synchronous` of the object store (WAL): NORMAL survives a crash of the
+    API server process (SIGKILL included), FULL also a crash of the machine (an fsync
+    per write)."""
+
 
 @dataclass
 class ControllerSettings:
@@ -136,6 +157,9 @@ class ControllerSettings:
 
     resync_interval: float = 30.0
     """Seconds between full resyncs of each controller's informer."""
+
+    heartbeat_interval: float = 2.0
+    """Seconds between writes of the controllers' heartbeat file (`--heartbeat`)."""
 
     progress_deadline_default: int = 600
     """Deployment `progressDeadlineSeconds` when the spec leaves it out."""

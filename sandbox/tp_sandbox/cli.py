@@ -25,8 +25,13 @@ def _instance(args: argparse.Namespace) -> Instance:
         raise SandboxUsageError(str(e)) from e
 
 
+def _users(text: str | None) -> list[str]:
+    return [u.strip() for u in (text or "").split(",") if u.strip()]
+
+
 def _up(args: argparse.Namespace) -> Any:
-    return lifecycle.up(_instance(args), laptops=args.laptops, node=not args.no_node)
+    return lifecycle.up(_instance(args), laptops=args.laptops, node=not args.no_node,
+                        laptop_users=_users(args.laptop_users))
 
 
 def _down(args: argparse.Namespace) -> Any:
@@ -34,11 +39,16 @@ def _down(args: argparse.Namespace) -> Any:
 
 
 def _status(args: argparse.Namespace) -> Any:
-    return lifecycle.status(_instance(args))
+    result = lifecycle.status(_instance(args))
+    if getattr(args, "in_notebook", False):
+        return result
+    # On the command line the exit status tells scripts whether the sandbox is healthy.
+    print(result)
+    return result.exit_code
 
 
 def _kubeconfig(args: argparse.Namespace) -> Any:
-    return lifecycle.kubeconfig_path(_instance(args), args.laptop)
+    return lifecycle.kubeconfig_path(_instance(args), args.laptop, args.user)
 
 
 def _exec(args: argparse.Namespace) -> Any:
@@ -70,6 +80,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--laptops", type=int, default=1, metavar="N",
                    help="laptop namespaces to create (default 1)")
     p.add_argument("--no-node", action="store_true", help="run without the node (no pods)")
+    p.add_argument("--laptop-users", default=None, metavar="U1,U2",
+                   help="laptop K's kubeconfig acts as the K-th user (alice, bob) instead "
+                        "of the admin")
     p.set_defaults(func=_up)
 
     p = add("down", "stop the sandbox and remove everything it made (idempotent)")
@@ -77,11 +90,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help="delete the logs instead of moving them to /tmp")
     p.set_defaults(func=_down)
 
-    p = add("status", "processes, API server, nodes and laptops")
+    p = add("status", "health of the API server, node, controllers and laptops "
+                      "(exit status 1 when unhealthy, 3 when not up)")
     p.set_defaults(func=_status)
 
     p = add("kubeconfig", "print the path of the kubeconfig (host, or a laptop's)")
     p.add_argument("--laptop", type=int, default=None, metavar="K")
+    p.add_argument("--user", default=None, metavar="USER",
+                   help="a named user's kubeconfig (alice, bob) instead of the admin's")
     p.set_defaults(func=_kubeconfig)
 
     p = add("exec", "run a command inside laptop K (its netns, resolv.conf, KUBECONFIG)")

@@ -1,9 +1,14 @@
-"""Kubeconfig files of a sandbox instance, and the sandbox tooling's one API adapter.
+"""Kubeconfig files and users of a sandbox instance, and the sandbox tooling's one API
+adapter.
 
 Every kubeconfig names its cluster, user and context `tp-sandbox` (default instance)
-or `tp-sandbox-<name>`, embeds the instance CA and authenticates with the admin
-bearer token of `tokens.json`. The host's points at the API server on the host
-loopback; a laptop's points at the in-sandbox address (the laptop's only route).
+or `tp-sandbox-<name>`, embeds the instance CA and authenticates with a bearer token
+of `tokens.json`: the admin's (`system:masters`), or for a named user's kubeconfig
+(`USERS`) that user's, with context and user `<user>@tp-sandbox[-<name>]`. The named
+users are in the groups `DEVELOPERS_GROUP` and `system:authenticated` and get the
+`edit` ClusterRole in every namespace through `DEVELOPERS_BINDING`, never admin
+rights. The host's kubeconfigs point at the API server on the host loopback; a
+laptop's at the in-sandbox address (the laptop's only route).
 
 `api_client()` is the only place the lifecycle code builds an official-client
 `ApiClient`, so status/demo/bench share one way in.
@@ -25,38 +30,69 @@ import yaml
 
 from tp_sandbox.paths import Instance
 
+USERS = ("alice", "bob")
+"""The sandbox's named (non-admin) users; laptop K may act as user K (`--laptop-users`)."""
+
+DEVELOPERS_GROUP = "developers"
+DEVELOPERS_BINDING = "tp-sandbox:developers-edit"
+"""ClusterRoleBinding of `DEVELOPERS_GROUP` to the `edit` ClusterRole."""
+
 
 def context_name(instance: Instance) -> str:
     """Cluster, user and context name used in this instance's kubeconfigs."""
     return f"tp-sandbox-{instance.name}" if instance.name else "tp-sandbox"
 
 
-def ensure_admin_token(instance: Instance) -> str:
-    """The admin token of `tokens.json`, creating the file with a random one if missing."""
+def _tokens(instance: Instance) -> dict[str, dict[str, Any]]:
     path = instance.tokens_file
-    if path.exists():
-        tokens: dict[str, dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))
-        for token, who in tokens.items():
-            if who.get("user") == "admin":
-                return token
+    if not path.exists():
+        return {}
+    tokens: dict[str, dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))
+    return tokens
+
+
+def _ensure_token(instance: Instance, user: str, groups: list[str]) -> str:
+    tokens = _tokens(instance)
+    for token, who in tokens.items():
+        if who.get("user") == user:
+            return token
     token = secrets.token_urlsafe(32)
-    _write_private(path, json.dumps(
-        {token: {"user": "admin", "groups": ["system:masters"]}}, indent=2))
+    tokens[token] = {"user": user, "groups": groups}
+    _write_private(instance.tokens_file, json.dumps(tokens, indent=2))
     return token
 
 
-def render(instance: Instance, server: str, token: str) -> str:
-    """A kubeconfig (YAML text) for `server` with the instance CA and `token`."""
-    name = context_name(instance)
+def ensure_admin_token(instance: Instance) -> str:
+    """The admin token of `tokens.json`, creating the file with a random one if missing."""
+    return _ensure_token(instance, "admin", ["system:masters"])
+
+
+def ensure_user_token(instance: Instance, user: str) -> str:
+    """User `user`'s token (one of `USERS`), added to `tokens.json` if missing."""
+    if user not in USERS:
+        raise ValueError(f"unknown sandbox user {user!r}: choose from {', '.join(USERS)}")
+    return _ensure_token(instance, user, [DEVELOPERS_GROUP])
+
+
+def user_kubeconfig(instance: Instance, user: str) -> Path:
+    """The host kubeconfig of a named user."""
+    return instance.state_dir / "users" / f"{user}.kubeconfig"
+
+
+def render(instance: Instance, server: str, token: str, user: str | None = None) -> str:
+    """A kubeconfig (YAML text) for `server` with the instance CA and `token` (of the
+    admin, or of the named `user`)."""
+    cluster = context_name(instance)
+    name = f"{user}@{cluster}" if user else cluster
     ca = base64.b64encode((instance.pki_dir / "ca.crt").read_bytes()).decode()
     doc = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": name, "cluster": {
+        "clusters": [{"name": cluster, "cluster": {
             "server": server, "certificate-authority-data": ca}}],
         "users": [{"name": name, "user": {"token": token}}],
         "contexts": [{"name": name, "context": {
-            "cluster": name, "user": name, "namespace": "default"}}],
+            "cluster": cluster, "user": name, "namespace": "default"}}],
         "current-context": name,
         "preferences": {},
     }

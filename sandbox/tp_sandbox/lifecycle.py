@@ -48,7 +48,7 @@ from tp_sandbox.errors import (
 )
 from tp_sandbox.paths import Instance, base_dir
 from tp_sandbox.pki import default_sans, ensure_pki
-from tp_sandbox.supervisor import STATUS_FILE, SUPERVISOR_PID
+from tp_sandbox.supervisor import STATUS_FILE, SUPERVISOR_PID, heartbeat_age
 
 Progress = Callable[[str], None]
 
@@ -253,6 +253,16 @@ class ProcessStatus:
     pid: int | None
     up: bool
     restarts: int
+    heartbeat_age: float | None = None
+    stalled: bool = False
+    age: float = 0.0  # seconds since this run of the process started
+
+
+@dataclass
+class NodeStatus:
+    name: str
+    ready: bool
+    heartbeat_age: float | None  # seconds since the Ready condition's lastHeartbeatTime
 
 
 @dataclass
@@ -263,25 +273,43 @@ class StatusResult:
     processes: list[ProcessStatus] = field(default_factory=list)
     api_url: str = ""
     api_ready: bool = False
-    nodes: list[tuple[str, bool]] = field(default_factory=list)
+    nodes: list[NodeStatus] = field(default_factory=list)
     laptops: list[tuple[str, str, bool]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    """What is unhealthy, one short phrase each ("node NotReady (last heartbeat 12s ago)")."""
 
     @property
     def up(self) -> bool:
         return self.supervisor is not None and self.api_ready
 
+    @property
+    def healthy(self) -> bool:
+        """Up, and every process, the node and the controllers are working."""
+        return self.exists and self.up and not self.problems
+
+    @property
+    def exit_code(self) -> int:
+        """`tp sandbox status`'s exit status: 0 healthy, 1 unhealthy, 3 not up."""
+        return 0 if self.healthy else (3 if not self.exists else 1)
+
     def __str__(self) -> str:
         name = self.instance.name or "default"
         if not self.exists:
             return f"sandbox {name}: not up (start it with 'tp sandbox up')"
-        lines = [f"sandbox {name}: {'up' if self.up else 'DEGRADED'}",
+        head = "up" if self.healthy else "UNHEALTHY: " + "; ".join(self.problems or [
+            "API server not ready"])
+        lines = [f"sandbox {name}: {head}",
                  f"  supervisor   {self.supervisor or 'not running'}",
                  f"  API          {self.api_url} {'ready' if self.api_ready else 'NOT READY'}"]
         for p in self.processes:
+            beat = (f" heartbeat {p.heartbeat_age:.0f}s ago"
+                    if p.heartbeat_age is not None else "")
             lines.append(f"  {p.name:<12} {'up' if p.up else 'down':<5} pid {p.pid or '-':<8}"
-                         f" restarts {p.restarts}")
-        for node, ready in self.nodes:
-            lines.append(f"  Node object  {node} {'Ready' if ready else 'NotReady'}")
+                         f" restarts {p.restarts}{beat}{' STALLED' if p.stalled else ''}")
+        for n in self.nodes:
+            beat = (f" (last heartbeat {n.heartbeat_age:.0f}s ago)"
+                    if n.heartbeat_age is not None else "")
+            lines.append(f"  Node object  {n.name} {'Ready' if n.ready else 'NotReady'}{beat}")
         for ns, addr, ok in self.laptops:
             lines.append(f"  laptop       {ns} {addr} {'ok' if ok else 'MISSING'}")
         return "\n".join(lines)
@@ -290,10 +318,17 @@ class StatusResult:
 # --------------------------------------------------------------------------- up
 
 
-def _check_up_args(laptops: int) -> None:
+def _check_up_args(laptops: int, laptop_users: Sequence[str] = ()) -> None:
     limit = get_settings().sandbox.max_laptops
     if not 0 <= laptops <= limit:
         raise SandboxUsageError(f"--laptops must be between 0 and {limit}, got {laptops}")
+    for user in laptop_users:
+        if user not in kc.USERS:
+            raise SandboxUsageError(f"--laptop-users: unknown user {user!r}; the sandbox's "
+                                    f"users are {', '.join(kc.USERS)}")
+    if len(laptop_users) > laptops:
+        raise SandboxUsageError(f"--laptop-users names {len(laptop_users)} users for "
+                                f"{laptops} laptop(s); give at most one per laptop")
     for tool in ("ip", "nft", "setsid", "unshare", "nsenter"):
         if shutil.which(tool) is None:
             raise SandboxUsageError(f"'{tool}' is missing; install iproute2, nftables and "
@@ -316,10 +351,14 @@ def _running(instance: Instance, state: dict[str, Any]) -> bool:
 
 
 def up(instance: Instance | None = None, laptops: int = 1, node: bool = True,
-       progress: Progress = _stderr) -> UpResult:
-    """Bring the instance up (or report that it is); undo everything on failure."""
+       progress: Progress = _stderr, laptop_users: Sequence[str] = ()) -> UpResult:
+    """Bring the instance up (or report that it is); undo everything on failure.
+
+    `laptop_users`: laptop K's kubeconfig authenticates as the K-th of these users
+    (`kubeconfig.USERS`) instead of the admin; every laptop gets every user's
+    kubeconfig as `kubeconfig-<user>` either way."""
     instance = instance or Instance.from_env()
-    _check_up_args(laptops)
+    _check_up_args(laptops, laptop_users)
     started = time.monotonic()
     with _locked(instance):
         state = _read_state(instance)
@@ -331,7 +370,8 @@ def up(instance: Instance | None = None, laptops: int = 1, node: bool = True,
             progress("removing the remains of a sandbox that is not running")
             _down_locked(instance, keep_logs=False)
         try:
-            result = _make(instance, laptops, node, progress, started)
+            result = _make(instance, laptops, node, progress, started,
+                             laptop_users=list(laptop_users))
         except BaseException as e:
             logs = _down_locked(instance, keep_logs=True).logs
             if isinstance(e, KeyboardInterrupt):
@@ -343,11 +383,12 @@ def up(instance: Instance | None = None, laptops: int = 1, node: bool = True,
 
 
 def _make(instance: Instance, laptops: int, node: bool, progress: Progress,
-          started: float) -> UpResult:
+          started: float, *, laptop_users: list[str]) -> UpResult:
     s = get_settings().sandbox
     port = s.api_port if not instance.name else _free_port()
     state: dict[str, Any] = {"name": instance.name, "phase": "creating", "api_port": port,
-                             "laptops": laptops, "node": node, "netns": []}
+                             "laptops": laptops, "node": node, "netns": [],
+                             "laptop_users": laptop_users}
     for d in (instance.state_dir, instance.logs_dir, instance.run_dir):
         d.mkdir(parents=True, exist_ok=True)
     instance.state_dir.chmod(0o700)
@@ -361,6 +402,8 @@ def _make(instance: Instance, laptops: int, node: bool, progress: Progress,
     ensure_pki(instance.pki_dir, *default_sans(s.api_address, _kubernetes_ip(),
                                                s.cluster_domain))
     token = kc.ensure_admin_token(instance)
+    user_tokens = {u: kc.ensure_user_token(instance, u) for u in kc.USERS}
+    inner = f"https://{s.api_address}:{s.api_inner_port}"
 
     progress(f"creating node namespace {instance.node_netns}")
     record(instance.node_netns)
@@ -372,9 +415,15 @@ def _make(instance: Instance, laptops: int, node: bool, progress: Progress,
         d = instance.laptop_dir(k)
         d.mkdir(parents=True, exist_ok=True)
         resolv_conf(instance, k).write_text("nameserver 127.0.0.53\noptions edns0\n")
+        for user, tok in user_tokens.items():
+            kc.write(d / f"kubeconfig-{user}", kc.render(instance, inner, tok, user))
+        as_user = laptop_users[k - 1] if k <= len(laptop_users) else None
         kc.write(laptop_kubeconfig(instance, k), kc.render(
-            instance, f"https://{s.api_address}:{s.api_inner_port}", token))
+            instance, inner, user_tokens[as_user] if as_user else token, as_user))
     kc.write(instance.kubeconfig, kc.render(instance, f"https://127.0.0.1:{port}", token))
+    for user, tok in user_tokens.items():
+        kc.write(kc.user_kubeconfig(instance, user),
+                 kc.render(instance, f"https://127.0.0.1:{port}", tok, user))
 
     progress("starting the supervisor")
     _start_supervisor(instance)
@@ -389,6 +438,7 @@ def _make(instance: Instance, laptops: int, node: bool, progress: Progress,
     _wait(lambda: kc.readyz(instance, port, token) or None,
           deadline - time.monotonic(), "the API server to serve", instance, "apiserver")
     progress(f"API server ready after {time.monotonic() - started:.1f}s")
+    _bind_developers(instance)
     if node:
         progress("waiting for the node to be Ready")
         _wait(lambda: _node_ready(instance) or None, max(deadline - time.monotonic(), 1.0),
@@ -397,6 +447,25 @@ def _make(instance: Instance, laptops: int, node: bool, progress: Progress,
     _write_state(instance, state)
     return UpResult(instance, instance.kubeconfig, api_url, False, laptops,
                     time.monotonic() - started)
+
+
+def _bind_developers(instance: Instance) -> None:
+    """Give the named users' group `edit` in every namespace (idempotent)."""
+    from kubernetes import client
+
+    body: Any = {"metadata": {"name": kc.DEVELOPERS_BINDING},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": "edit"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group",
+                          "name": kc.DEVELOPERS_GROUP}]}
+    with kc.api_client(instance.kubeconfig) as api:
+        try:
+            client.RbacAuthorizationV1Api(api).create_cluster_role_binding(
+                body, _request_timeout=get_settings().sandbox.status_probe_timeout)
+        except client.ApiException as e:
+            if e.status != 409:
+                raise SandboxStartError(f"cannot bind the sandbox users to 'edit': "
+                                        f"{e.status} {e.reason}") from e
 
 
 def _kubernetes_ip() -> str:
@@ -515,8 +584,15 @@ def _down_locked(instance: Instance, keep_logs: bool) -> DownResult:
 
 
 def status(instance: Instance | None = None) -> StatusResult:
-    """Processes, API readiness, nodes and laptops of the instance."""
+    """Processes, API readiness, nodes, laptops and health of the instance.
+
+    Health is more than processes: the API server must answer, the Node's Ready
+    condition must be True with a heartbeat younger than `node_stale_after`, and the
+    controllers' heartbeat file younger than `controllers_stale_after` (the limits the
+    supervisor publishes in run/status.json, so a sandbox started with other settings
+    is judged by its own)."""
     instance = instance or Instance.from_env()
+    s = get_settings().sandbox
     state = _read_state(instance)
     result = StatusResult(instance, exists=bool(state))
     if not state:
@@ -525,29 +601,93 @@ def status(instance: Instance | None = None) -> StatusResult:
     result.api_url = f"https://127.0.0.1:{port}"
     result.supervisor = supervisor_pid(instance)
     try:
-        children = json.loads((instance.run_dir / STATUS_FILE).read_text())["children"]
+        published = json.loads((instance.run_dir / STATUS_FILE).read_text())
+        children = published["children"]
     except (OSError, ValueError, KeyError):
-        children = []
+        published, children = {}, []
+    grace = float(published.get("health_grace") or s.health_grace)
+    now = time.time()
+    limits: dict[str, float] = {}
     for c in children:
         pid = c.get("pid")
         running = bool(result.supervisor and pid and _alive(pid))
-        result.processes.append(ProcessStatus(c["name"], pid, running, int(c.get("restarts", 0))))
+        beat = c.get("heartbeat")
+        age = heartbeat_age(Path(beat), now) if beat else None
+        limit = float(c.get("stale_after") or 0)
+        limits[c["name"]] = limit
+        started = float(c.get("started") or now)
+        fresh_start = age is None or age > now - started  # nothing from this run yet
+        stalled = running and bool(beat) and (
+            now - started > limit + grace if fresh_start else age is not None and age > limit)
+        result.processes.append(ProcessStatus(c["name"], pid, running,
+                                              int(c.get("restarts", 0)), age, stalled,
+                                              now - started))
     token = None
     with contextlib.suppress(OSError, ValueError, SandboxError):
         token = kc.ensure_admin_token(instance) if instance.tokens_file.exists() else None
     result.api_ready = kc.readyz(instance, port, token) if port else False
+    node_listed = False
     if result.api_ready:
         from kubernetes import client
 
         with contextlib.suppress(Exception), kc.api_client(instance.kubeconfig) as api:
             for n in client.CoreV1Api(api).list_node(
-                _request_timeout=get_settings().sandbox.status_probe_timeout).items:
-                result.nodes.append((str(n.metadata.name if n.metadata else "?"),
-                                     _is_ready(n)))
+                    _request_timeout=s.status_probe_timeout).items:
+                result.nodes.append(_node_status(n, now))
+            node_listed = True
     for k in range(1, int(state.get("laptops", 0)) + 1):
         ns = instance.laptop_netns(k)
         result.laptops.append((ns, net.laptop_address(k), ns in net.list_netns()))
+    result.problems = _problems(result, state, node_listed,
+                                limits.get("node") or s.node_stale_after, grace)
     return result
+
+
+def _node_status(node: Any, now: float) -> NodeStatus:
+    ready, age = False, None
+    for c in (node.status.conditions if node.status else None) or []:
+        if c.type == "Ready":
+            ready = c.status == "True"
+            if c.last_heartbeat_time is not None:
+                age = max(0.0, now - c.last_heartbeat_time.timestamp())
+    return NodeStatus(str(node.metadata.name if node.metadata else "?"), ready, age)
+
+
+def _problems(result: StatusResult, state: dict[str, Any], node_listed: bool,
+              node_limit: float, grace: float) -> list[str]:
+    """One phrase per unhealthy part, in the order a user should look at them."""
+    if result.supervisor is None:
+        return ["supervisor not running (run 'tp sandbox down' and 'tp sandbox up')"]
+    out: list[str] = []
+    procs = {p.name: p for p in result.processes}
+    api = procs.get("apiserver")
+    if not result.api_ready:
+        restarting = api is None or not api.up or api.age < grace
+        out.append("apiserver restarting" if restarting
+                   else "apiserver not answering (see logs/apiserver.log)")
+    for p in result.processes:
+        if p.name == "apiserver":
+            continue
+        if not p.up:
+            out.append(f"{p.name} restarting (restarts {p.restarts})")
+        elif p.stalled and p.name != "node":
+            ago = f"{p.heartbeat_age:.0f}s ago" if p.heartbeat_age is not None else "never"
+            out.append(f"{p.name} stalled (last heartbeat {ago})")
+    if state.get("node", True):
+        node = procs.get("node")
+        if result.nodes:
+            for n in result.nodes:
+                if not n.ready or n.heartbeat_age is None or n.heartbeat_age > node_limit:
+                    ago = (f"{n.heartbeat_age:.0f}s ago" if n.heartbeat_age is not None
+                           else "never")
+                    out.append(f"node {n.name} NotReady (last heartbeat {ago})")
+        elif node_listed:
+            out.append("node not registered")
+        elif node is not None and node.stalled:
+            # The API cannot tell; the node's own heartbeat file can.
+            ago = f"{node.heartbeat_age:.0f}s ago" if node.heartbeat_age is not None else "never"
+            out.append(f"node NotReady (last heartbeat {ago})")
+    return out
 
 
 # --------------------------------------------------------------------------- kubeconfig/exec
@@ -567,11 +707,23 @@ def _require(instance: Instance, laptop: int | None) -> dict[str, Any]:
     return state
 
 
-def kubeconfig_path(instance: Instance | None = None, laptop: int | None = None) -> Path:
-    """The host kubeconfig, or laptop K's (its server is the in-sandbox API address)."""
+def kubeconfig_path(instance: Instance | None = None, laptop: int | None = None,
+                    user: str | None = None) -> Path:
+    """The host kubeconfig, or laptop K's (its server is the in-sandbox API address);
+    with `user`, that named user's instead of the admin's (or laptop K's default)."""
     instance = instance or Instance.from_env()
     _require(instance, laptop)
-    return instance.kubeconfig if laptop is None else laptop_kubeconfig(instance, laptop)
+    if user is not None and user not in kc.USERS:
+        raise SandboxUsageError(f"unknown user {user!r}: the sandbox's users are "
+                                f"{', '.join(kc.USERS)} (leave --user out for the admin)")
+    if user is None:
+        return instance.kubeconfig if laptop is None else laptop_kubeconfig(instance, laptop)
+    path = (kc.user_kubeconfig(instance, user) if laptop is None
+            else instance.laptop_dir(laptop) / f"kubeconfig-{user}")
+    if not path.exists():
+        raise SandboxNotUpError(f"{path} is missing: this sandbox was made before it had "
+                                "users; run 'tp sandbox down' and 'tp sandbox up'")
+    return path
 
 
 def exec_argv(instance: Instance, laptop: int, argv: Sequence[str]) -> list[str]:

@@ -9,7 +9,12 @@ Reads what to run from the instance's `state.json` (written by `tp sandbox up`):
     node           python -m tp_sandbox.node --name N --kubeconfig DIR/kubeconfig (unless no node)
 
 Each child logs to `logs/<proc>.log` and has `run/<proc>.pid`; `run/status.json`
-holds pid, state and restart count per child for `tp sandbox status`. A child that
+holds pid, state, restart count and health per child for `tp sandbox status`.
+Health: the node and the controllers write `run/<proc>.heartbeat` while they work
+(the node after each Node status write); one whose heartbeat is older than
+`node_stale_after` / `controllers_stale_after` is "stalled" (logged, and in
+status.json with those limits), though still running: it is reported, not restarted
+(a stopped node keeps its pods; restarting it would restart them). A child that
 exits is restarted after a back-off (doubling from `restart_backoff_initial` to
 `restart_backoff_max`, reset once it stayed up `restart_reset_after`); a module that
 does not exist yet is just a child that keeps exiting. On SIGTERM/SIGINT the children
@@ -62,6 +67,18 @@ class Child:
     backoff: float = 0.0
     restarts: int = 0
     last_exit: int | None = None
+    heartbeat: Path | None = None
+    stale_after: float = 0.0
+    stalled: bool = False
+
+
+def heartbeat_age(path: Path, now: float | None = None) -> float | None:
+    """Seconds since `path` was last written, None if it never was."""
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        return None
+    return max(0.0, (time.time() if now is None else now) - mtime)
 
 
 def children_for(instance: Instance, state: dict[str, Any]) -> list[Child]:
@@ -78,11 +95,15 @@ def children_for(instance: Instance, state: dict[str, Any]) -> list[Child]:
     for k in range(1, int(state.get("laptops", 0)) + 1):
         kids.append(Child(f"laptop-dns-{k}", [
             py, "-m", "tp_sandbox.laptop_dns", "--netns", instance.laptop_netns(k)]))
+    beat = instance.run_dir / "controllers.heartbeat"
     kids.append(Child("controllers", [py, "-m", "tp_sandbox.controllers",
-                                      "--kubeconfig", kubeconfig]))
+                                      "--kubeconfig", kubeconfig, "--heartbeat", str(beat)],
+                      heartbeat=beat, stale_after=s.controllers_stale_after))
     if state.get("node", True):
         kids.append(Child("node", [py, "-m", "tp_sandbox.node", "--name", instance.name,
-                                   "--kubeconfig", kubeconfig]))
+                                   "--kubeconfig", kubeconfig],
+                          heartbeat=instance.run_dir / "node.heartbeat",
+                          stale_after=s.node_stale_after))
     return kids
 
 
@@ -152,7 +173,12 @@ class Supervisor:
                 "up": c.proc is not None,
                 "restarts": c.restarts,
                 "last_exit": c.last_exit,
+                "started": time.time() - (time.monotonic() - c.started_at) if c.proc else None,
+                "heartbeat": str(c.heartbeat) if c.heartbeat else None,
+                "stale_after": c.stale_after or None,
+                "stalled": c.stalled,
             } for c in self.children],
+            "health_grace": get_settings().sandbox.health_grace,
         }
         path = self.instance.run_dir / STATUS_FILE
         tmp = path.with_name(path.name + ".tmp")
@@ -160,13 +186,35 @@ class Supervisor:
         tmp.replace(path)
         self._dirty = False
 
+    def _check_heartbeat(self, child: Child, now: float) -> None:
+        """Mark a running child stalled when its heartbeat file got too old."""
+        if child.heartbeat is None or child.proc is None:
+            stalled = False
+        else:
+            age = heartbeat_age(child.heartbeat)
+            ran = now - child.started_at
+            if age is None or age > ran:  # nothing written by this run of the process yet
+                stalled = ran > child.stale_after + get_settings().sandbox.health_grace
+            else:
+                stalled = age > child.stale_after
+        if stalled != child.stalled:
+            child.stalled = stalled
+            self._dirty = True
+            if stalled:
+                log.warning("%s stalled: no heartbeat in %s for %.0fs", child.name,
+                            child.heartbeat, child.stale_after)
+            else:
+                log.info("%s heartbeat is fresh again", child.name)
+
     def step(self, now: float) -> None:
-        """One pass over the children: reap the exited ones, start the due ones."""
+        """One pass over the children: reap the exited ones, start the due ones, check
+        the heartbeats."""
         for child in self.children:
             if child.proc is not None and child.proc.poll() is not None:
                 self._reap(child, now)
             if child.proc is None and now >= child.next_start:
                 self._start(child, now)
+            self._check_heartbeat(child, now)
         if self._dirty:
             self.write_status()
 

@@ -1,5 +1,6 @@
 """What a fresh cluster holds before anyone writes: the four system namespaces, the
-`kubernetes` Service with its Endpoints/EndpointSlice, and the default ClusterRoles.
+`kubernetes` Service with its Endpoints/EndpointSlice, and the default ClusterRoles
+(`rbac_defaults`).
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from typing import TYPE_CHECKING
 
 from tp_protocol.settings import get_settings
 
+from tp_sandbox.apiserver import rbac_defaults
+
 if TYPE_CHECKING:
     from tp_sandbox.apiserver.handlers import Api
 
 NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-_READ = ["get", "list", "watch"]
 
 
 def bootstrap(api: Api) -> None:
@@ -40,32 +42,4 @@ def bootstrap(api: Api) -> None:
         "addressType": "IPv4",
         "endpoints": [{"addresses": [sb.api_address], "conditions": {"ready": True}}],
         "ports": [{"name": "https", "port": sb.api_inner_port, "protocol": "TCP"}]})
-    roles = api.rt("rbac.authorization.k8s.io", "clusterroles")
-    everything = [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
-                  {"nonResourceURLs": ["*"], "verbs": ["*"]}]
-    view = [{"apiGroups": ["", "apps", "discovery.k8s.io"],
-             "resources": ["pods", "pods/log", "services", "endpoints", "configmaps",
-                           "serviceaccounts", "events", "namespaces", "deployments",
-                           "deployments/scale", "replicasets", "replicasets/scale",
-                           "endpointslices"], "verbs": _READ}]
-    edit_verbs = ["create", "delete", "deletecollection", "patch", "update"]
-    edit = [*view, {"apiGroups": ["", "apps"],
-                    "resources": ["pods", "services", "endpoints", "configmaps", "secrets",
-                                  "serviceaccounts", "deployments", "deployments/scale",
-                                  "replicasets", "replicasets/scale", "pods/exec",
-                                  "pods/portforward", "pods/eviction"],
-                    "verbs": [*_READ, *edit_verbs]}]
-    admin = [*edit, {"apiGroups": ["rbac.authorization.k8s.io"],
-                     "resources": ["roles", "rolebindings"], "verbs": [*_READ, *edit_verbs]}]
-    for name, rules in (("cluster-admin", everything), ("admin", admin), ("edit", edit),
-                        ("view", view)):
-        api.create(roles, "", {"metadata": {
-            "name": name, "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}},
-            "rules": rules})
-    api.create(api.rt("rbac.authorization.k8s.io", "clusterrolebindings"), "", {
-        "metadata": {"name": "cluster-admin",
-                     "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                    "name": "cluster-admin"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group",
-                      "name": "system:masters"}]})
+    rbac_defaults.create(api)

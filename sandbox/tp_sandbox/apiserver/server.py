@@ -21,8 +21,8 @@ from multidict import MultiDict
 from tp_protocol.settings import ApiServerSettings, get_settings
 
 from tp_sandbox import netns
-from tp_sandbox.apiserver import bootstrap, discovery, errors, ext, spdy, tables
-from tp_sandbox.apiserver.auth import Attributes, Authenticator, User, is_public
+from tp_sandbox.apiserver import bootstrap, discovery, errors, ext, reviews, spdy, tables
+from tp_sandbox.apiserver.auth import Attributes, Authenticator, User, impersonate, is_public
 from tp_sandbox.apiserver.handlers import Api, DeleteOptions, Target, decode_body, parse_target
 from tp_sandbox.apiserver.relay import KubeletRelay, pick_container, require_node
 from tp_sandbox.apiserver.store import Obj, Store
@@ -32,11 +32,6 @@ log = logging.getLogger(__name__)
 _API_KEY = web.AppKey("api", Api)
 _RELAY_KEY = web.AppKey("relay", KubeletRelay)
 _USER_KEY = "tp_user"
-# Review APIs answered for the caller itself: path -> kind.
-_SELF_REVIEWS = {
-    "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews": "SelfSubjectAccessReview",
-    "/apis/authentication.k8s.io/v1/selfsubjectreviews": "SelfSubjectReview",
-}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -54,8 +49,9 @@ async def _status_middleware(request: web.Request, handler: Handler) -> web.Stre
     """Authenticate, run, and turn every failure into a Kubernetes Status."""
     try:
         if not is_public(request.path):
-            request[_USER_KEY] = request.app[_API_KEY].authn.authenticate(
-                request.headers.get("Authorization"))
+            api = request.app[_API_KEY]
+            request[_USER_KEY] = impersonate(api.authz, api.authn.authenticate(
+                request.headers.get("Authorization")), request.headers)
         return await handler(request)
     except errors.ApiError as exc:
         return _json(exc.status(), status=exc.code)
@@ -132,8 +128,9 @@ class Router:
                                                                         "namespaces"] \
                 and segs[5] == "bindings":
             return await self._legacy_binding(request, user, segs[4])
-        if request.method == "POST" and path in _SELF_REVIEWS:
-            return await self._self_review(request, user, path)
+        review = reviews.match(path) if request.method == "POST" else None
+        if review is not None:
+            return await self._review(request, user, *review)
         target = parse_target(path)
         if target is None:
             return await self._non_resource(request, user, path)
@@ -150,34 +147,15 @@ class Router:
             return await self._subresource(request, target, query)
         return await self._resource(request, target, verb, query)
 
-    async def _self_review(self, request: web.Request, user: User, path: str
-                           ) -> web.StreamResponse:
-        """`kubectl auth can-i` and `kubectl auth whoami`: about the caller only, so
-        every authenticated user may ask (as upstream's system:basic-user)."""
+    async def _review(self, request: web.Request, user: User, review: reviews.Review,
+                      namespace: str) -> web.StreamResponse:
+        """TokenReview, SubjectAccessReview and friends (see `reviews`)."""
+        need = reviews.required(review, namespace)
+        if need is not None:
+            self.api.authz.check(user, need)
         body = decode_body(await request.read(), request.content_type)
-        out: Obj = {"kind": _SELF_REVIEWS[path], "apiVersion": path.split("/", 2)[2]
-                    .rsplit("/", 1)[0], "metadata": {"creationTimestamp": None},
-                    "spec": body.get("spec") or {}}
-        if _SELF_REVIEWS[path] == "SelfSubjectReview":
-            out["status"] = {"userInfo": {"username": user.name, "groups": list(user.groups)}}
-            return _json(out, 201)
-        spec = out["spec"]
-        res, nonres = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
-        if res:
-            attrs = Attributes(str(res.get("verb", "")), str(res.get("group", "")),
-                               str(res.get("resource", "")), str(res.get("subresource", "")),
-                               str(res.get("namespace", "")), str(res.get("name", "")))
-        elif nonres:
-            attrs = Attributes(str(nonres.get("verb", "")), path=str(nonres.get("path", "")))
-        else:
-            raise errors.Invalid.of(_SELF_REVIEWS[path], "authorization.k8s.io", "", [{
-                "reason": "FieldValueRequired", "field": "spec.resourceAttributes",
-                "message": "Required value: exactly one of nonResourceAttributes or "
-                           "resourceAttributes must be specified"}])
-        allowed = self.api.authz.allowed(user, attrs)
-        out["status"] = {"allowed": allowed} if allowed else {"allowed": False,
-                                                              "reason": "no RBAC rule allows it"}
-        return _json(out, 201)
+        return _json(reviews.answer(review, namespace, body, user, authn=self.api.authn,
+                                    authz=self.api.authz), 201)
 
     async def _legacy_binding(self, request: web.Request, user: User, namespace: str
                               ) -> web.StreamResponse:
@@ -374,13 +352,30 @@ def _status_success(rt: Any, obj: Obj) -> Obj:
                         "uid": md.get("uid")}}
 
 
+def _uid_lookup(store: Store) -> Callable[[str, str, str], str | None]:
+    """For the authenticator: the uid of a ServiceAccount or Pod, None when gone."""
+    from tp_sandbox.apiserver.resources import by_kind
+
+    def lookup(kind: str, namespace: str, name: str) -> str | None:
+        rt = by_kind("v1", kind)
+        obj = store.get(rt, namespace, name) if rt else None
+        return str(obj["metadata"].get("uid")) if obj else None
+
+    return lookup
+
+
 def build_app(state_dir: Path, service_cidr: str, settings: ApiServerSettings | None = None
               ) -> web.Application:
     settings = settings or get_settings().apiserver
-    store = Store(settings.watch_history, settings.watch_queue_limit)
+    store = Store(settings.watch_history, settings.watch_queue_limit,
+                  state_dir / settings.store_file if settings.store_file else None,
+                  settings.store_synchronous)
     api = Api(store, Authenticator(state_dir), settings, service_cidr, state_dir)
     relay = KubeletRelay(state_dir / "run" / "kubelet.sock", settings)
-    bootstrap.bootstrap(api)
+    api.authn.lookup = _uid_lookup(store)
+    if store.empty:  # a restart keeps what the cluster holds, edits included
+        with store.batch():
+            bootstrap.bootstrap(api)
     app = web.Application(middlewares=[_status_middleware],
                           client_max_size=settings.request_body_limit)
     app[_API_KEY] = api
@@ -394,6 +389,7 @@ def build_app(state_dir: Path, service_cidr: str, settings: ApiServerSettings | 
 
     async def on_cleanup(app: web.Application) -> None:
         await relay.close()
+        store.close()
 
     app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)

@@ -1,13 +1,20 @@
-"""`python -m tp_sandbox.controllers --kubeconfig PATH`: run the controllers until
-SIGTERM/SIGINT."""
+"""`python -m tp_sandbox.controllers --kubeconfig PATH [--heartbeat FILE]`: run the
+controllers until SIGTERM/SIGINT.
+
+With `--heartbeat`, the main thread writes the time to FILE every `heartbeat_interval`
+while every informer has listed at least once: the supervisor and `tp sandbox status`
+call the controllers stalled when it gets old (a hung or stopped process)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
 import threading
+import time
+from pathlib import Path
 from types import FrameType
 
 from tp_protocol.settings import get_settings
@@ -25,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--controllers", default="*",
                         help=f"'*' or a list of {', '.join(CONTROLLERS)} (prefix - to drop)")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--heartbeat", default=None, type=Path,
+                        help="file to write the time to while the controllers run")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), stream=sys.stderr,
@@ -50,7 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     manager = Manager(kube, settings, names)
     manager.start()
     try:
-        stop.wait()
+        while not stop.wait(settings.heartbeat_interval):
+            if args.heartbeat is not None and all(
+                    inf.synced.is_set() for inf in manager.informers.all()):
+                with contextlib.suppress(OSError):
+                    args.heartbeat.write_text(f"{time.time():.3f}\n")
     finally:
         manager.stop()
     return 0

@@ -2,7 +2,8 @@
 
 Tasks and threads (all named; failures logged):
 
-    node-heartbeat      patches the Node's Ready condition every `status_interval`
+    node-heartbeat      patches the Node's Ready condition every `status_interval` (and
+                        registers the Node again if it is gone); touches run/node.heartbeat
     pod-watch (thread)  list + watch of pods with spec.nodeName=<node>, events to a queue
     pod-dispatch        starts/updates/stops workers from the queue
     pod-<ns>/<name>     one per pod (see `pods`)
@@ -34,7 +35,7 @@ from typing import Any
 from tp_protocol.settings import get_settings
 
 from ..paths import Instance
-from .errors import ApiError, NodeError
+from .errors import ApiError, ApiNotFound, NodeError
 from .kubeapi import KubeApi, Obj
 from .network import Ipam, pod_netns_names, teardown_pod_network
 from .pods import NodeContext, PodWorker, _proc_start_time, rfc3339
@@ -171,13 +172,26 @@ class Kubelet:
         log.info("node %s registered", self.node_name)
 
     async def _heartbeat(self) -> None:
+        """Patch the Ready condition; register again if the Node is gone. Each success
+        also touches run/node.heartbeat, which the supervisor watches for stalls."""
+        beat = self.instance.run_dir / "node.heartbeat"
         while True:
-            await asyncio.sleep(self.settings.status_interval)
             try:
                 await asyncio.to_thread(self.api.patch_node_status, self.node_name,
                                         {"status": {"conditions": node_conditions(True)}})
+            except ApiNotFound:
+                log.warning("node %s is gone from the API; registering it again",
+                            self.node_name)
+                try:
+                    await self._register_node()
+                except ApiError as exc:  # retried at the next heartbeat
+                    log.warning("node registration failed: %s", exc)
             except ApiError as exc:
                 log.warning("node heartbeat failed: %s", exc)
+            else:
+                with contextlib.suppress(OSError):
+                    beat.write_text(f"{time.time():.3f}\n")
+            await asyncio.sleep(self.settings.status_interval)
 
     async def _adopt_leftovers(self, live: dict[str, Obj]) -> None:
         """Pods left by an earlier run of the node: adopt the live ones, clean the rest."""
