@@ -26,7 +26,7 @@ import yaml
 from aiohttp import web
 from tp_protocol.settings import ApiServerSettings, get_settings
 
-from tp_sandbox.apiserver import errors, ext, tables
+from tp_sandbox.apiserver import errors, ext, protobuf, tables
 from tp_sandbox.apiserver.auth import Attributes, Authenticator, Authorizer, User
 from tp_sandbox.apiserver.resources import RESOURCES, ResourceType, by_plural
 from tp_sandbox.apiserver.selection import field_selector, label_selector
@@ -111,20 +111,13 @@ def parse_target(path: str) -> Target | None:
     return Target(rt, namespace, name, sub, legacy)
 
 
-_PROTOBUF = "application/vnd.kubernetes.protobuf"
-
-
 def decode_body(raw: bytes, content_type: str) -> Obj:
-    """A request body as an object (JSON, or YAML as kubectl may send)."""
+    """A request body as an object (JSON, YAML, or protobuf as kubectl's typed clients
+    send)."""
     if not raw:
         raise errors.BadRequest("the request body is empty: send the object as JSON")
-    if content_type == _PROTOBUF:
-        # kubectl's typed generators (create ns/deployment/configmap) send protobuf; the
-        # sandbox decodes JSON and YAML only, which kubectl uses for every -f manifest.
-        raise errors.UnsupportedMediaType(
-            "the sandbox API server accepts JSON and YAML request bodies only: "
-            "use 'kubectl create -f FILE' or 'kubectl apply -f FILE' instead of a typed "
-            "'kubectl create <kind>' generator")
+    if content_type == protobuf.MEDIA_TYPE:
+        return protobuf.decode(raw)
     try:
         if content_type in ("application/yaml", "application/x-yaml", "text/yaml"):
             data = yaml.safe_load(raw)
