@@ -155,6 +155,7 @@ class DeleteOptions:
     precondition_uid: str | None = None
     precondition_rv: str | None = None
     dry_run: bool = False
+    orphan_dependents: bool | None = None
 
 
 class Api:

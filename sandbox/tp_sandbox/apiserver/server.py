@@ -21,8 +21,8 @@ from multidict import MultiDict
 from tp_protocol.settings import ApiServerSettings, get_settings
 
 from tp_sandbox import netns
-from tp_sandbox.apiserver import (bootstrap, discovery, errors, ext, negotiation, spdy,
-                                  tables)
+from tp_sandbox.apiserver import (bootstrap, discovery, errors, ext, health, negotiation,
+                                  spdy, tables)
 from tp_sandbox.apiserver.auth import Attributes, Authenticator, User, is_public
 from tp_sandbox.apiserver.handlers import Api, DeleteOptions, Target, decode_body, parse_target
 from tp_sandbox.apiserver.relay import KubeletRelay, pick_container, require_node
@@ -96,6 +96,9 @@ async def _delete_options(request: web.Request, query: dict[str, str]) -> Delete
     policy = query.get("propagationPolicy") or body.get("propagationPolicy")
     if body.get("orphanDependents") is True or query.get("orphanDependents") == "true":
         policy = policy or "Orphan"
+    orphan = body.get("orphanDependents", query.get("orphanDependents"))
+    if orphan is not None:
+        opts.orphan_dependents = orphan in (True, "true")
     if policy:
         if policy not in ("Background", "Foreground", "Orphan"):
             raise errors.BadRequest(f'propagationPolicy: Unsupported value: "{policy}": '
@@ -126,7 +129,7 @@ class Router:
         if path in ("/readyz", "/livez", "/healthz") or is_public(path):
             if path == "/version":
                 return _json(discovery.version())
-            return web.Response(text="ok")
+            return health.answer(path, request, self.api.stopping.is_set)
         user: User = request[_USER_KEY]
         segs = path.split("/")
         if request.method == "POST" and len(segs) == 6 and segs[1:4] == ["api", "v1",
@@ -207,6 +210,9 @@ class Router:
                 doc = discovery.api_group(segs[1])
             elif len(segs) == 3 and segs[0] == "apis":
                 doc = discovery.resource_list(segs[1], segs[2])
+            elif segs == ["openapi", "v2"]:
+                return web.Response(body=ext.openapi_v2_document(),
+                                    content_type="application/json")
             elif segs == ["openapi", "v3"]:
                 doc = ext.openapi_index()
             elif segs[:2] == ["openapi", "v3"] and len(segs) in (4, 5):
@@ -271,9 +277,11 @@ class Router:
         if verb == "delete":
             opts = await _delete_options(request, query)
             obj, now = api.delete(rt, ns, t.name, opts)
-            if now and rt.kind not in ("Pod", "Namespace"):
+            if now and rt.kind not in RETURNS_DELETED_OBJECT:
                 return _json(_status_success(rt, obj))
-            return _json(obj, 200 if now else 202)
+            # A pending deletion answers the object; 202 only for orphanDependents=false.
+            accepted = not now and opts.orphan_dependents is False
+            return _json(obj, 202 if accepted else 200)
         if verb == "deletecollection":
             opts = await _delete_options(request, query)
             items, _ = api.list(rt, ns, query)
@@ -368,11 +376,17 @@ def _method_verb(method: str) -> str:
             "DELETE": "delete"}.get(method, method.lower())
 
 
+# Kinds whose registry returns the deleted object (upstream `ReturnDeletedObject`);
+# the others answer a Status once the object is gone.
+RETURNS_DELETED_OBJECT = frozenset({"Pod", "Namespace", "Service", "ServiceAccount", "Node"})
+
+
 def _status_success(rt: Any, obj: Obj) -> Obj:
     md = obj.get("metadata", {})
+    details = {"name": md.get("name"), "group": rt.group, "kind": rt.plural,
+               "uid": md.get("uid")}
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-            "details": {"name": md.get("name"), "group": rt.group, "kind": rt.plural,
-                        "uid": md.get("uid")}}
+            "details": {k: v for k, v in details.items() if v}}
 
 
 def build_app(state_dir: Path, service_cidr: str, settings: ApiServerSettings | None = None
