@@ -26,7 +26,7 @@ import yaml
 from aiohttp import web
 from tp_protocol.settings import ApiServerSettings, get_settings
 
-from tp_sandbox.apiserver import errors, ext, protobuf, tables
+from tp_sandbox.apiserver import errors, ext, protobuf, ssa, tables
 from tp_sandbox.apiserver.auth import Attributes, Authenticator, Authorizer, User
 from tp_sandbox.apiserver.resources import RESOURCES, ResourceType, by_plural
 from tp_sandbox.apiserver.selection import field_selector, label_selector
@@ -209,7 +209,10 @@ class Api:
 
     # -- create --------------------------------------------------------------
     def create(self, rt: ResourceType, namespace: str, obj: Obj, *, dry_run: bool = False,
-               field_validation: str = "Strict") -> tuple[Obj, list[str]]:
+               field_validation: str = "Strict", manager: str = "",
+               managed: list[Obj] | None = None) -> tuple[Obj, list[str]]:
+        """`manager` records an Update entry in managedFields; `managed` (server-side
+        apply) gives the entries outright."""
         self._check_kind(rt, obj)
         md = obj.setdefault("metadata", {})
         if not isinstance(md, dict):
@@ -257,6 +260,10 @@ class Api:
             raise errors.AlreadyExists.of(rt.plural, rt.group, name)
         if rt.kind == "Service":
             self._allocate_service(obj, None)
+        if managed is not None:
+            md["managedFields"] = managed
+        elif manager:
+            md["managedFields"] = ssa.managed_after_write(None, obj, manager, rt)
         if dry_run:
             return obj, warnings
         stored = self.store.put(rt, obj)
@@ -285,8 +292,10 @@ class Api:
     # -- update --------------------------------------------------------------
     def update(self, rt: ResourceType, namespace: str, name: str, obj: Obj, *,
                mode: str = "main", dry_run: bool = False, field_validation: str = "Strict",
+               manager: str = "", managed: list[Obj] | None = None, subresource: str = "",
                ) -> tuple[Obj, list[str]]:
-        """PUT semantics; `mode` is "main", "status" or "finalize"."""
+        """PUT semantics; `mode` is "main", "status" or "finalize"; `manager` and
+        `managed` as for `create` (`subresource` names the write's, e.g. "scale")."""
         self._check_kind(rt, obj)
         old = self.require(rt, namespace, name)
         md = obj.get("metadata")
@@ -338,6 +347,14 @@ class Api:
         warnings = ext.validate(new, rt, old, field_validation)
         if rt.kind == "Service" and mode == "main":
             self._allocate_service(new, old)
+        subresource = subresource or ("status" if mode == "status" else "")
+        if managed is not None:
+            new["metadata"]["managedFields"] = managed
+        elif manager:
+            new["metadata"]["managedFields"] = ssa.managed_after_write(old, new, manager, rt,
+                                                                       subresource)
+        elif old["metadata"].get("managedFields"):
+            new["metadata"]["managedFields"] = old["metadata"]["managedFields"]
         if _strip_rv(new) == _strip_rv(old):
             return old, warnings  # no-op writes do not bump the RV, as etcd3 storage
         if dry_run:
@@ -360,13 +377,39 @@ class Api:
     # -- patch ---------------------------------------------------------------
     def patch(self, rt: ResourceType, namespace: str, name: str, body: bytes,
               content_type: str, *, mode: str = "main", dry_run: bool = False,
-              field_validation: str = "Strict") -> tuple[Obj, list[str]]:
+              field_validation: str = "Strict", manager: str = "") -> tuple[Obj, list[str]]:
         old = self.require(rt, namespace, name)
         patched = ext.apply_patch(copy.deepcopy(old), body, content_type, rt)
         if not isinstance(patched, dict):
             raise errors.BadRequest("the patch does not produce an object")
         return self.update(rt, namespace, name, patched, mode=mode, dry_run=dry_run,
-                           field_validation=field_validation)
+                           field_validation=field_validation, manager=manager)
+
+    def apply(self, rt: ResourceType, namespace: str, name: str, body: bytes, *,
+              manager: str, force: bool, mode: str = "main", dry_run: bool = False,
+              field_validation: str = "Strict") -> tuple[Obj, list[str], bool]:
+        """Server-side apply; returns (object, warnings, created)."""
+        config = ssa.decode_config(body)
+        self._check_kind(rt, config)
+        md = config.setdefault("metadata", {})
+        if not isinstance(md, dict) or md.get("name", name) != name:
+            raise errors.BadRequest(f"the name of the object ({md.get('name')}) does not "
+                                    f"match the name on the URL ({name})")
+        md["name"] = name
+        subresource = "status" if mode == "status" else ""
+        current = self.store.get(rt, namespace if rt.namespaced else "", name)
+        merged, managed = ssa.apply(current, config, manager, rt, force=force,
+                                    subresource=subresource)
+        if current is None:
+            if mode != "main":
+                raise errors.NotFound.of(rt.plural, rt.group, name)
+            obj, warnings = self.create(rt, namespace, merged, dry_run=dry_run,
+                                        field_validation=field_validation, managed=managed)
+            return obj, warnings, True
+        merged["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        obj, warnings = self.update(rt, namespace, name, merged, mode=mode, dry_run=dry_run,
+                                    field_validation=field_validation, managed=managed)
+        return obj, warnings, False
 
     # -- delete --------------------------------------------------------------
     def delete(self, rt: ResourceType, namespace: str, name: str, opts: DeleteOptions
@@ -564,7 +607,7 @@ class Api:
                            "selector": selector}}
 
     def set_scale(self, rt: ResourceType, namespace: str, name: str, scale: Obj,
-                  dry_run: bool) -> Obj:
+                  dry_run: bool, *, manager: str = "") -> Obj:
         old = self.require(rt, namespace, name)
         rv = (scale.get("metadata") or {}).get("resourceVersion")
         if rv and rv != old["metadata"]["resourceVersion"]:
@@ -576,7 +619,8 @@ class Api:
                 "message": f"Invalid value: {replicas!r}: must be greater than or equal to 0"}])
         new = copy.deepcopy(old)
         new.setdefault("spec", {})["replicas"] = replicas
-        stored, _ = self.update(rt, namespace, name, new, dry_run=dry_run)
+        stored, _ = self.update(rt, namespace, name, new, dry_run=dry_run, manager=manager,
+                                subresource="scale")
         return self.scale_of(rt, stored)
 
     def bind(self, namespace: str, name: str, binding: Obj, dry_run: bool) -> Obj:

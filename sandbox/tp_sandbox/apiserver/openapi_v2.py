@@ -52,7 +52,7 @@ def _operation(op: Doc) -> Doc:
     if body:
         content = body.get("content") or {}
         out["consumes"] = list(content)
-        first = next(iter(content.values()), {})
+        first: Doc = next(iter(content.values()), {})
         params.insert(0, {"name": "body", "in": "body", "required": bool(body.get("required")),
                           "schema": first.get("schema", {})})
     if params:

@@ -313,18 +313,18 @@ def _decode_repeated(wire: int, value: int | bytes, item: schema.Schema | None) 
 
 
 def _decode_entry(buf: bytes, value_schema: schema.Schema | None) -> tuple[str, Any]:
-    key, value = "", None
+    key = ""
+    value: Any = _ABSENT
     kind = schema.type_of(value_schema)
     for number, wire, v in fields(buf):
         if number == 1 and isinstance(v, bytes):
             key = v.decode()
+        elif number == 2 and kind == "array":
+            value = [x.decode() for n, _, x in fields(v) if n == 1 and isinstance(x, bytes)] \
+                if isinstance(v, bytes) else []
         elif number == 2:
-            if kind == "array":
-                value = [x.decode() for n, _, x in fields(v) if n == 1 and isinstance(x, bytes)] \
-                    if isinstance(v, bytes) else []
-            else:
-                value = _decode_value(wire, v, value_schema)
-    if value is None or value is _ABSENT:
+            value = _decode_value(wire, v, value_schema)
+    if value is _ABSENT:  # Go leaves a zero value out of the entry
         value = [] if kind == "array" else ("" if kind in ("string", "quantity") else None)
     return key, value
 

@@ -21,8 +21,17 @@ from multidict import MultiDict
 from tp_protocol.settings import ApiServerSettings, get_settings
 
 from tp_sandbox import netns
-from tp_sandbox.apiserver import (bootstrap, discovery, errors, ext, health, negotiation,
-                                  spdy, tables)
+from tp_sandbox.apiserver import (
+    bootstrap,
+    discovery,
+    errors,
+    ext,
+    health,
+    negotiation,
+    spdy,
+    ssa,
+    tables,
+)
 from tp_sandbox.apiserver.auth import Attributes, Authenticator, User, is_public
 from tp_sandbox.apiserver.handlers import Api, DeleteOptions, Target, decode_body, parse_target
 from tp_sandbox.apiserver.relay import KubeletRelay, pick_container, require_node
@@ -85,6 +94,28 @@ def _field_validation(query: dict[str, str]) -> str:
         raise errors.BadRequest(f"fieldValidation: Unsupported value: \"{value}\": supported "
                                 "values: \"Ignore\", \"Strict\", \"Warn\"")
     return value
+
+
+def _manager(request: web.Request, query: dict[str, str], apply: bool = False) -> str:
+    """The field manager of a write: `?fieldManager=`, else (not for apply) the
+    User-Agent's product, as upstream."""
+    manager = query.get("fieldManager", "")
+    if not manager and apply:
+        raise errors.Invalid.of("PatchOptions", "meta.k8s.io", "", [{
+            "reason": "FieldValueRequired", "field": "fieldManager",
+            "message": "Required value: is required for apply patch"}])
+    if len(manager) > ssa.MAX_MANAGER_LENGTH:
+        raise errors.Invalid.of("PatchOptions", "meta.k8s.io", "", [{
+            "reason": "FieldValueTooLong", "field": "fieldManager",
+            "message": f"Too long: may not be more than {ssa.MAX_MANAGER_LENGTH} bytes"}])
+    return manager or ssa.manager_from_user_agent(request.headers.get("User-Agent", ""))
+
+
+def _force(query: dict[str, str]) -> bool:
+    value = query.get("force", "false")
+    if value not in ("true", "false", "1", "0", "True", "False"):
+        raise errors.BadRequest(f'force: invalid value "{value}": use true or false')
+    return value in ("true", "1", "True")
 
 
 async def _delete_options(request: web.Request, query: dict[str, str]) -> DeleteOptions:
@@ -262,17 +293,26 @@ class Router:
                     "the server does not allow this method on the requested resource")
             body = decode_body(await request.read(), request.content_type)
             obj, warnings = api.create(rt, ns, body, dry_run=_dry_run(query),
-                                       field_validation=_field_validation(query))
+                                       field_validation=_field_validation(query),
+                                       manager=_manager(request, query))
             return _json(obj, 201, warnings)
         if verb == "update":
             body = decode_body(await request.read(), request.content_type)
             obj, warnings = api.update(rt, ns, t.name, body, dry_run=_dry_run(query),
-                                       field_validation=_field_validation(query))
+                                       field_validation=_field_validation(query),
+                                       manager=_manager(request, query))
             return _json(obj, 200, warnings)
+        if verb == "patch" and request.content_type == ssa.APPLY_PATCH:
+            obj, warnings, created = api.apply(
+                rt, ns, t.name, await request.read(), manager=_manager(request, query, True),
+                force=_force(query), dry_run=_dry_run(query),
+                field_validation=_field_validation(query))
+            return _json(obj, 201 if created else 200, warnings)
         if verb == "patch":
             obj, warnings = api.patch(rt, ns, t.name, await request.read(),
                                       request.content_type, dry_run=_dry_run(query),
-                                      field_validation=_field_validation(query))
+                                      field_validation=_field_validation(query),
+                                      manager=_manager(request, query))
             return _json(obj, 200, warnings)
         if verb == "delete":
             opts = await _delete_options(request, query)
@@ -309,23 +349,34 @@ class Router:
             if method == "PUT":
                 body = decode_body(await request.read(), request.content_type)
                 obj, warnings = api.update(rt, ns, t.name, body, mode=sub, dry_run=dry,
-                                           field_validation=_field_validation(query))
+                                           field_validation=_field_validation(query),
+                                           manager=_manager(request, query))
+                return _json(obj, 200, warnings)
+            if method == "PATCH" and sub == "status" and \
+                    request.content_type == ssa.APPLY_PATCH:
+                obj, warnings, _ = api.apply(
+                    rt, ns, t.name, await request.read(),
+                    manager=_manager(request, query, True), force=_force(query),
+                    mode="status", dry_run=dry, field_validation=_field_validation(query))
                 return _json(obj, 200, warnings)
             if method == "PATCH" and sub == "status":
                 obj, warnings = api.patch(rt, ns, t.name, await request.read(),
-                                          request.content_type, mode="status", dry_run=dry)
+                                          request.content_type, mode="status", dry_run=dry,
+                                          manager=_manager(request, query))
                 return _json(obj, 200, warnings)
         elif sub == "scale":
             if method == "GET":
                 return _json(api.scale_of(rt, api.require(rt, ns, t.name)))
             if method == "PUT":
                 body = decode_body(await request.read(), request.content_type)
-                return _json(api.set_scale(rt, ns, t.name, body, dry))
+                return _json(api.set_scale(rt, ns, t.name, body, dry,
+                                           manager=_manager(request, query)))
             if method == "PATCH":
                 current = api.scale_of(rt, api.require(rt, ns, t.name))
                 patched = ext.apply_patch(current, await request.read(), request.content_type,
                                           _scale_type())
-                return _json(api.set_scale(rt, ns, t.name, patched, dry))
+                return _json(api.set_scale(rt, ns, t.name, patched, dry,
+                                           manager=_manager(request, query)))
         elif sub == "binding" and method == "POST":
             body = decode_body(await request.read(), request.content_type)
             return _json(api.bind(ns, t.name, body, dry), 201)
