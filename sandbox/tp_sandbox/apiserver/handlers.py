@@ -355,7 +355,8 @@ class Api:
                                                                        subresource)
         elif old["metadata"].get("managedFields"):
             new["metadata"]["managedFields"] = old["metadata"]["managedFields"]
-        if _strip_rv(new) == _strip_rv(old):
+        if _strip_rv(new) == _strip_rv(old) and new["metadata"].get("managedFields") == \
+                old["metadata"].get("managedFields"):
             return old, warnings  # no-op writes do not bump the RV, as etcd3 storage
         if dry_run:
             return new, warnings

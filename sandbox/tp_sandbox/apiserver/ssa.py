@@ -38,6 +38,7 @@ _SYSTEM_META = frozenset({"name", "namespace", "uid", "resourceVersion", "genera
                           "creationTimestamp", "deletionTimestamp",
                           "deletionGracePeriodSeconds", "managedFields", "selfLink"})
 _ELEMENT = object()  # the value of a list element's own node
+_MAP = object()  # the value of a map's own node (an Update that adds a map owns it)
 # Defaults of list-map key fields an applied element may leave out (upstream applies
 # the type's defaults before merging): e.g. ports keyed by (containerPort, protocol).
 _KEY_DEFAULTS = {"protocol": "TCP"}
@@ -79,13 +80,15 @@ def _element_key(element: Any, keys: list[str]) -> str:
                              separators=(",", ":"))
 
 
-def _flatten(value: Any, field: schema.Schema | None, path: Path, out: dict[Path, Any]
-             ) -> None:
+def _flatten(value: Any, field: schema.Schema | None, path: Path, out: dict[Path, Any],
+             map_nodes: bool) -> None:
     if isinstance(value, dict) and value and not _atomic_map(field):
         is_map = schema.is_map(field)
+        if is_map and map_nodes:
+            out[path] = _MAP
         for key, sub in value.items():
             child = schema.values(field) if is_map else schema.prop(field, key)
-            _flatten(sub, child, (*path, f"f:{key}"), out)
+            _flatten(sub, child, (*path, f"f:{key}"), out, map_nodes)
         return
     if isinstance(value, list) and value:
         kind, keys = _list_type(field)
@@ -93,7 +96,7 @@ def _flatten(value: Any, field: schema.Schema | None, path: Path, out: dict[Path
             for element in value:
                 node = (*path, _element_key(element, keys))
                 out[node] = _ELEMENT
-                _flatten(element, schema.items(field), node, out)
+                _flatten(element, schema.items(field), node, out, map_nodes)
             return
         if kind == "set":
             for element in value:
@@ -102,9 +105,10 @@ def _flatten(value: Any, field: schema.Schema | None, path: Path, out: dict[Path
     out[path] = value
 
 
-def flatten(obj: Obj, rt: ResourceType, subresource: str = "") -> dict[Path, Any]:
-    """Leaf paths (and list elements) of an object -> their values, in the scope a
-    write to `subresource` ("" or "status") manages."""
+def flatten(obj: Obj, rt: ResourceType, subresource: str = "", map_nodes: bool = False
+            ) -> dict[Path, Any]:
+    """Leaf paths (and list elements; maps too with `map_nodes`) of an object -> their
+    values, in the scope a write to `subresource` ("" or "status") manages."""
     top = schema.for_kind(rt.definition_name)
     out: dict[Path, Any] = {}
     for key, raw in obj.items():
@@ -115,7 +119,7 @@ def flatten(obj: Obj, rt: ResourceType, subresource: str = "") -> dict[Path, Any
         value = _user_metadata(raw) if key == "metadata" else raw
         if key == "metadata" and not value:
             continue
-        _flatten(value, schema.prop(top, key), (f"f:{key}",), out)
+        _flatten(value, schema.prop(top, key), (f"f:{key}",), out, map_nodes)
     return out
 
 
@@ -207,8 +211,8 @@ def managed_after_write(old: Obj | None, new: Obj, manager: str, rt: ResourceTyp
     through `subresource` ("", "status", "scale")."""
     scope = "status" if subresource == "status" else ""
     entries = _entries(old)
-    old_flat = flatten(old, rt, scope) if old else {}
-    new_flat = flatten(new, rt, scope)
+    old_flat = flatten(old, rt, scope, map_nodes=True) if old else {}
+    new_flat = flatten(new, rt, scope, map_nodes=True)
     changed = {p for p, v in new_flat.items() if p not in old_flat or old_flat[p] != v}
     removed = set(old_flat) - set(new_flat)
     if old is not None and not changed and not removed:
@@ -309,8 +313,9 @@ def apply(current: Obj | None, config: Obj, manager: str, rt: ResourceType, *,
         entries.append(_entry(manager, "Apply", rt, wanted, subresource))
         sets.append(wanted)
     else:
+        if previous != wanted or merged != current:  # a no-op apply keeps its timestamp
+            entries[own]["time"] = _now()
         sets[own] = wanted
-        entries[own]["time"] = _now()
         entries[own]["apiVersion"] = rt.api_version
     return merged, _with_sets(entries, sets)
 
