@@ -151,7 +151,7 @@ def test_a_protobuf_create_is_answered_in_protobuf_when_the_client_prefers_it(
     assert created["metadata"]["uid"] and created["metadata"]["managedFields"][0][
         "manager"] == "kubectl"
     # The same object read as JSON is the same object.
-    status, again = json_request(server, "GET", "/api/v1/namespaces/default/configmaps/cfg")
+    _, again = json_request(server, "GET", "/api/v1/namespaces/default/configmaps/cfg")
     assert again == created
 
 
