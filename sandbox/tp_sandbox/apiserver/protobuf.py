@@ -32,7 +32,7 @@ from typing import Any
 
 from tp_sandbox.apiserver import errors, schema
 from tp_sandbox.apiserver.resources import RESOURCES, by_kind
-from tp_sandbox.apiserver.wire_fields import AUTHN, AUTHZ, FIELDS, META
+from tp_sandbox.apiserver.wire_fields import AUTHN, AUTHZ, AUTOSCALING, CORE, FIELDS, META, POLICY
 
 MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
 MAGIC = b"k8s\x00"
@@ -51,6 +51,10 @@ _EXTRA_KINDS = {
     ("authorization.k8s.io/v1", "SubjectAccessReview"): AUTHZ + "SubjectAccessReview",
     ("authentication.k8s.io/v1", "SelfSubjectReview"): AUTHN + "SelfSubjectReview",
     ("authentication.k8s.io/v1", "TokenReview"): AUTHN + "TokenReview",
+    ("authentication.k8s.io/v1", "TokenRequest"): AUTHN + "TokenRequest",
+    ("policy/v1", "Eviction"): POLICY + "Eviction",
+    ("autoscaling/v1", "Scale"): AUTOSCALING + "Scale",
+    ("v1", "Binding"): CORE + "Binding",
 }
 
 

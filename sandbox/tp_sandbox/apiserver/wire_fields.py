@@ -25,6 +25,8 @@ APPS = "io.k8s.api.apps.v1."
 RBAC = "io.k8s.api.rbac.v1."
 AUTHZ = "io.k8s.api.authorization.v1."
 AUTHN = "io.k8s.api.authentication.v1."
+POLICY = "io.k8s.api.policy.v1."
+AUTOSCALING = "io.k8s.api.autoscaling.v1."
 
 _META = {
     "ObjectMeta": "name=1 generateName=2 namespace=3 selfLink=4 uid=5 resourceVersion=6 "
@@ -270,6 +272,17 @@ _AUTHN = {
     "TokenReview": "metadata=1 spec=2 status=3",
     "TokenReviewSpec": "token=1 audiences=2",
     "TokenReviewStatus": "authenticated=1 user=2 error=3 audiences=4",
+    "TokenRequest": "metadata=1 spec=2 status=3",
+    "TokenRequestSpec": "audiences=1 boundObjectRef=3 expirationSeconds=4?",
+    "TokenRequestStatus": "token=1 expirationTimestamp=2",
+    "BoundObjectReference": "kind=1 apiVersion=2 name=3 uid=4",
+}
+
+_SUBRESOURCES = {
+    POLICY + "Eviction": "metadata=1 deleteOptions=2",
+    AUTOSCALING + "Scale": "metadata=1 spec=2 status=3",
+    AUTOSCALING + "ScaleSpec": "replicas=1",
+    AUTOSCALING + "ScaleStatus": "replicas=1 selector=2",
 }
 
 FIELDS: dict[str, str] = {
@@ -279,4 +292,5 @@ FIELDS: dict[str, str] = {
     **{RBAC + k: v for k, v in _RBAC.items()},
     **{AUTHZ + k: v for k, v in _AUTHZ.items()},
     **{AUTHN + k: v for k, v in _AUTHN.items()},
+    **_SUBRESOURCES,
 }
