@@ -210,8 +210,8 @@ class Router:
                 "message": "Required value: exactly one of nonResourceAttributes or "
                            "resourceAttributes must be specified"}])
         allowed = self.api.authz.allowed(user, attrs)
-        out["status"] = {"allowed": allowed} if allowed else {"allowed": False,
-                                                              "reason": "no RBAC rule allows it"}
+        # RBAC gives no reason when no rule matches: kubectl prints a bare "no".
+        out["status"] = {"allowed": allowed}
         return _json(out, 201)
 
     async def _legacy_binding(self, request: web.Request, user: User, namespace: str
