@@ -147,3 +147,20 @@ def test_accept_headers_choose_protobuf_only_when_it_comes_first() -> None:
     assert not protobuf.prefers_protobuf(
         "application/json;as=Table;v=v1;g=meta.k8s.io,application/json")
     assert not protobuf.prefers_protobuf("")
+
+
+def test_every_field_table_entry_names_a_property_of_its_kubernetes_type() -> None:
+    from tp_sandbox.apiserver import schema, wire_fields
+
+    for name in wire_fields.FIELDS:
+        try:
+            properties = set(schema.definition(name).get("properties", {}))
+        except schema.SchemaError:
+            continue  # embedded-only messages (ProbeHandler, VolumeSource): checked inline
+        assert set(protobuf.message(name).by_name) <= properties, name
+
+
+def test_every_served_kind_has_a_protobuf_form() -> None:
+    from tp_sandbox.apiserver.resources import RESOURCES
+
+    assert protobuf.encodable_kinds() == [f"{r.api_version}/{r.kind}" for r in RESOURCES]

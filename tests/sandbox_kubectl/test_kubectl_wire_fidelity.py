@@ -175,3 +175,18 @@ def test_kubectl_apply_server_side_round_trips_with_conflicts_and_force(
     assert after_scale.returncode == 1
     assert 'conflict with "kubectl" with subresource "scale" using apps/v1' in \
         after_scale.stderr
+
+
+def test_the_demo_step_kubectl_create_ns_works_from_a_laptop_before_connect(
+        laptop: Any, kubectl: Kubectl) -> None:
+    from tp_jupyter import demo
+
+    step = next(s for s in demo.steps() if s.argv[:3] == ["kubectl", "create", "ns"])
+    assert step.argv == ["kubectl", "create", "ns", demo.NAMESPACE]  # the seed's, verbatim
+    name = f"kp-{secrets.token_hex(3)}"  # the demo's own name belongs to `tp demo`
+    proc = laptop(int(step.where.rsplit("-", 1)[1]), *step.argv[:3], name)
+    try:
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == f"namespace/{name} created"
+    finally:
+        kubectl("delete", "ns", name, "--wait=false", check=False)

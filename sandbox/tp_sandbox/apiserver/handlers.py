@@ -260,10 +260,10 @@ class Api:
             raise errors.AlreadyExists.of(rt.plural, rt.group, name)
         if rt.kind == "Service":
             self._allocate_service(obj, None)
-        if managed is not None:
+        if managed is None and manager:
+            managed = ssa.managed_after_write(None, obj, manager, rt)
+        if managed:
             md["managedFields"] = managed
-        elif manager:
-            md["managedFields"] = ssa.managed_after_write(None, obj, manager, rt)
         if dry_run:
             return obj, warnings
         stored = self.store.put(rt, obj)
@@ -348,13 +348,14 @@ class Api:
         if rt.kind == "Service" and mode == "main":
             self._allocate_service(new, old)
         subresource = subresource or ("status" if mode == "status" else "")
-        if managed is not None:
+        if managed is None and manager:
+            managed = ssa.managed_after_write(old, new, manager, rt, subresource)
+        elif managed is None:
+            managed = old["metadata"].get("managedFields")
+        if managed:
             new["metadata"]["managedFields"] = managed
-        elif manager:
-            new["metadata"]["managedFields"] = ssa.managed_after_write(old, new, manager, rt,
-                                                                       subresource)
-        elif old["metadata"].get("managedFields"):
-            new["metadata"]["managedFields"] = old["metadata"]["managedFields"]
+        else:
+            new["metadata"].pop("managedFields", None)
         if _strip_rv(new) == _strip_rv(old) and new["metadata"].get("managedFields") == \
                 old["metadata"].get("managedFields"):
             return old, warnings  # no-op writes do not bump the RV, as etcd3 storage

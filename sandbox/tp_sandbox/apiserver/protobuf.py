@@ -32,7 +32,16 @@ from typing import Any
 
 from tp_sandbox.apiserver import errors, schema
 from tp_sandbox.apiserver.resources import RESOURCES, by_kind
-from tp_sandbox.apiserver.wire_fields import AUTHN, AUTHZ, AUTOSCALING, CORE, FIELDS, META, POLICY
+from tp_sandbox.apiserver.wire_fields import (
+    ALWAYS,
+    AUTHN,
+    AUTHZ,
+    AUTOSCALING,
+    CORE,
+    FIELDS,
+    META,
+    POLICY,
+)
 
 MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
 MAGIC = b"k8s\x00"
@@ -91,7 +100,7 @@ def definition_of(api_version: str, kind: str) -> str | None:
 class Field:
     number: int
     name: str  # JSON property; "" for an inline embedded message
-    pointer: bool = False
+    pointer: bool = False  # or shown even when zero: the decoder keeps a zero value
     inline: str = ""  # definition name of an embedded (`json:",inline"`) message
 
 
@@ -114,6 +123,7 @@ def message(name: str) -> Message:
         raise NotEncodable(f"no protobuf field numbers for {name}")
     by_number: dict[int, Field] = {}
     by_name: dict[str, Field] = {}
+    always = ALWAYS.get(name, frozenset())
     for token in spec.split():
         left, _, right = token.partition("=")
         if left.startswith("+"):
@@ -121,7 +131,8 @@ def message(name: str) -> Message:
             for inner in message(right).by_name:
                 by_name[inner] = field
         else:
-            field = Field(int(right.rstrip("?")), left, pointer=right.endswith("?"))
+            field = Field(int(right.rstrip("?")), left,
+                          pointer=right.endswith("?") or left in always)
             by_name[left] = field
         by_number[field.number] = field
     return Message(name, by_number, by_name)

@@ -13,6 +13,9 @@ Each entry is a space-separated list of tokens:
     +N=Def      field N is an embedded struct (`json:",inline"`): its message's fields
                 are the JSON object's own properties
 
+`ALWAYS` lists the scalar fields JSON shows even when zero (no `omitempty` in Go): the
+decoder keeps their zero values too.
+
 `apiVersion`/`kind` are never listed: on the wire they live in the envelope
 (`runtime.Unknown.typeMeta`). `<Kind>List` types need no entry (metadata=1 items=2).
 """
@@ -26,6 +29,8 @@ RBAC = "io.k8s.api.rbac.v1."
 AUTHZ = "io.k8s.api.authorization.v1."
 AUTHN = "io.k8s.api.authentication.v1."
 POLICY = "io.k8s.api.policy.v1."
+BATCH = "io.k8s.api.batch.v1."
+DISCOVERY = "io.k8s.api.discovery.v1."
 AUTOSCALING = "io.k8s.api.autoscaling.v1."
 
 _META = {
@@ -157,6 +162,18 @@ _CORE = {
                              "optional=4?",
     "KeyToPath": "key=1 path=2 mode=3?",
     "PersistentVolumeClaimVolumeSource": "claimName=1 readOnly=2",
+    "PersistentVolumeClaim": "metadata=1 spec=2 status=3",
+    "PersistentVolumeClaimSpec": "accessModes=1 resources=2 volumeName=3 selector=4 "
+                                 "storageClassName=5? volumeMode=6? dataSource=7 "
+                                 "dataSourceRef=8 volumeAttributesClassName=9?",
+    "VolumeResourceRequirements": "limits=1 requests=2",
+    "TypedLocalObjectReference": "apiGroup=1? kind=2 name=3",
+    "TypedObjectReference": "apiGroup=1? kind=2 name=3 namespace=4?",
+    "PersistentVolumeClaimStatus": "phase=1 accessModes=2 capacity=3 conditions=4 "
+                                   "allocatedResources=5 allocatedResourceStatuses=7 "
+                                   "currentVolumeAttributesClassName=8?",
+    "PersistentVolumeClaimCondition": "type=1 status=2 lastProbeTime=3 "
+                                      "lastTransitionTime=4 reason=5 message=6",
     "DownwardAPIVolumeSource": "items=1 defaultMode=2?",
     "DownwardAPIVolumeFile": "path=1 fieldRef=2 resourceFieldRef=3 mode=4?",
     "DownwardAPIProjection": "items=1",
@@ -214,6 +231,26 @@ _CORE = {
                                 "finishedAt=6 containerID=7",
     "VolumeMountStatus": "name=1 mountPath=2 readOnly=3 recursiveReadOnly=4?",
     "Binding": "metadata=1 target=2",
+    "Node": "metadata=1 spec=2 status=3",
+    "NodeSpec": "podCIDR=1 externalID=2 providerID=3 unschedulable=4 taints=5 podCIDRs=7",
+    "Taint": "key=1 value=2 effect=3 timeAdded=4",
+    "NodeStatus": "capacity=1 allocatable=2 phase=3 conditions=4 addresses=5 "
+                  "daemonEndpoints=6 nodeInfo=7 images=8 volumesInUse=9 volumesAttached=10 "
+                  "runtimeHandlers=12 features=13 declaredFeatures=14",
+    "NodeCondition": "type=1 status=2 lastHeartbeatTime=3 lastTransitionTime=4 reason=5 "
+                     "message=6",
+    "NodeAddress": "type=1 address=2",
+    "NodeDaemonEndpoints": "kubeletEndpoint=1",
+    "DaemonEndpoint": "Port=1",
+    "NodeSystemInfo": "machineID=1 systemUUID=2 bootID=3 kernelVersion=4 osImage=5 "
+                      "containerRuntimeVersion=6 kubeletVersion=7 kubeProxyVersion=8 "
+                      "operatingSystem=9 architecture=10 swap=11",
+    "NodeSwapStatus": "capacity=1?",
+    "ContainerImage": "names=1 sizeBytes=2",
+    "AttachedVolume": "name=1 devicePath=2",
+    "NodeRuntimeHandler": "name=1 features=2",
+    "NodeRuntimeHandlerFeatures": "recursiveReadOnlyMounts=1? userNamespaces=2?",
+    "NodeFeatures": "supplementalGroupsPolicy=1?",
     "Event": "metadata=1 involvedObject=2 reason=3 message=4 source=5 firstTimestamp=6 "
              "lastTimestamp=7 count=8 type=9 eventTime=10 series=11 action=12 related=13 "
              "reportingComponent=14 reportingInstance=15",
@@ -238,6 +275,56 @@ _APPS = {
                         "readyReplicas=4 availableReplicas=5 conditions=6 "
                         "terminatingReplicas=7?",
     "ReplicaSetCondition": "type=1 status=2 lastTransitionTime=3 reason=4 message=5",
+    "StatefulSet": "metadata=1 spec=2 status=3",
+    "StatefulSetSpec": "replicas=1? selector=2 template=3 volumeClaimTemplates=4 "
+                       "serviceName=5 podManagementPolicy=6 updateStrategy=7 "
+                       "revisionHistoryLimit=8? minReadySeconds=9 "
+                       "persistentVolumeClaimRetentionPolicy=10 ordinals=11",
+    "StatefulSetUpdateStrategy": "type=1 rollingUpdate=2",
+    "RollingUpdateStatefulSetStrategy": "partition=1? maxUnavailable=2",
+    "StatefulSetPersistentVolumeClaimRetentionPolicy": "whenDeleted=1 whenScaled=2",
+    "StatefulSetOrdinals": "start=1",
+    "StatefulSetStatus": "observedGeneration=1 replicas=2 readyReplicas=3 currentReplicas=4 "
+                         "updatedReplicas=5 currentRevision=6 updateRevision=7 "
+                         "collisionCount=9? conditions=10 availableReplicas=11",
+    "StatefulSetCondition": "type=1 status=2 lastTransitionTime=3 reason=4 message=5",
+    "DaemonSet": "metadata=1 spec=2 status=3",
+    "DaemonSetSpec": "selector=1 template=2 updateStrategy=3 minReadySeconds=4 "
+                     "revisionHistoryLimit=6?",
+    "DaemonSetUpdateStrategy": "type=1 rollingUpdate=2",
+    "RollingUpdateDaemonSet": "maxUnavailable=1 maxSurge=2",
+    "DaemonSetStatus": "currentNumberScheduled=1 numberMisscheduled=2 "
+                       "desiredNumberScheduled=3 numberReady=4 observedGeneration=5 "
+                       "updatedNumberScheduled=6 numberAvailable=7 numberUnavailable=8 "
+                       "collisionCount=9? conditions=10",
+    "DaemonSetCondition": "type=1 status=2 lastTransitionTime=3 reason=4 message=5",
+}
+
+_BATCH = {
+    "Job": "metadata=1 spec=2 status=3",
+    "JobSpec": "parallelism=1? completions=2? activeDeadlineSeconds=3? selector=4 "
+               "manualSelector=5? template=6 backoffLimit=7? ttlSecondsAfterFinished=8? "
+               "completionMode=9? suspend=10? podFailurePolicy=11 backoffLimitPerIndex=12? "
+               "maxFailedIndexes=13? podReplacementPolicy=14? managedBy=15? "
+               "successPolicy=16",
+    "JobStatus": "conditions=1 startTime=2 completionTime=3 active=4 succeeded=5 failed=6 "
+                 "completedIndexes=7 uncountedTerminatedPods=8 ready=9? failedIndexes=10? "
+                 "terminating=11?",
+    "JobCondition": "type=1 status=2 lastProbeTime=3 lastTransitionTime=4 reason=5 "
+                    "message=6",
+    "UncountedTerminatedPods": "succeeded=1 failed=2",
+    "PodFailurePolicy": "rules=1",
+    "PodFailurePolicyRule": "action=1 onExitCodes=2 onPodConditions=3",
+    "PodFailurePolicyOnExitCodesRequirement": "containerName=1? operator=2 values=3",
+    "PodFailurePolicyOnPodConditionsPattern": "type=1 status=2",
+    "SuccessPolicy": "rules=1",
+    "SuccessPolicyRule": "succeededIndexes=1? succeededCount=2?",
+    "JobTemplateSpec": "metadata=1 spec=2",
+    "CronJob": "metadata=1 spec=2 status=3",
+    "CronJobSpec": "schedule=1 startingDeadlineSeconds=2? concurrencyPolicy=3 suspend=4? "
+                   "jobTemplate=5 successfulJobsHistoryLimit=6? failedJobsHistoryLimit=7? "
+                   "timeZone=8?",
+    "CronJobStatus": "active=1 lastScheduleTime=4 lastSuccessfulTime=5",
 }
 
 _RBAC = {
@@ -278,6 +365,17 @@ _AUTHN = {
     "BoundObjectReference": "kind=1 apiVersion=2 name=3 uid=4",
 }
 
+_DISCOVERY = {
+    "EndpointSlice": "metadata=1 endpoints=2 ports=3 addressType=4",
+    "Endpoint": "addresses=1 conditions=2 hostname=3? targetRef=4 deprecatedTopology=5 "
+                "nodeName=6? zone=7? hints=8",
+    "EndpointConditions": "ready=1? serving=2? terminating=3?",
+    "EndpointHints": "forZones=1 forNodes=2",
+    "ForZone": "name=1",
+    "ForNode": "name=1",
+    "EndpointPort": "name=1? protocol=2? port=3? appProtocol=4?",
+}
+
 _SUBRESOURCES = {
     POLICY + "Eviction": "metadata=1 deleteOptions=2",
     AUTOSCALING + "Scale": "metadata=1 spec=2 status=3",
@@ -292,5 +390,67 @@ FIELDS: dict[str, str] = {
     **{RBAC + k: v for k, v in _RBAC.items()},
     **{AUTHZ + k: v for k, v in _AUTHZ.items()},
     **{AUTHN + k: v for k, v in _AUTHN.items()},
+    **{BATCH + k: v for k, v in _BATCH.items()},
+    **{DISCOVERY + k: v for k, v in _DISCOVERY.items()},
     **_SUBRESOURCES,
+}
+
+# Scalars without `omitempty` (JSON shows their zero value), by definition.
+_ALWAYS = {
+    CORE: {
+        "Volume": "name", "PersistentVolumeClaimVolumeSource": "claimName",
+        "TypedObjectReference": "kind name", "TypedLocalObjectReference": "kind name",
+        "PersistentVolumeClaimCondition": "type status", "HostPathVolumeSource": "path",
+        "ServiceAccountTokenProjection": "path", "ClusterTrustBundleProjection": "path",
+        "KeyToPath": "key path", "CSIVolumeSource": "driver", "ContainerPort": "containerPort",
+        "VolumeMount": "name mountPath", "VolumeDevice": "name devicePath", "EnvVar": "name",
+        "FileKeySelector": "volumeName path key", "ObjectFieldSelector": "fieldPath",
+        "ResourceFieldSelector": "resource", "ConfigMapKeySelector": "key",
+        "SecretKeySelector": "key", "HTTPHeader": "name value", "GRPCAction": "port",
+        "SleepAction": "seconds", "ContainerResizePolicy": "resourceName restartPolicy",
+        "ResourceClaim": "name", "Container": "name", "ContainerStateTerminated": "exitCode",
+        "ContainerStatus": "name ready restartCount image imageID",
+        "PodCondition": "type status", "VolumeMountStatus": "name mountPath",
+        "NodeSelectorRequirement": "key operator", "WeightedPodAffinityTerm": "weight",
+        "PodAffinityTerm": "topologyKey", "PreferredSchedulingTerm": "weight",
+        "Taint": "key effect", "PodReadinessGate": "conditionType", "PodResourceClaim": "name",
+        "PodOS": "name", "PodSchedulingGate": "name",
+        "TopologySpreadConstraint": "maxSkew topologyKey whenUnsatisfiable",
+        "HostAlias": "ip", "SeccompProfile": "type", "AppArmorProfile": "type", "PodIP": "ip",
+        "HostIP": "ip", "ServicePort": "port", "EndpointAddress": "ip", "EndpointPort": "port",
+        "DaemonEndpoint": "Port", "NodeRuntimeHandler": "name",
+        "NodeSystemInfo": "machineID systemUUID bootID kernelVersion osImage "
+                          "containerRuntimeVersion kubeletVersion kubeProxyVersion "
+                          "operatingSystem architecture",
+        "AttachedVolume": "name devicePath", "NodeCondition": "type status",
+        "NodeAddress": "type address", "NamespaceCondition": "type status",
+        "Event": "reportingComponent reportingInstance", "DownwardAPIVolumeFile": "path",
+        "Sysctl": "name value", "PortStatus": "port protocol",
+    },
+    APPS: {
+        "StatefulSetOrdinals": "start", "StatefulSetSpec": "serviceName",
+        "StatefulSetStatus": "replicas availableReplicas",
+        "StatefulSetCondition": "type status", "DeploymentCondition": "type status",
+        "DaemonSetStatus": "currentNumberScheduled numberMisscheduled "
+                           "desiredNumberScheduled numberReady",
+        "DaemonSetCondition": "type status", "ReplicaSetStatus": "replicas",
+        "ReplicaSetCondition": "type status",
+    },
+    RBAC: {"Subject": "kind name", "RoleRef": "apiGroup kind name"},
+    AUTHZ: {"SubjectAccessReviewStatus": "allowed"},
+    AUTHN: {"TokenRequestStatus": "token"},
+    META: {"OwnerReference": "apiVersion kind name uid",
+           "LabelSelectorRequirement": "key operator",
+           "FieldSelectorRequirement": "key operator",
+           "Condition": "type status reason message"},
+    BATCH: {"PodFailurePolicyOnExitCodesRequirement": "operator",
+            "PodFailurePolicyOnPodConditionsPattern": "type status",
+            "PodFailurePolicyRule": "action", "JobCondition": "type status",
+            "CronJobSpec": "schedule"},
+    DISCOVERY: {"EndpointSlice": "addressType", "ForZone": "name", "ForNode": "name"},
+    AUTOSCALING: {"ScaleStatus": "replicas"},
+}
+ALWAYS: dict[str, frozenset[str]] = {
+    prefix + name: frozenset(fields.split())
+    for prefix, table in _ALWAYS.items() for name, fields in table.items()
 }
