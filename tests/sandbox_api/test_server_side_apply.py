@@ -139,3 +139,25 @@ def test_every_write_records_an_update_manager_from_the_user_agent(
     assert (entry.manager, entry.operation, entry.fields_type) == (
         "OpenAPI-Generator", "Update", "FieldsV1")
     assert entry.fields_v1 == {"f:data": {".": {}, "f:a": {}}}  # it made the map: owns it
+
+
+def test_force_on_a_non_apply_patch_is_invalid(apps: client.AppsV1Api, namespace: str) -> None:
+    apply(apps, namespace, deployment(), "kubectl")
+    with pytest.raises(ApiException) as err:
+        apps.patch_namespaced_deployment("web", namespace, {"spec": {"replicas": 1}},
+                                         field_manager="x", force=True)
+    assert err.value.status == 422
+    assert "force: Forbidden: may not be specified for non-apply patch" in \
+        json.loads(err.value.body)["message"]
+
+
+def test_an_apply_to_a_missing_object_creates_it_with_201(server: Server,
+                                                           namespace: str) -> None:
+    resp = server.raw("PATCH", f"/api/v1/namespaces/{namespace}/configmaps/fresh"
+                               "?fieldManager=tool", headers={"Content-Type": APPLY},
+                      body=b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: fresh}\n"
+                           b"data: {a: '1'}\n")
+    created = json.loads(resp.data)
+    assert resp.status == 201
+    assert created["data"] == {"a": "1"} and created["metadata"]["managedFields"][0][
+        "operation"] == "Apply"

@@ -309,6 +309,10 @@ class Router:
                 field_validation=_field_validation(query))
             return _json(obj, 201 if created else 200, warnings)
         if verb == "patch":
+            if "force" in query:
+                raise errors.Invalid.of("PatchOptions", "meta.k8s.io", "", [{
+                    "reason": "FieldValueForbidden", "field": "force",
+                    "message": "Forbidden: may not be specified for non-apply patch"}])
             obj, warnings = api.patch(rt, ns, t.name, await request.read(),
                                       request.content_type, dry_run=_dry_run(query),
                                       field_validation=_field_validation(query),
