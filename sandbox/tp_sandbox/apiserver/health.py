@@ -24,7 +24,7 @@ CHECKS: dict[str, tuple[str, ...]] = {
 }
 
 
-def answer(path: str, query: web.Request, stopping: Callable[[], bool]) -> web.Response:
+def answer(path: str, request: web.Request, stopping: Callable[[], bool]) -> web.Response:
     """The response to a health path (`/readyz`, `/livez/ping`, ...)."""
     endpoint, _, one = path.strip("/").partition("/")
     checks = CHECKS[endpoint]
@@ -38,7 +38,7 @@ def answer(path: str, query: web.Request, stopping: Callable[[], bool]) -> web.R
         if passing(one):
             return web.Response(text="ok")
         return web.Response(status=500, text=f"internal server error: {one} failed\n")
-    excluded = set(query.query.getall("exclude", []))
+    excluded = set(request.query.getall("exclude", []))
     lines, ok = [], True
     for name in checks:
         if name in excluded:
@@ -48,7 +48,7 @@ def answer(path: str, query: web.Request, stopping: Callable[[], bool]) -> web.R
         else:
             ok = False
             lines.append(f"[-]{name} failed: reason withheld")
-    verbose = "verbose" in query.query
+    verbose = "verbose" in request.query
     if ok:
         if verbose:
             return web.Response(text="\n".join([*lines, f"{endpoint} check passed"]) + "\n")
