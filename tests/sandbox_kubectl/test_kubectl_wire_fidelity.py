@@ -177,6 +177,24 @@ def test_kubectl_apply_server_side_round_trips_with_conflicts_and_force(
         after_scale.stderr
 
 
+def test_kubectl_moves_from_client_side_to_server_side_apply_without_conflicts(
+        kubectl: Kubectl, ns: str, tmp_path: Path) -> None:
+    first, second = tmp_path / "v1.yaml", tmp_path / "v2.yaml"
+    first.write_text(DEPLOYMENT.format(replicas=1, image="busybox:1.36"))
+    second.write_text(DEPLOYMENT.format(replicas=2, image="busybox:1.37"))
+    assert kubectl("apply", "-f", str(first), "-n", ns).stdout.strip() == \
+        "deployment.apps/web created"
+    # The client-side manager owns replicas and image; kubectl's last-applied annotation
+    # lets its first server-side apply take them over, then it migrates the ownership.
+    assert kubectl("apply", "--server-side", "-f", str(second), "-n", ns).stdout.strip() == \
+        "deployment.apps/web serverside-applied"
+    deploy = json.loads(kubectl("get", "deploy", "web", "-n", ns, "-o", "json",
+                                "--show-managed-fields").stdout)
+    assert deploy["spec"]["replicas"] == 2
+    managers = {m["manager"] for m in deploy["metadata"]["managedFields"]}
+    assert "kubectl-client-side-apply" not in managers and "kubectl" in managers
+
+
 def test_the_demo_step_kubectl_create_ns_works_from_a_laptop_before_connect(
         laptop: Any, kubectl: Kubectl) -> None:
     from tp_jupyter import demo

@@ -310,6 +310,7 @@ class Api:
         if md.get("resourceVersion") and md["resourceVersion"] != \
                 old["metadata"]["resourceVersion"]:
             raise errors.Conflict.stale(rt.plural, rt.group, name)
+        sent_managed: list[Obj] | None = None
         if mode == "status":
             new = copy.deepcopy(old)
             if "status" in obj:
@@ -327,7 +328,11 @@ class Api:
                     md[k] = old_md[k]
                 else:
                     md.pop(k, None)
-            md.pop("managedFields", None)
+            # Sent managedFields replace the live ones (kubectl's client-side to
+            # server-side apply migration patches them); absent or empty keeps them.
+            incoming = md.pop("managedFields", None)
+            if isinstance(incoming, list) and incoming:
+                sent_managed = incoming
             if "status" in rt.subresources or rt.kind == "Namespace":
                 if "status" in old:
                     new["status"] = copy.deepcopy(old["status"])
@@ -349,9 +354,10 @@ class Api:
             self._allocate_service(new, old)
         subresource = subresource or ("status" if mode == "status" else "")
         if managed is None and manager:
-            managed = ssa.managed_after_write(old, new, manager, rt, subresource)
+            managed = ssa.managed_after_write(old, new, manager, rt, subresource,
+                                              base=sent_managed)
         elif managed is None:
-            managed = old["metadata"].get("managedFields")
+            managed = sent_managed or old["metadata"].get("managedFields")
         if managed:
             new["metadata"]["managedFields"] = managed
         else:

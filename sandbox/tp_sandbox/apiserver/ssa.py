@@ -206,11 +206,14 @@ def _with_sets(entries: list[Obj], sets: list[set[Path]]) -> list[Obj]:
 
 
 def managed_after_write(old: Obj | None, new: Obj, manager: str, rt: ResourceType,
-                        subresource: str = "") -> list[Obj]:
+                        subresource: str = "", *, base: list[Obj] | None = None
+                        ) -> list[Obj]:
     """managedFields after a create/update/patch (operation Update) by `manager`
-    through `subresource` ("", "status", "scale")."""
+    through `subresource` ("", "status", "scale"); `base`: the entries the writer sent,
+    which replace the live ones."""
     scope = "status" if subresource == "status" else ""
-    entries = _entries(old)
+    entries = [copy.deepcopy(e) for e in base if isinstance(e, dict)] if base \
+        else _entries(old)
     old_flat = flatten(old, rt, scope, map_nodes=True) if old else {}
     new_flat = flatten(new, rt, scope, map_nodes=True)
     changed = {p for p, v in new_flat.items() if p not in old_flat or old_flat[p] != v}
@@ -290,16 +293,18 @@ def apply(current: Obj | None, config: Obj, manager: str, rt: ResourceType, *,
     live = flatten(current, rt, subresource)
     own = next((i for i, e in enumerate(entries) if _same(e, manager, "Apply", subresource)),
                None)
-    conflicts: list[tuple[Obj, Path]] = []
-    for i, paths in enumerate(sets):
-        if i == own:
-            continue
-        clashing = sorted(p for p in paths & wanted if p in live and live[p] != applied[p])
-        conflicts.extend((entries[i], p) for p in clashing)
-        if force:
-            sets[i] = paths - set(clashing)
+    clashing = [sorted(p for p in paths & wanted if p in live and live[p] != applied[p])
+                if i != own else [] for i, paths in enumerate(sets)]
+    conflicts = [(entries[i], p) for i, paths in enumerate(clashing) for p in paths]
     if conflicts and not force:
-        raise _conflict_error(conflicts)
+        # kubectl's first server-side apply after client-side ones may take over what its
+        # last-applied annotation covers (upstream's lastAppliedManager).
+        allowed = _last_applied_fields(current, rt) if manager == "kubectl" else set()
+        remaining = [(e, p) for e, p in conflicts if p not in allowed]
+        if remaining:
+            raise _conflict_error(remaining)
+    for i, paths in enumerate(clashing):
+        sets[i] -= set(paths)
     previous = sets[own] if own is not None else set()
     others = set().union(*(s for i, s in enumerate(sets) if i != own))
     merged = copy.deepcopy(current)
@@ -318,6 +323,16 @@ def apply(current: Obj | None, config: Obj, manager: str, rt: ResourceType, *,
         sets[own] = wanted
         entries[own]["apiVersion"] = rt.api_version
     return merged, _with_sets(entries, sets)
+
+
+def _last_applied_fields(obj: Obj, rt: ResourceType) -> set[Path]:
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    text = annotations.get("kubectl.kubernetes.io/last-applied-configuration")
+    try:
+        config = json.loads(text) if text else None
+    except ValueError:
+        return set()
+    return set(flatten(config, rt)) if isinstance(config, dict) else set()
 
 
 def _merge(live: Any, applied: Any, field: schema.Schema | None) -> Any:
