@@ -433,7 +433,9 @@ def _method_verb(method: str) -> str:
 
 # Kinds whose registry returns the deleted object (upstream `ReturnDeletedObject`);
 # the others answer a Status once the object is gone.
-RETURNS_DELETED_OBJECT = frozenset({"Pod", "Namespace", "Service", "ServiceAccount", "Node"})
+RETURNS_DELETED_OBJECT = frozenset({"Pod", "Namespace", "Service", "ServiceAccount", "Node",
+                                    "PersistentVolume", "PersistentVolumeClaim",
+                                    "CustomResourceDefinition"})
 
 
 def _status_success(rt: Any, obj: Obj) -> Obj:
