@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -43,10 +44,11 @@ spec:
 
 @pytest.fixture
 def kubectl(sandbox: Any) -> Kubectl:
-    def run(*args: str, check: bool = True, timeout: float = 60
-            ) -> subprocess.CompletedProcess[str]:
+    def run(*args: str, check: bool = True, timeout: float = 60,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run([KUBECTL, "--kubeconfig", str(sandbox.kubeconfig), *args],
-                              capture_output=True, text=True, timeout=timeout, check=False)
+                              capture_output=True, text=True, timeout=timeout, check=False,
+                              env={**os.environ, **(env or {})})
         if check:
             assert proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stderr}"
         return proc
@@ -146,16 +148,34 @@ def test_kubectl_apply_server_side_round_trips_with_conflicts_and_force(
 
     first = kubectl("apply", "--server-side", "-f", manifest(1), "-n", ns).stdout.strip()
     assert first == "deployment.apps/web serverside-applied"
-    kubectl("apply", "--server-side", "-f", manifest(1, "busybox:1.37"), "-n", ns)
+    # `kubectl edit` (the editor is a script) takes over the field it changes ...
+    editor = tmp_path / "editor.sh"
+    editor.write_text("#!/bin/sh\nsed -i 's/^  replicas: 1$/  replicas: 4/' \"$1\"\n")
+    editor.chmod(0o755)
+    edited = kubectl("edit", "deploy", "web", "-n", ns, env={"KUBE_EDITOR": str(editor)})
+    assert edited.stdout.strip() == "deployment.apps/web edited"
+    conflict = kubectl("apply", "--server-side", "-f", manifest(1, "busybox:1.37"), "-n", ns,
+                       check=False)
+    assert conflict.returncode == 1
+    assert conflict.stderr.startswith('error: Apply failed with 1 conflict: conflict with '
+                                      '"kubectl-edit" using apps/v1 at ')
+    assert conflict.stderr.splitlines()[0].endswith(": .spec.replicas")
+    # ... so a re-apply that agrees with the editor on replicas changes the image.
+    kubectl("apply", "--server-side", "-f", manifest(4, "busybox:1.37"), "-n", ns)
     assert kubectl("get", "deploy", "web", "-n", ns, "-o",
-                   "jsonpath={.spec.template.spec.containers[0].image}").stdout == "busybox:1.37"
+                   "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image}"
+                   ).stdout == "4 busybox:1.37"
 
     clash = kubectl("apply", "--server-side", "--field-manager=teammate", "-f", manifest(3),
                     "-n", ns, check=False)
     assert clash.returncode == 1
+    # replicas is shared by the applier and the editor: a conflict with each
     assert clash.stderr.startswith(
-        'error: Apply failed with 2 conflicts: conflicts with "kubectl":\n'
-        "- .spec.replicas\n- .spec.template.spec.containers[name=\"web\"].image\n")
+        'error: Apply failed with 3 conflicts: conflicts with "kubectl":\n'
+        "- .spec.replicas\n- .spec.template.spec.containers[name=\"web\"].image\n"
+        'conflicts with "kubectl-edit" using apps/v1 at ')
+    assert clash.stderr.splitlines()[3].endswith(":")
+    assert clash.stderr.splitlines()[4] == "- .spec.replicas"
     assert "--force-conflicts" in clash.stderr
 
     kubectl("apply", "--server-side", "--field-manager=teammate", "--force-conflicts",
