@@ -8,10 +8,12 @@ format a real API server uses (`f:<field>`, `k:{<list-map keys>}`, `v:<set value
     managed_after_write(old, new, manager, rt, subresource)
         an Update: the manager takes the fields whose values it changed (others lose
         them); removed fields leave every set
-    apply(current, config, manager, force, rt, subresource) -> (object, managedFields)
+    apply(current, config, manager, rt, force=, subresource=) -> (object, managedFields)
         an Apply (`application/apply-patch+yaml`): conflicts with other owners of a
         field whose value would change are a 409 unless `force`; fields the manager
-        applied before and no longer does, and nobody else owns, are removed
+        applied before and no longer does, and nobody else owns, are removed; `kubectl`
+        may take over what its last-applied annotation covers (its move from
+        client-side apply)
 
 A field path is a tuple of FieldsV1 keys, e.g. ("f:spec", "f:replicas").
 """
