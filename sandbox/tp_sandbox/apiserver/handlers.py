@@ -332,7 +332,7 @@ class Api:
             # server-side apply migration patches them); absent or empty keeps them.
             incoming = md.pop("managedFields", None)
             if isinstance(incoming, list) and incoming:
-                sent_managed = incoming
+                sent_managed = ssa.normalise(incoming)
             if "status" in rt.subresources or rt.kind == "Namespace":
                 if "status" in old:
                     new["status"] = copy.deepcopy(old["status"])

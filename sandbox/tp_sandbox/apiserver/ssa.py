@@ -184,6 +184,26 @@ def _entries(obj: Obj | None) -> list[Obj]:
     return [copy.deepcopy(e) for e in entries if isinstance(e, dict)]
 
 
+def normalise(entries: list[Any]) -> list[Obj]:
+    """managedFields a client sent, in the stored form (clients may spell times as
+    `+00:00` instead of `Z`): so that sending back what was read is no change."""
+    out = []
+    for sent in entries:
+        if not isinstance(sent, dict):
+            continue
+        entry = dict(sent)
+        when = entry.get("time")
+        if isinstance(when, str):
+            try:
+                parsed = datetime.datetime.fromisoformat(when.replace("Z", "+00:00"))
+                entry["time"] = parsed.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            except ValueError:
+                raise errors.BadRequest(f"metadata.managedFields: invalid time {when!r}: "
+                                        "use RFC 3339") from None
+        out.append(entry)
+    return out
+
+
 def _entry(manager: str, operation: str, rt: ResourceType, paths: set[Path],
            subresource: str) -> Obj:
     entry: Obj = {"manager": manager, "operation": operation, "apiVersion": rt.api_version,
