@@ -27,7 +27,7 @@ def test_every_kubectl_generator_body_was_captured() -> None:
     assert {p.stem for p in CAPTURED} >= {
         "namespace", "deployment", "configmap", "secret", "service", "serviceaccount",
         "role", "rolebinding", "clusterrole", "clusterrolebinding",
-        "selfsubjectaccessreview", "selfsubjectreview"}
+        "selfsubjectaccessreview", "selfsubjectreview", "selfsubjectrulesreview"}
 
 
 def test_kubectl_create_ns_decodes_to_the_namespace_it_names() -> None:
@@ -82,6 +82,20 @@ def test_auth_can_i_and_whoami_bodies_decode_to_their_reviews() -> None:
     ssr = protobuf.decode(body("selfsubjectreview"))
     assert (ssr["apiVersion"], ssr["kind"]) == ("authentication.k8s.io/v1",
                                                 "SelfSubjectReview")
+    rules = protobuf.decode(body("selfsubjectrulesreview"))
+    assert (rules["kind"], rules["spec"]) == ("SelfSubjectRulesReview",
+                                              {"namespace": "default"})
+
+
+def test_a_rules_review_answer_encodes_its_rules_and_incomplete_flag() -> None:
+    answer = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
+              "metadata": {}, "spec": {"namespace": "default"},
+              "status": {"resourceRules": [{"verbs": ["get"], "apiGroups": [""],
+                                            "resources": ["pods"]}],
+                         "nonResourceRules": [{"verbs": ["get"],
+                                               "nonResourceURLs": ["/healthz"]}],
+                         "incomplete": False}}
+    assert protobuf.decode(protobuf.encode(answer)) == answer
 
 
 @pytest.mark.parametrize("path", CAPTURED, ids=lambda p: p.stem)

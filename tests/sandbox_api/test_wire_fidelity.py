@@ -133,7 +133,9 @@ def test_discovery_lists_the_authentication_and_authorization_groups(server: Ser
     assert (ssar["kind"], ssar["verbs"], ssar["namespaced"]) == (
         "SelfSubjectAccessReview", ["create"], False)
     authn = json_request(server, "GET", "/apis/authentication.k8s.io/v1")[1]
-    assert [r["name"] for r in authn["resources"]] == ["selfsubjectreviews"]
+    assert [r["name"] for r in authn["resources"]] == ["selfsubjectreviews", "tokenreviews"]
+    local = next(r for r in authz["resources"] if r["name"] == "localsubjectaccessreviews")
+    assert local["namespaced"]
 
 
 def test_a_protobuf_create_is_answered_in_protobuf_when_the_client_prefers_it(

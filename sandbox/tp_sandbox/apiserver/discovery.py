@@ -28,14 +28,20 @@ _SUBRESOURCES: dict[str, tuple[str | None, str | None, str | None, list[str]]] =
 }
 
 
-# Create-only review APIs the server answers outside the resource table (`server.py`'s
-# review handlers): discoverable so `kubectl auth can-i` / `auth whoami` find them.
-REVIEWS: tuple[ResourceType, ...] = (
-    ResourceType("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews",
-                 False, verbs=("create",)),
-    ResourceType("authorization.k8s.io", "v1", "SelfSubjectAccessReview",
-                 "selfsubjectaccessreviews", False, verbs=("create",)),
-)
+# Create-only review APIs the server answers outside the resource table (its review
+# handlers): discoverable so `kubectl auth can-i` / `auth whoami` find them.
+REVIEWS: tuple[ResourceType, ...] = tuple(
+    ResourceType(group, "v1", kind, plural, namespaced, verbs=("create",))
+    for group, kind, plural, namespaced in (
+        ("authentication.k8s.io", "SelfSubjectReview", "selfsubjectreviews", False),
+        ("authentication.k8s.io", "TokenReview", "tokenreviews", False),
+        ("authorization.k8s.io", "LocalSubjectAccessReview", "localsubjectaccessreviews",
+         True),
+        ("authorization.k8s.io", "SelfSubjectAccessReview", "selfsubjectaccessreviews",
+         False),
+        ("authorization.k8s.io", "SelfSubjectRulesReview", "selfsubjectrulesreviews", False),
+        ("authorization.k8s.io", "SubjectAccessReview", "subjectaccessreviews", False),
+    ))
 
 
 def groups() -> dict[str, list[str]]:

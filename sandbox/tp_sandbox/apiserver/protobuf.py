@@ -58,6 +58,8 @@ _EXTRA_KINDS = {
     ("meta.k8s.io/v1", "DeleteOptions"): META + "DeleteOptions",
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): AUTHZ + "SelfSubjectAccessReview",
     ("authorization.k8s.io/v1", "SubjectAccessReview"): AUTHZ + "SubjectAccessReview",
+    ("authorization.k8s.io/v1", "LocalSubjectAccessReview"): AUTHZ + "LocalSubjectAccessReview",
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview"): AUTHZ + "SelfSubjectRulesReview",
     ("authentication.k8s.io/v1", "SelfSubjectReview"): AUTHN + "SelfSubjectReview",
     ("authentication.k8s.io/v1", "TokenReview"): AUTHN + "TokenReview",
     ("authentication.k8s.io/v1", "TokenRequest"): AUTHN + "TokenRequest",

@@ -350,6 +350,13 @@ _AUTHZ = {
     "NonResourceAttributes": "path=1 verb=2",
     "FieldSelectorAttributes": "rawSelector=1 requirements=2",
     "LabelSelectorAttributes": "rawSelector=1 requirements=2",
+    "LocalSubjectAccessReview": "metadata=1 spec=2 status=3",
+    "SelfSubjectRulesReview": "metadata=1 spec=2 status=3",
+    "SelfSubjectRulesReviewSpec": "namespace=1",
+    "SubjectRulesReviewStatus": "resourceRules=1 nonResourceRules=2 incomplete=3 "
+                                "evaluationError=4",
+    "ResourceRule": "verbs=1 apiGroups=2 resources=3 resourceNames=4",
+    "NonResourceRule": "verbs=1 nonResourceURLs=2",
 }
 
 _AUTHN = {
@@ -437,7 +444,7 @@ _ALWAYS = {
         "ReplicaSetCondition": "type status",
     },
     RBAC: {"Subject": "kind name", "RoleRef": "apiGroup kind name"},
-    AUTHZ: {"SubjectAccessReviewStatus": "allowed"},
+    AUTHZ: {"SubjectAccessReviewStatus": "allowed", "SubjectRulesReviewStatus": "incomplete"},
     AUTHN: {"TokenRequestStatus": "token"},
     META: {"OwnerReference": "apiVersion kind name uid",
            "LabelSelectorRequirement": "key operator",
