@@ -161,3 +161,14 @@ def test_an_apply_to_a_missing_object_creates_it_with_201(server: Server,
     assert resp.status == 201
     assert created["data"] == {"a": "1"} and created["metadata"]["managedFields"][0][
         "operation"] == "Apply"
+
+
+def test_an_applied_config_carrying_managed_fields_is_refused(server: Server,
+                                                               namespace: str) -> None:
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+        "name": "m", "managedFields": [{"manager": "x", "operation": "Apply"}]}}
+    resp = server.raw("PATCH", f"/api/v1/namespaces/{namespace}/configmaps/m"
+                               "?fieldManager=tool", headers={"Content-Type": APPLY},
+                      body=json.dumps(body).encode())
+    assert resp.status == 400
+    assert json.loads(resp.data)["message"].startswith("metadata.managedFields must be nil")

@@ -268,6 +268,9 @@ def decode_config(body: bytes) -> Obj:
     if not isinstance(config, dict):
         raise errors.BadRequest("the applied configuration must be an object: send the "
                                 "manifest of one object")
+    if isinstance(config.get("metadata"), dict) and config["metadata"].get("managedFields"):
+        raise errors.BadRequest("metadata.managedFields must be nil: remove it from the "
+                                "applied configuration")
     for key in ("apiVersion", "kind"):
         if not config.get(key):
             raise errors.BadRequest(f"invalid object type: {key} not set in the applied "
