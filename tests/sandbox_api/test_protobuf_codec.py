@@ -161,6 +161,10 @@ def test_accept_headers_choose_protobuf_only_when_it_comes_first() -> None:
     assert not protobuf.prefers_protobuf(
         "application/json;as=Table;v=v1;g=meta.k8s.io,application/json")
     assert not protobuf.prefers_protobuf("")
+    assert protobuf.prefers_protobuf(
+        "application/json;q=0.5, application/vnd.kubernetes.protobuf")
+    assert not protobuf.prefers_protobuf(
+        "application/vnd.kubernetes.protobuf;q=0.5, application/json")
 
 
 def test_every_field_table_entry_names_a_property_of_its_kubernetes_type() -> None:

@@ -74,13 +74,27 @@ class NotEncodable(Exception):
 
 
 def prefers_protobuf(accept: str) -> bool:
-    """True when protobuf is the client's first choice (kubectl's typed clients send
-    `application/vnd.kubernetes.protobuf,application/json`)."""
+    """True when protobuf is the client's first choice, by `q` and then by order
+    (kubectl's typed clients send `application/vnd.kubernetes.protobuf,application/json`);
+    `as=Table` and other conversions are JSON."""
+    best, best_q = "", -1.0
     for part in accept.split(","):
-        media = part.split(";", 1)[0].strip().lower()
-        if media:
-            return media == MEDIA_TYPE and "as=" not in part
-    return False
+        media, *params = [p.strip() for p in part.split(";")]
+        if not media:
+            continue
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+            elif name == "as":
+                media = f"{media};as"
+        if q > best_q:
+            best, best_q = media.lower(), q
+    return best == MEDIA_TYPE and best_q > 0
 
 
 def definition_of(api_version: str, kind: str) -> str | None:
