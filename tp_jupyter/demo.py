@@ -100,6 +100,8 @@ def steps() -> list[Step]:
              _tp("sandbox", "down")),
         Step("Start the sandbox cluster with two laptops", _tp("sandbox", "up", "--laptops", "2"),
              expect="kubeconfig"),
+        Step("kubectl create ns", ["kubectl", "create", "ns", NAMESPACE], where=l1,
+             expect=f"namespace/{NAMESPACE} created"),
         Step("Deploy the demo application", _tp("sandbox", "demo", "-n", NAMESPACE),
              timeout=rollout),
         Step("Before connecting, the laptop cannot reach the cluster", _curl(), where=l1,

@@ -43,7 +43,7 @@ def test_creating_an_existing_name_is_409_already_exists(core: client.CoreV1Api,
     st = status_of(err.value)
     assert (err.value.status, st["reason"]) == (409, "AlreadyExists")
     assert st["message"] == 'configmaps "dup" already exists'
-    assert st["details"] == {"name": "dup", "group": "", "kind": "configmaps"}
+    assert st["details"] == {"name": "dup", "kind": "configmaps"}  # no empty "group"
 
 
 def test_an_update_with_a_stale_resource_version_is_409_conflict(core: client.CoreV1Api,

@@ -9,7 +9,8 @@ from __future__ import annotations
 import platform
 from typing import Any
 
-from tp_sandbox.apiserver.resources import RESOURCES, ResourceType, groups
+from tp_sandbox.apiserver.resources import RESOURCES, ResourceType
+from tp_sandbox.apiserver.resources import groups as _resource_groups
 
 GIT_VERSION = "v1.37.0-sandbox"
 
@@ -25,6 +26,32 @@ _SUBRESOURCES: dict[str, tuple[str | None, str | None, str | None, list[str]]] =
     "finalize": (None, None, None, ["update"]),
     "token": ("authentication.k8s.io", "v1", "TokenRequest", ["create"]),
 }
+
+
+# Create-only review APIs the server answers outside the resource table (its review
+# handlers): discoverable so `kubectl auth can-i` / `auth whoami` find them.
+REVIEWS: tuple[ResourceType, ...] = tuple(
+    ResourceType(group, "v1", kind, plural, namespaced, verbs=("create",))
+    for group, kind, plural, namespaced in (
+        ("authentication.k8s.io", "SelfSubjectReview", "selfsubjectreviews", False),
+        ("authentication.k8s.io", "TokenReview", "tokenreviews", False),
+        ("authorization.k8s.io", "LocalSubjectAccessReview", "localsubjectaccessreviews",
+         True),
+        ("authorization.k8s.io", "SelfSubjectAccessReview", "selfsubjectaccessreviews",
+         False),
+        ("authorization.k8s.io", "SelfSubjectRulesReview", "selfsubjectrulesreviews", False),
+        ("authorization.k8s.io", "SubjectAccessReview", "subjectaccessreviews", False),
+    ))
+
+
+def groups() -> dict[str, list[str]]:
+    """Every served group -> versions: the resource table's and the review APIs'."""
+    out = _resource_groups()
+    for r in REVIEWS:
+        versions = out.setdefault(r.group, [])
+        if r.version not in versions:
+            versions.append(r.version)
+    return out
 
 
 def version() -> dict[str, Any]:
@@ -85,7 +112,7 @@ def _sub_entry(rt: ResourceType, sub: str) -> dict[str, Any]:
 
 
 def resource_list(group: str, version: str) -> dict[str, Any] | None:
-    rts = [r for r in RESOURCES if (r.group, r.version) == (group, version)]
+    rts = [r for r in (*RESOURCES, *REVIEWS) if (r.group, r.version) == (group, version)]
     if not rts:
         return None
     resources: list[dict[str, Any]] = []

@@ -39,7 +39,8 @@ class ApiError(Exception):
             "code": self.code,
         }
         if self.details is not None:
-            body["details"] = self.details
+            # Go's omitempty: a core-group error has no "group" key, not an empty one.
+            body["details"] = {k: v for k, v in self.details.items() if v not in ("", None)}
         return body
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tp_sandbox.apiserver import defaults, openapi, patch, validation
+from tp_sandbox.apiserver import defaults, openapi, openapi_v2, patch, validation
 from tp_sandbox.apiserver.resources import ResourceType
 
 Obj = dict[str, Any]
@@ -30,3 +30,8 @@ def openapi_index() -> Obj | None:
 def openapi_document(group: str, version: str) -> bytes | None:
     """The serialised document (the bytes its `?hash=` names), or None when not served."""
     return openapi.v3_document_bytes(group, version)
+
+
+def openapi_v2_document() -> bytes:
+    """The serialised Swagger 2.0 document (`/openapi/v2`)."""
+    return openapi_v2.document_bytes()

@@ -26,7 +26,7 @@ import yaml
 from aiohttp import web
 from tp_protocol.settings import ApiServerSettings, get_settings
 
-from tp_sandbox.apiserver import errors, ext, tables
+from tp_sandbox.apiserver import errors, ext, protobuf, ssa, tables
 from tp_sandbox.apiserver.auth import Attributes, Authenticator, Authorizer, User
 from tp_sandbox.apiserver.resources import RESOURCES, ResourceType, by_plural
 from tp_sandbox.apiserver.selection import field_selector, label_selector
@@ -111,20 +111,13 @@ def parse_target(path: str) -> Target | None:
     return Target(rt, namespace, name, sub, legacy)
 
 
-_PROTOBUF = "application/vnd.kubernetes.protobuf"
-
-
 def decode_body(raw: bytes, content_type: str) -> Obj:
-    """A request body as an object (JSON, or YAML as kubectl may send)."""
+    """A request body as an object (JSON, YAML, or protobuf as kubectl's typed clients
+    send)."""
     if not raw:
         raise errors.BadRequest("the request body is empty: send the object as JSON")
-    if content_type == _PROTOBUF:
-        # kubectl's typed generators (create ns/deployment/configmap) send protobuf; the
-        # sandbox decodes JSON and YAML only, which kubectl uses for every -f manifest.
-        raise errors.UnsupportedMediaType(
-            "the sandbox API server accepts JSON and YAML request bodies only: "
-            "use 'kubectl create -f FILE' or 'kubectl apply -f FILE' instead of a typed "
-            "'kubectl create <kind>' generator")
+    if content_type == protobuf.MEDIA_TYPE:
+        return protobuf.decode(raw)
     try:
         if content_type in ("application/yaml", "application/x-yaml", "text/yaml"):
             data = yaml.safe_load(raw)
@@ -162,6 +155,7 @@ class DeleteOptions:
     precondition_uid: str | None = None
     precondition_rv: str | None = None
     dry_run: bool = False
+    orphan_dependents: bool | None = None
 
 
 class Api:
@@ -215,7 +209,10 @@ class Api:
 
     # -- create --------------------------------------------------------------
     def create(self, rt: ResourceType, namespace: str, obj: Obj, *, dry_run: bool = False,
-               field_validation: str = "Strict") -> tuple[Obj, list[str]]:
+               field_validation: str = "Strict", manager: str = "",
+               managed: list[Obj] | None = None) -> tuple[Obj, list[str]]:
+        """`manager` records an Update entry in managedFields; `managed` (server-side
+        apply) gives the entries outright."""
         self._check_kind(rt, obj)
         md = obj.setdefault("metadata", {})
         if not isinstance(md, dict):
@@ -263,6 +260,10 @@ class Api:
             raise errors.AlreadyExists.of(rt.plural, rt.group, name)
         if rt.kind == "Service":
             self._allocate_service(obj, None)
+        if managed is None and manager:
+            managed = ssa.managed_after_write(None, obj, manager, rt)
+        if managed:
+            md["managedFields"] = managed
         if dry_run:
             return obj, warnings
         stored = self.store.put(rt, obj)
@@ -291,8 +292,10 @@ class Api:
     # -- update --------------------------------------------------------------
     def update(self, rt: ResourceType, namespace: str, name: str, obj: Obj, *,
                mode: str = "main", dry_run: bool = False, field_validation: str = "Strict",
+               manager: str = "", managed: list[Obj] | None = None, subresource: str = "",
                ) -> tuple[Obj, list[str]]:
-        """PUT semantics; `mode` is "main", "status" or "finalize"."""
+        """PUT semantics; `mode` is "main", "status" or "finalize"; `manager` and
+        `managed` as for `create` (`subresource` names the write's, e.g. "scale")."""
         self._check_kind(rt, obj)
         old = self.require(rt, namespace, name)
         md = obj.get("metadata")
@@ -307,6 +310,7 @@ class Api:
         if md.get("resourceVersion") and md["resourceVersion"] != \
                 old["metadata"]["resourceVersion"]:
             raise errors.Conflict.stale(rt.plural, rt.group, name)
+        sent_managed: list[Obj] | None = None
         if mode == "status":
             new = copy.deepcopy(old)
             if "status" in obj:
@@ -324,7 +328,11 @@ class Api:
                     md[k] = old_md[k]
                 else:
                     md.pop(k, None)
-            md.pop("managedFields", None)
+            # Sent managedFields replace the live ones (kubectl's client-side to
+            # server-side apply migration patches them); absent or empty keeps them.
+            incoming = md.pop("managedFields", None)
+            if isinstance(incoming, list) and incoming:
+                sent_managed = ssa.normalise(incoming)
             if "status" in rt.subresources or rt.kind == "Namespace":
                 if "status" in old:
                     new["status"] = copy.deepcopy(old["status"])
@@ -344,7 +352,18 @@ class Api:
         warnings = ext.validate(new, rt, old, field_validation)
         if rt.kind == "Service" and mode == "main":
             self._allocate_service(new, old)
-        if _strip_rv(new) == _strip_rv(old):
+        subresource = subresource or ("status" if mode == "status" else "")
+        if managed is None and manager:
+            managed = ssa.managed_after_write(old, new, manager, rt, subresource,
+                                              base=sent_managed)
+        elif managed is None:
+            managed = sent_managed or old["metadata"].get("managedFields")
+        if managed:
+            new["metadata"]["managedFields"] = managed
+        else:
+            new["metadata"].pop("managedFields", None)
+        if _strip_rv(new) == _strip_rv(old) and new["metadata"].get("managedFields") == \
+                old["metadata"].get("managedFields"):
             return old, warnings  # no-op writes do not bump the RV, as etcd3 storage
         if dry_run:
             return new, warnings
@@ -366,13 +385,39 @@ class Api:
     # -- patch ---------------------------------------------------------------
     def patch(self, rt: ResourceType, namespace: str, name: str, body: bytes,
               content_type: str, *, mode: str = "main", dry_run: bool = False,
-              field_validation: str = "Strict") -> tuple[Obj, list[str]]:
+              field_validation: str = "Strict", manager: str = "") -> tuple[Obj, list[str]]:
         old = self.require(rt, namespace, name)
         patched = ext.apply_patch(copy.deepcopy(old), body, content_type, rt)
         if not isinstance(patched, dict):
             raise errors.BadRequest("the patch does not produce an object")
         return self.update(rt, namespace, name, patched, mode=mode, dry_run=dry_run,
-                           field_validation=field_validation)
+                           field_validation=field_validation, manager=manager)
+
+    def apply(self, rt: ResourceType, namespace: str, name: str, body: bytes, *,
+              manager: str, force: bool, mode: str = "main", dry_run: bool = False,
+              field_validation: str = "Strict") -> tuple[Obj, list[str], bool]:
+        """Server-side apply; returns (object, warnings, created)."""
+        config = ssa.decode_config(body)
+        self._check_kind(rt, config)
+        md = config.setdefault("metadata", {})
+        if not isinstance(md, dict) or md.get("name", name) != name:
+            raise errors.BadRequest(f"the name of the object ({md.get('name')}) does not "
+                                    f"match the name on the URL ({name})")
+        md["name"] = name
+        subresource = "status" if mode == "status" else ""
+        current = self.store.get(rt, namespace if rt.namespaced else "", name)
+        merged, managed = ssa.apply(current, config, manager, rt, force=force,
+                                    subresource=subresource)
+        if current is None:
+            if mode != "main":
+                raise errors.NotFound.of(rt.plural, rt.group, name)
+            obj, warnings = self.create(rt, namespace, merged, dry_run=dry_run,
+                                        field_validation=field_validation, managed=managed)
+            return obj, warnings, True
+        merged["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        obj, warnings = self.update(rt, namespace, name, merged, mode=mode, dry_run=dry_run,
+                                    field_validation=field_validation, managed=managed)
+        return obj, warnings, False
 
     # -- delete --------------------------------------------------------------
     def delete(self, rt: ResourceType, namespace: str, name: str, opts: DeleteOptions
@@ -570,7 +615,7 @@ class Api:
                            "selector": selector}}
 
     def set_scale(self, rt: ResourceType, namespace: str, name: str, scale: Obj,
-                  dry_run: bool) -> Obj:
+                  dry_run: bool, *, manager: str = "") -> Obj:
         old = self.require(rt, namespace, name)
         rv = (scale.get("metadata") or {}).get("resourceVersion")
         if rv and rv != old["metadata"]["resourceVersion"]:
@@ -582,7 +627,8 @@ class Api:
                 "message": f"Invalid value: {replicas!r}: must be greater than or equal to 0"}])
         new = copy.deepcopy(old)
         new.setdefault("spec", {})["replicas"] = replicas
-        stored, _ = self.update(rt, namespace, name, new, dry_run=dry_run)
+        stored, _ = self.update(rt, namespace, name, new, dry_run=dry_run, manager=manager,
+                                subresource="scale")
         return self.scale_of(rt, stored)
 
     def bind(self, namespace: str, name: str, binding: Obj, dry_run: bool) -> Obj:

@@ -9,7 +9,7 @@ are replaced; maps merge key by key and `null` deletes a key. Directives: `$patc
 (replace / delete / merge), `$retainKeys`, `$deleteFromPrimitiveList/<field>`,
 `$setElementOrder/<field>`.
 
-Server-side apply (`application/apply-patch+yaml`) is out of scope: 415.
+Server-side apply (`application/apply-patch+yaml`) is `ssa`'s: the handlers route it there.
 
 Errors (from `errors`, worded as a real API server's):
     BadRequest            the body does not decode, or a directive is malformed

@@ -21,7 +21,18 @@ from multidict import MultiDict
 from tp_protocol.settings import ApiServerSettings, get_settings
 
 from tp_sandbox import netns
-from tp_sandbox.apiserver import bootstrap, discovery, errors, ext, reviews, spdy, tables
+from tp_sandbox.apiserver import (
+    bootstrap,
+    discovery,
+    errors,
+    ext,
+    health,
+    negotiation,
+    reviews,
+    spdy,
+    ssa,
+    tables,
+)
 from tp_sandbox.apiserver.auth import Attributes, Authenticator, User, impersonate, is_public
 from tp_sandbox.apiserver.handlers import Api, DeleteOptions, Target, decode_body, parse_target
 from tp_sandbox.apiserver.relay import KubeletRelay, pick_container, require_node
@@ -82,6 +93,28 @@ def _field_validation(query: dict[str, str]) -> str:
     return value
 
 
+def _manager(request: web.Request, query: dict[str, str], apply: bool = False) -> str:
+    """The field manager of a write: `?fieldManager=`, else (not for apply) the
+    User-Agent's product, as upstream."""
+    manager = query.get("fieldManager", "")
+    if not manager and apply:
+        raise errors.Invalid.of("PatchOptions", "meta.k8s.io", "", [{
+            "reason": "FieldValueRequired", "field": "fieldManager",
+            "message": "Required value: is required for apply patch"}])
+    if len(manager) > ssa.MAX_MANAGER_LENGTH:
+        raise errors.Invalid.of("PatchOptions", "meta.k8s.io", "", [{
+            "reason": "FieldValueTooLong", "field": "fieldManager",
+            "message": f"Too long: may not be more than {ssa.MAX_MANAGER_LENGTH} bytes"}])
+    return manager or ssa.manager_from_user_agent(request.headers.get("User-Agent", ""))
+
+
+def _force(query: dict[str, str]) -> bool:
+    value = query.get("force", "false")
+    if value not in ("true", "false", "1", "0", "True", "False"):
+        raise errors.BadRequest(f'force: invalid value "{value}": use true or false')
+    return value in ("true", "1", "True")
+
+
 async def _delete_options(request: web.Request, query: dict[str, str]) -> DeleteOptions:
     body: Obj = {}
     raw = await request.read()
@@ -91,6 +124,9 @@ async def _delete_options(request: web.Request, query: dict[str, str]) -> Delete
     policy = query.get("propagationPolicy") or body.get("propagationPolicy")
     if body.get("orphanDependents") is True or query.get("orphanDependents") == "true":
         policy = policy or "Orphan"
+    orphan = body.get("orphanDependents", query.get("orphanDependents"))
+    if orphan is not None:
+        opts.orphan_dependents = orphan in (True, "true")
     if policy:
         if policy not in ("Background", "Foreground", "Orphan"):
             raise errors.BadRequest(f'propagationPolicy: Unsupported value: "{policy}": '
@@ -121,7 +157,7 @@ class Router:
         if path in ("/readyz", "/livez", "/healthz") or is_public(path):
             if path == "/version":
                 return _json(discovery.version())
-            return web.Response(text="ok")
+            return health.answer(path, request, self.api.stopping.is_set)
         user: User = request[_USER_KEY]
         segs = path.split("/")
         if request.method == "POST" and len(segs) == 6 and segs[1:4] == ["api", "v1",
@@ -184,6 +220,9 @@ class Router:
                 doc = discovery.api_group(segs[1])
             elif len(segs) == 3 and segs[0] == "apis":
                 doc = discovery.resource_list(segs[1], segs[2])
+            elif segs == ["openapi", "v2"]:
+                return web.Response(body=ext.openapi_v2_document(),
+                                    content_type="application/json")
             elif segs == ["openapi", "v3"]:
                 doc = ext.openapi_index()
             elif segs[:2] == ["openapi", "v3"] and len(segs) in (4, 5):
@@ -233,24 +272,39 @@ class Router:
                     "the server does not allow this method on the requested resource")
             body = decode_body(await request.read(), request.content_type)
             obj, warnings = api.create(rt, ns, body, dry_run=_dry_run(query),
-                                       field_validation=_field_validation(query))
+                                       field_validation=_field_validation(query),
+                                       manager=_manager(request, query))
             return _json(obj, 201, warnings)
         if verb == "update":
             body = decode_body(await request.read(), request.content_type)
             obj, warnings = api.update(rt, ns, t.name, body, dry_run=_dry_run(query),
-                                       field_validation=_field_validation(query))
+                                       field_validation=_field_validation(query),
+                                       manager=_manager(request, query))
             return _json(obj, 200, warnings)
+        if verb == "patch" and request.content_type == ssa.APPLY_PATCH:
+            obj, warnings, created = api.apply(
+                rt, ns, t.name, await request.read(), manager=_manager(request, query, True),
+                force=_force(query), dry_run=_dry_run(query),
+                field_validation=_field_validation(query))
+            return _json(obj, 201 if created else 200, warnings)
         if verb == "patch":
+            if "force" in query:
+                raise errors.Invalid.of("PatchOptions", "meta.k8s.io", "", [{
+                    "reason": "FieldValueForbidden", "field": "force",
+                    "message": "Forbidden: may not be specified for non-apply patch"}])
             obj, warnings = api.patch(rt, ns, t.name, await request.read(),
                                       request.content_type, dry_run=_dry_run(query),
-                                      field_validation=_field_validation(query))
+                                      field_validation=_field_validation(query),
+                                      manager=_manager(request, query))
             return _json(obj, 200, warnings)
         if verb == "delete":
             opts = await _delete_options(request, query)
             obj, now = api.delete(rt, ns, t.name, opts)
-            if now and rt.kind not in ("Pod", "Namespace"):
+            if now and rt.kind not in RETURNS_DELETED_OBJECT:
                 return _json(_status_success(rt, obj))
-            return _json(obj, 200 if now else 202)
+            # A pending deletion answers the object; 202 only for orphanDependents=false.
+            accepted = not now and opts.orphan_dependents is False
+            return _json(obj, 202 if accepted else 200)
         if verb == "deletecollection":
             opts = await _delete_options(request, query)
             items, _ = api.list(rt, ns, query)
@@ -278,23 +332,34 @@ class Router:
             if method == "PUT":
                 body = decode_body(await request.read(), request.content_type)
                 obj, warnings = api.update(rt, ns, t.name, body, mode=sub, dry_run=dry,
-                                           field_validation=_field_validation(query))
+                                           field_validation=_field_validation(query),
+                                           manager=_manager(request, query))
+                return _json(obj, 200, warnings)
+            if method == "PATCH" and sub == "status" and \
+                    request.content_type == ssa.APPLY_PATCH:
+                obj, warnings, _ = api.apply(
+                    rt, ns, t.name, await request.read(),
+                    manager=_manager(request, query, True), force=_force(query),
+                    mode="status", dry_run=dry, field_validation=_field_validation(query))
                 return _json(obj, 200, warnings)
             if method == "PATCH" and sub == "status":
                 obj, warnings = api.patch(rt, ns, t.name, await request.read(),
-                                          request.content_type, mode="status", dry_run=dry)
+                                          request.content_type, mode="status", dry_run=dry,
+                                          manager=_manager(request, query))
                 return _json(obj, 200, warnings)
         elif sub == "scale":
             if method == "GET":
                 return _json(api.scale_of(rt, api.require(rt, ns, t.name)))
             if method == "PUT":
                 body = decode_body(await request.read(), request.content_type)
-                return _json(api.set_scale(rt, ns, t.name, body, dry))
+                return _json(api.set_scale(rt, ns, t.name, body, dry,
+                                           manager=_manager(request, query)))
             if method == "PATCH":
                 current = api.scale_of(rt, api.require(rt, ns, t.name))
                 patched = ext.apply_patch(current, await request.read(), request.content_type,
                                           _scale_type())
-                return _json(api.set_scale(rt, ns, t.name, patched, dry))
+                return _json(api.set_scale(rt, ns, t.name, patched, dry,
+                                           manager=_manager(request, query)))
         elif sub == "binding" and method == "POST":
             body = decode_body(await request.read(), request.content_type)
             return _json(api.bind(ns, t.name, body, dry), 201)
@@ -345,11 +410,19 @@ def _method_verb(method: str) -> str:
             "DELETE": "delete"}.get(method, method.lower())
 
 
+# Kinds whose registry returns the deleted object (upstream `ReturnDeletedObject`);
+# the others answer a Status once the object is gone.
+RETURNS_DELETED_OBJECT = frozenset({"Pod", "Namespace", "Service", "ServiceAccount", "Node",
+                                    "PersistentVolume", "PersistentVolumeClaim",
+                                    "CustomResourceDefinition"})
+
+
 def _status_success(rt: Any, obj: Obj) -> Obj:
     md = obj.get("metadata", {})
+    details = {"name": md.get("name"), "group": rt.group, "kind": rt.plural,
+               "uid": md.get("uid")}
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-            "details": {"name": md.get("name"), "group": rt.group, "kind": rt.plural,
-                        "uid": md.get("uid")}}
+            "details": {k: v for k, v in details.items() if v}}
 
 
 def _uid_lookup(store: Store) -> Callable[[str, str, str], str | None]:
@@ -376,7 +449,7 @@ def build_app(state_dir: Path, service_cidr: str, settings: ApiServerSettings | 
     if store.empty:  # a restart keeps what the cluster holds, edits included
         with store.batch():
             bootstrap.bootstrap(api)
-    app = web.Application(middlewares=[_status_middleware],
+    app = web.Application(middlewares=[negotiation.middleware, _status_middleware],
                           client_max_size=settings.request_body_limit)
     app[_API_KEY] = api
     app[_RELAY_KEY] = relay
