@@ -43,17 +43,20 @@ def bootstrap(api: Api) -> None:
     roles = api.rt("rbac.authorization.k8s.io", "clusterroles")
     everything = [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
                   {"nonResourceURLs": ["*"], "verbs": ["*"]}]
-    view = [{"apiGroups": ["", "apps", "discovery.k8s.io"],
+    view = [{"apiGroups": ["", "apps", "batch", "discovery.k8s.io"],
              "resources": ["pods", "pods/log", "services", "endpoints", "configmaps",
                            "serviceaccounts", "events", "namespaces", "deployments",
                            "deployments/scale", "replicasets", "replicasets/scale",
-                           "endpointslices"], "verbs": _READ}]
+                           "endpointslices", "statefulsets", "statefulsets/scale",
+                           "daemonsets", "controllerrevisions", "jobs", "cronjobs"],
+             "verbs": _READ}]
     edit_verbs = ["create", "delete", "deletecollection", "patch", "update"]
-    edit = [*view, {"apiGroups": ["", "apps"],
+    edit = [*view, {"apiGroups": ["", "apps", "batch"],
                     "resources": ["pods", "services", "endpoints", "configmaps", "secrets",
                                   "serviceaccounts", "deployments", "deployments/scale",
                                   "replicasets", "replicasets/scale", "pods/exec",
-                                  "pods/portforward", "pods/eviction"],
+                                  "pods/portforward", "pods/eviction", "statefulsets",
+                                  "statefulsets/scale", "daemonsets", "jobs", "cronjobs"],
                     "verbs": [*_READ, *edit_verbs]}]
     admin = [*edit, {"apiGroups": ["rbac.authorization.k8s.io"],
                      "resources": ["roles", "rolebindings"], "verbs": [*_READ, *edit_verbs]}]

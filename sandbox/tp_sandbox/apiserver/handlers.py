@@ -34,10 +34,14 @@ from tp_sandbox.apiserver.store import Obj, Store, Watcher, name_of
 
 log = logging.getLogger(__name__)
 
-_GENERATION_KINDS = {"Deployment", "ReplicaSet", "Pod"}
+_GENERATION_KINDS = {"Deployment", "ReplicaSet", "Pod", "StatefulSet", "DaemonSet", "Job",
+                     "CronJob", "CustomResourceDefinition"}
 # Create resets status for these, as their registry strategies do.
 _RESET_STATUS = {"Deployment": {}, "ReplicaSet": {"replicas": 0}, "Service": {"loadBalancer": {}},
-                 "Pod": {"phase": "Pending"}}
+                 "Pod": {"phase": "Pending"}, "StatefulSet": {"replicas": 0, "availableReplicas": 0},
+                 "DaemonSet": {"currentNumberScheduled": 0, "numberMisscheduled": 0,
+                               "desiredNumberScheduled": 0, "numberReady": 0},
+                 "Job": {}, "CronJob": {}}
 _SEP = (",", ":")
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _METHOD_VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch",

@@ -49,6 +49,8 @@ class ResourceType:
             group = "rbac"
         elif group == "coordination.k8s.io":
             group = "coordination"
+        elif group == "apiextensions.k8s.io":
+            return f"io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.{self.version}.{self.kind}"
         return f"io.k8s.api.{group}.{self.version}.{self.kind}"
 
 
@@ -78,6 +80,14 @@ RESOURCES: tuple[ResourceType, ...] = (
        categories=("all",), subresources=("status", "scale")),
     _r("apps", "v1", "ReplicaSet", "replicasets", True, short_names=("rs",),
        categories=("all",), subresources=("status", "scale")),
+    _r("apps", "v1", "StatefulSet", "statefulsets", True, short_names=("sts",),
+       categories=("all",), subresources=("status", "scale")),
+    _r("apps", "v1", "DaemonSet", "daemonsets", True, short_names=("ds",),
+       categories=("all",), subresources=("status",)),
+    _r("apps", "v1", "ControllerRevision", "controllerrevisions", True),
+    _r("batch", "v1", "Job", "jobs", True, categories=("all",), subresources=("status",)),
+    _r("batch", "v1", "CronJob", "cronjobs", True, short_names=("cj",), categories=("all",),
+       subresources=("status",)),
     _r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
     _r("rbac.authorization.k8s.io", "v1", "Role", "roles", True),
     _r("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True),

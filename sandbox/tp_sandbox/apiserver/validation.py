@@ -417,7 +417,8 @@ def _semantic(obj: Obj, resource: ResourceType, old: Obj | None) -> list[Cause]:
         causes += pod_spec(spec, "spec", template=False)
         if old_spec is not None:
             causes += _pod_update(spec, old_spec)
-    elif kind in (("apps", "Deployment"), ("apps", "ReplicaSet")):
+    elif kind in (("apps", "Deployment"), ("apps", "ReplicaSet"), ("apps", "StatefulSet"),
+                  ("apps", "DaemonSet"), ("batch", "Job")):
         causes += _workload(spec, resource, old_spec)
     elif kind == ("", "Service"):
         causes += _service(spec, old_spec)

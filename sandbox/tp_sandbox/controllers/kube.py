@@ -89,6 +89,11 @@ EVENTS = _get("events")
 DEPLOYMENTS = _get("deployments", "apps")
 REPLICASETS = _get("replicasets", "apps")
 ENDPOINTSLICES = _get("endpointslices", "discovery.k8s.io")
+STATEFULSETS = _get("statefulsets", "apps")
+DAEMONSETS = _get("daemonsets", "apps")
+CONTROLLERREVISIONS = _get("controllerrevisions", "apps")
+JOBS = _get("jobs", "batch")
+CRONJOBS = _get("cronjobs", "batch")
 
 
 def _translate(exc: ApiException) -> errors.KubeError:

@@ -16,12 +16,14 @@ from .machinery import Informers
 from .namespace import NamespaceController
 from .replicaset import ReplicaSetController
 from .scheduler import Scheduler
+from .statefulset import StatefulSetController
 
 log = logging.getLogger(__name__)
 
 CONTROLLERS: dict[str, type[Controller]] = {
     "deployment": DeploymentController,
     "replicaset": ReplicaSetController,
+    "statefulset": StatefulSetController,
     "scheduler": Scheduler,
     "endpoints": EndpointsController,
     "endpointslice": EndpointSliceController,
