@@ -258,7 +258,9 @@ def job_spec(spec: Obj, uid: str | None, name: str | None) -> None:
 
 def _job(obj: Obj) -> None:
     spec = obj.get("spec")
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        meta = {}
     if isinstance(spec, dict):
         job_spec(spec, meta.get("uid"), meta.get("name"))
 

@@ -38,7 +38,8 @@ _GENERATION_KINDS = {"Deployment", "ReplicaSet", "Pod", "StatefulSet", "DaemonSe
                      "CronJob", "CustomResourceDefinition"}
 # Create resets status for these, as their registry strategies do.
 _RESET_STATUS = {"Deployment": {}, "ReplicaSet": {"replicas": 0}, "Service": {"loadBalancer": {}},
-                 "Pod": {"phase": "Pending"}, "StatefulSet": {"replicas": 0, "availableReplicas": 0},
+                 "Pod": {"phase": "Pending"},
+                 "StatefulSet": {"replicas": 0, "availableReplicas": 0},
                  "DaemonSet": {"currentNumberScheduled": 0, "numberMisscheduled": 0,
                                "desiredNumberScheduled": 0, "numberReady": 0},
                  "Job": {}, "CronJob": {}}

@@ -50,7 +50,8 @@ class ResourceType:
         elif group == "coordination.k8s.io":
             group = "coordination"
         elif group == "apiextensions.k8s.io":
-            return f"io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.{self.version}.{self.kind}"
+            return ("io.k8s.apiextensions-apiserver.pkg.apis.apiextensions."
+                    f"{self.version}.{self.kind}")
         return f"io.k8s.api.{group}.{self.version}.{self.kind}"
 
 

@@ -20,7 +20,6 @@ from typing import Any, Protocol
 from tp_protocol.settings import ControllerSettings
 
 from ..eventlog import Aggregator
-
 from . import errors
 from .kube import EVENTS, Kube, Obj, Res
 from .objects import key_of

@@ -8,9 +8,12 @@ import logging
 from tp_protocol.settings import ControllerSettings
 
 from .base import Context, Controller
+from .cronjob import CronJobController
+from .daemonset import DaemonSetController
 from .deployment import DeploymentController
 from .endpoints import EndpointsController, EndpointSliceController
 from .gc import GarbageCollector
+from .job import JobController
 from .kube import Kube
 from .machinery import Informers
 from .namespace import NamespaceController
@@ -24,6 +27,9 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "deployment": DeploymentController,
     "replicaset": ReplicaSetController,
     "statefulset": StatefulSetController,
+    "daemonset": DaemonSetController,
+    "job": JobController,
+    "cronjob": CronJobController,
     "scheduler": Scheduler,
     "endpoints": EndpointsController,
     "endpointslice": EndpointSliceController,

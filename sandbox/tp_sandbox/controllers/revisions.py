@@ -45,8 +45,8 @@ def ensure(kube: Kube, owner: Obj, kind: str, revisions: list[Obj]) -> tuple[Obj
     for rev in mine:
         if rev["metadata"]["name"] == name:
             if int(rev.get("revision") or 0) < top:
-                rev = kube.merge_patch(CONTROLLERREVISIONS, rev["metadata"]["namespace"], name,
-                                       {"revision": top + 1})
+                return kube.merge_patch(CONTROLLERREVISIONS, rev["metadata"]["namespace"],
+                                        name, {"revision": top + 1}), False
             return rev, False
     labels = dict((owner["spec"].get("selector") or {}).get("matchLabels") or {})
     labels["controller.kubernetes.io/hash"] = name.rsplit("-", 1)[1]

@@ -92,7 +92,7 @@ class StatefulSetController(Controller):
         self.sets.add_handler(FuncHandler(add=self.enqueue, update=lambda o, n: self.enqueue(n),
                                           delete=self._set_deleted))
         self.pods.add_handler(FuncHandler(add=self._pod_added,
-                                          update=lambda o, n: self._pod_changed(o, n),
+                                          update=self._pod_changed,
                                           delete=self._pod_event))
 
     def _set_deleted(self, sts: Obj) -> None:
@@ -185,7 +185,6 @@ class StatefulSetController(Controller):
         strategy = spec.get("updateStrategy") or {}
         rolling = strategy.get("type", "RollingUpdate") == "RollingUpdate"
         partition = int((strategy.get("rollingUpdate") or {}).get("partition") or 0)
-        ns, name = sts["metadata"]["namespace"], sts["metadata"]["name"]
 
         # 1. replicas in ordinal order: create the missing, replace the finished
         for ordinal in wanted:

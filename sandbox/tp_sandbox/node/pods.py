@@ -30,8 +30,8 @@ from tp_protocol.settings import get_settings
 
 from .. import netns
 from ..paths import Instance
-from .events import EventSink
 from .errors import ApiError, ApiNotFound, ConfigRefError, NodeError, PodSetupError
+from .events import EventSink
 from .kubeapi import KubeApi, Obj
 from .network import Ipam, pod_network_intact, setup_pod_network, teardown_pod_network
 from .podconfig import PodConfigBuilder, PodFiles, expand
