@@ -24,6 +24,7 @@ from typing import Any
 
 from tp_protocol.settings import get_settings
 
+from .. import images
 from ..paths import Instance
 from .errors import ApiNotFound, ConfigRefError, PodSetupError
 from .kubeapi import KubeApi, Obj
@@ -320,8 +321,11 @@ class PodConfigBuilder:
     def container_env(self, container: Obj, base: dict[str, str]) -> dict[str, str]:
         """The container's environment, in Kubernetes' order, with $(VAR) expansion."""
         name = self.pod["spec"].get("hostname") or self.pod["metadata"]["name"]
-        env: dict[str, str] = {"PATH": os.path.dirname(sys.executable) + ":" + DEFAULT_PATH,
-                               "HOSTNAME": name, "HOME": "/root"}
+        path = os.path.dirname(sys.executable) + ":" + DEFAULT_PATH
+        entry = images.lookup(str(container.get("image", "")))
+        if entry is not None and entry.applets and (applets := images.applets_dir()):
+            path += f":{applets}"
+        env: dict[str, str] = {"PATH": path, "HOSTNAME": name, "HOME": "/root"}
         env.update(base)
         for src in container.get("envFrom") or []:
             prefix = src.get("prefix", "")
