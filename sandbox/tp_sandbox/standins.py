@@ -51,9 +51,11 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 
 def root_for(kind: str) -> Path:
-    """The document root: the image's own path when it exists, else the welcome page."""
+    """The document root: the image's own path when something is in it (a mounted
+    volume), else the welcome page (containers share the host's filesystem, where
+    another pod's mount may have left the directory behind, empty)."""
     path, welcome, _ = _KINDS[kind]
-    if Path(path).is_dir():
+    if Path(path).is_dir() and any(Path(path).iterdir()):
         return Path(path)
     tmp = Path(tempfile.mkdtemp(prefix=f"tp-{kind}-"))
     (tmp / "index.html").write_text(welcome)
