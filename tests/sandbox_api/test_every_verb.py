@@ -32,6 +32,18 @@ def sample(rt: ResourceType, name: str) -> dict[str, Any]:
                                 "template": POD_TEMPLATE}},
         "ReplicaSet": {"spec": {"replicas": 1, "selector": {"matchLabels": {"app": "x"}},
                                 "template": POD_TEMPLATE}},
+        "StatefulSet": {"spec": {"replicas": 0, "serviceName": "x",
+                                 "selector": {"matchLabels": {"app": "x"}},
+                                 "template": POD_TEMPLATE}},
+        "DaemonSet": {"spec": {"selector": {"matchLabels": {"app": "x"}},
+                               "template": {**POD_TEMPLATE, "spec": {
+                                   **POD_TEMPLATE["spec"], "nodeSelector": {"none": "x"}}}}},
+        "ControllerRevision": {"revision": 1, "data": {}},
+        "Job": {"spec": {"suspend": True, "template": {"spec": {
+            "restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}},
+        "CronJob": {"spec": {"schedule": "0 0 1 1 *", "suspend": True, "jobTemplate": {
+            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [
+                {"name": "c", "image": "busybox"}]}}}}}},
         "EndpointSlice": {"addressType": "IPv4", "endpoints": [{"addresses": ["10.244.0.9"]}],
                           "ports": [{"port": 80, "protocol": "TCP"}]},
         "Role": {"rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]},

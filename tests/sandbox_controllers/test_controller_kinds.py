@@ -12,7 +12,6 @@ import pytest
 from controllers_testing import wait_for
 from kubernetes import client
 from test_controller_workloads import mark_ready, pods_of
-
 from tp_sandbox.eventlog import Aggregator
 
 pytestmark = pytest.mark.timeout(90)

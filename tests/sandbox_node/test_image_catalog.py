@@ -12,7 +12,6 @@ import urllib.request
 
 import pytest
 from sandbox_testing import wait_for
-
 from tp_sandbox import images
 
 
