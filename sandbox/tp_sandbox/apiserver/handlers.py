@@ -26,9 +26,9 @@ import yaml
 from aiohttp import web
 from tp_protocol.settings import ApiServerSettings, get_settings
 
-from tp_sandbox.apiserver import errors, ext, tables
+from tp_sandbox.apiserver import crd, errors, ext, tables
 from tp_sandbox.apiserver.auth import Attributes, Authenticator, Authorizer, User
-from tp_sandbox.apiserver.resources import RESOURCES, ResourceType, by_plural
+from tp_sandbox.apiserver.resources import ResourceType, by_plural, served
 from tp_sandbox.apiserver.selection import field_selector, label_selector
 from tp_sandbox.apiserver.store import Obj, Store, Watcher, name_of
 
@@ -55,7 +55,7 @@ def now_rfc3339(offset: float = 0) -> str:
 
 
 def rt_of(group: str, plural: str) -> ResourceType:
-    for r in RESOURCES:
+    for r in served():
         if (r.group, r.plural) == (group, plural):
             return r
     raise KeyError(plural)
@@ -268,9 +268,13 @@ class Api:
             raise errors.AlreadyExists.of(rt.plural, rt.group, name)
         if rt.kind == "Service":
             self._allocate_service(obj, None)
+        if rt.kind == crd.KIND:
+            obj["status"] = crd.established(obj)
         if dry_run:
             return obj, warnings
         stored = self.store.put(rt, obj)
+        if rt.kind == crd.KIND:
+            crd.serve(stored)
         if rt.kind == "Namespace":
             self.populate_namespace(name)
         return stored, warnings
@@ -355,6 +359,9 @@ class Api:
             return new, warnings
         if self._finalized(rt, new, old):
             return self.store.remove(rt, new), warnings
+        if rt.kind == crd.KIND and mode == "main":
+            new["status"] = crd.established(new)
+            crd.serve(new)
         return self.store.put(rt, new), warnings
 
     @staticmethod
@@ -431,6 +438,8 @@ class Api:
             return self.store.put(rt, new), False
         if opts.dry_run:
             return old, True
+        if rt.kind == crd.KIND:
+            crd.remove(self, old)
         # Service IPs and node ports are derived from live Services: nothing to release.
         return self.store.remove(rt, old), True
 

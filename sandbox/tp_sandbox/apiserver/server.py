@@ -21,7 +21,7 @@ from multidict import MultiDict
 from tp_protocol.settings import ApiServerSettings, get_settings
 
 from tp_sandbox import netns
-from tp_sandbox.apiserver import bootstrap, discovery, errors, ext, spdy, tables
+from tp_sandbox.apiserver import bootstrap, crd, discovery, errors, ext, spdy, tables
 from tp_sandbox.apiserver.auth import Attributes, Authenticator, User, is_public
 from tp_sandbox.apiserver.handlers import Api, DeleteOptions, Target, decode_body, parse_target
 from tp_sandbox.apiserver.relay import KubeletRelay, pick_container, require_node
@@ -381,6 +381,7 @@ def build_app(state_dir: Path, service_cidr: str, settings: ApiServerSettings | 
     api = Api(store, Authenticator(state_dir), settings, service_cidr, state_dir)
     relay = KubeletRelay(state_dir / "run" / "kubelet.sock", settings)
     bootstrap.bootstrap(api)
+    crd.restore(api)
     app = web.Application(middlewares=[_status_middleware],
                           client_max_size=settings.request_body_limit)
     app[_API_KEY] = api

@@ -9,6 +9,7 @@ import datetime
 from collections.abc import Callable
 from typing import Any
 
+from tp_sandbox.apiserver import crd
 from tp_sandbox.apiserver.resources import ResourceType
 
 Obj = dict[str, Any]
@@ -365,13 +366,17 @@ def _row_object(o: Obj, include: str) -> Obj | None:
 
 def table(rt: ResourceType, objs: list[Obj], resource_version: str, include: str, *,
           with_columns: bool = True, list_meta: Obj | None = None) -> Obj:
-    cols = COLUMNS.get(rt.kind, _DEFAULT)
+    cols = (crd.columns(rt) if rt.custom is not None else None) or COLUMNS.get(rt.kind,
+                                                                                _DEFAULT)
     rows = []
     for o in objs:
         cells = []
-        for _, _, _, cell in cols:
+        for _, ctype, _, cell in cols:
             try:
-                cells.append(cell(o))
+                value = cell(o)
+                if ctype == "date" and rt.custom is not None:
+                    value = _age_of(value) if value else "<unknown>"
+                cells.append(value)
             except (KeyError, TypeError, ValueError):
                 cells.append("<unknown>")
         row: Obj = {"cells": cells}
