@@ -75,3 +75,25 @@ def test_a_custom_resource_lives_and_dies_with_its_definition(
     assert err.value.status == 404
     wait_for(lambda: f"widgets.{group}" not in [
         c.metadata.name for c in ext.list_custom_resource_definition().items], what="gone")
+
+
+def test_deleting_a_namespace_deletes_the_custom_objects_in_it(
+        kube: client.ApiClient, core: client.CoreV1Api, namespace: str) -> None:
+    ext = client.ApiextensionsV1Api(kube)
+    custom = client.CustomObjectsApi(kube)
+    group = f"{namespace}.example.com"
+    ext.create_custom_resource_definition(widget_crd(group))
+    custom.create_namespaced_custom_object(group, "v1", namespace, "widgets", {
+        "apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w"}})
+    core.delete_namespace(namespace)
+
+    def gone() -> bool:
+        try:
+            core.read_namespace(namespace)
+        except client.ApiException as exc:
+            return exc.status == 404
+        return False
+
+    wait_for(gone, timeout=30, what="the namespace emptied and removed")
+    assert custom.list_namespaced_custom_object(group, "v1", namespace,
+                                                "widgets")["items"] == []

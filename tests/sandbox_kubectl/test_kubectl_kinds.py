@@ -366,3 +366,21 @@ def test_kubectl_events_lists_a_pods_life_down_to_killing(kubectl: Kubectl) -> N
     kubectl("delete", "pod", "toolbox", "--wait=true", timeout=60)
     out = kubectl("events", "--for", "pod/toolbox").stdout
     assert "Killing" in out and "Stopping container main" in out
+
+
+def test_a_failing_readiness_probe_shows_unhealthy_events(kubectl: Kubectl) -> None:
+    apply(kubectl, """\
+apiVersion: v1
+kind: Pod
+metadata: {name: sick}
+spec:
+  containers:
+    - name: main
+      image: busybox
+      command: ["sleep", "3600"]
+      readinessProbe: {exec: {command: ["sh", "-c", "echo not yet; exit 1"]},
+                       periodSeconds: 1}
+""")
+    out = wait_for(lambda: "(x2 over" in (o := kubectl("describe", "pod", "sick").stdout)
+                   and o, 60, "repeated Unhealthy events")
+    assert "Unhealthy" in out and "Readiness probe failed:" in out
