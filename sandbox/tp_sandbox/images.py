@@ -74,6 +74,7 @@ CATALOG: tuple[CatalogEntry, ...] = (
             "demo app: the web page that calls the other two, port 8080"),
     _standin("nginx", "nginx", "web server on :80: /usr/share/nginx/html, else the welcome "
              "page"),
+    _standin("nginx-slim", "nginx", "as nginx (the Kubernetes StatefulSet tutorial's image)"),
     _standin("httpd", "httpd", "web server on :80: /usr/local/apache2/htdocs, else "
              "\"It works!\""),
     CatalogEntry("redis", ("redis-server", "--save", "", "--appendonly", "no",

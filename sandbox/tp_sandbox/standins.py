@@ -1,7 +1,7 @@
 """Stand-ins for public web-server images, run as `python -m tp_sandbox.standins KIND`:
 
 - `nginx`: serves `/usr/share/nginx/html` (a volume mounted there, as tutorials do) on
-  port 80, or nginx's welcome page when nothing is mounted;
+  port 80, and nginx's welcome page for `/` while it holds no index.html;
 - `httpd`: the same for `/usr/local/apache2/htdocs`, with Apache's "It works!" page.
 
 Access lines go to stdout as the real images log them; SIGTERM stops the server.
@@ -43,6 +43,20 @@ _KINDS = {
 class _Handler(http.server.SimpleHTTPRequestHandler):
     server_version = "nginx"
     sys_version = ""
+    welcome = ""
+
+    def do_GET(self) -> None:
+        # the welcome page until an index.html shows up (written into a mounted volume)
+        if self.path.split("?", 1)[0] in ("/", "/index.html") and not (
+                Path(str(self.directory)) / "index.html").exists():
+            body = self.welcome.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        super().do_GET()
 
     def log_message(self, format: str, *args: Any) -> None:
         sys.stdout.write(f'{self.client_address[0]} - - [{self.log_date_time_string()}] '
@@ -51,15 +65,10 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 
 def root_for(kind: str) -> Path:
-    """The document root: the image's own path when something is in it (a mounted
-    volume), else the welcome page (containers share the host's filesystem, where
-    another pod's mount may have left the directory behind, empty)."""
-    path, welcome, _ = _KINDS[kind]
-    if Path(path).is_dir() and any(Path(path).iterdir()):
-        return Path(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f"tp-{kind}-"))
-    (tmp / "index.html").write_text(welcome)
-    return tmp
+    """The document root: the image's own path when it exists (a mounted volume), else
+    an empty directory (the welcome page answers `/` while there is no index.html)."""
+    path = Path(_KINDS[kind][0])
+    return path if path.is_dir() else Path(tempfile.mkdtemp(prefix=f"tp-{kind}-"))
 
 
 def main(argv: list[str]) -> int:
@@ -68,7 +77,8 @@ def main(argv: list[str]) -> int:
         return 2
     kind = argv[0]
     port = int(os.environ.get("TP_STANDIN_PORT", "80"))
-    handler = type("Handler", (_Handler,), {"server_version": _KINDS[kind][2]})
+    handler = type("Handler", (_Handler,), {"server_version": _KINDS[kind][2],
+                                            "welcome": _KINDS[kind][1]})
     server = http.server.ThreadingHTTPServer(
         ("", port), functools.partial(handler, directory=str(root_for(kind))))
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(

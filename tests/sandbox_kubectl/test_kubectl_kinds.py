@@ -384,3 +384,57 @@ spec:
     out = wait_for(lambda: "(x2 over" in (o := kubectl("describe", "pod", "sick").stdout)
                    and o, 60, "repeated Unhealthy events")
     assert "Unhealthy" in out and "Readiness probe failed:" in out
+
+
+def test_the_statefulset_tutorial_keeps_each_pods_data_across_restarts(
+        kubectl: Kubectl, namespace: str) -> None:
+    """kubernetes.io's "StatefulSet Basics": nginx-slim, a headless Service and a
+    volumeClaimTemplate whose claims outlive the pods."""
+    apply(kubectl, """\
+apiVersion: v1
+kind: Service
+metadata: {name: nginx, labels: {app: nginx}}
+spec:
+  ports: [{port: 80, name: web}]
+  clusterIP: None
+  selector: {app: nginx}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: web}
+spec:
+  serviceName: nginx
+  replicas: 2
+  selector: {matchLabels: {app: nginx}}
+  template:
+    metadata: {labels: {app: nginx}}
+    spec:
+      terminationGracePeriodSeconds: 10
+      containers:
+        - name: nginx
+          image: registry.k8s.io/nginx-slim:0.24
+          ports: [{containerPort: 80, name: web}]
+          volumeMounts: [{name: www, mountPath: /usr/share/nginx/html}]
+  volumeClaimTemplates:
+    - metadata: {name: www}
+      spec:
+        accessModes: ["ReadWriteOnce"]
+        resources: {requests: {storage: 1Gi}}
+""")
+    kubectl("rollout", "status", "statefulset/web", "--timeout=90s", timeout=100)
+    claims = get(kubectl, "pvc")["items"]
+    assert sorted(c["metadata"]["name"] for c in claims) == ["www-web-0", "www-web-1"]
+    assert {c["status"]["phase"] for c in claims} == {"Bound"}
+    assert {c["status"]["capacity"]["storage"] for c in claims} == {"1Gi"}
+    for i in (0, 1):
+        kubectl("exec", f"web-{i}", "--", "sh", "-c",
+                "echo $(hostname) > /usr/share/nginx/html/index.html")
+    kubectl("delete", "pod", "web-0", "web-1", "--wait=true", timeout=60)
+    kubectl("rollout", "status", "statefulset/web", "--timeout=90s", timeout=100)
+    toolbox(kubectl)
+    for i in (0, 1):
+        url = f"http://web-{i}.nginx.{namespace}.svc.cluster.local/"
+        page = wait_for(lambda url=url: (r := kubectl("exec", "toolbox", "--", "wget", "-qO-",
+                                                      url, check=False)).returncode == 0
+                        and r.stdout, 30, f"{url} answers")
+        assert page.strip() == f"web-{i}"

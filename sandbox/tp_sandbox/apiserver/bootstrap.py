@@ -48,7 +48,8 @@ def bootstrap(api: Api) -> None:
                            "serviceaccounts", "events", "namespaces", "deployments",
                            "deployments/scale", "replicasets", "replicasets/scale",
                            "endpointslices", "statefulsets", "statefulsets/scale",
-                           "daemonsets", "controllerrevisions", "jobs", "cronjobs"],
+                           "daemonsets", "controllerrevisions", "jobs", "cronjobs",
+                           "persistentvolumeclaims"],
              "verbs": _READ}]
     edit_verbs = ["create", "delete", "deletecollection", "patch", "update"]
     edit = [*view, {"apiGroups": ["", "apps", "batch"],
@@ -56,7 +57,8 @@ def bootstrap(api: Api) -> None:
                                   "serviceaccounts", "deployments", "deployments/scale",
                                   "replicasets", "replicasets/scale", "pods/exec",
                                   "pods/portforward", "pods/eviction", "statefulsets",
-                                  "statefulsets/scale", "daemonsets", "jobs", "cronjobs"],
+                                  "statefulsets/scale", "daemonsets", "jobs", "cronjobs",
+                                  "persistentvolumeclaims"],
                     "verbs": [*_READ, *edit_verbs]}]
     admin = [*edit, {"apiGroups": ["rbac.authorization.k8s.io"],
                      "resources": ["roles", "rolebindings"], "verbs": [*_READ, *edit_verbs]}]

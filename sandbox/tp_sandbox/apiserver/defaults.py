@@ -265,6 +265,12 @@ def _job(obj: Obj) -> None:
         job_spec(spec, meta.get("uid"), meta.get("name"))
 
 
+def _pvc(obj: Obj) -> None:
+    spec = obj.get("spec")
+    if isinstance(spec, dict):
+        spec.setdefault("volumeMode", "Filesystem")
+
+
 def _cronjob(obj: Obj) -> None:
     spec = obj.get("spec")
     if not isinstance(spec, dict):
@@ -346,6 +352,7 @@ _BY_KIND: dict[tuple[str, str], Callable[[Obj], None]] = {
     ("apps", "DaemonSet"): _daemonset,
     ("batch", "Job"): _job,
     ("batch", "CronJob"): _cronjob,
+    ("", "PersistentVolumeClaim"): _pvc,
     ("discovery.k8s.io", "EndpointSlice"): _endpointslice,
     ("rbac.authorization.k8s.io", "RoleBinding"): _binding,
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"): _binding,

@@ -42,7 +42,7 @@ _RESET_STATUS = {"Deployment": {}, "ReplicaSet": {"replicas": 0}, "Service": {"l
                  "StatefulSet": {"replicas": 0, "availableReplicas": 0},
                  "DaemonSet": {"currentNumberScheduled": 0, "numberMisscheduled": 0,
                                "desiredNumberScheduled": 0, "numberReady": 0},
-                 "Job": {}, "CronJob": {}}
+                 "Job": {}, "CronJob": {}, "PersistentVolumeClaim": {"phase": "Pending"}}
 _SEP = (",", ":")
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _METHOD_VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch",

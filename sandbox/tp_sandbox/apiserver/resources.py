@@ -81,6 +81,8 @@ RESOURCES: tuple[ResourceType, ...] = (
        subresources=("token",)),
     _r("", "v1", "Node", "nodes", False, short_names=("no",), subresources=("status",)),
     _r("", "v1", "Event", "events", True, short_names=("ev",)),
+    _r("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True,
+       short_names=("pvc",), subresources=("status",)),
     _r("apps", "v1", "Deployment", "deployments", True, short_names=("deploy",),
        categories=("all",), subresources=("status", "scale")),
     _r("apps", "v1", "ReplicaSet", "replicasets", True, short_names=("rs",),

@@ -308,6 +308,18 @@ COLUMNS: dict[str, list[Column]] = {
                  if o.get("status", {}).get("lastScheduleTime") else "<none>"), _AGE,
                 ("Containers", "string", 1, _t_containers), ("Images", "string", 1, _t_images),
                 ("Selector", "string", 1, lambda o: "<none>")],
+    "PersistentVolumeClaim": [
+        _NAME, ("Status", "string", 0, _s("status", "phase", default="")),
+        ("Volume", "string", 0, _s("spec", "volumeName", default="")),
+        ("Capacity", "string", 0, _s("status", "capacity", "storage", default="")),
+        ("Access Modes", "string", 0, lambda o: ",".join(
+            {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX",
+             "ReadWriteOncePod": "RWOP"}.get(m, m)
+            for m in o.get("status", {}).get("accessModes") or [])),
+        ("StorageClass", "string", 0, _s("spec", "storageClassName", default="")),
+        ("VolumeAttributesClass", "string", 0,
+         _s("spec", "volumeAttributesClassName", default="<unset>")), _AGE,
+        ("VolumeMode", "string", 1, _s("spec", "volumeMode", default=""))],
     "ControllerRevision": [_NAME, ("Controller", "string", 0, _owner_kind),
                            ("Revision", "integer", 0, _s("revision")), _AGE],
     "Service": [_NAME, ("Type", "string", 0, _s("spec", "type", default="ClusterIP")),

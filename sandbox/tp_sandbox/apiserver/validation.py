@@ -596,7 +596,14 @@ def _workload(spec: Obj, resource: ResourceType, old_spec: Obj | None) -> list[C
                                       "`selector` does not match template `labels`",
                                       shown=shown))
     if template is not None:
-        causes += pod_spec(_as_dict(template.get("spec")), "spec.template.spec", template=True,
+        pod = _as_dict(template.get("spec"))
+        claims = [c for c in spec.get("volumeClaimTemplates") or [] if isinstance(c, dict)]
+        if resource.kind == "StatefulSet" and claims:
+            # mounts may name the claim templates, as upstream's validation allows
+            pod = {**pod, "volumes": [*(pod.get("volumes") or []), *(
+                {"name": _as_dict(c.get("metadata")).get("name"), "emptyDir": {}}
+                for c in claims)]}
+        causes += pod_spec(pod, "spec.template.spec", template=True,
                            job=resource.kind == "Job")
     if old_spec is not None and old_spec.get("selector") is not None and (
             (selector or {}) != (old_spec.get("selector") or {})):

@@ -95,6 +95,7 @@ CONTROLLERREVISIONS = _get("controllerrevisions", "apps")
 JOBS = _get("jobs", "batch")
 CRONJOBS = _get("cronjobs", "batch")
 CRDS = _get("customresourcedefinitions", "apiextensions.k8s.io")
+PVCS = _get("persistentvolumeclaims")
 
 
 def custom_types(crds: list[Obj]) -> list[Res]:

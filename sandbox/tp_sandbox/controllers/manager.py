@@ -20,6 +20,7 @@ from .namespace import NamespaceController
 from .replicaset import ReplicaSetController
 from .scheduler import Scheduler
 from .statefulset import StatefulSetController
+from .volumes import VolumeBinder
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "daemonset": DaemonSetController,
     "job": JobController,
     "cronjob": CronJobController,
+    "persistentvolume-binder": VolumeBinder,
     "scheduler": Scheduler,
     "endpoints": EndpointsController,
     "endpointslice": EndpointSliceController,

@@ -17,7 +17,7 @@ from typing import Any
 
 from . import errors, revisions
 from .base import Context, Controller
-from .kube import CONTROLLERREVISIONS, PODS, STATEFULSETS, Obj
+from .kube import CONTROLLERREVISIONS, PODS, PVCS, STATEFULSETS, Obj
 from .machinery import Expectations, FuncHandler
 from .objects import (
     controller_ref,
@@ -47,6 +47,29 @@ def start_ordinal(sts: Obj) -> int:
     return int(((sts["spec"].get("ordinals") or {}).get("start")) or 0)
 
 
+def claim_templates(sts: Obj) -> list[Obj]:
+    return [t for t in sts["spec"].get("volumeClaimTemplates") or [] if isinstance(t, dict)]
+
+
+def claim_template_name(template: Obj) -> str:
+    return str((template.get("metadata") or {}).get("name", ""))
+
+
+def claim_name(sts: Obj, template: Obj, ordinal: int) -> str:
+    """`<template>-<set>-<ordinal>`: the claim outlives its pod (retained on delete)."""
+    return f"{claim_template_name(template)}-{sts['metadata']['name']}-{ordinal}"
+
+
+def new_claim(sts: Obj, template: Obj, ordinal: int) -> Obj:
+    meta = template.get("metadata") or {}
+    labels = dict(meta.get("labels") or {})
+    labels.update((sts["spec"].get("selector") or {}).get("matchLabels") or {})
+    return {"metadata": {"name": claim_name(sts, template, ordinal),
+                         "namespace": sts["metadata"]["namespace"], "labels": labels,
+                         "annotations": meta.get("annotations") or {}},
+            "spec": copy.deepcopy(template.get("spec") or {})}
+
+
 def new_pod(sts: Obj, ordinal: int, revision: Obj) -> Obj:
     """The pod of one ordinal at one revision (the revision's template)."""
     template = copy.deepcopy(revision["data"]["spec"]["template"])
@@ -57,6 +80,13 @@ def new_pod(sts: Obj, ordinal: int, revision: Obj) -> Obj:
     labels.update({POD_NAME_LABEL: name, revisions.HASH_LABEL: revision["metadata"]["name"],
                    POD_INDEX_LABEL: str(ordinal)})
     spec = template.get("spec") or {}
+    volumes = [v for v in spec.get("volumes") or []
+               if v.get("name") not in {claim_template_name(t) for t in claim_templates(sts)}]
+    for t in claim_templates(sts):
+        volumes.append({"name": claim_template_name(t), "persistentVolumeClaim": {
+            "claimName": claim_name(sts, t, ordinal)}})
+    if volumes:
+        spec["volumes"] = volumes
     spec["hostname"] = name
     if sts["spec"].get("serviceName"):
         spec["subdomain"] = sts["spec"]["serviceName"]
@@ -235,6 +265,16 @@ class StatefulSetController(Controller):
                 return
 
     def _create(self, key: str, sts: Obj, ordinal: int, rev: Obj) -> None:
+        for template in claim_templates(sts):
+            claim = new_claim(sts, template, ordinal)
+            try:
+                self.kube.create(PVCS, sts["metadata"]["namespace"], claim)
+            except errors.AlreadyExists:
+                continue  # retained from an earlier pod of this ordinal: reused
+            self.recorder.event(sts, "Normal", "SuccessfulCreate",
+                                f"create Claim {claim['metadata']['name']} Pod "
+                                f"{sts['metadata']['name']}-{ordinal} in StatefulSet "
+                                f"{sts['metadata']['name']} success")
         body = new_pod(sts, ordinal, rev)
         self.expectations.expect(key, adds=1)
         try:

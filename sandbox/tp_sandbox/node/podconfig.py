@@ -230,6 +230,12 @@ class PodConfigBuilder:
             if "hostPath" in vol:
                 out[name] = Path(vol["hostPath"]["path"])
                 continue
+            if "persistentVolumeClaim" in vol:
+                # a claim's data lives per namespace and claim, across its pods
+                claim = vol["persistentVolumeClaim"]["claimName"]
+                out[name] = self.instance.state_dir / "claims" / self.ns / claim
+                out[name].mkdir(parents=True, exist_ok=True)
+                continue
             target.mkdir(parents=True, exist_ok=True)
             if "emptyDir" in vol:
                 pass
@@ -267,7 +273,8 @@ class PodConfigBuilder:
             else:
                 kinds = sorted(set(vol) - {"name"})
                 raise PodSetupError(f"volume {name}: unsupported type {kinds}: use emptyDir, "
-                                    "configMap, secret, downwardAPI, projected or hostPath")
+                                    "configMap, secret, downwardAPI, projected, hostPath or "
+                                    "persistentVolumeClaim")
             out[name] = target
         if self._automount():
             self._sa_files(vols_dir / "kube-api-access-sandbox")
