@@ -147,3 +147,28 @@ def test_repeated_events_are_one_event_with_a_count() -> None:
     agg.forget(first)
     assert agg.record(pod, "Warning", "BackOff", "Back-off restarting",
                       "spec.containers{c}").patch is None
+
+
+def test_claim_templates_make_bound_claims_that_go_with_the_set_when_asked(
+        apps: client.AppsV1Api, core: client.CoreV1Api, namespace: str) -> None:
+    body = sts(replicas=2, policy="Parallel")
+    body["spec"]["volumeClaimTemplates"] = [{
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"],
+                 "resources": {"requests": {"storage": "2Gi"}}}}]
+    body["spec"]["persistentVolumeClaimRetentionPolicy"] = {"whenDeleted": "Delete",
+                                                            "whenScaled": "Retain"}
+    body["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] = [
+        {"name": "data", "mountPath": "/data"}]
+    apps.create_namespaced_stateful_set(namespace, body)
+    claims = wait_for(lambda: len(c := core.list_namespaced_persistent_volume_claim(
+        namespace).items) == 2 and all(x.status.phase == "Bound" for x in c) and c,
+        what="2 bound claims")
+    assert sorted(c.metadata.name for c in claims) == ["data-db-0", "data-db-1"]
+    assert all(c.spec.volume_name.startswith("pvc-") for c in claims)
+    pod = core.read_namespaced_pod("db-1", namespace)
+    assert [(v.name, v.persistent_volume_claim.claim_name) for v in pod.spec.volumes
+            if v.persistent_volume_claim] == [("data", "data-db-1")]
+    apps.delete_namespaced_stateful_set("db", namespace, propagation_policy="Background")
+    wait_for(lambda: not core.list_namespaced_persistent_volume_claim(namespace).items,
+             what="claims collected with the set")

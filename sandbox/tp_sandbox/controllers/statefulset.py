@@ -61,13 +61,20 @@ def claim_name(sts: Obj, template: Obj, ordinal: int) -> str:
 
 
 def new_claim(sts: Obj, template: Obj, ordinal: int) -> Obj:
+    """A claim of one ordinal; owned by the set (collected with it) only when its
+    `persistentVolumeClaimRetentionPolicy.whenDeleted` is Delete."""
     meta = template.get("metadata") or {}
     labels = dict(meta.get("labels") or {})
     labels.update((sts["spec"].get("selector") or {}).get("matchLabels") or {})
-    return {"metadata": {"name": claim_name(sts, template, ordinal),
-                         "namespace": sts["metadata"]["namespace"], "labels": labels,
-                         "annotations": meta.get("annotations") or {}},
-            "spec": copy.deepcopy(template.get("spec") or {})}
+    out: Obj = {"metadata": {"name": claim_name(sts, template, ordinal),
+                             "namespace": sts["metadata"]["namespace"], "labels": labels,
+                             "annotations": meta.get("annotations") or {}},
+                "spec": copy.deepcopy(template.get("spec") or {})}
+    policy = sts["spec"].get("persistentVolumeClaimRetentionPolicy") or {}
+    if policy.get("whenDeleted") == "Delete":
+        out["metadata"]["ownerReferences"] = [
+            {**owner_ref_to(sts, "StatefulSet", "apps/v1"), "controller": False}]
+    return out
 
 
 def new_pod(sts: Obj, ordinal: int, revision: Obj) -> Obj:
@@ -330,3 +337,6 @@ class StatefulSetController(Controller):
             status["conditions"] = old["conditions"]
         if status != old:
             self.kube.update(STATEFULSETS, dict(sts, status=status), "status")
+        if min_ready and status["availableReplicas"] < ready:
+            # a ready pod becomes available later: look again then
+            self.queue.add_after(key_of(sts), min(float(min_ready), 1.0))
