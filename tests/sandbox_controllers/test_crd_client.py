@@ -97,3 +97,25 @@ def test_deleting_a_namespace_deletes_the_custom_objects_in_it(
     wait_for(gone, timeout=30, what="the namespace emptied and removed")
     assert custom.list_namespaced_custom_object(group, "v1", namespace,
                                                 "widgets")["items"] == []
+
+
+def test_objects_owned_by_a_custom_resource_are_collected_after_it(
+        kube: client.ApiClient, core: client.CoreV1Api, namespace: str) -> None:
+    ext = client.ApiextensionsV1Api(kube)
+    custom = client.CustomObjectsApi(kube)
+    group = f"{namespace}.example.com"
+    ext.create_custom_resource_definition(widget_crd(group))
+    owner = custom.create_namespaced_custom_object(group, "v1", namespace, "widgets", {
+        "apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w"}})
+    core.create_namespaced_config_map(namespace, {"metadata": {
+        "name": "child", "ownerReferences": [{
+            "apiVersion": f"{group}/v1", "kind": "Widget", "name": "w",
+            "uid": owner["metadata"]["uid"]}]}})
+    custom.delete_namespaced_custom_object(group, "v1", namespace, "widgets", "w")
+
+    def collected() -> bool:
+        return "child" not in [c.metadata.name for c in
+                               core.list_namespaced_config_map(namespace).items]
+
+    # found on the collector's next resync of the child (5s in these tests)
+    wait_for(collected, timeout=30, what="the child collected")
