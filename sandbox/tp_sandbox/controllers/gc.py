@@ -147,8 +147,9 @@ class GarbageCollector(Controller):
     def _owner_exists(self, ref: Obj, namespace: str | None) -> bool:
         ores = by_kind(ref.get("apiVersion", ""), ref.get("kind", ""))
         if ores is None:  # maybe a custom resource: its CRD names the type
-            ores = next((r for r in custom_types(self.infs[CRDS].items()) if (r.api_version, r.kind) == (
-                ref.get("apiVersion"), ref.get("kind"))), None)
+            want = (ref.get("apiVersion"), ref.get("kind"))
+            ores = next((r for r in custom_types(self.infs[CRDS].items())
+                         if (r.api_version, r.kind) == want), None)
         if ores is None:
             return True  # a type we cannot check: never collect on a guess
         with self._lock:
