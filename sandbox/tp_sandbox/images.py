@@ -154,6 +154,16 @@ def applets_dir() -> Path | None:
 _HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
+def table() -> str:
+    """`tp sandbox images`: one line per catalog entry (name, what it runs)."""
+    width = max(len(e.name) for e in CATALOG)
+    lines = [f"{'IMAGE':<{width}}  RUNS"]
+    for e in CATALOG:
+        lines.append(f"{e.name:<{width}}  {e.description}")
+    lines.append("any other image: ErrImagePull, then ImagePullBackOff")
+    return "\n".join(lines)
+
+
 def known(image: str) -> bool:
     """True when the image is in the catalog (the node can "pull" it)."""
     return lookup(image) is not None

@@ -62,3 +62,13 @@ def test_the_web_stand_ins_serve_their_welcome_page(kind: str, text: str) -> Non
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_tp_sandbox_images_lists_what_each_image_runs() -> None:
+    out = subprocess.run([sys.executable, "-m", "tp_jupyter.cli", "sandbox", "images"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    lines = out.splitlines()
+    assert lines[0].split() == ["IMAGE", "RUNS"]
+    assert any(line.startswith("nginx ") and "welcome page" in line for line in lines)
+    assert any(line.startswith("redis ") and "redis-server" in line for line in lines)
+    assert "ImagePullBackOff" in lines[-1]
