@@ -67,6 +67,14 @@ def test_a_custom_resource_lives_and_dies_with_its_definition(
 
     watcher = threading.Thread(target=follow, name="widget-watch", daemon=True)
     watcher.start()
+
+    def watching() -> bool:
+        # a change the open watch must report proves it is established
+        custom.patch_namespaced_custom_object(group, "v1", namespace, "widgets", "w",
+                                              {"metadata": {"labels": {"seen": "yes"}}})
+        return "MODIFIED" in seen
+
+    wait_for(watching, what="the watch established")
     ext.delete_custom_resource_definition(f"widgets.{group}")
     watcher.join(15)
     assert seen[-1:] == ["DELETED"]
