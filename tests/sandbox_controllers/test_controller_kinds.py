@@ -172,3 +172,30 @@ def test_claim_templates_make_bound_claims_that_go_with_the_set_when_asked(
     apps.delete_namespaced_stateful_set("db", namespace, propagation_policy="Background")
     wait_for(lambda: not core.list_namespaced_persistent_volume_claim(namespace).items,
              what="claims collected with the set")
+
+
+def test_a_job_past_its_deadline_fails_and_a_finished_one_expires_after_its_ttl(
+        core: client.CoreV1Api, kube: client.ApiClient, namespace: str) -> None:
+    batch = client.BatchV1Api(kube)
+    pod_spec = {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}
+    batch.create_namespaced_job(namespace, {
+        "metadata": {"name": "slow"},
+        "spec": {"activeDeadlineSeconds": 1, "template": {"spec": pod_spec}}})
+    job = wait_for(lambda: (j := batch.read_namespaced_job("slow", namespace)).status
+                   .conditions and j, timeout=10, what="the deadline")
+    failed = [c for c in job.status.conditions if c.type == "Failed"]
+    assert failed and failed[0].reason == "DeadlineExceeded"
+    wait_for(lambda: not [p for p in pods_of(core, namespace)
+                          if p.metadata.labels.get("job-name") == "slow"],
+             what="the overdue pod deleted")
+    batch.create_namespaced_job(namespace, {
+        "metadata": {"name": "brief"},
+        "spec": {"ttlSecondsAfterFinished": 1, "template": {"spec": pod_spec}}})
+    pod = wait_for(lambda: [p for p in pods_of(core, namespace)
+                            if p.metadata.labels.get("job-name") == "brief"],
+                   what="the pod")[0]
+    core.patch_namespaced_pod_status(pod.metadata.name, namespace,
+                                     {"status": {"phase": "Succeeded"}})
+    wait_for(lambda: "brief" not in [j.metadata.name for j in
+                                     batch.list_namespaced_job(namespace).items],
+             timeout=15, what="the finished job expired")

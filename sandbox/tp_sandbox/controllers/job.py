@@ -6,6 +6,7 @@ upstream's: `SuccessCriteriaMet` then `Complete`, or `FailureTarget` then `Faile
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 from typing import Any
@@ -19,7 +20,9 @@ from .objects import (
     is_deleting,
     is_pod_ready,
     key_of,
+    now,
     owner_ref_to,
+    parse_time,
     timestamp,
 )
 
@@ -97,7 +100,10 @@ class JobController(Controller):
         if job is None:
             self.expectations.forget(key)
             return
-        if is_deleting(job) or finished(job):
+        if is_deleting(job):
+            return
+        if finished(job):
+            self._expire(key, job)
             return
         uid = job["metadata"]["uid"]
         pods = [p for p in self.pods.items()
@@ -124,7 +130,22 @@ class JobController(Controller):
         conditions: list[Obj] = list(status.get("conditions") or [])
         done = (succeeded >= int(completions) if completions is not None
                 else succeeded > 0 and not active)
-        if failed > backoff_limit:
+        deadline = spec.get("activeDeadlineSeconds")
+        started = parse_time(status.get("startTime"))
+        overdue = (deadline is not None and started is not None
+                   and (now() - started).total_seconds() >= int(deadline))
+        if deadline is not None and started is not None and not overdue:
+            left = int(deadline) - (now() - started).total_seconds()
+            self.queue.add_after(key, max(0.05, left))
+        if overdue:
+            for pod in active:
+                self._delete(key, job, pod)
+            active = []
+            message = "Job was active longer than specified deadline"
+            conditions += [_condition("FailureTarget", "DeadlineExceeded", message, at),
+                           _condition("Failed", "DeadlineExceeded", message, at)]
+            self.recorder.event(job, "Warning", "DeadlineExceeded", message)
+        elif failed > backoff_limit:
             for pod in active:
                 self._delete(key, job, pod)
             active = []
@@ -165,6 +186,22 @@ class JobController(Controller):
             status["conditions"] = conditions
         if status != (job.get("status") or {}):
             self.kube.update(JOBS, dict(job, status=status), "status")
+
+    def _expire(self, key: str, job: Obj) -> None:
+        """`ttlSecondsAfterFinished`: delete a finished Job (and its pods) once it passed."""
+        ttl = job["spec"].get("ttlSecondsAfterFinished")
+        if ttl is None:
+            return
+        finished_at = max((parse_time(c.get("lastTransitionTime")) or now()
+                           for c in job.get("status", {}).get("conditions") or []
+                           if c.get("type") in ("Complete", "Failed")), default=now())
+        left = int(ttl) - (now() - finished_at).total_seconds()
+        if left > 0:
+            self.queue.add_after(key, left)
+            return
+        with contextlib.suppress(errors.NotFound):
+            self.kube.delete(JOBS, job["metadata"]["namespace"], job["metadata"]["name"],
+                             propagation="Background", uid=job["metadata"]["uid"])
 
     def _create(self, key: str, job: Obj, count: int) -> None:
         self.expectations.expect(key, adds=count)
