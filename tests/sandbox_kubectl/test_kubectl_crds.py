@@ -27,7 +27,9 @@ spec:
     - name: v1
       served: true
       storage: true
-      subresources: {{status: {{}}}}
+      subresources:
+        status: {{}}
+        scale: {{specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas}}
       additionalPrinterColumns:
         - {{name: Spec, type: string, jsonPath: .spec.cronSpec}}
         - {{name: Replicas, type: integer, jsonPath: .spec.replicas}}
@@ -49,6 +51,7 @@ spec:
               type: object
               properties:
                 ready: {{type: boolean}}
+                replicas: {{type: integer}}
 """
 
 CRONTAB = """\
@@ -104,6 +107,9 @@ def test_a_crd_is_established_and_its_objects_print_with_their_columns(
             "-p", '{"spec": {"replicas": 3}}')
     assert kubectl("get", f"crontabs.{group}", "nightly", "-o",
                    "jsonpath={.spec.replicas}").stdout == "3"
+    kubectl("scale", f"crontabs.{group}/nightly", "--replicas=5")
+    assert kubectl("get", f"crontabs.{group}", "nightly", "-o",
+                   "jsonpath={.spec.replicas}").stdout == "5"
 
 
 def test_an_object_that_breaks_the_schema_gets_a_real_servers_422(

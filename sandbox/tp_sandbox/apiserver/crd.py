@@ -1,5 +1,5 @@
 """CustomResourceDefinitions: a CRD that is written makes its resources served at once
-(discovery, CRUD, list/watch, the status subresource it declares); objects
+(discovery, CRUD, list/watch, the status and scale subresources it declares); objects
 are defaulted, pruned and validated against the version's `openAPIV3Schema` with the
 upstream messages (`spec.replicas: Invalid value: "x": spec.replicas in body must be of
 type integer: "x"`); tables use `additionalPrinterColumns`; deleting the CRD deletes
@@ -39,8 +39,7 @@ def resource_types(crd: Obj) -> tuple[ResourceType, ...]:
     for v in spec.get("versions") or []:
         if not v.get("served", True):
             continue
-        # the scale subresource's replica paths are not mapped: status only
-        subs = tuple(s for s in ("status",) if s in (v.get("subresources") or {}))
+        subs = tuple(s for s in ("status", "scale") if s in (v.get("subresources") or {}))
         out.append(ResourceType(
             str(spec.get("group")), str(v.get("name")), str(names.get("kind")),
             str(names.get("plural")), spec.get("scope", "Namespaced") == "Namespaced",
@@ -243,6 +242,30 @@ def json_path(obj: Any, expr: str) -> Any:
         if cur is None:
             return None
     return cur
+
+
+def scale_of(rt: ResourceType, obj: Obj) -> Obj:
+    """autoscaling/v1 Scale of a custom object, through the CRD's replica paths."""
+    paths = (rt.custom or {}).get("scale") or {}
+    md = obj["metadata"]
+    status: Obj = {"replicas": json_path(obj, paths.get("statusReplicasPath", "")) or 0}
+    if paths.get("labelSelectorPath"):
+        status["selector"] = json_path(obj, paths["labelSelectorPath"]) or ""
+    return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {k: md[k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                            "creationTimestamp") if k in md},
+            "spec": {"replicas": json_path(obj, paths.get("specReplicasPath", "")) or 0},
+            "status": status}
+
+
+def set_replicas(rt: ResourceType, obj: Obj, replicas: int) -> None:
+    """Write `replicas` at the CRD's `specReplicasPath` (e.g. `.spec.replicas`)."""
+    path = str(((rt.custom or {}).get("scale") or {}).get("specReplicasPath", ".spec.replicas"))
+    keys = [k for k in path.strip(".").split(".") if k]
+    cur = obj
+    for k in keys[:-1]:
+        cur = cur.setdefault(k, {})
+    cur[keys[-1]] = replicas
 
 
 def columns(rt: ResourceType) -> list[tuple[str, str, int, Any]] | None:

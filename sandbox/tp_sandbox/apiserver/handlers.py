@@ -572,6 +572,8 @@ class Api:
 
     # -- subresources --------------------------------------------------------
     def scale_of(self, rt: ResourceType, obj: Obj) -> Obj:
+        if rt.custom is not None:
+            return crd.scale_of(rt, obj)
         md = obj["metadata"]
         sel = obj.get("spec", {}).get("selector") or {}
         labels = sel.get("matchLabels") or {}
@@ -595,7 +597,10 @@ class Api:
                 "reason": "FieldValueInvalid", "field": "spec.replicas",
                 "message": f"Invalid value: {replicas!r}: must be greater than or equal to 0"}])
         new = copy.deepcopy(old)
-        new.setdefault("spec", {})["replicas"] = replicas
+        if rt.custom is not None:
+            crd.set_replicas(rt, new, replicas)
+        else:
+            new.setdefault("spec", {})["replicas"] = replicas
         stored, _ = self.update(rt, namespace, name, new, dry_run=dry_run)
         return self.scale_of(rt, stored)
 
