@@ -212,6 +212,10 @@ class NodeSettings:
     image_pull_backoff: float = 2.0
     """Seconds between retries of an image that is not in the catalog."""
 
+    image_pull_error_seconds: float = 1.0
+    """Seconds a failed pull shows `ErrImagePull` before `ImagePullBackOff` (as a kubelet
+    does between the failure and its back-off)."""
+
     default_grace_period: int = 30
     """terminationGracePeriodSeconds when the pod spec leaves it out."""
 

@@ -1,6 +1,6 @@
 """`tp sandbox ...`: the sandbox subcommands of the `tp` command line.
 
-`register(subparsers)` adds `tp sandbox up|down|status|kubeconfig|exec|demo`; each
+`register(subparsers)` adds `tp sandbox up|down|status|kubeconfig|exec|demo|images`; each
 sets `func(args) -> result` whose str() is printed (an int is the exit status).
 Errors are `tp_sandbox.errors.SandboxError`s, which `tp_jupyter.cli.main` prints as
 one line. The instance is `--name`, else `$TP_SANDBOX_NAME`, else the default.
@@ -12,7 +12,7 @@ import argparse
 import os
 from typing import Any
 
-from tp_sandbox import lifecycle
+from tp_sandbox import images, lifecycle
 from tp_sandbox.errors import SandboxUsageError
 from tp_sandbox.paths import Instance
 
@@ -62,6 +62,10 @@ def _demo(args: argparse.Namespace) -> Any:
     return lifecycle.demo(_instance(args), namespace=args.namespace)
 
 
+def _images(args: argparse.Namespace) -> Any:
+    return images.table()
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add `tp sandbox ...` to the `tp` grammar."""
     sandbox = subparsers.add_parser(
@@ -104,6 +108,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--laptop", type=int, default=1, metavar="K")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD...")
     p.set_defaults(func=_exec)
+
+    p = add("images", "the images pods can use, and what each one runs")
+    p.set_defaults(func=_images)
 
     p = add("demo", "deploy the demo application and wait until it is Available")
     p.add_argument("-n", "--namespace", default="telepresence-demo")

@@ -17,8 +17,13 @@ turns that into `ErrImagePull` / `ImagePullBackOff`.
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,15 @@ class CatalogEntry:
 
     generic: bool = False
     """True for stand-ins of public base images (they run host tools)."""
+
+    applets: bool = False
+    """Busybox applets the host lacks (nslookup, nc, ping...) are on the container's PATH
+    (after the host's tools), when the host has `busybox`."""
+
+
+def _standin(name: str, kind: str, description: str) -> CatalogEntry:
+    return CatalogEntry(name, (sys.executable, "-m", "tp_sandbox.standins", kind),
+                        description, generic=True)
 
 
 def _module(name: str, module: str, description: str) -> CatalogEntry:
@@ -58,8 +72,18 @@ CATALOG: tuple[CatalogEntry, ...] = (
             "demo app: a small data endpoint on port 8080"),
     _module("demo-verylargejavaservice", "tp_sandbox.demo.verylargejavaservice",
             "demo app: the web page that calls the other two, port 8080"),
-    _generic("busybox", _SHELL, "host shell and tools"),
-    _generic("alpine", _SHELL, "host shell and tools"),
+    _standin("nginx", "nginx", "web server on :80: /usr/share/nginx/html, else the welcome "
+             "page"),
+    _standin("nginx-slim", "nginx", "as nginx (the Kubernetes StatefulSet tutorial's image)"),
+    _standin("httpd", "httpd", "web server on :80: /usr/local/apache2/htdocs, else "
+             "\"It works!\""),
+    CatalogEntry("redis", ("redis-server", "--save", "", "--appendonly", "no",
+                           "--protected-mode", "no"),
+                 "the host's redis-server on :6379 (redis-cli too)", generic=True),
+    CatalogEntry("busybox", _SHELL, "host shell and tools, busybox applets for the rest",
+                 generic=True, applets=True),
+    CatalogEntry("alpine", _SHELL, "host shell and tools, busybox applets for the rest",
+                 generic=True, applets=True),
     _generic("ubuntu", _SHELL, "host shell and tools"),
     _generic("debian", _SHELL, "host shell and tools"),
     _generic("curlimages/curl", _SHELL, "host shell with curl"),
@@ -105,6 +129,39 @@ def resolve(image: str) -> list[str] | None:
     """The default argv of an image, or None for an image the sandbox cannot run."""
     entry = lookup(image)
     return list(entry.argv) if entry is not None else None
+
+
+def applets_dir() -> Path | None:
+    """A directory of symlinks to the host's busybox for each applet the host lacks
+    (created once, shared by every container); None without busybox on the host."""
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        return None
+    out = Path(tempfile.gettempdir()) / "tp-sandbox-busybox-applets"
+    if (out / ".done").exists():
+        return out
+    out.mkdir(exist_ok=True)
+    listing = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=False)
+    for applet in listing.stdout.split():
+        if "/" in applet or shutil.which(applet, path=_HOST_PATH):
+            continue
+        with contextlib.suppress(FileExistsError):
+            (out / applet).symlink_to(busybox)
+    (out / ".done").touch()
+    return out
+
+
+_HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def table() -> str:
+    """`tp sandbox images`: one line per catalog entry (name, what it runs)."""
+    width = max(len(e.name) for e in CATALOG)
+    lines = [f"{'IMAGE':<{width}}  RUNS"]
+    for e in CATALOG:
+        lines.append(f"{e.name:<{width}}  {e.description}")
+    lines.append("any other image: ErrImagePull, then ImagePullBackOff")
+    return "\n".join(lines)
 
 
 def known(image: str) -> bool:

@@ -32,6 +32,18 @@ def sample(rt: ResourceType, name: str) -> dict[str, Any]:
                                 "template": POD_TEMPLATE}},
         "ReplicaSet": {"spec": {"replicas": 1, "selector": {"matchLabels": {"app": "x"}},
                                 "template": POD_TEMPLATE}},
+        "StatefulSet": {"spec": {"replicas": 0, "serviceName": "x",
+                                 "selector": {"matchLabels": {"app": "x"}},
+                                 "template": POD_TEMPLATE}},
+        "DaemonSet": {"spec": {"selector": {"matchLabels": {"app": "x"}},
+                               "template": {**POD_TEMPLATE, "spec": {
+                                   **POD_TEMPLATE["spec"], "nodeSelector": {"none": "x"}}}}},
+        "ControllerRevision": {"revision": 1, "data": {}},
+        "Job": {"spec": {"suspend": True, "template": {"spec": {
+            "restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}},
+        "CronJob": {"spec": {"schedule": "0 0 1 1 *", "suspend": True, "jobTemplate": {
+            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [
+                {"name": "c", "image": "busybox"}]}}}}}},
         "EndpointSlice": {"addressType": "IPv4", "endpoints": [{"addresses": ["10.244.0.9"]}],
                           "ports": [{"port": 80, "protocol": "TCP"}]},
         "Role": {"rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]},
@@ -46,8 +58,24 @@ def sample(rt: ResourceType, name: str) -> dict[str, Any]:
                                "subjects": [{"kind": "User", "name": "u",
                                              "apiGroup": "rbac.authorization.k8s.io"}]},
     }
+    if rt.kind == "CustomResourceDefinition":  # named <plural>.<group>
+        plural, _, group = name.partition(".")
+        extra[rt.kind] = {"spec": {
+            "group": group, "scope": "Namespaced",
+            "names": {"plural": plural, "singular": plural[:-1], "kind": "EveryVerb",
+                      "listKind": "EveryVerbList"},
+            "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                "openAPIV3Schema": {"type": "object",
+                                    "x-kubernetes-preserve-unknown-fields": True}}}]}}
     body.update(extra.get(rt.kind, {}))
     return body
+
+
+def object_name(rt: ResourceType, base: str) -> str:
+    """A valid name of `rt` from `base` (CRDs are named `<plural>.<group>`)."""
+    if rt.kind == "CustomResourceDefinition":
+        return f"{base.replace('-', '')}s.everyverb.test"
+    return base
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +89,7 @@ def test_every_verb_works_on_the_resource(rt: ResourceType, dyn: dynamic.Dynamic
                                           namespace: str) -> None:
     api = dyn.resources.get(api_version=rt.api_version, kind=rt.kind)
     ns = namespace if rt.namespaced else None
-    name = f"ev-{namespace}" if not rt.namespaced else "ev-one"
+    name = object_name(rt, f"ev-{namespace}" if not rt.namespaced else "ev-one")
 
     created = api.create(body=sample(rt, name), namespace=ns)
     assert created.metadata.uid and created.metadata.resourceVersion
@@ -101,7 +129,8 @@ def test_every_verb_works_on_the_resource(rt: ResourceType, dyn: dynamic.Dynamic
 
     if "deletecollection" in rt.verbs:
         for i in range(3):
-            api.create(body=sample(rt, f"{name}-{i}"), namespace=ns)
+            base = f"ev-{namespace}" if not rt.namespaced else "ev-one"
+            api.create(body=sample(rt, object_name(rt, f"{base}-{i}")), namespace=ns)
         api.delete(namespace=ns, label_selector="test=every-verb")
         assert [i.metadata.name for i in api.get(namespace=ns,
                                                  label_selector="test=every-verb").items] == []

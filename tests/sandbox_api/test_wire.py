@@ -38,8 +38,8 @@ def test_discovery_lists_kinds_verbs_short_names_and_subresources(server: Server
     assert (scale["group"], scale["version"], scale["kind"]) == ("autoscaling", "v1", "Scale")
     groups = json.loads(server.raw("GET", "/apis").data)
     assert {g["name"] for g in groups["groups"]} == {
-        "apps", "discovery.k8s.io", "rbac.authorization.k8s.io", "authentication.k8s.io",
-        "authorization.k8s.io"}
+        "apps", "batch", "apiextensions.k8s.io", "discovery.k8s.io",
+        "rbac.authorization.k8s.io", "authentication.k8s.io", "authorization.k8s.io"}
 
 
 BAD_REQUESTS = [

@@ -28,7 +28,7 @@ def test_generic_images_run_host_tools() -> None:
 
 def test_unknown_images_are_not_known() -> None:
     assert images.resolve("ghcr.io/someone/webshop:1.0") is None
-    assert not images.known("nginx:latest")
+    assert not images.known("example.com/team/web:latest")
     assert images.known("DEBIAN:12")
 
 

@@ -67,8 +67,8 @@ def test_operations_declare_gvk_action_and_field_validation() -> None:
 
 
 def test_an_unserved_group_version_has_no_document() -> None:
-    assert openapi.v3_document("batch", "v1") is None
-    assert openapi.v3_hash("batch", "v1") is None
+    assert openapi.v3_document("policy", "v1") is None
+    assert openapi.v3_hash("policy", "v1") is None
 
 
 def test_schema_navigation_follows_refs_and_reads_patch_metadata() -> None:

@@ -197,6 +197,94 @@ def _replicaset(obj: Obj) -> None:
         _template(spec)
 
 
+def _statefulset(obj: Obj) -> None:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    spec.setdefault("replicas", 1)
+    spec.setdefault("podManagementPolicy", "OrderedReady")
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("persistentVolumeClaimRetentionPolicy",
+                    {"whenDeleted": "Retain", "whenScaled": "Retain"})
+    strategy = _dict(spec, "updateStrategy")
+    if strategy is not None:
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            rolling = _dict(strategy, "rollingUpdate")
+            if rolling is not None:
+                rolling.setdefault("partition", 0)
+    _template(spec)
+
+
+def _daemonset(obj: Obj) -> None:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    spec.setdefault("revisionHistoryLimit", 10)
+    strategy = _dict(spec, "updateStrategy")
+    if strategy is not None:
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            rolling = _dict(strategy, "rollingUpdate")
+            if rolling is not None:
+                rolling.setdefault("maxUnavailable", 1)
+                rolling.setdefault("maxSurge", 0)
+    _template(spec)
+
+
+def job_spec(spec: Obj, uid: str | None, name: str | None) -> None:
+    """Job defaults, and (with the Job's uid) the selector and template labels the
+    API server generates unless `manualSelector` is set."""
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        spec["completions"] = 1
+    spec.setdefault("parallelism", 1)
+    spec.setdefault("backoffLimit", 6)
+    spec.setdefault("completionMode", "NonIndexed")
+    spec.setdefault("suspend", False)
+    spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
+    template = _dict(spec, "template")
+    if template is not None and uid and name and not spec.get("manualSelector"):
+        meta = _dict(template, "metadata")
+        if meta is not None:
+            labels = _dict(meta, "labels")
+            if labels is not None:
+                for key in ("batch.kubernetes.io/controller-uid", "controller-uid"):
+                    labels.setdefault(key, uid)
+                for key in ("batch.kubernetes.io/job-name", "job-name"):
+                    labels.setdefault(key, name)
+        spec.setdefault("selector", {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}})
+    _template(spec)
+
+
+def _job(obj: Obj) -> None:
+    spec = obj.get("spec")
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        meta = {}
+    if isinstance(spec, dict):
+        job_spec(spec, meta.get("uid"), meta.get("name"))
+
+
+def _pvc(obj: Obj) -> None:
+    spec = obj.get("spec")
+    if isinstance(spec, dict):
+        spec.setdefault("volumeMode", "Filesystem")
+
+
+def _cronjob(obj: Obj) -> None:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    spec.setdefault("concurrencyPolicy", "Allow")
+    spec.setdefault("suspend", False)
+    spec.setdefault("successfulJobsHistoryLimit", 3)
+    spec.setdefault("failedJobsHistoryLimit", 1)
+    job = _dict(spec, "jobTemplate")
+    inner = _dict(job, "spec") if job is not None else None
+    if inner is not None:
+        _template(inner)
+
+
 # ---------------------------------------------------------------- services and networking
 
 def _service(obj: Obj) -> None:
@@ -260,6 +348,11 @@ _BY_KIND: dict[tuple[str, str], Callable[[Obj], None]] = {
     ("", "Secret"): _secret,
     ("apps", "Deployment"): _deployment,
     ("apps", "ReplicaSet"): _replicaset,
+    ("apps", "StatefulSet"): _statefulset,
+    ("apps", "DaemonSet"): _daemonset,
+    ("batch", "Job"): _job,
+    ("batch", "CronJob"): _cronjob,
+    ("", "PersistentVolumeClaim"): _pvc,
     ("discovery.k8s.io", "EndpointSlice"): _endpointslice,
     ("rbac.authorization.k8s.io", "RoleBinding"): _binding,
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"): _binding,

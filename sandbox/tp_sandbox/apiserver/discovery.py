@@ -9,7 +9,7 @@ from __future__ import annotations
 import platform
 from typing import Any
 
-from tp_sandbox.apiserver.resources import RESOURCES, ResourceType
+from tp_sandbox.apiserver.resources import ResourceType, served
 from tp_sandbox.apiserver.resources import groups as _resource_groups
 
 GIT_VERSION = "v1.37.0-sandbox"
@@ -112,7 +112,7 @@ def _sub_entry(rt: ResourceType, sub: str) -> dict[str, Any]:
 
 
 def resource_list(group: str, version: str) -> dict[str, Any] | None:
-    rts = [r for r in (*RESOURCES, *REVIEWS) if (r.group, r.version) == (group, version)]
+    rts = [r for r in (*served(), *REVIEWS) if (r.group, r.version) == (group, version)]
     if not rts:
         return None
     resources: list[dict[str, Any]] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tp_sandbox.apiserver import defaults, openapi, openapi_v2, patch, validation
+from tp_sandbox.apiserver import crd, defaults, openapi, openapi_v2, patch, validation
 from tp_sandbox.apiserver.resources import ResourceType
 
 Obj = dict[str, Any]
@@ -16,6 +16,11 @@ def apply_defaults(obj: Obj, rt: ResourceType) -> None:
 
 
 def validate(obj: Obj, rt: ResourceType, old: Obj | None, field_validation: str) -> list[str]:
+    if rt.custom is not None:  # a CustomResourceDefinition's schema, not a built-in one
+        crd.validate(obj, rt)
+        return []
+    if rt.kind == crd.KIND:
+        crd.check(obj)
     return validation.validate(obj, rt, old=old, field_validation=field_validation)
 
 

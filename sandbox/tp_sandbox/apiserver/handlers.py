@@ -26,18 +26,23 @@ import yaml
 from aiohttp import web
 from tp_protocol.settings import ApiServerSettings, get_settings
 
-from tp_sandbox.apiserver import errors, ext, protobuf, ssa, tables
+from tp_sandbox.apiserver import crd, errors, ext, protobuf, ssa, tables
 from tp_sandbox.apiserver.auth import Attributes, Authenticator, Authorizer, User
-from tp_sandbox.apiserver.resources import RESOURCES, ResourceType, by_plural
+from tp_sandbox.apiserver.resources import ResourceType, by_plural, served
 from tp_sandbox.apiserver.selection import field_selector, label_selector
 from tp_sandbox.apiserver.store import Obj, Store, Watcher, name_of
 
 log = logging.getLogger(__name__)
 
-_GENERATION_KINDS = {"Deployment", "ReplicaSet", "Pod"}
+_GENERATION_KINDS = {"Deployment", "ReplicaSet", "Pod", "StatefulSet", "DaemonSet", "Job",
+                     "CronJob", "CustomResourceDefinition"}
 # Create resets status for these, as their registry strategies do.
 _RESET_STATUS = {"Deployment": {}, "ReplicaSet": {"replicas": 0}, "Service": {"loadBalancer": {}},
-                 "Pod": {"phase": "Pending"}}
+                 "Pod": {"phase": "Pending"},
+                 "StatefulSet": {"replicas": 0, "availableReplicas": 0},
+                 "DaemonSet": {"currentNumberScheduled": 0, "numberMisscheduled": 0,
+                               "desiredNumberScheduled": 0, "numberReady": 0},
+                 "Job": {}, "CronJob": {}, "PersistentVolumeClaim": {"phase": "Pending"}}
 _SEP = (",", ":")
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _METHOD_VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch",
@@ -50,7 +55,7 @@ def now_rfc3339(offset: float = 0) -> str:
 
 
 def rt_of(group: str, plural: str) -> ResourceType:
-    for r in RESOURCES:
+    for r in served():
         if (r.group, r.plural) == (group, plural):
             return r
     raise KeyError(plural)
@@ -264,9 +269,13 @@ class Api:
             managed = ssa.managed_after_write(None, obj, manager, rt)
         if managed:
             md["managedFields"] = managed
+        if rt.kind == crd.KIND:
+            obj["status"] = crd.established(obj)
         if dry_run:
             return obj, warnings
         stored = self.store.put(rt, obj)
+        if rt.kind == crd.KIND:
+            crd.serve(stored)
         if rt.kind == "Namespace":
             self.populate_namespace(name)
         return stored, warnings
@@ -369,6 +378,9 @@ class Api:
             return new, warnings
         if self._finalized(rt, new, old):
             return self.store.remove(rt, new), warnings
+        if rt.kind == crd.KIND and mode == "main":
+            new["status"] = crd.established(new)
+            crd.serve(new)
         return self.store.put(rt, new), warnings
 
     @staticmethod
@@ -471,6 +483,8 @@ class Api:
             return self.store.put(rt, new), False
         if opts.dry_run:
             return old, True
+        if rt.kind == crd.KIND:
+            crd.remove(self, old)
         # Service IPs and node ports are derived from live Services: nothing to release.
         return self.store.remove(rt, old), True
 
@@ -603,6 +617,8 @@ class Api:
 
     # -- subresources --------------------------------------------------------
     def scale_of(self, rt: ResourceType, obj: Obj) -> Obj:
+        if rt.custom is not None:
+            return crd.scale_of(rt, obj)
         md = obj["metadata"]
         sel = obj.get("spec", {}).get("selector") or {}
         labels = sel.get("matchLabels") or {}
@@ -626,7 +642,10 @@ class Api:
                 "reason": "FieldValueInvalid", "field": "spec.replicas",
                 "message": f"Invalid value: {replicas!r}: must be greater than or equal to 0"}])
         new = copy.deepcopy(old)
-        new.setdefault("spec", {})["replicas"] = replicas
+        if rt.custom is not None:
+            crd.set_replicas(rt, new, replicas)
+        else:
+            new.setdefault("spec", {})["replicas"] = replicas
         stored, _ = self.update(rt, namespace, name, new, dry_run=dry_run, manager=manager,
                                 subresource="scale")
         return self.scale_of(rt, stored)

@@ -49,6 +49,12 @@ def apply_patch(current: dict[str, Any], body: bytes, content_type: str,
         result = _json_patch(current, body)
     elif media == MERGE_PATCH:
         result = merge_patch(copy.deepcopy(current), _decode_object(body))
+    elif media == STRATEGIC_MERGE_PATCH and resource.custom is not None:
+        # as upstream: custom resources have no patch strategies to merge by
+        raise errors.UnsupportedMediaType(
+            "the body of the request was in an unknown format - accepted media types "
+            "include: application/json-patch+json, application/merge-patch+json, "
+            "application/apply-patch+yaml")
     elif media == STRATEGIC_MERGE_PATCH:
         top = schema.for_kind(resource.definition_name)
         result = strategic_merge(copy.deepcopy(current), _decode_object(body), top)

@@ -5,6 +5,7 @@ discovery, OpenAPI, validation and patching.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 _VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
@@ -22,6 +23,9 @@ class ResourceType:
     categories: tuple[str, ...] = ()
     subresources: tuple[str, ...] = ()  # "status", "scale", "log", "exec", "portforward", ...
     verbs: tuple[str, ...] = field(default_factory=lambda: tuple(_VERBS))
+    custom: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+    """For a CustomResourceDefinition's type: its `schema` (openAPIV3Schema), printer
+    `columns` and the CRD's `crd` name; None for built-in types."""
 
     @property
     def singular(self) -> str:
@@ -49,6 +53,9 @@ class ResourceType:
             group = "rbac"
         elif group == "coordination.k8s.io":
             group = "coordination"
+        elif group == "apiextensions.k8s.io":
+            return ("io.k8s.apiextensions-apiserver.pkg.apis.apiextensions."
+                    f"{self.version}.{self.kind}")
         return f"io.k8s.api.{group}.{self.version}.{self.kind}"
 
 
@@ -74,10 +81,23 @@ RESOURCES: tuple[ResourceType, ...] = (
        subresources=("token",)),
     _r("", "v1", "Node", "nodes", False, short_names=("no",), subresources=("status",)),
     _r("", "v1", "Event", "events", True, short_names=("ev",)),
+    _r("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True,
+       short_names=("pvc",), subresources=("status",)),
     _r("apps", "v1", "Deployment", "deployments", True, short_names=("deploy",),
        categories=("all",), subresources=("status", "scale")),
     _r("apps", "v1", "ReplicaSet", "replicasets", True, short_names=("rs",),
        categories=("all",), subresources=("status", "scale")),
+    _r("apps", "v1", "StatefulSet", "statefulsets", True, short_names=("sts",),
+       categories=("all",), subresources=("status", "scale")),
+    _r("apps", "v1", "DaemonSet", "daemonsets", True, short_names=("ds",),
+       categories=("all",), subresources=("status",)),
+    _r("apps", "v1", "ControllerRevision", "controllerrevisions", True),
+    _r("batch", "v1", "Job", "jobs", True, categories=("all",), subresources=("status",)),
+    _r("batch", "v1", "CronJob", "cronjobs", True, short_names=("cj",), categories=("all",),
+       subresources=("status",)),
+    _r("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions",
+       False, short_names=("crd", "crds"), categories=("api-extensions",),
+       subresources=("status",)),
     _r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
     _r("rbac.authorization.k8s.io", "v1", "Role", "roles", True),
     _r("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True),
@@ -86,10 +106,27 @@ RESOURCES: tuple[ResourceType, ...] = (
 )
 
 
+_CUSTOM: dict[str, tuple[ResourceType, ...]] = {}
+
+
+def register_custom(crd_name: str, types: tuple[ResourceType, ...]) -> None:
+    """Serve (or re-serve, after an update) the types a CustomResourceDefinition defines."""
+    _CUSTOM[crd_name] = types
+
+
+def unregister_custom(crd_name: str) -> None:
+    _CUSTOM.pop(crd_name, None)
+
+
+def served() -> tuple[ResourceType, ...]:
+    """The built-in types followed by every custom one currently defined."""
+    return RESOURCES + tuple(r for types in _CUSTOM.values() for r in types)
+
+
 def groups() -> dict[str, list[str]]:
     """group name -> versions served ("" is the core group)."""
     out: dict[str, list[str]] = {}
-    for r in RESOURCES:
+    for r in served():
         versions = out.setdefault(r.group, [])
         if r.version not in versions:
             versions.append(r.version)
@@ -97,14 +134,14 @@ def groups() -> dict[str, list[str]]:
 
 
 def by_plural(group: str, version: str, plural: str) -> ResourceType | None:
-    for r in RESOURCES:
+    for r in served():
         if (r.group, r.version, r.plural) == (group, version, plural):
             return r
     return None
 
 
 def by_kind(api_version: str, kind: str) -> ResourceType | None:
-    for r in RESOURCES:
+    for r in served():
         if (r.api_version, r.kind) == (api_version, kind):
             return r
     return None

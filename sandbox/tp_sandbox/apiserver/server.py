@@ -23,6 +23,7 @@ from tp_protocol.settings import ApiServerSettings, get_settings
 from tp_sandbox import netns
 from tp_sandbox.apiserver import (
     bootstrap,
+    crd,
     discovery,
     errors,
     ext,
@@ -300,7 +301,8 @@ class Router:
         if verb == "delete":
             opts = await _delete_options(request, query)
             obj, now = api.delete(rt, ns, t.name, opts)
-            if now and rt.kind not in RETURNS_DELETED_OBJECT:
+            # custom resources answer the object, as the CRD handler's store does
+            if now and rt.kind not in RETURNS_DELETED_OBJECT and rt.custom is None:
                 return _json(_status_success(rt, obj))
             # A pending deletion answers the object; 202 only for orphanDependents=false.
             accepted = not now and opts.orphan_dependents is False
@@ -449,6 +451,7 @@ def build_app(state_dir: Path, service_cidr: str, settings: ApiServerSettings | 
     if store.empty:  # a restart keeps what the cluster holds, edits included
         with store.batch():
             bootstrap.bootstrap(api)
+    crd.restore(api)  # every start: serve the stored CRDs' types again
     app = web.Application(middlewares=[negotiation.middleware, _status_middleware],
                           client_max_size=settings.request_body_limit)
     app[_API_KEY] = api

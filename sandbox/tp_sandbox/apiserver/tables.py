@@ -9,6 +9,7 @@ import datetime
 from collections.abc import Callable
 from typing import Any
 
+from tp_sandbox.apiserver import crd
 from tp_sandbox.apiserver.resources import ResourceType
 
 Obj = dict[str, Any]
@@ -190,6 +191,61 @@ def _event_object(o: Obj) -> str:
     return f"{str(io.get('kind', '')).lower()}/{io.get('name', '')}"
 
 
+def _job_status(o: Obj) -> str:
+    conds = {c.get("type"): c.get("status") for c in o.get("status", {}).get("conditions") or []}
+    for ctype, shown in (("Complete", "Complete"), ("Failed", "Failed"),
+                         ("FailureTarget", "FailureTarget"), ("Suspended", "Suspended")):
+        if conds.get(ctype) == "True":
+            return shown
+    return "Running"
+
+
+def _job_completions(o: Obj) -> str:
+    spec, status = o.get("spec", {}), o.get("status", {})
+    want = spec.get("completions")
+    done = int(status.get("succeeded") or 0)
+    if want is None:
+        return f"{done}/1 of {spec.get('parallelism', 1)}"
+    return f"{done}/{want}"
+
+
+def _job_duration(o: Obj) -> str:
+    status = o.get("status", {})
+    start = status.get("startTime")
+    if not start:
+        return ""
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    begin = datetime.datetime.strptime(start, fmt).replace(tzinfo=datetime.UTC)
+    end = (datetime.datetime.strptime(status["completionTime"], fmt).replace(
+        tzinfo=datetime.UTC) if status.get("completionTime")
+        else datetime.datetime.now(datetime.UTC))
+    return human_duration((end - begin).total_seconds())
+
+
+def _template_of(o: Obj) -> Obj:
+    if o.get("kind") == "CronJob":
+        return dict(o.get("spec", {}).get("jobTemplate", {}).get("spec") or {})
+    return dict(o.get("spec") or {})
+
+
+def _t_containers(o: Obj) -> str:
+    return _containers({"spec": _template_of(o)})
+
+
+def _t_images(o: Obj) -> str:
+    return _images({"spec": _template_of(o)})
+
+
+def _owner_kind(o: Obj) -> str:
+    for ref in o.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            group = ref.get("apiVersion", "").split("/")[0] if "/" in ref.get(
+                "apiVersion", "") else ""
+            return f"{ref.get('kind', '').lower()}.{group}/{ref.get('name')}" if group else \
+                f"{ref.get('kind', '').lower()}/{ref.get('name')}"
+    return "<none>"
+
+
 def _s(*keys: str, default: Any = 0) -> Callable[[Obj], Any]:
     def get(o: Obj) -> Any:
         cur: Any = o
@@ -223,6 +279,49 @@ COLUMNS: dict[str, list[Column]] = {
                    ("Ready", "integer", 0, _s("status", "readyReplicas")), _AGE,
                    ("Containers", "string", 1, _containers), ("Images", "string", 1, _images),
                    ("Selector", "string", 1, lambda o: _selector(o["spec"].get("selector")))],
+    "StatefulSet": [_NAME,
+                    ("Ready", "string", 0, lambda o: f"{_s('status', 'readyReplicas')(o)}/"
+                                                     f"{_s('spec', 'replicas')(o)}"), _AGE,
+                    ("Containers", "string", 1, _containers),
+                    ("Images", "string", 1, _images)],
+    "DaemonSet": [_NAME, ("Desired", "integer", 0, _s("status", "desiredNumberScheduled")),
+                  ("Current", "integer", 0, _s("status", "currentNumberScheduled")),
+                  ("Ready", "integer", 0, _s("status", "numberReady")),
+                  ("Up-to-date", "integer", 0, _s("status", "updatedNumberScheduled")),
+                  ("Available", "integer", 0, _s("status", "numberAvailable")),
+                  ("Node Selector", "string", 0,
+                   lambda o: _selector({"matchLabels": o["spec"].get("template", {}).get(
+                       "spec", {}).get("nodeSelector") or {}})), _AGE,
+                  ("Containers", "string", 1, _containers), ("Images", "string", 1, _images),
+                  ("Selector", "string", 1, lambda o: _selector(o["spec"].get("selector")))],
+    "Job": [_NAME, ("Status", "string", 0, _job_status),
+            ("Completions", "string", 0, _job_completions),
+            ("Duration", "string", 0, _job_duration), _AGE,
+            ("Containers", "string", 1, _containers), ("Images", "string", 1, _images),
+            ("Selector", "string", 1, lambda o: _selector(o["spec"].get("selector")))],
+    "CronJob": [_NAME, ("Schedule", "string", 0, _s("spec", "schedule", default="")),
+                ("Timezone", "string", 0, _s("spec", "timeZone", default="<none>")),
+                ("Suspend", "boolean", 0, _s("spec", "suspend", default=False)),
+                ("Active", "integer", 0, lambda o: len(o.get("status", {}).get("active") or [])),
+                ("Last Schedule", "string", 0,
+                 lambda o: _age_of(o.get("status", {}).get("lastScheduleTime"))
+                 if o.get("status", {}).get("lastScheduleTime") else "<none>"), _AGE,
+                ("Containers", "string", 1, _t_containers), ("Images", "string", 1, _t_images),
+                ("Selector", "string", 1, lambda o: "<none>")],
+    "PersistentVolumeClaim": [
+        _NAME, ("Status", "string", 0, _s("status", "phase", default="")),
+        ("Volume", "string", 0, _s("spec", "volumeName", default="")),
+        ("Capacity", "string", 0, _s("status", "capacity", "storage", default="")),
+        ("Access Modes", "string", 0, lambda o: ",".join(
+            {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX",
+             "ReadWriteOncePod": "RWOP"}.get(m, m)
+            for m in o.get("status", {}).get("accessModes") or [])),
+        ("StorageClass", "string", 0, _s("spec", "storageClassName", default="")),
+        ("VolumeAttributesClass", "string", 0,
+         _s("spec", "volumeAttributesClassName", default="<unset>")), _AGE,
+        ("VolumeMode", "string", 1, _s("spec", "volumeMode", default=""))],
+    "ControllerRevision": [_NAME, ("Controller", "string", 0, _owner_kind),
+                           ("Revision", "integer", 0, _s("revision")), _AGE],
     "Service": [_NAME, ("Type", "string", 0, _s("spec", "type", default="ClusterIP")),
                 ("Cluster-IP", "string", 0, _s("spec", "clusterIP", default="<none>")),
                 ("External-IP", "string", 0, _external_ip),
@@ -279,13 +378,17 @@ def _row_object(o: Obj, include: str) -> Obj | None:
 
 def table(rt: ResourceType, objs: list[Obj], resource_version: str, include: str, *,
           with_columns: bool = True, list_meta: Obj | None = None) -> Obj:
-    cols = COLUMNS.get(rt.kind, _DEFAULT)
+    cols = (crd.columns(rt) if rt.custom is not None else None) or COLUMNS.get(rt.kind,
+                                                                                _DEFAULT)
     rows = []
     for o in objs:
         cells = []
-        for _, _, _, cell in cols:
+        for _, ctype, _, cell in cols:
             try:
-                cells.append(cell(o))
+                value = cell(o)
+                if ctype == "date" and rt.custom is not None:
+                    value = _age_of(value) if value else "<unknown>"
+                cells.append(value)
             except (KeyError, TypeError, ValueError):
                 cells.append("<unknown>")
         row: Obj = {"cells": cells}

@@ -417,7 +417,8 @@ def _semantic(obj: Obj, resource: ResourceType, old: Obj | None) -> list[Cause]:
         causes += pod_spec(spec, "spec", template=False)
         if old_spec is not None:
             causes += _pod_update(spec, old_spec)
-    elif kind in (("apps", "Deployment"), ("apps", "ReplicaSet")):
+    elif kind in (("apps", "Deployment"), ("apps", "ReplicaSet"), ("apps", "StatefulSet"),
+                  ("apps", "DaemonSet"), ("batch", "Job")):
         causes += _workload(spec, resource, old_spec)
     elif kind == ("", "Service"):
         causes += _service(spec, old_spec)
@@ -458,7 +459,7 @@ def _name_checker(resource: ResourceType) -> Any:
     return dns1123_subdomain
 
 
-def pod_spec(spec: Obj, path: str, *, template: bool) -> list[Cause]:
+def pod_spec(spec: Obj, path: str, *, template: bool, job: bool = False) -> list[Cause]:
     """Checks of a PodSpec at `path` (`spec` or `spec.template.spec`)."""
     causes: list[Cause] = []
     volumes = [v for v in spec.get("volumes") or [] if isinstance(v, dict)]
@@ -475,10 +476,14 @@ def pod_spec(spec: Obj, path: str, *, template: bool) -> list[Cause]:
         for i, c in enumerate(spec.get(key) or []):
             if isinstance(c, dict):
                 causes += _container(c, f"{path}.{key}[{i}]", names, volume_names)
-    if template:
-        policy = spec.get("restartPolicy")
-        if policy is not None and policy != "Always":
-            causes.append(not_supported(f"{path}.restartPolicy", policy, ["Always"]))
+    policy = spec.get("restartPolicy")
+    if job:  # a Job's pods run to completion
+        if policy not in ("OnFailure", "Never"):
+            causes.append(required(f"{path}.restartPolicy") if policy is None else
+                          not_supported(f"{path}.restartPolicy", policy,
+                                        ["OnFailure", "Never"]))
+    elif template and policy is not None and policy != "Always":
+        causes.append(not_supported(f"{path}.restartPolicy", policy, ["Always"]))
     return causes
 
 
@@ -591,7 +596,15 @@ def _workload(spec: Obj, resource: ResourceType, old_spec: Obj | None) -> list[C
                                       "`selector` does not match template `labels`",
                                       shown=shown))
     if template is not None:
-        causes += pod_spec(_as_dict(template.get("spec")), "spec.template.spec", template=True)
+        pod = _as_dict(template.get("spec"))
+        claims = [c for c in spec.get("volumeClaimTemplates") or [] if isinstance(c, dict)]
+        if resource.kind == "StatefulSet" and claims:
+            # mounts may name the claim templates, as upstream's validation allows
+            pod = {**pod, "volumes": [*(pod.get("volumes") or []), *(
+                {"name": _as_dict(c.get("metadata")).get("name"), "emptyDir": {}}
+                for c in claims)]}
+        causes += pod_spec(pod, "spec.template.spec", template=True,
+                           job=resource.kind == "Job")
     if old_spec is not None and old_spec.get("selector") is not None and (
             (selector or {}) != (old_spec.get("selector") or {})):
         causes.append(invalid("spec.selector", selector, "field is immutable",

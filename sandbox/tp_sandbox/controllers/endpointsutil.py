@@ -75,6 +75,15 @@ def _ports_key(ports: list[Obj]) -> tuple[tuple[str, int, str], ...]:
     return tuple(sorted((p.get("name", ""), p["port"], p["protocol"]) for p in ports))
 
 
+def _hostname(svc: Mapping[str, Any], pod: Obj) -> str:
+    """A pod's DNS hostname under a Service: set when its `subdomain` names the Service
+    (StatefulSet pods behind their headless Service), as upstream's controllers do."""
+    spec = pod.get("spec", {})
+    if spec.get("hostname") and spec.get("subdomain") == svc.get("metadata", {}).get("name"):
+        return str(spec["hostname"])
+    return ""
+
+
 def build_subsets(svc: Mapping[str, Any], pods: Iterable[Obj]) -> list[Obj]:
     """Endpoints subsets: pods grouped by their resolved port set, ready ones in
     `addresses`, the others in `notReadyAddresses` (terminating pods left out unless
@@ -89,6 +98,8 @@ def build_subsets(svc: Mapping[str, Any], pods: Iterable[Obj]) -> list[Obj]:
         if has_ports and not ports:
             continue
         addr: Obj = {"ip": pod["status"]["podIP"], "targetRef": _target_ref(pod)}
+        if hostname := _hostname(svc, pod):
+            addr["hostname"] = hostname
         if pod.get("spec", {}).get("nodeName"):
             addr["nodeName"] = pod["spec"]["nodeName"]
         subset = groups.setdefault(_ports_key(ports), {"ports": sorted(
@@ -122,6 +133,8 @@ def build_slice_groups(svc: Mapping[str, Any], pods: Iterable[Obj]) -> list[tupl
                            "serving": ready or publish, "terminating": terminating},
             "targetRef": _target_ref(pod),
         }
+        if hostname := _hostname(svc, pod):
+            ep["hostname"] = hostname
         if pod.get("spec", {}).get("nodeName"):
             ep["nodeName"] = pod["spec"]["nodeName"]
         slice_ports = [{"name": p.get("name", ""), "port": p["port"], "protocol": p["protocol"],

@@ -13,7 +13,7 @@ import threading
 
 from . import errors
 from .base import Context, Controller
-from .kube import ALL, EVENTS, NAMESPACES, Obj, Res, by_kind
+from .kube import ALL, CRDS, EVENTS, NAMESPACES, Obj, Res, by_kind, custom_types
 from .objects import is_deleting, key_of
 
 log = logging.getLogger(__name__)
@@ -146,6 +146,10 @@ class GarbageCollector(Controller):
 
     def _owner_exists(self, ref: Obj, namespace: str | None) -> bool:
         ores = by_kind(ref.get("apiVersion", ""), ref.get("kind", ""))
+        if ores is None:  # maybe a custom resource: its CRD names the type
+            want = (ref.get("apiVersion"), ref.get("kind"))
+            ores = next((r for r in custom_types(self.infs[CRDS].items())
+                         if (r.api_version, r.kind) == want), None)
         if ores is None:
             return True  # a type we cannot check: never collect on a guess
         with self._lock:

@@ -89,6 +89,27 @@ EVENTS = _get("events")
 DEPLOYMENTS = _get("deployments", "apps")
 REPLICASETS = _get("replicasets", "apps")
 ENDPOINTSLICES = _get("endpointslices", "discovery.k8s.io")
+STATEFULSETS = _get("statefulsets", "apps")
+DAEMONSETS = _get("daemonsets", "apps")
+CONTROLLERREVISIONS = _get("controllerrevisions", "apps")
+JOBS = _get("jobs", "batch")
+CRONJOBS = _get("cronjobs", "batch")
+CRDS = _get("customresourcedefinitions", "apiextensions.k8s.io")
+PVCS = _get("persistentvolumeclaims")
+
+
+def custom_types(crds: list[Obj]) -> list[Res]:
+    """The served types the given CustomResourceDefinitions define."""
+    out = []
+    for crd in crds:
+        spec = crd.get("spec") or {}
+        names = spec.get("names") or {}
+        for v in spec.get("versions") or []:
+            if v.get("served", True):
+                out.append(Res(str(spec.get("group")), str(v.get("name")),
+                               str(names.get("plural")), str(names.get("kind")),
+                               spec.get("scope", "Namespaced") == "Namespaced"))
+    return out
 
 
 def _translate(exc: ApiException) -> errors.KubeError:

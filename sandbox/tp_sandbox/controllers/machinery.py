@@ -19,9 +19,10 @@ from typing import Any, Protocol
 
 from tp_protocol.settings import ControllerSettings
 
+from ..eventlog import Aggregator
 from . import errors
 from .kube import EVENTS, Kube, Obj, Res
-from .objects import key_of, timestamp
+from .objects import key_of
 
 log = logging.getLogger(__name__)
 
@@ -336,28 +337,25 @@ class Expectations:
 
 
 class EventRecorder:
-    """Writes core/v1 Events as `kubectl describe` lists them (best effort: an event
-    that cannot be written is logged, never fails the controller)."""
+    """Writes core/v1 Events as `kubectl describe` lists them, repeats aggregated into
+    one Event's `count` (best effort: an event that cannot be written is logged, never
+    fails the controller)."""
 
     def __init__(self, kube: Kube, component: str) -> None:
         self.kube, self.component = kube, component
+        self.aggregator = Aggregator(component)
 
     def event(self, obj: Obj, etype: str, reason: str, message: str) -> None:
-        meta = obj.get("metadata", {})
-        ns = meta.get("namespace") or "default"
-        ts = timestamp()
-        body: Obj = {
-            "metadata": {"name": f"{meta.get('name')}.{time.time_ns():x}", "namespace": ns},
-            "involvedObject": {"kind": obj.get("kind"), "apiVersion": obj.get("apiVersion"),
-                               "namespace": meta.get("namespace"), "name": meta.get("name"),
-                               "uid": meta.get("uid"),
-                               "resourceVersion": meta.get("resourceVersion")},
-            "reason": reason, "message": message, "type": etype,
-            "source": {"component": self.component},
-            "firstTimestamp": ts, "lastTimestamp": ts, "count": 1,
-            "reportingComponent": self.component, "reportingInstance": "",
-        }
+        write = self.aggregator.record(obj, etype, reason, message)
         try:
-            self.kube.create(EVENTS, ns, body)
+            if write.patch is None:
+                self.kube.create(EVENTS, write.namespace, write.body)
+                return
+            try:
+                self.kube.merge_patch(EVENTS, write.namespace, write.name, write.patch)
+            except errors.NotFound:
+                self.aggregator.forget(write)
+                self.event(obj, etype, reason, message)
         except errors.ControllerError as exc:
-            log.warning("could not record event %s on %s: %s", reason, meta.get("name"), exc)
+            log.warning("could not record event %s on %s: %s", reason,
+                        obj.get("metadata", {}).get("name"), exc)

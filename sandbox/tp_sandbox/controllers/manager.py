@@ -8,20 +8,30 @@ import logging
 from tp_protocol.settings import ControllerSettings
 
 from .base import Context, Controller
+from .cronjob import CronJobController
+from .daemonset import DaemonSetController
 from .deployment import DeploymentController
 from .endpoints import EndpointsController, EndpointSliceController
 from .gc import GarbageCollector
+from .job import JobController
 from .kube import Kube
 from .machinery import Informers
 from .namespace import NamespaceController
 from .replicaset import ReplicaSetController
 from .scheduler import Scheduler
+from .statefulset import StatefulSetController
+from .volumes import VolumeBinder
 
 log = logging.getLogger(__name__)
 
 CONTROLLERS: dict[str, type[Controller]] = {
     "deployment": DeploymentController,
     "replicaset": ReplicaSetController,
+    "statefulset": StatefulSetController,
+    "daemonset": DaemonSetController,
+    "job": JobController,
+    "cronjob": CronJobController,
+    "persistentvolume-binder": VolumeBinder,
     "scheduler": Scheduler,
     "endpoints": EndpointsController,
     "endpointslice": EndpointSliceController,

@@ -10,7 +10,7 @@ import logging
 
 from . import errors
 from .base import Context, Controller
-from .kube import ALL, EVENTS, NAMESPACES, PODS, Obj
+from .kube import ALL, CRDS, EVENTS, NAMESPACES, PODS, Obj, custom_types
 from .machinery import FuncHandler
 from .objects import is_deleting
 
@@ -38,7 +38,9 @@ class NamespaceController(Controller):
             return
         remaining = 0
         # events last: deleting the others may still record some
-        types = [r for r in ALL if r.namespaced and r != EVENTS] + [EVENTS]
+        crds, _ = self.kube.list_all(CRDS)
+        types = [r for r in [*ALL, *custom_types(crds)] if r.namespaced and r != EVENTS]
+        types.append(EVENTS)
         for res in types:
             try:
                 items, _ = self.kube.list_all(res, key)

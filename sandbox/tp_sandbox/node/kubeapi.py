@@ -162,6 +162,19 @@ class KubeApi:
             return False
         return True
 
+    # -- Events ------------------------------------------------------------------------
+    def create_event(self, namespace: str, body: Obj) -> None:
+        _translate(f"create event {namespace}/{body['metadata']['name']}",
+                   lambda: self.core.create_namespaced_event(
+                       namespace, body, _preload_content=False,
+                       _request_timeout=self.timeout).data)
+
+    def patch_event(self, namespace: str, name: str, patch: Obj) -> None:
+        _translate(f"patch event {namespace}/{name}",
+                   lambda: self.core.patch_namespaced_event(
+                       name, namespace, patch, _preload_content=False,
+                       _request_timeout=self.timeout).data)
+
     # -- Node --------------------------------------------------------------------------
     def get_node(self, name: str) -> Obj | None:
         try:

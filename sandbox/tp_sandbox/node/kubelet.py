@@ -36,6 +36,7 @@ from tp_protocol.settings import get_settings
 
 from ..paths import Instance
 from .errors import ApiError, ApiNotFound, NodeError
+from .events import EventSink
 from .kubeapi import KubeApi, Obj
 from .network import Ipam, pod_netns_names, teardown_pod_network
 from .pods import NodeContext, PodWorker, _proc_start_time, rfc3339
@@ -118,6 +119,8 @@ class Kubelet:
             api=self.api, instance=instance, ipam=Ipam(s.sandbox.node_pod_cidr),
             mounts=MountPoints(), pods_dir=instance.state_dir / "pods",
             host_ip=s.sandbox.api_address, node_name=self.node_name)
+        self.events = EventSink(self.api, self.node_name)
+        self.ctx.events = self.events
         self._events: asyncio.Queue[tuple[str, Obj | set[str]]] = asyncio.Queue()
         self._stop_watch = threading.Event()
         self._watch_thread: threading.Thread | None = None
@@ -139,6 +142,7 @@ class Kubelet:
         self._loop = asyncio.get_running_loop()
         self.ctx.pods_dir.mkdir(parents=True, exist_ok=True)
         await self._register_node()
+        self.events.start()
         pods, _ = await asyncio.to_thread(self.api.list_pods, self.node_name)
         await self._adopt_leftovers({p["metadata"]["uid"]: p for p in pods})
         self._tasks.append(asyncio.create_task(self._guard(self._heartbeat(), "node-heartbeat"),
@@ -300,6 +304,7 @@ class Kubelet:
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.events.stop()
         with contextlib.suppress(ApiError):
             await asyncio.to_thread(self.api.patch_node_status, self.node_name,
                                     {"status": {"conditions": node_conditions(False)}})

@@ -24,6 +24,7 @@ from typing import Any
 
 from tp_protocol.settings import get_settings
 
+from .. import images
 from ..paths import Instance
 from .errors import ApiNotFound, ConfigRefError, PodSetupError
 from .kubeapi import KubeApi, Obj
@@ -229,6 +230,12 @@ class PodConfigBuilder:
             if "hostPath" in vol:
                 out[name] = Path(vol["hostPath"]["path"])
                 continue
+            if "persistentVolumeClaim" in vol:
+                # a claim's data lives per namespace and claim, across its pods
+                claim = vol["persistentVolumeClaim"]["claimName"]
+                out[name] = self.instance.state_dir / "claims" / self.ns / claim
+                out[name].mkdir(parents=True, exist_ok=True)
+                continue
             target.mkdir(parents=True, exist_ok=True)
             if "emptyDir" in vol:
                 pass
@@ -266,7 +273,8 @@ class PodConfigBuilder:
             else:
                 kinds = sorted(set(vol) - {"name"})
                 raise PodSetupError(f"volume {name}: unsupported type {kinds}: use emptyDir, "
-                                    "configMap, secret, downwardAPI, projected or hostPath")
+                                    "configMap, secret, downwardAPI, projected, hostPath or "
+                                    "persistentVolumeClaim")
             out[name] = target
         if self._automount():
             self._sa_files(vols_dir / "kube-api-access-sandbox")
@@ -320,8 +328,11 @@ class PodConfigBuilder:
     def container_env(self, container: Obj, base: dict[str, str]) -> dict[str, str]:
         """The container's environment, in Kubernetes' order, with $(VAR) expansion."""
         name = self.pod["spec"].get("hostname") or self.pod["metadata"]["name"]
-        env: dict[str, str] = {"PATH": os.path.dirname(sys.executable) + ":" + DEFAULT_PATH,
-                               "HOSTNAME": name, "HOME": "/root"}
+        path = os.path.dirname(sys.executable) + ":" + DEFAULT_PATH
+        entry = images.lookup(str(container.get("image", "")))
+        if entry is not None and entry.applets and (applets := images.applets_dir()):
+            path += f":{applets}"
+        env: dict[str, str] = {"PATH": path, "HOSTNAME": name, "HOME": "/root"}
         env.update(base)
         for src in container.get("envFrom") or []:
             prefix = src.get("prefix", "")

@@ -31,6 +31,7 @@ from tp_protocol.settings import get_settings
 from .. import netns
 from ..paths import Instance
 from .errors import ApiError, ApiNotFound, ConfigRefError, NodeError, PodSetupError
+from .events import EventSink
 from .kubeapi import KubeApi, Obj
 from .network import Ipam, pod_network_intact, setup_pod_network, teardown_pod_network
 from .podconfig import PodConfigBuilder, PodFiles, expand
@@ -79,6 +80,7 @@ class NodeContext:
     node_name: str
     shutting_down: bool = False
     workers: dict[str, PodWorker] = field(default_factory=dict)
+    events: EventSink | None = None
 
 
 @dataclass
@@ -92,6 +94,7 @@ class ContainerState:
     last_state: Obj = field(default_factory=dict)
     ready: bool = False
     started: bool = False
+    pull_failed: bool = False
     container_id: str = ""
     proc: ContainerProcess | None = None
     done: bool = False  # terminated for good (no restart will follow)
@@ -178,6 +181,10 @@ class PodWorker:
 
     def env_of(self, name: str) -> dict[str, str]:
         return dict((self.files.env if self.files else {}).get(name, {}))
+
+    def event(self, etype: str, reason: str, message: str, container: str = "") -> None:
+        if self.ctx.events is not None and not self.ctx.shutting_down:
+            self.ctx.events.emit(self.pod, etype, reason, message, container)
 
     def notify(self) -> None:
         self._changed.set()
@@ -275,17 +282,41 @@ class PodWorker:
     async def _pull(self, cs: ContainerState) -> list[str] | None:
         """The image's default argv, waiting in ImagePullBackOff while it is unknown."""
         image = cs.spec.get("image", "")
+        policy = cs.spec.get("imagePullPolicy") or "IfNotPresent"
         first = True
         while not self.deleting.is_set():
             argv = resolve_image(image)
+            pulling = policy == "Always" or argv is None or cs.pull_failed
+            if pulling:
+                self.event("Normal", "Pulling", f'Pulling image "{image}"', cs.name)
             if argv is not None:
+                if pulling:
+                    self.event("Normal", "Pulled", f'Successfully pulled image "{image}" in '
+                               '0s (0s including waiting). Image size: 0 bytes.', cs.name)
+                else:
+                    self.event("Normal", "Pulled",
+                               f'Container image "{image}" already present on machine',
+                               cs.name)
+                cs.pull_failed = False
                 return argv
-            reason = "ErrImagePull" if first else "ImagePullBackOff"
-            message = (f'Failed to pull image "{image}": not in the sandbox image catalog'
-                       if first else f'Back-off pulling image "{image}"')
-            cs.state = {"waiting": {"reason": reason, "message": message}}
+            cs.pull_failed = True
+            failure = (f'Failed to pull image "{image}": {image} is not in the sandbox image '
+                       "catalog (see `tp sandbox images`)")
+            if first:
+                self.event("Warning", "Failed", failure, cs.name)
+                self.event("Warning", "Failed", "Error: ErrImagePull", cs.name)
+            cs.state = {"waiting": {"reason": "ErrImagePull", "message": failure}}
             self.notify()
             first = False
+            # as the kubelet: a failed pull shows ErrImagePull, then waits in back-off
+            backoff = f'Back-off pulling image "{image}"'
+            await self._sleep_unless_deleting(get_settings().node.image_pull_error_seconds)
+            if self.deleting.is_set():
+                break
+            cs.state = {"waiting": {"reason": "ImagePullBackOff", "message": backoff}}
+            self.notify()
+            self.event("Normal", "BackOff", backoff, cs.name)
+            self.event("Warning", "Failed", "Error: ImagePullBackOff", cs.name)
             await self._sleep_unless_deleting(get_settings().node.image_pull_backoff)
         return None
 
@@ -299,8 +330,11 @@ class PodWorker:
                 hostname=hostname, workdir=cs.spec.get("workingDir"))
         except OSError as exc:
             cs.state = {"waiting": {"reason": "CreateContainerError", "message": str(exc)}}
+            self.event("Warning", "Failed", f"Error: {exc}", cs.name)
             self.notify()
             return None
+        self.event("Normal", "Created", f"Created container: {cs.name}", cs.name)
+        self.event("Normal", "Started", f"Started container {cs.name}", cs.name)
         cs.proc = proc
         cs.container_id = proc.container_id
         cs.started = True
@@ -367,6 +401,8 @@ class PodWorker:
                                 f"pod={self.name}_{self.ns}({self.uid})"}}
         cs.ready = False
         self.notify()
+        self.event("Warning", "BackOff", f"Back-off restarting failed container {cs.name} in "
+                   f"pod {self.name}_{self.ns}({self.uid})", cs.name)
         await self._sleep_unless_deleting(delay)
         cs.restart_count += 1
 
@@ -456,6 +492,9 @@ class PodWorker:
                 successes, failures = 0, failures + 1
                 log.info("pod %s/%s: %s of %s failed: %s", self.ns, self.name, kind,
                          cs.name, message)
+                what = {"readinessProbe": "Readiness", "livenessProbe": "Liveness",
+                        "startupProbe": "Startup"}[kind]
+                self.event("Warning", "Unhealthy", f"{what} probe failed: {message}", cs.name)
             if kind == "readinessProbe":
                 ready = successes >= success_needed or (cs.ready and failures < failure_limit)
                 if ready != cs.ready:
@@ -466,11 +505,15 @@ class PodWorker:
                     startup_done.set()
                     return
                 if failures >= failure_limit:
+                    self.event("Normal", "Killing", f"Container {cs.name} failed startup "
+                               "probe, will be restarted", cs.name)
                     proc.signal(signal.SIGKILL)
                     return
             elif failures >= failure_limit:  # liveness: restart the container
                 log.info("pod %s/%s: liveness of %s failed, killing", self.ns, self.name,
                          cs.name)
+                self.event("Normal", "Killing", f"Container {cs.name} failed liveness probe, "
+                           "will be restarted", cs.name)
                 await proc.stop(self._grace())
                 return
             await asyncio.sleep(period)
@@ -497,6 +540,9 @@ class PodWorker:
             grace = self._grace()
             running = [cs for cs in [*self.init_states, *self.states]
                        if cs.proc is not None and cs.proc.exit_code is None]
+            if not self.force_gone:
+                for cs in running:
+                    self.event("Normal", "Killing", f"Stopping container {cs.name}", cs.name)
             codes = await asyncio.gather(*(cs.proc.stop(grace) for cs in running if cs.proc),
                                          return_exceptions=True)
             for cs, code in zip(running, codes, strict=True):
