@@ -107,11 +107,24 @@ def _flatten(value: Any, field: schema.Schema | None, path: Path, out: dict[Path
     out[path] = value
 
 
+def _top_schema(rt: ResourceType) -> schema.Schema:
+    """The object's schema: a custom type's own `openAPIV3Schema` (metadata as ObjectMeta),
+    else the built-in definition."""
+    if rt.custom is None:
+        return schema.for_kind(rt.definition_name)
+    own = dict(rt.custom.get("schema") or {})
+    props = dict(own.get("properties") or {})
+    props["metadata"] = {"$ref": schema.REF_PREFIX
+                         + "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}
+    own["properties"] = props
+    return own
+
+
 def flatten(obj: Obj, rt: ResourceType, subresource: str = "", map_nodes: bool = False
             ) -> dict[Path, Any]:
     """Leaf paths (and list elements; maps too with `map_nodes`) of an object -> their
     values, in the scope a write to `subresource` ("" or "status") manages."""
-    top = schema.for_kind(rt.definition_name)
+    top = _top_schema(rt)
     out: dict[Path, Any] = {}
     for key, raw in obj.items():
         if key in ("apiVersion", "kind"):
@@ -335,7 +348,7 @@ def apply(current: Obj | None, config: Obj, manager: str, rt: ResourceType, *,
     merged = copy.deepcopy(current)
     for path in sorted(previous - wanted - others, key=len, reverse=True):
         _remove(merged, path)
-    top = schema.for_kind(rt.definition_name)
+    top = _top_schema(rt)
     for key, raw in config.items():
         value = _user_metadata(raw) if key == "metadata" else raw
         merged[key] = _merge(merged.get(key), value, schema.prop(top, key))

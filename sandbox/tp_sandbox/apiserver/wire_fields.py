@@ -263,7 +263,7 @@ _APPS = {
     "DeploymentSpec": "replicas=1? selector=2 template=3 strategy=4 minReadySeconds=5 "
                       "revisionHistoryLimit=6? paused=7 progressDeadlineSeconds=9?",
     "DeploymentStrategy": "type=1 rollingUpdate=2",
-    "RollingUpdateDeployment": "maxUnavailable=1 maxSurge=2",
+    "RollingUpdateDeployment": "maxUnavailable=1? maxSurge=2?",
     "DeploymentStatus": "observedGeneration=1 replicas=2 updatedReplicas=3 "
                         "availableReplicas=4 unavailableReplicas=5 conditions=6 "
                         "readyReplicas=7 collisionCount=8? terminatingReplicas=9?",
@@ -292,7 +292,7 @@ _APPS = {
     "DaemonSetSpec": "selector=1 template=2 updateStrategy=3 minReadySeconds=4 "
                      "revisionHistoryLimit=6?",
     "DaemonSetUpdateStrategy": "type=1 rollingUpdate=2",
-    "RollingUpdateDaemonSet": "maxUnavailable=1 maxSurge=2",
+    "RollingUpdateDaemonSet": "maxUnavailable=1? maxSurge=2?",
     "DaemonSetStatus": "currentNumberScheduled=1 numberMisscheduled=2 "
                        "desiredNumberScheduled=3 numberReady=4 observedGeneration=5 "
                        "updatedNumberScheduled=6 numberAvailable=7 numberUnavailable=8 "
