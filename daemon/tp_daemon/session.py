@@ -404,7 +404,7 @@ class Session:
             return await TunnelStream.open(chan.stub, session, ip, port,
                                            dial_timeout=self.settings.dial_timeout)
         except TunnelError as e:
-            if isinstance(e.__cause__, grpc.aio.AioRpcError | TimeoutError):
+            if getattr(e.__cause__, "code", "") in ("unreachable", "timeout"):
                 self._trouble.set()  # the channel may be broken: let keep-alive check now
             raise
 

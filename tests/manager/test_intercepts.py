@@ -167,9 +167,9 @@ async def test_prepare_and_uninstall_say_so_when_the_manager_has_no_kubernetes_a
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
-def test_list_states_read_as_in_the_walkthrough() -> None:
+def test_workload_states_are_an_enum_with_a_reason_only_when_not_interceptable() -> None:
     from tp_cluster import injector
-    from tp_cluster.manager.workloads import list_state
+    from tp_cluster.manager.workloads import workload_state
 
     dep = {"kind": "Deployment", "metadata": {"name": "web"}, "spec": {"template": {
         "metadata": {"labels": {"app": "web"}},
@@ -178,12 +178,13 @@ def test_list_states_read_as_in_the_walkthrough() -> None:
     svc = {"kind": "Service", "metadata": {"name": "web"},
            "spec": {"selector": {"app": "web"},
                     "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}
-    assert list_state("Deployment", dep, [svc]) == (
-        "ready to intercept (traffic-agent not yet installed)")
+    assert workload_state("Deployment", dep, [svc]) == (pb.WORKLOAD_STATE_INTERCEPTABLE, "")
     injected, _ = injector.inject(dep, svc, "http", "agent:1", "tm:8081")
-    assert list_state("Deployment", injected, [svc]) == (
-        "ready to intercept (traffic-agent already installed)")
-    assert list_state("Deployment", dep, []).startswith("not interceptable: no Service")
+    assert workload_state("Deployment", injected, [svc]) == (
+        pb.WORKLOAD_STATE_AGENT_INSTALLED, "")
+    state, reason = workload_state("Deployment", dep, [])
+    assert state == pb.WORKLOAD_STATE_NOT_INTERCEPTABLE
+    assert reason.startswith("no Service selects the pods of web")
 
 
 async def test_unmatched_rows_reach_the_workloads_interceptor_only_when_asked_and_by_name(
