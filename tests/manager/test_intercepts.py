@@ -82,7 +82,7 @@ async def test_an_invalid_regex_is_refused_with_the_reason(manager: Any) -> None
         await create(manager, await arrive(manager),
                      header_matches=[pb.HeaderMatch(name="id", regex="(unclosed")])
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "invalid regex '(unclosed' for header 'id'" in (err.value.details() or "")
+    assert "--http-match id=(unclosed: invalid regex" in (err.value.details() or "")
     assert manager.server.state.intercepts == {}
 
 
