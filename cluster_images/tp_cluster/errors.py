@@ -1,6 +1,6 @@
 """The root of every error the cluster side raises on purpose, and where each one lives.
 
-    ClusterError
+    ClusterError                   (a tp_protocol.errors.TpJupyterError)
     ├── kube.KubeError             an API call failed (translated once, in the adapter)
     │   ├── kube.KubeNotFound      404
     │   └── kube.KubeConflict      409
@@ -26,6 +26,8 @@ so a caller can tell "ours, with a message meant for a person" from a bug.
 
 from __future__ import annotations
 
+from tp_protocol.errors import TpJupyterError
 
-class ClusterError(Exception):
+
+class ClusterError(TpJupyterError):
     """Base of every error `tp_cluster` raises on purpose."""

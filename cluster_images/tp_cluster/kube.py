@@ -294,10 +294,13 @@ class Kube:
         return _items(response, "ReplicaSet", "apps/v1")
 
     def list_statefulsets(self, namespace: str) -> list[dict[str, Any]]:
+        """StatefulSets of `namespace`; none when the cluster does not serve the kind."""
         try:
             response = self.apps.list_namespaced_stateful_set(
                 namespace, _request_timeout=self.timeout, _preload_content=False)
         except ApiException as exc:
+            if exc.status == 404:
+                return []
             raise _error(exc, f"list statefulsets in {namespace}") from exc
         return _items(response, "StatefulSet", "apps/v1")
 

@@ -28,7 +28,8 @@ class Agent:
         self.config = config
         self.settings = settings or get_settings().intercept
         self.registry = Registry()
-        self.volumes = VolumeServer(config.listen_host, self.settings.agent_rpc_timeout)
+        self.volumes = VolumeServer(config.listen_host, self.settings.agent_rpc_timeout,
+                                    config.mount_root)
         self.link = Link(config, self.registry, self.settings, self.volumes)
         self.listeners: list[Listener] = []
         self._link_task: asyncio.Task[None] | None = None

@@ -1,0 +1,273 @@
+"""Fixtures of the daemon's intercept unit tests: no root, no network namespaces.
+
+A real sandbox API server process on loopback (no controllers, no node: the tests write
+the Pods and Endpoints a rollout would produce), the REAL traffic-manager in-process
+with its kube adapter on it, a REAL traffic-agent in-process (its pod address is
+loopback, so the manager's tunnels reach its volume port), a real local HTTP server
+as the intercept's target, and the daemon's `Intercepts` with a small owner that
+arrives as a client and dials through the manager's Tunnel, as the Session does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from apiserver_process import (
+    ApiServerProcess,
+    apps,  # noqa: F401
+    core,  # noqa: F401
+    free_port,
+    new_namespace,
+    start_apiserver,
+    stop_process,
+)
+from kubernetes import client, config
+from manager_testing import Manager, running_manager
+from manager_testing import fast_settings as fast_settings_for
+from tp_cluster.agent.config import AgentConfig, MountConfig, PortConfig, ServicePort
+from tp_cluster.agent.runtime import Agent
+from tp_cluster.kube import Kube
+from tp_cluster.manager.dns import ClusterResolver
+from tp_daemon.intercepts import Intercepts
+from tp_daemon.streams import Stream
+from tp_daemon.tunnel import TunnelStream
+from tp_protocol import VERSION
+from tp_protocol import daemon_pb2 as dpb
+from tp_protocol import manager_pb2 as mpb
+from tp_protocol import manager_pb2_grpc as mgrpc
+from tp_protocol.settings import ConnectSettings
+
+ADMIN_TOKEN = "admin-token-for-daemon-tests"
+
+
+@pytest.fixture(scope="session")
+def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServerProcess]:
+    server = start_apiserver(tmp_path_factory.mktemp("apiserver"), ADMIN_TOKEN, {},
+                             ApiServerProcess)
+    yield server
+    stop_process(server.proc)
+    if os.environ.get("TP_SHOW_LOGS"):
+        print(server.log.read_text())
+
+
+@pytest.fixture(scope="session")
+def kube(apiserver: ApiServerProcess) -> client.ApiClient:
+    return config.new_client_from_config(str(apiserver.kubeconfig))
+
+
+@pytest.fixture
+def namespace(core: client.CoreV1Api) -> str:  # noqa: F811
+    return new_namespace(core, "d")
+
+
+@pytest.fixture
+def fast_settings() -> Iterator[Any]:
+    with fast_settings_for(activate_timeout=10.0, manager_rollout_poll=0.1,
+                           daemon_stream_retry=0.1, local_dial_timeout=2.0) as settings:
+        settings.connect.session_ttl = 10.0
+        yield settings
+
+
+@pytest.fixture
+async def manager(fast_settings: Any, kube: client.ApiClient) -> AsyncIterator[Manager]:
+    async with running_manager(ClusterResolver("127.0.0.1", "cluster.local", 1.0),
+                               grace=0.5, kube=Kube(kube)) as manager:
+        yield manager
+
+
+async def _http_server(name: str) -> tuple[web.AppRunner, int]:
+    """Answers `<name> <METHOD> <path> <body>` with the request's x-id echoed."""
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.read()
+        return web.Response(text=f"{name} {request.method} {request.path_qs} {body.decode()}",
+                            headers={"x-served-by": name})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+
+@pytest.fixture
+async def local_server() -> AsyncIterator[int]:
+    """The developer's code on the workstation: the intercept's target."""
+    runner, port = await _http_server("local")
+    yield port
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def app_port() -> AsyncIterator[int]:
+    """The app container in the cluster, behind the agent."""
+    runner, port = await _http_server("app")
+    yield port
+    await runner.cleanup()
+
+
+@dataclasses.dataclass
+class Owner:
+    """What `Intercepts` asks of the daemon's Session: the manager and a Tunnel dial."""
+
+    settings: ConnectSettings
+    stub: mgrpc.ManagerStub
+    session: mpb.SessionInfo
+    ns: str
+
+    def manager(self) -> tuple[mgrpc.ManagerStub, mpb.SessionInfo]:
+        return self.stub, self.session
+
+    def namespace(self) -> str:
+        return self.ns
+
+    async def dial(self, ip: str, port: int) -> Stream:
+        return await TunnelStream.open(self.stub, self.session, ip, port,
+                                       dial_timeout=self.settings.dial_timeout)
+
+
+@dataclasses.dataclass
+class Daemon:
+    """The daemon's intercept side, connected; `progress` collects its messages."""
+
+    intercepts: Intercepts
+    owner: Owner
+    progress: list[str]
+
+
+@pytest.fixture
+async def daemon(manager: Manager, namespace: str, fast_settings: Any
+                 ) -> AsyncIterator[Daemon]:
+    session = await manager.stub.ArriveAsClient(mpb.ClientInfo(
+        name="dev@laptop", namespace=namespace, version=VERSION), timeout=5)
+    owner = Owner(fast_settings.connect, manager.stub, session, namespace)
+    progress: list[str] = []
+    intercepts = Intercepts(owner, fast_settings.intercept,
+                            lambda op, message, fraction, done: progress.append(message))
+    intercepts.start()
+    yield Daemon(intercepts, owner, progress)
+    await intercepts.stop()
+    with contextlib.suppress(Exception):
+        await manager.stub.Depart(session, timeout=2)
+
+
+@pytest.fixture
+def volume_root(tmp_path: Path) -> Path:
+    """What the injector would mount into the agent: the app's /var/data volume."""
+    root = tmp_path / "agent-mounts"
+    (root / "var" / "data").mkdir(parents=True)
+    (root / "var" / "data" / "config.txt").write_text("color=blue\n")
+    return root
+
+
+@dataclasses.dataclass
+class AgentHandle:
+    agent: Agent
+    port: int
+
+
+@pytest.fixture
+async def start_agent(manager: Manager, app_port: int, volume_root: Path
+                      ) -> AsyncIterator[Any]:
+    """Starts the real agent of `web` in a namespace (its pod address is loopback)."""
+    started: list[Agent] = []
+
+    async def start(namespace: str, workload: str = "web") -> AgentHandle:
+        port = free_port()
+        cfg = AgentConfig(
+            name=workload, namespace=namespace, kind="Deployment", pod_name=f"{workload}-new",
+            pod_ip="127.0.0.1", manager_address=f"127.0.0.1:{manager.port}",
+            ports=(PortConfig("http", port, app_port, (ServicePort("http", 80),)),),
+            mounts=(MountConfig("data", "/var/data", True),), app_container="app",
+            app_env={"COLOR": "blue"}, listen_host="127.0.0.1",
+            mount_root=str(volume_root))
+        agent = Agent(cfg)
+        await agent.start()
+        started.append(agent)
+        await until(agent.link.arrived.is_set, "the agent to arrive")
+        return AgentHandle(agent, port)
+
+    yield start
+    for agent in started:
+        await agent.stop(grace=0.5)
+
+
+def deployment(name: str, with_service: bool = True) -> tuple[dict[str, Any],
+                                                             dict[str, Any] | None]:
+    dep = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}},
+                              "spec": {"containers": [{
+                                  "name": "app", "image": "python",
+                                  "ports": [{"name": "http", "containerPort": 8080}]}]}}}}
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+           "spec": {"selector": {"app": name},
+                    "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}
+    return dep, svc if with_service else None
+
+
+def create_workload(kube: client.ApiClient, namespace: str, name: str,
+                    with_service: bool = True) -> None:
+    dep, svc = deployment(name, with_service)
+    client.AppsV1Api(kube).create_namespaced_deployment(namespace, dep)
+    if svc is not None:
+        client.CoreV1Api(kube).create_namespaced_service(namespace, svc)
+
+
+def serve_from(kube: client.ApiClient, namespace: str, service: str,
+               pods: dict[str, list[str]]) -> None:
+    """What a rollout leaves behind: these pods (name -> container names) exist with the
+    Service's labels and are its ready endpoints (created or replaced)."""
+    api = client.CoreV1Api(kube)
+    existing = {p.metadata.name for p in api.list_namespaced_pod(namespace).items}
+    for name in existing - set(pods):
+        api.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+    for name, containers in pods.items():
+        if name not in existing:
+            api.create_namespaced_pod(namespace, {
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "labels": {"app": service}},
+                "spec": {"containers": [{"name": c, "image": "python"} for c in containers]}})
+    endpoints = {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": service},
+                 "subsets": [{"addresses": [
+                     {"ip": f"10.244.0.{i + 10}",
+                      "targetRef": {"kind": "Pod", "name": name, "namespace": namespace}}
+                     for i, name in enumerate(sorted(pods))],
+                     "ports": [{"name": "http", "port": 8080}]}]}
+    try:
+        api.create_namespaced_endpoints(namespace, endpoints)
+    except client.ApiException as e:
+        if e.status != 409:
+            raise
+        api.replace_namespaced_endpoints(service, namespace, endpoints)
+
+
+async def until(condition: Any, what: str, within: float = 10.0) -> Any:
+    """Await `condition()` (sync or async) until truthy; fail with `what`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        value = condition()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def intercept_request(workload: str, port: int, **spec: Any) -> dpb.InterceptRequest:
+    return dpb.InterceptRequest(spec=mpb.InterceptSpec(workload=workload, target_port=port,
+                                                       **spec))
