@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from tp_cluster.agent import AgentError
 from tp_cluster.injector import ENV_PREFIX, MOUNT_ROOT
@@ -45,8 +46,9 @@ class PortConfig:
         return wanted in names
 
 
-@dataclass(frozen=True)
-class MountConfig:
+class MountConfig(NamedTuple):
+    """One of the app container's volumes (served to the intercept's owner)."""
+
     name: str
     mount_path: str
     read_only: bool

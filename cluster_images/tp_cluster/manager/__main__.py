@@ -11,10 +11,10 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 
+from tp_protocol.aio import until_stopped
 from tp_protocol.settings import get_settings
 
 from tp_cluster.kube import Kube
@@ -62,11 +62,7 @@ async def serve(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 1
     try:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await until_stopped()
         log.info("stopping")
     finally:
         await server.stop()
