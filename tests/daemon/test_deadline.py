@@ -38,7 +38,7 @@ async def daemon_stub(daemon: Daemon, fast_settings: Any, tmp_path: Path
                                preload=Preload([], "tp-test-preload").start())
     service.intercepts = daemon.intercepts
     # the progress the intercept side reports goes where the daemon's does
-    daemon.intercepts.lifecycle._progress = service._publish
+    daemon.intercepts.lifecycle.progress = service._publish
     server = grpc.aio.server()
     dgrpc.add_DaemonServicer_to_server(service, server)
     socket_path = tmp_path / "daemon.sock"

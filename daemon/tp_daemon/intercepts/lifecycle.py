@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 
 import grpc
 from tp_protocol import daemon_pb2 as dpb
@@ -41,17 +42,17 @@ log = logging.getLogger(__name__)
 S = mpb.InterceptState
 
 
+@dataclass
 class Lifecycle:
-    def __init__(self, owner: Owner, settings: InterceptSettings, book: Book,
-                 progress: Progress) -> None:
-        self.owner = owner
-        self.settings = settings
-        self.book = book
-        self._progress = progress
+    owner: Owner
+    settings: InterceptSettings
+    book: Book
+    progress: Progress
+    """Where progress messages go (the daemon's WatchProgress)."""
 
     def _say(self, message: str) -> None:
         log.info("%s", message)
-        self._progress("intercept", message, -1, False)
+        self.progress("intercept", message, -1, False)
 
     # --- intercept --------------------------------------------------------------------
 
@@ -106,7 +107,7 @@ class Lifecycle:
             await asyncio.shield(spawn(self._undo(spec, prepared, mount_point, own_mount),
                                        f"tp-undo-{spec.name}", log))
             raise
-        self._progress("intercept", f"intercept {spec.name} is active", 1.0, True)
+        self.progress("intercept", f"intercept {spec.name} is active", 1.0, True)
         return dpb.InterceptResult(intercept=info,
                                    workload_kind=info.spec.workload_kind or "Deployment")
 
