@@ -209,3 +209,19 @@ def test_the_failure_classes_share_the_error_root() -> None:
     from tp_protocol.errors import TpJupyterError
 
     assert issubclass(InterceptFailed, TpJupyterError)
+
+
+async def test_watching_workloads_gives_the_list_then_each_change(
+        daemon: Daemon, manager: Manager, kube: Any, namespace: str) -> None:
+    create_workload(kube, namespace, "web")
+    _, session = daemon.owner.manager()
+    call = manager.stub.WatchWorkloads(mpb.ListWorkloadsRequest(session=session), timeout=20)
+    first = await call.read()
+    assert [(w.name, w.state) for w in first.workloads] == [
+        ("web", mpb.WORKLOAD_STATE_INTERCEPTABLE)]
+    create_workload(kube, namespace, "lonely", with_service=False)
+    second = await call.read()
+    assert [(w.name, w.state) for w in second.workloads] == [
+        ("lonely", mpb.WORKLOAD_STATE_NOT_INTERCEPTABLE),
+        ("web", mpb.WORKLOAD_STATE_INTERCEPTABLE)]
+    call.cancel()
