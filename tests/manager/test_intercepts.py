@@ -246,3 +246,27 @@ async def test_unmatched_rows_reach_every_developer_with_a_personal_intercept_on
     for watch in watches:
         assert (await watch.read()).id == "green"
         watch.cancel()
+
+
+async def test_the_volume_token_reaches_only_the_intercepts_owner(manager: Any) -> None:
+    owner, other = await arrive(manager), await arrive(manager, "other@laptop")
+    created = await create(manager, owner, header_matches=[pb.HeaderMatch(name="x", regex="1")])
+    web = await agent(manager)
+    await manager.stub.ReviewIntercept(pb.ReviewInterceptRequest(
+        session=web, intercept_id=created.id, state=S.INTERCEPT_STATE_ACTIVE,
+        volumes_port=4242, volumes_token="secret"), timeout=5)
+    mine = (await manager.stub.ListIntercepts(pb.ListInterceptsRequest(
+        session=owner, namespace="demo"), timeout=5)).intercepts[0]
+    theirs = (await manager.stub.ListIntercepts(pb.ListInterceptsRequest(
+        session=other, namespace="demo"), timeout=5)).intercepts[0]
+    assert (mine.volumes_port, mine.volumes_token) == (4242, "secret")
+    assert (theirs.volumes_port, theirs.volumes_token) == (4242, "")
+    assert manager.server.state.intercepts[created.id].volumes_token == "secret"
+
+
+async def test_listing_workloads_needs_kubernetes_access_and_says_so(manager: Any) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await manager.stub.ListWorkloads(pb.ListWorkloadsRequest(
+            session=await arrive(manager)), timeout=5)
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert "without Kubernetes access" in (err.value.details() or "")
