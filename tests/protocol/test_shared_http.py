@@ -2,40 +2,34 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp import web
 from tp_protocol import manager_pb2 as mpb
 from tp_protocol.replay import replay_url, request_headers
 from tp_protocol.traffic import REDACTED
 
 
-class _Echo(http.server.BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        auth = self.headers.get("Authorization") or ""
-        seen = ",".join(sorted(k.lower() for k in self.headers))
-        payload = f"auth={auth} seen {seen} body ".encode() + body
-        self.send_response(201)
-        self.send_header("Set-Cookie", "session=abc")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args: object) -> None:
-        pass
+async def _echo(request: web.Request) -> web.Response:
+    body = await request.read()
+    auth = request.headers.get("Authorization", "")
+    seen = ",".join(sorted(k.lower() for k in request.headers))
+    return web.Response(status=201, body=f"auth={auth} seen {seen} body ".encode() + body,
+                        headers={"Set-Cookie": "session=abc"})
 
 
 @pytest.fixture
-def server() -> Iterator[int]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    thread = threading.Thread(target=httpd.serve_forever, name="echo", daemon=True)
-    thread.start()
-    yield httpd.server_address[1]
-    httpd.shutdown()
-    httpd.server_close()
+async def server() -> AsyncIterator[int]:
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", _echo)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    await runner.cleanup()
 
 
 def test_replay_headers_drop_hop_by_hop_framing_and_redacted_values_then_apply_overrides(
@@ -47,13 +41,13 @@ def test_replay_headers_drop_hop_by_hop_framing_and_redacted_values_then_apply_o
     assert request_headers(captured, [], keep_host=False) == [("X-Id", "me")]
 
 
-def test_a_replay_to_a_url_is_recorded_with_bounded_bodies_and_redacted_credentials(
+async def test_a_replay_to_a_url_is_recorded_with_bounded_bodies_and_redacted_credentials(
         server: int) -> None:
-    record = replay_url(f"http://127.0.0.1:{server}", mpb.TrafficRecord(id="r1"),
-                        method="POST", path="/things",
-                        headers=[("Authorization", "Bearer t"), ("X-Id", "me")],
-                        body=b"hello", seconds=5.0, body_limit=13,
-                        redact=("authorization", "set-cookie"))
+    # from a thread, as the notebook calls it (replay_url runs its own event loop)
+    record = await asyncio.to_thread(
+        replay_url, f"http://127.0.0.1:{server}", mpb.TrafficRecord(id="r1"),
+        method="POST", path="/things", headers=[("Authorization", "Bearer t"), ("X-Id", "me")],
+        body=b"hello", seconds=5.0, body_limit=13, redact=("authorization", "set-cookie"))
     assert record.error == ""
     assert (record.method, record.path, record.status) == ("POST", "/things", 201)
     # the server got the real credential; the row keeps it redacted
