@@ -6,11 +6,11 @@
     │   └── kube.KubeConflict      409
     ├── manifests.ManifestError    bad manager namespace or image (also a ValueError)
     ├── injector.InjectError       the workload cannot take the agent (also a ValueError)
-    ├── manager.server.ManagerError      the manager cannot serve (port taken, ...)
+    ├── manager.server.CannotServe       the manager cannot serve (port taken, ...)
     ├── manager.server.DialRefused       a client could not reach its local target
     ├── manager.state.StateError         a request the manager refuses; .code is its gRPC
-    │   ├── SessionNotFound, InterceptInvalid, InterceptNotFound, InterceptExists,
-    │   │   InterceptConflict, NoClient
+    │   ├── SessionNotFound, InterceptInvalid, NoSuchIntercept, InterceptExists,
+    │   │   InterceptClash, NoClient
     │   └── manager.workloads.WorkloadError  WorkloadNotFound, PortNotFound,
     │       AmbiguousService, NotInterceptable, AgentFailed, AgentTimeout
     ├── manager.dns.DNSLookupError       a name the cluster cannot resolve (also a ValueError)

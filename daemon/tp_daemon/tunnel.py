@@ -13,7 +13,7 @@ from tp_protocol import tunnel as shared
 from tp_protocol.tunnel import CallStream, TunnelRefused
 
 
-class TunnelError(ConnectionError):
+class TunnelBroken(ConnectionError):
     """The manager could not dial the destination (or the tunnel broke)."""
 
 
@@ -21,7 +21,7 @@ class TunnelStream(CallStream):
     """One TCP connection through the manager."""
 
     def __init__(self, call: object, remote: str) -> None:
-        super().__init__(call, remote, TunnelError)
+        super().__init__(call, remote, TunnelBroken)
         self.remote = remote
 
     @classmethod
@@ -32,7 +32,7 @@ class TunnelStream(CallStream):
                 session=session, dial=mpb.Dial(protocol="tcp", ip=ip, port=port)),
                 dial_timeout)
         except TunnelRefused as e:
-            raise TunnelError(f"tunnel to {ip}:{port} failed: {e}") from e
+            raise TunnelBroken(f"tunnel to {ip}:{port} failed: {e}") from e
         return cls(call, opened.remote_address or f"{ip}:{port}")
 
     @classmethod
@@ -42,7 +42,7 @@ class TunnelStream(CallStream):
             call, _ = await shared.open_call(stub, mpb.TunnelOpen(
                 session=session, accept_dial_id=dial_id), wait)
         except TunnelRefused as e:
-            raise TunnelError(f"accepting dial {dial_id} failed: {e}") from e
+            raise TunnelBroken(f"accepting dial {dial_id} failed: {e}") from e
         return cls(call, remote)
 
     @staticmethod

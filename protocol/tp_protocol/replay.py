@@ -21,9 +21,12 @@ from tp_protocol import manager_pb2 as mpb
 from tp_protocol.pumps import Stream, TcpStream
 from tp_protocol.traffic import REDACTED, Recorder
 
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding",
-                        "te", "trailer", "upgrade"})
-"""Headers that describe one connection (RFC 9110 7.6.1), never replayed or forwarded."""
+CONNECTION_HEADERS = frozenset({"connection", "keep-alive", "proxy-connection"})
+"""Headers about one connection: a relay (the agent) drops them and speaks its own; the
+message framing (transfer-encoding) it keeps for its HTTP parser to re-frame."""
+
+HOP_BY_HOP = CONNECTION_HEADERS | {"transfer-encoding", "te", "trailer", "upgrade"}
+"""Headers that describe one hop (RFC 9110 7.6.1): never replayed."""
 
 FRAMING = frozenset({"content-length"})
 """Headers a replay recomputes for the body it sends."""

@@ -25,6 +25,7 @@ from typing import Any
 
 import h11
 from tp_protocol.aio import spawn
+from tp_protocol.replay import CONNECTION_HEADERS
 
 from tp_cluster.agent import TunnelFailed
 from tp_cluster.agent.capture import Exchange
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 _finishing: set[asyncio.Task[None]] = set()
 
-_HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-connection"}
+_HOP_BY_HOP = frozenset(h.encode() for h in CONNECTION_HEADERS)
 _NOT_FORWARDED = {b"expect"}  # the agent answers 100-continue itself
 
 

@@ -20,7 +20,7 @@ from tp_protocol.settings import get_settings
 from tp_cluster.kube import Kube
 from tp_cluster.manager.clusterinfo import ClusterFacts, discover, parse_resolv_conf
 from tp_cluster.manager.dns import ClusterResolver
-from tp_cluster.manager.server import ManagerError, ManagerServer
+from tp_cluster.manager.server import CannotServe, ManagerServer
 from tp_cluster.manifests import GRPC_PORT
 
 log = logging.getLogger("tp_cluster.manager")
@@ -58,7 +58,7 @@ async def serve(args: argparse.Namespace) -> int:
                            agent_image=args.agent_image or None)
     try:
         await server.start()
-    except ManagerError as exc:
+    except CannotServe as exc:
         log.error("%s", exc)
         return 1
     try:

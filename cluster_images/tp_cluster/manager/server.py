@@ -7,7 +7,7 @@ State errors become gRPC statuses with the one-line message of the error.
 
 Errors::
 
-    ManagerError             the server cannot start (e.g. the port is taken)
+    CannotServe              the server cannot start (e.g. the port is taken)
     WorkloadsUnavailable     ListWorkloads without Kubernetes access (UNIMPLEMENTED)
     DialRefused              a client refused an intercepted dial (its local port is down)
 """
@@ -50,7 +50,7 @@ T = TypeVar("T")
 FactsSource = Callable[[], Awaitable[ClusterFacts]]
 
 
-class ManagerError(ClusterError):
+class CannotServe(ClusterError):
     """The manager cannot run."""
 
 
@@ -445,7 +445,7 @@ class ManagerServer:
         try:
             self.port = self.server.add_insecure_port(self.listen)
         except RuntimeError as exc:
-            raise ManagerError(f"cannot listen on {self.listen}: {exc}; is another "
+            raise CannotServe(f"cannot listen on {self.listen}: {exc}; is another "
                                "traffic-manager running?") from exc
         await self.server.start()
         self._reaper = spawn(self._reap(), "session-reaper", log)

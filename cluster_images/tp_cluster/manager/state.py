@@ -8,9 +8,9 @@ Errors::
     StateError                   a request the state refuses; .code names the gRPC status
     +-- SessionNotFound          unknown or expired session       (NOT_FOUND)
     +-- InterceptInvalid         bad intercept spec               (INVALID_ARGUMENT)
-    +-- InterceptNotFound        no such intercept                (NOT_FOUND)
+    +-- NoSuchIntercept          no such intercept                (NOT_FOUND)
     +-- InterceptExists          same name for the same client    (ALREADY_EXISTS)
-    +-- InterceptConflict        clashes with another intercept   (FAILED_PRECONDITION)
+    +-- InterceptClash           clashes with another intercept   (FAILED_PRECONDITION)
     +-- NoClient                 nobody to hand a connection to   (UNAVAILABLE)
 """
 
@@ -49,7 +49,7 @@ class InterceptInvalid(StateError):
     code = "INVALID_ARGUMENT"
 
 
-class InterceptNotFound(StateError):
+class NoSuchIntercept(StateError):
     code = "NOT_FOUND"
 
 
@@ -57,7 +57,7 @@ class InterceptExists(StateError):
     code = "ALREADY_EXISTS"
 
 
-class InterceptConflict(StateError):
+class InterceptClash(StateError):
     code = "FAILED_PRECONDITION"
 
 
@@ -252,7 +252,7 @@ class State:
             same_port = (other.spec.namespace, other.spec.workload, other.spec.service_port) == (
                 spec.namespace, spec.workload, spec.service_port)
             if same_port and pb.MECHANISM_TCP in (other.spec.mechanism, spec.mechanism):
-                raise InterceptConflict(
+                raise InterceptClash(
                     f"{spec.workload}.{spec.namespace} is already intercepted by "
                     f"{other.spec.name!r} of {other.spec.client}: a global intercept excludes "
                     "others; leave it or use --http-match")
@@ -271,7 +271,7 @@ class State:
         self.get(session_id, "client")
         iid = f"{session_id}:{name}"
         if self.intercepts.pop(iid, None) is None:
-            raise InterceptNotFound(f"no intercept named {name!r}: see `tp list` for yours")
+            raise NoSuchIntercept(f"no intercept named {name!r}: see `tp list` for yours")
         log.info("intercept %s removed", iid)
         self._bump()
 
@@ -290,7 +290,7 @@ class State:
         session = self.get(session_id, "agent")
         ic = self.intercepts.get(request.intercept_id)
         if ic is None or (ic.spec.namespace, ic.spec.workload) != session.workload:
-            raise InterceptNotFound(f"no intercept {request.intercept_id!r} for this agent")
+            raise NoSuchIntercept(f"no intercept {request.intercept_id!r} for this agent")
         if request.state not in (S.INTERCEPT_STATE_ACTIVE, S.INTERCEPT_STATE_AGENT_ERROR):
             raise InterceptInvalid("an agent reviews an intercept as ACTIVE or AGENT_ERROR")
         if request.state == S.INTERCEPT_STATE_ACTIVE and self.gated:

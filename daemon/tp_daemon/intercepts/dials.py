@@ -18,7 +18,7 @@ from tp_protocol.settings import InterceptSettings
 
 from tp_daemon.intercepts.base import Owner
 from tp_daemon.streams import READ_BUFFER, splice
-from tp_daemon.tunnel import TunnelError, TunnelStream
+from tp_daemon.tunnel import TunnelBroken, TunnelStream
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class Dials:
         if conn is None:
             why += f"; start the local service or run `tp leave {name}`"
             log.info("intercept %s: %s", name, why)
-            with contextlib.suppress(TunnelError):
+            with contextlib.suppress(TunnelBroken):
                 await TunnelStream.refuse(stub, session, request.dial_id, why, wait=timeout)
             return
         reader, writer = conn
@@ -74,7 +74,7 @@ class Dials:
             tunnel = await TunnelStream.accept(
                 stub, session, request.dial_id, f"{request.source_ip}:{request.source_port}",
                 wait=timeout)
-        except TunnelError as e:
+        except TunnelBroken as e:
             log.info("accepting dial %s failed: %s", request.dial_id, e)
             writer.close()
             return
