@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import Daemon, create_workload, intercept_request, serve_from, until
+from daemon_testing import Daemon, create_workload, intercept_request, serve_from, until
 from manager_testing import Manager
 from tp_daemon.intercepts import Intercepts
 from tp_daemon.preload import Preload

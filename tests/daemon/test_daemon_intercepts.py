@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
+from daemon_testing import (
     Daemon,
     create_workload,
     intercept_request,
