@@ -88,7 +88,8 @@ async def _http_server(name: str) -> tuple[web.AppRunner, int]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
+    # connections the agent or daemon still hold must not stall the teardown
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
