@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from apiserver_process import (
     ApiServerProcess,
     apps,  # noqa: F401
@@ -29,6 +28,7 @@ from apiserver_process import (
     stop_process,
 )
 from daemon_testing import Daemon, Owner, until
+from http_testing import http_server
 from kubernetes import client, config
 from manager_testing import Manager, running_manager
 from manager_testing import fast_settings as fast_settings_for
@@ -44,18 +44,16 @@ ADMIN_TOKEN = "admin-token-for-daemon-tests"
 
 
 @pytest.fixture(scope="session")
-def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServerProcess]:
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[client.ApiClient]:
+    """A client of a sandbox API server process started for this run (no controllers)."""
     server = start_apiserver(tmp_path_factory.mktemp("apiserver"), ADMIN_TOKEN, {},
                              ApiServerProcess)
-    yield server
-    stop_process(server.proc)
-    if os.environ.get("TP_SHOW_LOGS"):
-        print(server.log.read_text())
-
-
-@pytest.fixture(scope="session")
-def kube(apiserver: ApiServerProcess) -> client.ApiClient:
-    return config.new_client_from_config(str(apiserver.kubeconfig))
+    try:
+        yield config.new_client_from_config(str(server.kubeconfig))
+    finally:
+        stop_process(server.proc)
+        if os.environ.get("TP_SHOW_LOGS"):
+            print(server.log.read_text())
 
 
 @pytest.fixture
@@ -78,28 +76,10 @@ async def manager(fast_settings: Any, kube: client.ApiClient) -> AsyncIterator[M
         yield manager
 
 
-async def _http_server(name: str) -> tuple[web.AppRunner, int]:
-    """Answers `<name> <METHOD> <path> <body>` with the request's x-id echoed."""
-
-    async def handle(request: web.Request) -> web.Response:
-        body = await request.read()
-        return web.Response(text=f"{name} {request.method} {request.path_qs} {body.decode()}",
-                            headers={"x-served-by": name})
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    # connections the agent or daemon still hold must not stall the teardown
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-
 @pytest.fixture
 async def local_server() -> AsyncIterator[int]:
     """The developer's code on the workstation: the intercept's target."""
-    runner, port = await _http_server("local")
+    runner, port = await http_server("local")
     yield port
     await runner.cleanup()
 
@@ -107,7 +87,7 @@ async def local_server() -> AsyncIterator[int]:
 @pytest.fixture
 async def app_port() -> AsyncIterator[int]:
     """The app container in the cluster, behind the agent."""
-    runner, port = await _http_server("app")
+    runner, port = await http_server("app")
     yield port
     await runner.cleanup()
 

@@ -43,6 +43,12 @@ def states(listed: dpb.WorkloadList) -> dict[str, tuple[str, int]]:
     return {w.name: (w.kind, w.state) for w in listed.workloads}
 
 
+async def state_of(daemon: Daemon, name: str) -> int:
+    """The `tp list` state of one workload of the daemon's namespace."""
+    listed = await daemon.intercepts.list_workloads(dpb.ListRequest())
+    return next(w.state for w in listed.workloads if w.name == name)
+
+
 async def test_list_shows_each_workload_with_its_state_and_kind(
         daemon: Daemon, kube: Any, namespace: str) -> None:
     create_workload(kube, namespace, "web")
@@ -89,8 +95,7 @@ async def test_a_bad_spec_fails_before_anything_changes_in_the_cluster(
     with pytest.raises(InterceptUsage, match="local port 0 is not a port"):
         await daemon.intercepts.intercept(intercept_request("web", 0))
     assert manager.server.state.intercepts == {}
-    listed = await daemon.intercepts.list_workloads(dpb.ListRequest())
-    assert states(listed)["web"] == ("Deployment", dpb.WORKLOAD_STATE_READY_NOT_INSTALLED)
+    assert await state_of(daemon, "web") == dpb.WORKLOAD_STATE_READY_NOT_INSTALLED
 
 
 async def test_an_intercept_is_active_only_once_the_service_reaches_agent_pods_only(
@@ -130,8 +135,7 @@ async def test_an_intercept_is_active_only_once_the_service_reaches_agent_pods_o
 
     await daemon.intercepts.leave(result.intercept.spec.name)
     assert not any(mount.iterdir())  # what we copied is gone, the folder we were given stays
-    listed = await daemon.intercepts.list_workloads(dpb.ListRequest())
-    assert states(listed)["web"] == ("Deployment", dpb.WORKLOAD_STATE_READY_INSTALLED)
+    assert await state_of(daemon, "web") == dpb.WORKLOAD_STATE_READY_INSTALLED
 
 
 async def test_intercepted_traffic_reaches_the_local_server_is_recorded_and_replays(
@@ -173,8 +177,7 @@ async def test_a_failed_intercept_leaves_nothing_behind(
     with pytest.raises(DaemonError, match="did not arrive within 1s"):
         await daemon.intercepts.intercept(intercept_request("web", local_server))
     assert manager.server.state.intercepts == {}
-    listed = await daemon.intercepts.list_workloads(dpb.ListRequest())
-    assert states(listed)["web"] == ("Deployment", dpb.WORKLOAD_STATE_READY_NOT_INSTALLED)
+    assert await state_of(daemon, "web") == dpb.WORKLOAD_STATE_READY_NOT_INSTALLED
 
 
 async def test_an_agent_that_cannot_be_pulled_fails_the_intercept_with_the_pods_reason(
