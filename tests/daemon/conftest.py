@@ -77,19 +77,23 @@ async def manager(fast_settings: Any, kube: client.ApiClient) -> AsyncIterator[M
 
 
 @pytest.fixture
-async def local_server() -> AsyncIterator[int]:
-    """The developer's code on the workstation: the intercept's target."""
-    runner, port = await http_server("local")
-    yield port
-    await runner.cleanup()
+async def http_servers() -> AsyncIterator[dict[str, int]]:
+    """Ports of the developer's code on the workstation ("local": the intercept's target)
+    and of the app container behind the agent ("app")."""
+    started = {name: await http_server(name) for name in ("local", "app")}
+    yield {name: port for name, (_, port) in started.items()}
+    for runner, _ in started.values():
+        await runner.cleanup()
 
 
 @pytest.fixture
-async def app_port() -> AsyncIterator[int]:
-    """The app container in the cluster, behind the agent."""
-    runner, port = await http_server("app")
-    yield port
-    await runner.cleanup()
+def local_server(http_servers: dict[str, int]) -> int:
+    return http_servers["local"]
+
+
+@pytest.fixture
+def app_port(http_servers: dict[str, int]) -> int:
+    return http_servers["app"]
 
 
 @pytest.fixture

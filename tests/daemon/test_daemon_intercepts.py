@@ -49,16 +49,22 @@ async def state_of(daemon: Daemon, name: str) -> int:
     return next(w.state for w in listed.workloads if w.name == name)
 
 
-async def test_list_shows_each_workload_with_its_state_and_kind(
-        daemon: Daemon, kube: Any, namespace: str) -> None:
+async def web_and_lonely(daemon: Daemon, kube: Any, namespace: str
+                         ) -> dict[str, dpb.WorkloadInfo]:
+    """`web` (with a Service) and `lonely` (none), listed: their states are checked."""
     create_workload(kube, namespace, "web")
     create_workload(kube, namespace, "lonely", with_service=False)
     listed = await daemon.intercepts.list_workloads(dpb.ListRequest())
     assert states(listed) == {
         "lonely": ("Deployment", dpb.WORKLOAD_STATE_NOT_INTERCEPTABLE),
         "web": ("Deployment", dpb.WORKLOAD_STATE_READY_NOT_INSTALLED)}
-    lonely = next(w for w in listed.workloads if w.name == "lonely")
-    assert lonely.reason.startswith("no Service selects the pods of lonely")
+    return {w.name: w for w in listed.workloads}
+
+
+async def test_list_shows_each_workload_with_its_state_and_kind(
+        daemon: Daemon, kube: Any, namespace: str) -> None:
+    listed = await web_and_lonely(daemon, kube, namespace)
+    assert listed["lonely"].reason.startswith("no Service selects the pods of lonely")
 
 
 async def test_list_states_survive_a_reworded_manager(
@@ -71,13 +77,8 @@ async def test_list_states_survive_a_reworded_manager(
         return ok, "" if ok else "cannot take a traffic-agent, because: " + reason.upper()
 
     monkeypatch.setattr(workloads.injector, "interceptable", reworded)
-    create_workload(kube, namespace, "web")
-    create_workload(kube, namespace, "lonely", with_service=False)
-    listed = await daemon.intercepts.list_workloads(dpb.ListRequest())
-    assert states(listed) == {
-        "lonely": ("Deployment", dpb.WORKLOAD_STATE_NOT_INTERCEPTABLE),
-        "web": ("Deployment", dpb.WORKLOAD_STATE_READY_NOT_INSTALLED)}
-    assert next(w for w in listed.workloads if w.name == "lonely").reason.startswith(
+    listed = await web_and_lonely(daemon, kube, namespace)
+    assert listed["lonely"].reason.startswith(
         "cannot take a traffic-agent, because: NOT INTERCEPTABLE")
 
 
