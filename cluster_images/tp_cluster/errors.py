@@ -1,16 +1,16 @@
 """The root of every error the cluster side raises on purpose, and where each one lives.
 
-    ClusterError
+    ClusterError                   (a tp_protocol.errors.TpJupyterError)
     ├── kube.KubeError             an API call failed (translated once, in the adapter)
     │   ├── kube.KubeNotFound      404
     │   └── kube.KubeConflict      409
     ├── manifests.ManifestError    bad manager namespace or image (also a ValueError)
     ├── injector.InjectError       the workload cannot take the agent (also a ValueError)
-    ├── manager.server.ManagerError      the manager cannot serve (port taken, ...)
+    ├── manager.server.CannotServe       the manager cannot serve (port taken, ...)
     ├── manager.server.DialRefused       a client could not reach its local target
     ├── manager.state.StateError         a request the manager refuses; .code is its gRPC
-    │   ├── SessionNotFound, InterceptInvalid, InterceptNotFound, InterceptExists,
-    │   │   InterceptConflict, NoClient
+    │   ├── SessionNotFound, InterceptInvalid, NoSuchIntercept, InterceptExists,
+    │   │   InterceptClash, NoClient
     │   └── manager.workloads.WorkloadError  WorkloadNotFound, PortNotFound,
     │       AmbiguousService, NotInterceptable, AgentFailed, AgentTimeout
     ├── manager.dns.DNSLookupError       a name the cluster cannot resolve (also a ValueError)
@@ -26,6 +26,8 @@ so a caller can tell "ours, with a message meant for a person" from a bug.
 
 from __future__ import annotations
 
+from tp_protocol.errors import TpJupyterError
 
-class ClusterError(Exception):
+
+class ClusterError(TpJupyterError):
     """Base of every error `tp_cluster` raises on purpose."""

@@ -276,6 +276,74 @@ class Kube:
             raise _error(exc, f"list services in {namespace}") from exc
         return _items(response, "Service", "v1")
 
+    def namespace_exists(self, namespace: str) -> bool:
+        try:
+            self.core.read_namespace(namespace, _request_timeout=self.timeout)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise _error(exc, f"read namespace {namespace}") from exc
+        return True
+
+    def list_replicasets(self, namespace: str) -> list[dict[str, Any]]:
+        try:
+            response = self.apps.list_namespaced_replica_set(
+                namespace, _request_timeout=self.timeout, _preload_content=False)
+        except ApiException as exc:
+            raise _error(exc, f"list replicasets in {namespace}") from exc
+        return _items(response, "ReplicaSet", "apps/v1")
+
+    def list_statefulsets(self, namespace: str) -> list[dict[str, Any]]:
+        """StatefulSets of `namespace`; none when the cluster does not serve the kind."""
+        try:
+            response = self.apps.list_namespaced_stateful_set(
+                namespace, _request_timeout=self.timeout, _preload_content=False)
+        except ApiException as exc:
+            if exc.status == 404:
+                return []
+            raise _error(exc, f"list statefulsets in {namespace}") from exc
+        return _items(response, "StatefulSet", "apps/v1")
+
+    def service_backends(self, namespace: str, service: str) -> tuple[list[str], list[str]]:
+        """(pods behind the Service's ready endpoints, pods its selector still selects).
+
+        Both as pod names; the second also lists terminating pods, which proxies may
+        still send new connections to.
+        """
+        try:
+            endpoints = self.core.read_namespaced_endpoints(service, namespace,
+                                                            _request_timeout=self.timeout)
+            ready = [a.target_ref.name for sub in endpoints.subsets or []
+                     for a in sub.addresses or [] if a.target_ref is not None]
+            svc = self.core.read_namespaced_service(service, namespace,
+                                                    _request_timeout=self.timeout)
+            selector = svc.spec.selector or {}
+            selected: list[str] = []
+            if selector:
+                pods = self.core.list_namespaced_pod(
+                    namespace, label_selector=",".join(f"{k}={v}" for k, v in selector.items()),
+                    _request_timeout=self.timeout)
+                selected = [p.metadata.name for p in pods.items]
+        except ApiException as exc:
+            if exc.status == 404:
+                return [], []
+            raise _error(exc, f"read the endpoints of service {namespace}/{service}") from exc
+        return ready, selected
+
+    def pod_containers(self, namespace: str, names: list[str]) -> dict[str, list[str]]:
+        """Pod name -> its container names (pods that are gone are left out)."""
+        found: dict[str, list[str]] = {}
+        for name in names:
+            try:
+                pod = self.core.read_namespaced_pod(name, namespace,
+                                                    _request_timeout=self.timeout)
+            except ApiException as exc:
+                if exc.status == 404:
+                    continue
+                raise _error(exc, f"read pod {namespace}/{name}") from exc
+            found[name] = [c.name for c in pod.spec.containers]
+        return found
+
     def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
         """PUT a Deployment or Service read earlier; its resourceVersion guards the write.
 

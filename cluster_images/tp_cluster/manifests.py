@@ -28,6 +28,12 @@ NAME = "traffic-manager"
 
 IMAGE_REPOSITORY = "ghcr.io/tp-jupyter/traffic-manager"
 AGENT_IMAGE_REPOSITORY = "ghcr.io/tp-jupyter/traffic-agent"
+FATAL_WAITING_REASONS = frozenset({
+    "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
+    "CrashLoopBackOff"})
+"""Container waiting reasons that will not fix themselves while a rollout is waited for
+(the manager's install, an agent's injection)."""
+
 GRPC_PORT = 8081
 """The manager's gRPC port (container and Service)."""
 
@@ -100,6 +106,9 @@ def manager_objects(
                 {"apiGroups": [""], "resources": ["services"], "verbs": ["create", "update"]},
                 {"apiGroups": ["apps"], "resources": ["deployments"],
                  "verbs": ["get", "list", "watch", "update"]},
+                # ListWorkloads shows bare ReplicaSets and StatefulSets as not interceptable
+                {"apiGroups": ["apps"], "resources": ["replicasets", "statefulsets"],
+                 "verbs": ["get", "list", "watch"]},
             ],
         },
         {

@@ -17,7 +17,6 @@ import struct
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import cast
 
 import dns.flags
 import dns.message
@@ -28,6 +27,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 from tp_protocol import manager_pb2 as mpb
+from tp_protocol.aio import DatagramReplies
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,8 @@ class Resolver:
         self._tcp = await asyncio.start_server(self._serve_tcp, host, port)
         self.port = self._tcp.sockets[0].getsockname()[1]
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(self), local_addr=(host, self.port))
+            lambda: DatagramReplies(self.answer, self._spawn, log, "dns-udp-query"),
+            local_addr=(host, self.port))
         self._udp = transport
         return self.port
 
@@ -187,24 +188,3 @@ class Resolver:
             pass
         finally:
             writer.close()
-
-
-class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, resolver: Resolver) -> None:
-        self._resolver = resolver
-        self._transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str | int, int]) -> None:
-        self._resolver._spawn(self._reply(data, addr), "dns-udp-query")
-
-    async def _reply(self, data: bytes, addr: tuple[str | int, int]) -> None:
-        try:
-            reply = await self._resolver.answer(data)
-        except Exception:
-            log.exception("dns: query failed")
-            return
-        if reply is not None and self._transport is not None:
-            self._transport.sendto(reply, addr)

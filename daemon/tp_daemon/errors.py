@@ -1,6 +1,6 @@
 """Errors the daemon raises on purpose; each message is one line that says what to do.
 
-    DaemonError                  base
+    DaemonError                  base (a tp_protocol.errors.TpJupyterError)
     ├── ConfigError              kubeconfig missing/unreadable, unknown context, bad flag
     ├── ClusterUnreachable       the API server (or the port-forward to the manager) fails
     ├── ClusterRefused           the API server answered but refused (RBAC, quota, ...)
@@ -20,8 +20,10 @@ daemon API so the front can pick an exit status or exception.
 
 from __future__ import annotations
 
+from tp_protocol.errors import TpJupyterError
 
-class DaemonError(Exception):
+
+class DaemonError(TpJupyterError):
     """Base of every error the daemon raises on purpose."""
 
     code = "INTERNAL"

@@ -1,4 +1,6 @@
-"""The daemon's one Kubernetes adapter (official client): kubeconfig, manager install, pods.
+"""The daemon's one Kubernetes adapter (official client): kubeconfig, the manager's install,
+removal and pod (for the port-forward). Workloads, intercept readiness and volumes are
+the manager's to answer (ListWorkloads, dispositions, the agent's volume port).
 
 Every call of the official client happens here and its errors are translated once,
 into `tp_daemon.errors`, chained with `from`. The calls block, so async callers run
@@ -41,9 +43,7 @@ log = logging.getLogger(__name__)
 client: Any = kubernetes.client
 config: Any = kubernetes.config
 
-FATAL_WAITING_REASONS = frozenset({
-    "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
-    "CrashLoopBackOff"})
+FATAL_WAITING_REASONS = manifests.FATAL_WAITING_REASONS
 """Container waiting reasons that will not fix themselves while `tp connect` waits."""
 
 Progress = Callable[[str, float], None]
@@ -318,97 +318,6 @@ class Kube:
             "Service": lambda: core.delete_namespaced_service(name, namespace, **kw),
         }
         calls[kind]()
-
-    # --- workloads (tp list) and the agent's volumes ---------------------------
-
-    def list_workloads(self, namespace: str
-                       ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-        """(Deployments, Services, ReplicaSets no Deployment owns) of the namespace as plain
-        dicts; NamespaceNotFound when the namespace does not exist."""
-        core, apps = client.CoreV1Api(self.api), client.AppsV1Api(self.api)
-        with self._translate(f"list workloads in {namespace}"):
-            try:
-                core.read_namespace(namespace, _request_timeout=self.timeout)
-            except ApiException as e:
-                if e.status == 404:
-                    raise NamespaceNotFound(
-                        f"namespace {namespace} not found: check it with `kubectl get "
-                        "namespaces`") from e
-                raise
-            deployments = apps.list_namespaced_deployment(
-                namespace, _request_timeout=self.timeout).items
-            services = core.list_namespaced_service(namespace,
-                                                    _request_timeout=self.timeout).items
-            replicasets = apps.list_namespaced_replica_set(
-                namespace, _request_timeout=self.timeout).items
-        plain = self.api.sanitize_for_serialization
-        bare = [plain(r) for r in replicasets
-                if not any(o.kind == "Deployment" for o in r.metadata.owner_references or [])]
-        return [plain(d) for d in deployments], [plain(s) for s in services], bare
-
-    def agent_serving(self, namespace: str, service: str, container: str) -> str:
-        """"" once every ready endpoint of the Service is a pod with `container` (the agent)
-        and there is one; else what is still pending (the rollout of the injected pods)."""
-        core = client.CoreV1Api(self.api)
-        with self._translate(f"read endpoints {service}.{namespace}"):
-            endpoints = core.read_namespaced_endpoints(service, namespace,
-                                                       _request_timeout=self.timeout)
-            names = [a.target_ref.name for sub in endpoints.subsets or []
-                     for a in sub.addresses or [] if a.target_ref is not None]
-            if not names:
-                return f"service {service} has no ready endpoint yet"
-            for name in names:
-                pod = core.read_namespaced_pod(name, namespace, _request_timeout=self.timeout)
-                if not any(c.name == container for c in pod.spec.containers):
-                    return f"service {service} still reaches pod {name} without the agent"
-            # Endpoints change before every proxy has caught up: until the old pods are
-            # gone, a new connection may still be sent to one and be reset.
-            selector = core.read_namespaced_service(
-                service, namespace, _request_timeout=self.timeout).spec.selector or {}
-            if selector:
-                pods = core.list_namespaced_pod(
-                    namespace, label_selector=",".join(f"{k}={v}" for k, v in selector.items()),
-                    _request_timeout=self.timeout).items
-                for pod in pods:
-                    if not any(c.name == container for c in pod.spec.containers):
-                        return f"pod {pod.metadata.name} without the agent is still terminating"
-        return ""
-
-    def exec_output(self, namespace: str, pod: str, container: str, command: list[str], *,
-                    timeout: float, limit: int) -> bytes:
-        """stdout of `command` run in the container (pods/exec), at most `limit` bytes;
-        ClusterRefused with its stderr when it fails."""
-        from kubernetes.stream import stream
-
-        core = client.CoreV1Api(self.api)
-        with self._translate(f"exec in pod {pod}.{namespace}"):
-            ws = stream(core.connect_get_namespaced_pod_exec, pod, namespace,
-                        container=container, command=command, stdin=False, stdout=True,
-                        stderr=True, tty=False, _preload_content=False, binary=True,
-                        _request_timeout=timeout)
-            out, err = bytearray(), bytearray()
-            deadline = time.monotonic() + timeout
-            try:
-                while ws.is_open():
-                    if time.monotonic() > deadline:
-                        raise ClusterRefused(f"exec in pod {pod}.{namespace} took longer than "
-                                             f"{timeout:.0f} s")
-                    ws.update(timeout=1)
-                    if ws.peek_stdout():
-                        out += ws.read_stdout()
-                    if ws.peek_stderr():
-                        err += ws.read_stderr()
-                    if len(out) > limit:
-                        raise ClusterRefused(f"the output of exec in pod {pod}.{namespace} "
-                                             f"exceeds {limit} bytes")
-                code = ws.returncode
-            finally:
-                ws.close()
-        if code:
-            text = bytes(err).decode(errors="replace").strip().splitlines()
-            raise ClusterRefused(f"exec in pod {pod}.{namespace} failed (status {code}): "
-                                 f"{text[-1] if text else 'no output'}")
-        return bytes(out)
 
     # --- error translation --------------------------------------------------
 

@@ -121,11 +121,8 @@ class PortForwarder:
     def __init__(self, session: aiohttp.ClientSession, endpoint: ApiEndpoint,
                  target: PodPort, *, dial_timeout: float, heartbeat: float | None = None
                  ) -> None:
-        self._session = session
-        self._endpoint = endpoint
-        self.target = target
-        self._timeout = dial_timeout
-        self._heartbeat = heartbeat
+        self._session, self._endpoint, self.target = session, endpoint, target
+        self._timeout, self._heartbeat = dial_timeout, heartbeat
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.Task[None]] = set()
         self.local_port = 0

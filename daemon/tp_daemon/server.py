@@ -3,6 +3,12 @@
 Failures the user can fix come back inside the reply (`error`), never as gRPC status
 codes: gRPC errors mean the daemon itself is unreachable or broken.
 
+Every RPC honours the caller's deadline (`context.time_remaining()`): the work gets that
+time minus `intercept.daemon_reply_margin`; when it runs out the reply is a TIMEOUT error
+that names what was still pending (the operation's last progress message), and the work
+is cancelled (an intercept undoes itself in the background). So the front passes the
+time it is willing to wait and need not know the daemon's internal timeouts.
+
 The socket answers before the connect path is imported (`tp_daemon.preload`): RPCs
 that need the `Session` await its preparation (imports, then a stale nft table removed).
 """
@@ -26,7 +32,7 @@ from tp_protocol.aio import spawn
 from tp_protocol.settings import ConnectSettings, get_settings
 
 from tp_daemon import paths
-from tp_daemon.errors import DaemonError
+from tp_daemon.errors import DaemonError, InterceptTimeout
 from tp_daemon.preload import Preload
 
 if TYPE_CHECKING:
@@ -62,6 +68,7 @@ class DaemonService(dgrpc.DaemonServicer):
         self._preload = preload
         self._prepared = spawn(self._prepare(), "tp-prepare-session", log)
         self.stopped = asyncio.Event()
+        self._last_progress: dict[str, str] = {}  # operation -> its latest message
 
     async def _prepare(self) -> Session:
         await self._preload.wait()
@@ -84,6 +91,7 @@ class DaemonService(dgrpc.DaemonServicer):
         event = dpb.Progress(operation=operation, message=message, fraction=fraction, done=done)
 
         def put() -> None:
+            self._last_progress[operation] = self._last_progress[""] = message
             for queue in self._watchers:
                 with contextlib.suppress(asyncio.QueueFull):
                     queue.put_nowait(event)
@@ -105,7 +113,8 @@ class DaemonService(dgrpc.DaemonServicer):
             params = ConnectParams(request.kubeconfig, request.context, request.namespace,
                                    request.manager_namespace, request.proxy_mode)
             log.info("connect %s", params)
-            return await session.connect(params)
+            return await self._within_deadline("connect", "connect", context,
+                                               lambda: session.connect(params))
         except Exception as e:
             log.warning("connect failed: %s", e, exc_info=not isinstance(e, DaemonError))
             return dpb.ConnectInfo(error=error_of(e))
@@ -120,11 +129,34 @@ class DaemonService(dgrpc.DaemonServicer):
 
     # --- intercepts -------------------------------------------------------------------
 
-    async def _reply(self, what: str, make: Callable[[], R], call: Callable[[], Awaitable[R]]
-                     ) -> R:
-        """Run `call`; a failure becomes the reply's `error` (logged with its reason)."""
-        try:
+    async def _within_deadline(self, what: str, operation: str, context: Any,
+                               call: Callable[[], Awaitable[R]]) -> R:
+        """`call`, cancelled when the caller's deadline (less the reply margin) comes;
+        then an InterceptTimeout that says what was still pending."""
+        remaining = context.time_remaining() if context is not None else None
+        if remaining is None:
             return await call()
+        budget = remaining - get_settings().intercept.daemon_reply_margin
+        self._last_progress.pop(operation, None)
+        self._last_progress.pop("", None)
+        task = spawn(call(), f"tp-rpc-{what}", log)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), max(budget, 0.0))
+        except TimeoutError:
+            task.cancel()  # its own clean-up (e.g. an intercept's undo) goes on
+            pending = (self._last_progress.get(operation) or self._last_progress.get("")
+                       or f"the {what} to finish")
+            raise InterceptTimeout(f"{what} did not finish within the {remaining:.1f}s this "
+                                   f"call allowed; still waiting for: {pending}; it was "
+                                   "cancelled (and undone): call again with a longer "
+                                   "timeout") from None
+
+    async def _reply(self, what: str, make: Callable[[], R], call: Callable[[], Awaitable[R]],
+                     context: Any = None, operation: str = "") -> R:
+        """Run `call` within the caller's deadline; a failure becomes the reply's `error`
+        (logged with its reason)."""
+        try:
+            return await self._within_deadline(what, operation or what, context, call)
         except Exception as e:
             log.warning("%s failed: %s", what, e, exc_info=not isinstance(e, DaemonError))
             reply = make()
@@ -138,7 +170,7 @@ class DaemonService(dgrpc.DaemonServicer):
         async def workloads() -> dpb.WorkloadList:
             return await (await self._intercepts()).list_workloads(request)
 
-        return await self._reply("list", dpb.WorkloadList, workloads)
+        return await self._reply("list", dpb.WorkloadList, workloads, context)
 
     async def Intercept(self, request: dpb.InterceptRequest, context: Any
                         ) -> dpb.InterceptResult:
@@ -146,14 +178,14 @@ class DaemonService(dgrpc.DaemonServicer):
             return await (await self._intercepts()).intercept(request)
 
         log.info("intercept %s", request.spec.workload)
-        return await self._reply("intercept", dpb.InterceptResult, intercept)
+        return await self._reply("intercept", dpb.InterceptResult, intercept, context)
 
     async def Leave(self, request: dpb.LeaveRequest, context: Any) -> dpb.LeaveResult:
         async def leave() -> dpb.LeaveResult:
             await (await self._intercepts()).leave(request.name)
             return dpb.LeaveResult()
 
-        return await self._reply("leave", dpb.LeaveResult, leave)
+        return await self._reply("leave", dpb.LeaveResult, leave, context)
 
     async def ListIntercepts(self, request: empty_pb2.Empty, context: Any
                              ) -> dpb.InterceptList:
@@ -161,13 +193,13 @@ class DaemonService(dgrpc.DaemonServicer):
             return dpb.InterceptList(
                 intercepts=(await self._intercepts()).intercepts())
 
-        return await self._reply("list intercepts", dpb.InterceptList, mine)
+        return await self._reply("list intercepts", dpb.InterceptList, mine, context)
 
     async def GetEnv(self, request: dpb.GetEnvRequest, context: Any) -> dpb.EnvInfo:
         async def env() -> dpb.EnvInfo:
             return (await self._intercepts()).env(request.name)
 
-        return await self._reply("get env", dpb.EnvInfo, env)
+        return await self._reply("get env", dpb.EnvInfo, env, context)
 
     async def Uninstall(self, request: dpb.UninstallRequest, context: Any
                         ) -> dpb.UninstallResult:
@@ -180,7 +212,7 @@ class DaemonService(dgrpc.DaemonServicer):
 
         log.info("uninstall agents=%s all=%s everything=%s", list(request.agents),
                  request.all_agents, request.everything)
-        return await self._reply("uninstall", dpb.UninstallResult, uninstall)
+        return await self._reply("uninstall", dpb.UninstallResult, uninstall, context)
 
     async def WatchTraffic(self, request: dpb.WatchTrafficRequest, context: Any
                            ) -> AsyncIterator[mpb.TrafficRecord]:
@@ -194,7 +226,7 @@ class DaemonService(dgrpc.DaemonServicer):
         async def replay() -> dpb.ReplayResult:
             return await (await self._intercepts()).replay(request)
 
-        return await self._reply("replay", dpb.ReplayResult, replay)
+        return await self._reply("replay", dpb.ReplayResult, replay, context)
 
     async def Quit(self, request: dpb.QuitRequest, context: Any) -> dpb.QuitInfo:
         log.info("quit (keep_daemon=%s)", request.keep_daemon)

@@ -49,7 +49,7 @@ from tp_daemon.portforward import PodPort, PortForwarder
 from tp_daemon.proxy import Socks5Proxy, TransparentProxy
 from tp_daemon.routing import Routing
 from tp_daemon.streams import Stream
-from tp_daemon.tunnel import TunnelError, TunnelStream
+from tp_daemon.tunnel import TunnelBroken, TunnelStream
 
 log = logging.getLogger(__name__)
 
@@ -403,8 +403,8 @@ class Session:
         try:
             return await TunnelStream.open(chan.stub, session, ip, port,
                                            dial_timeout=self.settings.dial_timeout)
-        except TunnelError as e:
-            if isinstance(e.__cause__, grpc.aio.AioRpcError | TimeoutError):
+        except TunnelBroken as e:
+            if getattr(e.__cause__, "code", "") in ("unreachable", "timeout"):
                 self._trouble.set()  # the channel may be broken: let keep-alive check now
             raise
 

@@ -1,86 +1,51 @@
-"""A `Tunnel` stream to the traffic-manager used as a byte `Stream`.
+"""A `Tunnel` stream to the traffic-manager used as a byte `Stream` (the shared
+handshake and stream of `tp_protocol.tunnel`, with the daemon's error class).
 
-The opener sends `open{dial}` and waits for `opened` or `error`; then `data` flows both
-ways, `close_write` half-closes, `error` resets (see manager.proto, "Tunnel rules").
+`open` dials a cluster address (`open.dial`); `accept` answers an intercept's
+DialRequest (`open.accept_dial_id`); `refuse` answers one the workstation cannot serve.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from typing import Any
-
-import grpc
 from tp_protocol import manager_pb2 as mpb
 from tp_protocol import manager_pb2_grpc as mgrpc
+from tp_protocol import tunnel as shared
+from tp_protocol.tunnel import CallStream, TunnelRefused
 
-log = logging.getLogger(__name__)
 
-
-class TunnelError(ConnectionError):
+class TunnelBroken(ConnectionError):
     """The manager could not dial the destination (or the tunnel broke)."""
 
 
-class TunnelStream:
-    """One TCP connection to a cluster address, dialed by the manager."""
+class TunnelStream(CallStream):
+    """One TCP connection through the manager."""
 
-    def __init__(self, call: Any, remote: str) -> None:
-        self._call = call
+    def __init__(self, call: object, remote: str) -> None:
+        super().__init__(call, remote, TunnelBroken)
         self.remote = remote
-        self._write_closed = False
 
     @classmethod
     async def open(cls, stub: mgrpc.ManagerStub, session: mpb.SessionInfo, ip: str, port: int,
                    *, dial_timeout: float) -> TunnelStream:
-        call = stub.Tunnel()
         try:
-            async with asyncio.timeout(dial_timeout):
-                await call.write(mpb.TunnelMessage(open=mpb.TunnelOpen(
-                    session=session, dial=mpb.Dial(protocol="tcp", ip=ip, port=port))))
-                first = await call.read()
-        except (TimeoutError, grpc.aio.AioRpcError) as e:
-            call.cancel()
-            raise TunnelError(f"tunnel to {ip}:{port} failed: {_describe(e)}") from e
-        if first is grpc.aio.EOF or first.WhichOneof("kind") != "opened":
-            call.cancel()
-            why = (f"{first.error.code}: {first.error.message}"
-                   if first is not grpc.aio.EOF and first.HasField("error") else "stream ended")
-            raise TunnelError(f"tunnel to {ip}:{port} failed: {why}")
-        return cls(call, first.opened.remote_address or f"{ip}:{port}")
+            call, opened = await shared.open_call(stub, mpb.TunnelOpen(
+                session=session, dial=mpb.Dial(protocol="tcp", ip=ip, port=port)),
+                dial_timeout)
+        except TunnelRefused as e:
+            raise TunnelBroken(f"tunnel to {ip}:{port} failed: {e}") from e
+        return cls(call, opened.remote_address or f"{ip}:{port}")
 
-    async def recv(self) -> bytes:
-        while True:
-            msg = await self._call.read()
-            if msg is grpc.aio.EOF:
-                return b""
-            kind = msg.WhichOneof("kind")
-            if kind == "data":
-                if msg.data:
-                    return bytes(msg.data)
-            elif kind == "close_write":
-                return b""
-            elif kind == "error":
-                raise TunnelError(f"{self.remote}: {msg.error.code}: {msg.error.message}")
+    @classmethod
+    async def accept(cls, stub: mgrpc.ManagerStub, session: mpb.SessionInfo, dial_id: str,
+                     remote: str, *, wait: float) -> TunnelStream:
+        try:
+            call, _ = await shared.open_call(stub, mpb.TunnelOpen(
+                session=session, accept_dial_id=dial_id), wait)
+        except TunnelRefused as e:
+            raise TunnelBroken(f"accepting dial {dial_id} failed: {e}") from e
+        return cls(call, remote)
 
-    async def send(self, data: bytes) -> None:
-        await self._call.write(mpb.TunnelMessage(data=data))
-
-    async def close_write(self) -> None:
-        if not self._write_closed:
-            self._write_closed = True
-            await self._call.write(mpb.TunnelMessage(close_write=mpb.CloseWrite()))
-            await self._call.done_writing()
-
-    async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            if not self._call.done():
-                self._call.cancel()
-
-
-def _describe(e: BaseException) -> str:
-    if isinstance(e, grpc.aio.AioRpcError):
-        return f"{e.code().name}: {e.details()}"
-    if isinstance(e, TimeoutError):
-        return "timed out"
-    return str(e) or type(e).__name__
+    @staticmethod
+    async def refuse(stub: mgrpc.ManagerStub, session: mpb.SessionInfo, dial_id: str,
+                     why: str, *, wait: float) -> None:
+        await shared.refuse_dial(stub, session, dial_id, why, wait)

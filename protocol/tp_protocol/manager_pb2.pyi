@@ -27,6 +27,14 @@ class InterceptState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     INTERCEPT_STATE_AGENT_ERROR: _ClassVar[InterceptState]
     INTERCEPT_STATE_REMOVED: _ClassVar[InterceptState]
 
+class WorkloadState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WORKLOAD_STATE_UNSPECIFIED: _ClassVar[WorkloadState]
+    WORKLOAD_STATE_INTERCEPTABLE: _ClassVar[WorkloadState]
+    WORKLOAD_STATE_AGENT_INSTALLED: _ClassVar[WorkloadState]
+    WORKLOAD_STATE_INTERCEPTED: _ClassVar[WorkloadState]
+    WORKLOAD_STATE_NOT_INTERCEPTABLE: _ClassVar[WorkloadState]
+
 class RoutedTo(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     ROUTED_TO_UNSPECIFIED: _ClassVar[RoutedTo]
@@ -42,6 +50,11 @@ INTERCEPT_STATE_NO_AGENT: InterceptState
 INTERCEPT_STATE_CONFLICT: InterceptState
 INTERCEPT_STATE_AGENT_ERROR: InterceptState
 INTERCEPT_STATE_REMOVED: InterceptState
+WORKLOAD_STATE_UNSPECIFIED: WorkloadState
+WORKLOAD_STATE_INTERCEPTABLE: WorkloadState
+WORKLOAD_STATE_AGENT_INSTALLED: WorkloadState
+WORKLOAD_STATE_INTERCEPTED: WorkloadState
+WORKLOAD_STATE_NOT_INTERCEPTABLE: WorkloadState
 ROUTED_TO_UNSPECIFIED: RoutedTo
 ROUTED_TO_LOCAL: RoutedTo
 ROUTED_TO_CLUSTER: RoutedTo
@@ -329,7 +342,7 @@ class Mount(_message.Message):
     def __init__(self, name: _Optional[str] = ..., mount_path: _Optional[str] = ..., read_only: _Optional[bool] = ...) -> None: ...
 
 class InterceptInfo(_message.Message):
-    __slots__ = ("spec", "id", "state", "message", "client_session", "agent_pod", "pod_ip", "environment", "mounts", "created")
+    __slots__ = ("spec", "id", "state", "message", "client_session", "agent_pod", "pod_ip", "environment", "mounts", "created", "volumes_port", "volumes_token")
     class EnvironmentEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -347,6 +360,8 @@ class InterceptInfo(_message.Message):
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     MOUNTS_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
+    VOLUMES_PORT_FIELD_NUMBER: _ClassVar[int]
+    VOLUMES_TOKEN_FIELD_NUMBER: _ClassVar[int]
     spec: InterceptSpec
     id: str
     state: InterceptState
@@ -357,7 +372,9 @@ class InterceptInfo(_message.Message):
     environment: _containers.ScalarMap[str, str]
     mounts: _containers.RepeatedCompositeFieldContainer[Mount]
     created: _timestamp_pb2.Timestamp
-    def __init__(self, spec: _Optional[_Union[InterceptSpec, _Mapping]] = ..., id: _Optional[str] = ..., state: _Optional[_Union[InterceptState, str]] = ..., message: _Optional[str] = ..., client_session: _Optional[str] = ..., agent_pod: _Optional[str] = ..., pod_ip: _Optional[str] = ..., environment: _Optional[_Mapping[str, str]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    volumes_port: int
+    volumes_token: str
+    def __init__(self, spec: _Optional[_Union[InterceptSpec, _Mapping]] = ..., id: _Optional[str] = ..., state: _Optional[_Union[InterceptState, str]] = ..., message: _Optional[str] = ..., client_session: _Optional[str] = ..., agent_pod: _Optional[str] = ..., pod_ip: _Optional[str] = ..., environment: _Optional[_Mapping[str, str]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., volumes_port: _Optional[int] = ..., volumes_token: _Optional[str] = ...) -> None: ...
 
 class InterceptSnapshot(_message.Message):
     __slots__ = ("intercepts",)
@@ -402,7 +419,7 @@ class UninstallAgentsResult(_message.Message):
     def __init__(self, restored: _Optional[_Iterable[str]] = ..., error: _Optional[str] = ...) -> None: ...
 
 class ReviewInterceptRequest(_message.Message):
-    __slots__ = ("session", "intercept_id", "state", "message", "environment", "mounts", "pod_ip")
+    __slots__ = ("session", "intercept_id", "state", "message", "environment", "mounts", "pod_ip", "volumes_port", "volumes_token")
     class EnvironmentEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -417,6 +434,8 @@ class ReviewInterceptRequest(_message.Message):
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     MOUNTS_FIELD_NUMBER: _ClassVar[int]
     POD_IP_FIELD_NUMBER: _ClassVar[int]
+    VOLUMES_PORT_FIELD_NUMBER: _ClassVar[int]
+    VOLUMES_TOKEN_FIELD_NUMBER: _ClassVar[int]
     session: SessionInfo
     intercept_id: str
     state: InterceptState
@@ -424,7 +443,41 @@ class ReviewInterceptRequest(_message.Message):
     environment: _containers.ScalarMap[str, str]
     mounts: _containers.RepeatedCompositeFieldContainer[Mount]
     pod_ip: str
-    def __init__(self, session: _Optional[_Union[SessionInfo, _Mapping]] = ..., intercept_id: _Optional[str] = ..., state: _Optional[_Union[InterceptState, str]] = ..., message: _Optional[str] = ..., environment: _Optional[_Mapping[str, str]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., pod_ip: _Optional[str] = ...) -> None: ...
+    volumes_port: int
+    volumes_token: str
+    def __init__(self, session: _Optional[_Union[SessionInfo, _Mapping]] = ..., intercept_id: _Optional[str] = ..., state: _Optional[_Union[InterceptState, str]] = ..., message: _Optional[str] = ..., environment: _Optional[_Mapping[str, str]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., pod_ip: _Optional[str] = ..., volumes_port: _Optional[int] = ..., volumes_token: _Optional[str] = ...) -> None: ...
+
+class WorkloadInfo(_message.Message):
+    __slots__ = ("name", "namespace", "kind", "state", "reason", "intercepts", "agent_installed")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    INTERCEPTS_FIELD_NUMBER: _ClassVar[int]
+    AGENT_INSTALLED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    namespace: str
+    kind: str
+    state: WorkloadState
+    reason: str
+    intercepts: _containers.RepeatedCompositeFieldContainer[InterceptInfo]
+    agent_installed: bool
+    def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[_Union[WorkloadState, str]] = ..., reason: _Optional[str] = ..., intercepts: _Optional[_Iterable[_Union[InterceptInfo, _Mapping]]] = ..., agent_installed: _Optional[bool] = ...) -> None: ...
+
+class ListWorkloadsRequest(_message.Message):
+    __slots__ = ("session", "namespace")
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    session: SessionInfo
+    namespace: str
+    def __init__(self, session: _Optional[_Union[SessionInfo, _Mapping]] = ..., namespace: _Optional[str] = ...) -> None: ...
+
+class WorkloadList(_message.Message):
+    __slots__ = ("workloads",)
+    WORKLOADS_FIELD_NUMBER: _ClassVar[int]
+    workloads: _containers.RepeatedCompositeFieldContainer[WorkloadInfo]
+    def __init__(self, workloads: _Optional[_Iterable[_Union[WorkloadInfo, _Mapping]]] = ...) -> None: ...
 
 class Header(_message.Message):
     __slots__ = ("name", "value")

@@ -110,6 +110,16 @@ class ManagerStub:
                 request_serializer=tp__protocol_dot_manager__pb2.ListInterceptsRequest.SerializeToString,
                 response_deserializer=tp__protocol_dot_manager__pb2.InterceptSnapshot.FromString,
                 _registered_method=True)
+        self.ListWorkloads = channel.unary_unary(
+                '/tp.manager.v1.Manager/ListWorkloads',
+                request_serializer=tp__protocol_dot_manager__pb2.ListWorkloadsRequest.SerializeToString,
+                response_deserializer=tp__protocol_dot_manager__pb2.WorkloadList.FromString,
+                _registered_method=True)
+        self.WatchWorkloads = channel.unary_stream(
+                '/tp.manager.v1.Manager/WatchWorkloads',
+                request_serializer=tp__protocol_dot_manager__pb2.ListWorkloadsRequest.SerializeToString,
+                response_deserializer=tp__protocol_dot_manager__pb2.WorkloadList.FromString,
+                _registered_method=True)
         self.WatchInterceptsForAgent = channel.unary_stream(
                 '/tp.manager.v1.Manager/WatchInterceptsForAgent',
                 request_serializer=tp__protocol_dot_manager__pb2.SessionInfo.SerializeToString,
@@ -238,6 +248,21 @@ class ManagerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListWorkloads(self, request, context):
+        """--- workloads ---
+        Every workload of a namespace with its state (NOT_FOUND: no such namespace).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchWorkloads(self, request, context):
+        """The same list: one at once, then one whenever it changes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchInterceptsForAgent(self, request, context):
         """--- intercepts (agent side) ---
         Snapshots of the intercepts of the agent's workload: one at once, then one per change.
@@ -342,6 +367,16 @@ def add_ManagerServicer_to_server(servicer, server):
                     servicer.ListIntercepts,
                     request_deserializer=tp__protocol_dot_manager__pb2.ListInterceptsRequest.FromString,
                     response_serializer=tp__protocol_dot_manager__pb2.InterceptSnapshot.SerializeToString,
+            ),
+            'ListWorkloads': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkloads,
+                    request_deserializer=tp__protocol_dot_manager__pb2.ListWorkloadsRequest.FromString,
+                    response_serializer=tp__protocol_dot_manager__pb2.WorkloadList.SerializeToString,
+            ),
+            'WatchWorkloads': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchWorkloads,
+                    request_deserializer=tp__protocol_dot_manager__pb2.ListWorkloadsRequest.FromString,
+                    response_serializer=tp__protocol_dot_manager__pb2.WorkloadList.SerializeToString,
             ),
             'WatchInterceptsForAgent': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchInterceptsForAgent,
@@ -769,6 +804,60 @@ class Manager:
             '/tp.manager.v1.Manager/ListIntercepts',
             tp__protocol_dot_manager__pb2.ListInterceptsRequest.SerializeToString,
             tp__protocol_dot_manager__pb2.InterceptSnapshot.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkloads(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tp.manager.v1.Manager/ListWorkloads',
+            tp__protocol_dot_manager__pb2.ListWorkloadsRequest.SerializeToString,
+            tp__protocol_dot_manager__pb2.WorkloadList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchWorkloads(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/tp.manager.v1.Manager/WatchWorkloads',
+            tp__protocol_dot_manager__pb2.ListWorkloadsRequest.SerializeToString,
+            tp__protocol_dot_manager__pb2.WorkloadList.FromString,
             options,
             channel_credentials,
             insecure,

@@ -380,6 +380,11 @@ class InterceptSettings:
     capture_body_limit: int = 4096
     """Bytes of each request/response body kept in a traffic row."""
 
+    capture_redact_headers: tuple[str, ...] = ("authorization", "proxy-authorization",
+                                               "cookie", "set-cookie")
+    """Headers whose values traffic rows record as "[redacted]" (case-insensitive; a
+    replay drops them: pass the header again to send it). () keeps every value."""
+
     traffic_history: int = 10000
     """Traffic rows the daemon keeps (oldest dropped first)."""
 
@@ -442,9 +447,9 @@ class InterceptSettings:
     """Seconds the daemon waits before reopening a ReceiveDials/WatchIntercepts/WatchTraffic
     stream that ended (e.g. while the channel to the manager is rebuilt)."""
 
-    daemon_rollout_poll: float = 0.2
-    """Seconds between the daemon's looks at the Service's endpoints while an intercept waits
-    for the injected pods to take the traffic."""
+    daemon_reply_margin: float = 0.5
+    """Seconds of a daemon RPC's deadline kept for its reply: the work gets what the caller
+    gave minus this, then the reply says what was still pending."""
 
     daemon_mount_timeout: float = 60.0
     """Seconds the daemon takes to copy the intercepted container's volumes to the mount point."""

@@ -4,7 +4,6 @@ and FakeDaemons (see agenttest.py).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 from agenttest import FakeDaemon, free_port, wait_for
 from aiohttp import web
+from http_testing import http_server
 from manager_testing import Manager, running_manager
 from manager_testing import fast_settings as fast_settings_for
 from tp_cluster.agent.config import AgentConfig, MountConfig, PortConfig, ServicePort
@@ -32,27 +32,6 @@ async def manager(fast_settings: Any) -> AsyncIterator[Manager]:
     async with running_manager(ClusterResolver("127.0.0.1", "cluster.local", 1.0),
                                grace=0.5) as manager:
         yield manager
-
-
-async def http_server(name: str, port: int = 0) -> tuple[web.AppRunner, int]:
-    """Answers `<name> <METHOD> <path> <body>`; `/status/N` answers N; `/slow` waits."""
-
-    async def handle(request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        if request.path.startswith("/status/"):
-            return web.Response(status=int(request.path.rsplit("/", 1)[1]), text=name)
-        if request.path == "/slow":
-            await asyncio.sleep(0.2)
-        text = f"{name} {request.method} {request.path_qs} {body.decode()}"
-        return web.Response(text=text, headers={"x-served-by": name})
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
 
 @pytest.fixture

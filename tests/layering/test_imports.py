@@ -19,10 +19,31 @@ FORBIDDEN = {
     "tp_protocol": {"tp_jupyter", "tp_daemon", "tp_cluster", "tp_sandbox"},
     "tp_cluster": {"tp_jupyter", "tp_daemon", "tp_sandbox"},
     "tp_sandbox": {"tp_jupyter", "tp_daemon"},
-    "tp_daemon": {"tp_jupyter"},
+    "tp_daemon": {"tp_jupyter", "tp_cluster"},
     # the front reaches the cluster only through the daemon
     "tp_jupyter": {"kubernetes", "tp_cluster"},
 }
+
+
+ALLOWED = {
+    # the install manifests are the daemon's to apply (`tp connect` installs the manager);
+    # everything else of the cluster it asks the manager for, through manager.proto
+    "tp_daemon": {"tp_cluster.manifests"},
+}
+"""Modules of a forbidden package that a package may still import, by full name."""
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Full names of what the module imports (`from a import b` counts `a.b` and `a`)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
 
 
 def imported_top_levels(path: Path) -> set[str]:
@@ -36,11 +57,19 @@ def imported_top_levels(path: Path) -> set[str]:
     return names
 
 
-def violations(package: str) -> list[str]:
+def _shown(path: Path) -> Path:
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
+def violations(package: str, folder: Path | None = None) -> list[str]:
     found = []
-    for path in sorted(PACKAGES[package].rglob("*.py")):
-        bad = imported_top_levels(path) & FORBIDDEN[package]
-        found.extend(f"{path.relative_to(ROOT)} imports {name}" for name in sorted(bad))
+    allowed = ALLOWED.get(package, set())
+    for path in sorted((folder or PACKAGES[package]).rglob("*.py")):
+        modules = imported_modules(path)
+        for name in sorted(imported_top_levels(path) & FORBIDDEN[package]):
+            deeper = {m for m in modules if m.startswith(name + ".")}
+            if not deeper or not deeper <= allowed:
+                found.append(f"{_shown(path)} imports {name}")
     return found
 
 
@@ -56,12 +85,23 @@ def test_the_sandbox_never_imports_the_front_or_the_daemon() -> None:
     assert violations("tp_sandbox") == []
 
 
-def test_the_daemon_never_imports_the_front() -> None:
+def test_the_daemon_imports_neither_the_front_nor_cluster_internals() -> None:
+    """Only `tp_cluster.manifests`: workloads, readiness and volumes come from the manager."""
     assert violations("tp_daemon") == []
 
 
 def test_the_front_never_talks_to_kubernetes_directly() -> None:
     assert violations("tp_jupyter") == []
+
+
+def test_the_checker_allows_only_the_manifests_of_the_cluster_to_the_daemon(
+        tmp_path: Path) -> None:
+    (tmp_path / "ok.py").write_text("from tp_cluster import manifests\n"
+                                    "import tp_cluster.manifests\n")
+    (tmp_path / "bad.py").write_text("from tp_cluster.injector import MOUNT_ROOT\n")
+    (tmp_path / "mixed.py").write_text("from tp_cluster import manifests, injector\n")
+    assert violations("tp_daemon", tmp_path) == [f"{tmp_path / 'bad.py'} imports tp_cluster",
+                                                 f"{tmp_path / 'mixed.py'} imports tp_cluster"]
 
 
 def test_the_checker_sees_a_forbidden_import(tmp_path: Path) -> None:

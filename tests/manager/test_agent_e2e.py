@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 import pytest
 from manager_testing import Manager, comparable, running_manager
+from sandbox_testing import wait_for
 from tp_cluster.kube import Kube
 from tp_cluster.manager.dns import ClusterResolver
 from tp_protocol import VERSION
@@ -95,6 +96,10 @@ def _get_in_node(sandbox: Any, ip: str, port: int) -> bytes:
     return b"".join(chunks)
 
 
+def _ok(reply: bytes) -> bytes:
+    return reply if reply.startswith((b"HTTP/1.0 200", b"HTTP/1.1 200")) else b""
+
+
 async def test_a_real_agent_arrives_takes_an_intercept_and_uninstall_restores_the_app(
         manager_for_pods: Manager, sandbox: Any, kube: Any, namespace: str) -> None:
     m = manager_for_pods
@@ -140,7 +145,11 @@ async def test_a_real_agent_arrives_takes_an_intercept_and_uninstall_restores_th
                                                            name=ic.spec.name), timeout=5)
     svc = adapter.get_service(namespace, "web")
     assert svc is not None
-    reply = await asyncio.to_thread(_get_in_node, sandbox, svc["spec"]["clusterIP"], 80)
+    # ACTIVE means the Service reaches only the agent's pod, so this request is the agent's;
+    # it answers from the app once its watch has seen the intercept go
+    cluster_ip = svc["spec"]["clusterIP"]
+    reply = await asyncio.to_thread(wait_for, lambda: _ok(_get_in_node(sandbox, cluster_ip, 80)),
+                                    10.0, "the agent to hand requests to the app again")
     assert reply.startswith(b"HTTP/1.0 200") or reply.startswith(b"HTTP/1.1 200"), reply[:200]
 
     result = await m.stub.UninstallAgents(pb.UninstallAgentsRequest(

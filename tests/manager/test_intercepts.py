@@ -82,7 +82,7 @@ async def test_an_invalid_regex_is_refused_with_the_reason(manager: Any) -> None
         await create(manager, await arrive(manager),
                      header_matches=[pb.HeaderMatch(name="id", regex="(unclosed")])
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "invalid regex '(unclosed' for header 'id'" in (err.value.details() or "")
+    assert "--http-match id=(unclosed: invalid regex" in (err.value.details() or "")
     assert manager.server.state.intercepts == {}
 
 
@@ -167,9 +167,9 @@ async def test_prepare_and_uninstall_say_so_when_the_manager_has_no_kubernetes_a
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
-def test_list_states_read_as_in_the_walkthrough() -> None:
+def test_workload_states_are_an_enum_with_a_reason_only_when_not_interceptable() -> None:
     from tp_cluster import injector
-    from tp_cluster.manager.workloads import list_state
+    from tp_cluster.manager.workloads import workload_state
 
     dep = {"kind": "Deployment", "metadata": {"name": "web"}, "spec": {"template": {
         "metadata": {"labels": {"app": "web"}},
@@ -178,12 +178,13 @@ def test_list_states_read_as_in_the_walkthrough() -> None:
     svc = {"kind": "Service", "metadata": {"name": "web"},
            "spec": {"selector": {"app": "web"},
                     "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}
-    assert list_state("Deployment", dep, [svc]) == (
-        "ready to intercept (traffic-agent not yet installed)")
+    assert workload_state("Deployment", dep, [svc]) == (pb.WORKLOAD_STATE_INTERCEPTABLE, "")
     injected, _ = injector.inject(dep, svc, "http", "agent:1", "tm:8081")
-    assert list_state("Deployment", injected, [svc]) == (
-        "ready to intercept (traffic-agent already installed)")
-    assert list_state("Deployment", dep, []).startswith("not interceptable: no Service")
+    assert workload_state("Deployment", injected, [svc]) == (
+        pb.WORKLOAD_STATE_AGENT_INSTALLED, "")
+    state, reason = workload_state("Deployment", dep, [])
+    assert state == pb.WORKLOAD_STATE_NOT_INTERCEPTABLE
+    assert reason.startswith("no Service selects the pods of web")
 
 
 async def test_unmatched_rows_reach_the_workloads_interceptor_only_when_asked_and_by_name(
@@ -245,3 +246,27 @@ async def test_unmatched_rows_reach_every_developer_with_a_personal_intercept_on
     for watch in watches:
         assert (await watch.read()).id == "green"
         watch.cancel()
+
+
+async def test_the_volume_token_reaches_only_the_intercepts_owner(manager: Any) -> None:
+    owner, other = await arrive(manager), await arrive(manager, "other@laptop")
+    created = await create(manager, owner, header_matches=[pb.HeaderMatch(name="x", regex="1")])
+    web = await agent(manager)
+    await manager.stub.ReviewIntercept(pb.ReviewInterceptRequest(
+        session=web, intercept_id=created.id, state=S.INTERCEPT_STATE_ACTIVE,
+        volumes_port=4242, volumes_token="secret"), timeout=5)
+    mine = (await manager.stub.ListIntercepts(pb.ListInterceptsRequest(
+        session=owner, namespace="demo"), timeout=5)).intercepts[0]
+    theirs = (await manager.stub.ListIntercepts(pb.ListInterceptsRequest(
+        session=other, namespace="demo"), timeout=5)).intercepts[0]
+    assert (mine.volumes_port, mine.volumes_token) == (4242, "secret")
+    assert (theirs.volumes_port, theirs.volumes_token) == (4242, "")
+    assert manager.server.state.intercepts[created.id].volumes_token == "secret"
+
+
+async def test_listing_workloads_needs_kubernetes_access_and_says_so(manager: Any) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await manager.stub.ListWorkloads(pb.ListWorkloadsRequest(
+            session=await arrive(manager)), timeout=5)
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert "without Kubernetes access" in (err.value.details() or "")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 
 from tp_protocol import VERSION
+from tp_protocol.aio import until_stopped
 from tp_protocol.settings import get_settings
 
 from tp_cluster.agent import AgentError
@@ -34,11 +34,7 @@ async def serve() -> int:
     log.info("traffic-agent %s for %s.%s (pod %s) up", VERSION, config.name, config.namespace,
              config.pod_name)
     try:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await until_stopped()
     finally:
         await agent.stop(get_settings().connect.manager_stop_grace)
     return 0

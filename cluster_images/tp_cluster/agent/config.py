@@ -12,9 +12,10 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from tp_cluster.agent import AgentError
-from tp_cluster.injector import ENV_PREFIX
+from tp_cluster.injector import ENV_PREFIX, MOUNT_ROOT
 
 # Service-link variables the kubelet gives every container of the pod (the app's too)
 _SERVICE_LINK = re.compile(
@@ -45,8 +46,9 @@ class PortConfig:
         return wanted in names
 
 
-@dataclass(frozen=True)
-class MountConfig:
+class MountConfig(NamedTuple):
+    """One of the app container's volumes (served to the intercept's owner)."""
+
     name: str
     mount_path: str
     read_only: bool
@@ -65,6 +67,8 @@ class AgentConfig:
     app_container: str = ""
     app_env: Mapping[str, str] = field(default_factory=dict)
     listen_host: str = "0.0.0.0"
+    mount_root: str = MOUNT_ROOT
+    """Where the injector mounts the app's volumes into the agent (served to the owner)."""
 
     def port_for(self, wanted: str) -> PortConfig:
         """The listener an intercept's service port means; AgentError says why none."""
@@ -118,6 +122,7 @@ def from_env(env: Mapping[str, str] | None = None) -> AgentConfig:
         app_container=env.get("APP_CONTAINER", ""),
         app_env=app_environment(env),
         listen_host=env.get("AGENT_LISTEN_HOST") or "0.0.0.0",
+        mount_root=env.get("AGENT_MOUNT_ROOT") or MOUNT_ROOT,
     )
 
 

@@ -191,7 +191,8 @@ class Listener:
                         self.ctx.report, pod=self.ctx.pod, workload=self.ctx.workload,
                         namespace=self.ctx.namespace, port=self.ctx.port,
                         source=f"{source[0]}:{source[1]}", request=event,
-                        intercept=intercept, body_limit=self.ctx.body_limit)
+                        intercept=intercept, body_limit=self.ctx.body_limit,
+                        redact=self.ctx.redact)
                     exchange.record.status = 502
                     exchange.record.reason = "Bad Gateway"
                     exchange.finish(error=reason)

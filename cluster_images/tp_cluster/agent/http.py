@@ -25,6 +25,7 @@ from typing import Any
 
 import h11
 from tp_protocol.aio import spawn
+from tp_protocol.replay import CONNECTION_HEADERS
 
 from tp_cluster.agent import TunnelFailed
 from tp_cluster.agent.capture import Exchange
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 _finishing: set[asyncio.Task[None]] = set()
 
-_HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-connection"}
+_HOP_BY_HOP = frozenset(h.encode() for h in CONNECTION_HEADERS)
 _NOT_FORWARDED = {b"expect"}  # the agent answers 100-continue itself
 
 
@@ -62,6 +63,8 @@ class Context:
     route: Callable[[int, Any], Intercept | None]
     open_tunnel: Callable[[Intercept, tuple[str, int]], Awaitable[AgentTunnel]]
     report: Callable[[Any], None]
+    redact: frozenset[str] = frozenset()
+    """Lower-case header names recorded as REDACTED (Settings.intercept.capture_redact_headers)."""
 
 
 class _Side:
@@ -179,7 +182,8 @@ class HttpRouter:
             self.ctx.report, pod=self.ctx.pod, workload=self.ctx.workload,
             namespace=self.ctx.namespace, port=self.ctx.port,
             source=f"{self.source[0]}:{self.source[1]}", request=request,
-            intercept=intercept, body_limit=self.ctx.body_limit)
+            intercept=intercept, body_limit=self.ctx.body_limit,
+            redact=self.ctx.redact)
         tunnel: AgentTunnel | None = None
         responded = False
         try:
@@ -409,7 +413,8 @@ class Sniffer:
                     self.ctx.report, pod=self.ctx.pod, workload=self.ctx.workload,
                     namespace=self.ctx.namespace, port=self.ctx.port,
                     source=f"{self.source[0]}:{self.source[1]}", request=event,
-                    intercept=self.intercept, body_limit=self.ctx.body_limit)
+                    intercept=self.intercept, body_limit=self.ctx.body_limit,
+                    redact=self.ctx.redact)
                 self.responses.send(event)
             elif isinstance(event, h11.Data):
                 if self.exchange is not None:

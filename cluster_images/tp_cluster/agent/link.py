@@ -27,6 +27,7 @@ from tp_protocol.settings import InterceptSettings
 from tp_cluster.agent import AgentError
 from tp_cluster.agent.config import AgentConfig
 from tp_cluster.agent.intercepts import Intercept, Registry
+from tp_cluster.agent.volumes import VolumeServer
 from tp_cluster.errors import ClusterError
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,9 @@ class SessionLost(ClusterError):
 
 class Link:
     def __init__(self, config: AgentConfig, registry: Registry,
-                 settings: InterceptSettings) -> None:
+                 settings: InterceptSettings, volumes: VolumeServer | None = None) -> None:
         self.config = config
+        self.volumes = volumes
         self.registry = registry
         self.settings = settings
         self.stub: Any = None
@@ -154,6 +156,9 @@ class Link:
             request.environment.update(c.app_env)
             request.mounts.extend(pb.Mount(name=m.name, mount_path=m.mount_path,
                                            read_only=m.read_only) for m in c.mounts)
+            if self.volumes is not None and self.volumes.port:
+                request.volumes_port = self.volumes.port
+                request.volumes_token = self.volumes.token
         await self.stub.ReviewIntercept(request, timeout=self.settings.agent_rpc_timeout)
 
     async def _apply(self, snapshot: Any) -> None:

@@ -11,9 +11,10 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
+from tp_protocol.pumps import run_pair
+
 from tp_cluster.agent import TunnelFailed
 from tp_cluster.agent.tunnel import AgentTunnel
-from tp_cluster.pumps import run_pair
 
 Tap = Callable[[bytes], None]
 

@@ -16,6 +16,7 @@ from tp_cluster.agent.http import Context
 from tp_cluster.agent.intercepts import Intercept, Registry
 from tp_cluster.agent.link import Link
 from tp_cluster.agent.tunnel import AgentTunnel
+from tp_cluster.agent.volumes import VolumeServer
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,9 @@ class Agent:
         self.config = config
         self.settings = settings or get_settings().intercept
         self.registry = Registry()
-        self.link = Link(config, self.registry, self.settings)
+        self.volumes = VolumeServer(config.listen_host, self.settings.agent_rpc_timeout,
+                                    config.mount_root)
+        self.link = Link(config, self.registry, self.settings, self.volumes)
         self.listeners: list[Listener] = []
         self._link_task: asyncio.Task[None] | None = None
 
@@ -49,7 +52,8 @@ class Agent:
             max_head=s.agent_max_head_bytes, body_limit=s.capture_body_limit,
             app_dial_timeout=s.agent_app_dial_timeout,
             tunnel_close_timeout=s.agent_tunnel_close_timeout,
-            route=self.registry.route, open_tunnel=open_tunnel, report=self.link.report)
+            route=self.registry.route, open_tunnel=open_tunnel, report=self.link.report,
+            redact=frozenset(h.lower() for h in s.capture_redact_headers))
 
     async def start(self) -> list[int]:
         """Listen on every port (returns them), then start the manager link."""
@@ -60,12 +64,14 @@ class Agent:
                                 self.settings.agent_retire_idle)
             ports.append(await listener.start())
             self.listeners.append(listener)
+        await self.volumes.start()
         self._link_task = spawn(self.link.run(), "agent-link", log)
         return ports
 
     async def stop(self, grace: float = 2.0) -> None:
         """Stop accepting, let connections finish (`grace`), depart, stop the link."""
         await asyncio.gather(*(listener.stop(grace) for listener in self.listeners))
+        await self.volumes.stop()
         if self._link_task is not None:
             await self.link.stop(self._link_task)
         log.info("traffic-agent stopped")

@@ -11,16 +11,16 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 
+from tp_protocol.aio import until_stopped
 from tp_protocol.settings import get_settings
 
 from tp_cluster.kube import Kube
 from tp_cluster.manager.clusterinfo import ClusterFacts, discover, parse_resolv_conf
 from tp_cluster.manager.dns import ClusterResolver
-from tp_cluster.manager.server import ManagerError, ManagerServer
+from tp_cluster.manager.server import CannotServe, ManagerServer
 from tp_cluster.manifests import GRPC_PORT
 
 log = logging.getLogger("tp_cluster.manager")
@@ -58,15 +58,11 @@ async def serve(args: argparse.Namespace) -> int:
                            agent_image=args.agent_image or None)
     try:
         await server.start()
-    except ManagerError as exc:
+    except CannotServe as exc:
         log.error("%s", exc)
         return 1
     try:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await until_stopped()
         log.info("stopping")
     finally:
         await server.stop()

@@ -7,7 +7,8 @@ State errors become gRPC statuses with the one-line message of the error.
 
 Errors::
 
-    ManagerError             the server cannot start (e.g. the port is taken)
+    CannotServe              the server cannot start (e.g. the port is taken)
+    WorkloadsUnavailable     ListWorkloads without Kubernetes access (UNIMPLEMENTED)
     DialRefused              a client refused an intercepted dial (its local port is down)
 """
 
@@ -29,12 +30,14 @@ from tp_protocol import manager_pb2 as pb
 from tp_protocol import manager_pb2_grpc as pb_grpc
 from tp_protocol.aio import spawn
 from tp_protocol.settings import get_settings
+from tp_protocol.tunnel import error_message, first_open
 
 from tp_cluster.errors import ClusterError
 from tp_cluster.injector import manager_address
 from tp_cluster.kube import Kube
 from tp_cluster.manager import tunnel
 from tp_cluster.manager.clusterinfo import ClusterFacts
+from tp_cluster.manager.dispositions import Dispositions
 from tp_cluster.manager.dns import ClusterResolver, DNSLookupError
 from tp_cluster.manager.state import State, StateError, TrafficWatch
 from tp_cluster.manager.workloads import Workloads
@@ -47,8 +50,14 @@ T = TypeVar("T")
 FactsSource = Callable[[], Awaitable[ClusterFacts]]
 
 
-class ManagerError(ClusterError):
+class CannotServe(ClusterError):
     """The manager cannot run."""
+
+
+class WorkloadsUnavailable(StateError):
+    """Listing workloads needs Kubernetes access."""
+
+    code = "UNIMPLEMENTED"
 
 
 class DialRefused(ClusterError):
@@ -165,16 +174,10 @@ class Servicer(pb_grpc.ManagerServicer):
 
     async def Tunnel(self, request_iterator: AsyncIterator[Any], context: Any) -> None:
         write = context.write
-        try:
-            first = await asyncio.wait_for(anext(request_iterator),
-                                           self.settings.connect.rpc_timeout)
-        except (StopAsyncIteration, TimeoutError):
-            await write(tunnel.error_message("bad_request", "a tunnel starts with `open`"))
+        opening = await first_open(request_iterator, self.settings.connect.rpc_timeout)
+        if opening is None:
+            await write(error_message("bad_request", "a tunnel starts with `open`"))
             return
-        if first.WhichOneof("kind") != "open":
-            await write(tunnel.error_message("bad_request", "a tunnel starts with `open`"))
-            return
-        opening = first.open
         try:
             session = self.state.get(opening.session.session_id)
             target = opening.WhichOneof("target")
@@ -195,10 +198,10 @@ class Servicer(pb_grpc.ManagerServicer):
                     future.set_result(endpoint)
                 await endpoint.done
             else:
-                await write(tunnel.error_message("bad_request", "`open` names no target"))
+                await write(error_message("bad_request", "`open` names no target"))
         except StateError as exc:
             code = "no_session" if exc.code == "NOT_FOUND" else "no_client"
-            await write(tunnel.error_message(code, str(exc)))
+            await write(error_message(code, str(exc)))
 
     async def _to_client(self, agent_session: str, to_client: Any,
                          requests: AsyncIterator[Any], write: tunnel.Write) -> None:
@@ -208,14 +211,14 @@ class Servicer(pb_grpc.ManagerServicer):
             endpoint = await asyncio.wait_for(future, timeout)
         except TimeoutError:
             self.state.forget_dial(dial_id)
-            await write(tunnel.error_message(
+            await write(error_message(
                 "timeout", f"the intercepting client did not accept within {timeout:g}s"))
             return
         except DialRefused as exc:
             await write(pb.TunnelMessage(error=exc.error))
             return
         except StateError as exc:  # the client departed while the dial was pending
-            await write(tunnel.error_message("no_client", str(exc)))
+            await write(error_message("no_client", str(exc)))
             return
         await tunnel.splice(requests, write, endpoint, dial_id)
 
@@ -251,12 +254,66 @@ class Servicer(pb_grpc.ManagerServicer):
             spec = await self.workloads.canonical_spec(spec)
         return self.state.create_intercept(session_id, spec)
 
+    def _visible(self, session_id: str, namespace: str) -> list[Any]:
+        """Every client's intercepts in `namespace` ("" = all); the volume token only in
+        the caller's own."""
+        result = []
+        for ic in self.state.intercepts.values():
+            if namespace and ic.spec.namespace != namespace:
+                continue
+            if ic.client_session != session_id and ic.volumes_token:
+                shown = type(ic).FromString(ic.SerializeToString())
+                shown.volumes_token = ""
+                result.append(shown)
+            else:
+                result.append(ic)
+        return result
+
     @_unary
     async def ListIntercepts(self, request: Any, context: Any) -> Any:
         self.state.get(request.session.session_id, "client")
-        ns = request.namespace
-        return pb.InterceptSnapshot(intercepts=[
-            ic for ic in self.state.intercepts.values() if not ns or ic.spec.namespace == ns])
+        return pb.InterceptSnapshot(intercepts=self._visible(request.session.session_id,
+                                                             request.namespace))
+
+    async def _workload_list(self, session_id: str, namespace: str) -> Any:
+        session = self.state.get(session_id, "client")
+        if self.workloads is None:
+            raise WorkloadsUnavailable("this traffic-manager runs without Kubernetes access, "
+                                       "so it cannot list workloads")
+        namespace = namespace or session.namespace
+        listed = await asyncio.to_thread(self.workloads.list_workloads, namespace)
+        held: dict[str, list[Any]] = {}
+        for ic in self._visible(session_id, namespace):
+            if ic.state != pb.INTERCEPT_STATE_REMOVED:
+                held.setdefault(ic.spec.workload, []).append(ic)
+        for info in listed:
+            if info.kind == "Deployment" and held.get(info.name):
+                info.state = pb.WORKLOAD_STATE_INTERCEPTED
+                info.intercepts.extend(held[info.name])
+        return pb.WorkloadList(workloads=listed)
+
+    @_unary
+    async def ListWorkloads(self, request: Any, context: Any) -> Any:
+        return await self._workload_list(request.session.session_id, request.namespace)
+
+    async def WatchWorkloads(self, request: Any, context: Any) -> AsyncIterator[Any]:
+        session_id = request.session.session_id
+        poll = self.settings.intercept.manager_rollout_poll
+        last = b""
+        while session_id in self.state.sessions:
+            version = self.state.version
+            try:
+                current = await self._workload_list(session_id, request.namespace)
+            except StateError as exc:
+                await context.abort(getattr(grpc.StatusCode, exc.code), str(exc))
+                return
+            encoded = current.SerializeToString(deterministic=True)
+            if encoded != last:
+                last = encoded
+                yield current
+            # intercept changes wake at once; cluster changes are seen at the next poll
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.state.wait_change(version), poll)
 
     @_unary
     async def RemoveIntercept(self, request: Any, context: Any) -> Any:
@@ -365,7 +422,7 @@ class ManagerServer:
         dial `agent_manager_address` (default: this manager's Service)."""
         settings = get_settings()
         self.settings = settings
-        self.state = State(ttl=settings.connect.session_ttl)
+        self.state = State(ttl=settings.connect.session_ttl, gated=kube is not None)
         self.facts = CachedFacts(facts, settings.connect.manager_cluster_info_ttl)
         self.workloads = None if kube is None else Workloads(
             kube, self.state, agent_image or agent_image_of_this_version(),
@@ -380,15 +437,20 @@ class ManagerServer:
         ])
         pb_grpc.add_ManagerServicer_to_server(self.servicer, self.server)
         self._reaper: asyncio.Task[None] | None = None
+        self.dispositions = None if self.workloads is None else Dispositions(
+            self.state, self.workloads, settings.intercept.manager_rollout_poll)
+        self._disposer: asyncio.Task[None] | None = None
 
     async def start(self) -> int:
         try:
             self.port = self.server.add_insecure_port(self.listen)
         except RuntimeError as exc:
-            raise ManagerError(f"cannot listen on {self.listen}: {exc}; is another "
+            raise CannotServe(f"cannot listen on {self.listen}: {exc}; is another "
                                "traffic-manager running?") from exc
         await self.server.start()
         self._reaper = spawn(self._reap(), "session-reaper", log)
+        if self.dispositions is not None:
+            self._disposer = spawn(self.dispositions.run(), "intercept-dispositions", log)
         log.info("traffic-manager %s serving on port %d", VERSION, self.port)
         return self.port
 
@@ -405,10 +467,11 @@ class ManagerServer:
         """Stop accepting, give in-flight calls `grace` seconds, then stop the reaper."""
         grace = self.settings.connect.manager_stop_grace if grace is None else grace
         await self.server.stop(grace)
-        if self._reaper:
-            self._reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
+        for task in (self._reaper, self._disposer):
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         log.info("traffic-manager stopped")
 
     async def wait(self) -> None:

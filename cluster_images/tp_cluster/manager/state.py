@@ -8,9 +8,9 @@ Errors::
     StateError                   a request the state refuses; .code names the gRPC status
     +-- SessionNotFound          unknown or expired session       (NOT_FOUND)
     +-- InterceptInvalid         bad intercept spec               (INVALID_ARGUMENT)
-    +-- InterceptNotFound        no such intercept                (NOT_FOUND)
+    +-- NoSuchIntercept          no such intercept                (NOT_FOUND)
     +-- InterceptExists          same name for the same client    (ALREADY_EXISTS)
-    +-- InterceptConflict        clashes with another intercept   (FAILED_PRECONDITION)
+    +-- InterceptClash           clashes with another intercept   (FAILED_PRECONDITION)
     +-- NoClient                 nobody to hand a connection to   (UNAVAILABLE)
 """
 
@@ -20,7 +20,6 @@ import asyncio
 import collections
 import itertools
 import logging
-import re
 import time
 import uuid
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import timestamp_pb2
+from tp_protocol import intercept_spec
 from tp_protocol import manager_pb2 as pb
 
 from tp_cluster.errors import ClusterError
@@ -49,7 +49,7 @@ class InterceptInvalid(StateError):
     code = "INVALID_ARGUMENT"
 
 
-class InterceptNotFound(StateError):
+class NoSuchIntercept(StateError):
     code = "NOT_FOUND"
 
 
@@ -57,7 +57,7 @@ class InterceptExists(StateError):
     code = "ALREADY_EXISTS"
 
 
-class InterceptConflict(StateError):
+class InterceptClash(StateError):
     code = "FAILED_PRECONDITION"
 
 
@@ -103,13 +103,21 @@ class PendingDial:
 
 
 class State:
-    """Sessions with a TTL and the intercepts they own."""
+    """Sessions with a TTL and the intercepts they own.
 
-    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+    `gated`: the manager can see the cluster, so an agent's ACTIVE review only marks the
+    intercept as taken; `dispose` (the dispositions loop) makes it ACTIVE once the
+    Service reaches only agent pods. Ungated (no Kubernetes access) the review decides.
+    """
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic,
+                 gated: bool = False) -> None:
         self.ttl = ttl
         self.clock = clock
+        self.gated = gated
         self.sessions: dict[str, Session] = {}
         self.intercepts: dict[str, Any] = {}  # id -> pb.InterceptInfo
+        self.taken: set[str] = set()  # intercept ids an agent reviewed ACTIVE
         self.pending: dict[str, PendingDial] = {}
         self.version = 0
         self._changed = asyncio.Event()
@@ -209,9 +217,11 @@ class State:
         return gone
 
     def _refresh_intercept_states(self) -> None:
+        self.taken &= set(self.intercepts)
         for ic in self.intercepts.values():
             has_agent = bool(self._agents_of(ic.spec.namespace, ic.spec.workload))
             if not has_agent and ic.state != S.INTERCEPT_STATE_NO_AGENT:
+                self.taken.discard(ic.id)
                 ic.state = S.INTERCEPT_STATE_NO_AGENT
                 ic.message = (f"{ic.spec.workload}.{ic.spec.namespace} has no traffic-agent; "
                               "it becomes active when one arrives")
@@ -223,26 +233,17 @@ class State:
     def create_intercept(self, session_id: str, spec: Any) -> Any:
         session = self.get(session_id, "client")
         spec = type(spec).FromString(spec.SerializeToString())
-        if not spec.workload or not spec.namespace:
-            raise InterceptInvalid("an intercept needs a workload and a namespace")
+        try:
+            intercept_spec.validate(spec)
+        except intercept_spec.InvalidInterceptSpec as exc:
+            raise InterceptInvalid(str(exc)) from exc
+        if not spec.namespace:
+            raise InterceptInvalid("an intercept needs a namespace: give -n NAMESPACE")
         spec.name = spec.name or f"{spec.workload}-{spec.namespace}"
         spec.client = session.client.name
         spec.target_host = spec.target_host or "127.0.0.1"
-        if not 0 < spec.target_port < 65536:
-            raise InterceptInvalid(
-                f"target port {spec.target_port} is not a port: give -p LOCALPORT (1-65535)")
         if spec.mechanism == pb.MECHANISM_UNSPECIFIED:
             spec.mechanism = pb.MECHANISM_HTTP if spec.header_matches else pb.MECHANISM_TCP
-        if spec.mechanism == pb.MECHANISM_TCP and spec.header_matches:
-            raise InterceptInvalid("header matches need the http mechanism, not tcp")
-        for match in spec.header_matches:
-            if not match.name:
-                raise InterceptInvalid("an --http-match needs a header name: use KEY=REGEX")
-            try:
-                re.compile(match.regex)
-            except re.error as exc:
-                raise InterceptInvalid(
-                    f"invalid regex {match.regex!r} for header {match.name!r}: {exc}") from exc
         iid = f"{session_id}:{spec.name}"
         if iid in self.intercepts:
             raise InterceptExists(f"you already have an intercept named {spec.name!r}: "
@@ -251,7 +252,7 @@ class State:
             same_port = (other.spec.namespace, other.spec.workload, other.spec.service_port) == (
                 spec.namespace, spec.workload, spec.service_port)
             if same_port and pb.MECHANISM_TCP in (other.spec.mechanism, spec.mechanism):
-                raise InterceptConflict(
+                raise InterceptClash(
                     f"{spec.workload}.{spec.namespace} is already intercepted by "
                     f"{other.spec.name!r} of {other.spec.client}: a global intercept excludes "
                     "others; leave it or use --http-match")
@@ -270,7 +271,7 @@ class State:
         self.get(session_id, "client")
         iid = f"{session_id}:{name}"
         if self.intercepts.pop(iid, None) is None:
-            raise InterceptNotFound(f"no intercept named {name!r}: see `tp list` for yours")
+            raise NoSuchIntercept(f"no intercept named {name!r}: see `tp list` for yours")
         log.info("intercept %s removed", iid)
         self._bump()
 
@@ -289,17 +290,36 @@ class State:
         session = self.get(session_id, "agent")
         ic = self.intercepts.get(request.intercept_id)
         if ic is None or (ic.spec.namespace, ic.spec.workload) != session.workload:
-            raise InterceptNotFound(f"no intercept {request.intercept_id!r} for this agent")
+            raise NoSuchIntercept(f"no intercept {request.intercept_id!r} for this agent")
         if request.state not in (S.INTERCEPT_STATE_ACTIVE, S.INTERCEPT_STATE_AGENT_ERROR):
             raise InterceptInvalid("an agent reviews an intercept as ACTIVE or AGENT_ERROR")
-        ic.state = request.state
-        ic.message = request.message
+        if request.state == S.INTERCEPT_STATE_ACTIVE and self.gated:
+            self.taken.add(ic.id)
+            if ic.state != S.INTERCEPT_STATE_ACTIVE:
+                ic.state = S.INTERCEPT_STATE_WAITING
+                ic.message = ("the traffic-agent took it; waiting until the service reaches "
+                              "only pods with the agent")
+        else:
+            ic.state = request.state
+            ic.message = request.message
         ic.agent_pod = f"{session.agent.pod_name}.{session.agent.namespace}"
         ic.pod_ip = request.pod_ip or session.agent.pod_ip
+        ic.volumes_port = request.volumes_port
+        ic.volumes_token = request.volumes_token
         ic.environment.clear()
         ic.environment.update(request.environment)
         del ic.mounts[:]
         ic.mounts.extend(request.mounts)
+        self._bump()
+
+    def dispose(self, iid: str, state: Any, message: str) -> None:
+        """Set an intercept's disposition (the manager's own verdict); no-op if unchanged."""
+        ic = self.intercepts.get(iid)
+        if ic is None or (ic.state, ic.message) == (state, message):
+            return
+        log.info("intercept %s is %s%s", iid, S.Name(state), f": {message}" if message else "")
+        ic.state = state
+        ic.message = message
         self._bump()
 
     # --- intercepted connections ------------------------------------------------------

@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tp_protocol import manager_pb2 as pb
+from tp_protocol import tunnel as shared_tunnel
+from tp_protocol.pumps import run_pair
 
 from tp_cluster.errors import ClusterError
-from tp_cluster.pumps import run_pair
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,7 @@ class TunnelAborted(ClusterError):
         self.notify = notify
 
 
-def error_message(code: str, message: str) -> Any:
-    return pb.TunnelMessage(error=pb.TunnelError(code=code, message=message))
+error_message = shared_tunnel.error_message
 
 
 def _close_write() -> Any:

@@ -1,6 +1,10 @@
 """Workloads for intercepts: resolve Deployment/Service/port, inject the traffic-agent and
 wait for it to arrive, and restore workloads exactly when agents are uninstalled.
 
+`list_workloads` answers ListWorkloads (the `WorkloadState` enum is the contract, the
+reason is text); `serving` and `rollout_problem` feed the intercept dispositions
+(`tp_cluster.manager.dispositions`).
+
 Kubernetes calls go through `tp_cluster.kube.Kube` (blocking, so they run in threads);
 the pod-template surgery is `tp_cluster.injector` (pure functions over dicts). Writes
 are PUTs guarded by the resourceVersion just read; a lost race (409) reads again and
@@ -39,9 +43,9 @@ from tp_protocol.settings import get_settings
 from tp_cluster import injector
 from tp_cluster.kube import DeploymentState, Kube, KubeConflict, KubeError
 from tp_cluster.manager.state import InterceptInvalid, State, StateError
+from tp_cluster.manifests import FATAL_WAITING_REASONS
 
-FATAL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName",
-                           "CreateContainerConfigError", "CrashLoopBackOff"})
+FATAL_REASONS = FATAL_WAITING_REASONS
 """Pod waiting reasons that will not fix themselves while we wait."""
 
 log = logging.getLogger(__name__)
@@ -306,6 +310,47 @@ class Workloads:
         raise WorkloadError(f"deployment {name}.{namespace} kept changing while it was "
                             "restored; run the uninstall again")
 
+    # --- listing and dispositions (blocking) -----------------------------------------
+
+    def list_workloads(self, namespace: str) -> list[Any]:
+        """ListWorkloads without the intercepts: Deployments with their state, other kinds
+        as not interceptable."""
+        with self._cluster_errors():
+            if not self.kube.namespace_exists(namespace):
+                raise WorkloadNotFound(f"namespace {namespace} not found: check it with "
+                                       "`kubectl get namespaces`")
+            deployments = self.kube.list_deployments(namespace)
+            services = self.kube.list_services(namespace)
+            others = self.kube.list_replicasets(namespace) + self.kube.list_statefulsets(
+                namespace)
+        result = []
+        for d in sorted(deployments, key=lambda d: str(d["metadata"]["name"])):
+            state, reason = workload_state(DEPLOYMENT, d, services)
+            result.append(pb.WorkloadInfo(
+                name=d["metadata"]["name"], namespace=namespace, kind=DEPLOYMENT, state=state,
+                reason=reason, agent_installed=injector.agent_installed(d)))
+        for obj in sorted(others, key=lambda o: (str(o["kind"]), str(o["metadata"]["name"]))):
+            if any(o.get("kind") == DEPLOYMENT
+                   for o in obj["metadata"].get("ownerReferences") or []):
+                continue  # a Deployment's ReplicaSet is listed as its Deployment
+            state, reason = workload_state(obj["kind"], obj, services)
+            result.append(pb.WorkloadInfo(name=obj["metadata"]["name"], namespace=namespace,
+                                          kind=obj["kind"], state=state, reason=reason))
+        return result
+
+    def serving(self, namespace: str, service: str) -> str:
+        """"" when the Service reaches only agent pods, else what is pending."""
+        with self._cluster_errors():
+            ready, selected = self.kube.service_backends(namespace, service)
+            containers = self.kube.pod_containers(namespace, sorted(set(ready + selected)))
+        return serving_problem(service, ready, selected, containers)
+
+    def rollout_problem(self, namespace: str, name: str) -> str:
+        """Why the workload's agent cannot start ("" while all is well)."""
+        with self._cluster_errors():
+            rollout = self.kube.deployment_state(namespace, name)
+        return agent_problem(name, namespace, rollout)
+
     # --- RPCs -------------------------------------------------------------------------
 
     async def prepare(self, spec: Any) -> Any:
@@ -408,12 +453,30 @@ class Workloads:
         return result
 
 
-def list_state(kind: str, workload: dict[str, Any], services: list[dict[str, Any]]) -> str:
-    """The `tp list` state of a workload that no intercept holds (pure; the proto has no
-    listing RPC, so the daemon lists with its own kube adapter and calls this)."""
+def workload_state(kind: str, workload: dict[str, Any], services: list[dict[str, Any]]
+                   ) -> tuple[pb.WorkloadState, str]:
+    """(pb.WorkloadState, reason) of a workload that no intercept holds (pure). The state
+    is what callers read; the reason is text for people (NOT_INTERCEPTABLE only)."""
     ok, reason = injector.interceptable(kind, workload, services)
     if not ok:
-        return reason
+        return pb.WORKLOAD_STATE_NOT_INTERCEPTABLE, reason.removeprefix("not interceptable: ")
     if injector.agent_installed(workload):
-        return "ready to intercept (traffic-agent already installed)"
-    return "ready to intercept (traffic-agent not yet installed)"
+        return pb.WORKLOAD_STATE_AGENT_INSTALLED, ""
+    return pb.WORKLOAD_STATE_INTERCEPTABLE, ""
+
+
+def serving_problem(service: str, ready: list[str], selected: list[str],
+                    containers: dict[str, list[str]]) -> str:
+    """"" once every ready endpoint of the Service is a pod with the traffic-agent (and
+    there is one) and no selected pod without it is left; else what is still pending."""
+    if not ready:
+        return f"service {service} has no ready endpoint yet"
+    for name in ready:
+        if injector.AGENT_CONTAINER not in containers.get(name, []):
+            return f"service {service} still reaches pod {name} without the traffic-agent"
+    for name in selected:
+        if name in containers and injector.AGENT_CONTAINER not in containers[name]:
+            # endpoints change before every proxy has caught up: a new connection may
+            # still be sent to a terminating pod and be reset
+            return f"pod {name} without the traffic-agent is still terminating"
+    return ""

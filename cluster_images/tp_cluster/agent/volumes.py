@@ -1,0 +1,78 @@
+"""The app's volumes, served by the agent to the intercept's owner (see manager.proto).
+
+The injector mounts the app container's volumes into the agent under `MOUNT_ROOT`.
+`VolumeServer` listens on an ephemeral port of the pod; a client reaches it through a
+manager Tunnel `dial` to pod_ip:port, sends the token this agent reported in its
+ReviewIntercept and a newline, and reads one tar.gz of the mount root to EOF. A wrong
+token gets the connection closed with nothing sent. The token reaches only the owning
+client (the manager blanks it in other clients' listings).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import os
+import secrets
+import tarfile
+import tempfile
+from typing import IO
+
+from tp_cluster.injector import MOUNT_ROOT
+
+log = logging.getLogger(__name__)
+
+_COPY_CHUNK = 256 * 1024
+
+
+def _tar_into(root: str, out: IO[bytes]) -> None:
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for name in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+            tar.add(os.path.join(root, name), arcname=name)
+
+
+class VolumeServer:
+    """`start` -> port; `token` is what a reader must send first."""
+
+    def __init__(self, host: str, read_timeout: float, root: str = MOUNT_ROOT) -> None:
+        self.host = host
+        self.root = root
+        self.read_timeout = read_timeout
+        self.token = secrets.token_urlsafe(24)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, self.host, 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self.port
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(self.read_timeout):
+                line = await reader.readline()
+            if not hmac.compare_digest(line.strip(), self.token.encode()):
+                log.warning("volume request with a wrong token from %s refused",
+                            writer.get_extra_info("peername"))
+                return
+            with tempfile.TemporaryFile() as spool:
+                await asyncio.to_thread(_tar_into, self.root, spool)
+                spool.seek(0)
+                while chunk := await asyncio.to_thread(spool.read, _COPY_CHUNK):
+                    writer.write(chunk)
+                    await writer.drain()
+            writer.write_eof()
+            await writer.drain()
+        except (OSError, TimeoutError, ValueError) as exc:
+            log.info("volume request ended: %s", exc)
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()

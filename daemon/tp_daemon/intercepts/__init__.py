@@ -1,0 +1,133 @@
+"""Intercepts from the workstation, split by concern:
+
+    base        the owner it asks (the Session), the book of this daemon's intercepts,
+                the shared spec check, manager statuses as daemon errors
+    listing     `tp list`: the manager's ListWorkloads (its WorkloadState enum)
+    lifecycle   intercept (with undo), leave, uninstall, env; readiness is the manager's
+                disposition (ACTIVE), never the daemon's look at Pods or Endpoints
+    volumes     the mount point and the copy read from the agent through a Tunnel
+    dials       ReceiveDials: intercepted connections to the local target
+    traffic     WatchTraffic history and followers; Replay (tp_protocol.replay)
+
+`Intercepts` puts them together for one connection. Three named background tasks
+(tp-receive-dials, tp-watch-intercepts, tp-watch-traffic) run while connected; each
+reopens its stream with the current channel and session when it ends (reconnects,
+re-arrivals), logs failures, and is stopped by `stop()`. Errors are `tp_daemon.errors`
+(InterceptUsage, InterceptNotFound, InterceptConflict, InterceptTimeout,
+InterceptFailed), one line each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import grpc
+from tp_protocol import daemon_pb2 as dpb
+from tp_protocol import manager_pb2 as mpb
+from tp_protocol.aio import spawn
+from tp_protocol.settings import InterceptSettings
+
+from tp_daemon.errors import DaemonError
+from tp_daemon.intercepts.base import Book, Owner, Progress, check_spec
+from tp_daemon.intercepts.dials import Dials
+from tp_daemon.intercepts.lifecycle import Lifecycle
+from tp_daemon.intercepts.listing import list_workloads
+from tp_daemon.intercepts.traffic import Traffic
+
+__all__ = ["Intercepts", "Owner", "Progress", "check_spec"]
+
+log = logging.getLogger(__name__)
+
+
+class Intercepts:
+    """The daemon's intercept side for one connection (see the module docstring)."""
+
+    def __init__(self, owner: Owner, settings: InterceptSettings,
+                 progress: Progress) -> None:
+        self.owner = owner
+        self.settings = settings
+        self.book = Book()
+        self.lifecycle = Lifecycle(owner, settings, self.book, progress)
+        self.dials = Dials(owner, settings)
+        self.traffic = Traffic(owner, settings, self.book)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def mine(self) -> dict[str, mpb.InterceptInfo]:
+        return self.book.mine
+
+    @property
+    def history(self) -> list[mpb.TrafficRecord]:
+        return list(self.traffic.history)
+
+    # --- life -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for name, loop in (("tp-receive-dials", self.dials.receive),
+                           ("tp-watch-intercepts", self._watch_intercepts),
+                           ("tp-watch-traffic", self.traffic.receive)):
+            self._tasks.append(spawn(self._forever(name, loop), name, log))
+
+    async def stop(self) -> None:
+        """Stop the streams, then in-flight dials, then remove the mount points we made."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.dials.stop()
+        for name in list(self.book.local):
+            self.lifecycle.forget(name)
+        self.book.mine.clear()
+
+    async def _forever(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
+        """Run one stream loop again whenever it ends; log why."""
+        while True:
+            try:
+                await body()
+            except asyncio.CancelledError:
+                raise
+            except (grpc.aio.AioRpcError, DaemonError) as e:
+                log.debug("%s ended: %s", name, e)
+            except Exception:
+                log.exception("%s failed; reopening", name)
+            await asyncio.sleep(self.settings.daemon_stream_retry)
+
+    async def _watch_intercepts(self) -> None:
+        stub, session = self.owner.manager()
+        call = stub.WatchIntercepts(session)
+        try:
+            async for snapshot in call:
+                # expired with the session, or removed by an uninstall: drop local state
+                for gone in self.book.update(snapshot):
+                    self.lifecycle.forget(gone)
+        finally:
+            call.cancel()
+
+    # --- the daemon API ---------------------------------------------------------------
+
+    async def list_workloads(self, request: dpb.ListRequest) -> dpb.WorkloadList:
+        return await list_workloads(self.owner, request, self.owner.settings.rpc_timeout)
+
+    async def intercept(self, request: dpb.InterceptRequest) -> dpb.InterceptResult:
+        return await self.lifecycle.intercept(request)
+
+    async def leave(self, name: str) -> None:
+        await self.lifecycle.leave(name)
+
+    async def uninstall(self, request: dpb.UninstallRequest) -> dpb.UninstallResult:
+        return await self.lifecycle.uninstall(request)
+
+    def env(self, name: str) -> dpb.EnvInfo:
+        return self.lifecycle.env(name)
+
+    def intercepts(self) -> list[mpb.InterceptInfo]:
+        return self.lifecycle.intercepts()
+
+    def watch_traffic(self, request: dpb.WatchTrafficRequest
+                      ) -> AsyncIterator[mpb.TrafficRecord]:
+        return self.traffic.watch(request)
+
+    async def replay(self, request: dpb.ReplayRequest) -> dpb.ReplayResult:
+        return await self.traffic.replay(request)

@@ -1,0 +1,238 @@
+"""Intercept, leave, uninstall, env: the lifecycle of this daemon's intercepts.
+
+    intercept(spec):  check the spec (tp_protocol.intercept_spec) -> CreateIntercept (the
+                      manager resolves workload/service/port and refuses clashes before
+                      anything changes) -> PrepareIntercept (injects the agent, waits for
+                      it) -> wait until the manager's disposition is ACTIVE -> copy the
+                      volumes from the agent.
+                      Any failure (or the caller's deadline) undoes it: the intercept is
+                      removed and, when this call injected the agent and nobody else
+                      intercepts the workload, the agent is uninstalled again.
+
+Readiness is the manager's verdict only (its dispositions): the daemon never looks at
+Pods, Endpoints or container names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+import grpc
+from tp_protocol import daemon_pb2 as dpb
+from tp_protocol import manager_pb2 as mpb
+from tp_protocol.aio import spawn
+from tp_protocol.settings import InterceptSettings
+
+from tp_daemon.errors import (
+    DaemonError,
+    InterceptConflict,
+    InterceptFailed,
+    InterceptNotFound,
+    InterceptTimeout,
+    InterceptUsage,
+)
+from tp_daemon.intercepts import volumes
+from tp_daemon.intercepts.base import Book, Local, Owner, Progress, check_spec, rpc_error
+
+log = logging.getLogger(__name__)
+
+S = mpb.InterceptState
+
+
+@dataclass
+class Lifecycle:
+    owner: Owner
+    settings: InterceptSettings
+    book: Book
+    progress: Progress
+    """Where progress messages go (the daemon's WatchProgress)."""
+
+    def _say(self, message: str) -> None:
+        log.info("%s", message)
+        self.progress("intercept", message, -1, False)
+
+    # --- intercept --------------------------------------------------------------------
+
+    async def intercept(self, request: dpb.InterceptRequest) -> dpb.InterceptResult:
+        async with self.book.op_lock:
+            return await self._intercept(request)
+
+    async def _intercept(self, request: dpb.InterceptRequest) -> dpb.InterceptResult:
+        spec = mpb.InterceptSpec()
+        spec.CopyFrom(request.spec)
+        spec.namespace = spec.namespace or self.owner.namespace()
+        spec.name = spec.name or f"{spec.workload}-{spec.namespace}"
+        spec.target_host = spec.target_host or "127.0.0.1"
+        check_spec(spec)
+        if spec.name in self.book.mine:
+            if not request.replace:
+                raise InterceptConflict(f"you already have an intercept named {spec.name!r}: "
+                                        f"`tp leave {spec.name}` first or choose another "
+                                        "--name")
+            await self._leave(spec.name)
+        mount_point, own_mount = "", False
+        if not request.no_mount:
+            mount_point, own_mount = volumes.mount_point(spec.mount_point)
+        spec.mount_point = mount_point
+        stub, session = self.owner.manager()
+        s, rpc_timeout = self.settings, self.owner.settings.rpc_timeout
+        self._say(f"creating intercept {spec.name}")
+        try:
+            created = await stub.CreateIntercept(
+                mpb.CreateInterceptRequest(session=session, spec=spec), timeout=rpc_timeout)
+        except grpc.aio.AioRpcError as e:
+            volumes.remove_dir(mount_point, own_mount)
+            raise rpc_error(e, "creating the intercept") from e
+        prepared: mpb.PreparedIntercept | None = None
+        try:
+            self._say(f"preparing {created.spec.workload_kind or 'Deployment'} {spec.workload} "
+                      "(the traffic-agent is injected when absent)")
+            try:
+                prepared = await stub.PrepareIntercept(
+                    created.spec, timeout=s.activate_timeout + s.daemon_prepare_margin)
+            except grpc.aio.AioRpcError as e:
+                raise rpc_error(e, "preparing the intercept") from e
+            if prepared.error:
+                raise InterceptFailed(prepared.error)
+            self.book.local[spec.name] = Local(mount_point, own_mount, prepared.container_port)
+            info = await self._wait_active(spec.name, created.id)
+            if mount_point:
+                self._say(f"copying the volumes of {spec.workload} to {mount_point}")
+                await volumes.fetch(self.owner, info, mount_point, self.settings)
+        except BaseException:
+            # shielded: a caller's deadline cancels the wait, never the clean-up
+            await asyncio.shield(spawn(self._undo(spec, prepared, mount_point, own_mount),
+                                       f"tp-undo-{spec.name}", log))
+            raise
+        self.progress("intercept", f"intercept {spec.name} is active", 1.0, True)
+        return dpb.InterceptResult(intercept=info,
+                                   workload_kind=info.spec.workload_kind or "Deployment")
+
+    async def _undo(self, spec: mpb.InterceptSpec, prepared: mpb.PreparedIntercept | None,
+                    mount_point: str, own_mount: bool) -> None:
+        """Leave nothing behind after a failed intercept (bounded, errors logged)."""
+        self.book.local.pop(spec.name, None)
+        volumes.remove_dir(mount_point, own_mount)
+        with contextlib.suppress(DaemonError, grpc.aio.AioRpcError):
+            stub, session = self.owner.manager()
+            timeout = self.owner.settings.rpc_timeout
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                await stub.RemoveIntercept(mpb.RemoveInterceptRequest(
+                    session=session, name=spec.name), timeout=timeout)
+            if prepared is None or prepared.agent_installed:
+                return  # the manager restored a failed prepare itself; or not ours
+            others = await stub.ListIntercepts(mpb.ListInterceptsRequest(
+                session=session, namespace=spec.namespace), timeout=timeout)
+            if any(ic.spec.workload == spec.workload for ic in others.intercepts):
+                return
+            log.info("removing the traffic-agent injected for the failed intercept %s",
+                     spec.name)
+            await stub.UninstallAgents(mpb.UninstallAgentsRequest(
+                session=session, namespace=spec.namespace, workloads=[spec.workload]),
+                timeout=self.settings.daemon_uninstall_timeout)
+
+    async def _wait_active(self, name: str, iid: str) -> mpb.InterceptInfo:
+        """Until the manager's disposition is ACTIVE; its messages are the progress."""
+        timeout = self.settings.activate_timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        stub, session = self.owner.manager()
+        last = ""
+        while True:
+            # the watch stream may lag the create: also ask the manager directly
+            info = self.book.mine.get(name)
+            if info is None or info.id != iid:
+                snapshot = await stub.ListIntercepts(mpb.ListInterceptsRequest(
+                    session=session, namespace=""), timeout=self.owner.settings.rpc_timeout)
+                info = next((ic for ic in snapshot.intercepts if ic.id == iid), None)
+            if info is not None:
+                if info.state == S.INTERCEPT_STATE_ACTIVE:
+                    return info
+                if info.state in (S.INTERCEPT_STATE_AGENT_ERROR, S.INTERCEPT_STATE_CONFLICT):
+                    raise InterceptFailed(info.message or "the traffic-agent refused the "
+                                          "intercept")
+                if info.state == S.INTERCEPT_STATE_REMOVED:
+                    raise InterceptFailed(f"intercept {name} was removed: {info.message}")
+                if info.message and info.message != last:
+                    last = info.message
+                    self._say(f"waiting: {last}")
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                state = S.Name(info.state) if info else "unknown"
+                why = f" ({info.message})" if info and info.message else ""
+                raise InterceptTimeout(f"intercept {name} did not become ACTIVE within "
+                                       f"{timeout:g}s (state {state}{why}); see `kubectl get "
+                                       "pods` or raise intercept.activate_timeout")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.book.changed.wait(), min(remaining, 0.5))
+
+    # --- leave / uninstall / env --------------------------------------------------------
+
+    async def leave(self, name: str) -> None:
+        async with self.book.op_lock:
+            await self._leave(name)
+
+    async def _leave(self, name: str) -> None:
+        stub, session = self.owner.manager()
+        try:
+            await stub.RemoveIntercept(mpb.RemoveInterceptRequest(session=session, name=name),
+                                       timeout=self.owner.settings.rpc_timeout)
+        except grpc.aio.AioRpcError as e:
+            if e.code() == grpc.StatusCode.NOT_FOUND:
+                self.forget(name)
+                raise InterceptNotFound(f"no intercept named {name!r}: see `tp list` for "
+                                        "yours") from e
+            raise rpc_error(e, "leaving the intercept") from e
+        self.book.mine.pop(name, None)
+        self.forget(name)
+
+    def forget(self, name: str) -> None:
+        local = self.book.local.pop(name, None)
+        if local is not None:
+            volumes.remove_dir(local.mount_point, local.own_mount)
+
+    async def uninstall(self, request: dpb.UninstallRequest) -> dpb.UninstallResult:
+        stub, session = self.owner.manager()
+        if not (request.agents or request.all_agents or request.everything):
+            raise InterceptUsage("say what to uninstall: --agent WORKLOAD, --all-agents or "
+                                 "--everything")
+        namespace = request.namespace or self.owner.namespace()
+        every = request.all_agents or request.everything
+        message = mpb.UninstallAgentsRequest(
+            session=session, namespace="" if request.everything else namespace,
+            workloads=[] if every else list(request.agents), all=every)
+        try:
+            answer = await stub.UninstallAgents(message,
+                                                timeout=self.settings.daemon_uninstall_timeout)
+        except grpc.aio.AioRpcError as e:
+            raise rpc_error(e, "uninstalling traffic-agents") from e
+        if answer.error:
+            raise InterceptFailed(answer.error)
+        for name, info in list(self.book.mine.items()):
+            restored = f"Deployment/{info.spec.workload}.{info.spec.namespace}"
+            if restored in answer.restored or request.everything:
+                self.book.mine.pop(name, None)
+                self.forget(name)
+        return dpb.UninstallResult(restored=answer.restored)
+
+    def env(self, name: str) -> dpb.EnvInfo:
+        info = self.book.mine.get(name)
+        if info is None:
+            raise InterceptNotFound(f"no intercept named {name!r}: see `tp list` for yours")
+        local = self.book.local.get(name)
+        return dpb.EnvInfo(environment=info.environment, mounts=info.mounts,
+                           mount_point=local.mount_point if local else "")
+
+    def intercepts(self) -> list[mpb.InterceptInfo]:
+        result = []
+        for name, info in sorted(self.book.mine.items()):
+            copy = mpb.InterceptInfo()
+            copy.CopyFrom(info)
+            copy.volumes_token = ""  # the front has no use for it
+            local = self.book.local.get(name)
+            copy.spec.mount_point = local.mount_point if local else ""
+            result.append(copy)
+        return result
