@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from tp_sandbox.errors import SandboxError
 
-from tp_jupyter import api, handlers, render
+from tp_jupyter import api, handlers, output, render
 from tp_jupyter.cli import build_parser
 from tp_jupyter.errors import TpError, UsageError
 
@@ -153,7 +153,7 @@ class NotebookSession:
         with render.progress(self.shell, enabled=args.command in _PROGRESS):
             result = args.func(args)
         self._after(args, result)
-        return result
+        return output.formatted(result, getattr(args, "format", None))
 
     def _after(self, args: argparse.Namespace, result: Any) -> None:
         command = args.command
