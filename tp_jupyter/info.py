@@ -36,7 +36,8 @@ from tp_jupyter.render import Rendered
 
 def _key(version: str) -> tuple[int, ...]:
     """`0.2.0` -> (0, 2, 0); a pre-release suffix is ignored (only the order matters)."""
-    return tuple(int(n) for n in re.findall(r"\d+", version.split("-")[0].split("+")[0])[:3])
+    release = re.split(r"[-+]", version, maxsplit=1)[0]
+    return tuple(int(n) for n in re.findall(r"\d+", release)[:3])
 
 
 def skew(client: str, daemon: str | None, manager: str | None) -> list[str]:

@@ -46,10 +46,10 @@ class TpMagics(Magics):
     """`%tp` and `%%tp`: parse the line, hand it to the notebook session."""
 
     def __init__(self, shell: Any, notebook: session.NotebookSession) -> None:
-        super().__init__(shell)  # type: ignore[no-untyped-call]
+        super().__init__(shell)
         self.session = notebook
 
-    @line_cell_magic  # type: ignore[untyped-decorator]
+    @line_cell_magic
     def tp(self, line: str, cell: str | None = None) -> Any:
         """(replaced with the parser's help when the extension loads)"""
         argv = _split(line)

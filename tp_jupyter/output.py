@@ -7,6 +7,8 @@
     error_document(e)          `{"error": {"code": ..., "message": ...}}`
     requested_format(argv)     `--format` as given in argv, before parsing (so a parse
                                error is reported in JSON too)
+    schema(name)               the JSON Schema of a command's document (`status`,
+                               `config-view`, `error`, ...), shipped in `schemas/`
 
 Every result object has one `to_dict()` (JSON types only) used by both json and yaml; the
 fields of each command are documented in `docs/cli-output.md` and checked against the JSON
@@ -22,6 +24,7 @@ import html
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 import yaml
@@ -95,3 +98,11 @@ def requested_format(argv: Sequence[str]) -> str:
         elif a.startswith("--format="):
             fmt = a.partition("=")[2]
     return fmt
+
+
+def schema(name: str) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of `tp NAME --format json` (`error` for failures)."""
+    text = resources.files("tp_jupyter").joinpath("schemas", f"{name}.json").read_text(
+        encoding="utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded

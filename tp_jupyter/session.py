@@ -147,9 +147,9 @@ class NotebookSession:
         args = self.parse(argv)
         if args is None:
             return None
-        output = getattr(args, "output", None)
-        if args.command == "traffic" and output and not output.isidentifier():
-            raise UsageError(f"-o {output}: give a Python variable name, e.g. -o df")
+        var = getattr(args, "output", None)
+        if args.command == "traffic" and var and not var.isidentifier():
+            raise UsageError(f"-o {var}: give a Python variable name, e.g. -o df")
         with render.progress(self.shell, enabled=args.command in _PROGRESS):
             result = args.func(args)
         self._after(args, result)
