@@ -26,6 +26,7 @@ import shlex
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from tp_daemon import paths
 from tp_protocol import daemon_pb2 as dpb
 from tp_protocol.settings import get_settings
 
@@ -47,7 +48,7 @@ class Live:
     """Values known to the daemon, asked with a short deadline (see the module)."""
 
     def _status(self) -> dpb.StatusInfo | None:
-        if not daemon_client.running():
+        if not paths.socket_path().exists():   # no daemon: no call at all
             return None
         with daemon_client.DaemonClient() as client:
             status = client.status(timeout=get_settings().notebook.completion_timeout)
