@@ -143,6 +143,19 @@ def test_list_shows_the_demo_workloads(shell: LaptopShell, demo: str) -> None:
     assert "Workloads in" in shell.line(f"list -n {demo}")["html"]
 
 
+def test_tab_completes_the_connected_namespace_and_its_workloads_from_the_daemon(
+        shell: LaptopShell, demo: str) -> None:
+    connected = json.loads(shell.line("status --format json")["text"])
+    namespace = connected["connection"]["namespace"]
+    assert shell.complete("%tp list -n ") == [namespace]
+    workloads = json.loads(shell.line(f"list -n {demo} --format json")["text"])
+    names = sorted(w["name"] for w in workloads["workloads"])
+    assert SVC in names
+    assert shell.complete(f"%tp intercept -n {demo} ") == names
+    assert shell.complete(f"%%tp intercept --namespace={demo} data") == [SVC]
+    assert shell.complete(f"%tp uninstall -n {demo} --agent data") == [SVC]
+
+
 def test_a_cell_handler_answers_requests_sent_to_the_cluster_service(
         shell: LaptopShell, lap: Laptop, demo: str) -> None:
     out = shell.cell(f"intercept {SVC} -n {demo} --mount false", BLUE)
@@ -240,6 +253,13 @@ def test_a_bad_cell_argument_runs_no_cell_and_intercepts_nothing(
         shell.cell(f"intercept {SVC} -n {demo} --http-match =x", "ran = True\n" + BLUE)
     assert e.value.error == "UsageError" and "KEY=REGEX" in e.value.message
     assert shell.eval("'ran' in globals()") is False
+
+
+def test_tab_completes_the_names_of_your_intercepts_for_leave(shell: LaptopShell,
+                                                             demo: str) -> None:
+    assert shell.complete("%tp leave ") == [f"{SVC}-{demo}"]
+    namespaces = shell.complete("%tp list -n ")
+    assert demo in namespaces     # the intercept's namespace joins the connected one
 
 
 def test_leave_gives_the_traffic_back_to_the_app(shell: LaptopShell, lap: Laptop,
