@@ -2,15 +2,16 @@
 
     %load_ext tp_jupyter
     %tp connect | status | list | intercept ... -p PORT | leave NAME | quit | uninstall ...
-    %tp traffic [NAME] [-o VAR]
+    %tp traffic [NAME] [-o VAR]     %tp version     %tp config view     (--format json|yaml)
     %%tp intercept WORKLOAD [-n NS] [--http-match K=V ...]
     def handler(request): ...          # the cell body: a function, or a WSGI/ASGI app
 
 The magics only parse: the line is split with shlex and handed to the notebook's
 `session.NotebookSession`, which parses it with the `tp` CLI's one parser, runs it and
 owns what it made (as IPython's autoreload magics hand off to its reloader). Results
-render themselves (`render.Rendered`). `%unload_ext tp_jupyter` closes the session:
-every intercept made here is left and every thread stops.
+render themselves (`render.Rendered`). `%tp?` lists every subcommand of the grammar, one
+line each; Tab completes `%tp` lines (`tp_jupyter.completion`). `%unload_ext tp_jupyter`
+closes the session: every intercept made here is left and every thread stops.
 
 Errors: every TpError (and the sandbox's SandboxError) becomes an IPython `UsageError`
 with the same one-line text; exceptions raised by the cell body itself propagate

@@ -110,3 +110,29 @@ def test_unloading_the_extension_removes_the_completer(ip: Any) -> None:
         assert "intercept" not in completions(ip, "%tp ")
     finally:
         ip.run_line_magic("load_ext", "tp_jupyter")
+
+
+def test_a_jupyter_kernel_answers_complete_requests_with_the_tp_words(
+        tmp_path: Path) -> None:
+    """What JupyterLab's Tab sends: a `complete_request` to an ipykernel kernel."""
+    import os
+
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3",
+                              env={**os.environ, "TP_HOME": str(tmp_path)})
+    try:
+        reply = kc.execute_interactive("%load_ext tp_jupyter", timeout=60)
+        assert reply["content"]["status"] == "ok"
+        for code, words in [("%tp ver", ["version"]),
+                            ("%tp status --format ", ["default", "json", "yaml"]),
+                            ("%%tp ", ["intercept"])]:
+            msg_id = kc.complete(code, len(code))
+            msg = kc.get_shell_msg(timeout=30)
+            assert msg["parent_header"]["msg_id"] == msg_id
+            content = msg["content"]
+            assert content["status"] == "ok" and content["matches"] == words, content
+            assert content["cursor_end"] == len(code)
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
