@@ -31,6 +31,10 @@ import yaml
 
 from tp_jupyter.render import Rendered
 
+SCHEMAS = ("connect", "status", "list", "intercept", "cell-intercept", "leave", "quit",
+           "uninstall", "traffic", "version", "config-view", "error")
+"""The documents with a schema in `schemas/` (`error`: any failure)."""
+
 FORMATS = ("default", "json", "yaml")
 """`default` is the text the CLI prints and the notebook shows."""
 

@@ -26,11 +26,11 @@ def test_every_reporting_subcommand_takes_format_json_and_yaml(command: str) -> 
 def test_every_shipped_schema_is_a_valid_json_schema() -> None:
     import jsonschema
 
-    from tp_jupyter.output import schema
+    from tp_jupyter.output import SCHEMAS, schema
 
-    for name in ("connect", "status", "list", "intercept", "leave", "quit", "uninstall",
-                 "traffic", "version", "config-view", "error"):
+    for name in SCHEMAS:
         jsonschema.Draft202012Validator.check_schema(schema(name))
+        assert schema(name)["$id"].endswith(f"/{name}.json")
 
 
 def test_status_without_a_daemon_is_a_document_in_json_and_the_same_in_yaml(tp: Any) -> None:

@@ -11,11 +11,16 @@ from typing import Any
 def check(document: Any, name: str) -> Any:
     """Validate `document` against the shipped JSON Schema `name`; returns it."""
     import jsonschema
+    from referencing import Registry, Resource
 
-    from tp_jupyter.output import schema
+    from tp_jupyter.output import SCHEMAS, schema
 
+    # the schemas refer to each other by file name (`cell-intercept` -> `intercept`)
+    registry: Registry[Any] = Registry().with_resources(
+        (schema(n)["$id"], Resource.from_contents(schema(n))) for n in SCHEMAS)
     validator = jsonschema.Draft202012Validator(
-        schema(name), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+        schema(name), registry=registry,
+        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
     validator.validate(document)
     return document
 

@@ -26,6 +26,11 @@ from sandbox_testing import Laptop
 from tp_nb_helpers import wait_for
 from tp_nb_shell import LaptopShell, ShellError
 
+# the schema checker of the --format tests (the shipped JSON Schemas), also when this folder
+# runs alone
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli_output"))
+from tp_output_testing import check
+
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(180)]
 
 SVC = "dataprocessingservice"
@@ -268,6 +273,22 @@ def test_leave_gives_the_traffic_back_to_the_app(shell: LaptopShell, lap: Laptop
     assert out["text"] == f"Left intercept {SVC}-{demo}"
     assert curl(lap, color_url(demo)) == (200, '"green"')
     assert shell.eval("len(__import__('tp_jupyter.handlers').handlers.servers())") == 0
+
+
+def test_the_cell_form_with_format_json_shows_the_document(shell: LaptopShell, lap: Laptop,
+                                                           demo: str) -> None:
+    out = shell.cell(f"intercept {SVC} -n {demo} --mount false --http-match x-doc=1 "
+                     "--format json", BLUE)
+    data = check(json.loads(out["text"]), "cell-intercept")
+    assert data["name"] == f"{SVC}-{demo}" and data["swapped"] is False
+    assert data["handler"]["name"] == "color" and data["handler"]["kind"] == "function"
+    assert data["intercept"]["state"] == "active"
+    assert data["intercept"]["destination"]["port"] == int(data["handler"]["url"].rsplit(
+        ":", 1)[1].split("/")[0])
+    assert curl(lap, color_url(demo), "x-doc: 1") == (200, '{"color": "blue"}')
+    left = json.loads(shell.line(f"leave {SVC}-{demo} --format json")["text"])
+    assert check(left, "leave") == {"left": f"{SVC}-{demo}"}
+    assert curl(lap, color_url(demo), "x-doc: 1") == (200, '"green"')
 
 
 def test_the_line_form_intercepts_to_a_local_port(shell: LaptopShell, lap: Laptop,
