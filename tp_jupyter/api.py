@@ -9,7 +9,8 @@
     uninstall(agent | all_agents | everything) -> UninstallResult
 
 Every call goes through `daemon_client.DaemonClient`. Results render themselves as text
-(`str`, and `_repr_pretty_` for IPython) and HTML (`_repr_html_`). Errors are the front's
+(`str`, and `_repr_pretty_` for IPython) and HTML (`_repr_html_`), and give their stable
+machine-readable fields with `to_dict()` (`--format json|yaml`, docs/cli-output.md). Errors are the front's
 `TpError`s (tp_jupyter.errors), one line each.
 """
 
