@@ -10,8 +10,8 @@
 
 Every call goes through `daemon_client.DaemonClient`. Results render themselves as text
 (`str`, and `_repr_pretty_` for IPython) and HTML (`_repr_html_`), and give their stable
-machine-readable fields with `to_dict()` (`--format json|yaml`, docs/cli-output.md). Errors are the front's
-`TpError`s (tp_jupyter.errors), one line each.
+machine-readable fields with `to_dict()` (`--format json|yaml`, docs/cli-output.md).
+Errors are the front's `TpError`s (tp_jupyter.errors), one line each.
 """
 
 from __future__ import annotations
