@@ -9,18 +9,21 @@
     uninstall(agent | all_agents | everything) -> UninstallResult
 
 Every call goes through `daemon_client.DaemonClient`. Results render themselves as text
-(`str`, and `_repr_pretty_` for IPython) and HTML (`_repr_html_`). Errors are the front's
-`TpError`s (tp_jupyter.errors), one line each.
+(`str`, and `_repr_pretty_` for IPython) and HTML (`_repr_html_`), and give their stable
+machine-readable fields with `to_dict()` (`--format json|yaml`, docs/cli-output.md).
+Errors are the front's `TpError`s (tp_jupyter.errors), one line each.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import html
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tp_protocol import daemon_pb2 as dpb
 from tp_protocol import intercept_spec
@@ -58,12 +61,28 @@ class ConnectResult(Rendered):
     proxy_mode: bool = False
     socks_address: str = ""
     version_warning: str = ""
+    session_id: str = ""
+    daemon_version: str = ""
+    manager_version: str = ""
 
     @classmethod
     def from_info(cls, info: dpb.ConnectInfo) -> ConnectResult:
         return cls(info.cluster_context, info.cluster_server, info.namespace,
                    info.manager_namespace, info.already_connected, info.manager_installed,
-                   info.mode == dpb.MODE_PROXY, info.socks_address, info.version_warning)
+                   info.mode == dpb.MODE_PROXY, info.socks_address, info.version_warning,
+                   info.session_id, info.daemon_version, info.manager_version)
+
+    def to_dict(self) -> dict[str, Any]:
+        """`--format json|yaml` (schema: tp_jupyter/schemas/connect.json)."""
+        return {"context": self.context, "server": self.server, "namespace": self.namespace,
+                "manager_namespace": self.manager_namespace,
+                "already_connected": self.already_connected,
+                "manager_installed": self.manager_installed,
+                "mode": "proxy" if self.proxy_mode else "tun",
+                "socks_address": self.socks_address or None,
+                "session_id": self.session_id, "daemon_version": self.daemon_version,
+                "manager_version": self.manager_version,
+                "version_warning": self.version_warning or None}
 
     def lines(self) -> list[str]:
         lines = []
@@ -131,6 +150,30 @@ class Status(Rendered):
         blocks.append((f"Subnets: ({len(subnets)}, {mode})", [("-", s) for s in subnets]))
         return blocks
 
+    def to_dict(self) -> dict[str, Any]:
+        """`--format json|yaml` (schema: tp_jupyter/schemas/status.json)."""
+        st = self.info
+        daemon = None
+        if self.daemon_running:
+            daemon = {"version": st.daemon.version, "pid": st.daemon.pid,
+                      "log_file": st.daemon.log_file, "root": st.root}
+        connection = None
+        if self.connected:
+            c = st.connection
+            ci = c.cluster_info
+            connection = {
+                "context": c.cluster_context, "server": c.cluster_server,
+                "namespace": c.namespace, "manager_namespace": c.manager_namespace,
+                "manager_version": c.manager_version, "session_id": c.session_id,
+                "mode": "proxy" if c.mode == dpb.MODE_PROXY else "tun",
+                "socks_address": c.socks_address or None,
+                "cluster_domain": ci.cluster_domain, "dns_ip": ci.dns_ip,
+                "pod_cidrs": list(ci.pod_cidrs), "service_cidr": ci.service_cidr}
+        return {"daemon_running": self.daemon_running, "daemon": daemon,
+                "connected": self.connected, "connection": connection,
+                "intercepts": [intercept_dict(ic) for ic in st.intercepts],
+                "last_error": st.last_error or None}
+
     def __str__(self) -> str:
         lines: list[str] = []
         for title, rows in self.blocks():
@@ -154,6 +197,9 @@ class QuitResult(Rendered):
             return "tp daemon is not running"
         return ("Disconnected; tp daemon stopped" if self.was_connected
                 else "tp daemon stopped")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"was_running": self.was_running, "was_connected": self.was_connected}
 
 
 
@@ -247,6 +293,26 @@ def intercept_rows(info: mpb.InterceptInfo, mount_point: str | None = None
     return rows
 
 
+def intercept_dict(info: mpb.InterceptInfo) -> dict[str, Any]:
+    """One intercept in machine-readable output (`status`, `list`, `intercept`)."""
+    spec = info.spec
+    http = spec.mechanism == mpb.MECHANISM_HTTP or bool(spec.header_matches)
+    return {
+        "name": spec.name, "id": info.id, "workload": spec.workload,
+        "workload_kind": spec.workload_kind or "Deployment", "namespace": spec.namespace,
+        "state": _state_name(info.state).lower(),
+        "mechanism": "http" if http else "tcp",
+        "header_matches": [{"name": m.name, "regex": m.regex} for m in spec.header_matches],
+        "service_port": spec.service_port or None,
+        "destination": {"host": spec.target_host or "127.0.0.1", "port": spec.target_port},
+        "mount_point": spec.mount_point or None, "client_session": info.client_session,
+        "agent_pod": info.agent_pod or None, "pod_ip": info.pod_ip or None,
+        "message": info.message or None,
+        "created": (info.created.ToDatetime(tzinfo=datetime.UTC).isoformat()
+                    if info.HasField("created") else None),
+    }
+
+
 def _block_lines(rows: list[tuple[str, str]], indent: str = "    ") -> list[str]:
     width = max((len(k) for k, v in rows if k), default=0)
     out = []
@@ -271,6 +337,17 @@ class WorkloadListing(Rendered):
 
     namespace: str
     workloads: list[dpb.WorkloadInfo]
+
+    def to_dict(self) -> dict[str, Any]:
+        """`--format json|yaml` (schema: tp_jupyter/schemas/list.json)."""
+        return {"namespace": self.namespace, "workloads": [
+            {"name": w.name, "namespace": w.namespace or self.namespace,
+             "kind": w.kind or "Deployment",
+             "state": str(dpb.WorkloadState.Name(w.state)).removeprefix(
+                 "WORKLOAD_STATE_").lower(),
+             "reason": w.reason or None,
+             "intercepts": [intercept_dict(ic) for ic in w.intercepts]}
+            for w in self.workloads]}
 
     def state_text(self, w: dpb.WorkloadInfo) -> str:
         if w.state == dpb.WORKLOAD_STATE_NOT_INTERCEPTABLE:
@@ -323,6 +400,15 @@ class InterceptResult(Rendered):
     def rows(self) -> list[tuple[str, str]]:
         return intercept_rows(self.info, self.mount_point)
 
+    def to_dict(self) -> dict[str, Any]:
+        """`--format json|yaml` (schema: tp_jupyter/schemas/intercept.json)."""
+        data = intercept_dict(self.info)
+        data["workload_kind"] = self.workload_kind
+        data["mount_point"] = self.mount_point or None
+        data["environment"] = dict(sorted(self.env.items()))
+        data["env_files"] = list(self.env_files)
+        return data
+
     def __str__(self) -> str:
         lines = [f"Using {self.workload_kind} {self.info.spec.workload}"]
         lines += _block_lines(self.rows())
@@ -340,6 +426,9 @@ class LeaveResult(Rendered):
 
     def __str__(self) -> str:
         return f"Left intercept {self.name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"left": self.name}
 
 
 @dataclass(repr=False)
@@ -359,10 +448,13 @@ class UninstallResult(Rendered):
     def _repr_html_(self) -> str:
         return "<br>".join(html.escape(line) for line in str(self).splitlines())
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"restored": list(self.restored), "manager_removed": self.manager_removed}
+
 
 def _client() -> daemon_client.DaemonClient:
     if not daemon_client.running():
-        raise UsageError("not connected: run `tp connect` first")
+        raise UsageError("not connected: run `tp connect` first", code="not_connected")
     return daemon_client.DaemonClient()
 
 

@@ -2,7 +2,9 @@
 
 `build_parser()` is the single parser; `run(argv)` parses and dispatches to the
 plain-Python API and returns what it returned (an object that renders itself);
-`main()` prints it and turns errors into one-line messages and exit codes.
+`main()` prints it (as text, or with `--format json|yaml` as a document on stdout) and
+turns errors into one-line messages and exit codes; with `--format json|yaml` an error is
+a document too (`{"error": {"code": ..., "message": ...}}` on stdout, exit status 1).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, NoReturn
 
 from tp_sandbox.errors import SandboxError
 
+from tp_jupyter import output
 from tp_jupyter.errors import TpError, UsageError
 
 
@@ -75,19 +78,30 @@ def subcommands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction: 
 
 
 def run(argv: Sequence[str]) -> Any:
-    """Parse `argv` and run the subcommand; returns its result object."""
+    """Parse `argv` and run the subcommand; returns its result object (a `Formatted`
+    document with `--format json|yaml`)."""
     args = build_parser().parse_args(list(argv))
-    return args.func(args)
+    return output.formatted(args.func(args), getattr(args, "format", None))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `tp` console script."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    fmt = output.requested_format(argv)
+    document = fmt in ("json", "yaml")
     try:
-        result = run(sys.argv[1:] if argv is None else argv)
+        result = run(argv)
     except (TpError, SandboxError) as e:
-        print(f"tp: {e}", file=sys.stderr)
+        if document:
+            code = getattr(e, "code", "sandbox" if isinstance(e, SandboxError) else "error")
+            print(output.dump(output.error_document(e, code), fmt))
+        else:
+            print(f"tp: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        if document:
+            print(output.dump(output.error_document(KeyboardInterrupt("interrupted"),
+                                                    "interrupted"), fmt))
         return 130
     if isinstance(result, int):
         return result

@@ -1,8 +1,10 @@
 """Subcommands of `tp` that talk to the daemon: connect, status, quit, list, intercept,
-leave, uninstall and traffic (the last registered by `tp_jupyter.traffic_data`).
+leave, uninstall, traffic (registered by `tp_jupyter.traffic_data`), version and
+`config view`.
 
-Each parser sets `func(args)`, which calls `tp_jupyter.api` and returns its result
-object; the CLI prints it, the magics display it.
+Each parser sets `func(args)`, which calls `tp_jupyter.api` (or `tp_jupyter.info`) and
+returns its result object; the CLI prints it, the magics display it. Each one also takes
+`--format default|json|yaml` (`tp_jupyter.output`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import argparse
 import sys
 from typing import Any
 
-from tp_jupyter import api, traffic_data
+from tp_jupyter import api, info, output, traffic_data
 
 
 def _progress(message: str) -> None:
@@ -52,6 +54,14 @@ def _uninstall(args: argparse.Namespace) -> api.UninstallResult:
                          namespace=args.namespace)
 
 
+def _version(args: argparse.Namespace) -> info.VersionReport:
+    return info.version()
+
+
+def _config_view(args: argparse.Namespace) -> info.ConfigView:
+    return info.config_view()
+
+
 def register(sub: Any) -> None:
     """Add connect, status, quit, list, intercept, leave, uninstall (and traffic)."""
     p = sub.add_parser("connect", help="make the cluster reachable from this workstation",
@@ -66,16 +76,20 @@ def register(sub: Any) -> None:
                    help="namespace of the traffic-manager (default: ambassador)")
     p.add_argument("--proxy-mode", action="store_true",
                    help="use a SOCKS5 proxy instead of routes and DNS, even as root")
+    output.add_format(p)
     p.set_defaults(func=_connect)
 
     p = sub.add_parser("status", help="show the daemon's and the connection's state")
+    output.add_format(p)
     p.set_defaults(func=_status)
 
     p = sub.add_parser("quit", help="disconnect and stop the daemon")
+    output.add_format(p)
     p.set_defaults(func=_quit)
 
     p = sub.add_parser("list", help="show the namespace's workloads and their intercepts")
     p.add_argument("-n", "--namespace", help="namespace (default: the connected one)")
+    output.add_format(p)
     p.set_defaults(func=_list)
 
     p = sub.add_parser("intercept", help="route a workload's traffic to this workstation",
@@ -97,10 +111,12 @@ def register(sub: Any) -> None:
                         "(false) or DIR")
     p.add_argument("--replace", action="store_true",
                    help="replace an intercept of yours with the same name")
+    output.add_format(p)
     p.set_defaults(func=_intercept)
 
     p = sub.add_parser("leave", help="remove one of your intercepts")
     p.add_argument("name", metavar="NAME", help="the intercept's name (see `tp list`)")
+    output.add_format(p)
     p.set_defaults(func=_leave)
 
     p = sub.add_parser("uninstall", help="remove traffic-agents (and the traffic-manager)",
@@ -113,6 +129,24 @@ def register(sub: Any) -> None:
     what.add_argument("--everything", action="store_true",
                       help="every traffic-agent and the traffic-manager")
     p.add_argument("-n", "--namespace", help="namespace of --agent (default: the connected one)")
+    output.add_format(p)
     p.set_defaults(func=_uninstall)
 
     traffic_data.register(sub)
+
+    p = sub.add_parser("version", help="show the client's, daemon's and traffic-manager's "
+                                       "versions",
+                       description="Versions of this client, the daemon and the "
+                                   "traffic-manager, and what to do when they differ.")
+    output.add_format(p)
+    p.set_defaults(func=_version)
+
+    p = sub.add_parser("config", help="show the effective settings (`tp config view`)",
+                       description="The settings of tp-jupyter (tp_protocol.settings).")
+    config = p.add_subparsers(dest="config_command", metavar="ACTION",
+                              parser_class=type(p))
+    config.required = True
+    p = config.add_parser("view", help="every effective setting and where it came from "
+                                       "(default, $TP_SETTINGS file, environment)")
+    output.add_format(p)
+    p.set_defaults(func=_config_view)

@@ -57,7 +57,8 @@ _ERRORS: dict[int, type[TpError]] = {
 def check(reply: Any) -> None:
     """Raise the front's error for a reply whose `error` field is set."""
     if reply.HasField("error"):
-        raise _ERRORS.get(reply.error.code, DaemonError)(reply.error.message)
+        code = str(dpb.ErrorCode.Name(reply.error.code)).removeprefix("ERROR_CODE_").lower()
+        raise _ERRORS.get(reply.error.code, DaemonError)(reply.error.message, code=code)
 
 
 def _rpc_failed(e: grpc.RpcError, method: str, timeout: float | None) -> NoReturn:
@@ -131,15 +132,16 @@ class DaemonClient:
         return self._call("Connect", request, dpb.ConnectInfo,
                           get_settings().notebook.connect_call_timeout)
 
-    def status(self) -> dpb.StatusInfo:
-        return self._call("Status", empty_pb2.Empty(), dpb.StatusInfo, _quick())
+    def status(self, timeout: float | None = None) -> dpb.StatusInfo:
+        return self._call("Status", empty_pb2.Empty(), dpb.StatusInfo, timeout or _quick())
 
     def quit(self, keep_daemon: bool = False) -> dpb.QuitInfo:
         return self._call("Quit", dpb.QuitRequest(keep_daemon=keep_daemon), dpb.QuitInfo,
                           _quick())
 
-    def list_workloads(self, request: dpb.ListRequest) -> dpb.WorkloadList:
-        return self._call("List", request, dpb.WorkloadList, _quick())
+    def list_workloads(self, request: dpb.ListRequest, timeout: float | None = None
+                       ) -> dpb.WorkloadList:
+        return self._call("List", request, dpb.WorkloadList, timeout or _quick())
 
     def intercept(self, request: dpb.InterceptRequest) -> dpb.InterceptResult:
         return self._call("Intercept", request, dpb.InterceptResult,

@@ -2,15 +2,16 @@
 
     %load_ext tp_jupyter
     %tp connect | status | list | intercept ... -p PORT | leave NAME | quit | uninstall ...
-    %tp traffic [NAME] [-o VAR]
+    %tp traffic [NAME] [-o VAR]     %tp version     %tp config view     (--format json|yaml)
     %%tp intercept WORKLOAD [-n NS] [--http-match K=V ...]
     def handler(request): ...          # the cell body: a function, or a WSGI/ASGI app
 
 The magics only parse: the line is split with shlex and handed to the notebook's
 `session.NotebookSession`, which parses it with the `tp` CLI's one parser, runs it and
 owns what it made (as IPython's autoreload magics hand off to its reloader). Results
-render themselves (`render.Rendered`). `%unload_ext tp_jupyter` closes the session:
-every intercept made here is left and every thread stops.
+render themselves (`render.Rendered`). `%tp?` lists every subcommand of the grammar, one
+line each; Tab completes `%tp` lines (`tp_jupyter.completion`). `%unload_ext tp_jupyter`
+closes the session: every intercept made here is left and every thread stops.
 
 Errors: every TpError (and the sandbox's SandboxError) becomes an IPython `UsageError`
 with the same one-line text; exceptions raised by the cell body itself propagate
@@ -26,12 +27,12 @@ from IPython.core.error import UsageError as IPythonUsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from tp_sandbox.errors import SandboxError
 
-from tp_jupyter import cli, session
+from tp_jupyter import cli, completion, session
 from tp_jupyter.errors import TpError
 
 SUBCOMMANDS = ["connect", "status", "list", "intercept", "leave", "quit", "uninstall",
-               "traffic"]
-"""The subcommands the magics document (the parser may know more, e.g. `sandbox`)."""
+               "traffic", "version", "config"]
+"""The subcommands the usage error names (`%tp?` lists every one the grammar has)."""
 
 
 def _split(line: str) -> list[str]:
@@ -46,10 +47,10 @@ class TpMagics(Magics):
     """`%tp` and `%%tp`: parse the line, hand it to the notebook session."""
 
     def __init__(self, shell: Any, notebook: session.NotebookSession) -> None:
-        super().__init__(shell)  # type: ignore[no-untyped-call]
+        super().__init__(shell)
         self.session = notebook
 
-    @line_cell_magic  # type: ignore[untyped-decorator]
+    @line_cell_magic
     def tp(self, line: str, cell: str | None = None) -> Any:
         """(replaced with the parser's help when the extension loads)"""
         argv = _split(line)
@@ -65,22 +66,23 @@ class TpMagics(Magics):
 
 
 def _help_text() -> str:
+    """The docstring `%tp?` shows: one line per subcommand, from the `tp` grammar itself."""
     try:
         parser = cli.build_parser()
     except Exception as e:  # help must not break loading
         return f"%tp SUBCOMMAND ...  (the tp parser failed to build: {e})"
     sub = cli.subcommands(parser)
+    helps = {a.dest: a.help or "" for a in sub._choices_actions}
+    width = max(len(name) for name in sub.choices)
     lines = ["%tp SUBCOMMAND [ARGS]    the `tp` command line, inside the notebook",
              "%%tp intercept WORKLOAD [-n NS] [--http-match K=V ...]",
              "    the cell defines a handler (a function taking a request, or a WSGI/ASGI",
              "    app); it is served in the kernel and re-running the cell swaps it.",
              "", "Subcommands:"]
-    for name in SUBCOMMANDS:
-        p = sub.choices.get(name)
-        if p is not None:
-            lines += ["", p.format_help().rstrip()]
-        else:
-            lines.append(f"  {name}  (not available in this version)")
+    lines += [f"  {name.ljust(width)}  {helps.get(name, '')}".rstrip() for name in sub.choices]
+    lines += ["", "`%tp SUBCOMMAND --help` shows a subcommand's arguments; most take "
+              "--format json|yaml.", "Tab completes subcommands, flags, namespaces, "
+              "workloads and intercept names."]
     return "\n".join(lines)
 
 
@@ -95,6 +97,7 @@ def load_ipython_extension(ipython: Any) -> None:
     TpMagics.tp.__doc__ = _help_text()
     _Loaded.magics = TpMagics(ipython, session.start(ipython))
     ipython.register_magics(_Loaded.magics)
+    completion.install(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
@@ -104,6 +107,7 @@ def unload_ipython_extension(ipython: Any) -> None:
     if magics is None:
         return
     try:
+        completion.uninstall(ipython)
         session.stop()
     finally:
         for kind in ("line", "cell"):

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from tp_sandbox.errors import SandboxError
 
-from tp_jupyter import api, handlers, render
+from tp_jupyter import api, handlers, output, render
 from tp_jupyter.cli import build_parser
 from tp_jupyter.errors import TpError, UsageError
 
@@ -111,6 +111,13 @@ class CellIntercept(render.Rendered):
     def __str__(self) -> str:
         return "\n".join(self.lines())
 
+    def to_dict(self) -> dict[str, Any]:
+        """`%%tp intercept ... --format json|yaml` (schema: schemas/cell-intercept.json)."""
+        h = self.server.handler
+        return {"name": self.name, "swapped": self.swapped,
+                "handler": {"name": h.name, "kind": h.kind, "url": self.server.url},
+                "intercept": output.to_dict(self.intercept)}
+
     def _repr_html_(self) -> str:
         first, *rest = self.lines()
         body = html.escape(first)
@@ -147,13 +154,13 @@ class NotebookSession:
         args = self.parse(argv)
         if args is None:
             return None
-        output = getattr(args, "output", None)
-        if args.command == "traffic" and output and not output.isidentifier():
-            raise UsageError(f"-o {output}: give a Python variable name, e.g. -o df")
+        var = getattr(args, "output", None)
+        if args.command == "traffic" and var and not var.isidentifier():
+            raise UsageError(f"-o {var}: give a Python variable name, e.g. -o df")
         with render.progress(self.shell, enabled=args.command in _PROGRESS):
             result = args.func(args)
         self._after(args, result)
-        return result
+        return output.formatted(result, getattr(args, "format", None))
 
     def _after(self, args: argparse.Namespace, result: Any) -> None:
         command = args.command
@@ -178,8 +185,9 @@ class NotebookSession:
 
     # -- the cell form
 
-    def intercept_cell(self, argv: Sequence[str], body: str) -> CellIntercept | None:
-        """`%%tp intercept WORKLOAD ...` with the handler defined by `body`.
+    def intercept_cell(self, argv: Sequence[str], body: str) -> Any:
+        """`%%tp intercept WORKLOAD ...` with the handler defined by `body`: a
+        `CellIntercept` (a `Formatted` document with `--format json|yaml`).
 
         None when `--help` printed the help."""
         argv = list(argv)
@@ -199,7 +207,8 @@ class NotebookSession:
             if existing.argv == argv and existing.server.running:
                 existing.server.set_handler(found)
                 existing.server.set_sink(self._sink())
-                return CellIntercept(name, existing.server, swapped=True, argv=argv)
+                swapped = CellIntercept(name, existing.server, swapped=True, argv=argv)
+                return output.formatted(swapped, getattr(args, "format", None))
             if existing.target == (args.workload, args.namespace):
                 self._leave_quietly(name)   # same workload, new arguments: start over
         server = handlers.HandlerServer(found, label=args.name or args.workload,
@@ -217,7 +226,7 @@ class NotebookSession:
         cell = CellIntercept(name, server, intercept=result, argv=argv,
                              target=(full.workload, full.namespace))
         self.cells[name] = cell
-        return cell
+        return output.formatted(cell, getattr(args, "format", None))
 
     def _sink(self) -> handlers.Sink:
         """Where handler output goes: an Output widget shown by this cell, or the terminal."""

@@ -37,6 +37,7 @@ from tp_protocol import daemon_pb2 as dpb
 from tp_protocol import manager_pb2 as mpb
 from tp_protocol.settings import get_settings
 
+from tp_jupyter import output
 from tp_jupyter.daemon_client import DaemonClient, TrafficStream
 from tp_jupyter.errors import DaemonNotRunning, TpError, UsageError
 from tp_jupyter.render import Rendered
@@ -316,6 +317,16 @@ class TrafficTable(Rendered):
             shown["duration_ms"] = shown["duration_ms"].map(lambda v: f"{v:.1f} ms")
         return shown.rename(columns={"duration_ms": "duration"})
 
+    def to_dict(self) -> dict[str, Any]:
+        """`--format json|yaml` (schema: tp_jupyter/schemas/traffic.json): every column
+        of every row, times as ISO 8601 (UTC), missing values as null."""
+        import json
+
+        rows = json.loads(self.frame.to_json(orient="records", date_format="iso",
+                                             date_unit="ms"))
+        return {"count": len(rows), "rows": rows, "output": self.output,
+                "note": self.note or None}
+
     def __str__(self) -> str:
         if self.frame.empty:
             text = "No traffic captured yet"
@@ -354,5 +365,6 @@ def register(sub: Any) -> None:
                         "terminal: write it as CSV to the file VAR")
     p.add_argument("--kernel", action="store_true",
                    help="also every exchange answered by cell handlers in this kernel")
+    output.add_format(p)
     p.set_defaults(func=_traffic_command)
 

@@ -529,6 +529,10 @@ class NotebookSettings:
     demo_rollout_step_timeout: float = 300.0
     """Seconds a demo step that rolls pods out (deploy, intercept, uninstall) may take."""
 
+    completion_timeout: float = 1.0
+    """Deadline of each daemon call made by tab completion of `%tp` (namespaces,
+    workloads, intercept names): a slow daemon gives no live words, never a stuck prompt."""
+
 
 @dataclass
 class Settings:

@@ -26,6 +26,11 @@ from sandbox_testing import Laptop
 from tp_nb_helpers import wait_for
 from tp_nb_shell import LaptopShell, ShellError
 
+# the schema checker of the --format tests (the shipped JSON Schemas), also when this folder
+# runs alone
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli_output"))
+from tp_output_testing import check
+
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(180)]
 
 SVC = "dataprocessingservice"
@@ -143,6 +148,19 @@ def test_list_shows_the_demo_workloads(shell: LaptopShell, demo: str) -> None:
     assert "Workloads in" in shell.line(f"list -n {demo}")["html"]
 
 
+def test_tab_completes_the_connected_namespace_and_its_workloads_from_the_daemon(
+        shell: LaptopShell, demo: str) -> None:
+    connected = json.loads(shell.line("status --format json")["text"])
+    namespace = connected["connection"]["namespace"]
+    assert shell.complete("%tp list -n ") == [namespace]
+    workloads = json.loads(shell.line(f"list -n {demo} --format json")["text"])
+    names = sorted(w["name"] for w in workloads["workloads"])
+    assert SVC in names
+    assert shell.complete(f"%tp intercept -n {demo} ") == names
+    assert shell.complete(f"%%tp intercept --namespace={demo} data") == [SVC]
+    assert shell.complete(f"%tp uninstall -n {demo} --agent data") == [SVC]
+
+
 def test_a_cell_handler_answers_requests_sent_to_the_cluster_service(
         shell: LaptopShell, lap: Laptop, demo: str) -> None:
     out = shell.cell(f"intercept {SVC} -n {demo} --mount false", BLUE)
@@ -242,12 +260,35 @@ def test_a_bad_cell_argument_runs_no_cell_and_intercepts_nothing(
     assert shell.eval("'ran' in globals()") is False
 
 
+def test_tab_completes_the_names_of_your_intercepts_for_leave(shell: LaptopShell,
+                                                             demo: str) -> None:
+    assert shell.complete("%tp leave ") == [f"{SVC}-{demo}"]
+    namespaces = shell.complete("%tp list -n ")
+    assert demo in namespaces     # the intercept's namespace joins the connected one
+
+
 def test_leave_gives_the_traffic_back_to_the_app(shell: LaptopShell, lap: Laptop,
                                                  demo: str) -> None:
     out = shell.line(f"leave {SVC}-{demo}")
     assert out["text"] == f"Left intercept {SVC}-{demo}"
     assert curl(lap, color_url(demo)) == (200, '"green"')
     assert shell.eval("len(__import__('tp_jupyter.handlers').handlers.servers())") == 0
+
+
+def test_the_cell_form_with_format_json_shows_the_document(shell: LaptopShell, lap: Laptop,
+                                                           demo: str) -> None:
+    out = shell.cell(f"intercept {SVC} -n {demo} --mount false --http-match x-doc=1 "
+                     "--format json", BLUE)
+    data = check(json.loads(out["text"]), "cell-intercept")
+    assert data["name"] == f"{SVC}-{demo}" and data["swapped"] is False
+    assert data["handler"]["name"] == "color" and data["handler"]["kind"] == "function"
+    assert data["intercept"]["state"] == "active"
+    assert data["intercept"]["destination"]["port"] == int(data["handler"]["url"].rsplit(
+        ":", 1)[1].split("/")[0])
+    assert curl(lap, color_url(demo), "x-doc: 1") == (200, '{"color": "blue"}')
+    left = json.loads(shell.line(f"leave {SVC}-{demo} --format json")["text"])
+    assert check(left, "leave") == {"left": f"{SVC}-{demo}"}
+    assert curl(lap, color_url(demo), "x-doc: 1") == (200, '"green"')
 
 
 def test_the_line_form_intercepts_to_a_local_port(shell: LaptopShell, lap: Laptop,

@@ -7,6 +7,7 @@ one line `@@TP@@ {json}` on stdout (other stdout lines -- handler prints -- are 
     {"op": "line", "line": "connect"}              %tp connect
     {"op": "cell", "line": "intercept ...", "cell": "def handler(r): ..."}
     {"op": "eval", "code": "len(df)"}              an expression in the user namespace
+    {"op": "complete", "code": "%tp list -n "}     the words Tab offers at the end
 
 Answers: {"ok": true, "text": str(result), "html": result._repr_html_(), "value": ...} or
 {"ok": false, "error": "UsageError", "message": "..."}.
@@ -83,6 +84,11 @@ class LaptopShell:
     def eval(self, code: str) -> Any:
         return self.call({"op": "eval", "code": code})["value"]
 
+    def complete(self, code: str) -> list[str]:
+        """What Tab offers at the end of `code` in the shell."""
+        words: list[str] = self.call({"op": "complete", "code": code})["value"]
+        return words
+
     def close(self) -> None:
         """Unload the extension (leaving intercepts) and end the shell."""
         if self.proc.poll() is None:
@@ -115,6 +121,14 @@ def _serve() -> None:
                     result = ip.run_line_magic("tp", request["line"])
                 elif request["op"] == "cell":
                     result = ip.run_cell_magic("tp", request["line"], request["cell"])
+                elif request["op"] == "complete":
+                    from IPython.core.completer import provisionalcompleter
+
+                    code = request["code"]
+                    with provisionalcompleter():
+                        words = [c.text for c in ip.Completer.completions(code, len(code))]
+                    answer({"ok": True, "value": words})
+                    continue
                 else:
                     answer({"ok": True, "value": eval(request["code"], ip.user_ns)})
                     continue
