@@ -28,9 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import timestamp_pb2
+from tp_protocol import VERSION
 from tp_protocol import manager_pb2 as pb
 
 from tp_cluster.errors import ClusterError
+from tp_cluster.manifests import version_skew
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,15 @@ class Session:
 class PendingDial:
     client_session: str
     future: asyncio.Future[Any]
+
+
+def agent_skew(agent: Any) -> str:
+    """One line when an agent's version is not the manager's ("" when equal)."""
+    return version_skew(
+        f"traffic-agent of pod {agent.pod_name}", agent.version, f"traffic-manager {VERSION}",
+        f"run `tp uninstall --agent {agent.name} -n {agent.namespace}` and intercept again; "
+        f"if it stays, reinstall with `tp uninstall --everything` and `tp connect "
+        f"--agent-image` of {VERSION}")
 
 
 class State:
@@ -293,7 +304,7 @@ class State:
         if request.state not in (S.INTERCEPT_STATE_ACTIVE, S.INTERCEPT_STATE_AGENT_ERROR):
             raise InterceptInvalid("an agent reviews an intercept as ACTIVE or AGENT_ERROR")
         ic.state = request.state
-        ic.message = request.message
+        ic.message = request.message or agent_skew(session.agent)
         ic.agent_pod = f"{session.agent.pod_name}.{session.agent.namespace}"
         ic.pod_ip = request.pod_ip or session.agent.pod_ip
         ic.environment.clear()
