@@ -37,9 +37,16 @@ class CatalogEntry:
     generic: bool = False
     """True for stand-ins of public base images (they run host tools)."""
 
+    user: int = 0
+    """The image's `USER` (uid), used when the pod sets no `runAsUser`."""
 
-def _module(name: str, module: str, description: str) -> CatalogEntry:
-    return CatalogEntry(name, (sys.executable, "-m", module), description)
+
+NON_ROOT_UID = 10001
+"""The `USER` of the traffic-manager and traffic-agent images (their Dockerfiles)."""
+
+
+def _module(name: str, module: str, description: str, user: int = 0) -> CatalogEntry:
+    return CatalogEntry(name, (sys.executable, "-m", module), description, user=user)
 
 
 def _generic(name: str, argv: tuple[str, ...], description: str) -> CatalogEntry:
@@ -50,8 +57,10 @@ _SHELL = ("sh",)
 _PYTHON = (sys.executable,)
 
 CATALOG: tuple[CatalogEntry, ...] = (
-    _module("traffic-manager", "tp_cluster.manager", "tp-jupyter traffic-manager"),
-    _module("traffic-agent", "tp_cluster.agent", "tp-jupyter traffic-agent sidecar"),
+    _module("traffic-manager", "tp_cluster.manager", "tp-jupyter traffic-manager",
+            user=NON_ROOT_UID),
+    _module("traffic-agent", "tp_cluster.agent", "tp-jupyter traffic-agent sidecar",
+            user=NON_ROOT_UID),
     _module("demo-dataprocessingservice", "tp_sandbox.demo.dataprocessingservice",
             "demo app: answers GET /color on port 3000"),
     _module("demo-verylargedatastore", "tp_sandbox.demo.verylargedatastore",
@@ -105,6 +114,12 @@ def resolve(image: str) -> list[str] | None:
     """The default argv of an image, or None for an image the sandbox cannot run."""
     entry = lookup(image)
     return list(entry.argv) if entry is not None else None
+
+
+def user_of(image: str) -> int:
+    """The uid an image runs as without `runAsUser` (0 for generic and unknown images)."""
+    entry = lookup(image)
+    return entry.user if entry is not None else 0
 
 
 def known(image: str) -> bool:
