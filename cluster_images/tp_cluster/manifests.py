@@ -137,11 +137,12 @@ def agent_pull_secrets_from_env(environ: dict[str, str] | None = None) -> list[s
     return pull_secret_names(env.get(ENV_AGENT_PULL_SECRETS, ""))
 
 
-def version_skew(component: str, theirs: str, ours: str, fix: str) -> str:
-    """One line about a version difference, with its fix ("" when versions match)."""
+def version_skew(component: str, theirs: str, other: str, ours: str, fix: str) -> str:
+    """One line: `<component> <theirs> differs from <other> <ours>: <fix>` ("" when the
+    versions match or one is unknown)."""
     if not theirs or not ours or theirs == ours:
         return ""
-    return f"{component} {theirs} differs from {ours}: {fix}"
+    return f"{component} {theirs} differs from {other} {ours}: {fix}"
 
 
 def restricted_container_security(run_as_user: int | None = RUN_AS_USER,

@@ -84,7 +84,7 @@ def choose_images(manager: str = "", agent: str = "", registry: str = "",
 def manager_skew(manager_version: str, namespace: str) -> str:
     """One line when the traffic-manager's version is not the client's ("" when equal)."""
     return manifests.version_skew(
-        "traffic-manager", manager_version, f"client {VERSION}",
+        "traffic-manager", manager_version, "client", VERSION,
         f"run `tp uninstall --everything` and `tp connect` to install {VERSION} in "
         f"{namespace}, or use a tp client of {manager_version}")
 

@@ -107,7 +107,7 @@ class PendingDial:
 def agent_skew(agent: Any) -> str:
     """One line when an agent's version is not the manager's ("" when equal)."""
     return version_skew(
-        f"traffic-agent of pod {agent.pod_name}", agent.version, f"traffic-manager {VERSION}",
+        f"traffic-agent of pod {agent.pod_name}", agent.version, "traffic-manager", VERSION,
         f"run `tp uninstall --agent {agent.name} -n {agent.namespace}` and intercept again; "
         f"if it stays, reinstall with `tp uninstall --everything` and `tp connect "
         f"--agent-image` of {VERSION}")

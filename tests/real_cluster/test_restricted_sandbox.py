@@ -1,0 +1,273 @@
+"""Pod Security "restricted" and images from a team's registry, end to end in the sandbox.
+
+The sandbox enforces Pod Security from namespace labels like a real API server, and its
+kubelet runs a container as its `runAsUser`, so these tests show what a real cluster with
+`pod-security.kubernetes.io/enforce: restricted` would do:
+
+- the traffic-manager installs into its own restricted namespace from a configured
+  registry, runs as a non-root uid, and hands that registry's agent image to the agent;
+- an intercept of a compliant app in a restricted namespace works end to end (the
+  agent's pod is admitted and routes the service's traffic to the laptop);
+- a pod that violates the profile is refused with the real server's message, and a
+  Deployment of such pods is accepted with a warning while its pods are refused;
+- an agent of another version is reported in one line with the fix.
+
+The tests of this module run in order and share one connected laptop (laptop 1).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sandbox_testing import Laptop, wait_for
+from tp_protocol import VERSION
+
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(300)]
+
+TP = f"{sys.executable} -m tp_jupyter.cli"
+CURL = "curl -sS --max-time 8"
+SVC = "dataprocessingservice"
+REGISTRY = "registry.example.test:5000/team"
+APP_UID = 2000
+DEMO = Path(__file__).resolve().parents[2] / "sandbox" / "tp_sandbox" / "manifests" / "demo.yaml"
+RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted",
+              "pod-security.kubernetes.io/enforce-version": "latest",
+              "pod-security.kubernetes.io/warn": "restricted"}
+
+
+def _compliant_demo() -> list[dict[str, Any]]:
+    """The seed's dataprocessingservice, with the securityContext "restricted" asks for."""
+    docs = [d for d in yaml.safe_load_all(DEMO.read_text())
+            if d and d["metadata"]["name"] == SVC]
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    spec = deployment["spec"]["template"]["spec"]
+    spec["securityContext"] = {"runAsNonRoot": True, "runAsUser": APP_UID,
+                               "seccompProfile": {"type": "RuntimeDefault"}}
+    for c in spec["containers"]:
+        c["securityContext"] = {"allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"]}}
+    return docs
+
+
+def _processes(module: str, env: dict[str, str]) -> list[tuple[int, int]]:
+    """(pid, uid) of the host processes running `python -m module` with that env."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            if module.encode() not in argv:
+                continue
+            environ = dict(item.split("=", 1) for item in
+                           (proc / "environ").read_bytes().decode(errors="replace").split("\0")
+                           if "=" in item)
+            status = (proc / "status").read_text()
+        except OSError:
+            continue
+        if all(environ.get(k) == v for k, v in env.items()):
+            uid = int(next(line for line in status.splitlines()
+                           if line.startswith("Uid:")).split()[1])
+            found.append((int(proc.name), uid))
+    return found
+
+
+def _tp(lap: Laptop, args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return lap.run(f"{TP} {args}", timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def app_namespace(sandbox: Any, core: Any, apps: Any) -> Iterator[str]:
+    from kubernetes import utils
+
+    name = f"restricted-{secrets.token_hex(3)}"
+    core.create_namespace({"metadata": {"name": name, "labels": RESTRICTED}})
+    utils.create_from_yaml(core.api_client, yaml_objects=_compliant_demo(), namespace=name)
+
+    def ready() -> bool:
+        st = apps.read_namespaced_deployment(SVC, name).status
+        return bool(st.ready_replicas == 1)
+
+    wait_for(ready, 60, f"the compliant {SVC} in {name}")
+    yield name
+    core.delete_namespace(name)
+
+
+@pytest.fixture(scope="module")
+def manager_namespace(sandbox: Any, core: Any) -> Iterator[str]:
+    name = f"tp-mgr-{secrets.token_hex(3)}"
+    yield name
+    from kubernetes.client import RbacAuthorizationV1Api
+
+    core.delete_namespace(name)
+    RbacAuthorizationV1Api(core.api_client).delete_cluster_role(f"traffic-manager-{name}")
+    RbacAuthorizationV1Api(core.api_client).delete_cluster_role_binding(
+        f"traffic-manager-{name}")
+
+
+@pytest.fixture(scope="module")
+def dev(sandbox: Any, app_namespace: str, manager_namespace: str) -> Iterator[Laptop]:
+    lap = Laptop(sandbox, 1)
+    local = lap.popen([sys.executable, "-m", "tp_sandbox.demo.dataprocessingservice"],
+                      env={"COLOR": "blue", "PORT": "3000"}, stdout=subprocess.DEVNULL,
+                      stderr=subprocess.DEVNULL)
+    wait_for(lambda: "blue" in lap.run(f"{CURL} http://127.0.0.1:3000/color").stdout, 30,
+             "the local blue app")
+    connected = _tp(lap, f"connect --manager-namespace {manager_namespace} --registry "
+                         f"{REGISTRY} --image-pull-secret regcred", timeout=180)
+    assert connected.returncode == 0, connected.stderr
+    yield lap
+    _tp(lap, "quit", timeout=30)
+    local.terminate()
+    local.wait(timeout=10)
+
+
+def test_the_manager_comes_from_the_configured_registry_and_runs_as_non_root(
+        dev: Laptop, manager_namespace: str, core: Any, apps: Any) -> None:
+    ns = core.read_namespace(manager_namespace)
+    assert ns.metadata.labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    pod = core.list_namespaced_pod(manager_namespace, label_selector="app=traffic-manager").items[0]
+    container = pod.spec.containers[0]
+    assert container.image == f"{REGISTRY}/traffic-manager:{VERSION}"
+    env = {e.name: e.value for e in container.env}
+    assert env["TP_AGENT_IMAGE"] == f"{REGISTRY}/traffic-agent:{VERSION}"
+    assert env["TP_AGENT_IMAGE_PULL_SECRETS"] == "regcred"
+    assert [s.name for s in pod.spec.image_pull_secrets] == ["regcred"]
+    # the kubelet really runs it as the image's non-root user
+    uids = [uid for _, uid in _processes("tp_cluster.manager",
+                                         {"TP_MANAGER_NAMESPACE": manager_namespace})]
+    assert uids == [10001]
+
+
+def test_an_intercept_in_a_restricted_namespace_works_end_to_end(
+        dev: Laptop, app_namespace: str, core: Any, apps: Any) -> None:
+    ns = app_namespace
+    before = apps.api_client.sanitize_for_serialization(
+        apps.read_namespaced_deployment(SVC, ns))["spec"]
+    out = _tp(dev, f"intercept {SVC} -n {ns} -p 3000", timeout=180)
+    assert out.returncode == 0, out.stderr
+    assert "ACTIVE" in out.stdout, out.stdout
+
+    pods = core.list_namespaced_pod(ns, label_selector=f"app={SVC}").items
+    agent_pods = [p for p in pods if any(c.name == "traffic-agent" for c in p.spec.containers)
+                  and not p.metadata.deletion_timestamp]
+    assert agent_pods, "the agent's pod was not admitted"
+    agent = next(c for c in agent_pods[0].spec.containers if c.name == "traffic-agent")
+    assert agent.image == f"{REGISTRY}/traffic-agent:{VERSION}"
+    assert agent.security_context.allow_privilege_escalation is False
+    assert agent.security_context.capabilities.drop == ["ALL"]
+    assert [s.name for s in agent_pods[0].spec.image_pull_secrets] == ["regcred"]
+    # the agent runs as the app pod's non-root uid, as does the app
+    assert {uid for _, uid in _processes("tp_cluster.agent", {"AGENT_NAMESPACE": ns})} == {
+        APP_UID}
+
+    wait_for(lambda: "blue" in dev.run(f"{CURL} http://{SVC}.{ns}:3000/color").stdout, 30,
+             "the intercepted service to answer from the laptop")
+
+    left = _tp(dev, f"leave {SVC}-{ns}")
+    assert left.returncode == 0, left.stderr
+    removed = _tp(dev, f"uninstall --agent {SVC} -n {ns}", timeout=180)
+    assert removed.returncode == 0, removed.stderr
+    after = apps.api_client.sanitize_for_serialization(
+        apps.read_namespaced_deployment(SVC, ns))["spec"]
+    assert after == before
+    wait_for(lambda: "green" in dev.run(f"{CURL} http://{SVC}.{ns}:3000/color").stdout, 60,
+             "the app to answer again")
+
+
+def test_a_pod_that_violates_restricted_is_refused_with_the_api_servers_message(
+        app_namespace: str, core: Any) -> None:
+    from kubernetes.client import ApiException
+
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "root-shell"},
+           "spec": {"containers": [{"name": "shell", "image": "busybox",
+                                    "command": ["sleep", "60"]}]}}
+    with pytest.raises(ApiException) as refused:
+        core.create_namespaced_pod(app_namespace, pod)
+    assert refused.value.status == 403
+    status = json.loads(refused.value.body)
+    assert status["reason"] == "Forbidden"
+    assert status["message"] == (
+        'pods "root-shell" is forbidden: violates PodSecurity "restricted:latest": '
+        'allowPrivilegeEscalation != false (container "shell" must set '
+        'securityContext.allowPrivilegeEscalation=false), unrestricted capabilities '
+        '(container "shell" must set securityContext.capabilities.drop=["ALL"]), '
+        'runAsNonRoot != true (pod or container "shell" must set '
+        'securityContext.runAsNonRoot=true), seccompProfile (pod or container "shell" must '
+        'set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost")')
+
+    host = copy.deepcopy(pod)
+    host["metadata"]["name"] = "host-shell"
+    host["spec"]["hostNetwork"] = True
+    host["spec"]["volumes"] = [{"name": "root", "hostPath": {"path": "/"}}]
+    host["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    with pytest.raises(ApiException) as refused:
+        core.create_namespaced_pod(app_namespace, host)
+    message = json.loads(refused.value.body)["message"]
+    assert message.startswith('pods "host-shell" is forbidden: violates PodSecurity '
+                              '"restricted:latest": host namespaces (hostNetwork=true), '
+                              'privileged (container "shell" must not set '
+                              'securityContext.privileged=true), ')
+    assert 'restricted volume types (volume "root" uses restricted volume type "hostPath")' \
+        in message
+
+
+def test_a_deployment_of_violating_pods_is_accepted_with_a_warning_and_its_pods_refused(
+        app_namespace: str, apps: Any, core: Any) -> None:
+    body = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "rooty"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "rooty"}},
+                     "template": {"metadata": {"labels": {"app": "rooty"}},
+                                  "spec": {"containers": [{"name": "shell", "image": "busybox",
+                                                           "command": ["sleep", "60"]}]}}}}
+    response = apps.create_namespaced_deployment(app_namespace, body, _preload_content=False)
+    assert response.status == 201
+    warning = response.headers.get("Warning", "")
+    assert 'would violate PodSecurity "restricted:latest": allowPrivilegeEscalation != false ' \
+           '(container "shell" must set securityContext.allowPrivilegeEscalation=false)' \
+           in warning
+
+    def refused_event() -> str:
+        events = core.list_namespaced_event(app_namespace).items
+        return next((e.message for e in events if e.reason == "FailedCreate"
+                     and e.involved_object.kind == "ReplicaSet"), "")
+
+    message = wait_for(refused_event, 30, "the ReplicaSet's FailedCreate event", interval=0.5)
+    assert 'is forbidden: violates PodSecurity "restricted:latest"' in message
+    assert not core.list_namespaced_pod(app_namespace, label_selector="app=rooty").items
+    apps.delete_namespaced_deployment("rooty", app_namespace)
+
+
+def test_an_agent_of_another_version_is_reported_in_one_line_with_the_fix(
+        dev: Laptop, app_namespace: str, apps: Any) -> None:
+    ns = app_namespace
+    out = _tp(dev, f"intercept {SVC} -n {ns} -p 3000", timeout=180)
+    assert out.returncode == 0, out.stderr
+    # an older agent: the same image, told it is version 0.0.1
+    old = "0.0.1"
+    patch = {"spec": {"template": {"spec": {"containers": [{
+        "name": "traffic-agent",
+        "command": [sys.executable, "-c",
+                    f"import tp_protocol; tp_protocol.VERSION = {old!r}; import runpy; "
+                    "runpy.run_module('tp_cluster.agent', run_name='__main__')"]}]}}}}
+    apps.patch_namespaced_deployment(SVC, ns, patch)
+
+    def warned() -> str:
+        listing = _tp(dev, f"list -n {ns}").stdout
+        return next((line for line in listing.splitlines() if "differs from" in line), "")
+
+    line = wait_for(warned, 90, "the version skew warning in tp list", interval=1)
+    assert f"traffic-agent of pod {SVC}-" in line
+    assert f"{old} differs from traffic-manager {VERSION}" in line
+    assert f"tp uninstall --agent {SVC} -n {ns}" in line
+    _tp(dev, f"leave {SVC}-{ns}")
+    removed = _tp(dev, f"uninstall --agent {SVC} -n {ns}", timeout=180)
+    assert removed.returncode == 0, removed.stderr
