@@ -119,6 +119,8 @@ def test_an_agent_on_a_privileged_port_adds_only_net_bind_service() -> None:
                                        manifests.agent_image(), injector.manager_address(),
                                        first_agent_port=80)
     assert_valid(patched)
+    assert service is not None  # a numeric targetPort: the Service now names the agent's port
+    assert_valid(service)
     agent = patched["spec"]["template"]["spec"]["containers"][-1]
     assert agent["ports"][0]["containerPort"] == 80
     assert agent["securityContext"]["capabilities"] == {"drop": ["ALL"],

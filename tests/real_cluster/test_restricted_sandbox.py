@@ -230,7 +230,8 @@ def test_a_deployment_of_violating_pods_is_accepted_with_a_warning_and_its_pods_
                                                            "command": ["sleep", "60"]}]}}}}
     response = apps.create_namespaced_deployment(app_namespace, body, _preload_content=False)
     assert response.status == 201
-    warning = response.headers.get("Warning", "")
+    # a quoted-string (RFC 7234): the message's quotes come escaped
+    warning = response.headers.get("Warning", "").replace('\\"', '"')
     assert 'would violate PodSecurity "restricted:latest": allowPrivilegeEscalation != false ' \
            '(container "shell" must set securityContext.allowPrivilegeEscalation=false)' \
            in warning
@@ -271,3 +272,21 @@ def test_an_agent_of_another_version_is_reported_in_one_line_with_the_fix(
     _tp(dev, f"leave {SVC}-{ns}")
     removed = _tp(dev, f"uninstall --agent {SVC} -n {ns}", timeout=180)
     assert removed.returncode == 0, removed.stderr
+
+
+def test_a_bad_image_option_fails_in_one_line_and_installs_nothing(
+        sandbox: Any, core: Any) -> None:
+    from kubernetes.client import ApiException
+
+    lap = Laptop(sandbox, 2)
+    manager_ns = f"tp-bad-{secrets.token_hex(3)}"
+    out = _tp(lap, f"connect --manager-namespace {manager_ns} --manager-image 'Bad Image'")
+    assert out.returncode != 0
+    errors = [line for line in out.stderr.strip().splitlines() if line.startswith("tp: ")]
+    assert len(errors) == 1 and out.stderr.strip().endswith(errors[0]), out.stderr
+    assert "'Bad Image' is not an image reference" in errors[0]
+    assert "--manager-image" in errors[0]
+    with pytest.raises(ApiException) as missing:
+        core.read_namespace(manager_ns)
+    assert missing.value.status == 404
+    assert "not running" in _tp(lap, "status").stdout.lower()
