@@ -1,5 +1,7 @@
 """The images' wheel carries everything the traffic-manager and traffic-agent import.
 
+(And the demo apps the demo image runs, from the same wheel.)
+
 The Dockerfiles in `cluster_images/` build the project's wheel (`pip wheel --no-deps .`)
 and install it with its declared dependencies. This test builds the same wheel and walks
 the imports of `tp_cluster.manager` and `tp_cluster.agent` transitively (every `import`
@@ -26,9 +28,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parents[2]
 OURS = ("tp_cluster", "tp_protocol", "tp_daemon", "tp_sandbox", "tp_jupyter")
-ENTRY_POINTS = ("tp_cluster.manager.__main__", "tp_cluster.agent.__main__")
-DOCKERFILES = [ROOT / "cluster_images" / n / "Dockerfile" for n in ("traffic-manager",
-                                                                   "traffic-agent")]
+ENTRY_POINTS = ("tp_cluster.manager.__main__", "tp_cluster.agent.__main__",
+                # the demo image (cluster_images/demo) runs these from the same wheel
+                "tp_sandbox.demo.dataprocessingservice", "tp_sandbox.demo.verylargedatastore",
+                "tp_sandbox.demo.verylargejavaservice")
+DOCKERFILES = {ROOT / "cluster_images" / n / "Dockerfile": entry for n, entry in (
+    ("traffic-manager", '"-m", "tp_cluster.manager"]'),
+    ("traffic-agent", '"-m", "tp_cluster.agent"]'),
+    ("demo", 'runpy.run_module(\\"tp_sandbox.demo.\\" + os.environ[\\"TP_DEMO_APP\\"]'))}
 
 
 COPIED = ("pyproject.toml", "README.md", "protocol", "cluster_images", "daemon", "sandbox",
@@ -163,13 +170,11 @@ def test_every_library_they_import_is_a_declared_dependency(wheel: zipfile.ZipFi
 
 
 def test_the_dockerfiles_install_that_wheel_and_run_as_non_root() -> None:
-    for dockerfile in DOCKERFILES:
+    for dockerfile, entry in DOCKERFILES.items():
         text = dockerfile.read_text()
         assert "pip wheel --no-cache-dir --no-deps --wheel-dir /wheels ." in text
         copied = re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.M)
         assert sorted(n for line in copied for n in line.split()) == sorted(COPIED)
         assert "pip install --no-cache-dir /wheels/*.whl" in text
         assert re.search(r"^USER 10001:10001$", text, re.M)
-        module = "tp_cluster.manager" if "traffic-manager" in str(dockerfile) else \
-            "tp_cluster.agent"
-        assert f'"-m", "{module}"]' in text
+        assert re.search(r"^ENTRYPOINT \[\"/usr/bin/python3\", .*" + re.escape(entry), text, re.M)

@@ -22,6 +22,7 @@ from tp_sandbox.apiserver import defaults, podsecurity, resources, validation
 
 KUBERNETES = "1.37.0"
 DEMO = Path(__file__).resolve().parents[2] / "sandbox" / "tp_sandbox" / "manifests" / "demo.yaml"
+RESTRICTED_DEMO = Path(__file__).resolve().parents[2] / "docs" / "demo-restricted.yaml"
 
 
 def _demo() -> dict[tuple[str, str], dict[str, Any]]:
@@ -128,6 +129,24 @@ def test_an_agent_on_a_privileged_port_adds_only_net_bind_service() -> None:
     # the agent runs as the pod's non-root uid (same volume access as the app)
     assert "runAsUser" not in agent["securityContext"]
     assert podsecurity.violations(_pod_spec(patched), "restricted") == []
+
+
+def test_the_documented_restricted_demo_validates_and_meets_restricted() -> None:
+    docs = [d for d in yaml.safe_load_all(RESTRICTED_DEMO.read_text()) if d]
+    plain = _demo()
+    assert {(d["kind"], d["metadata"]["name"]) for d in docs} == set(plain)
+    for doc in docs:
+        assert_valid(doc)
+        if doc["kind"] == "Deployment":
+            assert podsecurity.violations(_pod_spec(doc), "restricted") == []
+            # the same app as the sandbox's demo, only with a securityContext
+            bare = copy.deepcopy(doc)
+            del bare["spec"]["template"]["spec"]["securityContext"]
+            for c in bare["spec"]["template"]["spec"]["containers"]:
+                del c["securityContext"]
+            original = copy.deepcopy(plain["Deployment", doc["metadata"]["name"]])
+            del original["metadata"]["namespace"]
+            assert bare == original
 
 
 def test_the_managers_service_cidr_probe_is_a_valid_service() -> None:

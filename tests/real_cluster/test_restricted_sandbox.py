@@ -37,25 +37,16 @@ TP = f"{sys.executable} -m tp_jupyter.cli"
 CURL = "curl -sS --max-time 8"
 SVC = "dataprocessingservice"
 REGISTRY = "registry.example.test:5000/team"
-APP_UID = 2000
-DEMO = Path(__file__).resolve().parents[2] / "sandbox" / "tp_sandbox" / "manifests" / "demo.yaml"
+APP_UID = 10001  # docs/demo-restricted.yaml's runAsUser
+DEMO = Path(__file__).resolve().parents[2] / "docs" / "demo-restricted.yaml"
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted",
               "pod-security.kubernetes.io/enforce-version": "latest",
               "pod-security.kubernetes.io/warn": "restricted"}
 
 
 def _compliant_demo() -> list[dict[str, Any]]:
-    """The seed's dataprocessingservice, with the securityContext "restricted" asks for."""
-    docs = [d for d in yaml.safe_load_all(DEMO.read_text())
-            if d and d["metadata"]["name"] == SVC]
-    deployment = next(d for d in docs if d["kind"] == "Deployment")
-    spec = deployment["spec"]["template"]["spec"]
-    spec["securityContext"] = {"runAsNonRoot": True, "runAsUser": APP_UID,
-                               "seccompProfile": {"type": "RuntimeDefault"}}
-    for c in spec["containers"]:
-        c["securityContext"] = {"allowPrivilegeEscalation": False,
-                                "capabilities": {"drop": ["ALL"]}}
-    return docs
+    """The seed's dataprocessingservice from docs/demo-restricted.yaml (the documented one)."""
+    return [d for d in yaml.safe_load_all(DEMO.read_text()) if d and d["metadata"]["name"] == SVC]
 
 
 def _processes(module: str, env: dict[str, str]) -> list[tuple[int, int]]:
