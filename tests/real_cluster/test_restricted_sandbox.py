@@ -72,6 +72,20 @@ def _processes(module: str, env: dict[str, str]) -> list[tuple[int, int]]:
     return found
 
 
+def _confinement(pid: int) -> dict[str, str]:
+    """What the kernel says about a process: uid, capabilities, no_new_privs, root mount."""
+    status = dict(line.split(":\t", 1) for line in
+                  Path(f"/proc/{pid}/status").read_text().splitlines() if ":\t" in line)
+    root = next(line.split() for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines()
+                if line.split()[4] == "/")
+    return {"uid": status["Uid"].split()[0], "CapEff": status["CapEff"].strip(),
+            "NoNewPrivs": status["NoNewPrivs"].strip(), "root": root[5].split(",")[0]}
+
+
+CONFINED = {"uid": "10001", "CapEff": "0000000000000000", "NoNewPrivs": "1", "root": "ro"}
+"""A restricted container's process: non-root, no capabilities, no_new_privs, read-only /."""
+
+
 def _tp(lap: Laptop, args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return lap.run(f"{TP} {args}", timeout=timeout)
 
@@ -134,9 +148,9 @@ def test_the_manager_comes_from_the_configured_registry_and_runs_as_non_root(
     assert env["TP_AGENT_IMAGE_PULL_SECRETS"] == "regcred"
     assert [s.name for s in pod.spec.image_pull_secrets] == ["regcred"]
     # the kubelet really runs it as the image's non-root user
-    uids = [uid for _, uid in _processes("tp_cluster.manager",
-                                         {"TP_MANAGER_NAMESPACE": manager_namespace})]
-    assert uids == [10001]
+    (pid, uid), = _processes("tp_cluster.manager", {"TP_MANAGER_NAMESPACE": manager_namespace})
+    assert uid == 10001
+    assert _confinement(pid) == CONFINED
 
 
 def test_an_intercept_in_a_restricted_namespace_works_end_to_end(
@@ -158,8 +172,9 @@ def test_an_intercept_in_a_restricted_namespace_works_end_to_end(
     assert agent.security_context.capabilities.drop == ["ALL"]
     assert [s.name for s in agent_pods[0].spec.image_pull_secrets] == ["regcred"]
     # the agent runs as the app pod's non-root uid, as does the app
-    assert {uid for _, uid in _processes("tp_cluster.agent", {"AGENT_NAMESPACE": ns})} == {
-        APP_UID}
+    agents = _processes("tp_cluster.agent", {"AGENT_NAMESPACE": ns})
+    assert agents and {uid for _, uid in agents} == {APP_UID}
+    assert all(_confinement(pid) == CONFINED for pid, _ in agents)
 
     wait_for(lambda: "blue" in dev.run(f"{CURL} http://{SVC}.{ns}:3000/color").stdout, 30,
              "the intercepted service to answer from the laptop")

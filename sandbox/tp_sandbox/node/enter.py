@@ -12,7 +12,8 @@ Doing this in a fresh interpreter instead of a `preexec_fn` keeps fork-unsafe wo
 SPEC: {"netns": path, "hostname": str, "workdir": str, "argv": [...], "env": {...},
        "mounts": [{"source": path, "target": path, "readonly": bool}],
        "security": {"uid": int|null, "gid": int, "groups": [int], "capabilities": [int]|null,
-                    "no_new_privs": bool}}   (see tp_sandbox.node.security)
+                    "no_new_privs": bool, "read_only_root": bool}}
+(see tp_sandbox.node.security)
 A non-root container must still reach the interpreter (our images' Python is the
 host's, which may live under a private directory such as /root): `expose_interpreter`
 covers each such directory, in the container's own mount namespace only, with a tmpfs
@@ -162,6 +163,8 @@ def main(argv: list[str]) -> int:
         security = spec.get("security") or {}
         if security.get("uid"):
             expose_interpreter(spec["argv"][0])
+        if security.get("read_only_root"):
+            netns.mount("none", "/", None, netns.MS_BIND | netns.MS_REMOUNT | netns.MS_RDONLY)
         apply_security(security)
     except OSError as exc:
         print(f"tp-sandbox: container setup failed: {exc}", file=sys.stderr)

@@ -12,7 +12,9 @@ the launcher (`tp_sandbox.node.enter`) applies before it `exec`s the command:
   ones (a non-root process gets them as ambient capabilities, so `NET_BIND_SERVICE`
   really lets it bind a port below 1024); a root container without `capabilities`
   keeps the node's set, as before;
-- `allowPrivilegeEscalation: false` sets no_new_privs.
+- `allowPrivilegeEscalation: false` sets no_new_privs;
+- `readOnlyRootFilesystem: true` remounts `/` read-only in the container's own mount
+  namespace (volumes, resolv.conf and hosts stay as mounted).
 """
 
 from __future__ import annotations
@@ -47,12 +49,13 @@ class ProcessSecurity:
     capabilities: tuple[int, ...] | None = None
     """Capability numbers the process keeps (None: unchanged)."""
     no_new_privs: bool = False
+    read_only_root: bool = False
 
     def spec(self) -> Obj:
         """The launcher's `security` entry (JSON)."""
         return {"uid": self.uid, "gid": self.gid, "groups": list(self.groups),
                 "capabilities": None if self.capabilities is None else list(self.capabilities),
-                "no_new_privs": self.no_new_privs}
+                "no_new_privs": self.no_new_privs, "read_only_root": self.read_only_root}
 
 
 def _cap_number(name: str) -> int | None:
@@ -95,4 +98,5 @@ def process_security(pod: Obj, container: Obj, image_user: int = 0) -> ProcessSe
     return ProcessSecurity(
         uid=None if uid == 0 and not (pick("runAsGroup") or groups) else uid,
         gid=gid, groups=tuple(dict.fromkeys(groups)), capabilities=keep,
-        no_new_privs=sc.get("allowPrivilegeEscalation") is False)
+        no_new_privs=sc.get("allowPrivilegeEscalation") is False,
+        read_only_root=sc.get("readOnlyRootFilesystem") is True)
