@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import json
 import re
+import shutil
+import subprocess
 from typing import Any
 
 import pytest
@@ -150,3 +152,30 @@ def test_an_unknown_level_is_treated_as_restricted(core: client.CoreV1Api,
     _labelled(core, namespace, enforce="strict-please")
     assert "restricted:latest" in _refusal(
         lambda: core.create_namespaced_pod(namespace, ROOT_POD))["message"]
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="needs kubectl")
+def test_kubectl_prints_the_warning_and_the_refusal(server: Server, core: client.CoreV1Api,
+                                                    namespace: str) -> None:
+    """The real client parses the Warning header and shows the Status message as-is."""
+    _labelled(core, namespace, enforce="restricted")
+    base = [shutil.which("kubectl") or "kubectl", "--kubeconfig", str(server.kubeconfig),
+            "--cache-dir", str(server.state_dir / "kube-cache"), "-n", namespace]
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                  "spec": {"selector": {"matchLabels": {"app": "web"}},
+                           "template": {"metadata": {"labels": {"app": "web"}},
+                                        "spec": ROOT_POD["spec"]}}}
+    pod = {"apiVersion": "v1", "kind": "Pod", **ROOT_POD}
+    for obj in (deployment, pod):
+        done = subprocess.run([*base, "create", "-f", "-"], input=json.dumps(obj),
+                              capture_output=True, text=True, timeout=60, check=False)
+        if obj is deployment:
+            assert done.returncode == 0, done.stderr
+            expected = RESTRICTED_MESSAGE.replace('pods "web" is forbidden: violates',
+                                                  "would violate")
+            assert f"Warning: {expected}" in done.stderr
+        else:
+            assert done.returncode != 0
+            assert done.stderr.strip() == (
+                f"Error from server (Forbidden): error when creating \"STDIN\": "
+                f"{RESTRICTED_MESSAGE}")
