@@ -184,6 +184,22 @@ class Kube:
                 raise
         return True
 
+    def manager_images_differ(self, namespace: str, wanted: Images) -> str:
+        """One line when the installed manager's images are not `wanted` ("" otherwise)."""
+        with self._translate(f"read deployment {manifests.NAME} in {namespace}",
+                             namespace=namespace):
+            deployment = self._get_json(
+                f"/apis/apps/v1/namespaces/{namespace}/deployments/{manifests.NAME}", [])
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        agent = next((e.get("value", "") for e in container.get("env") or []
+                      if e.get("name") == manifests.ENV_AGENT_IMAGE), "")
+        have = (container.get("image", ""), agent)
+        if have == (wanted.manager, wanted.agent):
+            return ""
+        return (f"the traffic-manager in {namespace} runs {have[0]} (agents {have[1] or '?'}), "
+                f"not the requested {wanted.manager} ({wanted.agent}): run `tp uninstall "
+                "--everything` and connect again to change its images")
+
     def install_manager(self, namespace: str, progress: Progress,
                         images: Images | None = None) -> None:
         """Create the manager's objects; on failure delete what this call created."""

@@ -204,7 +204,13 @@ class Session:
             namespace=kube.target.namespace, manager_namespace=manager_ns,
             session_id=session.session_id, manager_version=cluster.manager_version,
             daemon_version=VERSION, manager_installed=installed, cluster_info=cluster)
-        info.version_warning = manager_skew(cluster.manager_version, manager_ns)
+        warnings = [manager_skew(cluster.manager_version, manager_ns)]
+        if not installed and any((params.manager_image, params.agent_image,
+                                  params.image_registry)):
+            # asked for images explicitly, but an installed manager keeps its own
+            warnings.append(await asyncio.to_thread(kube.manager_images_differ, manager_ns,
+                                                    images))
+        info.version_warning = "; ".join(w for w in warnings if w)
         if can_route() and not (params.proxy_mode or self._force_proxy):
             self._say("routing cluster ranges " + ", ".join(r for r in ranges if r))
             self._tproxy = TransparentProxy(self.dial)

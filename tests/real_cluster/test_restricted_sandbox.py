@@ -153,6 +153,24 @@ def test_the_manager_comes_from_the_configured_registry_and_runs_as_non_root(
     assert _confinement(pid) == CONFINED
 
 
+def test_asking_an_installed_manager_for_other_images_says_how_to_change_them(
+        sandbox: Any, dev: Laptop, manager_namespace: str) -> None:
+    lap = Laptop(sandbox, 2)
+    out = _tp(lap, f"connect --manager-namespace {manager_namespace} --registry other.test/x",
+              timeout=180)
+    try:
+        assert out.returncode == 0, out.stderr
+        warning = next(line for line in out.stdout.splitlines() if line.startswith("Warning:"))
+        assert warning == (
+            f"Warning: the traffic-manager in {manager_namespace} runs "
+            f"{REGISTRY}/traffic-manager:{VERSION} (agents {REGISTRY}/traffic-agent:{VERSION}),"
+            f" not the requested other.test/x/traffic-manager:{VERSION} "
+            f"(other.test/x/traffic-agent:{VERSION}): run `tp uninstall --everything` and "
+            "connect again to change its images")
+    finally:
+        _tp(lap, "quit", timeout=30)
+
+
 def test_an_intercept_in_a_restricted_namespace_works_end_to_end(
         dev: Laptop, app_namespace: str, core: Any, apps: Any) -> None:
     ns = app_namespace
@@ -296,3 +314,40 @@ def test_a_bad_image_option_fails_in_one_line_and_installs_nothing(
         core.read_namespace(manager_ns)
     assert missing.value.status == 404
     assert "not running" in _tp(lap, "status").stdout.lower()
+
+
+def _port_80_pod(name: str, add: list[str]) -> dict[str, Any]:
+    """A restricted pod whose non-root process binds port 80 (as an agent on a low port)."""
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"restartPolicy": "Never",
+                     "securityContext": {"runAsNonRoot": True, "runAsUser": 10001,
+                                         "seccompProfile": {"type": "RuntimeDefault"}},
+                     "containers": [{
+                         "name": "web", "image": "python",
+                         "command": [sys.executable, "-m", "http.server", "80"],
+                         "readinessProbe": {"tcpSocket": {"port": 80}, "periodSeconds": 1},
+                         "securityContext": {"allowPrivilegeEscalation": False,
+                                             "capabilities": {"drop": ["ALL"], "add": add}}}]}}
+
+
+def test_a_non_root_container_binds_a_port_below_1024_only_with_net_bind_service(
+        app_namespace: str, core: Any) -> None:
+    core.create_namespaced_pod(app_namespace, _port_80_pod("with-cap", ["NET_BIND_SERVICE"]))
+    core.create_namespaced_pod(app_namespace, _port_80_pod("without-cap", []))
+
+    def ready() -> bool:
+        pod = core.read_namespaced_pod("with-cap", app_namespace)
+        return any(c.type == "Ready" and c.status == "True"
+                   for c in pod.status.conditions or [])
+
+    wait_for(ready, 30, "the pod with NET_BIND_SERVICE to listen on port 80", interval=0.5)
+
+    def failed_log() -> str:
+        if core.read_namespaced_pod("without-cap", app_namespace).status.phase != "Failed":
+            return ""
+        return str(core.read_namespaced_pod_log("without-cap", app_namespace))
+
+    log = wait_for(failed_log, 30, "the pod without it to fail", interval=0.5)
+    assert "PermissionError" in log and "Permission denied" in log
+    for name in ("with-cap", "without-cap"):
+        core.delete_namespaced_pod(name, app_namespace, grace_period_seconds=0)
