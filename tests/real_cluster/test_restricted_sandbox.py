@@ -351,3 +351,23 @@ def test_a_non_root_container_binds_a_port_below_1024_only_with_net_bind_service
     assert "PermissionError" in log and "Permission denied" in log
     for name in ("with-cap", "without-cap"):
         core.delete_namespaced_pod(name, app_namespace, grace_period_seconds=0)
+
+
+def test_the_kubelet_refuses_to_run_a_root_image_as_run_as_non_root(
+        app_namespace: str, core: Any) -> None:
+    pod = _port_80_pod("root-image", [])
+    del pod["spec"]["securityContext"]["runAsUser"]  # busybox's user is root
+    pod["spec"]["containers"][0].update(image="busybox", command=["sleep", "60"])
+    del pod["spec"]["containers"][0]["readinessProbe"]
+    core.create_namespaced_pod(app_namespace, pod)
+
+    def waiting() -> Any:
+        statuses = core.read_namespaced_pod("root-image", app_namespace).status
+        state = (statuses.container_statuses or [None])[0]
+        return state and state.state.waiting
+
+    reason = wait_for(waiting, 30, "the container to wait", interval=0.5)
+    assert reason.reason == "CreateContainerConfigError"
+    assert reason.message.startswith("container has runAsNonRoot and image will run as root "
+                                     f'(pod: "root-image_{app_namespace}(')
+    core.delete_namespaced_pod("root-image", app_namespace, grace_period_seconds=0)
