@@ -179,3 +179,30 @@ def test_kubectl_prints_the_warning_and_the_refusal(server: Server, core: client
             assert done.stderr.strip() == (
                 f"Error from server (Forbidden): error when creating \"STDIN\": "
                 f"{RESTRICTED_MESSAGE}")
+
+
+def test_labelling_a_namespace_warns_about_its_violating_pods(
+        server: Server, core: client.CoreV1Api, namespace: str) -> None:
+    for name in ("a", "b", "c"):
+        pod = copy.deepcopy(ROOT_POD)
+        pod["metadata"]["name"] = name
+        core.create_namespaced_pod(namespace, pod)
+    core.create_namespaced_pod(namespace, {**_compliant(ROOT_POD),
+                                           "metadata": {"name": "good"}})
+    response = server.raw(
+        "PATCH", f"/api/v1/namespaces/{namespace}",
+        headers={"Content-Type": "application/merge-patch+json"},
+        body=json.dumps({"metadata": {"labels": {
+            "pod-security.kubernetes.io/enforce": "restricted"}}}).encode())
+    assert response.status == 200
+    assert [warning_text(w) for w in response.headers.getlist("Warning")] == [
+        f'existing pods in namespace "{namespace}" violate the new PodSecurity enforce level '
+        '"restricted:latest"',
+        "a (and 2 other pods): allowPrivilegeEscalation != false, unrestricted capabilities, "
+        "runAsNonRoot != true, seccompProfile"]
+    # the pods keep running; the same level again says nothing
+    assert len(core.list_namespaced_pod(namespace).items) == 4
+    again = server.raw("PATCH", f"/api/v1/namespaces/{namespace}",
+                       headers={"Content-Type": "application/merge-patch+json"},
+                       body=b'{"metadata": {"annotations": {"x": "y"}}}')
+    assert "Warning" not in again.headers

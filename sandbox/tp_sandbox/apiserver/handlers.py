@@ -356,6 +356,9 @@ class Api:
         warnings = ext.validate(new, rt, old, field_validation)
         if mode == "main":
             warnings += self._pod_security(rt, namespace, name, new, old)
+        if rt.kind == "Namespace" and mode == "main":
+            warnings += podsecurity.namespace_warnings(
+                new, old, self.store.list(self.rt("", "pods"), name))
         if rt.kind == "Service" and mode == "main":
             self._allocate_service(new, old)
         if _strip_rv(new) == _strip_rv(old):

@@ -15,6 +15,9 @@ tutorials use, with the real plugin's messages:
   only NET_BIND_SERVICE), restricted volume types, runAsNonRoot, runAsUser=0,
   seccompProfile RuntimeDefault/Localhost.
 
+Raising a namespace's `enforce` level warns about its existing pods that violate the new
+level (they keep running), as the real plugin does.
+
 AppArmor, SELinux options and Windows host processes are not checked (nothing here sets
 them). Namespaces without labels are `privileged`, the default of an unconfigured server.
 """
@@ -380,4 +383,36 @@ def admit(kind: str, plural: str, name: str, obj: Obj, *, old: Obj | None,
         failed = violations(spec, warn.level)
         if failed:
             warnings.append(f'would violate PodSecurity "{warn}": ' + ", ".join(failed))
+    return warnings
+
+
+def _reason(violation: str) -> str:
+    return violation.split(" (", 1)[0]
+
+
+def namespace_warnings(namespace: Obj, old: Obj | None, pods: list[Obj]) -> list[str]:
+    """Warnings when a namespace's enforce policy changes and existing pods violate it."""
+    new_policy = namespace_policies(namespace).get("enforce")
+    if new_policy is None or (old is not None
+                              and namespace_policies(old).get("enforce") == new_policy):
+        return []
+    by_reasons: dict[str, list[str]] = {}
+    for pod in pods:
+        spec = pod.get("spec")
+        if not isinstance(spec, dict) or (pod.get("metadata") or {}).get("deletionTimestamp"):
+            continue
+        failed = violations(spec, new_policy.level)
+        if failed:
+            reasons = ", ".join(_reason(v) for v in failed)
+            by_reasons.setdefault(reasons, []).append(str(pod["metadata"]["name"]))
+    if not by_reasons:
+        return []
+    name = (namespace.get("metadata") or {}).get("name")
+    warnings = [f'existing pods in namespace "{name}" violate the new PodSecurity enforce '
+                f'level "{new_policy}"']
+    for reasons, names in by_reasons.items():
+        others = len(names) - 1
+        who = names[0] + (f" (and {others} other pod{'s' if others > 1 else ''})"
+                          if others else "")
+        warnings.append(f"{who}: {reasons}")
     return warnings
