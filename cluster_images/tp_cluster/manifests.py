@@ -1,4 +1,4 @@
-"""The traffic-manager's Kubernetes objects, as plain dicts (a pure function).
+"""The traffic-manager's Kubernetes objects, as plain dicts, and the image references.
 
 Used by the workstation daemon (install on first connect, removal on
 `tp uninstall --everything`) and by tests. The ClusterRole is least privilege for
