@@ -205,9 +205,17 @@ class QuitResult(Rendered):
 
 def connect(kubeconfig: str | None = None, *, context: str | None = None,
             namespace: str | None = None, manager_namespace: str | None = None,
-            proxy_mode: bool = False, progress: ProgressCallback | None = None
+            proxy_mode: bool = False, progress: ProgressCallback | None = None,
+            manager_image: str | None = None, agent_image: str | None = None,
+            registry: str | None = None, image_pull_secrets: list[str] | None = None
             ) -> ConnectResult:
-    """Connect the workstation to the cluster (starting the daemon if needed)."""
+    """Connect the workstation to the cluster (starting the daemon if needed).
+
+    The image options apply when this connect installs the traffic-manager:
+    `registry` (e.g. `registry.example.com/team`) holds both images; `manager_image` /
+    `agent_image` are `[REGISTRY/]NAME[:TAG]` (no tag: this client's version);
+    `image_pull_secrets` name Secrets for a private registry.
+    """
     started = False
     if not daemon_client.running():
         daemon_client.start_daemon()
@@ -215,7 +223,9 @@ def connect(kubeconfig: str | None = None, *, context: str | None = None,
     request = dpb.ConnectRequest(kubeconfig=kubeconfig or "", context=context or "",
                                  namespace=namespace or "",
                                  manager_namespace=manager_namespace or "",
-                                 proxy_mode=proxy_mode)
+                                 proxy_mode=proxy_mode, manager_image=manager_image or "",
+                                 agent_image=agent_image or "", image_registry=registry or "",
+                                 image_pull_secrets=image_pull_secrets or [])
     with daemon_client.DaemonClient() as client:
         try:
             with _progress(client, progress, None):
@@ -290,6 +300,8 @@ def intercept_rows(info: mpb.InterceptInfo, mount_point: str | None = None
     rows += [("", line) for line in lines[1:]]
     if info.message and info.state != mpb.INTERCEPT_STATE_ACTIVE:
         rows.append(("Message", info.message))
+    elif info.message:  # an active intercept's message is a warning (e.g. version skew)
+        rows.append(("Warning", info.message))
     return rows
 
 

@@ -23,7 +23,9 @@ def _progress(message: str) -> None:
 def _connect(args: argparse.Namespace) -> api.ConnectResult:
     return api.connect(kubeconfig=args.kubeconfig, context=args.context,
                        namespace=args.namespace, manager_namespace=args.manager_namespace,
-                       proxy_mode=args.proxy_mode, progress=_progress)
+                       proxy_mode=args.proxy_mode, progress=_progress,
+                       manager_image=args.manager_image, agent_image=args.agent_image,
+                       registry=args.registry, image_pull_secrets=args.image_pull_secret)
 
 
 def _status(args: argparse.Namespace) -> api.Status:
@@ -77,6 +79,18 @@ def register(sub: Any) -> None:
     p.add_argument("--proxy-mode", action="store_true",
                    help="use a SOCKS5 proxy instead of routes and DNS, even as root")
     output.add_format(p)
+    images = p.add_argument_group("images (used when connect installs the traffic-manager)")
+    images.add_argument("--registry", metavar="HOST[:PORT][/PATH]",
+                        help="registry of both images (default: ghcr.io/tp-jupyter)")
+    images.add_argument("--manager-image", metavar="[REGISTRY/]NAME[:TAG]",
+                        help="traffic-manager image (default: traffic-manager; tag: this "
+                             "client's version)")
+    images.add_argument("--agent-image", metavar="[REGISTRY/]NAME[:TAG]",
+                        help="traffic-agent image the manager injects (default: "
+                             "traffic-agent; tag: this client's version)")
+    images.add_argument("--image-pull-secret", action="append", metavar="SECRET",
+                        help="imagePullSecret for a private registry (repeatable; the "
+                             "Secret must exist in the manager's and workloads' namespaces)")
     p.set_defaults(func=_connect)
 
     p = sub.add_parser("status", help="show the daemon's and the connection's state")

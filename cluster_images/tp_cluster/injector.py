@@ -20,6 +20,14 @@ The original pod template and Service ports are kept as JSON in annotations
 so that `restore` gives them back exactly. `inject` on an injected workload starts
 over from the originals, so it is idempotent and also refreshes the agent image.
 
+Pod Security: the agent container meets the "restricted" profile by itself (non-root,
+no privilege escalation, capabilities dropped, RuntimeDefault seccomp, read-only root
+filesystem), so injection never makes a compliant pod non-compliant. It runs as the
+pod's `runAsUser` when the pod sets a non-root one (so it reads the same volumes), else
+as `manifests.RUN_AS_USER`; an agent port below 1024 adds `NET_BIND_SERVICE`, the one
+capability "restricted" allows. `image_pull_secrets` are added to the pod's
+`imagePullSecrets` (Secrets in the workload's namespace).
+
 The agent learns everything from its environment (see `tp_cluster.agent.config`):
 `AGENT_NAME`, `AGENT_NAMESPACE`, `AGENT_KIND`, `POD_NAME`/`POD_IP` (downward API),
 `APP_CONTAINER`, `APP_PORTS` and `APP_MOUNTS` (JSON), `MANAGER_ADDRESS`. The app
@@ -46,6 +54,7 @@ import re
 from typing import Any
 
 from tp_cluster.errors import ClusterError
+from tp_cluster.manifests import RUN_AS_USER, restricted_container_security
 
 ANNOTATION_TEMPLATE = "tp-jupyter.io/original-pod-template"
 """Deployment annotation: the pod template before injection (JSON)."""
@@ -119,7 +128,8 @@ def interceptable(kind: str, obj: dict[str, Any],
 
 def inject(deployment: dict[str, Any], service: dict[str, Any], service_port: str | int,
            agent_image: str, manager_address: str, *,
-           first_agent_port: int = DEFAULT_AGENT_PORT
+           first_agent_port: int = DEFAULT_AGENT_PORT,
+           image_pull_secrets: list[str] | tuple[str, ...] = ()
            ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The Deployment with the agent, and the Service if it must change (else None).
 
@@ -148,7 +158,13 @@ def inject(deployment: dict[str, Any], service: dict[str, Any], service_port: st
             if renamed:
                 port["name"] = renamed
         _rename_handler_ports(container, plan.renames)
-    containers.append(_agent_container(deployment, app, plan, agent_image, manager_address))
+    containers.append(_agent_container(
+        deployment, app, plan, agent_image, manager_address,
+        pod_security=new_template["spec"].get("securityContext") or {}))
+    if image_pull_secrets:
+        pulls = new_template["spec"].setdefault("imagePullSecrets", [])
+        pulls.extend({"name": n} for n in image_pull_secrets
+                     if {"name": n} not in pulls)
 
     patched = copy.deepcopy(deployment)
     patched["spec"]["template"] = new_template
@@ -372,8 +388,20 @@ def _app_env(app: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, 
     return env, env_from
 
 
+_PRIVILEGED_PORTS = 1024
+
+
+def _agent_security(plan: _Plan, pod_security: dict[str, Any]) -> dict[str, Any]:
+    """Restricted by itself; the pod's non-root uid if it has one (same volume access)."""
+    pod_uid = pod_security.get("runAsUser")
+    uid = None if isinstance(pod_uid, int) and pod_uid > 0 else RUN_AS_USER
+    low = any(int(p["port"]) < _PRIVILEGED_PORTS for p in plan.agent_ports)
+    return restricted_container_security(uid, ["NET_BIND_SERVICE"] if low else None)
+
+
 def _agent_container(deployment: dict[str, Any], app: dict[str, Any], plan: _Plan,
-                     image: str, manager: str) -> dict[str, Any]:
+                     image: str, manager: str, *, pod_security: dict[str, Any]
+                     ) -> dict[str, Any]:
     meta = deployment.get("metadata", {})
     mounts = [{"name": m["name"], "mountPath": m["mountPath"],
                "readOnly": bool(m.get("readOnly", False))}
@@ -408,6 +436,7 @@ def _agent_container(deployment: dict[str, Any], app: dict[str, Any], plan: _Pla
         "env": env,
         "readinessProbe": {"tcpSocket": {"port": plan.agent_ports[0]["port"]},
                            "periodSeconds": 2, "failureThreshold": 3},
+        "securityContext": _agent_security(plan, pod_security),
     }
     if app_env_from:
         container["envFrom"] = app_env_from

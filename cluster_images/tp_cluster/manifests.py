@@ -1,4 +1,4 @@
-"""The traffic-manager's Kubernetes objects, as plain dicts (a pure function).
+"""The traffic-manager's Kubernetes objects, as plain dicts, and the image references.
 
 Used by the workstation daemon (install on first connect, removal on
 `tp uninstall --everything`) and by tests. The ClusterRole is least privilege for
@@ -12,10 +12,22 @@ what the manager does:
 
 It reads no configmaps or secrets: the agent container gets copies of the app's
 env/envFrom, so the kubelet resolves them (see `tp_cluster.injector`).
+
+Images come from any registry: `image_ref` turns what a user gives (`--registry`,
+`--manager-image`, `--agent-image`) into a full reference whose tag defaults to this
+client's version. The agent image and its pull secrets travel in the manager
+Deployment's env (`TP_AGENT_IMAGE`, `TP_AGENT_IMAGE_PULL_SECRETS`), so the manager
+injects agents from the same registry it was installed from.
+
+Pod Security: the manager pod meets the "restricted" profile (non-root uid
+`RUN_AS_USER`, no privilege escalation, every capability dropped, the runtime's
+default seccomp profile, a read-only root filesystem), so it runs in namespaces
+labelled `pod-security.kubernetes.io/enforce: restricted`.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -26,14 +38,25 @@ from tp_cluster.errors import ClusterError
 NAME = "traffic-manager"
 """Name of the ServiceAccount, Deployment and Service; label `app=traffic-manager`."""
 
-IMAGE_REPOSITORY = "ghcr.io/tp-jupyter/traffic-manager"
-AGENT_IMAGE_REPOSITORY = "ghcr.io/tp-jupyter/traffic-agent"
+DEFAULT_REGISTRY = "ghcr.io/tp-jupyter"
+"""Where the released images live; `--registry` / `Settings.connect.image_registry` replace it."""
+
+MANAGER_IMAGE_NAME = NAME
+AGENT_IMAGE_NAME = "traffic-agent"
+IMAGE_REPOSITORY = f"{DEFAULT_REGISTRY}/{MANAGER_IMAGE_NAME}"
+AGENT_IMAGE_REPOSITORY = f"{DEFAULT_REGISTRY}/{AGENT_IMAGE_NAME}"
+
+RUN_AS_USER = 10001
+"""The non-root uid (and gid) of both images (the Dockerfiles' `USER`)."""
+
+ENV_AGENT_IMAGE = "TP_AGENT_IMAGE"
+ENV_AGENT_PULL_SECRETS = "TP_AGENT_IMAGE_PULL_SECRETS"
+"""Manager env: comma-separated imagePullSecrets the injected pods get ("" = none)."""
 FATAL_WAITING_REASONS = frozenset({
     "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
     "CrashLoopBackOff"})
 """Container waiting reasons that will not fix themselves while a rollout is waited for
 (the manager's install, an agent's injection)."""
-
 GRPC_PORT = 8081
 """The manager's gRPC port (container and Service)."""
 
@@ -41,6 +64,13 @@ LABELS = {"app": NAME, "app.kubernetes.io/part-of": "tp-jupyter"}
 MANAGED_BY = {"app.kubernetes.io/managed-by": "tp-jupyter"}
 VERSION_ANNOTATION = "tp-jupyter.io/version"
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
+# docker reference grammar, simplified: [host[:port]/]path[:tag][@digest]
+_IMAGE_REF = re.compile(
+    r"(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*"
+    r"(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+    r"(?:@[a-z0-9]+:[a-f0-9]{32,})?")
+_REGISTRY = re.compile(r"[a-zA-Z0-9.-]+(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*")
 
 
 class ManifestError(ClusterError, ValueError):
@@ -52,13 +82,94 @@ def cluster_role_name(namespace: str) -> str:
     return f"{NAME}-{namespace}"
 
 
-def manager_image(version: str = VERSION) -> str:
-    return f"{IMAGE_REPOSITORY}:{version}"
+def image_ref(given: str, name: str, registry: str = "", version: str = VERSION,
+              option: str = "--image") -> str:
+    """A full image reference from what a user gave.
+
+    `given` "" is `<registry>/<name>:<version>`; a bare name (`my-manager`, `my-manager:2`)
+    goes under `registry`; anything with a `/` is a full repository and used as it is.
+    A missing tag is `version` (the client's), so client and images match by default.
+    `option` names the setting in the error message.
+    """
+    registry = (registry or DEFAULT_REGISTRY).strip().rstrip("/")
+    if not _REGISTRY.fullmatch(registry):
+        raise ManifestError(f"registry {registry!r} is not a registry or repository prefix: "
+                            "use HOST[:PORT][/PATH], e.g. registry.example.com/team (--registry)")
+    ref = given.strip() or name
+    if "/" not in ref:
+        ref = f"{registry}/{ref}"
+    last = ref.rsplit("/", 1)[-1]
+    if ":" not in last and "@" not in last:
+        ref = f"{ref}:{version}"
+    if not _IMAGE_REF.fullmatch(ref):
+        raise ManifestError(f"{given!r} is not an image reference: use "
+                            f"[REGISTRY/]NAME[:TAG] ({option})")
+    return ref
 
 
-def agent_image(version: str = VERSION) -> str:
+def image_tag(image: str) -> str:
+    """The tag of an image reference ("" for none or a digest only)."""
+    last = image.split("@", 1)[0].rsplit("/", 1)[-1]
+    return last.rsplit(":", 1)[1] if ":" in last else ""
+
+
+def manager_image(version: str = VERSION, registry: str = "") -> str:
+    return image_ref("", MANAGER_IMAGE_NAME, registry, version)
+
+
+def agent_image(version: str = VERSION, registry: str = "") -> str:
     """The traffic-agent image the manager injects (same version as the manager)."""
-    return f"{AGENT_IMAGE_REPOSITORY}:{version}"
+    return image_ref("", AGENT_IMAGE_NAME, registry, version)
+
+
+_agent_image_of = agent_image  # manager_objects' parameter of that name hides it
+
+
+def pull_secret_names(given: list[str] | tuple[str, ...] | str) -> list[str]:
+    """imagePullSecrets names from a list or a comma-separated string, checked."""
+    names = given.split(",") if isinstance(given, str) else list(given)
+    out = [n.strip() for n in names if n.strip()]
+    for n in out:
+        if len(n) > 253 or not _DNS_SUBDOMAIN.fullmatch(n):
+            raise ManifestError(f"image pull secret {n!r} is not a Secret name: use lower-case "
+                                "letters, digits, '-' and '.' (--image-pull-secret)")
+    return out
+
+
+def agent_pull_secrets_from_env(environ: dict[str, str] | None = None) -> list[str]:
+    """The manager's `TP_AGENT_IMAGE_PULL_SECRETS`, as the injector wants them."""
+    env = os.environ if environ is None else environ
+    return pull_secret_names(env.get(ENV_AGENT_PULL_SECRETS, ""))
+
+
+def version_skew(component: str, theirs: str, other: str, ours: str, fix: str) -> str:
+    """One line: `<component> <theirs> differs from <other> <ours>: <fix>` ("" when the
+    versions match or one is unknown)."""
+    if not theirs or not ours or theirs == ours:
+        return ""
+    return f"{component} {theirs} differs from {other} {ours}: {fix}"
+
+
+def restricted_container_security(run_as_user: int | None = RUN_AS_USER,
+                                  add_capabilities: list[str] | None = None,
+                                  read_only_root: bool = True) -> dict[str, Any]:
+    """A container securityContext that meets Pod Security "restricted" by itself."""
+    context: dict[str, Any] = {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"], **({"add": add_capabilities}
+                                             if add_capabilities else {})},
+        "readOnlyRootFilesystem": read_only_root,
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    if run_as_user is not None:
+        context["runAsUser"] = run_as_user
+    return context
+
+
+POD_SECURITY_LABELS = {"pod-security.kubernetes.io/enforce": "restricted",
+                       "pod-security.kubernetes.io/enforce-version": "latest"}
+"""The manager's Namespace enforces Pod Security "restricted" on its own pods."""
 
 
 def _meta(name: str, namespace: str | None = None) -> dict[str, Any]:
@@ -72,14 +183,26 @@ def _meta(name: str, namespace: str | None = None) -> dict[str, Any]:
     return meta
 
 
+def _namespace_meta(namespace: str) -> dict[str, Any]:
+    meta = _meta(namespace)
+    meta["labels"].update(POD_SECURITY_LABELS)
+    return meta
+
+
 def manager_objects(
     namespace: str = "ambassador",
     version: str = VERSION,
     image: str | None = None,
     log_level: str = "INFO",
+    *,
+    agent_image: str | None = None,
+    image_pull_secrets: list[str] | tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     """Every object of a traffic-manager install, in creation order.
 
+    `image` / `agent_image` are full references (see `image_ref`; default: ours of
+    `version`); `image_pull_secrets` name Secrets in the manager's namespace (and, for
+    the agents, in each intercepted workload's namespace).
     Deleting in reverse order removes the install (the Namespace last, which also
     takes anything left inside it).
     """
@@ -88,10 +211,12 @@ def manager_objects(
             f"manager namespace {namespace!r} is not a DNS label: use lower-case letters, "
             "digits and '-'")
     image = image or manager_image(version)
+    agent = agent_image or _agent_image_of(version)
+    secrets = pull_secret_names(image_pull_secrets)
     role = cluster_role_name(namespace)
     pod_labels = dict(LABELS)
     return [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(namespace)},
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": _namespace_meta(namespace)},
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(NAME, namespace)},
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -132,6 +257,13 @@ def manager_objects(
                     "spec": {
                         "serviceAccountName": NAME,
                         "terminationGracePeriodSeconds": 10,
+                        **({"imagePullSecrets": [{"name": n} for n in secrets]}
+                           if secrets else {}),
+                        "securityContext": {
+                            "runAsNonRoot": True, "runAsUser": RUN_AS_USER,
+                            "runAsGroup": RUN_AS_USER,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
                         "containers": [{
                             "name": NAME,
                             "image": image,
@@ -142,7 +274,11 @@ def manager_objects(
                                 {"name": "TP_MANAGER_NAMESPACE",
                                  "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
                                 {"name": "TP_LOG_LEVEL", "value": log_level},
+                                {"name": ENV_AGENT_IMAGE, "value": agent},
+                                *([{"name": ENV_AGENT_PULL_SECRETS, "value": ",".join(secrets)}]
+                                  if secrets else []),
                             ],
+                            "securityContext": restricted_container_security(),
                             # the server listens only once cluster info is discovered
                             "readinessProbe": {
                                 "tcpSocket": {"port": GRPC_PORT},

@@ -26,6 +26,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from tp_cluster import manifests
+from tp_protocol import VERSION
 
 from tp_daemon.errors import (
     ClusterRefused,
@@ -54,6 +55,38 @@ class NamespaceNotFound(ClusterRefused):
     """The namespace does not exist (an error the user fixes: code NOT_FOUND)."""
 
     code = "NOT_FOUND"
+
+
+@dataclass(frozen=True)
+class Images:
+    """Full references of the traffic-manager and traffic-agent images, and pull secrets."""
+
+    manager: str
+    agent: str
+    pull_secrets: tuple[str, ...] = ()
+
+
+def choose_images(manager: str = "", agent: str = "", registry: str = "",
+                  pull_secrets: tuple[str, ...] = ()) -> Images:
+    """The images an install uses (`tp_cluster.manifests.image_ref` rules, the client's
+    version as the default tag); a bad value is a one-line ConfigError naming its option."""
+    try:
+        return Images(
+            manifests.image_ref(manager, manifests.MANAGER_IMAGE_NAME, registry,
+                                option="--manager-image"),
+            manifests.image_ref(agent, manifests.AGENT_IMAGE_NAME, registry,
+                                option="--agent-image"),
+            tuple(manifests.pull_secret_names(pull_secrets)))
+    except manifests.ManifestError as e:
+        raise ConfigError(str(e)) from e
+
+
+def manager_skew(manager_version: str, namespace: str) -> str:
+    """One line when the traffic-manager's version is not the client's ("" when equal)."""
+    return manifests.version_skew(
+        "traffic-manager", manager_version, "client", VERSION,
+        f"run `tp uninstall --everything` and `tp connect` to install {VERSION} in "
+        f"{namespace}, or use a tp client of {manager_version}")
 
 
 def kubeconfig_path(explicit: str) -> Path:
@@ -151,10 +184,30 @@ class Kube:
                 raise
         return True
 
-    def install_manager(self, namespace: str, progress: Progress, image: str = "") -> None:
+    def manager_images_differ(self, namespace: str, wanted: Images) -> str:
+        """One line when the installed manager's images are not `wanted` ("" otherwise)."""
+        with self._translate(f"read deployment {manifests.NAME} in {namespace}",
+                             namespace=namespace):
+            deployment = self._get_json(
+                f"/apis/apps/v1/namespaces/{namespace}/deployments/{manifests.NAME}", [])
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        agent = next((e.get("value", "") for e in container.get("env") or []
+                      if e.get("name") == manifests.ENV_AGENT_IMAGE), "")
+        have = (container.get("image", ""), agent)
+        if have == (wanted.manager, wanted.agent):
+            return ""
+        return (f"the traffic-manager in {namespace} runs {have[0]} (agents {have[1] or '?'}), "
+                f"not the requested {wanted.manager} ({wanted.agent}): run `tp uninstall "
+                "--everything` and connect again to change its images")
+
+    def install_manager(self, namespace: str, progress: Progress,
+                        images: Images | None = None) -> None:
         """Create the manager's objects; on failure delete what this call created."""
+        images = images or choose_images()
         try:
-            objects = manifests.manager_objects(namespace, image=image or None)
+            objects = manifests.manager_objects(namespace, image=images.manager,
+                                                agent_image=images.agent,
+                                                image_pull_secrets=images.pull_secrets)
         except manifests.ManifestError as e:
             raise ConfigError(f"{e} (--manager-namespace)") from e
         created: list[dict[str, Any]] = []

@@ -111,7 +111,9 @@ class DaemonService(dgrpc.DaemonServicer):
             from tp_daemon.session import ConnectParams
 
             params = ConnectParams(request.kubeconfig, request.context, request.namespace,
-                                   request.manager_namespace, request.proxy_mode)
+                                   request.manager_namespace, request.proxy_mode,
+                                   request.manager_image, request.agent_image,
+                                   request.image_registry, tuple(request.image_pull_secrets))
             log.info("connect %s", params)
             return await self._within_deadline("connect", "connect", context,
                                                lambda: session.connect(params))

@@ -44,7 +44,7 @@ from tp_daemon.errors import (
     NotConnected,
 )
 from tp_daemon.intercepts import Intercepts
-from tp_daemon.kube import Kube
+from tp_daemon.kube import Kube, choose_images, manager_skew
 from tp_daemon.portforward import PodPort, PortForwarder
 from tp_daemon.proxy import Socks5Proxy, TransparentProxy
 from tp_daemon.routing import Routing
@@ -64,6 +64,11 @@ class ConnectParams:
     namespace: str = ""
     manager_namespace: str = ""
     proxy_mode: bool = False
+    # images for a traffic-manager install ("" / empty: Settings.connect)
+    manager_image: str = ""
+    agent_image: str = ""
+    image_registry: str = ""
+    image_pull_secrets: tuple[str, ...] = ()
 
 
 def can_route() -> bool:
@@ -159,6 +164,11 @@ class Session:
             Kube, params.kubeconfig, params.context, params.namespace,
             api_timeout=s.api_timeout)
         manager_ns = params.manager_namespace or s.manager_namespace
+        # checked before anything happens: a bad reference leaves nothing behind
+        images = choose_images(params.manager_image or s.manager_image,
+                               params.agent_image or s.agent_image,
+                               params.image_registry or s.image_registry,
+                               params.image_pull_secrets or tuple(s.image_pull_secrets))
         installed = False
         # One request in the common case (manager running): it also proves the API server
         # reachable and the credentials good; the install path only runs when needed.
@@ -166,7 +176,7 @@ class Session:
         if pod is None:
             if not await asyncio.to_thread(kube.manager_deployment_exists, manager_ns):
                 await asyncio.to_thread(kube.install_manager, manager_ns,
-                                        self._install_progress, s.manager_image)
+                                        self._install_progress, images)
                 installed = True
             try:
                 pod = await asyncio.to_thread(kube.wait_manager_pod, manager_ns,
@@ -194,9 +204,13 @@ class Session:
             namespace=kube.target.namespace, manager_namespace=manager_ns,
             session_id=session.session_id, manager_version=cluster.manager_version,
             daemon_version=VERSION, manager_installed=installed, cluster_info=cluster)
-        if cluster.manager_version and cluster.manager_version != VERSION:
-            info.version_warning = (f"traffic-manager {cluster.manager_version} differs from "
-                                    f"daemon {VERSION}")
+        warnings = [manager_skew(cluster.manager_version, manager_ns)]
+        if not installed and any((params.manager_image, params.agent_image,
+                                  params.image_registry)):
+            # asked for images explicitly, but an installed manager keeps its own
+            warnings.append(await asyncio.to_thread(kube.manager_images_differ, manager_ns,
+                                                    images))
+        info.version_warning = "; ".join(w for w in warnings if w)
         if can_route() and not (params.proxy_mode or self._force_proxy):
             self._say("routing cluster ranges " + ", ".join(r for r in ranges if r))
             self._tproxy = TransparentProxy(self.dial)

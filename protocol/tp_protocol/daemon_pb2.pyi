@@ -88,7 +88,7 @@ class VersionInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., pid: _Optional[int] = ..., log_file: _Optional[str] = ...) -> None: ...
 
 class ConnectRequest(_message.Message):
-    __slots__ = ("kubeconfig", "context", "namespace", "manager_namespace", "kube_flags", "proxy_mode")
+    __slots__ = ("kubeconfig", "context", "namespace", "manager_namespace", "kube_flags", "proxy_mode", "manager_image", "agent_image", "image_registry", "image_pull_secrets")
     class KubeFlagsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -102,13 +102,21 @@ class ConnectRequest(_message.Message):
     MANAGER_NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     KUBE_FLAGS_FIELD_NUMBER: _ClassVar[int]
     PROXY_MODE_FIELD_NUMBER: _ClassVar[int]
+    MANAGER_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    AGENT_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_REGISTRY_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_PULL_SECRETS_FIELD_NUMBER: _ClassVar[int]
     kubeconfig: str
     context: str
     namespace: str
     manager_namespace: str
     kube_flags: _containers.ScalarMap[str, str]
     proxy_mode: bool
-    def __init__(self, kubeconfig: _Optional[str] = ..., context: _Optional[str] = ..., namespace: _Optional[str] = ..., manager_namespace: _Optional[str] = ..., kube_flags: _Optional[_Mapping[str, str]] = ..., proxy_mode: _Optional[bool] = ...) -> None: ...
+    manager_image: str
+    agent_image: str
+    image_registry: str
+    image_pull_secrets: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, kubeconfig: _Optional[str] = ..., context: _Optional[str] = ..., namespace: _Optional[str] = ..., manager_namespace: _Optional[str] = ..., kube_flags: _Optional[_Mapping[str, str]] = ..., proxy_mode: _Optional[bool] = ..., manager_image: _Optional[str] = ..., agent_image: _Optional[str] = ..., image_registry: _Optional[str] = ..., image_pull_secrets: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ConnectInfo(_message.Message):
     __slots__ = ("error", "already_connected", "cluster_context", "cluster_server", "namespace", "manager_namespace", "session_id", "manager_version", "daemon_version", "version_warning", "manager_installed", "mode", "socks_address", "cluster_info")

@@ -289,7 +289,22 @@ class ConnectSettings:
     """Namespace of the traffic-manager (the seed's default)."""
 
     manager_image: str = ""
-    """Image `tp connect` installs the traffic-manager from ("": this version's image)."""
+    """Image `tp connect` installs the traffic-manager from (`--manager-image`): "" is
+    `<image_registry>/traffic-manager:<client version>`; a bare `NAME[:TAG]` goes under
+    `image_registry`; a reference with a `/` is used as it is; no tag means the client's."""
+
+    agent_image: str = ""
+    """Image of the traffic-agent the manager injects (`--agent-image`), same rules as
+    `manager_image` with the name `traffic-agent`; it reaches the manager's env at install."""
+
+    image_registry: str = ""
+    """Registry (and path) of both images (`--registry`, e.g. `registry.example.com/team`);
+    "" is the released images' `ghcr.io/tp-jupyter`."""
+
+    image_pull_secrets: list[str] = field(default_factory=list)
+    """Names of `kubernetes.io/dockerconfigjson` Secrets for a private registry
+    (`--image-pull-secret`, repeatable): given to the manager pod, and to every pod the
+    agent is injected into (each workload's namespace needs a Secret of that name)."""
 
     session_ttl: float = 15.0
     """Seconds the manager keeps a silent client session before it expires with its intercepts."""

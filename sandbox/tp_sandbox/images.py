@@ -45,6 +45,8 @@ class CatalogEntry:
     applets: bool = False
     """Busybox applets the host lacks (nslookup, nc, ping...) are on the container's PATH
     (after the host's tools), when the host has `busybox`."""
+    user: int = 0
+    """The image's `USER` (uid), used when the pod sets no `runAsUser`."""
 
 
 def _standin(name: str, kind: str, description: str) -> CatalogEntry:
@@ -52,8 +54,13 @@ def _standin(name: str, kind: str, description: str) -> CatalogEntry:
                         description, generic=True)
 
 
-def _module(name: str, module: str, description: str) -> CatalogEntry:
-    return CatalogEntry(name, (sys.executable, "-m", module), description)
+
+NON_ROOT_UID = 10001
+"""The `USER` of the traffic-manager and traffic-agent images (their Dockerfiles)."""
+
+
+def _module(name: str, module: str, description: str, user: int = 0) -> CatalogEntry:
+    return CatalogEntry(name, (sys.executable, "-m", module), description, user=user)
 
 
 def _generic(name: str, argv: tuple[str, ...], description: str) -> CatalogEntry:
@@ -64,8 +71,10 @@ _SHELL = ("sh",)
 _PYTHON = (sys.executable,)
 
 CATALOG: tuple[CatalogEntry, ...] = (
-    _module("traffic-manager", "tp_cluster.manager", "tp-jupyter traffic-manager"),
-    _module("traffic-agent", "tp_cluster.agent", "tp-jupyter traffic-agent sidecar"),
+    _module("traffic-manager", "tp_cluster.manager", "tp-jupyter traffic-manager",
+            user=NON_ROOT_UID),
+    _module("traffic-agent", "tp_cluster.agent", "tp-jupyter traffic-agent sidecar",
+            user=NON_ROOT_UID),
     _module("demo-dataprocessingservice", "tp_sandbox.demo.dataprocessingservice",
             "demo app: answers GET /color on port 3000"),
     _module("demo-verylargedatastore", "tp_sandbox.demo.verylargedatastore",
@@ -162,6 +171,12 @@ def table() -> str:
         lines.append(f"{e.name:<{width}}  {e.description}")
     lines.append("any other image: ErrImagePull, then ImagePullBackOff")
     return "\n".join(lines)
+
+
+def user_of(image: str) -> int:
+    """The uid an image runs as without `runAsUser` (0 for generic and unknown images)."""
+    entry = lookup(image)
+    return entry.user if entry is not None else 0
 
 
 def known(image: str) -> bool:

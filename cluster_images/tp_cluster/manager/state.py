@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import timestamp_pb2
-from tp_protocol import intercept_spec
+from tp_protocol import VERSION, intercept_spec
 from tp_protocol import manager_pb2 as pb
 
 from tp_cluster.errors import ClusterError
+from tp_cluster.manifests import version_skew
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,15 @@ class PendingDial:
     future: asyncio.Future[Any]
 
 
+def agent_skew(agent: Any) -> str:
+    """One line when an agent's version is not the manager's ("" when equal)."""
+    return version_skew(
+        f"traffic-agent of pod {agent.pod_name}", agent.version, "traffic-manager", VERSION,
+        f"run `tp uninstall --agent {agent.name} -n {agent.namespace}` and intercept again; "
+        f"if it stays, reinstall with `tp uninstall --everything` and `tp connect "
+        f"--agent-image` of {VERSION}")
+
+
 class State:
     """Sessions with a TTL and the intercepts they own.
 
@@ -118,6 +128,8 @@ class State:
         self.sessions: dict[str, Session] = {}
         self.intercepts: dict[str, Any] = {}  # id -> pb.InterceptInfo
         self.taken: set[str] = set()  # intercept ids an agent reviewed ACTIVE
+        # what an ACTIVE disposition says (an agent's version skew), by intercept id
+        self.active_notes: dict[str, str] = {}
         self.pending: dict[str, PendingDial] = {}
         self.version = 0
         self._changed = asyncio.Event()
@@ -218,6 +230,7 @@ class State:
 
     def _refresh_intercept_states(self) -> None:
         self.taken &= set(self.intercepts)
+        self.active_notes = {k: v for k, v in self.active_notes.items() if k in self.taken}
         for ic in self.intercepts.values():
             has_agent = bool(self._agents_of(ic.spec.namespace, ic.spec.workload))
             if not has_agent and ic.state != S.INTERCEPT_STATE_NO_AGENT:
@@ -293,15 +306,17 @@ class State:
             raise NoSuchIntercept(f"no intercept {request.intercept_id!r} for this agent")
         if request.state not in (S.INTERCEPT_STATE_ACTIVE, S.INTERCEPT_STATE_AGENT_ERROR):
             raise InterceptInvalid("an agent reviews an intercept as ACTIVE or AGENT_ERROR")
+        skew = agent_skew(session.agent)
         if request.state == S.INTERCEPT_STATE_ACTIVE and self.gated:
             self.taken.add(ic.id)
+            self.active_notes[ic.id] = skew
             if ic.state != S.INTERCEPT_STATE_ACTIVE:
                 ic.state = S.INTERCEPT_STATE_WAITING
                 ic.message = ("the traffic-agent took it; waiting until the service reaches "
                               "only pods with the agent")
         else:
             ic.state = request.state
-            ic.message = request.message
+            ic.message = request.message or skew
         ic.agent_pod = f"{session.agent.pod_name}.{session.agent.namespace}"
         ic.pod_ip = request.pod_ip or session.agent.pod_ip
         ic.volumes_port = request.volumes_port
@@ -315,7 +330,11 @@ class State:
     def dispose(self, iid: str, state: Any, message: str) -> None:
         """Set an intercept's disposition (the manager's own verdict); no-op if unchanged."""
         ic = self.intercepts.get(iid)
-        if ic is None or (ic.state, ic.message) == (state, message):
+        if ic is None:
+            return
+        if state == S.INTERCEPT_STATE_ACTIVE and not message:
+            message = self.active_notes.get(iid, "")
+        if (ic.state, ic.message) == (state, message):
             return
         log.info("intercept %s is %s%s", iid, S.Name(state), f": {message}" if message else "")
         ic.state = state

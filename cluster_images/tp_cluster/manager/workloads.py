@@ -43,7 +43,7 @@ from tp_protocol.settings import get_settings
 from tp_cluster import injector
 from tp_cluster.kube import DeploymentState, Kube, KubeConflict, KubeError
 from tp_cluster.manager.state import InterceptInvalid, State, StateError
-from tp_cluster.manifests import FATAL_WAITING_REASONS
+from tp_cluster.manifests import FATAL_WAITING_REASONS, agent_pull_secrets_from_env
 
 FATAL_REASONS = FATAL_WAITING_REASONS
 """Pod waiting reasons that will not fix themselves while we wait."""
@@ -255,7 +255,8 @@ class Workloads:
                 deployment, service = injector.inject(
                     resolved.deployment, resolved.service, resolved.port_label,
                     self.agent_image, self.manager_address,
-                    first_agent_port=self.settings.agent_port_offset)
+                    first_agent_port=self.settings.agent_port_offset,
+                    image_pull_secrets=agent_pull_secrets_from_env())
             except injector.InjectError as exc:
                 raise NotInterceptable(f"deployment {spec.workload}.{spec.namespace} cannot "
                                        f"be intercepted: {exc}") from exc

@@ -26,7 +26,7 @@ import yaml
 from aiohttp import web
 from tp_protocol.settings import ApiServerSettings, get_settings
 
-from tp_sandbox.apiserver import crd, errors, ext, protobuf, ssa, tables
+from tp_sandbox.apiserver import crd, errors, ext, podsecurity, protobuf, ssa, tables
 from tp_sandbox.apiserver.auth import Attributes, Authenticator, Authorizer, User
 from tp_sandbox.apiserver.resources import ResourceType, by_plural, served
 from tp_sandbox.apiserver.selection import field_selector, label_selector
@@ -200,6 +200,17 @@ class Api:
                              "message": f"namespace {namespace} is being terminated",
                              "field": "metadata.namespace"}]})
 
+    def _pod_security(self, rt: ResourceType, namespace: str, name: str, obj: Obj,
+                      old: Obj | None) -> list[str]:
+        """The PodSecurity admission plugin: Forbidden for a pod, warnings otherwise."""
+        if not rt.namespaced or podsecurity.pod_spec_of(rt.kind, obj) is None:
+            return []
+        ns = self.store.get(self.rt("", "namespaces"), "", namespace)
+        try:
+            return podsecurity.admit(rt.kind, rt.plural, name, obj, old=old, namespace=ns)
+        except podsecurity.PodSecurityViolation as exc:
+            raise errors.Forbidden(str(exc), {"name": name, "kind": rt.plural}) from exc
+
     @staticmethod
     def _check_kind(rt: ResourceType, obj: Obj) -> None:
         api_version, kind = obj.get("apiVersion"), obj.get("kind")
@@ -261,6 +272,7 @@ class Api:
             obj["status"] = {"phase": "Active"}
         ext.apply_defaults(obj, rt)
         warnings = ext.validate(obj, rt, None, field_validation)
+        warnings += self._pod_security(rt, namespace, name, obj, None)
         if self.store.get(rt, namespace if rt.namespaced else "", name) is not None:
             raise errors.AlreadyExists.of(rt.plural, rt.group, name)
         if rt.kind == "Service":
@@ -359,6 +371,11 @@ class Api:
         if rt.kind in _GENERATION_KINDS and new.get("spec") != old.get("spec"):
             new["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
         warnings = ext.validate(new, rt, old, field_validation)
+        if mode == "main":
+            warnings += self._pod_security(rt, namespace, name, new, old)
+        if rt.kind == "Namespace" and mode == "main":
+            warnings += podsecurity.namespace_warnings(
+                new, old, self.store.list(self.rt("", "pods"), name))
         if rt.kind == "Service" and mode == "main":
             self._allocate_service(new, old)
         subresource = subresource or ("status" if mode == "status" else "")

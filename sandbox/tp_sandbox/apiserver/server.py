@@ -52,7 +52,9 @@ def _json(obj: Any, status: int = 200, warnings: list[str] | None = None) -> web
                         status=status,
                         content_type="application/json")
     for w in warnings or []:
-        resp.headers.add("Warning", f'299 - "{w}"')
+        # RFC 7234 quoted-string, as the real server's NewWarningHeader escapes it
+        text = w.replace("\\", "\\\\").replace('"', '\\"')
+        resp.headers.add("Warning", f'299 - "{text}"')
     return resp
 
 

@@ -211,8 +211,11 @@ class ReplicaSetController(Controller):
             for _ in range(diff):
                 try:
                     pod = self.kube.create(PODS, ns, copy.deepcopy(body))
-                except errors.ControllerError:
+                except errors.ControllerError as exc:
                     self.expectations.creation_failed(key)
+                    if isinstance(exc, errors.KubeError):  # e.g. refused by PodSecurity
+                        self.recorder.event(rs, "Warning", "FailedCreate",
+                                            f"Error creating: {exc.message}")
                     raise
                 self.recorder.event(rs, "Normal", "SuccessfulCreate",
                                     f"Created pod: {pod['metadata']['name']}")

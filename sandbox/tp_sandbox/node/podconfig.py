@@ -238,7 +238,7 @@ class PodConfigBuilder:
                 continue
             target.mkdir(parents=True, exist_ok=True)
             if "emptyDir" in vol:
-                pass
+                target.chmod(0o777)  # as a real kubelet: writable by any container user
             elif "configMap" in vol:
                 src = vol["configMap"]
                 data = self._config_map(src["name"], bool(src.get("optional")))

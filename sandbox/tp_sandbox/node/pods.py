@@ -37,11 +37,19 @@ from .network import Ipam, pod_network_intact, setup_pod_network, teardown_pod_n
 from .podconfig import PodConfigBuilder, PodFiles, expand
 from .probes import run_probe
 from .runtime import ContainerProcess, MountPoints, exit_reason, start_container
+from .security import ContainerConfigError, process_security
 
 log = logging.getLogger(__name__)
 
 _GENERIC_IMAGES = {"busybox": ["sh"], "alpine": ["sh"], "debian": ["sh"], "ubuntu": ["sh"],
                    "python": ["python3"]}
+
+
+def image_user(image: str) -> int:
+    """The uid `image` runs as when the pod sets no runAsUser (its Dockerfile's USER)."""
+    from .. import images
+
+    return images.user_of(image)
 
 
 def resolve_image(image: str) -> list[str] | None:
@@ -324,10 +332,17 @@ class PodWorker:
         assert self.files is not None
         hostname = self.pod["spec"].get("hostname") or self.name
         try:
+            security = process_security(self.pod, cs.spec, image_user(cs.spec.get("image", "")))
+        except ContainerConfigError as exc:
+            cs.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(exc)}}
+            self.notify()
+            return None
+        try:
             proc = await start_container(
                 self.dir, cs.name, argv, env=self.files.env[cs.name],
                 mounts=self.files.mounts[cs.name], netns_path=str(netns.netns_path(self.netns)),
-                hostname=hostname, workdir=cs.spec.get("workingDir"))
+                hostname=hostname, workdir=cs.spec.get("workingDir"),
+                security=security.spec())
         except OSError as exc:
             cs.state = {"waiting": {"reason": "CreateContainerError", "message": str(exc)}}
             self.event("Warning", "Failed", f"Error: {exc}", cs.name)
@@ -424,6 +439,10 @@ class PodWorker:
                 return
             proc = await self._start(cs, self._argv(cs, image_argv))
             if proc is None:
+                if (cs.state.get("waiting") or {}).get("reason") == "CreateContainerConfigError":
+                    # as the kubelet: the reason stays, no restart is counted
+                    await self._sleep_unless_deleting(get_settings().node.image_pull_backoff)
+                    continue
                 await self._backoff(cs)
                 continue
             probes = self._start_probes(cs, proc)

@@ -177,11 +177,14 @@ class ContainerProcess:
 
 async def start_container(pod_dir: Path, name: str, argv: list[str], *, env: dict[str, str],
                           mounts: list[Mount], netns_path: str, hostname: str,
-                          workdir: str | None) -> ContainerProcess:
-    """Start one instance of container `name` inside the pod; its log starts afresh."""
+                          workdir: str | None, security: dict[str, Any] | None = None
+                          ) -> ContainerProcess:
+    """Start one instance of container `name` inside the pod; its log starts afresh.
+
+    `security` is `tp_sandbox.node.security.ProcessSecurity.spec()` (None: as root)."""
     container_id = new_container_id()
     spec: dict[str, Any] = {"netns": netns_path, "hostname": hostname, "workdir": workdir or "/",
-            "argv": argv, "env": env,
+            "argv": argv, "env": env, "security": security or {},
             "mounts": [{"source": m.source, "target": m.target, "readonly": m.readonly}
                        for m in mounts]}
     # The launcher holds `ready_w` open (close-on-exec) until it execs the command, so EOF
