@@ -314,6 +314,8 @@ class State:
                 ic.state = S.INTERCEPT_STATE_WAITING
                 ic.message = ("the traffic-agent took it; waiting until the service reaches "
                               "only pods with the agent")
+            else:  # a replaced agent pod took it again: say if its version differs
+                ic.message = skew
         else:
             ic.state = request.state
             ic.message = request.message or skew
