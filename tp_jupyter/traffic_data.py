@@ -126,11 +126,46 @@ def kernel_records(names: Iterable[str] = (), every: bool = False) -> list[mpb.T
 
 
 def traffic(name: str | Iterable[str] | None = None, kernel: bool = False) -> pd.DataFrame:
-    """Captured exchanges as a DataFrame (one row each, oldest first); see the module doc."""
+    """Captured exchanges as a DataFrame (one row each, oldest first); see the module doc.
+
+    A `name` that is neither one of your intercepts nor in a kept row is a UsageError
+    naming the known ones (a typo would otherwise look like "no traffic yet")."""
     names = [name] if isinstance(name, str) else list(name or [])
-    records = [(r, "agent") for r in daemon_records(names)]
+    kept = daemon_records()
+    if names:
+        check_names(names, kept)
+    wanted = set(names)
+    records = [(r, "agent") for r in kept if not wanted or r.intercept_name in wanted]
     records += [(r, "kernel") for r in kernel_records(names, every=kernel)]
     return frame_from_records(records)
+
+
+def check_names(names: Iterable[str], kept: Iterable[mpb.TrafficRecord]) -> None:
+    """UsageError unless every name is an intercept of yours, of a cell handler here, or
+    of a kept row (an intercept left since keeps its rows)."""
+    from tp_jupyter import handlers  # lazily: it loads aiohttp
+    known = {r.intercept_name for r in kept} | current_intercepts()
+    known |= {server.label for server in handlers.servers()}
+    known.discard("")
+    unknown = [n for n in names if n not in known]
+    if not unknown:
+        return
+    what = f"no intercept named {', '.join(map(repr, unknown))}"
+    if known:
+        raise UsageError(f"{what}; the known ones are {', '.join(sorted(known))}")
+    raise UsageError(f"{what}; there is none yet: start one with `tp intercept WORKLOAD -p "
+                     "PORT`")
+
+
+def current_intercepts() -> set[str]:
+    """The names of the daemon's intercepts (none when no daemon runs)."""
+    if not paths.socket_path().exists():
+        return set()
+    try:
+        with DaemonClient() as client:
+            return {ic.spec.name for ic in client.status().intercepts}
+    except DaemonNotRunning:
+        return set()
 
 
 # --- replay ---------------------------------------------------------------------------------

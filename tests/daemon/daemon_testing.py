@@ -51,7 +51,7 @@ def deployment(name: str, with_service: bool = True) -> tuple[dict[str, Any],
                                                              dict[str, Any] | None]:
     dep = {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": name}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
                  "template": {"metadata": {"labels": {"app": name}},
                               "spec": {"containers": [{
                                   "name": "app", "image": "python",

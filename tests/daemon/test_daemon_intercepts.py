@@ -83,7 +83,7 @@ async def test_list_states_survive_a_reworded_manager(
 
 
 async def test_listing_an_unknown_namespace_says_what_to_do(daemon: Daemon) -> None:
-    with pytest.raises(DaemonError, match="namespace nowhere not found: check it with"):
+    with pytest.raises(DaemonError, match="namespace nowhere not found; check the name with"):
         await daemon.intercepts.list_workloads(dpb.ListRequest(namespace="nowhere"))
 
 
@@ -95,6 +95,9 @@ async def test_a_bad_spec_fails_before_anything_changes_in_the_cluster(
             "web", 3000, header_matches=[mpb.HeaderMatch(name="x-id", regex="(")]))
     with pytest.raises(InterceptUsage, match="local port 0 is not a port"):
         await daemon.intercepts.intercept(intercept_request("web", 0))
+    with pytest.raises(InterceptUsage, match="header name 'x id' is not a valid HTTP header"):
+        await daemon.intercepts.intercept(intercept_request(
+            "web", 3000, header_matches=[mpb.HeaderMatch(name="x id", regex="a")]))
     assert manager.server.state.intercepts == {}
     assert await state_of(daemon, "web") == dpb.WORKLOAD_STATE_READY_NOT_INSTALLED
 

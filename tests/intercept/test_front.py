@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from tp_protocol import daemon_pb2 as dpb
 from tp_protocol import manager_pb2 as mpb
@@ -88,6 +90,47 @@ def test_the_front_reports_the_shared_spec_check_as_its_usage_error() -> None:
     with pytest.raises(UsageError, match="1-65535") as e:
         api.parse_port("0")
     assert isinstance(e.value.__cause__, InvalidInterceptSpec)
+
+
+def test_the_python_api_refuses_a_header_name_with_a_space_before_asking_the_daemon(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_daemon() -> None:
+        raise AssertionError("the daemon was asked")
+
+    monkeypatch.setattr(api, "_client", no_daemon)
+    with pytest.raises(UsageError) as e:
+        api.intercept("web", "team", 3000, http_match=["x dev=alice"])
+    assert str(e.value) == ("--http-match header name 'x dev' is not a valid HTTP header "
+                            "name (letters, digits and !#$%&'*+-.^_`|~ only); fix the KEY of "
+                            "KEY=REGEX")
+
+
+def test_the_cli_refuses_a_header_name_with_a_space_in_one_line(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def no_daemon() -> None:
+        raise AssertionError("the daemon was asked")
+
+    monkeypatch.setattr(api, "_client", no_daemon)
+    assert cli.main(["intercept", "web", "-n", "team", "-p", "3000", "--http-match",
+                     "x dev=alice"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("tp: --http-match header name 'x dev' is not a valid HTTP header")
+
+
+def test_traffic_of_an_unknown_name_is_a_usage_error_naming_the_known_ones(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tp_jupyter import traffic_data
+
+    monkeypatch.setenv("TP_HOME", str(tmp_path))  # no daemon here: no current intercepts
+    kept = [mpb.TrafficRecord(intercept_name="web-team"),
+            mpb.TrafficRecord(intercept_name="")]
+    traffic_data.check_names(["web-team"], kept)  # a kept row's name is known
+    with pytest.raises(UsageError) as e:
+        traffic_data.check_names(["nosuch", "web-team"], kept)
+    assert str(e.value) == "no intercept named 'nosuch'; the known ones are web-team"
+    with pytest.raises(UsageError, match="there is none yet: start one with `tp intercept"):
+        traffic_data.traffic("nosuch")
 
 
 def test_port_and_mount_arguments_parse_as_documented() -> None:

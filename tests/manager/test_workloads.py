@@ -2,8 +2,9 @@
 
 A real traffic-manager (in-process, loopback) with the real kube adapter on the
 sandbox's admin kubeconfig. The agent's arrival is played by the test (ArriveAsAgent),
-since pods cannot reach a manager on the host's loopback; test Deployments have no
-replicas unless a pod is what the test is about.
+since pods cannot reach a manager on the host's loopback; the pods of test Deployments
+name a scheduler nobody runs (so they stay Pending and run nothing) unless a running pod
+is what the test is about.
 """
 
 from __future__ import annotations
@@ -40,7 +41,13 @@ async def kmanager(cluster_dns: Any, fast_settings: Any, kube: Any
         yield manager
 
 
-def deployment(name: str, ports: list[dict[str, Any]], replicas: int = 0) -> dict[str, Any]:
+UNSCHEDULED = "tp-tests-no-such-scheduler"
+"""A scheduler nobody runs: pods naming it stay Pending (the manager refuses 0 replicas)."""
+
+
+def deployment(name: str, ports: list[dict[str, Any]], replicas: int = 1,
+               scheduled: bool = False) -> dict[str, Any]:
+    pod_spec: dict[str, Any] = {} if scheduled else {"schedulerName": UNSCHEDULED}
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": name, "labels": {"team": "blue"},
@@ -50,7 +57,7 @@ def deployment(name: str, ports: list[dict[str, Any]], replicas: int = 0) -> dic
             "selector": {"matchLabels": {"app": name}},
             "template": {
                 "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{
+                "spec": {**pod_spec, "containers": [{
                     "name": "app", "image": "python",
                     "command": ["python3", "-m", "http.server", "8080"],
                     "ports": ports,
@@ -214,7 +221,7 @@ async def test_an_agent_image_that_cannot_be_pulled_fails_fast_and_restores_the_
     assert kmanager.server.workloads is not None
     kmanager.server.workloads.agent_image = "ghcr.io/tp-jupyter/no-such-agent:0"
     create(apps, core, namespace,
-           deployment("web", [{"name": "http", "containerPort": 8080}], replicas=1),
+           deployment("web", [{"name": "http", "containerPort": 8080}], scheduled=True),
            service("web", [{"name": "http", "port": 80, "targetPort": "http"}]))
     before = comparable(raw(kube, "Deployment", namespace, "web"))
     with pytest.raises(grpc.aio.AioRpcError) as err:

@@ -62,6 +62,31 @@ def test_bad_arguments_raise_usage_error_that_says_what_to_do(ip: Any, line: str
         ip.run_line_magic("tp", line)
 
 
+HEADER_REFUSED = ("--http-match header name 'x dev' is not a valid HTTP header name "
+                  "(letters, digits and !#$%&'*+-.^_`|~ only); fix the KEY of KEY=REGEX")
+
+
+def test_a_header_name_with_a_space_is_refused_by_the_line_magic(ip: Any) -> None:
+    with pytest.raises(UsageError) as e:
+        ip.run_line_magic("tp", "intercept web -n team -p 3000 --http-match 'x dev=alice'")
+    assert str(e.value) == HEADER_REFUSED
+
+
+def test_a_header_name_with_a_space_is_refused_before_the_cell_runs(ip: Any) -> None:
+    with pytest.raises(UsageError) as e:
+        ip.run_cell_magic("tp", "intercept web -n team --http-match 'x dev=alice'",
+                          "ran = True\n" + HANDLER_V1)
+    assert str(e.value) == HEADER_REFUSED
+    assert "ran" not in ip.user_ns
+
+
+def test_traffic_of_an_unknown_intercept_name_is_a_usage_error(ip: Any) -> None:
+    with pytest.raises(UsageError) as e:
+        ip.run_line_magic("tp", "traffic nosuch")
+    assert str(e.value) == ("no intercept named 'nosuch'; there is none yet: start one with "
+                            "`tp intercept WORKLOAD -p PORT`")
+
+
 def test_status_without_a_daemon_says_how_to_start_one(ip: Any) -> None:
     result = ip.run_line_magic("tp", "status")
     assert "Daemon: not running" in str(result)

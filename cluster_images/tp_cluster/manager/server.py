@@ -39,7 +39,7 @@ from tp_cluster.manager import tunnel
 from tp_cluster.manager.clusterinfo import ClusterFacts
 from tp_cluster.manager.dispositions import Dispositions
 from tp_cluster.manager.dns import ClusterResolver, DNSLookupError
-from tp_cluster.manager.state import State, StateError, TrafficWatch
+from tp_cluster.manager.state import State, StateError, TrafficWatch, check_spec
 from tp_cluster.manager.workloads import Workloads
 from tp_cluster.manifests import GRPC_PORT
 from tp_cluster.manifests import agent_image as agent_image_of_this_version
@@ -249,6 +249,7 @@ class Servicer(pb_grpc.ManagerServicer):
         session_id = request.session.session_id
         spec = request.spec
         self.state.get(session_id, "client")
+        check_spec(spec)  # a bad spec is refused before the cluster is even read
         if self.workloads is not None:
             # resolved names, so that conflicts compare the same port however it was named
             spec = await self.workloads.canonical_spec(spec)
@@ -426,7 +427,8 @@ class ManagerServer:
         self.facts = CachedFacts(facts, settings.connect.manager_cluster_info_ttl)
         self.workloads = None if kube is None else Workloads(
             kube, self.state, agent_image or agent_image_of_this_version(),
-            agent_manager_address or manager_address(namespace, GRPC_PORT))
+            agent_manager_address or manager_address(namespace, GRPC_PORT),
+            manager_namespace=namespace)
         self.servicer = Servicer(self.state, self.facts, resolver, namespace, self.workloads)
         self.listen = listen
         self.port = 0

@@ -103,6 +103,14 @@ class PendingDial:
     future: asyncio.Future[Any]
 
 
+def check_spec(spec: Any) -> None:
+    """The shared intercept-spec check (tp_protocol.intercept_spec) as INVALID_ARGUMENT."""
+    try:
+        intercept_spec.validate(spec)
+    except intercept_spec.InvalidInterceptSpec as exc:
+        raise InterceptInvalid(str(exc)) from exc
+
+
 def agent_skew(agent: Any) -> str:
     """One line when an agent's version is not the manager's ("" when equal)."""
     return version_skew(
@@ -246,10 +254,7 @@ class State:
     def create_intercept(self, session_id: str, spec: Any) -> Any:
         session = self.get(session_id, "client")
         spec = type(spec).FromString(spec.SerializeToString())
-        try:
-            intercept_spec.validate(spec)
-        except intercept_spec.InvalidInterceptSpec as exc:
-            raise InterceptInvalid(str(exc)) from exc
+        check_spec(spec)
         if not spec.namespace:
             raise InterceptInvalid("an intercept needs a namespace: give -n NAMESPACE")
         spec.name = spec.name or f"{spec.workload}-{spec.namespace}"

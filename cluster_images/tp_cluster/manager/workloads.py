@@ -19,10 +19,11 @@ Errors (`StateError`s, so the servicer turns them into gRPC statuses)::
 
     StateError (tp_cluster.manager.state)
     +-- WorkloadError           the cluster refused or did not answer     (UNAVAILABLE)
-        +-- WorkloadNotFound    no such Deployment or Service             (NOT_FOUND)
+        +-- WorkloadNotFound    no such namespace, Deployment or Service  (NOT_FOUND)
         +-- PortNotFound        the Service has no such port              (INVALID_ARGUMENT)
         +-- AmbiguousService    several Services select the workload      (INVALID_ARGUMENT)
-        +-- NotInterceptable    the injector refuses, or no Service       (FAILED_PRECONDITION)
+        +-- NotInterceptable    the injector refuses, no Service, 0 replicas, the
+                                traffic-manager's own namespace            (FAILED_PRECONDITION)
         +-- AgentFailed         the agent's container cannot start        (FAILED_PRECONDITION)
         +-- AgentTimeout        the agent did not arrive in time          (DEADLINE_EXCEEDED)
 """
@@ -44,6 +45,7 @@ from tp_cluster import injector
 from tp_cluster.kube import DeploymentState, Kube, KubeConflict, KubeError
 from tp_cluster.manager.state import InterceptInvalid, State, StateError
 from tp_cluster.manifests import FATAL_WAITING_REASONS, agent_pull_secrets_from_env
+from tp_cluster.manifests import NAME as MANAGER_NAME
 
 FATAL_REASONS = FATAL_WAITING_REASONS
 """Pod waiting reasons that will not fix themselves while we wait."""
@@ -159,6 +161,36 @@ def container_port(deployment: dict[str, Any], port: dict[str, Any]) -> int:
     return 0
 
 
+def namespace_not_found(namespace: str) -> WorkloadNotFound:
+    return WorkloadNotFound(f"namespace {namespace} not found; check the name with "
+                            "`kubectl get namespaces`")
+
+
+def reserved(name: str, namespace: str, manager_namespace: str) -> str:
+    """Why a workload of the traffic-manager's namespace is refused ("" elsewhere; pure).
+
+    An agent injected there restarts the traffic-manager (or what it runs beside) and
+    cuts every client off, so, as Telepresence does, nothing there is intercepted.
+    """
+    if not manager_namespace or namespace != manager_namespace:
+        return ""
+    if name == MANAGER_NAME:
+        return ("not interceptable: it is the traffic-manager, which every client's "
+                "connection goes through; intercept an application workload")
+    return (f"not interceptable: namespace {namespace} is the traffic-manager's; intercept "
+            "workloads in your application's namespaces")
+
+
+def no_replicas(kind: str, workload: dict[str, Any], namespace: str) -> str:
+    """Why a workload scaled to 0 is refused ("" otherwise; pure): no pod could take the
+    traffic-agent, so an intercept could only time out."""
+    if (workload.get("spec") or {}).get("replicas", 1) != 0:
+        return ""
+    name = workload.get("metadata", {}).get("name", "?")
+    return (f"not interceptable: it has 0 replicas, so no pod can take the traffic-agent; "
+            f"scale it up: kubectl scale {kind.lower()}/{name} -n {namespace} --replicas=1")
+
+
 def agent_problem(name: str, namespace: str, rollout: DeploymentState) -> str:
     """A one-line reason when an agent container cannot start; "" while all is well."""
     for pod in rollout.pods:
@@ -174,11 +206,13 @@ class Workloads:
     """Agent injection and removal against one cluster, for one manager's `State`."""
 
     def __init__(self, kube: Kube, state: State, agent_image: str,
-                 manager_address: str) -> None:
+                 manager_address: str, manager_namespace: str = "") -> None:
+        """`manager_namespace`: the traffic-manager's own, whose workloads are refused."""
         self.kube = kube
         self.state = state
         self.agent_image = agent_image
         self.manager_address = manager_address
+        self.manager_namespace = manager_namespace
         self.settings = get_settings().intercept
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
@@ -193,14 +227,15 @@ class Workloads:
         if not name or not ns:
             raise InterceptInvalid("an intercept needs a workload and a namespace")
         kind = spec.workload_kind or DEPLOYMENT
+        # before any read: nothing in the manager's namespace is ever touched
+        reason = reserved(name, ns, self.manager_namespace)
+        if reason:
+            raise NotInterceptable(f"{kind.lower()} {name}.{ns} is {reason}")
         if kind != DEPLOYMENT:
             _, reason = injector.interceptable(kind, {"metadata": {"name": name}})
             raise NotInterceptable(f"{kind} {name}.{ns} is {reason}")
         with self._cluster_errors():
-            deployment = self.kube.get_deployment(ns, name)
-            if deployment is None:
-                raise WorkloadNotFound(f"deployment {name} not found in namespace {ns}: "
-                                       f"check the name with `tp list -n {ns}`")
+            deployment = self._get_deployment(ns, name)
             services = self.kube.list_services(ns)
         if spec.service_name:
             service = next((s for s in services
@@ -225,7 +260,20 @@ class Workloads:
         ok, reason = injector.interceptable(DEPLOYMENT, deployment, [service])
         if not ok:
             raise NotInterceptable(f"deployment {name}.{ns} is {reason}")
+        reason = no_replicas(DEPLOYMENT, deployment, ns)
+        if reason:
+            raise NotInterceptable(f"deployment {name}.{ns} is {reason}")
         return Resolved(deployment, service, port, container_port(deployment, port))
+
+    def _get_deployment(self, namespace: str, name: str) -> dict[str, Any]:
+        """The Deployment; WorkloadNotFound naming the namespace when that is what is missing."""
+        deployment = self.kube.get_deployment(namespace, name)
+        if deployment is not None:
+            return deployment
+        if not self.kube.namespace_exists(namespace):
+            raise namespace_not_found(namespace)
+        raise WorkloadNotFound(f"deployment {name} not found in namespace {namespace}: "
+                               f"check the name with `tp list -n {namespace}`")
 
     @contextlib.contextmanager
     def _cluster_errors(self) -> Iterator[None]:
@@ -318,15 +366,14 @@ class Workloads:
         as not interceptable."""
         with self._cluster_errors():
             if not self.kube.namespace_exists(namespace):
-                raise WorkloadNotFound(f"namespace {namespace} not found: check it with "
-                                       "`kubectl get namespaces`")
+                raise namespace_not_found(namespace)
             deployments = self.kube.list_deployments(namespace)
             services = self.kube.list_services(namespace)
             others = self.kube.list_replicasets(namespace) + self.kube.list_statefulsets(
                 namespace)
         result = []
         for d in sorted(deployments, key=lambda d: str(d["metadata"]["name"])):
-            state, reason = workload_state(DEPLOYMENT, d, services)
+            state, reason = workload_state(DEPLOYMENT, d, services, self.manager_namespace)
             result.append(pb.WorkloadInfo(
                 name=d["metadata"]["name"], namespace=namespace, kind=DEPLOYMENT, state=state,
                 reason=reason, agent_installed=injector.agent_installed(d)))
@@ -334,7 +381,8 @@ class Workloads:
             if any(o.get("kind") == DEPLOYMENT
                    for o in obj["metadata"].get("ownerReferences") or []):
                 continue  # a Deployment's ReplicaSet is listed as its Deployment
-            state, reason = workload_state(obj["kind"], obj, services)
+            state, reason = workload_state(obj["kind"], obj, services,
+                                           self.manager_namespace)
             result.append(pb.WorkloadInfo(name=obj["metadata"]["name"], namespace=namespace,
                                           kind=obj["kind"], state=state, reason=reason))
         return result
@@ -425,10 +473,7 @@ class Workloads:
             if request.workloads:
                 targets = []
                 for name in request.workloads:
-                    deployment = await asyncio.to_thread(self.kube.get_deployment, ns, name)
-                    if deployment is None:
-                        raise WorkloadNotFound(f"deployment {name} not found in namespace "
-                                               f"{ns}: check the name with `tp list -n {ns}`")
+                    deployment = await asyncio.to_thread(self._get_deployment, ns, name)
                     if not injector.agent_installed(deployment):
                         raise NotInterceptable(f"deployment {name}.{ns} has no traffic-agent: "
                                                "nothing to uninstall")
@@ -454,12 +499,18 @@ class Workloads:
         return result
 
 
-def workload_state(kind: str, workload: dict[str, Any], services: list[dict[str, Any]]
-                   ) -> tuple[pb.WorkloadState, str]:
+def workload_state(kind: str, workload: dict[str, Any], services: list[dict[str, Any]],
+                   manager_namespace: str = "") -> tuple[pb.WorkloadState, str]:
     """(pb.WorkloadState, reason) of a workload that no intercept holds (pure). The state
-    is what callers read; the reason is text for people (NOT_INTERCEPTABLE only)."""
-    ok, reason = injector.interceptable(kind, workload, services)
-    if not ok:
+    is what callers read; the reason is text for people (NOT_INTERCEPTABLE only).
+    The checks and their order are those of `Workloads.resolve`."""
+    metadata = workload.get("metadata", {})
+    namespace = str(metadata.get("namespace", ""))
+    reason = reserved(str(metadata.get("name", "")), namespace, manager_namespace)
+    if not reason:
+        ok, reason = injector.interceptable(kind, workload, services)
+        reason = reason if not ok else no_replicas(kind, workload, namespace)
+    if reason:
         return pb.WORKLOAD_STATE_NOT_INTERCEPTABLE, reason.removeprefix("not interceptable: ")
     if injector.agent_installed(workload):
         return pb.WORKLOAD_STATE_AGENT_INSTALLED, ""
