@@ -2,7 +2,7 @@
 
 Shared by the API-server tests (`sandbox_api/apiserver_testing.py`) and the
 controller tests (`sandbox_controllers/controllers_testing.py`); imported by this
-unique module name (tests/ is on sys.path through the root conftest).
+unique module name (tests/ is on sys.path: `pythonpath` in pyproject.toml).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """A named local HTTP server for tests (imported by this unique module name; tests/ is on
-sys.path through the root conftest): the app behind an agent, a developer's local code."""
+sys.path: `pythonpath` in pyproject.toml): the app behind an agent, a developer's local code."""
 
 from __future__ import annotations
 

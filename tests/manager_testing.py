@@ -1,6 +1,6 @@
 """A real traffic-manager in-process on loopback, shared by tests/agent and tests/manager.
 
-Imported by this unique module name (tests/ is on sys.path through the root conftest).
+Imported by this unique module name (tests/ is on sys.path: `pythonpath` in pyproject.toml).
 """
 
 from __future__ import annotations

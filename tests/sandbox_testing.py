@@ -20,13 +20,13 @@ import secrets
 import subprocess
 import sys
 import sysconfig
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import wait_for  # noqa: F401  (re-exported: the one poller)
 
 IS_ROOT = os.geteuid() == 0
 
@@ -209,14 +209,3 @@ def laptop(sandbox: SandboxHandle) -> Callable[..., Any]:
     return get
 
 
-def wait_for(condition: Callable[[], Any], timeout: float, what: str,
-             interval: float = 0.1) -> Any:
-    """Poll `condition` until truthy (returned); fail with `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-HELPER = Path(__file__).with_name("netns_routing_helper.py")
+HELPER = Path(__file__).resolve().parents[1] / "netns_routing_helper.py"
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),

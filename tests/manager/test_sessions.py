@@ -11,19 +11,13 @@ import pytest
 from google.protobuf import empty_pb2
 from tp_protocol import VERSION
 from tp_protocol import manager_pb2 as pb
+from waiting import wait_until as wait_for
 
 pytestmark = pytest.mark.timeout(30)
 
 
 def client_info(name: str = "dev@laptop", namespace: str = "demo") -> Any:
     return pb.ClientInfo(name=name, namespace=namespace, install_id="i-1", version=VERSION)
-
-
-async def wait_for(condition: Any, within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 async def test_version_reports_the_manager_version(manager: Any) -> None:

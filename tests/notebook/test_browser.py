@@ -26,7 +26,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
-DRIVER = Path(__file__).resolve().parent / "tp_nb_browser.py"
+DRIVER = Path(__file__).resolve().parents[1] / "tp_nb_browser.py"
 
 pytestmark = [
     pytest.mark.root,

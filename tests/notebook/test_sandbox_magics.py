@@ -26,9 +26,7 @@ from sandbox_testing import Laptop
 from tp_nb_helpers import wait_for
 from tp_nb_shell import LaptopShell, ShellError
 
-# the schema checker of the --format tests (the shipped JSON Schemas), also when this folder
-# runs alone
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli_output"))
+# the schema checker of the --format tests (the shipped JSON Schemas)
 from tp_output_testing import check
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(180)]

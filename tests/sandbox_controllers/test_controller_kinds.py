@@ -9,9 +9,8 @@ import datetime
 from typing import Any
 
 import pytest
-from controllers_testing import wait_for
+from controllers_testing import mark_ready, pods_of, wait_for
 from kubernetes import client
-from test_controller_workloads import mark_ready, pods_of
 from tp_sandbox.eventlog import Aggregator
 
 pytestmark = pytest.mark.timeout(90)

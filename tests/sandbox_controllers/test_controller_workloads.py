@@ -12,33 +12,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from controllers_testing import Cluster, wait_for
+from controllers_testing import Cluster, mark_ready, now, pods_of, rs_of, wait_for, web
 from kubernetes import client
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def web(name: str = "web", replicas: int = 2, image: str = "busybox",
-        strategy: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"metadata": {"name": name},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                     "strategy": strategy or {"type": "RollingUpdate", "rollingUpdate": {
-                         "maxSurge": 1, "maxUnavailable": 0}},
-                     "template": {"metadata": {"labels": {"app": name}},
-                                  "spec": {"containers": [{
-                                      "name": "c", "image": image,
-                                      "ports": [{"name": "http", "containerPort": 8080}]}]}}}}
-
-
-def mark_ready(core: client.CoreV1Api, ns: str, name: str, ip: str, ready: bool = True) -> None:
-    core.patch_namespaced_pod_status(name, ns, {"status": {
-        "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
-        "conditions": [{"type": "Ready", "status": "True" if ready else "False",
-                        "lastTransitionTime": now()}]}})
 
 
 class FakeKubelet:
@@ -71,15 +48,6 @@ def kubelet(core: client.CoreV1Api, namespace: str) -> Iterator[FakeKubelet]:
     yield k
     k.stop.set()
     k.thread.join(5)
-
-
-def rs_of(apps: client.AppsV1Api, ns: str) -> list[Any]:
-    return sorted(apps.list_namespaced_replica_set(ns).items, key=lambda r: r.metadata.name)
-
-
-def pods_of(core: client.CoreV1Api, ns: str, live: bool = True) -> list[Any]:
-    return [p for p in core.list_namespaced_pod(ns).items
-            if not (live and p.metadata.deletion_timestamp)]
 
 
 def events(core: client.CoreV1Api, ns: str, reason: str) -> list[str]:

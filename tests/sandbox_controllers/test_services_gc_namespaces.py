@@ -6,9 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from controllers_testing import wait_for
+from controllers_testing import mark_ready, pods_of, rs_of, wait_for, web
 from kubernetes import client
-from test_controller_workloads import mark_ready, pods_of, rs_of, web
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -7,10 +7,9 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 import pytest
+from network_objects import endpoint, endpoint_slice, kubernetes_service, port, service, slice_port
 from tp_sandbox.node.dns import Zone, wire_response
 from tp_sandbox.node.proxy import build_services
-
-from .objects import endpoint, endpoint_slice, kubernetes_service, port, service, slice_port
 
 
 @pytest.fixture

@@ -22,13 +22,7 @@ import dns.message
 import dns.query
 import dns.rcode
 import pytest
-from sandbox_testing import wait_for
-from tp_sandbox import netns
-from tp_sandbox.node.dns import ClusterDNS, DNSBindError, kube_dns_objects
-from tp_sandbox.node.proxy import TABLE, ServiceCache, ServiceProxy, ServiceProxyError
-from tp_sandbox.paths import Instance
-
-from .objects import (
+from network_objects import (
     endpoint,
     endpoint_slice,
     kubernetes_service,
@@ -36,6 +30,11 @@ from .objects import (
     service,
     slice_port,
 )
+from sandbox_testing import wait_for
+from tp_sandbox import netns
+from tp_sandbox.node.dns import ClusterDNS, DNSBindError, kube_dns_objects
+from tp_sandbox.node.proxy import TABLE, ServiceCache, ServiceProxy, ServiceProxyError
+from tp_sandbox.paths import Instance
 
 pytestmark = [
     pytest.mark.root,

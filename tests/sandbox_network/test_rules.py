@@ -6,10 +6,7 @@ import shutil
 import subprocess
 
 import pytest
-from tp_sandbox.node.dns import kube_dns_objects
-from tp_sandbox.node.proxy import Backend, ServiceCache, build_services, render_table
-
-from .objects import (
+from network_objects import (
     endpoint,
     endpoint_slice,
     endpoints,
@@ -18,6 +15,8 @@ from .objects import (
     service,
     slice_port,
 )
+from tp_sandbox.node.dns import kube_dns_objects
+from tp_sandbox.node.proxy import Backend, ServiceCache, build_services, render_table
 
 
 def test_a_named_target_port_is_resolved_from_the_slice_ports() -> None:

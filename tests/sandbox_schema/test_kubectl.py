@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-
-from .stub_server import StubServer
+from stub_server import StubServer
 
 KUBECTL = shutil.which("kubectl")
 pytestmark = [pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed"),

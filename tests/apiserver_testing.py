@@ -4,8 +4,7 @@
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from apiserver_process import (
 )
 from apiserver_process import stop_process as stop_server
 from kubernetes import client, config
+from waiting import wait_for  # noqa: F401  (re-exported: the one poller)
 
 ADMIN_TOKEN = "admin-token-for-tests"
 WATCH_HISTORY = 200
@@ -70,15 +70,3 @@ def kube(server: Server) -> client.ApiClient:
 @pytest.fixture
 def namespace(core: client.CoreV1Api) -> str:
     return new_namespace(core, "t")
-
-
-def wait_for(cond: Callable[[], object], timeout: float = 10.0, what: str = "condition"
-             ) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = cond()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout}s")
-        time.sleep(0.05)

@@ -3,15 +3,16 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import waiting
 from apiserver_process import ApiServerProcess, new_namespace, start_apiserver, stop_process
 from kubernetes import client, config
 
@@ -19,21 +20,9 @@ ADMIN_TOKEN = "admin-token-for-controller-tests"
 
 
 def wait_for(cond: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
-    """Poll `cond` until truthy (returned) or raise after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = cond()
-        except client.ApiException as exc:
-            last = exc
-            if exc.status != 404:
-                raise
-        if last and not isinstance(last, Exception):
-            return last
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout}s (last: {last!r})")
-        time.sleep(0.05)
+    """The shared poller; a 404 from the API means "not there yet"."""
+    return waiting.wait_for(cond, timeout, what, ignore=lambda e: isinstance(
+        e, client.ApiException) and e.status == 404)
 
 
 @dataclass
@@ -76,3 +65,35 @@ def kube(cluster: Cluster, controllers: subprocess.Popen[bytes]) -> client.ApiCl
 @pytest.fixture
 def namespace(core: client.CoreV1Api) -> str:
     return new_namespace(core, "c")
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def web(name: str = "web", replicas: int = 2, image: str = "busybox",
+        strategy: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"metadata": {"name": name},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "strategy": strategy or {"type": "RollingUpdate", "rollingUpdate": {
+                         "maxSurge": 1, "maxUnavailable": 0}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{
+                                      "name": "c", "image": image,
+                                      "ports": [{"name": "http", "containerPort": 8080}]}]}}}}
+
+
+def mark_ready(core: client.CoreV1Api, ns: str, name: str, ip: str, ready: bool = True) -> None:
+    core.patch_namespaced_pod_status(name, ns, {"status": {
+        "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
+        "conditions": [{"type": "Ready", "status": "True" if ready else "False",
+                        "lastTransitionTime": now()}]}})
+
+
+def rs_of(apps: client.AppsV1Api, ns: str) -> list[Any]:
+    return sorted(apps.list_namespaced_replica_set(ns).items, key=lambda r: r.metadata.name)
+
+
+def pods_of(core: client.CoreV1Api, ns: str, live: bool = True) -> list[Any]:
+    return [p for p in core.list_namespaced_pod(ns).items
+            if not (live and p.metadata.deletion_timestamp)]

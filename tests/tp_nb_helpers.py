@@ -1,4 +1,4 @@
-"""Helpers shared by the notebook tests (imported by name: pytest puts this folder on sys.path)."""
+"""Helpers shared by the notebook tests (tests/ is on sys.path: `pythonpath` in pyproject.toml)."""
 
 from __future__ import annotations
 

@@ -8,24 +8,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import time
-from collections.abc import Callable
 from typing import Any
 
 import grpc
 import h11
 from tp_protocol import VERSION
 from tp_protocol import manager_pb2 as pb
-
-
-async def wait_for(condition: Callable[[], bool], within: float = 5.0,
-                   what: str = "condition") -> None:
-    """Poll `condition` until true or fail after `within` seconds."""
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
+from waiting import wait_until as wait_for
 
 
 def free_port() -> int:

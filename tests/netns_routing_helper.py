@@ -17,7 +17,8 @@ import dns.asyncquery
 import dns.message
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from test_resolver import _lookup, _Upstream
+from dns_testing import Upstream as _Upstream
+from dns_testing import lookup as _lookup
 from tp_daemon.dns import Resolver, system_nameservers
 from tp_daemon.errors import RoutingError
 from tp_daemon.proxy import TransparentProxy
