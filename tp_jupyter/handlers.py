@@ -390,10 +390,12 @@ class HandlerServer:
 
     @property
     def handler(self) -> Handler:
+        """The handler serving new requests (`set_handler` swaps it)."""
         return self._slot
 
     @property
     def url(self) -> str:
+        """Where the intercept's traffic arrives: the agent's requests reach this address."""
         return f"http://{self.address}:{self.port}"
 
     def set_handler(self, handler: Any) -> Handler:
