@@ -384,6 +384,8 @@ class HandlerServer:
         self._runner: web.ServerRunner | None = None
         self.port = self._host.call(self._start(host, port), s.handler_start_timeout)
         self.address = host
+        self.url = f"http://{host}:{self.port}"
+        """Where the intercept's traffic arrives (the daemon dials this address)."""
         _servers.append(self)
 
     # -- public API
@@ -392,11 +394,6 @@ class HandlerServer:
     def handler(self) -> Handler:
         """The handler serving new requests (`set_handler` swaps it)."""
         return self._slot
-
-    @property
-    def url(self) -> str:
-        """Where the intercept's traffic arrives: the agent's requests reach this address."""
-        return f"http://{self.address}:{self.port}"
 
     def set_handler(self, handler: Any) -> Handler:
         """Swap the handler; requests that already started finish on the old one."""
