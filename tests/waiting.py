@@ -12,6 +12,11 @@ from collections.abc import Callable
 from typing import Any
 
 
+class WaitTimeout(AssertionError, TimeoutError):
+    """The condition did not hold in time: a test failure, and a timeout for callers that
+    expect one (`pytest.raises(TimeoutError)` to show that something does NOT happen)."""
+
+
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition",
              interval: float = 0.05,
              ignore: Callable[[Exception], bool] | None = None) -> Any:
@@ -28,7 +33,7 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "c
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise WaitTimeout(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
 
 
@@ -41,5 +46,5 @@ async def wait_until(condition: Callable[[], Any], within: float = 5.0,
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
+            raise WaitTimeout(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(interval)
