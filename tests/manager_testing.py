@@ -16,6 +16,7 @@ from tp_cluster.manager.clusterinfo import ClusterFacts
 from tp_cluster.manager.dns import ClusterResolver
 from tp_cluster.manager.server import ManagerServer
 from tp_protocol import manager_pb2_grpc
+from tp_protocol.auth import with_credentials
 from tp_protocol.settings import get_settings
 
 FACTS = ClusterFacts(pod_cidrs=["10.244.0.0/24"], service_cidr="10.96.0.0/16",
@@ -55,9 +56,10 @@ class Manager:
 
 @asynccontextmanager
 async def running_manager(resolver: ClusterResolver, *, grace: float,
-                          listen: str = "127.0.0.1:0", **server_options: Any
-                          ) -> AsyncIterator[Manager]:
-    """A started `ManagerServer` reporting FACTS, with a channel and stub to it;
+                          listen: str = "127.0.0.1:0", token: str = "",
+                          **server_options: Any) -> AsyncIterator[Manager]:
+    """A started `ManagerServer` reporting FACTS, with a channel and stub to it (whose
+    calls carry `token`: a manager with kube= authenticates them with TokenReview);
     `server_options` go to ManagerServer (kube=, agent_manager_address=)."""
 
     async def facts() -> ClusterFacts:
@@ -67,10 +69,18 @@ async def running_manager(resolver: ClusterResolver, *, grace: float,
     port = await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield Manager(server, port, manager_pb2_grpc.ManagerStub(channel), channel)
+        stub = with_credentials(manager_pb2_grpc.ManagerStub(channel), lambda: token)
+        yield Manager(server, port, stub, channel)
     finally:
         await channel.close()
         await server.stop(grace=grace)
+
+
+def token_of(api_client: Any) -> str:
+    """The bearer token an official-client `ApiClient` sends (the sandbox's kubeconfigs
+    carry tokens): what a test's calls to a manager with kube= present."""
+    value = str(api_client.configuration.auth_settings()["BearerToken"]["value"])
+    return value.partition(" ")[2]
 
 
 def comparable(obj: dict[str, Any]) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from tp_daemon import paths
 from tp_daemon.dns import Resolver, system_nameservers
 from tp_daemon.errors import (
     AlreadyConnected,
+    ClusterRefused,
     ClusterUnreachable,
     DaemonError,
     ManagerError,
@@ -179,8 +180,16 @@ class Session:
         pod = await asyncio.to_thread(kube.ready_manager_pod, manager_ns)
         if pod is None:
             if not await asyncio.to_thread(kube.manager_deployment_exists, manager_ns):
-                await asyncio.to_thread(kube.install_manager, manager_ns,
-                                        self._install_progress, images)
+                try:
+                    await asyncio.to_thread(kube.install_manager, manager_ns,
+                                            self._install_progress, images)
+                except ClusterRefused as e:
+                    # a developer with namespace `edit` cannot create the cluster-scoped
+                    # RBAC: installing is an admin's job, once per cluster
+                    raise ClusterRefused(
+                        f"the traffic-manager is not installed in namespace {manager_ns} and "
+                        f"context {kube.target.context!r} may not install it ({e}); an admin "
+                        "must run `tp connect` once with admin rights to install it") from e
                 installed = True
             try:
                 pod = await asyncio.to_thread(kube.wait_manager_pod, manager_ns,

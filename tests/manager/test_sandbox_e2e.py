@@ -19,6 +19,7 @@ from tp_cluster.manifests import GRPC_PORT
 from tp_daemon.kube import Kube
 from tp_protocol import VERSION, manager_pb2_grpc
 from tp_protocol import manager_pb2 as pb
+from tp_protocol.auth import with_credentials
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -80,7 +81,9 @@ async def test_the_manager_installs_turns_ready_and_answers_through_a_port_forwa
         assert any("installing traffic-manager: Deployment" in line for line in progress)
         with forwarded(kube, namespace, pod, GRPC_PORT) as port:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                stub = manager_pb2_grpc.ManagerStub(channel)
+                # the calls carry the admin's kubeconfig token, as the daemon's do
+                stub = with_credentials(manager_pb2_grpc.ManagerStub(channel),
+                                        adapter.bearer_token)
                 version = await stub.Version(empty_pb2.Empty(), timeout=20)
                 assert version.version == VERSION
                 session = await stub.ArriveAsClient(pb.ClientInfo(
