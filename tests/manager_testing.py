@@ -5,8 +5,11 @@ Imported by this unique module name (tests/ is on sys.path through the root conf
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import socket
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -74,6 +77,50 @@ async def running_manager(resolver: ClusterResolver, *, grace: float,
     finally:
         await channel.close()
         await server.stop(grace=grace)
+
+
+def _pump(src: Any, dst: Any) -> None:
+    with contextlib.suppress(OSError):
+        while data := src.recv(256 * 1024):
+            dst.sendall(data)
+    with contextlib.suppress(OSError):
+        dst.shutdown(socket.SHUT_WR)
+
+
+@contextlib.contextmanager
+def forwarded(api: Any, namespace: str, pod: str, port: int) -> Iterator[int]:
+    """A loopback port bridged to the pod's port by the official client's port-forward."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+    from kubernetes import client
+    from kubernetes.stream import portforward
+
+    core = client.CoreV1Api(api)
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            pf = portforward(core.connect_get_namespaced_pod_portforward, pod, namespace,
+                             ports=str(port))
+            remote = pf.socket(port)
+            remote.setblocking(True)
+            conn.setblocking(True)
+            for a, b in ((conn, remote), (remote, conn)):
+                threading.Thread(target=_pump, args=(a, b), daemon=True,
+                                 name=f"pf-pump-{pod}").start()
+
+    thread = threading.Thread(target=serve, name="pf-accept", daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        listener.close()
 
 
 def token_of(api_client: Any) -> str:
