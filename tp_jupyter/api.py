@@ -318,6 +318,7 @@ def intercept_dict(info: mpb.InterceptInfo) -> dict[str, Any]:
         "service_port": spec.service_port or None,
         "destination": {"host": spec.target_host or "127.0.0.1", "port": spec.target_port},
         "mount_point": spec.mount_point or None, "client_session": info.client_session,
+        "owner": spec.owner or None,
         "agent_pod": info.agent_pod or None, "pod_ip": info.pod_ip or None,
         "message": info.message or None,
         "created": (info.created.ToDatetime(tzinfo=datetime.UTC).isoformat()
