@@ -191,7 +191,7 @@ class Servicer(pb_grpc.ManagerServicer):
                 raise Forbidden(f"this token belongs to pod {caller.pod_name}, not {pod}: an "
                                 "agent arrives with its own pod's service-account token")
             uid, _, owner = await self.gate.pod_workload(ns, pod)
-            if (uid and caller.pod_uid and uid != caller.pod_uid) or (uid and owner != name):
+            if not uid or (caller.pod_uid and uid != caller.pod_uid) or owner != name:
                 raise Forbidden(f"pod {ns}/{pod} is not a pod of {name}: an agent acts only "
                                 "for its own workload")
             return
@@ -385,6 +385,10 @@ class Servicer(pb_grpc.ManagerServicer):
             raise WorkloadsUnavailable("this traffic-manager runs without Kubernetes access, "
                                        "so it cannot list workloads")
         namespace = namespace or session.namespace
+        caller = await self._caller(context)
+        if not await self.gate.allowed(caller, "list", "Deployment", namespace, ""):
+            raise Forbidden(f"{caller.username} may not list deployments in namespace "
+                            f"{namespace}: pick a namespace you can see (-n)")
         listed = await asyncio.to_thread(self.workloads.list_workloads, namespace)
         held: dict[str, list[Any]] = {}
         for ic in self._visible(session_id, namespace):
