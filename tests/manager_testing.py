@@ -5,8 +5,11 @@ Imported by this unique module name (tests/ is on sys.path: `pythonpath` in pypr
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import socket
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -16,6 +19,7 @@ from tp_cluster.manager.clusterinfo import ClusterFacts
 from tp_cluster.manager.dns import ClusterResolver
 from tp_cluster.manager.server import ManagerServer
 from tp_protocol import manager_pb2_grpc
+from tp_protocol.auth import with_credentials
 from tp_protocol.settings import get_settings
 
 FACTS = ClusterFacts(pod_cidrs=["10.244.0.0/24"], service_cidr="10.96.0.0/16",
@@ -55,9 +59,10 @@ class Manager:
 
 @asynccontextmanager
 async def running_manager(resolver: ClusterResolver, *, grace: float,
-                          listen: str = "127.0.0.1:0", **server_options: Any
-                          ) -> AsyncIterator[Manager]:
-    """A started `ManagerServer` reporting FACTS, with a channel and stub to it;
+                          listen: str = "127.0.0.1:0", token: str = "",
+                          **server_options: Any) -> AsyncIterator[Manager]:
+    """A started `ManagerServer` reporting FACTS, with a channel and stub to it (whose
+    calls carry `token`: a manager with kube= authenticates them with TokenReview);
     `server_options` go to ManagerServer (kube=, agent_manager_address=)."""
 
     async def facts() -> ClusterFacts:
@@ -67,10 +72,62 @@ async def running_manager(resolver: ClusterResolver, *, grace: float,
     port = await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield Manager(server, port, manager_pb2_grpc.ManagerStub(channel), channel)
+        stub = with_credentials(manager_pb2_grpc.ManagerStub(channel), lambda: token)
+        yield Manager(server, port, stub, channel)
     finally:
         await channel.close()
         await server.stop(grace=grace)
+
+
+def _pump(src: Any, dst: Any) -> None:
+    with contextlib.suppress(OSError):
+        while data := src.recv(256 * 1024):
+            dst.sendall(data)
+    with contextlib.suppress(OSError):
+        dst.shutdown(socket.SHUT_WR)
+
+
+@contextlib.contextmanager
+def forwarded(api: Any, namespace: str, pod: str, port: int) -> Iterator[int]:
+    """A loopback port bridged to the pod's port by the official client's port-forward."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+    from kubernetes import client
+    from kubernetes.stream import portforward
+
+    core = client.CoreV1Api(api)
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            pf = portforward(core.connect_get_namespaced_pod_portforward, pod, namespace,
+                             ports=str(port))
+            remote = pf.socket(port)
+            remote.setblocking(True)
+            conn.setblocking(True)
+            for a, b in ((conn, remote), (remote, conn)):
+                threading.Thread(target=_pump, args=(a, b), daemon=True,
+                                 name=f"pf-pump-{pod}").start()
+
+    thread = threading.Thread(target=serve, name="pf-accept", daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        listener.close()
+
+
+def token_of(api_client: Any) -> str:
+    """The bearer token an official-client `ApiClient` sends (the sandbox's kubeconfigs
+    carry tokens): what a test's calls to a manager with kube= present."""
+    value = str(api_client.configuration.auth_settings()["BearerToken"]["value"])
+    return value.partition(" ")[2]
 
 
 def comparable(obj: dict[str, Any]) -> dict[str, Any]:

@@ -318,6 +318,7 @@ def intercept_dict(info: mpb.InterceptInfo) -> dict[str, Any]:
         "service_port": spec.service_port or None,
         "destination": {"host": spec.target_host or "127.0.0.1", "port": spec.target_port},
         "mount_point": spec.mount_point or None, "client_session": info.client_session,
+        "owner": spec.owner or None,
         "agent_pod": info.agent_pod or None, "pod_ip": info.pod_ip or None,
         "message": info.message or None,
         "created": (info.created.ToDatetime(tzinfo=datetime.UTC).isoformat()
@@ -593,9 +594,11 @@ def leave(name: str) -> LeaveResult:
 
 
 def uninstall(agent: str | Sequence[str] | None = None, *, all_agents: bool = False,
-              everything: bool = False, namespace: str | None = None) -> UninstallResult:
+              everything: bool = False, namespace: str | None = None,
+              force: bool = False) -> UninstallResult:
     """Remove traffic-agents (restoring the workloads exactly); `everything` also removes
-    the traffic-manager and disconnects."""
+    the traffic-manager and disconnects. Agents other developers intercept through are
+    refused (the error names them) unless `force` (their intercepts end)."""
     agents = [agent] if isinstance(agent, str) else list(agent or [])
     if not agents and not all_agents and not everything:
         raise UsageError("say what to uninstall: --agent WORKLOAD, --all-agents or "
@@ -603,5 +606,5 @@ def uninstall(agent: str | Sequence[str] | None = None, *, all_agents: bool = Fa
     with _client() as client:
         reply = client.uninstall(dpb.UninstallRequest(
             agents=agents, all_agents=all_agents, everything=everything,
-            namespace=namespace or ""))
+            namespace=namespace or "", force=force))
     return UninstallResult(list(reply.restored), reply.manager_removed)

@@ -53,6 +53,7 @@ def _leave(args: argparse.Namespace) -> api.LeaveResult:
 
 def _uninstall(args: argparse.Namespace) -> api.UninstallResult:
     return api.uninstall(args.agent, all_agents=args.all_agents, everything=args.everything,
+                         force=args.force,
                          namespace=args.namespace)
 
 
@@ -143,6 +144,9 @@ def register(sub: Any) -> None:
     what.add_argument("--everything", action="store_true",
                       help="every traffic-agent and the traffic-manager")
     p.add_argument("-n", "--namespace", help="namespace of --agent (default: the connected one)")
+    p.add_argument("--force", action="store_true",
+                   help="also when other developers intercept through the agent (their "
+                        "intercepts end)")
     output.add_format(p)
     p.set_defaults(func=_uninstall)
 

@@ -110,6 +110,8 @@ class Kube:
         self.core: Any = client.CoreV1Api(api_client)
         self.apps: Any = client.AppsV1Api(api_client)
         self.rbac: Any = client.RbacAuthorizationV1Api(api_client)
+        self.authn: Any = client.AuthenticationV1Api(api_client)
+        self.authz: Any = client.AuthorizationV1Api(api_client)
         self.timeout = get_settings().connect.manager_kube_timeout
 
     @classmethod
@@ -364,3 +366,66 @@ class Kube:
         except ApiException as exc:
             raise _error(exc, f"replace {kind} {ns}/{name}") from exc
         return _json(response)
+
+    # --- callers' identity (the manager authenticates every gRPC call) -----------------
+
+    def token_review(self, token: str) -> dict[str, Any]:
+        """The TokenReview status for `token` (`authenticated`, `user`, `error`)."""
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                "spec": {"token": token}}
+        try:
+            response = self.authn.create_token_review(body, _request_timeout=self.timeout,
+                                                      _preload_content=False)
+        except ApiException as exc:
+            raise _error(exc, "review a caller's token (TokenReview)") from exc
+        status: dict[str, Any] = _json(response).get("status") or {}
+        return status
+
+    def access_review(self, user: dict[str, Any], attributes: dict[str, str]
+                      ) -> tuple[bool, str]:
+        """Whether `user` (a TokenReview `user`) may do `attributes` (resourceAttributes),
+        and the authorizer's reason."""
+        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                "spec": {"user": user.get("username", ""), "uid": user.get("uid", ""),
+                         "groups": list(user.get("groups") or []),
+                         "extra": dict(user.get("extra") or {}),
+                         "resourceAttributes": attributes}}
+        try:
+            response = self.authz.create_subject_access_review(
+                body, _request_timeout=self.timeout, _preload_content=False)
+        except ApiException as exc:
+            raise _error(exc, "check a caller's rights (SubjectAccessReview)") from exc
+        status = _json(response).get("status") or {}
+        return bool(status.get("allowed")), str(status.get("reason") or "")
+
+    def pod_workload(self, namespace: str, pod: str) -> tuple[str, str, str]:
+        """(uid, kind, name) of the workload that owns `pod` (a ReplicaSet's Deployment);
+        ("", "", "") when the pod is gone or has no controller."""
+        try:
+            obj = _json(self.core.read_namespaced_pod(pod, namespace,
+                                                      _request_timeout=self.timeout,
+                                                      _preload_content=False))
+        except ApiException as exc:
+            if exc.status == 404:
+                return "", "", ""
+            raise _error(exc, f"read pod {namespace}/{pod}") from exc
+        uid = str(obj["metadata"].get("uid", ""))
+        owner = _controller(obj)
+        if owner.get("kind") == "ReplicaSet":
+            try:
+                rs = _json(self.apps.read_namespaced_replica_set(
+                    owner["name"], namespace, _request_timeout=self.timeout,
+                    _preload_content=False))
+            except ApiException as exc:
+                if exc.status == 404:
+                    return uid, "", ""
+                raise _error(exc, f"read replicaset {namespace}/{owner['name']}") from exc
+            owner = _controller(rs) or owner
+        return uid, str(owner.get("kind", "")), str(owner.get("name", ""))
+
+
+def _controller(obj: dict[str, Any]) -> dict[str, Any]:
+    for ref in obj["metadata"].get("ownerReferences") or []:
+        if ref.get("controller"):
+            return dict(ref)
+    return {}

@@ -223,17 +223,28 @@ def manager_objects(
             "kind": "ClusterRole",
             "metadata": _meta(role),
             "rules": [
+                # pods: rollout progress, agent pods and their owners (agent identity);
+                # services/endpoints: what an intercept routes; nodes: pod CIDRs;
+                # namespaces: ListWorkloads' NOT_FOUND
                 {"apiGroups": [""],
                  "resources": ["pods", "services", "endpoints", "nodes", "namespaces"],
                  "verbs": ["get", "list", "watch"]},
                 # create: dryRun only, the refusal of clusterIP 1.1.1.1 names the service
                 # CIDR; update: a numeric targetPort is taken over (and given back)
                 {"apiGroups": [""], "resources": ["services"], "verbs": ["create", "update"]},
+                # update: inject the traffic-agent and restore the original template
                 {"apiGroups": ["apps"], "resources": ["deployments"],
                  "verbs": ["get", "list", "watch", "update"]},
-                # ListWorkloads shows bare ReplicaSets and StatefulSets as not interceptable
+                # ListWorkloads shows bare ReplicaSets and StatefulSets as not interceptable;
+                # get replicasets: the Deployment that owns an arriving agent's pod
                 {"apiGroups": ["apps"], "resources": ["replicasets", "statefulsets"],
                  "verbs": ["get", "list", "watch"]},
+                # every gRPC call carries the caller's token: who is it (TokenReview)
+                {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"],
+                 "verbs": ["create"]},
+                # may that caller change the workload it intercepts (SubjectAccessReview)
+                {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"],
+                 "verbs": ["create"]},
             ],
         },
         {

@@ -165,6 +165,18 @@ class Kube:
                    if a.get("in") == "header" and a.get("value")}
         return ApiEndpoint(cfg.host, ctx, headers)
 
+    def bearer_token(self) -> str:
+        """The token the official client sends for this context (static, or from an exec or
+        auth-provider plugin, refreshed when it expires): the traffic-manager reviews it."""
+        value = str(self.cfg.auth_settings().get("BearerToken", {}).get("value") or "")
+        scheme, _, token = value.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise ConfigError(
+                f"context {self.target.context!r} of {self.target.kubeconfig} has no bearer "
+                "token (client certificates alone are not supported: the traffic-manager "
+                "authenticates callers with TokenReview); use a token or exec-plugin user")
+        return token
+
     def check_reachable(self) -> None:
         """One cheap request, so a wrong server or credentials fail at once."""
         with self._translate("reach the API server"):

@@ -32,12 +32,14 @@ from tp_protocol import daemon_pb2 as dpb
 from tp_protocol import manager_pb2 as mpb
 from tp_protocol import manager_pb2_grpc as mgrpc
 from tp_protocol.aio import spawn
+from tp_protocol.auth import with_credentials
 from tp_protocol.settings import ConnectSettings, get_settings
 
 from tp_daemon import paths
 from tp_daemon.dns import Resolver, system_nameservers
 from tp_daemon.errors import (
     AlreadyConnected,
+    ClusterRefused,
     ClusterUnreachable,
     DaemonError,
     ManagerError,
@@ -89,10 +91,12 @@ def install_id() -> str:
 class _Channel:
     """A port-forward to one manager pod and the gRPC channel over it."""
 
-    def __init__(self, forwarder: PortForwarder, channel: grpc.aio.Channel) -> None:
+    def __init__(self, forwarder: PortForwarder, channel: grpc.aio.Channel,
+                 token: Callable[[], str]) -> None:
         self.forwarder = forwarder
         self.channel = channel
-        self.stub = mgrpc.ManagerStub(channel)
+        # every call carries the kubeconfig's credentials: the manager reviews them
+        self.stub = with_credentials(mgrpc.ManagerStub(channel), token)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -163,6 +167,7 @@ class Session:
         kube = self._kube = await asyncio.to_thread(
             Kube, params.kubeconfig, params.context, params.namespace,
             api_timeout=s.api_timeout)
+        kube.bearer_token()  # refuses, in one line, a kubeconfig without a token
         manager_ns = params.manager_namespace or s.manager_namespace
         # checked before anything happens: a bad reference leaves nothing behind
         images = choose_images(params.manager_image or s.manager_image,
@@ -175,8 +180,16 @@ class Session:
         pod = await asyncio.to_thread(kube.ready_manager_pod, manager_ns)
         if pod is None:
             if not await asyncio.to_thread(kube.manager_deployment_exists, manager_ns):
-                await asyncio.to_thread(kube.install_manager, manager_ns,
-                                        self._install_progress, images)
+                try:
+                    await asyncio.to_thread(kube.install_manager, manager_ns,
+                                            self._install_progress, images)
+                except ClusterRefused as e:
+                    # a developer with namespace `edit` cannot create the cluster-scoped
+                    # RBAC: installing is an admin's job, once per cluster
+                    raise ClusterRefused(
+                        f"the traffic-manager is not installed in namespace {manager_ns} and "
+                        f"context {kube.target.context!r} may not install it ({e}); an admin "
+                        "must run `tp connect` once with admin rights to install it") from e
                 installed = True
             try:
                 pod = await asyncio.to_thread(kube.wait_manager_pod, manager_ns,
@@ -288,7 +301,7 @@ class Session:
                     f"127.0.0.1:{port}",
                     options=[("grpc.max_receive_message_length", 16 * 1024 * 1024),
                              ("grpc.enable_retries", 0)])
-                chan = _Channel(forwarder, channel)
+                chan = _Channel(forwarder, channel, self._kube.bearer_token)
                 try:
                     await chan.stub.Version(empty_pb2.Empty(), timeout=s.rpc_timeout)
                 except BaseException:

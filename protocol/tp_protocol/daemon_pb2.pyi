@@ -292,16 +292,18 @@ class EnvInfo(_message.Message):
     def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., environment: _Optional[_Mapping[str, str]] = ..., mounts: _Optional[_Iterable[_Union[_manager_pb2.Mount, _Mapping]]] = ..., mount_point: _Optional[str] = ...) -> None: ...
 
 class UninstallRequest(_message.Message):
-    __slots__ = ("agents", "all_agents", "everything", "namespace")
+    __slots__ = ("agents", "all_agents", "everything", "namespace", "force")
     AGENTS_FIELD_NUMBER: _ClassVar[int]
     ALL_AGENTS_FIELD_NUMBER: _ClassVar[int]
     EVERYTHING_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
     agents: _containers.RepeatedScalarFieldContainer[str]
     all_agents: bool
     everything: bool
     namespace: str
-    def __init__(self, agents: _Optional[_Iterable[str]] = ..., all_agents: _Optional[bool] = ..., everything: _Optional[bool] = ..., namespace: _Optional[str] = ...) -> None: ...
+    force: bool
+    def __init__(self, agents: _Optional[_Iterable[str]] = ..., all_agents: _Optional[bool] = ..., everything: _Optional[bool] = ..., namespace: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class UninstallResult(_message.Message):
     __slots__ = ("error", "restored", "manager_removed")

@@ -276,7 +276,7 @@ class HeaderMatch(_message.Message):
     def __init__(self, name: _Optional[str] = ..., regex: _Optional[str] = ...) -> None: ...
 
 class InterceptSpec(_message.Message):
-    __slots__ = ("name", "client", "workload", "namespace", "workload_kind", "service_name", "service_port", "target_host", "target_port", "mechanism", "header_matches", "mount_point")
+    __slots__ = ("name", "client", "workload", "namespace", "workload_kind", "service_name", "service_port", "target_host", "target_port", "mechanism", "header_matches", "mount_point", "owner")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CLIENT_FIELD_NUMBER: _ClassVar[int]
     WORKLOAD_FIELD_NUMBER: _ClassVar[int]
@@ -289,6 +289,7 @@ class InterceptSpec(_message.Message):
     MECHANISM_FIELD_NUMBER: _ClassVar[int]
     HEADER_MATCHES_FIELD_NUMBER: _ClassVar[int]
     MOUNT_POINT_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
     name: str
     client: str
     workload: str
@@ -301,7 +302,8 @@ class InterceptSpec(_message.Message):
     mechanism: Mechanism
     header_matches: _containers.RepeatedCompositeFieldContainer[HeaderMatch]
     mount_point: str
-    def __init__(self, name: _Optional[str] = ..., client: _Optional[str] = ..., workload: _Optional[str] = ..., namespace: _Optional[str] = ..., workload_kind: _Optional[str] = ..., service_name: _Optional[str] = ..., service_port: _Optional[str] = ..., target_host: _Optional[str] = ..., target_port: _Optional[int] = ..., mechanism: _Optional[_Union[Mechanism, str]] = ..., header_matches: _Optional[_Iterable[_Union[HeaderMatch, _Mapping]]] = ..., mount_point: _Optional[str] = ...) -> None: ...
+    owner: str
+    def __init__(self, name: _Optional[str] = ..., client: _Optional[str] = ..., workload: _Optional[str] = ..., namespace: _Optional[str] = ..., workload_kind: _Optional[str] = ..., service_name: _Optional[str] = ..., service_port: _Optional[str] = ..., target_host: _Optional[str] = ..., target_port: _Optional[int] = ..., mechanism: _Optional[_Union[Mechanism, str]] = ..., header_matches: _Optional[_Iterable[_Union[HeaderMatch, _Mapping]]] = ..., mount_point: _Optional[str] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class PreparedIntercept(_message.Message):
     __slots__ = ("error", "workload_kind", "service_name", "service_port_name", "service_port", "container_port", "agent_installed", "agent_image")
@@ -399,16 +401,18 @@ class RemoveInterceptRequest(_message.Message):
     def __init__(self, session: _Optional[_Union[SessionInfo, _Mapping]] = ..., name: _Optional[str] = ...) -> None: ...
 
 class UninstallAgentsRequest(_message.Message):
-    __slots__ = ("session", "namespace", "workloads", "all")
+    __slots__ = ("session", "namespace", "workloads", "all", "force")
     SESSION_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     WORKLOADS_FIELD_NUMBER: _ClassVar[int]
     ALL_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
     session: SessionInfo
     namespace: str
     workloads: _containers.RepeatedScalarFieldContainer[str]
     all: bool
-    def __init__(self, session: _Optional[_Union[SessionInfo, _Mapping]] = ..., namespace: _Optional[str] = ..., workloads: _Optional[_Iterable[str]] = ..., all: _Optional[bool] = ...) -> None: ...
+    force: bool
+    def __init__(self, session: _Optional[_Union[SessionInfo, _Mapping]] = ..., namespace: _Optional[str] = ..., workloads: _Optional[_Iterable[str]] = ..., all: _Optional[bool] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class UninstallAgentsResult(_message.Message):
     __slots__ = ("restored", "error")

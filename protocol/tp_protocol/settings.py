@@ -374,6 +374,13 @@ class ConnectSettings:
     manager_cluster_info_ttl: float = 30.0
     """Seconds the traffic-manager reuses discovered cluster info before discovering again."""
 
+    manager_auth_ttl: float = 10.0
+    """Seconds the traffic-manager trusts one TokenReview / SubjectAccessReview answer
+    before asking the API server again (a revoked token or binding works that long)."""
+
+    manager_auth_cache_size: int = 4096
+    """Most review answers the traffic-manager keeps (oldest dropped first)."""
+
     manager_stop_grace: float = 5.0
     """Seconds in-flight calls and tunnels get when the traffic-manager is asked to stop."""
 

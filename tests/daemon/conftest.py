@@ -72,7 +72,7 @@ def fast_settings() -> Iterator[Any]:
 @pytest.fixture
 async def manager(fast_settings: Any, kube: client.ApiClient) -> AsyncIterator[Manager]:
     async with running_manager(ClusterResolver("127.0.0.1", "cluster.local", 1.0),
-                               grace=0.5, kube=Kube(kube)) as manager:
+                               grace=0.5, kube=Kube(kube), token=ADMIN_TOKEN) as manager:
         yield manager
 
 
@@ -128,10 +128,13 @@ class AgentHandle:
 
 
 @pytest.fixture
-async def start_agent(manager: Manager, app_port: int, volume_root: Path
+async def start_agent(manager: Manager, app_port: int, volume_root: Path, tmp_path: Path
                       ) -> AsyncIterator[Any]:
-    """Starts the real agent of `web` in a namespace (its pod address is loopback)."""
+    """Starts the real agent of `web` in a namespace (its pod address is loopback); it
+    has no pod, so it presents the admin token (who may change the workload)."""
     started: list[Agent] = []
+    token_file = tmp_path / "agent-token"
+    token_file.write_text(ADMIN_TOKEN)
 
     async def start(namespace: str, workload: str = "web") -> AgentHandle:
         port = free_port()
@@ -141,7 +144,7 @@ async def start_agent(manager: Manager, app_port: int, volume_root: Path
             ports=(PortConfig("http", port, app_port, (ServicePort("http", 80),)),),
             mounts=(MountConfig("data", "/var/data", True),), app_container="app",
             app_env={"COLOR": "blue"}, listen_host="127.0.0.1",
-            mount_root=str(volume_root))
+            mount_root=str(volume_root), token_file=str(token_file))
         agent = Agent(cfg)
         await agent.start()
         started.append(agent)

@@ -17,7 +17,7 @@ from typing import Any
 
 import grpc
 import pytest
-from manager_testing import Manager, comparable, running_manager
+from manager_testing import Manager, comparable, running_manager, token_of
 from sandbox_testing import wait_for
 from tp_cluster.kube import Kube
 from tp_cluster.manager.dns import ClusterResolver
@@ -79,7 +79,7 @@ async def manager_for_pods(sandbox: Any, kube: Any) -> AsyncIterator[Manager]:
     listener.close()
     async with relay_in_node(sandbox, port) as address, running_manager(
             resolver, grace=1.0, listen=f"127.0.0.1:{port}", kube=Kube(kube),
-            agent_manager_address=address) as manager:
+            agent_manager_address=address, token=token_of(kube)) as manager:
         yield manager
 
 

@@ -3,65 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
-import socket
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
 import pytest
 from google.protobuf import empty_pb2
-from kubernetes import client
-from kubernetes.stream import portforward
+from manager_testing import forwarded
 from tp_cluster.manifests import GRPC_PORT
 from tp_daemon.kube import Kube
 from tp_protocol import VERSION, manager_pb2_grpc
 from tp_protocol import manager_pb2 as pb
+from tp_protocol.auth import with_credentials
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(240)]
-
-
-def _pump(src: Any, dst: Any) -> None:
-    with contextlib.suppress(OSError):
-        while data := src.recv(256 * 1024):
-            dst.sendall(data)
-    with contextlib.suppress(OSError):
-        dst.shutdown(socket.SHUT_WR)
-
-
-@contextlib.contextmanager
-def forwarded(api: Any, namespace: str, pod: str, port: int) -> Iterator[int]:
-    """A loopback port bridged to the pod's port by the official client's port-forward."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    stop = threading.Event()
-    core = client.CoreV1Api(api)
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            pf = portforward(core.connect_get_namespaced_pod_portforward, pod, namespace,
-                             ports=str(port))
-            remote = pf.socket(port)
-            remote.setblocking(True)
-            conn.setblocking(True)
-            for a, b in ((conn, remote), (remote, conn)):
-                threading.Thread(target=_pump, args=(a, b), daemon=True,
-                                 name=f"pf-pump-{pod}").start()
-
-    thread = threading.Thread(target=serve, name="pf-accept", daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join(timeout=2)
-        listener.close()
 
 
 async def test_the_manager_installs_turns_ready_and_answers_through_a_port_forward(
@@ -80,7 +35,9 @@ async def test_the_manager_installs_turns_ready_and_answers_through_a_port_forwa
         assert any("installing traffic-manager: Deployment" in line for line in progress)
         with forwarded(kube, namespace, pod, GRPC_PORT) as port:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                stub = manager_pb2_grpc.ManagerStub(channel)
+                # the calls carry the admin's kubeconfig token, as the daemon's do
+                stub = with_credentials(manager_pb2_grpc.ManagerStub(channel),
+                                        adapter.bearer_token)
                 version = await stub.Version(empty_pb2.Empty(), timeout=20)
                 assert version.version == VERSION
                 session = await stub.ArriveAsClient(pb.ClientInfo(

@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 import pytest
 from kubernetes import client
-from manager_testing import Manager, comparable, running_manager
+from manager_testing import Manager, comparable, running_manager, token_of
 from tp_cluster import injector
 from tp_cluster.kube import Kube, KubeConflict
 from tp_cluster.manager.dns import ClusterResolver
@@ -37,7 +37,8 @@ async def kmanager(cluster_dns: Any, fast_settings: Any, kube: Any
     fast_settings.intercept.manager_rollout_poll = 0.2
 
     resolver = ClusterResolver("127.0.0.1", "cluster.local", 2.0, port=cluster_dns.port)
-    async with running_manager(resolver, grace=1.0, kube=Kube(kube)) as manager:
+    async with running_manager(resolver, grace=1.0, kube=Kube(kube),
+                               token=token_of(kube)) as manager:
         yield manager
 
 

@@ -17,6 +17,8 @@ from typing import NamedTuple
 from tp_cluster.agent import AgentError
 from tp_cluster.injector import ENV_PREFIX, MOUNT_ROOT
 
+SA_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
 # Service-link variables the kubelet gives every container of the pod (the app's too)
 _SERVICE_LINK = re.compile(
     r"[A-Z0-9_]+_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)?)")
@@ -69,6 +71,9 @@ class AgentConfig:
     listen_host: str = "0.0.0.0"
     mount_root: str = MOUNT_ROOT
     """Where the injector mounts the app's volumes into the agent (served to the owner)."""
+    token_file: str = SA_TOKEN_FILE
+    """The pod's projected service-account token: the agent's credentials at the manager
+    (read at every call: the kubelet rotates it)."""
 
     def port_for(self, wanted: str) -> PortConfig:
         """The listener an intercept's service port means; AgentError says why none."""
@@ -123,6 +128,7 @@ def from_env(env: Mapping[str, str] | None = None) -> AgentConfig:
         app_env=app_environment(env),
         listen_host=env.get("AGENT_LISTEN_HOST") or "0.0.0.0",
         mount_root=env.get("AGENT_MOUNT_ROOT") or MOUNT_ROOT,
+        token_file=env.get("AGENT_TOKEN_FILE") or SA_TOKEN_FILE,
     )
 
 

@@ -22,6 +22,7 @@ from tp_protocol import VERSION
 from tp_protocol import manager_pb2 as pb
 from tp_protocol import manager_pb2_grpc as pb_grpc
 from tp_protocol.aio import spawn
+from tp_protocol.auth import with_credentials
 from tp_protocol.settings import InterceptSettings
 
 from tp_cluster.agent import AgentError
@@ -74,7 +75,7 @@ class Link:
             arrived = False
             try:
                 self._channel = grpc.aio.insecure_channel(self.config.manager_address)
-                self.stub = pb_grpc.ManagerStub(self._channel)
+                self.stub = with_credentials(pb_grpc.ManagerStub(self._channel), self._token)
                 self.session = await self.stub.ArriveAsAgent(
                     self._agent_info(), timeout=self.settings.agent_rpc_timeout)
                 arrived = True
@@ -113,6 +114,15 @@ class Link:
         if self.arrived.is_set() and self.stub is not None:
             with contextlib.suppress(Exception):
                 await self.stub.Depart(self.session, timeout=self.settings.agent_depart_timeout)
+
+    def _token(self) -> str:
+        """The pod's service-account token, fresh from the file (the kubelet rotates it);
+        "" when absent (the manager then answers UNAUTHENTICATED, which the log shows)."""
+        try:
+            with open(self.config.token_file, encoding="utf-8") as f:
+                return f.read().strip()
+        except OSError:
+            return ""
 
     def _agent_info(self) -> Any:
         c = self.config

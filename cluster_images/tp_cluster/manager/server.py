@@ -5,11 +5,19 @@ cache; `Servicer` maps each RPC onto `State`, `dns`, `tunnel` and `workloads` (a
 injection; absent when the manager runs without Kubernetes access, as in unit tests).
 State errors become gRPC statuses with the one-line message of the error.
 
+Security (`auth`): `AuthInterceptor` refuses every RPC without credentials the API
+server accepts. Sessions belong to the identity that arrived; every call naming a
+session checks it (`_session`: PERMISSION_DENIED for another identity). Injecting or
+removing agents and creating/removing intercepts need update+patch on the workload
+(SubjectAccessReview). Listings show other developers' intercepts without their session
+id, environment, mounts or volume token (`_visible`).
+
 Errors::
 
     CannotServe              the server cannot start (e.g. the port is taken)
     WorkloadsUnavailable     ListWorkloads without Kubernetes access (UNIMPLEMENTED)
     DialRefused              a client refused an intercepted dial (its local port is down)
+    OthersIntercepting       UninstallAgents without force would end others' intercepts
 """
 
 from __future__ import annotations
@@ -36,10 +44,18 @@ from tp_cluster.errors import ClusterError
 from tp_cluster.injector import manager_address
 from tp_cluster.kube import Kube
 from tp_cluster.manager import tunnel
+from tp_cluster.manager.auth import AuthInterceptor, Caller, Forbidden, Gate, OpenGate
 from tp_cluster.manager.clusterinfo import ClusterFacts
 from tp_cluster.manager.dispositions import Dispositions
 from tp_cluster.manager.dns import ClusterResolver, DNSLookupError
-from tp_cluster.manager.state import State, StateError, TrafficWatch, check_spec
+from tp_cluster.manager.state import (
+    InterceptInvalid,
+    Session,
+    State,
+    StateError,
+    TrafficWatch,
+    check_spec,
+)
 from tp_cluster.manager.workloads import Workloads
 from tp_cluster.manifests import GRPC_PORT
 from tp_cluster.manifests import agent_image as agent_image_of_this_version
@@ -58,6 +74,12 @@ class WorkloadsUnavailable(StateError):
     """Listing workloads needs Kubernetes access."""
 
     code = "UNIMPLEMENTED"
+
+
+class OthersIntercepting(StateError):
+    """Uninstalling would end other developers' intercepts (and --force was not given)."""
+
+    code = "FAILED_PRECONDITION"
 
 
 class DialRefused(ClusterError):
@@ -105,13 +127,32 @@ class CachedFacts:
 
 class Servicer(pb_grpc.ManagerServicer):
     def __init__(self, state: State, facts: CachedFacts, resolver: ClusterResolver,
-                 namespace: str, workloads: Workloads | None = None) -> None:
+                 namespace: str, workloads: Workloads | None = None, *,
+                 gate: Gate | None = None) -> None:
         self.state = state
+        self.gate = gate or OpenGate()
         self.facts = facts
         self.resolver = resolver
         self.namespace = namespace
         self.workloads = workloads
         self.settings = get_settings()
+
+    # --- who calls -------------------------------------------------------------------
+
+    async def _caller(self, context: Any) -> Caller:
+        """The authenticated caller (the interceptor reviewed the token; this is cached)."""
+        return await self.gate.identify(context.invocation_metadata())
+
+    async def _session(self, context: Any, session_id: str, kind: str | None = None
+                       ) -> Session:
+        """The session, if the caller is the identity that arrived as it."""
+        caller = await self._caller(context)
+        return self.state.get(session_id, kind, owner=caller.key)
+
+    async def _may_change(self, context: Any, kind: str, namespace: str, name: str,
+                          doing: str) -> None:
+        caller = await self._caller(context)
+        await self.gate.require_workload_rights(caller, kind, namespace, name, doing)
 
     # --- sessions ---------------------------------------------------------------------
 
@@ -126,21 +167,54 @@ class Servicer(pb_grpc.ManagerServicer):
         if request.version and request.version != VERSION:
             log.warning("client %s has version %s, manager %s", request.name, request.version,
                         VERSION)
-        return self._session_info(self.state.arrive_client(request).id)
+        caller = await self._caller(context)
+        session = self.state.arrive_client(request, owner=caller.key, username=caller.username)
+        return self._session_info(session.id)
 
     @_unary
     async def ArriveAsAgent(self, request: Any, context: Any) -> Any:
         if not request.name or not request.namespace:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 "an agent must name its workload and namespace")
-        return self._session_info(self.state.arrive_agent(request).id)
+        caller = await self._caller(context)
+        await self._agent_may_arrive(caller, request)
+        session = self.state.arrive_agent(request, owner=caller.key, username=caller.username)
+        return self._session_info(session.id)
+
+    async def _agent_may_arrive(self, caller: Caller, info: Any) -> None:
+        """An agent acts only for its own pod's workload: a pod-bound service-account token
+        of that pod (which the workload owns), an unbound one of that namespace, or a
+        caller who may change the workload anyway."""
+        ns, name, pod = info.namespace, info.name, info.pod_name
+        sa_ns = caller.service_account_namespace
+        if sa_ns == ns and caller.pod_name:
+            if caller.pod_name != pod:
+                raise Forbidden(f"this token belongs to pod {caller.pod_name}, not {pod}: an "
+                                "agent arrives with its own pod's service-account token")
+            uid, _, owner = await self.gate.pod_workload(ns, pod)
+            if not uid or (caller.pod_uid and uid != caller.pod_uid) or owner != name:
+                raise Forbidden(f"pod {ns}/{pod} is not a pod of {name}: an agent acts only "
+                                "for its own workload")
+            return
+        if sa_ns == ns:
+            return
+        if await self.gate.allowed(caller, "update", info.kind, ns, name):
+            return
+        raise Forbidden(f"{caller.username} may not act as the traffic-agent of {name}.{ns}: "
+                        "an agent arrives with its own pod's service-account token")
 
     @_unary
     async def Remain(self, request: Any, context: Any) -> Any:
-        self.state.get(request.session.session_id)
+        await self._session(context, request.session.session_id)
         return empty_pb2.Empty()
 
+    @_unary
     async def Depart(self, request: Any, context: Any) -> Any:
+        caller = await self._caller(context)
+        session = self.state.sessions.get(request.session_id)
+        if session is not None and session.owner != caller.key:
+            raise Forbidden(f"session {request.session_id!r} belongs to another identity: "
+                            "you may end only your own")
         self.state.depart(request.session_id)
         return empty_pb2.Empty()
 
@@ -148,7 +222,7 @@ class Servicer(pb_grpc.ManagerServicer):
 
     @_unary
     async def GetClusterInfo(self, request: Any, context: Any) -> Any:
-        self.state.get(request.session_id)
+        await self._session(context, request.session_id)
         try:
             facts = await self.facts.get()
         except Exception as exc:
@@ -164,7 +238,7 @@ class Servicer(pb_grpc.ManagerServicer):
 
     @_unary
     async def LookupDNS(self, request: Any, context: Any) -> Any:
-        session = self.state.get(request.session.session_id, "client")
+        session = await self._session(context, request.session.session_id, "client")
         answer = await self.resolver.lookup(request.name, request.qtype or 1, session.namespace)
         return pb.DNSResponse(
             rcode=answer.rcode, cluster_name=answer.cluster_name,
@@ -179,7 +253,7 @@ class Servicer(pb_grpc.ManagerServicer):
             await write(error_message("bad_request", "a tunnel starts with `open`"))
             return
         try:
-            session = self.state.get(opening.session.session_id)
+            session = await self._session(context, opening.session.session_id)
             target = opening.WhichOneof("target")
             if target == "dial":
                 await tunnel.dial_out(opening.dial, request_iterator, write,
@@ -200,7 +274,8 @@ class Servicer(pb_grpc.ManagerServicer):
             else:
                 await write(error_message("bad_request", "`open` names no target"))
         except StateError as exc:
-            code = "no_session" if exc.code == "NOT_FOUND" else "no_client"
+            code = {"NOT_FOUND": "no_session", "PERMISSION_DENIED": "forbidden"}.get(
+                exc.code, "no_client")
             await write(error_message(code, str(exc)))
 
     async def _to_client(self, agent_session: str, to_client: Any,
@@ -234,54 +309,88 @@ class Servicer(pb_grpc.ManagerServicer):
         if self.workloads is None:
             await self._no_kube(context)
         assert self.workloads is not None
+        if not request.namespace:
+            raise InterceptInvalid("an intercept needs a namespace: give -n NAMESPACE")
+        await self._may_change(context, request.workload_kind, request.namespace,
+                               request.workload, "installing its traffic-agent")
         return await self.workloads.prepare(request)
 
     @_unary
     async def UninstallAgents(self, request: Any, context: Any) -> Any:
-        self.state.get(request.session.session_id, "client")
+        session = await self._session(context, request.session.session_id, "client")
         if self.workloads is None:
             await self._no_kube(context)
         assert self.workloads is not None
-        return await self.workloads.uninstall(request)
+
+        async def allow(targets: list[tuple[str, str]]) -> None:
+            for namespace, name in targets:
+                await self._may_change(context, "Deployment", namespace, name,
+                                       "removing its traffic-agent")
+            others = sorted({f"{ic.spec.name} ({ic.spec.owner or ic.spec.client}) on "
+                             f"{ic.spec.workload}.{ic.spec.namespace}"
+                             for ic in self.state.intercepts.values()
+                             if (ic.spec.namespace, ic.spec.workload) in targets
+                             and ic.client_session != session.id})
+            if others and not request.force:
+                raise OthersIntercepting(
+                    "other developers intercept through these agents: "
+                    f"{', '.join(others)}; add --force to remove them anyway (their "
+                    "intercepts end)")
+            if others:
+                log.warning("%s removes agents with other developers' intercepts (--force): "
+                            "%s", session.username or session.id, ", ".join(others))
+
+        try:
+            return await self.workloads.uninstall(request, allow)
+        except OthersIntercepting as exc:
+            return pb.UninstallAgentsResult(error=str(exc))
 
     @_unary
     async def CreateIntercept(self, request: Any, context: Any) -> Any:
         session_id = request.session.session_id
         spec = request.spec
-        self.state.get(session_id, "client")
+        await self._session(context, session_id, "client")
         check_spec(spec)  # a bad spec is refused before the cluster is even read
+        if spec.namespace and spec.workload:
+            await self._may_change(context, spec.workload_kind, spec.namespace,
+                                   spec.workload, "intercepting it")
         if self.workloads is not None:
             # resolved names, so that conflicts compare the same port however it was named
             spec = await self.workloads.canonical_spec(spec)
         return self.state.create_intercept(session_id, spec)
 
     def _visible(self, session_id: str, namespace: str) -> list[Any]:
-        """Every client's intercepts in `namespace` ("" = all); the volume token only in
-        the caller's own."""
+        """Every client's intercepts in `namespace` ("" = all); only the caller's own with
+        their secrets: others' without session id, environment, mounts or volume token."""
         result = []
         for ic in self.state.intercepts.values():
             if namespace and ic.spec.namespace != namespace:
                 continue
-            if ic.client_session != session_id and ic.volumes_token:
-                shown = type(ic).FromString(ic.SerializeToString())
-                shown.volumes_token = ""
-                result.append(shown)
-            else:
+            if ic.client_session == session_id:
                 result.append(ic)
+                continue
+            shown = pb.InterceptInfo(spec=ic.spec, state=ic.state, message=ic.message,
+                                     agent_pod=ic.agent_pod, pod_ip=ic.pod_ip,
+                                     created=ic.created, volumes_port=ic.volumes_port)
+            result.append(shown)
         return result
 
     @_unary
     async def ListIntercepts(self, request: Any, context: Any) -> Any:
-        self.state.get(request.session.session_id, "client")
+        await self._session(context, request.session.session_id, "client")
         return pb.InterceptSnapshot(intercepts=self._visible(request.session.session_id,
                                                              request.namespace))
 
-    async def _workload_list(self, session_id: str, namespace: str) -> Any:
-        session = self.state.get(session_id, "client")
+    async def _workload_list(self, session_id: str, namespace: str, context: Any) -> Any:
+        session = await self._session(context, session_id, "client")
         if self.workloads is None:
             raise WorkloadsUnavailable("this traffic-manager runs without Kubernetes access, "
                                        "so it cannot list workloads")
         namespace = namespace or session.namespace
+        caller = await self._caller(context)
+        if not await self.gate.allowed(caller, "list", "Deployment", namespace, ""):
+            raise Forbidden(f"{caller.username} may not list deployments in namespace "
+                            f"{namespace}: pick a namespace you can see (-n)")
         listed = await asyncio.to_thread(self.workloads.list_workloads, namespace)
         held: dict[str, list[Any]] = {}
         for ic in self._visible(session_id, namespace):
@@ -295,7 +404,8 @@ class Servicer(pb_grpc.ManagerServicer):
 
     @_unary
     async def ListWorkloads(self, request: Any, context: Any) -> Any:
-        return await self._workload_list(request.session.session_id, request.namespace)
+        return await self._workload_list(request.session.session_id, request.namespace,
+                                         context)
 
     async def WatchWorkloads(self, request: Any, context: Any) -> AsyncIterator[Any]:
         session_id = request.session.session_id
@@ -304,7 +414,7 @@ class Servicer(pb_grpc.ManagerServicer):
         while session_id in self.state.sessions:
             version = self.state.version
             try:
-                current = await self._workload_list(session_id, request.namespace)
+                current = await self._workload_list(session_id, request.namespace, context)
             except StateError as exc:
                 await context.abort(getattr(grpc.StatusCode, exc.code), str(exc))
                 return
@@ -318,16 +428,22 @@ class Servicer(pb_grpc.ManagerServicer):
 
     @_unary
     async def RemoveIntercept(self, request: Any, context: Any) -> Any:
-        self.state.remove_intercept(request.session.session_id, request.name)
+        session_id = request.session.session_id
+        await self._session(context, session_id, "client")
+        ic = self.state.intercepts.get(f"{session_id}:{request.name}")
+        if ic is not None:
+            await self._may_change(context, ic.spec.workload_kind, ic.spec.namespace,
+                                   ic.spec.workload, "removing an intercept of it")
+        self.state.remove_intercept(session_id, request.name)
         return empty_pb2.Empty()
 
     async def _snapshots(self, session_id: str, kind: str,
                          snapshot: Callable[[str], list[Any]],
                          context: Any) -> AsyncIterator[Any]:
         try:
-            self.state.get(session_id, kind)
+            await self._session(context, session_id, kind)
         except StateError as exc:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+            await context.abort(getattr(grpc.StatusCode, exc.code), str(exc))
         last: list[bytes] | None = None
         version = -1
         while session_id in self.state.sessions:
@@ -352,9 +468,9 @@ class Servicer(pb_grpc.ManagerServicer):
 
     async def ReceiveDials(self, request: Any, context: Any) -> AsyncIterator[Any]:
         try:
-            session = self.state.get(request.session_id, "client")
+            session = await self._session(context, request.session_id, "client")
         except StateError as exc:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+            await context.abort(getattr(grpc.StatusCode, exc.code), str(exc))
             return
         session.dial_receivers += 1
         poll = self.settings.connect.manager_reap_interval
@@ -367,6 +483,7 @@ class Servicer(pb_grpc.ManagerServicer):
 
     @_unary
     async def ReviewIntercept(self, request: Any, context: Any) -> Any:
+        await self._session(context, request.session.session_id, "agent")
         self.state.review(request.session.session_id, request)
         return empty_pb2.Empty()
 
@@ -378,18 +495,19 @@ class Servicer(pb_grpc.ManagerServicer):
             if report.session.session_id:
                 session_id = report.session.session_id
             try:
-                self.state.get(session_id, "agent")
+                agent = await self._session(context, session_id, "agent")
             except StateError as exc:
-                await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+                await context.abort(getattr(grpc.StatusCode, exc.code), str(exc))
+                raise
             if report.HasField("record"):
-                self.state.publish_traffic(report.record)
+                self.state.publish_traffic(report.record, agent)
         return empty_pb2.Empty()
 
     async def WatchTraffic(self, request: Any, context: Any) -> AsyncIterator[Any]:
         try:
-            session = self.state.get(request.session.session_id, "client")
+            session = await self._session(context, request.session.session_id, "client")
         except StateError as exc:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+            await context.abort(getattr(grpc.StatusCode, exc.code), str(exc))
             return
         watch = TrafficWatch(
             intercept_names=frozenset(request.intercept_names),
@@ -419,7 +537,8 @@ class ManagerServer:
                  listen: str = "[::]:8081", *, kube: Kube | None = None,
                  agent_image: str | None = None,
                  agent_manager_address: str | None = None) -> None:
-        """`kube` enables agent injection; agents get `agent_image` (default: ours) and
+        """`kube` enables agent injection and authentication (TokenReview and
+        SubjectAccessReview through it); agents get `agent_image` (default: ours) and
         dial `agent_manager_address` (default: this manager's Service)."""
         settings = get_settings()
         self.settings = settings
@@ -429,11 +548,13 @@ class ManagerServer:
             kube, self.state, agent_image or agent_image_of_this_version(),
             agent_manager_address or manager_address(namespace, GRPC_PORT),
             manager_namespace=namespace)
-        self.servicer = Servicer(self.state, self.facts, resolver, namespace, self.workloads)
+        self.gate = OpenGate() if kube is None else Gate(kube)
+        self.servicer = Servicer(self.state, self.facts, resolver, namespace, self.workloads,
+                                 gate=self.gate)
         self.listen = listen
         self.port = 0
         limit = settings.connect.manager_max_message
-        self.server = grpc.aio.server(options=[
+        self.server = grpc.aio.server(interceptors=[AuthInterceptor(self.gate)], options=[
             ("grpc.max_send_message_length", limit),
             ("grpc.max_receive_message_length", limit),
         ])

@@ -7,6 +7,7 @@ Errors::
 
     StateError                   a request the state refuses; .code names the gRPC status
     +-- SessionNotFound          unknown or expired session       (NOT_FOUND)
+    +-- NotYourSession           another identity's session       (PERMISSION_DENIED)
     +-- InterceptInvalid         bad intercept spec               (INVALID_ARGUMENT)
     +-- NoSuchIntercept          no such intercept                (NOT_FOUND)
     +-- InterceptExists          same name for the same client    (ALREADY_EXISTS)
@@ -44,6 +45,10 @@ class StateError(ClusterError):
 
 class SessionNotFound(StateError):
     code = "NOT_FOUND"
+
+
+class NotYourSession(StateError):
+    code = "PERMISSION_DENIED"
 
 
 class InterceptInvalid(StateError):
@@ -87,6 +92,8 @@ class Session:
     dials: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     dial_receivers: int = 0
     traffic: list[TrafficWatch] = field(default_factory=list)
+    owner: str = ""  # the authenticated identity that arrived (auth.Caller.key)
+    username: str = ""  # its Kubernetes username, shown to other developers
 
     @property
     def workload(self) -> tuple[str, str]:
@@ -159,18 +166,18 @@ class State:
 
     # --- sessions ---------------------------------------------------------------------
 
-    def arrive_client(self, info: Any) -> Session:
+    def arrive_client(self, info: Any, owner: str = "", username: str = "") -> Session:
         session = Session(id=f"c-{uuid.uuid4().hex[:16]}", kind="client",
-                          last_seen=self.clock(), client=info)
+                          last_seen=self.clock(), client=info, owner=owner, username=username)
         self.sessions[session.id] = session
         log.info("client %s arrived (namespace %s, version %s) as %s",
                  info.name, info.namespace, info.version, session.id)
         self._bump()
         return session
 
-    def arrive_agent(self, info: Any) -> Session:
+    def arrive_agent(self, info: Any, owner: str = "", username: str = "") -> Session:
         session = Session(id=f"a-{uuid.uuid4().hex[:16]}", kind="agent",
-                          last_seen=self.clock(), agent=info)
+                          last_seen=self.clock(), agent=info, owner=owner, username=username)
         self.sessions[session.id] = session
         log.info("agent %s.%s (pod %s, version %s) arrived as %s",
                  info.name, info.namespace, info.pod_name, info.version, session.id)
@@ -178,12 +185,18 @@ class State:
         self._bump()
         return session
 
-    def get(self, session_id: str, kind: str | None = None) -> Session:
-        """The live session (touched: any call counts as a sign of life)."""
+    def get(self, session_id: str, kind: str | None = None,
+            owner: str | None = None) -> Session:
+        """The live session (touched: any call counts as a sign of life); with `owner`,
+        only when that identity arrived as it."""
         session = self.sessions.get(session_id)
         if session is None or (kind and session.kind != kind):
             what = f"{kind} session" if kind else "session"
             raise SessionNotFound(f"unknown or expired {what} {session_id!r}: arrive again")
+        if owner is not None and session.owner != owner:
+            # no touch: a stranger's calls must not keep someone else's session alive
+            raise NotYourSession(f"session {session_id!r} belongs to another identity: "
+                                 "arrive as yourself")
         session.last_seen = self.clock()
         return session
 
@@ -259,6 +272,7 @@ class State:
             raise InterceptInvalid("an intercept needs a namespace: give -n NAMESPACE")
         spec.name = spec.name or f"{spec.workload}-{spec.namespace}"
         spec.client = session.client.name
+        spec.owner = session.username
         spec.target_host = spec.target_host or "127.0.0.1"
         if spec.mechanism == pb.MECHANISM_UNSPECIFIED:
             spec.mechanism = pb.MECHANISM_HTTP if spec.header_matches else pb.MECHANISM_TCP
@@ -352,9 +366,9 @@ class State:
 
     def request_dial(self, agent_session: str, to_client: Any) -> tuple[Any, asyncio.Future[Any]]:
         """Ask the intercept's client for a connection; the future gets its endpoint."""
-        self.get(agent_session, "agent")
+        agent = self.get(agent_session, "agent")
         ic = self.intercepts.get(to_client.intercept_id)
-        if ic is None:
+        if ic is None or (ic.spec.namespace, ic.spec.workload) != agent.workload:
             raise NoClient(f"intercept {to_client.intercept_id!r} is gone")
         client = self.sessions.get(ic.client_session)
         if client is None or client.dial_receivers == 0:
@@ -381,8 +395,20 @@ class State:
 
     # --- traffic ----------------------------------------------------------------------
 
-    def publish_traffic(self, record: Any) -> None:
-        """Hand a row to every client watch that wants it (bounded; oldest dropped)."""
+    def publish_traffic(self, record: Any, agent: Session | None = None) -> None:
+        """Hand a row to every client watch that wants it (bounded; oldest dropped).
+        From `agent`, only rows of its own workload count (an agent reports only those)."""
+        if agent is not None and (record.namespace, record.workload) != agent.workload:
+            log.warning("agent %s reported traffic of %s.%s, not its own workload: dropped",
+                        agent.id, record.workload, record.namespace)
+            return
+        owner_ic = self.intercepts.get(record.intercept_id) if record.intercept_id else None
+        if record.client_session and (owner_ic is None
+                                      or owner_ic.client_session != record.client_session):
+            # only the owner of the intercept that matched may see the row
+            if owner_ic is None:
+                return  # its intercept is gone: nobody's to see
+            record.client_session = owner_ic.client_session
         # Every client intercepting the workload sees its unmatched rows: personal
         # intercepts of several developers share one workload.
         watchers: dict[tuple[str, str], set[str]] = {}

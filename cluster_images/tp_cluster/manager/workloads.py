@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -462,8 +462,11 @@ class Workloads:
                 await asyncio.wait_for(self.state.wait_change(version),
                                        min(remaining, self.settings.manager_rollout_poll))
 
-    async def uninstall(self, request: Any) -> Any:
-        """UninstallAgents: drop the workloads' intercepts, then restore each workload."""
+    async def uninstall(self, request: Any,
+                        allow: Callable[[list[tuple[str, str]]], Awaitable[None]] | None = None
+                        ) -> Any:
+        """UninstallAgents: drop the workloads' intercepts, then restore each workload.
+        `allow` sees the (namespace, name) targets first and raises to refuse them all."""
         ns = request.namespace
         if request.workloads and not ns:
             raise InterceptInvalid("name the namespace of the workloads with -n NAMESPACE")
@@ -482,6 +485,8 @@ class Workloads:
                 deployments = await asyncio.to_thread(self.kube.list_deployments, ns)
                 targets = [(d["metadata"]["namespace"], d["metadata"]["name"])
                            for d in deployments if injector.agent_installed(d)]
+        if allow is not None:
+            await allow(targets)
         result = pb.UninstallAgentsResult()
         for namespace, name in targets:
             async with self._lock(namespace, name):

@@ -203,7 +203,8 @@ class Lifecycle:
         every = request.all_agents or request.everything
         message = mpb.UninstallAgentsRequest(
             session=session, namespace="" if request.everything else namespace,
-            workloads=[] if every else list(request.agents), all=every)
+            workloads=[] if every else list(request.agents), all=every,
+            force=request.force or request.everything)
         try:
             answer = await stub.UninstallAgents(message,
                                                 timeout=self.settings.daemon_uninstall_timeout)
