@@ -1,4 +1,5 @@
-"""`tp apply -f FILE` and `tp delete -f FILE`: declarative sessions (`sessionfile`)."""
+"""`tp apply -f FILE` and `tp delete -f FILE` (declarative sessions, `sessionfile`), and
+`tp gather-logs` (`gatherlogs`)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ def _delete(args: argparse.Namespace) -> sessionfile.DeleteResult:
 
 
 def register(sub: Any) -> None:
-    """Add `apply` and `delete`."""
+    """Add `apply`, `delete` and `gather-logs`."""
+    register_gather_logs(sub)
     p = sub.add_parser("apply", help="make the session a file describes (connection, "
                                      "intercepts)",
                        description="Connect and make the intercepts match FILE (see "
@@ -37,3 +39,25 @@ def register(sub: Any) -> None:
     p.add_argument("-f", "--file", required=True, metavar="FILE", help="the session file")
     output.add_format(p)
     p.set_defaults(func=_delete)
+
+
+def _gather_logs(args: argparse.Namespace) -> Any:
+    from tp_jupyter.gatherlogs import gather_logs
+
+    return gather_logs(args.output, args.max_bytes)
+
+
+def register_gather_logs(sub: Any) -> None:
+    """Add `gather-logs`."""
+    p = sub.add_parser("gather-logs", help="zip the daemon's, traffic-manager's and "
+                                           "traffic-agents' logs",
+                       description="Collect the daemon's log and, through the "
+                                   "traffic-manager, its own and every traffic-agent's, into "
+                                   "one zip with a manifest.json.")
+    p.add_argument("-o", "--output", metavar="FILE.zip",
+                   help="where to write the zip (default: ./tp-logs.zip)")
+    p.add_argument("--max-bytes", type=int, metavar="N",
+                   help="most bytes of each log (its tail; default: the setting "
+                        "connect.gather_logs_max_bytes)")
+    output.add_format(p)
+    p.set_defaults(func=_gather_logs)

@@ -59,6 +59,38 @@ ROUTED_TO_UNSPECIFIED: RoutedTo
 ROUTED_TO_LOCAL: RoutedTo
 ROUTED_TO_CLUSTER: RoutedTo
 
+class GatherLogsRequest(_message.Message):
+    __slots__ = ("session", "max_bytes")
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
+    session: SessionInfo
+    max_bytes: int
+    def __init__(self, session: _Optional[_Union[SessionInfo, _Mapping]] = ..., max_bytes: _Optional[int] = ...) -> None: ...
+
+class ComponentLog(_message.Message):
+    __slots__ = ("component", "namespace", "pod", "container", "workload", "source", "text", "size", "truncated", "error")
+    COMPONENT_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    POD_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    WORKLOAD_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    component: str
+    namespace: str
+    pod: str
+    container: str
+    workload: str
+    source: str
+    text: bytes
+    size: int
+    truncated: bool
+    error: str
+    def __init__(self, component: _Optional[str] = ..., namespace: _Optional[str] = ..., pod: _Optional[str] = ..., container: _Optional[str] = ..., workload: _Optional[str] = ..., source: _Optional[str] = ..., text: _Optional[bytes] = ..., size: _Optional[int] = ..., truncated: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
+
 class VersionInfo(_message.Message):
     __slots__ = ("name", "version")
     NAME_FIELD_NUMBER: _ClassVar[int]

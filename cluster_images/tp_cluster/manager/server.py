@@ -35,7 +35,7 @@ from tp_protocol.tunnel import error_message, first_open
 from tp_cluster.errors import ClusterError
 from tp_cluster.injector import manager_address
 from tp_cluster.kube import Kube
-from tp_cluster.manager import tunnel
+from tp_cluster.manager import logs, tunnel
 from tp_cluster.manager.clusterinfo import ClusterFacts
 from tp_cluster.manager.dispositions import Dispositions
 from tp_cluster.manager.dns import ClusterResolver, DNSLookupError
@@ -409,6 +409,24 @@ class Servicer(pb_grpc.ManagerServicer):
             if watch.dropped:
                 log.warning("client %s lagged: %d traffic rows dropped", session.id,
                             watch.dropped)
+
+
+    # --- diagnostics --------------------------------------------------------------
+
+    async def GatherLogs(self, request: Any, context: Any) -> AsyncIterator[Any]:
+        try:
+            self.state.get(request.session.session_id, "client")
+        except StateError as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+            return
+        connect = self.settings.connect
+        max_bytes = int(request.max_bytes) or connect.gather_logs_max_bytes
+        # one message each, well below gRPC's default 4 MiB receive limit on the daemon's side
+        max_bytes = min(max_bytes, connect.manager_max_message // 4)
+        kube = self.workloads.kube if self.workloads is not None else None
+        async for entry in logs.gather(self.state, kube, self.namespace, max_bytes,
+                                       connect.gather_logs_tail_lines):
+            yield entry
 
 
 class ManagerServer:
