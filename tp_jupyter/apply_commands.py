@@ -1,5 +1,5 @@
-"""`tp apply -f FILE` and `tp delete -f FILE` (declarative sessions, `sessionfile`), and
-`tp gather-logs` (`gatherlogs`)."""
+"""`tp apply -f FILE` and `tp delete -f FILE` (declarative sessions, `sessionfile`),
+`tp gather-logs` (`gatherlogs`) and `tp replace` (`replace_command`)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,10 @@ def _delete(args: argparse.Namespace) -> sessionfile.DeleteResult:
 
 
 def register(sub: Any) -> None:
-    """Add `apply`, `delete` and `gather-logs`."""
+    """Add `apply`, `delete`, `gather-logs` and `replace`."""
+    from tp_jupyter.replace_command import register as register_replace
+
+    register_replace(sub)
     register_gather_logs(sub)
     p = sub.add_parser("apply", help="make the session a file describes (connection, "
                                      "intercepts)",

@@ -308,7 +308,7 @@ class HeaderMatch(_message.Message):
     def __init__(self, name: _Optional[str] = ..., regex: _Optional[str] = ...) -> None: ...
 
 class InterceptSpec(_message.Message):
-    __slots__ = ("name", "client", "workload", "namespace", "workload_kind", "service_name", "service_port", "target_host", "target_port", "mechanism", "header_matches", "mount_point")
+    __slots__ = ("name", "client", "workload", "namespace", "workload_kind", "service_name", "service_port", "target_host", "target_port", "mechanism", "header_matches", "mount_point", "replace_app")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CLIENT_FIELD_NUMBER: _ClassVar[int]
     WORKLOAD_FIELD_NUMBER: _ClassVar[int]
@@ -321,6 +321,7 @@ class InterceptSpec(_message.Message):
     MECHANISM_FIELD_NUMBER: _ClassVar[int]
     HEADER_MATCHES_FIELD_NUMBER: _ClassVar[int]
     MOUNT_POINT_FIELD_NUMBER: _ClassVar[int]
+    REPLACE_APP_FIELD_NUMBER: _ClassVar[int]
     name: str
     client: str
     workload: str
@@ -333,7 +334,8 @@ class InterceptSpec(_message.Message):
     mechanism: Mechanism
     header_matches: _containers.RepeatedCompositeFieldContainer[HeaderMatch]
     mount_point: str
-    def __init__(self, name: _Optional[str] = ..., client: _Optional[str] = ..., workload: _Optional[str] = ..., namespace: _Optional[str] = ..., workload_kind: _Optional[str] = ..., service_name: _Optional[str] = ..., service_port: _Optional[str] = ..., target_host: _Optional[str] = ..., target_port: _Optional[int] = ..., mechanism: _Optional[_Union[Mechanism, str]] = ..., header_matches: _Optional[_Iterable[_Union[HeaderMatch, _Mapping]]] = ..., mount_point: _Optional[str] = ...) -> None: ...
+    replace_app: bool
+    def __init__(self, name: _Optional[str] = ..., client: _Optional[str] = ..., workload: _Optional[str] = ..., namespace: _Optional[str] = ..., workload_kind: _Optional[str] = ..., service_name: _Optional[str] = ..., service_port: _Optional[str] = ..., target_host: _Optional[str] = ..., target_port: _Optional[int] = ..., mechanism: _Optional[_Union[Mechanism, str]] = ..., header_matches: _Optional[_Iterable[_Union[HeaderMatch, _Mapping]]] = ..., mount_point: _Optional[str] = ..., replace_app: _Optional[bool] = ...) -> None: ...
 
 class PreparedIntercept(_message.Message):
     __slots__ = ("error", "workload_kind", "service_name", "service_port_name", "service_port", "container_port", "agent_installed", "agent_image")

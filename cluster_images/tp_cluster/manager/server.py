@@ -39,6 +39,7 @@ from tp_cluster.manager import logs, tunnel
 from tp_cluster.manager.clusterinfo import ClusterFacts
 from tp_cluster.manager.dispositions import Dispositions
 from tp_cluster.manager.dns import ClusterResolver, DNSLookupError
+from tp_cluster.manager.replace import Replacements
 from tp_cluster.manager.state import State, StateError, TrafficWatch
 from tp_cluster.manager.workloads import Workloads
 from tp_cluster.manifests import GRPC_PORT
@@ -112,6 +113,7 @@ class Servicer(pb_grpc.ManagerServicer):
         self.namespace = namespace
         self.workloads = workloads
         self.settings = get_settings()
+        self.replacements: Replacements | None = None   # `tp replace` (with Kubernetes)
 
     # --- sessions ---------------------------------------------------------------------
 
@@ -234,7 +236,10 @@ class Servicer(pb_grpc.ManagerServicer):
         if self.workloads is None:
             await self._no_kube(context)
         assert self.workloads is not None
-        return await self.workloads.prepare(request)
+        prepared = await self.workloads.prepare(request)
+        if request.replace_app and self.replacements is not None:
+            self.replacements.hold(request.namespace, request.workload)
+        return prepared
 
     @_unary
     async def UninstallAgents(self, request: Any, context: Any) -> Any:
@@ -252,6 +257,11 @@ class Servicer(pb_grpc.ManagerServicer):
         if self.workloads is not None:
             # resolved names, so that conflicts compare the same port however it was named
             spec = await self.workloads.canonical_spec(spec)
+        refusal = self.replacements.refusal(session_id, spec) if self.replacements else ""
+        if refusal:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, refusal)
+        elif spec.replace_app and self.replacements is None:
+            await self._no_kube(context)
         return self.state.create_intercept(session_id, spec)
 
     def _visible(self, session_id: str, namespace: str) -> list[Any]:
@@ -458,6 +468,10 @@ class ManagerServer:
         self.dispositions = None if self.workloads is None else Dispositions(
             self.state, self.workloads, settings.intercept.manager_rollout_poll)
         self._disposer: asyncio.Task[None] | None = None
+        self.replacements = None if self.workloads is None else Replacements(
+            self.state, self.workloads, settings.intercept.manager_rollout_poll)
+        self.servicer.replacements = self.replacements
+        self._keeper: asyncio.Task[None] | None = None
 
     async def start(self) -> int:
         try:
@@ -469,6 +483,8 @@ class ManagerServer:
         self._reaper = spawn(self._reap(), "session-reaper", log)
         if self.dispositions is not None:
             self._disposer = spawn(self.dispositions.run(), "intercept-dispositions", log)
+        if self.replacements is not None:
+            self._keeper = spawn(self.replacements.run(), "replace-keeper", log)
         log.info("traffic-manager %s serving on port %d", VERSION, self.port)
         return self.port
 
@@ -485,7 +501,7 @@ class ManagerServer:
         """Stop accepting, give in-flight calls `grace` seconds, then stop the reaper."""
         grace = self.settings.connect.manager_stop_grace if grace is None else grace
         await self.server.stop(grace)
-        for task in (self._reaper, self._disposer):
+        for task in (self._reaper, self._disposer, self._keeper):
             if task:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
