@@ -14,12 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tp_jupyter import handlers, output, sessionfile
-
-if TYPE_CHECKING:
-    from tp_jupyter.session import NotebookSession
+from tp_jupyter.session import CellIntercept, NotebookSession
 
 SOURCE = "<%%tp apply cell>"
 
@@ -44,8 +42,6 @@ class CellApplyResult(sessionfile.ApplyResult):
 
 def apply_cell(session: NotebookSession, argv: Sequence[str], body: str) -> Any:
     """`%%tp apply [--format json|yaml]` with the session file in `body`."""
-    from tp_jupyter.session import CellIntercept
-
     args = session.parse([*argv, "-f", SOURCE])
     if args is None:
         return None

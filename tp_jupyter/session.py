@@ -191,10 +191,6 @@ class NotebookSession:
 
         None when `--help` printed the help."""
         argv = list(argv)
-        if argv and argv[0] == "apply":   # a session file in the cell (notebook_apply)
-            from tp_jupyter.notebook_apply import apply_cell
-
-            return apply_cell(self, argv, body)
         if not argv or argv[0] != "intercept":
             raise UsageError("%%tp takes `intercept WORKLOAD [-n NS] [--http-match K=V]` "
                              "with a handler in the cell, or `apply` with a session file; "

@@ -83,8 +83,9 @@ def local_app(lap: Laptop) -> Iterator[None]:
 
 
 def test_replace_stops_the_app_in_the_pod_and_leave_brings_it_back_exactly(
-        tp: Tp, lap: Laptop, sandbox: Any, core: Any, apps: Any, kube: Any, demo: str,
+        tp: Tp, lap: Laptop, *, sandbox: Any, core: Any, apps: Any, kube: Any, demo: str,
         local_app: None) -> None:
+    assert tp("connect").returncode == 0
     assert app_running(sandbox, core, demo) is True
     before = deployment_spec(apps, kube, demo)
     proc = tp("replace", SVC, "-n", demo, "-p", str(PORT), "--mount", "false",
@@ -122,15 +123,20 @@ def test_replace_of_a_workload_someone_else_intercepts_is_refused(
                          env=env)
 
     try:
+        assert tp2("connect").returncode == 0
         proc = tp2("intercept", "verylargejavaservice", "-n", demo, "-p", "3822",
                    "--mount", "false", "--http-match", "x-dev=other")
         assert proc.returncode == 0, proc.stderr
         refused = tp("replace", "verylargejavaservice", "-n", demo, "-p", "3823",
                      "--mount", "false")
         assert refused.returncode == 1
-        assert len(refused.stderr.strip().splitlines()) == 1
-        assert "cannot replace verylargejavaservice" in refused.stderr
-        assert "they must leave it first" in refused.stderr
+        error = refused.stderr.strip().splitlines()[-1]   # after the progress lines
+        assert error.startswith("tp: cannot replace verylargejavaservice")
+        assert error.endswith("they must leave it first")
+        as_json = tp("replace", "verylargejavaservice", "-n", demo, "-p", "3823",
+                     "--mount", "false", "--format", "json")
+        message = check(json.loads(as_json.stdout), "error")["error"]["message"]
+        assert "\n" not in message and message == error.removeprefix("tp: ")
         status = json.loads(tp("status", "--format", "json").stdout)
         assert status["intercepts"] == []                     # nothing left half-done
     finally:
