@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_PROGRESS = {"connect", "intercept"}
+_PROGRESS = {"connect", "intercept", "replace", "apply"}
 """Subcommands that report progress on stderr (shown as a transient line in a notebook)."""
 
 
@@ -166,7 +166,7 @@ class NotebookSession:
         command = args.command
         if command == "traffic" and getattr(args, "output", None):
             self.user_ns[args.output] = result.frame
-        elif command == "intercept":
+        elif command in ("intercept", "replace"):   # left again by close()
             self.intercepts.add(_intercept_name(result, args))
         elif command == "leave":
             self.intercepts.discard(args.name)
