@@ -88,6 +88,11 @@ def test_replace_stops_the_app_in_the_pod_and_leave_brings_it_back_exactly(
     assert tp("connect").returncode == 0
     assert app_running(sandbox, core, demo) is True
     before = deployment_spec(apps, kube, demo)
+    # a traffic-agent already installed by an earlier intercept: replace still takes the app
+    proc = tp("intercept", SVC, "-n", demo, "-p", str(PORT), "--mount", "false",
+              "--http-match", "x-dev=earlier")
+    assert proc.returncode == 0, proc.stderr
+    assert tp("leave", f"{SVC}-{demo}").returncode == 0
     proc = tp("replace", SVC, "-n", demo, "-p", str(PORT), "--mount", "false",
               "--format", "json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
