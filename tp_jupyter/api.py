@@ -515,14 +515,15 @@ def intercept(workload: str, namespace: str | None = None, port: int | str = 808
               http_match: Sequence[str] | str | None = None, name: str | None = None,
               env_file: str | None = None, env_json: str | None = None,
               mount: bool | str | None = True, target_host: str = "127.0.0.1",
-              replace: bool = False, progress: ProgressCallback | None = None
-              ) -> InterceptResult:
+              replace: bool = False, progress: ProgressCallback | None = None,
+              replace_app: bool = False) -> InterceptResult:
     """Route the workload's traffic (or, with `http_match`, matching requests) to `port`.
 
     `port` is LOCAL or "LOCAL:SVCPORT"; `http_match` a list of "KEY=REGEX" (all must
     match) or "all"; `mount` True (a temp folder), False or a folder for the volumes;
-    `env_file`/`env_json` receive the container's environment. On any error nothing is
-    left behind (the intercept is removed, an agent injected for it uninstalled).
+    `env_file`/`env_json` receive the container's environment; `replace_app` (`tp replace`)
+    also stops the app container while intercepted. On any error nothing is left behind
+    (the intercept is removed, an agent injected for it uninstalled).
     """
     local, service_port = parse_port(port)
     matches = parse_http_match(http_match)
@@ -531,7 +532,7 @@ def intercept(workload: str, namespace: str | None = None, port: int | str = 808
         name=name or "", workload=workload, namespace=namespace or "",
         service_port=service_port, target_host=target_host, target_port=local,
         mechanism=mpb.MECHANISM_TCP if matches is None else mpb.MECHANISM_HTTP,
-        header_matches=matches or [], mount_point=mount_point)
+        header_matches=matches or [], mount_point=mount_point, replace_app=replace_app)
     with _spec_usage():
         intercept_spec.validate(spec)
     request = dpb.InterceptRequest(spec=spec, replace=replace, no_mount=no_mount)

@@ -40,9 +40,10 @@ def _registrars() -> list[Registrar]:
     """Modules that add subcommands; each owns its part of the grammar."""
     from tp_sandbox.cli import register as register_sandbox
 
+    from tp_jupyter.apply_commands import register as register_apply
     from tp_jupyter.commands import register as register_commands
 
-    return [register_commands, register_sandbox, _register_demo]
+    return [register_commands, register_apply, register_sandbox, _register_demo]
 
 
 def _register_demo(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

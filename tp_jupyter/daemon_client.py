@@ -169,6 +169,19 @@ class DaemonClient:
         timeout = None if follow else get_settings().notebook.traffic_rpc_timeout
         return TrafficStream(self._stub.WatchTraffic(request, timeout=timeout), timeout)
 
+    def gather_logs(self, max_bytes: int) -> list[mpb.ComponentLog]:
+        """The traffic-manager's and agents' logs, as the manager collects them."""
+        timeout = get_settings().connect.gather_logs_timeout + _quick()
+        logs: list[mpb.ComponentLog] = []
+        try:
+            for item in self._stub.GatherLogs(dpb.GatherLogsRequest(max_bytes=max_bytes),
+                                              timeout=timeout):
+                check(item)
+                logs.append(item.log)
+        except grpc.RpcError as e:
+            _rpc_failed(e, "GatherLogs", timeout)
+        return logs
+
     @contextlib.contextmanager
     def progress(self, sink: Callable[[dpb.Progress], None]) -> Iterator[None]:
         """Deliver the daemon's Progress events to `sink` (in a named thread) in the body."""

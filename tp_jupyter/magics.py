@@ -5,6 +5,7 @@
     %tp traffic [NAME] [-o VAR]     %tp version     %tp config view     (--format json|yaml)
     %%tp intercept WORKLOAD [-n NS] [--http-match K=V ...]
     def handler(request): ...          # the cell body: a function, or a WSGI/ASGI app
+    %%tp apply [--format json]         # the cell body: a session file (docs/session-file.md)
 
 The magics only parse: the line is split with shlex and handed to the notebook's
 `session.NotebookSession`, which parses it with the `tp` CLI's one parser, runs it and
@@ -27,11 +28,11 @@ from IPython.core.error import UsageError as IPythonUsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from tp_sandbox.errors import SandboxError
 
-from tp_jupyter import cli, completion, session
+from tp_jupyter import cli, completion, notebook_apply, session
 from tp_jupyter.errors import TpError
 
 SUBCOMMANDS = ["connect", "status", "list", "intercept", "leave", "quit", "uninstall",
-               "traffic", "version", "config"]
+               "traffic", "version", "config", "replace", "apply", "delete", "gather-logs"]
 """The subcommands the usage error names (`%tp?` lists every one the grammar has)."""
 
 
@@ -58,6 +59,8 @@ class TpMagics(Magics):
             raise IPythonUsageError("%tp needs a subcommand: " + ", ".join(SUBCOMMANDS)
                                     + "; see %tp?")
         try:
+            if cell is not None and argv[:1] == ["apply"]:   # a session file in the cell
+                return notebook_apply.apply_cell(self.session, argv, cell)
             if cell is not None:
                 return self.session.intercept_cell(argv, cell)
             return self.session.run(argv)

@@ -32,7 +32,8 @@ import yaml
 from tp_jupyter.render import Rendered
 
 SCHEMAS = ("connect", "status", "list", "intercept", "cell-intercept", "leave", "quit",
-           "uninstall", "traffic", "version", "config-view", "error")
+           "uninstall", "traffic", "version", "config-view", "apply", "delete", "gather-logs",
+           "replace", "error")
 """The documents with a schema in `schemas/` (`error`: any failure)."""
 
 FORMATS = ("default", "json", "yaml")

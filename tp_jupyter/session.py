@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_PROGRESS = {"connect", "intercept"}
+_PROGRESS = {"connect", "intercept", "replace", "apply"}
 """Subcommands that report progress on stderr (shown as a transient line in a notebook)."""
 
 
@@ -166,7 +166,7 @@ class NotebookSession:
         command = args.command
         if command == "traffic" and getattr(args, "output", None):
             self.user_ns[args.output] = result.frame
-        elif command == "intercept":
+        elif command in ("intercept", "replace"):   # left again by close()
             self.intercepts.add(_intercept_name(result, args))
         elif command == "leave":
             self.intercepts.discard(args.name)
@@ -193,7 +193,8 @@ class NotebookSession:
         argv = list(argv)
         if not argv or argv[0] != "intercept":
             raise UsageError("%%tp takes `intercept WORKLOAD [-n NS] [--http-match K=V]` "
-                             "with a handler in the cell; use %tp for other subcommands")
+                             "with a handler in the cell, or `apply` with a session file; "
+                             "use %tp for other subcommands")
         # parse first (with a stand-in port) so bad arguments fail before the cell runs
         args = self.parse(with_port(argv, 1))
         if args is None:

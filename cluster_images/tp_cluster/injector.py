@@ -63,6 +63,8 @@ ANNOTATION_SERVICE_PORTS = "tp-jupyter.io/original-service-ports"
 """Service annotation: `spec.ports` before a numeric targetPort was rewritten (JSON)."""
 
 AGENT_CONTAINER = "traffic-agent"
+ANNOTATION_REPLACED = "tp-jupyter.io/replaced-container"
+"""On the pod template while `tp replace` took the app container (its name) out."""
 ENV_PREFIX = "TP_APP_ENV_"
 MOUNT_ROOT = "/tp-mounts"
 DEFAULT_AGENT_PORT = 9900
@@ -129,12 +131,15 @@ def interceptable(kind: str, obj: dict[str, Any],
 def inject(deployment: dict[str, Any], service: dict[str, Any], service_port: str | int,
            agent_image: str, manager_address: str, *,
            first_agent_port: int = DEFAULT_AGENT_PORT,
-           image_pull_secrets: list[str] | tuple[str, ...] = ()
+           image_pull_secrets: list[str] | tuple[str, ...] = (),
+           replace_app: bool = False
            ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The Deployment with the agent, and the Service if it must change (else None).
 
     `service_port` (name or number; "" for the only port) must be one of the Service's
-    TCP ports; every TCP port of the Service is taken over.
+    TCP ports; every TCP port of the Service is taken over. `replace_app` (`tp replace`)
+    also takes the app container out of the template: the agent, which carries copies of
+    its env and mounts, is all that runs (`restore` brings the app back exactly).
     """
     kind = deployment.get("kind", "Deployment")
     ok, reason = interceptable(kind, deployment)
@@ -161,6 +166,10 @@ def inject(deployment: dict[str, Any], service: dict[str, Any], service_port: st
     containers.append(_agent_container(
         deployment, app, plan, agent_image, manager_address,
         pod_security=new_template["spec"].get("securityContext") or {}))
+    if replace_app:
+        containers.remove(app)
+        new_template.setdefault("metadata", {}).setdefault("annotations", {})[
+            ANNOTATION_REPLACED] = plan.app_container
     if image_pull_secrets:
         pulls = new_template["spec"].setdefault("imagePullSecrets", [])
         pulls.extend({"name": n} for n in image_pull_secrets

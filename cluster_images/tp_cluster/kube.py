@@ -346,6 +346,17 @@ class Kube:
             found[name] = [c.name for c in pod.spec.containers]
         return found
 
+    def pod_log(self, namespace: str, pod: str, container: str, tail_lines: int) -> bytes:
+        """The last `tail_lines` lines of a container's log (pods/log; `tp gather-logs`)."""
+        try:
+            response = self.core.read_namespaced_pod_log(
+                pod, namespace, container=container, tail_lines=tail_lines,
+                _request_timeout=self.timeout, _preload_content=False)
+        except ApiException as exc:
+            raise _error(exc, f"read the log of {namespace}/{pod} ({container})") from exc
+        data: Any = response.data
+        return data if isinstance(data, bytes) else str(data).encode()
+
     def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
         """PUT a Deployment or Service read earlier; its resourceVersion guards the write.
 

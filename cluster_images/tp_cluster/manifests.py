@@ -5,6 +5,7 @@ Used by the workstation daemon (install on first connect, removal on
 what the manager does:
 
 - read pods, services, endpoints, nodes, namespaces (cluster info, DNS, workloads);
+- read pods/log, for `tp gather-logs` (the traffic-agent containers' logs);
 - create services, only ever with dryRun, to discover the service CIDR from the
   API server's refusal of an out-of-range clusterIP;
 - read and update (PUT with resourceVersion) Deployments and Services, to inject
@@ -232,6 +233,8 @@ def manager_objects(
                 # create: dryRun only, the refusal of clusterIP 1.1.1.1 names the service
                 # CIDR; update: a numeric targetPort is taken over (and given back)
                 {"apiGroups": [""], "resources": ["services"], "verbs": ["create", "update"]},
+                # `tp gather-logs`: the traffic-agent containers' logs (read only)
+                {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
                 # update: inject the traffic-agent and restore the original template
                 {"apiGroups": ["apps"], "resources": ["deployments"],
                  "verbs": ["get", "list", "watch", "update"]},

@@ -230,6 +230,21 @@ class DaemonService(dgrpc.DaemonServicer):
 
         return await self._reply("replay", dpb.ReplayResult, replay, context)
 
+    async def GatherLogs(self, request: dpb.GatherLogsRequest, context: Any
+                         ) -> AsyncIterator[dpb.GatheredLog]:
+        """The manager's and agents' logs as the manager collects them (its GatherLogs)."""
+        settings = get_settings().connect
+        try:
+            stub, info = (await self.session()).manager()
+            call = stub.GatherLogs(mpb.GatherLogsRequest(
+                session=info, max_bytes=request.max_bytes or settings.gather_logs_max_bytes),
+                timeout=settings.gather_logs_timeout)
+            async for entry in call:
+                yield dpb.GatheredLog(log=entry)
+        except Exception as e:
+            log.warning("gather-logs failed: %s", e, exc_info=not isinstance(e, DaemonError))
+            yield dpb.GatheredLog(error=error_of(e))
+
     async def Quit(self, request: dpb.QuitRequest, context: Any) -> dpb.QuitInfo:
         log.info("quit (keep_daemon=%s)", request.keep_daemon)
         try:

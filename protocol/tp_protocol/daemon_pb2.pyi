@@ -348,3 +348,17 @@ class ReplayResult(_message.Message):
     error: Error
     record: _manager_pb2.TrafficRecord
     def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., record: _Optional[_Union[_manager_pb2.TrafficRecord, _Mapping]] = ...) -> None: ...
+
+class GatherLogsRequest(_message.Message):
+    __slots__ = ("max_bytes",)
+    MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
+    max_bytes: int
+    def __init__(self, max_bytes: _Optional[int] = ...) -> None: ...
+
+class GatheredLog(_message.Message):
+    __slots__ = ("error", "log")
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    LOG_FIELD_NUMBER: _ClassVar[int]
+    error: Error
+    log: _manager_pb2.ComponentLog
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., log: _Optional[_Union[_manager_pb2.ComponentLog, _Mapping]] = ...) -> None: ...

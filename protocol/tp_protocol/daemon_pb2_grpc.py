@@ -101,6 +101,11 @@ class DaemonStub:
                 request_serializer=tp__protocol_dot_daemon__pb2.ReplayRequest.SerializeToString,
                 response_deserializer=tp__protocol_dot_daemon__pb2.ReplayResult.FromString,
                 _registered_method=True)
+        self.GatherLogs = channel.unary_stream(
+                '/tp.daemon.v1.Daemon/GatherLogs',
+                request_serializer=tp__protocol_dot_daemon__pb2.GatherLogsRequest.SerializeToString,
+                response_deserializer=tp__protocol_dot_daemon__pb2.GatheredLog.FromString,
+                _registered_method=True)
 
 
 class DaemonServicer:
@@ -188,6 +193,16 @@ class DaemonServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GatherLogs(self, request, context):
+        """--- diagnostics ---
+        `tp gather-logs`: the traffic-manager's and every traffic-agent's log, collected by
+        the manager (manager.proto GatherLogs), one message per component. Not connected (or
+        the manager failed): one message with `error`, then the stream ends.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DaemonServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -255,6 +270,11 @@ def add_DaemonServicer_to_server(servicer, server):
                     servicer.Replay,
                     request_deserializer=tp__protocol_dot_daemon__pb2.ReplayRequest.FromString,
                     response_serializer=tp__protocol_dot_daemon__pb2.ReplayResult.SerializeToString,
+            ),
+            'GatherLogs': grpc.unary_stream_rpc_method_handler(
+                    servicer.GatherLogs,
+                    request_deserializer=tp__protocol_dot_daemon__pb2.GatherLogsRequest.FromString,
+                    response_serializer=tp__protocol_dot_daemon__pb2.GatheredLog.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -608,6 +628,33 @@ class Daemon:
             '/tp.daemon.v1.Daemon/Replay',
             tp__protocol_dot_daemon__pb2.ReplayRequest.SerializeToString,
             tp__protocol_dot_daemon__pb2.ReplayResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GatherLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/tp.daemon.v1.Daemon/GatherLogs',
+            tp__protocol_dot_daemon__pb2.GatherLogsRequest.SerializeToString,
+            tp__protocol_dot_daemon__pb2.GatheredLog.FromString,
             options,
             channel_credentials,
             insecure,

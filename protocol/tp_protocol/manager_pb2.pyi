@@ -59,6 +59,38 @@ ROUTED_TO_UNSPECIFIED: RoutedTo
 ROUTED_TO_LOCAL: RoutedTo
 ROUTED_TO_CLUSTER: RoutedTo
 
+class GatherLogsRequest(_message.Message):
+    __slots__ = ("session", "max_bytes")
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
+    session: SessionInfo
+    max_bytes: int
+    def __init__(self, session: _Optional[_Union[SessionInfo, _Mapping]] = ..., max_bytes: _Optional[int] = ...) -> None: ...
+
+class ComponentLog(_message.Message):
+    __slots__ = ("component", "namespace", "pod", "container", "workload", "source", "text", "size", "truncated", "error")
+    COMPONENT_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    POD_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    WORKLOAD_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    component: str
+    namespace: str
+    pod: str
+    container: str
+    workload: str
+    source: str
+    text: bytes
+    size: int
+    truncated: bool
+    error: str
+    def __init__(self, component: _Optional[str] = ..., namespace: _Optional[str] = ..., pod: _Optional[str] = ..., container: _Optional[str] = ..., workload: _Optional[str] = ..., source: _Optional[str] = ..., text: _Optional[bytes] = ..., size: _Optional[int] = ..., truncated: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
+
 class VersionInfo(_message.Message):
     __slots__ = ("name", "version")
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -276,7 +308,7 @@ class HeaderMatch(_message.Message):
     def __init__(self, name: _Optional[str] = ..., regex: _Optional[str] = ...) -> None: ...
 
 class InterceptSpec(_message.Message):
-    __slots__ = ("name", "client", "workload", "namespace", "workload_kind", "service_name", "service_port", "target_host", "target_port", "mechanism", "header_matches", "mount_point", "owner")
+    __slots__ = ("name", "client", "workload", "namespace", "workload_kind", "service_name", "service_port", "target_host", "target_port", "mechanism", "header_matches", "mount_point", "owner", "replace_app")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CLIENT_FIELD_NUMBER: _ClassVar[int]
     WORKLOAD_FIELD_NUMBER: _ClassVar[int]
@@ -290,6 +322,7 @@ class InterceptSpec(_message.Message):
     HEADER_MATCHES_FIELD_NUMBER: _ClassVar[int]
     MOUNT_POINT_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
+    REPLACE_APP_FIELD_NUMBER: _ClassVar[int]
     name: str
     client: str
     workload: str
@@ -303,7 +336,8 @@ class InterceptSpec(_message.Message):
     header_matches: _containers.RepeatedCompositeFieldContainer[HeaderMatch]
     mount_point: str
     owner: str
-    def __init__(self, name: _Optional[str] = ..., client: _Optional[str] = ..., workload: _Optional[str] = ..., namespace: _Optional[str] = ..., workload_kind: _Optional[str] = ..., service_name: _Optional[str] = ..., service_port: _Optional[str] = ..., target_host: _Optional[str] = ..., target_port: _Optional[int] = ..., mechanism: _Optional[_Union[Mechanism, str]] = ..., header_matches: _Optional[_Iterable[_Union[HeaderMatch, _Mapping]]] = ..., mount_point: _Optional[str] = ..., owner: _Optional[str] = ...) -> None: ...
+    replace_app: bool
+    def __init__(self, name: _Optional[str] = ..., client: _Optional[str] = ..., workload: _Optional[str] = ..., namespace: _Optional[str] = ..., workload_kind: _Optional[str] = ..., service_name: _Optional[str] = ..., service_port: _Optional[str] = ..., target_host: _Optional[str] = ..., target_port: _Optional[int] = ..., mechanism: _Optional[_Union[Mechanism, str]] = ..., header_matches: _Optional[_Iterable[_Union[HeaderMatch, _Mapping]]] = ..., mount_point: _Optional[str] = ..., owner: _Optional[str] = ..., replace_app: _Optional[bool] = ...) -> None: ...
 
 class PreparedIntercept(_message.Message):
     __slots__ = ("error", "workload_kind", "service_name", "service_port_name", "service_port", "container_port", "agent_installed", "agent_image")

@@ -140,6 +140,11 @@ class ManagerStub:
                 request_serializer=tp__protocol_dot_manager__pb2.WatchTrafficRequest.SerializeToString,
                 response_deserializer=tp__protocol_dot_manager__pb2.TrafficRecord.FromString,
                 _registered_method=True)
+        self.GatherLogs = channel.unary_stream(
+                '/tp.manager.v1.Manager/GatherLogs',
+                request_serializer=tp__protocol_dot_manager__pb2.GatherLogsRequest.SerializeToString,
+                response_deserializer=tp__protocol_dot_manager__pb2.ComponentLog.FromString,
+                _registered_method=True)
 
 
 class ManagerServicer:
@@ -290,6 +295,17 @@ class ManagerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GatherLogs(self, request, context):
+        """--- diagnostics (`tp gather-logs`) ---
+        The manager's own recent log (kept in memory) and the traffic-agent container's log
+        of every pod whose agent arrived (read with pods/log), one message per component,
+        each bounded to max_bytes (the tail is kept). A log that cannot be read comes with
+        `error` and no text.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ManagerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -397,6 +413,11 @@ def add_ManagerServicer_to_server(servicer, server):
                     servicer.WatchTraffic,
                     request_deserializer=tp__protocol_dot_manager__pb2.WatchTrafficRequest.FromString,
                     response_serializer=tp__protocol_dot_manager__pb2.TrafficRecord.SerializeToString,
+            ),
+            'GatherLogs': grpc.unary_stream_rpc_method_handler(
+                    servicer.GatherLogs,
+                    request_deserializer=tp__protocol_dot_manager__pb2.GatherLogsRequest.FromString,
+                    response_serializer=tp__protocol_dot_manager__pb2.ComponentLog.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -966,6 +987,33 @@ class Manager:
             '/tp.manager.v1.Manager/WatchTraffic',
             tp__protocol_dot_manager__pb2.WatchTrafficRequest.SerializeToString,
             tp__protocol_dot_manager__pb2.TrafficRecord.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GatherLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/tp.manager.v1.Manager/GatherLogs',
+            tp__protocol_dot_manager__pb2.GatherLogsRequest.SerializeToString,
+            tp__protocol_dot_manager__pb2.ComponentLog.FromString,
             options,
             channel_credentials,
             insecure,

@@ -387,6 +387,23 @@ class ConnectSettings:
     manager_max_message: int = 8 * 1024 * 1024
     """Largest gRPC message the traffic-manager sends or accepts (bytes)."""
 
+    gather_logs_max_bytes: int = 1024 * 1024
+    """`tp gather-logs`: most bytes kept of each component's log (the daemon's, the
+    traffic-manager's, each traffic-agent's); a longer log keeps its tail and is marked
+    truncated in the zip's manifest.json. The manager caps it at a quarter of
+    `manager_max_message` (each log is one gRPC message)."""
+
+    gather_logs_tail_lines: int = 20000
+    """`tp gather-logs`: most lines the traffic-manager asks pods/log for per agent
+    container (bounds the read before `gather_logs_max_bytes` trims it)."""
+
+    gather_logs_timeout: float = 60.0
+    """Seconds `tp gather-logs` waits for the traffic-manager to collect every log."""
+
+    manager_log_buffer: int = 4 * 1024 * 1024
+    """Bytes of its own recent log the traffic-manager keeps in memory for
+    `tp gather-logs` (oldest lines dropped first)."""
+
 
 @dataclass
 class InterceptSettings:

@@ -18,6 +18,7 @@ from tp_protocol.aio import until_stopped
 from tp_protocol.settings import get_settings
 
 from tp_cluster.kube import Kube
+from tp_cluster.manager import logs
 from tp_cluster.manager.clusterinfo import ClusterFacts, discover, parse_resolv_conf
 from tp_cluster.manager.dns import ClusterResolver
 from tp_cluster.manager.server import CannotServe, ManagerServer
@@ -86,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # its recent log, for `tp gather-logs` (GatherLogs)
+    logs.BUFFER.install(get_settings().connect.manager_log_buffer)
     return asyncio.run(serve(args))
 
 

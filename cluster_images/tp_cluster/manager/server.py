@@ -43,11 +43,12 @@ from tp_protocol.tunnel import error_message, first_open
 from tp_cluster.errors import ClusterError
 from tp_cluster.injector import manager_address
 from tp_cluster.kube import Kube
-from tp_cluster.manager import tunnel
+from tp_cluster.manager import logs, tunnel
 from tp_cluster.manager.auth import AuthInterceptor, Caller, Forbidden, Gate, OpenGate
 from tp_cluster.manager.clusterinfo import ClusterFacts
 from tp_cluster.manager.dispositions import Dispositions
 from tp_cluster.manager.dns import ClusterResolver, DNSLookupError
+from tp_cluster.manager.replace import Replacements
 from tp_cluster.manager.state import (
     InterceptInvalid,
     Session,
@@ -136,6 +137,7 @@ class Servicer(pb_grpc.ManagerServicer):
         self.namespace = namespace
         self.workloads = workloads
         self.settings = get_settings()
+        self.replacements: Replacements | None = None   # `tp replace` (with Kubernetes)
 
     # --- who calls -------------------------------------------------------------------
 
@@ -313,7 +315,10 @@ class Servicer(pb_grpc.ManagerServicer):
             raise InterceptInvalid("an intercept needs a namespace: give -n NAMESPACE")
         await self._may_change(context, request.workload_kind, request.namespace,
                                request.workload, "installing its traffic-agent")
-        return await self.workloads.prepare(request)
+        prepared = await self.workloads.prepare(request)
+        if request.replace_app and self.replacements is not None:
+            self.replacements.hold(request.namespace, request.workload)
+        return prepared
 
     @_unary
     async def UninstallAgents(self, request: Any, context: Any) -> Any:
@@ -357,6 +362,11 @@ class Servicer(pb_grpc.ManagerServicer):
         if self.workloads is not None:
             # resolved names, so that conflicts compare the same port however it was named
             spec = await self.workloads.canonical_spec(spec)
+        refusal = self.replacements.refusal(session_id, spec) if self.replacements else ""
+        if refusal:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, refusal)
+        elif spec.replace_app and self.replacements is None:
+            await self._no_kube(context)
         return self.state.create_intercept(session_id, spec)
 
     def _visible(self, session_id: str, namespace: str) -> list[Any]:
@@ -530,6 +540,24 @@ class Servicer(pb_grpc.ManagerServicer):
                             watch.dropped)
 
 
+    # --- diagnostics --------------------------------------------------------------
+
+    async def GatherLogs(self, request: Any, context: Any) -> AsyncIterator[Any]:
+        try:
+            self.state.get(request.session.session_id, "client")
+        except StateError as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+            return
+        connect = self.settings.connect
+        max_bytes = int(request.max_bytes) or connect.gather_logs_max_bytes
+        # one message each, well below gRPC's default 4 MiB receive limit on the daemon's side
+        max_bytes = min(max_bytes, connect.manager_max_message // 4)
+        kube = self.workloads.kube if self.workloads is not None else None
+        async for entry in logs.gather(self.state, kube, self.namespace, max_bytes,
+                                       connect.gather_logs_tail_lines):
+            yield entry
+
+
 class ManagerServer:
     """gRPC server + session reaper; `start`, then `stop` (graceful, in order)."""
 
@@ -563,6 +591,10 @@ class ManagerServer:
         self.dispositions = None if self.workloads is None else Dispositions(
             self.state, self.workloads, settings.intercept.manager_rollout_poll)
         self._disposer: asyncio.Task[None] | None = None
+        self.replacements = None if self.workloads is None else Replacements(
+            self.state, self.workloads, settings.intercept.manager_rollout_poll)
+        self.servicer.replacements = self.replacements
+        self._keeper: asyncio.Task[None] | None = None
 
     async def start(self) -> int:
         try:
@@ -574,6 +606,8 @@ class ManagerServer:
         self._reaper = spawn(self._reap(), "session-reaper", log)
         if self.dispositions is not None:
             self._disposer = spawn(self.dispositions.run(), "intercept-dispositions", log)
+        if self.replacements is not None:
+            self._keeper = spawn(self.replacements.run(), "replace-keeper", log)
         log.info("traffic-manager %s serving on port %d", VERSION, self.port)
         return self.port
 
@@ -590,7 +624,7 @@ class ManagerServer:
         """Stop accepting, give in-flight calls `grace` seconds, then stop the reaper."""
         grace = self.settings.connect.manager_stop_grace if grace is None else grace
         await self.server.stop(grace)
-        for task in (self._reaper, self._disposer):
+        for task in (self._reaper, self._disposer, self._keeper):
             if task:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -304,7 +304,8 @@ class Workloads:
                     resolved.deployment, resolved.service, resolved.port_label,
                     self.agent_image, self.manager_address,
                     first_agent_port=self.settings.agent_port_offset,
-                    image_pull_secrets=agent_pull_secrets_from_env())
+                    image_pull_secrets=agent_pull_secrets_from_env(),
+                    replace_app=bool(spec.replace_app))
             except injector.InjectError as exc:
                 raise NotInterceptable(f"deployment {spec.workload}.{spec.namespace} cannot "
                                        f"be intercepted: {exc}") from exc
@@ -312,7 +313,7 @@ class Workloads:
                 with self._cluster_errors():
                     # the Deployment first: until its pods have the agent, an unchanged
                     # Service keeps reaching the app (a rewritten one would reach nothing)
-                    if not resolved.installed:
+                    if not resolved.installed or spec.replace_app:
                         self.kube.replace(deployment)
                     if service is not None:
                         self.kube.replace(service)
@@ -409,8 +410,10 @@ class Workloads:
             resolved = await asyncio.to_thread(self.resolve, spec)
             installed = resolved.installed
             image = self.agent_image
+            # `tp replace` rewrites the template even with an agent (the app goes)
+            writes = not installed or bool(spec.replace_app)
             try:
-                if not installed:
+                if writes:
                     log.info("injecting the traffic-agent into deployment %s.%s (service %s, "
                              "port %s)", name, ns, resolved.service_name, resolved.port_label)
                     await asyncio.to_thread(self._inject, spec)
@@ -419,8 +422,10 @@ class Workloads:
                         "template"]["spec"]["containers"]
                         if c.get("name") == injector.AGENT_CONTAINER), image)
                 await self._wait_for_agent(ns, name)
+                if spec.replace_app:
+                    await self._wait_for_rollout(ns, name)
             except BaseException:
-                if not installed:  # nothing half-done: take back what this call added
+                if writes:  # nothing half-done: take back what this call changed
                     log.info("preparing %s.%s failed; restoring it", name, ns)
                     try:
                         await asyncio.to_thread(self.restore, ns, name)
@@ -461,6 +466,25 @@ class Workloads:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.state.wait_change(version),
                                        min(remaining, self.settings.manager_rollout_poll))
+
+    async def _wait_for_rollout(self, namespace: str, name: str) -> None:
+        """Until every replica runs the current template (`tp replace`: no app left)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.activate_timeout
+        while True:
+            with self._cluster_errors():
+                rollout = await asyncio.to_thread(self.kube.deployment_state, namespace, name)
+            if rollout.observed and rollout.updated == rollout.desired == rollout.ready \
+                    == rollout.available:
+                return
+            problem = agent_problem(name, namespace, rollout)
+            if problem:
+                raise AgentFailed(problem)
+            if loop.time() > deadline:
+                raise AgentTimeout(f"{name}.{namespace} was not rolled out without its app "
+                                   f"within {self.settings.activate_timeout:g}s; see `kubectl "
+                                   f"-n {namespace} get pods`")
+            await asyncio.sleep(self.settings.manager_rollout_poll)
 
     async def uninstall(self, request: Any,
                         allow: Callable[[list[tuple[str, str]]], Awaitable[None]] | None = None
