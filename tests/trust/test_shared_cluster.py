@@ -188,6 +188,7 @@ async def _every_rpc(stub: Any, session: Any) -> dict[str, grpc.StatusCode]:
                                               timeout=t),
         "WatchInterceptsForAgent": stub.WatchInterceptsForAgent(info, timeout=t),
         "WatchTraffic": stub.WatchTraffic(pb.WatchTrafficRequest(session=info), timeout=t),
+        "GatherLogs": stub.GatherLogs(pb.GatherLogsRequest(session=info), timeout=t),
     }
 
     async def one_report() -> AsyncIterator[Any]:
@@ -230,7 +231,8 @@ async def test_another_developer_with_a_leaked_session_id_is_refused(
     codes = await _every_rpc(stub, intercepted["session"])
     for name in ("Remain", "Depart", "GetClusterInfo", "LookupDNS", "CreateIntercept",
                  "RemoveIntercept", "UninstallAgents", "ListIntercepts", "ListWorkloads",
-                 "WatchIntercepts", "ReceiveDials", "WatchWorkloads", "WatchTraffic"):
+                 "WatchIntercepts", "ReceiveDials", "WatchWorkloads", "WatchTraffic",
+                 "GatherLogs"):
         assert codes[name] == grpc.StatusCode.PERMISSION_DENIED, (name, codes[name])
     # the Tunnel names the refusal in-band
     tunnel = stub.Tunnel(timeout=20)

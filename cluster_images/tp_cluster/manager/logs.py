@@ -21,7 +21,7 @@ import asyncio
 import collections
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from tp_protocol import manager_pb2 as pb
@@ -104,15 +104,21 @@ def _own(namespace: str, max_bytes: int) -> Any:
 
 
 async def gather(state: State, kube: Kube | None, namespace: str, max_bytes: int,
-                 tail_lines: int) -> AsyncIterator[Any]:
-    """The manager's log, then each arrived agent's (pods/log), each at most `max_bytes`."""
+                 tail_lines: int, *,
+                 readable: Callable[[str, str], Awaitable[bool]] | None = None
+                 ) -> AsyncIterator[Any]:
+    """The manager's log, then each arrived agent's (pods/log), each at most `max_bytes`;
+    an agent's log only where `readable(namespace, workload)` (the caller's rights)."""
     yield _own(namespace, max_bytes)
     agents = sorted({(s.agent.namespace, s.agent.pod_name, s.agent.name)
                      for s in list(state.sessions.values()) if s.kind == "agent"})
     for ns, pod, workload in agents:
         entry = pb.ComponentLog(component=AGENT, namespace=ns, pod=pod, workload=workload,
                                 container=AGENT_CONTAINER, source="pods/log")
-        if kube is None:
+        if readable is not None and not await readable(ns, workload):
+            entry.error = (f"you may not read {workload}.{ns}'s logs (needs get on the "
+                           "workload in that namespace)")
+        elif kube is None:
             entry.error = "this traffic-manager runs without Kubernetes access"
         elif not pod:
             entry.error = "the agent did not say which pod it runs in"

@@ -544,17 +544,21 @@ class Servicer(pb_grpc.ManagerServicer):
 
     async def GatherLogs(self, request: Any, context: Any) -> AsyncIterator[Any]:
         try:
-            self.state.get(request.session.session_id, "client")
+            await self._session(context, request.session.session_id, "client")
         except StateError as exc:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+            await context.abort(getattr(grpc.StatusCode, exc.code), str(exc))
             return
+        caller = await self._caller(context)
+
+        async def readable(namespace: str, workload: str) -> bool:
+            return await self.gate.allowed(caller, "get", "", namespace, workload)
         connect = self.settings.connect
         max_bytes = int(request.max_bytes) or connect.gather_logs_max_bytes
         # one message each, well below gRPC's default 4 MiB receive limit on the daemon's side
         max_bytes = min(max_bytes, connect.manager_max_message // 4)
         kube = self.workloads.kube if self.workloads is not None else None
         async for entry in logs.gather(self.state, kube, self.namespace, max_bytes,
-                                       connect.gather_logs_tail_lines):
+                                       connect.gather_logs_tail_lines, readable=readable):
             yield entry
 
 
