@@ -324,6 +324,10 @@ class ConnectSettings:
     reconnect_backoff_max: float = 5.0
     """Ceiling of the back-off between reconnects when the port-forward or manager drops."""
 
+    status_probe_timeout: float = 2.0
+    """Seconds `tp status` lets the daemon ask the manager whether it still answers
+    (longer: it says "cluster unreachable")."""
+
     dns_timeout: float = 4.0
     """Seconds the daemon's resolver waits for an answer (manager or upstream)."""
 
