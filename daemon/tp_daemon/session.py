@@ -358,6 +358,8 @@ class Session:
         session is new (a new manager knows none of them)."""
         self.unreachable_since = 0.0
         self.last_error = ""
+        if self.intercepts is not None:
+            self.intercepts.reopen_streams()
         at = time.strftime("%H:%M:%S")
         if not self._new_session or self.intercepts is None:
             self.reconnected = f"reconnected to the traffic-manager at {at}"
@@ -402,7 +404,7 @@ class Session:
         s = self.settings
         assert self._kube is not None and self.info is not None
         namespace = self.info.manager_namespace
-        delay = 0.2
+        delay = 0.1
         while True:
             try:
                 pod = await asyncio.to_thread(self._kube.ready_manager_pod, namespace)

@@ -64,7 +64,7 @@ def task_named(name: str) -> asyncio.Task[Any]:
 
 
 async def test_a_leave_the_manager_cannot_place_frees_the_name(
-        daemon: Daemon, manager: Manager, kube: Any, namespace: str, start_agent: Any,
+        daemon: Daemon, manager: Manager, kube: Any, *, namespace: str, start_agent: Any,
         local_server: int) -> None:
     await intercepted(daemon, kube, namespace, start_agent, local_server)
     # the daemon has not heard yet (its watch is held) that the manager forgot it
@@ -83,7 +83,7 @@ async def test_a_leave_the_manager_cannot_place_frees_the_name(
 
 
 async def test_intercepts_are_recreated_in_a_new_session(
-        daemon: Daemon, manager: Manager, kube: Any, namespace: str, start_agent: Any,
+        daemon: Daemon, manager: Manager, kube: Any, *, namespace: str, start_agent: Any,
         local_server: int) -> None:
     agent = await intercepted(daemon, kube, namespace, start_agent, local_server)
     old = daemon.owner.session
@@ -104,7 +104,7 @@ async def test_intercepts_are_recreated_in_a_new_session(
 
 
 async def test_stream_loops_reopen_when_their_channel_is_closed(
-        daemon: Daemon, manager: Manager, kube: Any, namespace: str, start_agent: Any,
+        daemon: Daemon, manager: Manager, kube: Any, *, namespace: str, start_agent: Any,
         local_server: int) -> None:
     # the streams run on a channel of their own, which a reconnect then closes
     await daemon.intercepts.stop()

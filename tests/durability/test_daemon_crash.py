@@ -8,6 +8,7 @@ import os
 import re
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -52,8 +53,9 @@ def baseline(lap: Laptop) -> dict[str, str]:
 def _kill_daemon(lap: Laptop) -> int:
     pid = int(status_json(lap)["daemon"]["pid"])
     os.kill(pid, signal.SIGKILL)  # the laptop shares the host's pid namespace
-    wait_for(lambda: not os.path.exists(f"/proc/{pid}") or
-             open(f"/proc/{pid}/stat").read().split()[2] == "Z", 10, f"daemon {pid} to die")
+    stat = Path(f"/proc/{pid}/stat")
+    wait_for(lambda: not stat.exists() or stat.read_text().split()[2] == "Z", 10,
+             f"daemon {pid} to die")
     return pid
 
 

@@ -67,7 +67,7 @@ def test_both_personal_intercepts_route_again_after_each_of_five_manager_restart
         old = ready_manager(core)
         assert old, "no ready traffic-manager pod"
         core.delete_namespaced_pod(old, MANAGER_NS)
-        new = wait_for(lambda: ready_manager(core, other_than=old), 60,
+        new = wait_for(lambda old=old: ready_manager(core, other_than=old), 60,
                        f"a new traffic-manager pod after deleting {old} (restart {attempt})",
                        interval=0.05)
         ready_at = time.monotonic()
@@ -92,3 +92,31 @@ def test_both_personal_intercepts_route_again_after_each_of_five_manager_restart
         assert left.returncode == 0, left.stderr
     wait_for(lambda: cluster_colors(core, demo, "alice", "bob") == {
         "alice": "green", "bob": "green"}, 30, "traffic back to the app after leaving")
+
+
+def test_status_says_cluster_unreachable_while_no_manager_answers_then_restored(
+        developers: tuple[Laptop, Laptop], demo: str, core: Any, apps: Any) -> None:
+    alice, _ = developers
+    done = tp(alice, f"intercept {SVC} -n {demo} -p 3000 --name alice "
+                     "--http-match blog-demo-id=alice")
+    assert done.returncode == 0, done.stderr
+    apps.patch_namespaced_deployment_scale("traffic-manager", MANAGER_NS,
+                                           {"spec": {"replicas": 0}})
+    try:
+        status = wait_for(lambda: (s := status_json(alice))["unreachable_since"] and s, 30,
+                          "tp status saying the cluster is unreachable")
+        assert status["connected"] is True and status["intercepts"], status
+        text = tp(alice, "status").stdout
+        assert "Cluster: unreachable since " in text and "Cluster: connected" not in text, text
+        assert "Traffic manager: unreachable (reconnecting)" in text, text
+    finally:
+        apps.patch_namespaced_deployment_scale("traffic-manager", MANAGER_NS,
+                                               {"spec": {"replicas": 1}})
+    wait_for(lambda: ready_manager(core), 60, "the traffic-manager back")
+    wait_for(lambda: cluster_colors(core, demo, "alice")["alice"] == "blue", WITHIN,
+             "alice's intercept routing again")
+    status = wait_for(lambda: (s := status_json(alice))["reconnected"] and
+                      "restored" in s["reconnected"] and s, WITHIN, "the restoration")
+    assert status["unreachable_since"] is None
+    assert "Cluster: connected" in tp(alice, "status").stdout
+    assert tp(alice, "leave alice").returncode == 0

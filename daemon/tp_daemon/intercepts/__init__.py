@@ -23,6 +23,7 @@ InterceptFailed), one line each.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -56,6 +57,7 @@ class Intercepts:
         self.dials = Dials(owner, settings)
         self.traffic = Traffic(owner, settings, self.book)
         self._tasks: list[asyncio.Task[None]] = []
+        self._reopen: dict[str, asyncio.Event] = {}
 
     @property
     def mine(self) -> dict[str, mpb.InterceptInfo]:
@@ -102,7 +104,16 @@ class Intercepts:
                 self.owner.channel_trouble()
             except Exception:
                 log.exception("%s failed; reopening", name)
-            await asyncio.sleep(self.settings.daemon_stream_retry)
+            # after the retry delay, or at once when the channel or session was renewed
+            wake = self._reopen.setdefault(name, asyncio.Event())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), self.settings.daemon_stream_retry)
+            wake.clear()
+
+    def reopen_streams(self) -> None:
+        """The channel or session is new: streams waiting to reopen do so now."""
+        for wake in self._reopen.values():
+            wake.set()
 
     async def _watch_intercepts(self) -> None:
         stub, session = self.owner.manager()
