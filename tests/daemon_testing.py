@@ -36,6 +36,9 @@ class Owner:
         return await TunnelStream.open(self.stub, self.session, ip, port,
                                        dial_timeout=self.settings.dial_timeout)
 
+    def channel_trouble(self) -> None:
+        """The Session rebuilds its channel; this owner's channel is the test's own."""
+
 
 @dataclasses.dataclass
 class Daemon:

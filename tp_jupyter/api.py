@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tp_daemon import leftovers
 from tp_protocol import daemon_pb2 as dpb
 from tp_protocol import intercept_spec
 from tp_protocol import manager_pb2 as mpb
@@ -130,15 +131,22 @@ class Status(Rendered):
             return blocks
         c = st.connection
         ci = c.cluster_info
-        blocks.append(("Cluster: connected", [("Context", c.cluster_context),
-                                              ("Server", c.cluster_server),
-                                              ("Namespace", c.namespace)]))
+        if st.unreachable_since:
+            since = datetime.datetime.fromtimestamp(st.unreachable_since).strftime("%H:%M:%S")
+            cluster = f"Cluster: unreachable since {since} (reconnecting)"
+            manager = "Traffic manager: unreachable (reconnecting)"
+        else:
+            cluster, manager = "Cluster: connected", "Traffic manager: connected"
+        blocks.append((cluster, [("Context", c.cluster_context),
+                                 ("Server", c.cluster_server),
+                                 ("Namespace", c.namespace)]))
         manager_rows = [("Namespace", c.manager_namespace), ("Version", c.manager_version),
                         ("Session", c.session_id)]
+        if st.reconnected:
+            manager_rows.append(("Reconnected", st.reconnected))
         if st.last_error:
             manager_rows.append(("Last error", st.last_error))
-        blocks.append(("Traffic manager: " + ("reconnecting" if st.last_error else "connected"),
-                       manager_rows))
+        blocks.append((manager, manager_rows))
         if c.mode == dpb.MODE_PROXY:
             dns = [("Mode", f"remote, through SOCKS5 socks5h://{c.socks_address}")]
         else:
@@ -169,8 +177,14 @@ class Status(Rendered):
                 "socks_address": c.socks_address or None,
                 "cluster_domain": ci.cluster_domain, "dns_ip": ci.dns_ip,
                 "pod_cidrs": list(ci.pod_cidrs), "service_cidr": ci.service_cidr}
+        unreachable = None
+        if self.connected and st.unreachable_since:
+            unreachable = datetime.datetime.fromtimestamp(
+                st.unreachable_since, tz=datetime.UTC).isoformat()
         return {"daemon_running": self.daemon_running, "daemon": daemon,
                 "connected": self.connected, "connection": connection,
+                "unreachable_since": unreachable,
+                "reconnected": (st.reconnected or None) if self.connected else None,
                 "intercepts": [intercept_dict(ic) for ic in st.intercepts],
                 "last_error": st.last_error or None}
 
@@ -191,15 +205,22 @@ class Status(Rendered):
 class QuitResult(Rendered):
     was_running: bool
     was_connected: bool = False
+    cleaned: list[str] = field(default_factory=list)
+    """What a daemon that died had left on this workstation and quit removed."""
 
     def __str__(self) -> str:
         if not self.was_running:
-            return "tp daemon is not running"
-        return ("Disconnected; tp daemon stopped" if self.was_connected
-                else "tp daemon stopped")
+            text = "tp daemon is not running"
+        else:
+            text = ("Disconnected; tp daemon stopped" if self.was_connected
+                    else "tp daemon stopped")
+        if self.cleaned:
+            text += "\nRemoved what a daemon that died left behind: " + ", ".join(self.cleaned)
+        return text
 
     def to_dict(self) -> dict[str, Any]:
-        return {"was_running": self.was_running, "was_connected": self.was_connected}
+        return {"was_running": self.was_running, "was_connected": self.was_connected,
+                **({"cleaned": list(self.cleaned)} if self.cleaned else {})}
 
 
 
@@ -250,10 +271,12 @@ def status() -> Status:
 def quit() -> QuitResult:
     """Disconnect (routes, DNS, nft, session) and stop the daemon."""
     if not daemon_client.running():
-        return QuitResult(was_running=False)
+        # a daemon that was killed leaves its record: remove what it made
+        return QuitResult(was_running=False, cleaned=leftovers.clean())
     with daemon_client.DaemonClient() as client:
         was_connected = _stop(client)
-    return QuitResult(was_running=True, was_connected=was_connected)
+    return QuitResult(was_running=True, was_connected=was_connected,
+                      cleaned=leftovers.clean())
 
 
 def _stop(client: daemon_client.DaemonClient) -> bool:
@@ -436,12 +459,14 @@ class InterceptResult(Rendered):
 @dataclass(repr=False)
 class LeaveResult(Rendered):
     name: str
+    note: str = ""
+    """e.g. the traffic-manager had already forgotten it ("" = none)."""
 
     def __str__(self) -> str:
-        return f"Left intercept {self.name}"
+        return f"Left intercept {self.name}" + (f" ({self.note})" if self.note else "")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"left": self.name}
+        return {"left": self.name, **({"note": self.note} if self.note else {})}
 
 
 @dataclass(repr=False)
@@ -590,8 +615,8 @@ def _progress(client: daemon_client.DaemonClient, progress: ProgressCallback | N
 def leave(name: str) -> LeaveResult:
     """Remove one of your intercepts (traffic returns to the app; its mount point goes)."""
     with _client() as client:
-        client.leave(name)
-    return LeaveResult(name)
+        reply = client.leave(name)
+    return LeaveResult(name, reply.note)
 
 
 def uninstall(agent: str | Sequence[str] | None = None, *, all_agents: bool = False,

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from pyroute2 import IPRoute
 
+from tp_daemon import leftovers
 from tp_daemon.errors import RoutingError
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,9 @@ class Routing:
         """Check overlaps, then link, routes and nft; on any failure undo what was done."""
         nets = collapse(ranges)
         await asyncio.to_thread(check_overlaps, nets, self.tun_name)
+        # recorded before they exist: a daemon killed from here on is cleaned up after
+        leftovers.record("links", self.tun_name)
+        leftovers.record("nft_tables", self.table)
         try:
             if self._fd is None:
                 self._open_tun()
@@ -206,3 +210,5 @@ class Routing:
             os.close(self._fd)
             self._fd = None
         self.ranges = []
+        leftovers.forget("nft_tables", self.table)
+        leftovers.forget("links", self.tun_name)

@@ -72,9 +72,12 @@ class DaemonService(dgrpc.DaemonServicer):
 
     async def _prepare(self) -> Session:
         await self._preload.wait()
+        from tp_daemon import leftovers
         from tp_daemon.routing import remove_stale_table
         from tp_daemon.session import Session, can_route
 
+        # what a daemon killed before us left (nft tables, links, mount folders)
+        await asyncio.to_thread(leftovers.clean)
         if can_route():
             with contextlib.suppress(DaemonError):
                 if await remove_stale_table(self._settings.nft_table):
@@ -123,6 +126,7 @@ class DaemonService(dgrpc.DaemonServicer):
 
     async def Status(self, request: empty_pb2.Empty, context: Any) -> dpb.StatusInfo:
         session = await self.session()
+        await session.probe()
         status = session.status()
         status.daemon.CopyFrom(self._version())
         if session.intercepts is not None:
@@ -184,8 +188,7 @@ class DaemonService(dgrpc.DaemonServicer):
 
     async def Leave(self, request: dpb.LeaveRequest, context: Any) -> dpb.LeaveResult:
         async def leave() -> dpb.LeaveResult:
-            await (await self._intercepts()).leave(request.name)
-            return dpb.LeaveResult()
+            return dpb.LeaveResult(note=await (await self._intercepts()).leave(request.name))
 
         return await self._reply("leave", dpb.LeaveResult, leave, context)
 

@@ -5,9 +5,12 @@
                 (root) TUN link, routes, nft, transparent proxy, resolver
                 (else) SOCKS5 proxy with remote DNS
                 -> keep-alive task
-    keep-alive: Remain every `remain_interval`; when it fails (or a tunnel finds the
-                channel broken) the port-forward and channel are rebuilt to the current
-                manager pod with back-off, and the session re-arrives if it expired.
+    keep-alive: Remain every `remain_interval`; when it fails (or a tunnel or stream finds
+                the channel broken) the port-forward and channel are rebuilt to the
+                current manager pod with back-off, and the session re-arrives if it
+                expired or the manager restarted; then the intercepts are re-created
+                from their specs (`Intercepts.restore`). Meanwhile `tp status` says
+                "cluster unreachable" since when; afterwards what was restored.
     disconnect(): keep-alive, Depart, nft/link, proxies, channel, port-forward -- in
                 that order; any failure of connect() runs the same undo.
 """
@@ -20,6 +23,7 @@ import getpass
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -127,7 +131,13 @@ class Session:
         self._socks: Socks5Proxy | None = None
         self._keepalive: asyncio.Task[None] | None = None
         self._trouble = asyncio.Event()
+        self._restore: asyncio.Task[None] | None = None
         self.reconnects = 0
+        self.unreachable_since = 0.0
+        """Unix time since which the manager has not answered (0: it answers)."""
+        self.reconnected = ""
+        """The last reconnect and what it restored, for `tp status` ("" = none)."""
+        self._new_session = False
         self.intercepts: Intercepts | None = None
 
     @property
@@ -252,6 +262,10 @@ class Session:
             return was
 
     async def _teardown(self) -> None:
+        if self._restore is not None:
+            self._restore.cancel()
+            await asyncio.gather(self._restore, return_exceptions=True)
+            self._restore = None
         if self.intercepts is not None:  # its streams first: they use the channel
             await self.intercepts.stop()
             self.intercepts = None
@@ -279,6 +293,7 @@ class Session:
         self._routing = self._tproxy = self._resolver = self._socks = None
         self._chan, self._http, self._kube = None, None, None
         self._session, self._cluster, self.info, self.params = None, None, None, None
+        self.unreachable_since, self.reconnected, self.reconnects = 0.0, "", 0
 
     # --- the channel to the manager -------------------------------------------
 
@@ -328,6 +343,8 @@ class Session:
             try:
                 await self._chan.stub.Remain(mpb.RemainRequest(session=self._session),
                                              timeout=s.rpc_timeout)
+                if self.unreachable_since:
+                    self._reachable_again()
                 continue
             except grpc.aio.AioRpcError as e:
                 self.last_error = f"Remain failed: {e.code().name}: {e.details()}"
@@ -335,8 +352,50 @@ class Session:
                 if e.code() == grpc.StatusCode.NOT_FOUND:
                     with contextlib.suppress(grpc.aio.AioRpcError):
                         await self._arrive(self._chan)
+                        self._reachable_again()
                         continue
+                self.mark_unreachable()
             await self._reconnect()
+            self._reachable_again()
+
+    def channel_trouble(self) -> None:
+        """A stream or tunnel found the channel broken: let keep-alive check at once."""
+        self._trouble.set()
+
+    def mark_unreachable(self) -> None:
+        if not self.unreachable_since:
+            self.unreachable_since = time.time()
+
+    def _reachable_again(self) -> None:
+        """The manager answers again: say so, and re-create the intercepts when the
+        session is new (a new manager knows none of them)."""
+        self.unreachable_since = 0.0
+        self.last_error = ""
+        if self.intercepts is not None:
+            self.intercepts.reopen_streams()
+        at = time.strftime("%H:%M:%S")
+        if not self._new_session or self.intercepts is None:
+            self.reconnected = f"reconnected to the traffic-manager at {at}"
+            return
+        self._new_session = False
+        intercepts = self.intercepts
+        self.reconnected = (f"reconnected to the traffic-manager at {at}; restoring "
+                            "intercepts")
+
+        async def restore() -> None:
+            restored, failed = await intercepts.restore()
+            note = f"reconnected to the traffic-manager at {at}"
+            if restored:
+                note += f"; {len(restored)} intercept{'s' if len(restored) != 1 else ''} " \
+                        f"restored ({', '.join(restored)})"
+            if failed:
+                note += "; lost: " + "; ".join(failed)
+            self.reconnected = note
+            log.info("%s", note)
+
+        if self._restore is not None:
+            self._restore.cancel()
+        self._restore = spawn(restore(), "tp-restore-intercepts", log)
 
     async def _arrive(self, chan: _Channel) -> None:
         """A new session on `chan` (the old one expired or the manager restarted)."""
@@ -346,6 +405,9 @@ class Session:
             name=f"{getpass.getuser()}@{socket.gethostname()}",
             namespace=self._kube.target.namespace, install_id=install_id(), version=VERSION),
             timeout=s.rpc_timeout)
+        if self.intercepts is not None:
+            self.intercepts.begin_restore()  # before the streams can see the new session
+        self._new_session = True
         self._session = session
         self.info.session_id = session.session_id
         log.info("arrived as session %s", session.session_id)
@@ -355,7 +417,7 @@ class Session:
         s = self.settings
         assert self._kube is not None and self.info is not None
         namespace = self.info.manager_namespace
-        delay = 0.2
+        delay = 0.1
         while True:
             try:
                 pod = await asyncio.to_thread(self._kube.ready_manager_pod, namespace)
@@ -379,7 +441,9 @@ class Session:
                 log.info("reconnected to traffic-manager %s/%s", namespace, pod)
                 return
             except (DaemonError, grpc.aio.AioRpcError) as e:
-                self.last_error = f"reconnecting: {e}"
+                detail = (f"{e.code().name}: {e.details()}" if isinstance(e, grpc.aio.AioRpcError)
+                          else str(e))
+                self.last_error = f"reconnecting: {detail}"
                 log.warning("%s", self.last_error)
             await asyncio.sleep(delay)
             delay = min(delay * 2, s.reconnect_backoff_max)
@@ -460,9 +524,28 @@ class Session:
 
     # --- status -----------------------------------------------------------------
 
+    async def probe(self) -> None:
+        """Ask the manager now (bounded), so that `tp status` never says connected
+        while the port-forward or channel is down."""
+        chan = self._chan
+        if self.info is None or chan is None or self.unreachable_since:
+            return
+        try:
+            await chan.stub.Version(empty_pb2.Empty(), timeout=self.settings.status_probe_timeout)
+        except (grpc.aio.AioRpcError, asyncio.CancelledError) as e:
+            if isinstance(e, asyncio.CancelledError):
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
+            if chan is self._chan:  # not replaced meanwhile by a reconnect
+                self.mark_unreachable()
+                self._trouble.set()
+
     def status(self) -> dpb.StatusInfo:
         st = dpb.StatusInfo(connected=self.info is not None, root=can_route(),
-                            last_error=self.last_error)
+                            last_error=self.last_error,
+                            unreachable_since=self.unreachable_since,
+                            reconnected=self.reconnected)
         if self.info is not None:
             st.connection.CopyFrom(self.info)
         return st

@@ -151,7 +151,7 @@ class ConnectInfo(_message.Message):
     def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., already_connected: _Optional[bool] = ..., cluster_context: _Optional[str] = ..., cluster_server: _Optional[str] = ..., namespace: _Optional[str] = ..., manager_namespace: _Optional[str] = ..., session_id: _Optional[str] = ..., manager_version: _Optional[str] = ..., daemon_version: _Optional[str] = ..., version_warning: _Optional[str] = ..., manager_installed: _Optional[bool] = ..., mode: _Optional[_Union[Mode, str]] = ..., socks_address: _Optional[str] = ..., cluster_info: _Optional[_Union[_manager_pb2.ClusterInfo, _Mapping]] = ...) -> None: ...
 
 class StatusInfo(_message.Message):
-    __slots__ = ("error", "connected", "daemon", "connection", "intercepts", "root", "last_error")
+    __slots__ = ("error", "connected", "daemon", "connection", "intercepts", "root", "last_error", "unreachable_since", "reconnected")
     ERROR_FIELD_NUMBER: _ClassVar[int]
     CONNECTED_FIELD_NUMBER: _ClassVar[int]
     DAEMON_FIELD_NUMBER: _ClassVar[int]
@@ -159,6 +159,8 @@ class StatusInfo(_message.Message):
     INTERCEPTS_FIELD_NUMBER: _ClassVar[int]
     ROOT_FIELD_NUMBER: _ClassVar[int]
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    UNREACHABLE_SINCE_FIELD_NUMBER: _ClassVar[int]
+    RECONNECTED_FIELD_NUMBER: _ClassVar[int]
     error: Error
     connected: bool
     daemon: VersionInfo
@@ -166,7 +168,9 @@ class StatusInfo(_message.Message):
     intercepts: _containers.RepeatedCompositeFieldContainer[_manager_pb2.InterceptInfo]
     root: bool
     last_error: str
-    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., connected: _Optional[bool] = ..., daemon: _Optional[_Union[VersionInfo, _Mapping]] = ..., connection: _Optional[_Union[ConnectInfo, _Mapping]] = ..., intercepts: _Optional[_Iterable[_Union[_manager_pb2.InterceptInfo, _Mapping]]] = ..., root: _Optional[bool] = ..., last_error: _Optional[str] = ...) -> None: ...
+    unreachable_since: float
+    reconnected: str
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., connected: _Optional[bool] = ..., daemon: _Optional[_Union[VersionInfo, _Mapping]] = ..., connection: _Optional[_Union[ConnectInfo, _Mapping]] = ..., intercepts: _Optional[_Iterable[_Union[_manager_pb2.InterceptInfo, _Mapping]]] = ..., root: _Optional[bool] = ..., last_error: _Optional[str] = ..., unreachable_since: _Optional[float] = ..., reconnected: _Optional[str] = ...) -> None: ...
 
 class QuitRequest(_message.Message):
     __slots__ = ("keep_daemon",)
@@ -253,10 +257,12 @@ class LeaveRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class LeaveResult(_message.Message):
-    __slots__ = ("error",)
+    __slots__ = ("error", "note")
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
     error: Error
-    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
+    note: str
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., note: _Optional[str] = ...) -> None: ...
 
 class InterceptList(_message.Message):
     __slots__ = ("error", "intercepts")

@@ -321,8 +321,13 @@ class ConnectSettings:
     connect_timeout: float = 30.0
     """Seconds `tp connect` waits for the daemon to report connected."""
 
-    reconnect_backoff_max: float = 5.0
-    """Ceiling of the back-off between reconnects when the port-forward or manager drops."""
+    reconnect_backoff_max: float = 2.0
+    """Ceiling of the back-off between reconnects when the port-forward or manager drops
+    (each attempt is one pod list; a new manager pod is found this long after Ready)."""
+
+    status_probe_timeout: float = 2.0
+    """Seconds `tp status` lets the daemon ask the manager whether it still answers
+    (longer: it says "cluster unreachable")."""
 
     dns_timeout: float = 4.0
     """Seconds the daemon's resolver waits for an answer (manager or upstream)."""

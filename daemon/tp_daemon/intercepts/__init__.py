@@ -11,8 +11,11 @@
 
 `Intercepts` puts them together for one connection. Three named background tasks
 (tp-receive-dials, tp-watch-intercepts, tp-watch-traffic) run while connected; each
-reopens its stream with the current channel and session when it ends (reconnects,
-re-arrivals), logs failures, and is stopped by `stop()`. Errors are `tp_daemon.errors`
+reopens its stream with the current channel and session whenever it ends (reconnects,
+re-arrivals, grpc.aio's CancelledError for a closed channel), logs why, asks the owner to
+check the channel, and is ended only by `stop()`. After a re-arrival (new session: the
+manager restarted or expired the old one) `restore` re-creates every intercept from its
+spec. Errors are `tp_daemon.errors`
 (InterceptUsage, InterceptNotFound, InterceptConflict, InterceptTimeout,
 InterceptFailed), one line each.
 """
@@ -20,6 +23,7 @@ InterceptFailed), one line each.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -53,6 +57,7 @@ class Intercepts:
         self.dials = Dials(owner, settings)
         self.traffic = Traffic(owner, settings, self.book)
         self._tasks: list[asyncio.Task[None]] = []
+        self._reopen: dict[str, asyncio.Event] = {}
 
     @property
     def mine(self) -> dict[str, mpb.InterceptInfo]:
@@ -82,17 +87,33 @@ class Intercepts:
         self.book.mine.clear()
 
     async def _forever(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
-        """Run one stream loop again whenever it ends; log why."""
+        """Run one stream loop again whenever it ends; log why. Only `stop()` ends it."""
+        task = asyncio.current_task()
         while True:
             try:
                 await body()
+                log.info("%s: the manager ended the stream; reopening", name)
             except asyncio.CancelledError:
-                raise
+                if task is not None and task.cancelling():
+                    raise  # stop(): our own cancellation
+                # grpc.aio cancels the calls of a channel that is closed (a reconnect
+                # closes the old one): the stream ended, this loop did not
+                log.info("%s: its channel was closed; reopening", name)
             except (grpc.aio.AioRpcError, DaemonError) as e:
-                log.debug("%s ended: %s", name, e)
+                log.info("%s ended: %s; reopening", name, e)
+                self.owner.channel_trouble()
             except Exception:
                 log.exception("%s failed; reopening", name)
-            await asyncio.sleep(self.settings.daemon_stream_retry)
+            # after the retry delay, or at once when the channel or session was renewed
+            wake = self._reopen.setdefault(name, asyncio.Event())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), self.settings.daemon_stream_retry)
+            wake.clear()
+
+    def reopen_streams(self) -> None:
+        """The channel or session is new: streams waiting to reopen do so now."""
+        for wake in self._reopen.values():
+            wake.set()
 
     async def _watch_intercepts(self) -> None:
         stub, session = self.owner.manager()
@@ -113,8 +134,17 @@ class Intercepts:
     async def intercept(self, request: dpb.InterceptRequest) -> dpb.InterceptResult:
         return await self.lifecycle.intercept(request)
 
-    async def leave(self, name: str) -> None:
-        await self.lifecycle.leave(name)
+    async def leave(self, name: str) -> str:
+        return await self.lifecycle.leave(name)
+
+    def begin_restore(self) -> None:
+        """A new session is about to be used: keep every intercept until `restore`."""
+        if self.book.local:
+            self.book.restoring = True
+
+    async def restore(self) -> tuple[list[str], list[str]]:
+        """Re-create this daemon's intercepts in the new session (restored, failed)."""
+        return await self.lifecycle.restore()
 
     async def uninstall(self, request: dpb.UninstallRequest) -> dpb.UninstallResult:
         return await self.lifecycle.uninstall(request)

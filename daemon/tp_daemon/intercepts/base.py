@@ -39,6 +39,9 @@ class Owner(Protocol):
 
     async def dial(self, ip: str, port: int) -> Stream: ...
 
+    def channel_trouble(self) -> None:
+        """A stream to the manager broke: check the channel now, not at the next Remain."""
+
 
 @dataclass
 class Local:
@@ -47,6 +50,8 @@ class Local:
     mount_point: str
     own_mount: bool        # a temp dir this daemon made: removed on leave
     container_port: int
+    spec: mpb.InterceptSpec = field(default_factory=mpb.InterceptSpec)
+    """What was asked (defaults filled in): re-created from it after a manager restart."""
 
 
 @dataclass
@@ -57,11 +62,15 @@ class Book:
     local: dict[str, Local] = field(default_factory=dict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     op_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    restoring: bool = False
+    """Set from a re-arrival until its intercepts are re-created: a new manager's
+    (empty) snapshot must not make the daemon forget them."""
 
     def update(self, snapshot: mpb.InterceptSnapshot) -> list[str]:
         """Take a WatchIntercepts snapshot; returns the names that went away."""
         self.mine = {ic.spec.name: ic for ic in snapshot.intercepts}
-        gone = [] if self.op_lock.locked() else sorted(set(self.local) - set(self.mine))
+        busy = self.op_lock.locked() or self.restoring
+        gone = [] if busy else sorted(set(self.local) - set(self.mine))
         event, self.changed = self.changed, asyncio.Event()
         event.set()
         return gone

@@ -97,7 +97,8 @@ class Lifecycle:
                 raise rpc_error(e, "preparing the intercept") from e
             if prepared.error:
                 raise InterceptFailed(prepared.error)
-            self.book.local[spec.name] = Local(mount_point, own_mount, prepared.container_port)
+            self.book.local[spec.name] = Local(mount_point, own_mount, prepared.container_port,
+                                               spec)
             info = await self._wait_active(spec.name, created.id)
             if mount_point:
                 self._say(f"copying the volumes of {spec.workload} to {mount_point}")
@@ -169,25 +170,89 @@ class Lifecycle:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.book.changed.wait(), min(remaining, 0.5))
 
+    # --- restore after a re-arrival ---------------------------------------------------
+
+    async def restore(self) -> tuple[list[str], list[str]]:
+        """Re-create every intercept this daemon had (after a new session: the manager
+        restarted or expired the old one); returns (restored, failed with reasons)."""
+        restored: list[str] = []
+        failed: list[str] = []
+        async with self.book.op_lock:
+            try:
+                for name, local in sorted(self.book.local.items()):
+                    try:
+                        await self._recreate(local.spec)
+                        restored.append(name)
+                    except (DaemonError, grpc.aio.AioRpcError) as e:
+                        log.warning("intercept %s could not be restored: %s", name, e)
+                        failed.append(f"{name} ({e})")
+                        self.book.mine.pop(name, None)
+                        self.forget(name)
+            finally:
+                self.book.restoring = False
+        return restored, failed
+
+    async def _recreate(self, spec: mpb.InterceptSpec) -> None:
+        """CreateIntercept + PrepareIntercept again and wait for ACTIVE (the agent is
+        installed already; its volumes were copied before). Retried until the
+        intercept's activate timeout while the new manager still settles."""
+        s, rpc_timeout = self.settings, self.owner.settings.rpc_timeout
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + s.activate_timeout
+        delay = 0.1
+        while True:
+            stub, session = self.owner.manager()
+            try:
+                with contextlib.suppress(grpc.aio.AioRpcError):
+                    # an earlier attempt may have got as far as the create
+                    await stub.RemoveIntercept(mpb.RemoveInterceptRequest(
+                        session=session, name=spec.name), timeout=rpc_timeout)
+                created = await stub.CreateIntercept(
+                    mpb.CreateInterceptRequest(session=session, spec=spec), timeout=rpc_timeout)
+                prepared = await stub.PrepareIntercept(
+                    created.spec, timeout=s.activate_timeout + s.daemon_prepare_margin)
+                if prepared.error:
+                    raise InterceptFailed(prepared.error)
+                await self._wait_active(spec.name, created.id)
+                log.info("intercept %s restored", spec.name)
+                return
+            except grpc.aio.AioRpcError as e:
+                if e.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
+                                grpc.StatusCode.ALREADY_EXISTS) or loop.time() > give_up:
+                    raise rpc_error(e, f"restoring intercept {spec.name}") from e
+                log.info("restoring intercept %s: %s; retrying", spec.name, e.details())
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
     # --- leave / uninstall / env --------------------------------------------------------
 
-    async def leave(self, name: str) -> None:
+    async def leave(self, name: str) -> str:
+        """Remove intercept `name`; returns a note for the user ("" = none)."""
         async with self.book.op_lock:
-            await self._leave(name)
+            return await self._leave(name)
 
-    async def _leave(self, name: str) -> None:
+    async def _leave(self, name: str) -> str:
         stub, session = self.owner.manager()
+        known = name in self.book.mine or name in self.book.local
         try:
             await stub.RemoveIntercept(mpb.RemoveInterceptRequest(session=session, name=name),
                                        timeout=self.owner.settings.rpc_timeout)
         except grpc.aio.AioRpcError as e:
-            if e.code() == grpc.StatusCode.NOT_FOUND:
-                self.forget(name)
+            if e.code() != grpc.StatusCode.NOT_FOUND:
+                raise rpc_error(e, "leaving the intercept") from e
+            # the manager forgot it (restarted, session expired): the name is free again
+            self.book.mine.pop(name, None)
+            self.forget(name)
+            if not known:
                 raise InterceptNotFound(f"no intercept named {name!r}: see `tp list` for "
                                         "yours") from e
-            raise rpc_error(e, "leaving the intercept") from e
+            note = (f"the traffic-manager no longer knew intercept {name}; removed it on "
+                    "this workstation")
+            log.warning("%s", note)
+            return note
         self.book.mine.pop(name, None)
         self.forget(name)
+        return ""
 
     def forget(self, name: str) -> None:
         local = self.book.local.pop(name, None)

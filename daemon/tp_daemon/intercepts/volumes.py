@@ -19,6 +19,7 @@ from pathlib import Path
 from tp_protocol import manager_pb2 as mpb
 from tp_protocol.settings import InterceptSettings
 
+from tp_daemon import leftovers
 from tp_daemon.errors import InterceptFailed, InterceptUsage
 from tp_daemon.intercepts.base import Owner
 
@@ -26,7 +27,9 @@ from tp_daemon.intercepts.base import Owner
 def mount_point(wanted: str) -> tuple[str, bool]:
     """(the folder to copy the volumes into, whether this daemon made it)."""
     if not wanted:
-        return tempfile.mkdtemp(prefix="telfs-"), True
+        made = tempfile.mkdtemp(prefix="telfs-")
+        leftovers.record("dirs", made)  # removed by `tp quit` should this daemon die
+        return made, True
     path = Path(wanted).expanduser()
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise InterceptUsage(f"--mount {wanted}: not an empty folder; give an empty or "
@@ -93,6 +96,7 @@ def remove_dir(path: str, own: bool) -> None:
     target = Path(path)
     if own:
         shutil.rmtree(target, ignore_errors=True)
+        leftovers.forget("dirs", path)
         return
     with contextlib.suppress(OSError):
         for child in target.iterdir():
