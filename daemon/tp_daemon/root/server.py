@@ -72,6 +72,7 @@ class Lease:
     context: str
     ranges: list[str]
     relay: Relay
+    writer: asyncio.StreamWriter
 
 
 class RootDaemon:
@@ -82,6 +83,7 @@ class RootDaemon:
         self.network = Network(settings.tun_name, settings.nft_prefix, mark)
         self.leases: dict[int, Lease] = {}
         self._server: asyncio.Server | None = None
+        self._handlers: set[asyncio.Task[Any]] = set()
 
     async def start(self, path: Path) -> None:
         removed = await remove_tables(self.settings.nft_prefix)
@@ -98,6 +100,12 @@ class RootDaemon:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
+        # Ending each lease's connection lets its handler release it (no cancellation:
+        # asyncio's stream callback reports a cancelled handler as an error).
+        for lease in list(self.leases.values()):
+            lease.writer.close()
+        if self._handlers:
+            await asyncio.wait(self._handlers, timeout=self.settings.request_timeout)
         for lease in list(self.leases.values()):
             await lease.relay.close()
         self.leases.clear()
@@ -105,6 +113,10 @@ class RootDaemon:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = peer_of(writer.get_extra_info("socket"))
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
         try:
             if not in_group(peer.uid, self.group):
                 log.warning("refused %s: not in group %s", peer, self.group)
@@ -165,7 +177,7 @@ class RootDaemon:
                         exc_info=not isinstance(e, DaemonError))
             await _send(writer, {"error": str(e)})
             return
-        self.leases[peer.uid] = Lease(peer, request.context, ranges, relay)
+        self.leases[peer.uid] = Lease(peer, request.context, ranges, relay, writer)
         try:
             await _send(writer, {"ok": True, "tun": self.settings.tun_name,
                                  "nameservers": relay.upstreams})
