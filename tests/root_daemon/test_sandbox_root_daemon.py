@@ -116,7 +116,7 @@ def _pids_of(uid: int) -> list[int]:
 def users(user_python: str) -> Iterator[dict[str, User]]:
     made: dict[str, User] = {}
     try:
-        for role in ("alice", "bob", "carol", "outsider"):
+        for role in ("alice", "bob", "carol", "dave", "outsider"):
             made[role] = User(f"tp{role[0]}{TAG}", user_python)
         yield made
     finally:
@@ -233,7 +233,7 @@ def test_without_the_service_the_magics_say_what_works_and_requests_httpx_reach_
 def installed(lap: Laptop, users: dict[str, User]) -> dict[str, Any]:
     before = _listing(lap)
     proc = lap.run(f"{ROOT_TP} daemon install --group {GROUP}", timeout=60)
-    for role in ("alice", "bob"):
+    for role in ("alice", "bob", "dave"):
         users[role].join(GROUP)
     return {"before": before, "install": proc}
 
@@ -382,6 +382,43 @@ def test_two_users_in_one_laptop_each_have_their_own_intercept(
         for proc in apps:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+
+
+@pytest.mark.timeout(600)
+def test_the_tutorials_pass_nbval_as_a_member_of_the_group(
+        sandbox: Any, lap: Laptop, installed: dict[str, Any], users: dict[str, User]) -> None:
+    """Notebooks 1, 2 and 4 (urllib, socket.getaddrinfo, cell handlers, traffic, replay)
+    in a kernel of a non-root member. Notebook 3 plays Bob through `tp sandbox exec
+    --laptop 2`, which enters a network namespace: root only, so it is not run here."""
+    from tp_sandbox import lifecycle
+
+    if not sandbox.has_node:
+        pytest.skip("the tutorials need the sandbox node (pods)")
+    lifecycle.demo(sandbox.instance, namespace="telepresence-demo", progress=lambda _: None)
+    dave = users["dave"]
+    bin_dir = dave.home / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "tp").write_text(f'#!/bin/sh\nexec {dave.python} -m tp_jupyter.cli "$@"\n')
+    (bin_dir / "tp").chmod(0o755)
+    env = f"PATH={bin_dir}:$PATH JUPYTER_RUNTIME_DIR={dave.home}/rt"
+    notebooks = " ".join(str(NOTEBOOKS / f"{n}.ipynb") for n in
+                         ("01_connect", "02_global_intercept", "04_traffic_analysis"))
+    try:
+        reset = dave.run(lap, f"{env} sh -c 'tp connect >/dev/null && tp uninstall "
+                              "--all-agents -n telepresence-demo >/dev/null && tp quit "
+                              ">/dev/null'", timeout=240)
+        assert reset.returncode == 0, reset.stderr[-2000:]
+        result = dave.run(lap, f"{env} {dave.python} -m pytest --nbval -p no:cacheprovider "
+                               f"--nbval-sanitize-with {NOTEBOOKS / 'nbval_sanitize.cfg'} "
+                               f"--nbval-cell-timeout=180 -q -o addopts= --rootdir {NOTEBOOKS} "
+                               f"{notebooks}", timeout=540)
+    finally:
+        dave.run(lap, f"{dave.tp} quit", timeout=60)
+    assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout
 
 
 # --- crashes --------------------------------------------------------------------------------
