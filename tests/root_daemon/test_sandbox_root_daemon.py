@@ -19,6 +19,7 @@ import grp
 import json
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -418,7 +419,34 @@ def test_the_tutorials_pass_nbval_as_a_member_of_the_group(
     finally:
         dave.run(lap, f"{dave.tp} quit", timeout=60)
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
-    assert " passed" in result.stdout
+    cells = re.search(r"(\d+) passed", result.stdout)
+    assert cells is not None and int(cells.group(1)) >= 30, result.stdout[-2000:]
+
+
+RAW_REQUEST = """
+    import json
+    from tp_daemon.root import client
+    for ranges in {ranges!r}:
+        reply = client.call({{"op": "route", "ranges": ranges, "proxy_port": 4000,
+                             "dns_port": 4001, "context": "raw"}}, 10)
+        print(reply.get("error", reply))
+"""
+
+
+def test_ranges_that_would_capture_the_laptops_own_network_are_refused(
+        lap: Laptop, installed: dict[str, Any], users: dict[str, User]) -> None:
+    dave = users["dave"]
+    before = _listing(lap)
+    proc = dave.python_code(lap, RAW_REQUEST.format(ranges=[
+        ["172.30.0.0/24"], ["172.31.0.0/24"], ["0.0.0.0/0"], ["1.1.1.0/24"]]))
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 4, proc.stdout + proc.stderr
+    assert "overlaps the route 172.30.0.1/32 dev eth0" in lines[0]
+    assert "holds 172.31.0.1, an address of this workstation" in lines[1]
+    assert "too wide" in lines[2] and "not a private range" in lines[3]
+    assert _listing(lap) == before
+    log = Path(json.loads(lap.run(f"{ROOT_TP} daemon status --json").stdout)["log_file"])
+    assert f"refused {dave.name} (uid {dave.uid}" in log.read_text()
 
 
 # --- crashes --------------------------------------------------------------------------------

@@ -84,6 +84,17 @@ async def remove_tables(prefix: str) -> list[str]:
     return removed
 
 
+def _check_local_addresses(ranges: Sequence[ipaddress.IPv4Network]) -> None:
+    """Refuse a range holding an address of this workstation (it would capture it)."""
+    with IPRoute() as ipr:
+        local = [ipaddress.IPv4Address(a.get_attr("IFA_ADDRESS")) for a in ipr.get_addr(family=2)]
+    for net in ranges:
+        for address in local:
+            if address in net:
+                raise RoutingError(f"cluster range {net} holds {address}, an address of this "
+                                   "workstation; connect to a cluster whose ranges do not")
+
+
 class Network:
     """The TUN link (while any lease exists), its routes and the per-uid tables."""
 
@@ -106,6 +117,7 @@ class Network:
             # Another user's ranges sit on our own link: sharing them is fine (each
             # uid's table decides where its packets go); any other route is not.
             await asyncio.to_thread(check_overlaps, ranges, self.tun_name)
+            await asyncio.to_thread(_check_local_addresses, ranges)
             self._ranges[uid] = tuple(ranges)
             try:
                 if self._fd is None:
