@@ -179,6 +179,9 @@ def _alive(pid: int) -> bool:
 
 def _forget(created_group: bool, group: str) -> None:
     shutil.rmtree(paths.home(), ignore_errors=True)
+    if not os.environ.get("TP_ROOT_HOME"):
+        with contextlib.suppress(OSError):  # /run/tp-jupyter too, when no other netns uses it
+            paths.home().parent.rmdir()
     if created_group:
         with contextlib.suppress(ServiceError):
             _run(["groupdel", group])
