@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tp_daemon import leftovers
+from tp_daemon.root import client as root_client
 from tp_protocol import daemon_pb2 as dpb
 from tp_protocol import intercept_spec
 from tp_protocol import manager_pb2 as mpb
@@ -65,6 +66,7 @@ class ConnectResult(Rendered):
     session_id: str = ""
     daemon_version: str = ""
     manager_version: str = ""
+    proxy_env: bool = False  # the notebook set the kernel's proxy variables
 
     @classmethod
     def from_info(cls, info: dpb.ConnectInfo) -> ConnectResult:
@@ -95,12 +97,22 @@ class ConnectResult(Rendered):
         else:
             lines.append(f"Connected to context {self.context} ({self.server})")
         if self.proxy_mode:
-            lines.append("Proxy mode (routes and DNS need root, or --proxy-mode was given): "
-                         "cluster names and addresses are reachable through the SOCKS5 proxy "
-                         f"socks5h://{self.socks_address} (remote DNS)")
+            lines.append(self.proxy_line())
         if self.version_warning:
             lines.append(f"Warning: {self.version_warning}")
         return lines
+
+    def proxy_line(self) -> str:
+        """One line: what works in proxy mode, what does not, and why."""
+        why = root_client.unavailable_reason() or "--proxy-mode was given"
+        where = f"socks5h://{self.socks_address}"
+        if self.proxy_env:
+            return (f"Proxy mode: requests/httpx in this kernel reach the cluster through "
+                    f"{where} (ALL_PROXY/HTTP(S)_PROXY set until `%tp quit`); cluster names "
+                    f"do not resolve for urllib, curl or other programs: {why}")
+        return (f"Proxy mode: cluster names and addresses are reachable through the SOCKS5 "
+                f"proxy {where} (remote DNS) only; they do not resolve for programs that "
+                f"do not use it (urllib, curl): {why}")
 
     def __str__(self) -> str:
         return "\n".join(self.lines())

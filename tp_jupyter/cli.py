@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
+from tp_protocol.errors import TpJupyterError
 from tp_sandbox.errors import SandboxError
 
 from tp_jupyter import output
@@ -38,12 +39,14 @@ Registrar = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-ar
 
 def _registrars() -> list[Registrar]:
     """Modules that add subcommands; each owns its part of the grammar."""
+    from tp_daemon.root.cli import register as register_root_daemon
     from tp_sandbox.cli import register as register_sandbox
 
     from tp_jupyter.apply_commands import register as register_apply
     from tp_jupyter.commands import register as register_commands
 
-    return [register_commands, register_apply, register_sandbox, _register_demo]
+    return [register_commands, register_apply, register_sandbox, _register_demo,
+            register_root_daemon]
 
 
 def _register_demo(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -92,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     document = fmt in ("json", "yaml")
     try:
         result = run(argv)
-    except (TpError, SandboxError) as e:
+    except (TpError, SandboxError, TpJupyterError) as e:
         if document:
             code = getattr(e, "code", "sandbox" if isinstance(e, SandboxError) else "error")
             print(output.dump(output.error_document(e, code), fmt))

@@ -26,6 +26,7 @@ from typing import Any
 
 from IPython.core.error import UsageError as IPythonUsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
+from tp_protocol.errors import TpJupyterError
 from tp_sandbox.errors import SandboxError
 
 from tp_jupyter import cli, completion, notebook_apply, session
@@ -64,7 +65,7 @@ class TpMagics(Magics):
             if cell is not None:
                 return self.session.intercept_cell(argv, cell)
             return self.session.run(argv)
-        except (TpError, SandboxError) as e:
+        except (TpError, SandboxError, TpJupyterError) as e:
             raise IPythonUsageError(str(e)) from None
 
 

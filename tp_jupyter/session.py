@@ -29,6 +29,7 @@ import argparse
 import contextlib
 import html
 import logging
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -126,6 +127,38 @@ class CellIntercept(render.Rendered):
         return f"<div class='tp-cell-intercept'>{body}</div>"
 
 
+class ProxyEnv:
+    """The kernel's proxy variables while connected in proxy mode (so requests/httpx
+    reach the cluster through the daemon's SOCKS5 proxy); `restore` puts back what was."""
+
+    PROXIES = ("ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy", "HTTPS_PROXY",
+               "https_proxy")
+    NO_PROXY = ("NO_PROXY", "no_proxy")
+    LOCAL = "localhost,127.0.0.1,::1"
+
+    def __init__(self) -> None:
+        self._saved: dict[str, str | None] | None = None
+
+    def set(self, socks_address: str) -> None:
+        if self._saved is None:
+            self._saved = {k: os.environ.get(k) for k in (*self.PROXIES, *self.NO_PROXY)}
+        for name in self.PROXIES:
+            os.environ[name] = f"socks5h://{socks_address}"
+        for name in self.NO_PROXY:  # the kernel's own local servers stay direct
+            before = self._saved.get(name)
+            os.environ[name] = f"{before},{self.LOCAL}" if before else self.LOCAL
+
+    def restore(self) -> None:
+        if self._saved is None:
+            return
+        for name, value in self._saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved = None
+
+
 class NotebookSession:
     """Owns the notebook's intercepts, cell handler servers and panels (see the module)."""
 
@@ -137,6 +170,7 @@ class NotebookSession:
         self.cells: dict[str, CellIntercept] = {}   # intercept name -> its cell handler
         self.intercepts: set[str] = set()            # names made by the line form
         self.panels: list[Panel] = []
+        self.proxy_env = ProxyEnv()
 
     # -- subcommands
 
@@ -164,6 +198,11 @@ class NotebookSession:
 
     def _after(self, args: argparse.Namespace, result: Any) -> None:
         command = args.command
+        if command == "connect" and isinstance(result, api.ConnectResult) and result.proxy_mode:
+            self.proxy_env.set(result.socks_address)
+            result.proxy_env = True
+        elif command == "quit":
+            self.proxy_env.restore()
         if command == "traffic" and getattr(args, "output", None):
             self.user_ns[args.output] = result.frame
         elif command in ("intercept", "replace"):   # left again by close()
@@ -282,6 +321,7 @@ class NotebookSession:
             self._leave_quietly(name)
         self.intercepts.clear()
         handlers.shutdown()
+        self.proxy_env.restore()
         for panel in self.panels:
             panel.close()
         self.panels.clear()

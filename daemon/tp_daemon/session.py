@@ -53,6 +53,7 @@ from tp_daemon.intercepts import Intercepts
 from tp_daemon.kube import Kube, choose_images, manager_skew
 from tp_daemon.portforward import PodPort, PortForwarder
 from tp_daemon.proxy import Socks5Proxy, TransparentProxy
+from tp_daemon.root.client import RootLease, unavailable_reason
 from tp_daemon.routing import Routing
 from tp_daemon.streams import Stream
 from tp_daemon.tunnel import TunnelBroken, TunnelStream
@@ -129,6 +130,7 @@ class Session:
         self._tproxy: TransparentProxy | None = None
         self._resolver: Resolver | None = None
         self._socks: Socks5Proxy | None = None
+        self._root: RootLease | None = None
         self._keepalive: asyncio.Task[None] | None = None
         self._trouble = asyncio.Event()
         self._restore: asyncio.Task[None] | None = None
@@ -234,7 +236,20 @@ class Session:
             warnings.append(await asyncio.to_thread(kube.manager_images_differ, manager_ns,
                                                     images))
         info.version_warning = "; ".join(w for w in warnings if w)
-        if can_route() and not (params.proxy_mode or self._force_proxy):
+        forced = params.proxy_mode or self._force_proxy
+        if not forced and not can_route() and not unavailable_reason():
+            # not root: the root daemon routes to our proxy and asks our resolver
+            self._say("asking the root daemon to route " + ", ".join(r for r in ranges if r))
+            self._tproxy = TransparentProxy(self.dial)
+            proxy_port = await self._tproxy.start()
+            self._resolver = Resolver(self.lookup, [], timeout=s.dns_timeout,
+                                      cache_ttl=s.dns_cache_ttl, mark=0)
+            self._root = await RootLease.open(
+                ranges, proxy_port=proxy_port, dns_port=await self._resolver.start(),
+                context=kube.target.context, wait=get_settings().root_daemon.request_timeout)
+            self._root.watch(self._root_lost)
+            info.mode = dpb.MODE_TUN
+        elif can_route() and not forced:
             self._say("routing cluster ranges " + ", ".join(r for r in ranges if r))
             self._tproxy = TransparentProxy(self.dial)
             proxy_port = await self._tproxy.start()
@@ -253,6 +268,11 @@ class Session:
         log.info("connected in %.3f s", loop.time() - started)
         self._progress("connect", "connected", 1.0, True)
         return info
+
+    def _root_lost(self) -> None:
+        self.last_error = ("the root daemon went away and took this connection's routes and "
+                           "DNS with it; run `tp quit`, then `tp connect`")
+        log.warning("%s", self.last_error)
 
     async def disconnect(self) -> bool:
         """Undo everything; True when there was a connection."""
@@ -277,6 +297,7 @@ class Session:
             with contextlib.suppress(Exception):
                 await self._chan.stub.Depart(self._session, timeout=2)
         for close in (self._routing.teardown if self._routing else None,
+                      self._root.close if self._root else None,
                       self._tproxy.close if self._tproxy else None,
                       self._resolver.close if self._resolver else None,
                       self._socks.close if self._socks else None,
@@ -290,7 +311,7 @@ class Session:
         if self._kube is not None:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self._kube.close)
-        self._routing = self._tproxy = self._resolver = self._socks = None
+        self._routing = self._tproxy = self._resolver = self._socks = self._root = None
         self._chan, self._http, self._kube = None, None, None
         self._session, self._cluster, self.info, self.params = None, None, None, None
         self.unreachable_since, self.reconnected, self.reconnects = 0.0, "", 0
@@ -542,7 +563,8 @@ class Session:
                 self._trouble.set()
 
     def status(self) -> dpb.StatusInfo:
-        st = dpb.StatusInfo(connected=self.info is not None, root=can_route(),
+        st = dpb.StatusInfo(connected=self.info is not None,
+                            root=can_route() or not unavailable_reason(),
                             last_error=self.last_error,
                             unreachable_since=self.unreachable_since,
                             reconnected=self.reconnected)

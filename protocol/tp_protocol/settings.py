@@ -579,6 +579,44 @@ class NotebookSettings:
 
 
 @dataclass
+class RootDaemonSettings:
+    """The root daemon service (`sudo tp daemon install`) and the user daemon's use of it."""
+
+    tun_name: str = "tp-root"
+    """The one TUN link the root daemon routes every user's cluster ranges to."""
+
+    nft_prefix: str = "tp-root-u"
+    """nft tables of the root daemon are `<prefix><uid>`, one per connected user."""
+
+    request_timeout: float = 10.0
+    """Seconds the user daemon waits for the root daemon to set up (or refuse) its routes."""
+
+    request_limit: int = 65536
+    """Bytes of one request line the root daemon reads before it refuses the caller."""
+
+    max_ranges: int = 64
+    """Cluster ranges one user may ask the root daemon to route."""
+
+    min_prefix: int = 8
+    """Shortest prefix length accepted for a cluster range (no /0../7 catch-alls)."""
+
+    relay_timeout: float = 3.0
+    """Seconds the DNS relay waits for the user daemon's resolver before asking upstream."""
+
+    start_timeout: float = 15.0
+    """Seconds `tp daemon install` waits for the service's socket to answer."""
+
+    stop_timeout: float = 10.0
+    """Seconds `tp daemon uninstall` waits for the service to stop (then SIGKILL)."""
+
+    restart_backoff: float = 1.0
+    """Seconds the supervisor waits before restarting a root daemon that died."""
+
+    restart_backoff_max: float = 30.0
+    """Upper bound of the supervisor's doubling restart back-off."""
+
+
+@dataclass
 class Settings:
     """All of tp-jupyter's settings, one section per component."""
 
@@ -589,6 +627,7 @@ class Settings:
     connect: ConnectSettings = field(default_factory=ConnectSettings)
     intercept: InterceptSettings = field(default_factory=InterceptSettings)
     notebook: NotebookSettings = field(default_factory=NotebookSettings)
+    root_daemon: RootDaemonSettings = field(default_factory=RootDaemonSettings)
 
     def override(self, values: dict[str, Any]) -> None:
         """Apply ``{"section": {"field": value}}``; unknown names are an error."""

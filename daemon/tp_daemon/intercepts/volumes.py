@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import os
 import shutil
 import tarfile
 import tempfile
@@ -89,18 +90,27 @@ def _extract(data: bytes, mount_point: str) -> None:
         tar.extractall(mount_point, filter="data")
 
 
+def _rmtree(path: Path) -> None:
+    """rmtree that also empties read-only folders of the copy (a non-root daemon cannot
+    unlink inside a 0555 folder until it makes the folder writable again)."""
+    with contextlib.suppress(OSError):
+        for folder, _, _ in os.walk(path):
+            os.chmod(folder, 0o700)
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def remove_dir(path: str, own: bool) -> None:
     """Remove a mount point: all of it when we made it, else only what we put there."""
     if not path:
         return
     target = Path(path)
     if own:
-        shutil.rmtree(target, ignore_errors=True)
+        _rmtree(target)
         leftovers.forget("dirs", path)
         return
     with contextlib.suppress(OSError):
         for child in target.iterdir():
             if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child, ignore_errors=True)
+                _rmtree(child)
             else:
                 child.unlink(missing_ok=True)

@@ -1,0 +1,521 @@
+"""The root daemon service in a sandbox laptop, used by non-root users.
+
+Users are made with `useradd` for this module and removed after it. They cannot run the
+test's interpreter (it lives under /root), so a session fixture makes one they can: a
+`venv` of the system's /usr/bin/python3 (same minor version, hence the same ABI) whose
+.pth adds this worktree's environment (world-readable, an editable install of the
+worktree) -- the same packages as `pip install -e .` would give, without a download.
+Each user's command runs inside the laptop through `setpriv` with a clean environment
+(HOME, PATH, KUBECONFIG: a copy of the laptop's kubeconfig in the user's home).
+
+The tests run in order and share the laptop: proxy mode without the service (laptop 2),
+install, the outsider, alice routed, bob through the magics, both intercepting at once,
+crashes, uninstall while connected, uninstall leaving the laptop as before.
+"""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import pwd
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sandbox_testing import Laptop, wait_for
+
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(240)]
+
+ROOT_TP = f"{sys.executable} -m tp_jupyter.cli"
+CURL = "curl -sS --max-time 8"
+SVC = "dataprocessingservice"
+TAG = secrets.token_hex(3)
+GROUP = f"tpg{TAG}"
+
+
+# --- users and their interpreter ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def user_python() -> Iterator[str]:
+    base = Path(f"/tmp/tp-rootd-{TAG}")
+    venv = base / "venv"
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = sysconfig.get_paths()["purelib"]  # the worktree's environment
+    user_site = next(venv.glob("lib/python3*/site-packages"))
+    (user_site / "tp-worktree.pth").write_text(f"import site; site.addsitedir({site!r})\n")
+    base.chmod(0o755)
+    yield str(venv / "bin" / "python")
+    shutil.rmtree(base, ignore_errors=True)
+
+
+class User:
+    """A non-root account made for this module; runs commands inside a laptop."""
+
+    def __init__(self, name: str, python: str) -> None:
+        self.name, self.python = name, python
+        subprocess.run(["useradd", "-m", "-s", "/bin/sh", name], check=True)
+        entry = pwd.getpwnam(name)
+        self.uid, self.home = entry.pw_uid, Path(entry.pw_dir)
+        self.tp = f"{python} -m tp_jupyter.cli"
+
+    def join(self, group: str) -> None:
+        subprocess.run(["usermod", "-aG", group, self.name], check=True)
+
+    def argv(self, lap: Laptop, cmd: str, groups: str = "") -> list[str]:
+        """`cmd` (sh) as this user inside `lap`, with a clean environment."""
+        kubeconfig = self.home / f"kubeconfig-{lap.k}"
+        if not kubeconfig.exists():
+            shutil.copy(lap.kubeconfig, kubeconfig)
+            os.chown(kubeconfig, self.uid, self.uid)
+        ids = ["--groups", groups] if groups else ["--init-groups"]
+        return lap.argv(["setpriv", "--reuid", str(self.uid), "--regid", str(self.uid), *ids,
+                         "env", "-i", f"HOME={self.home}", f"USER={self.name}",
+                         f"KUBECONFIG={kubeconfig}", "PATH=/usr/local/bin:/usr/bin:/bin",
+                         "LANG=C.UTF-8", "sh", "-c", cmd])
+
+    def run(self, lap: Laptop, cmd: str, timeout: float = 120, groups: str = ""
+            ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.argv(lap, cmd, groups), capture_output=True, text=True,
+                              timeout=timeout, check=False)
+
+    def python_code(self, lap: Laptop, code: str, timeout: float = 180
+                    ) -> subprocess.CompletedProcess[str]:
+        script = self.home / f"script-{secrets.token_hex(3)}.py"
+        script.write_text(textwrap.dedent(code))
+        os.chown(script, self.uid, self.uid)
+        return self.run(lap, f"{self.python} {script}", timeout=timeout)
+
+    def remove(self) -> None:
+        for pid in _pids_of(self.uid):  # only processes of this account, made by us
+            os.kill(pid, signal.SIGKILL)
+        subprocess.run(["userdel", "-r", "-f", self.name], capture_output=True, check=False)
+
+
+def _pids_of(uid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+@pytest.fixture(scope="module")
+def users(user_python: str) -> Iterator[dict[str, User]]:
+    made: dict[str, User] = {}
+    try:
+        for role in ("alice", "bob", "carol", "dave", "outsider"):
+            made[role] = User(f"tp{role[0]}{TAG}", user_python)
+        yield made
+    finally:
+        for user in made.values():
+            user.remove()
+        if _group_exists(GROUP):
+            subprocess.run(["groupdel", GROUP], capture_output=True, check=False)
+
+
+def _group_exists(name: str) -> bool:
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def demo(sandbox: Any, core: Any) -> Iterator[str]:
+    from tp_sandbox import lifecycle
+
+    namespace = f"demo-{TAG}"
+    lifecycle.demo(sandbox.instance, namespace=namespace, progress=lambda _: None)
+    yield namespace
+    core.delete_namespace(namespace)
+
+
+@pytest.fixture(scope="module")
+def lap(sandbox: Any, users: dict[str, User]) -> Iterator[Laptop]:
+    lap = Laptop(sandbox, 1)
+    yield lap
+    for user in users.values():
+        user.run(lap, f"{user.tp} quit", timeout=30)
+    lap.run(f"{ROOT_TP} daemon uninstall --force", timeout=60)
+
+
+def _listing(lap: Laptop) -> dict[str, str]:
+    """What the service could leave behind: links, routes, nft, group, socket dir."""
+    socket_dir = lap.run(f"{sys.executable} -c 'from tp_daemon.root import paths; "
+                         "print(paths.home())'").stdout.strip()
+    return {"links": lap.run("ip -o link | sed 's/^[0-9]*: //'").stdout,
+            "routes": lap.run("ip route").stdout, "nft": lap.run("nft list ruleset").stdout,
+            "group": str(_group_exists(GROUP)), "socket": str(Path(socket_dir).exists())}
+
+
+def _one_line(proc: subprocess.CompletedProcess[str], *words: str) -> str:
+    errors = [line for line in proc.stderr.strip().splitlines() if line.startswith("tp: ")]
+    assert proc.returncode != 0 and len(errors) == 1, (proc.stdout, proc.stderr)
+    assert proc.stderr.strip().endswith(errors[0]), proc.stderr
+    for word in words:
+        assert word in errors[0], errors[0]
+    return errors[0]
+
+
+def _color(user: User, lap: Laptop, ns: str, header: str = "") -> str:
+    h = f"-H '{header}'" if header else ""
+    proc = user.run(lap, f"{CURL} {h} http://{SVC}.{ns}:3000/color")
+    return proc.stdout.strip().strip('"') or proc.stderr.strip()
+
+
+URLLIB = """
+    import json, sys, urllib.request
+    url = "http://{svc}.{ns}:3000/color"
+    try:
+        print(json.loads(urllib.request.urlopen(url, timeout=8).read()))
+    except Exception as e:
+        print("urllib failed:", e)
+"""
+
+
+# --- without the service ----------------------------------------------------------------
+
+MAGICS_PROXY = """
+    import json, os, urllib.request
+    import httpx, requests
+    from IPython.core.interactiveshell import InteractiveShell
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "tp_jupyter")
+    out = {{"connect": str(shell.run_line_magic("tp", "connect"))}}
+    out["all_proxy"] = os.environ.get("ALL_PROXY", "")
+    url = "http://{svc}.{ns}:3000/color"
+    out["requests"] = requests.get(url, timeout=8).json()
+    out["httpx"] = httpx.get(url, timeout=8).json()
+    try:
+        urllib.request.urlopen(url, timeout=8)
+        out["urllib"] = "reached"
+    except Exception as e:
+        out["urllib"] = str(e)
+    shell.run_line_magic("tp", "quit")
+    out["after_quit"] = os.environ.get("ALL_PROXY", "")
+    print(json.dumps(out))
+"""
+
+
+def test_without_the_service_the_magics_say_what_works_and_requests_httpx_reach_the_cluster(
+        sandbox: Any, users: dict[str, User], demo: str) -> None:
+    carol, lap2 = users["carol"], Laptop(sandbox, 2)
+    proc = carol.python_code(lap2, MAGICS_PROXY.format(svc=SVC, ns=demo))
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    proxy_lines = [line for line in out["connect"].splitlines() if "Proxy mode" in line]
+    assert len(proxy_lines) == 1, out["connect"]
+    for words in ("requests/httpx", "ALL_PROXY", "urllib, curl", "sudo tp daemon install"):
+        assert words in proxy_lines[0], proxy_lines[0]
+    assert out["all_proxy"].startswith("socks5h://127.0.0.1:")
+    assert out["requests"] == out["httpx"] == "green"
+    assert out["urllib"] != "reached"
+    assert out["after_quit"] == ""
+
+
+# --- install ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def installed(lap: Laptop, users: dict[str, User]) -> dict[str, Any]:
+    before = _listing(lap)
+    proc = lap.run(f"{ROOT_TP} daemon install --group {GROUP}", timeout=60)
+    for role in ("alice", "bob", "dave"):
+        users[role].join(GROUP)
+    return {"before": before, "install": proc}
+
+
+def test_root_installs_the_service_with_its_group_and_a_group_owned_socket(
+        lap: Laptop, installed: dict[str, Any]) -> None:
+    proc = installed["install"]
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("installed the root daemon (supervised)"), proc.stdout
+    assert GROUP in proc.stdout
+    status = json.loads(lap.run(f"{ROOT_TP} daemon status --json").stdout)
+    assert status["running"] and status["group"] == GROUP and status["leases"] == []
+    mode = lap.run(f"stat -c '%a %G' {status['socket']}").stdout.split()
+    assert mode == ["660", GROUP]
+
+
+def test_a_second_install_is_a_clean_result_that_changes_nothing(
+        lap: Laptop, installed: dict[str, Any]) -> None:
+    pid = json.loads(lap.run(f"{ROOT_TP} daemon status --json").stdout)["supervisor_pid"]
+    again = lap.run(f"{ROOT_TP} daemon install --group {GROUP}", timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert "already installed" in again.stdout and "nothing to do" in again.stdout
+    assert json.loads(lap.run(f"{ROOT_TP} daemon status --json").stdout)[
+        "supervisor_pid"] == pid
+
+
+def test_a_user_outside_the_group_is_told_in_one_line_and_gets_proxy_mode(
+        lap: Laptop, installed: dict[str, Any], users: dict[str, User]) -> None:
+    outsider = users["outsider"]
+    proc = outsider.run(lap, f"{outsider.tp} connect", timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    why = [line for line in proc.stdout.splitlines() if "Proxy mode" in line]
+    assert len(why) == 1 and f"not in group {GROUP}" in why[0], proc.stdout
+    assert f"sudo usermod -aG {GROUP} {outsider.name}" in why[0]
+    assert outsider.run(lap, f"{outsider.tp} quit", timeout=60).returncode == 0
+
+
+def test_the_root_daemon_checks_the_callers_group_itself(
+        lap: Laptop, installed: dict[str, Any], users: dict[str, User]) -> None:
+    """A process holding the group's gid without being a member (setpriv --groups) gets
+    through the socket's mode; SO_PEERCRED + the group database still refuse it."""
+    outsider = users["outsider"]
+    gid = grp.getgrnam(GROUP).gr_gid
+    proc = outsider.run(lap, f"{outsider.tp} connect", timeout=180, groups=str(gid))
+    _one_line(proc, "root daemon refused", f"not in group {GROUP}")
+    outsider.run(lap, f"{outsider.tp} quit", timeout=60, groups=str(gid))
+    log = Path(json.loads(lap.run(f"{ROOT_TP} daemon status --json").stdout)["log_file"])
+    assert f"refused {outsider.name} (uid {outsider.uid}" in log.read_text()
+
+
+# --- members --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def alice_connected(lap: Laptop, installed: dict[str, Any], users: dict[str, User],
+                    demo: str) -> subprocess.CompletedProcess[str]:
+    alice = users["alice"]
+    return alice.run(lap, f"{alice.tp} connect", timeout=180)
+
+
+def test_a_member_gets_full_routing_and_curl_and_urllib_reach_cluster_names(
+        lap: Laptop, users: dict[str, User], demo: str,
+        alice_connected: subprocess.CompletedProcess[str]) -> None:
+    alice = users["alice"]
+    assert alice_connected.returncode == 0, alice_connected.stderr
+    assert "Connected to context" in alice_connected.stdout
+    assert "Proxy mode" not in alice_connected.stdout
+    assert _color(alice, lap, demo) == "green"
+    out = alice.python_code(lap, URLLIB.format(svc=SVC, ns=demo)).stdout.strip()
+    assert out == "green"
+    routes = lap.run("ip route").stdout
+    assert "dev tp-root" in routes and "10.96.0.0/16" in routes
+    assert f"tp-root-u{alice.uid}" in lap.run("nft list tables").stdout
+    status = json.loads(lap.run(f"{ROOT_TP} daemon status --json").stdout)
+    assert [lease["user"] for lease in status["leases"]] == [alice.name]
+
+
+def test_another_user_of_the_laptop_is_not_steered_by_a_members_routes(
+        lap: Laptop, users: dict[str, User], demo: str,
+        alice_connected: subprocess.CompletedProcess[str]) -> None:
+    # root is not connected: its DNS and TCP are untouched by alice's table
+    assert lap.run(f"{CURL} http://{SVC}.{demo}:3000/color").returncode != 0
+    # and a normal name still resolves through the laptop's resolver for alice
+    assert users["alice"].run(lap, "getent hosts upstream.laptop.test").stdout.startswith(
+        "127.0.0.1")
+
+
+MAGICS_TUN = """
+    import json, urllib.request
+    from IPython.core.interactiveshell import InteractiveShell
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "tp_jupyter")
+    out = {{"connect": str(shell.run_line_magic("tp", "connect"))}}
+    out["status"] = str(shell.run_line_magic("tp", "status"))
+    url = "http://{svc}.{ns}:3000/color"
+    out["urllib"] = json.loads(urllib.request.urlopen(url, timeout=8).read())
+    print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def bob_magics(lap: Laptop, installed: dict[str, Any], users: dict[str, User],
+               demo: str, alice_connected: Any) -> dict[str, Any]:
+    proc = users["bob"].python_code(lap, MAGICS_TUN.format(svc=SVC, ns=demo))
+    assert proc.returncode == 0, proc.stderr
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def test_the_magics_of_a_member_reach_cluster_names_with_urllib(
+        bob_magics: dict[str, Any]) -> None:
+    assert "Connected to context" in bob_magics["connect"]
+    assert "Proxy mode" not in bob_magics["connect"]
+    assert bob_magics["urllib"] == "green"
+
+
+def _local_app(user: User, lap: Laptop, color: str, port: int) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(user.argv(lap, f"COLOR={color} PORT={port} exec {user.python} "
+                                           "-m tp_sandbox.demo.dataprocessingservice"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    wait_for(lambda: color in user.run(lap, f"{CURL} http://127.0.0.1:{port}/color").stdout,
+             30, f"{user.name}'s local {color} app")
+    return proc
+
+
+def test_two_users_in_one_laptop_each_have_their_own_intercept(
+        lap: Laptop, users: dict[str, User], demo: str, alice_connected: Any,
+        bob_magics: dict[str, Any]) -> None:
+    alice, bob = users["alice"], users["bob"]
+    apps = [_local_app(alice, lap, "blue", 3001), _local_app(bob, lap, "red", 3002)]
+    try:
+        a = alice.run(lap, f"{alice.tp} intercept {SVC} -n {demo} -p 3001:3000 "
+                           "--http-match blog-demo-id=alice --mount false")
+        assert a.returncode == 0, a.stderr
+        b = bob.run(lap, f"{bob.tp} intercept {SVC} -n {demo} -p 3002:3000 "
+                         "--http-match blog-demo-id=bob --mount false")
+        assert b.returncode == 0, b.stderr
+        for user in (alice, bob):
+            assert _color(user, lap, demo, "blog-demo-id: alice") == "blue"
+            assert _color(user, lap, demo, "blog-demo-id: bob") == "red"
+            assert _color(user, lap, demo) == "green"
+        status = json.loads(lap.run(f"{ROOT_TP} daemon status --json").stdout)
+        assert sorted(lease["user"] for lease in status["leases"]) == sorted(
+            [alice.name, bob.name])
+    finally:
+        for user, name in ((alice, f"{SVC}-{demo}"), (bob, f"{SVC}-{demo}")):
+            user.run(lap, f"{user.tp} leave {name}", timeout=60)
+        for proc in apps:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+
+
+@pytest.mark.timeout(600)
+def test_the_tutorials_pass_nbval_as_a_member_of_the_group(
+        sandbox: Any, lap: Laptop, installed: dict[str, Any], users: dict[str, User]) -> None:
+    """Notebooks 1, 2 and 4 (urllib, socket.getaddrinfo, cell handlers, traffic, replay)
+    in a kernel of a non-root member. Notebook 3 plays Bob through `tp sandbox exec
+    --laptop 2`, which enters a network namespace: root only, so it is not run here."""
+    from tp_sandbox import lifecycle
+
+    if not sandbox.has_node:
+        pytest.skip("the tutorials need the sandbox node (pods)")
+    lifecycle.demo(sandbox.instance, namespace="telepresence-demo", progress=lambda _: None)
+    dave = users["dave"]
+    bin_dir = dave.home / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "tp").write_text(f'#!/bin/sh\nexec {dave.python} -m tp_jupyter.cli "$@"\n')
+    (bin_dir / "tp").chmod(0o755)
+    env = f"PATH={bin_dir}:$PATH JUPYTER_RUNTIME_DIR={dave.home}/rt"
+    notebooks = " ".join(str(NOTEBOOKS / f"{n}.ipynb") for n in
+                         ("01_connect", "02_global_intercept", "04_traffic_analysis"))
+    try:
+        reset = dave.run(lap, f"{env} sh -c 'tp connect >/dev/null && tp uninstall "
+                              "--all-agents -n telepresence-demo >/dev/null && tp quit "
+                              ">/dev/null'", timeout=240)
+        assert reset.returncode == 0, reset.stderr[-2000:]
+        result = dave.run(lap, f"{env} {dave.python} -m pytest --nbval -p no:cacheprovider "
+                               f"--nbval-sanitize-with {NOTEBOOKS / 'nbval_sanitize.cfg'} "
+                               f"--nbval-cell-timeout=180 -q -o addopts= --rootdir {NOTEBOOKS} "
+                               f"{notebooks}", timeout=540)
+    finally:
+        dave.run(lap, f"{dave.tp} quit", timeout=60)
+        # the copies of the volumes (notebook 2 mounts) are dave's: gone after leave/quit
+        left = [p for p in Path("/tmp").glob("telfs-*") if p.stat().st_uid == dave.uid]
+        for path in left:  # never left for the next test to find
+            subprocess.run(["rm", "-rf", str(path)], check=False)
+    assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
+    assert left == [], left
+    cells = re.search(r"(\d+) passed", result.stdout)
+    assert cells is not None and int(cells.group(1)) >= 30, result.stdout[-2000:]
+
+
+RAW_REQUEST = """
+    import json
+    from tp_daemon.root import client
+    for ranges in {ranges!r}:
+        reply = client.call({{"op": "route", "ranges": ranges, "proxy_port": 4000,
+                             "dns_port": 4001, "context": "raw"}}, 10)
+        print(reply.get("error", reply))
+"""
+
+
+def test_ranges_that_would_capture_the_laptops_own_network_are_refused(
+        lap: Laptop, installed: dict[str, Any], users: dict[str, User]) -> None:
+    dave = users["dave"]
+    before = _listing(lap)
+    proc = dave.python_code(lap, RAW_REQUEST.format(ranges=[
+        ["172.30.0.0/24"], ["172.31.0.0/24"], ["0.0.0.0/0"], ["1.1.1.0/24"]]))
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 4, proc.stdout + proc.stderr
+    assert "overlaps the route 172.30.0.1/32 dev eth0" in lines[0]
+    assert "holds 172.31.0.1, an address of this workstation" in lines[1]
+    assert "too wide" in lines[2] and "not a private range" in lines[3]
+    assert _listing(lap) == before
+    log = Path(json.loads(lap.run(f"{ROOT_TP} daemon status --json").stdout)["log_file"])
+    assert f"refused {dave.name} (uid {dave.uid}" in log.read_text()
+
+
+# --- crashes --------------------------------------------------------------------------------
+
+def _daemon_pid(user: User, lap: Laptop) -> int:
+    out = user.run(lap, f"{user.tp} status").stdout
+    return int(next(line.split(":")[1] for line in out.splitlines()
+                    if line.strip().startswith("PID")))
+
+
+def test_a_killed_user_daemon_releases_its_routes_and_dns(
+        lap: Laptop, users: dict[str, User], demo: str, bob_magics: dict[str, Any]) -> None:
+    bob = users["bob"]
+    table = f"tp-root-u{bob.uid}"
+    assert table in lap.run("nft list tables").stdout
+    os.kill(_daemon_pid(bob, lap), signal.SIGKILL)
+    wait_for(lambda: table not in lap.run("nft list tables").stdout, 10,
+             "the root daemon to drop bob's table")
+    assert bob.run(lap, "getent hosts upstream.laptop.test").stdout.startswith("127.0.0.1")
+    assert _color(users["alice"], lap, demo) == "green"  # alice keeps hers
+
+
+def _serve_pid(lap: Laptop) -> int:
+    sup = json.loads(lap.run(f"{ROOT_TP} daemon status --json").stdout)["supervisor_pid"]
+    children = Path(f"/proc/{sup}/task/{sup}/children").read_text().split()
+    return int(children[0])
+
+
+def test_a_root_daemon_crash_restores_the_network_and_the_supervisor_restarts_it(
+        lap: Laptop, users: dict[str, User], demo: str, alice_connected: Any) -> None:
+    alice = users["alice"]
+    old = _serve_pid(lap)
+    os.kill(old, signal.SIGKILL)
+    wait_for(lambda: "tp-root-u" not in lap.run("nft list tables").stdout, 10,
+             "the supervisor to remove the dead daemon's tables")
+    assert alice.run(lap, "getent hosts upstream.laptop.test").stdout.startswith("127.0.0.1")
+    wait_for(lambda: json.loads(lap.run(f"{ROOT_TP} daemon status --json").stdout)["running"],
+             30, "the restarted root daemon")
+    assert _serve_pid(lap) != old
+    # alice's daemon saw its routes go: status says what to do
+    assert "run `tp quit`, then `tp connect`" in alice.run(lap, f"{alice.tp} status").stdout
+    assert alice.run(lap, f"{alice.tp} quit", timeout=60).returncode == 0
+    again = alice.run(lap, f"{alice.tp} connect", timeout=180)
+    assert again.returncode == 0 and "Proxy mode" not in again.stdout, again.stdout
+    assert _color(alice, lap, demo) == "green"
+
+
+# --- uninstall ------------------------------------------------------------------------------
+
+def test_uninstall_while_a_user_is_connected_is_a_one_line_error(
+        lap: Laptop, users: dict[str, User], alice_connected: Any) -> None:
+    proc = lap.run(f"{ROOT_TP} daemon uninstall", timeout=60)
+    _one_line(proc, users["alice"].name, "tp quit", "--force")
+    assert json.loads(lap.run(f"{ROOT_TP} daemon status --json").stdout)["running"]
+
+
+def test_uninstall_force_cuts_the_user_off_and_leaves_the_laptop_as_before_install(
+        lap: Laptop, users: dict[str, User], installed: dict[str, Any]) -> None:
+    alice = users["alice"]
+    proc = lap.run(f"{ROOT_TP} daemon uninstall --force", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == (f"uninstalled the root daemon; cut off 1 connected "
+                                   f"user(s); group {GROUP} removed")
+    assert alice.run(lap, f"{alice.tp} quit", timeout=60).returncode == 0
+    assert _listing(lap) == installed["before"]
+    again = lap.run(f"{ROOT_TP} daemon uninstall", timeout=60)
+    assert again.returncode == 0 and "not installed" in again.stdout
