@@ -448,7 +448,7 @@ class ReviewInterceptRequest(_message.Message):
     def __init__(self, session: _Optional[_Union[SessionInfo, _Mapping]] = ..., intercept_id: _Optional[str] = ..., state: _Optional[_Union[InterceptState, str]] = ..., message: _Optional[str] = ..., environment: _Optional[_Mapping[str, str]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., pod_ip: _Optional[str] = ..., volumes_port: _Optional[int] = ..., volumes_token: _Optional[str] = ...) -> None: ...
 
 class WorkloadInfo(_message.Message):
-    __slots__ = ("name", "namespace", "kind", "state", "reason", "intercepts", "agent_installed")
+    __slots__ = ("name", "namespace", "kind", "state", "reason", "intercepts", "agent_installed", "agent_versions")
     NAME_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -456,6 +456,7 @@ class WorkloadInfo(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     INTERCEPTS_FIELD_NUMBER: _ClassVar[int]
     AGENT_INSTALLED_FIELD_NUMBER: _ClassVar[int]
+    AGENT_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     name: str
     namespace: str
     kind: str
@@ -463,7 +464,8 @@ class WorkloadInfo(_message.Message):
     reason: str
     intercepts: _containers.RepeatedCompositeFieldContainer[InterceptInfo]
     agent_installed: bool
-    def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[_Union[WorkloadState, str]] = ..., reason: _Optional[str] = ..., intercepts: _Optional[_Iterable[_Union[InterceptInfo, _Mapping]]] = ..., agent_installed: _Optional[bool] = ...) -> None: ...
+    agent_versions: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[_Union[WorkloadState, str]] = ..., reason: _Optional[str] = ..., intercepts: _Optional[_Iterable[_Union[InterceptInfo, _Mapping]]] = ..., agent_installed: _Optional[bool] = ..., agent_versions: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListWorkloadsRequest(_message.Message):
     __slots__ = ("session", "namespace")
