@@ -250,6 +250,9 @@ def status() -> Status:
 def quit() -> QuitResult:
     """Disconnect (routes, DNS, nft, session) and stop the daemon."""
     if not daemon_client.running():
+        # a daemon killed with -9 may have left sshfs mounts behind: take them down
+        from tp_daemon.intercepts import volumes
+        volumes.cleanup_stale()
         return QuitResult(was_running=False)
     with daemon_client.DaemonClient() as client:
         was_connected = _stop(client)
@@ -505,6 +508,10 @@ def parse_mount(mount: bool | str | None) -> tuple[bool, str]:
     if mount is None or mount is True or (isinstance(mount, str)
                                           and mount.lower() in ("true", "yes", "")):
         return False, ""
+    if isinstance(mount, str) and mount.endswith((":ro", ":rw")):
+        # `DIR:ro` / `:ro` (a temp folder, read-only): the daemon reads the suffix
+        folder, mode = mount[:-3], mount[-3:]
+        return False, (str(Path(folder).expanduser().absolute()) if folder else "") + mode
     if mount is False or (isinstance(mount, str) and mount.lower() in ("false", "no")):
         return True, ""
     return False, str(Path(str(mount)).expanduser().absolute())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 from tp_protocol import intercept_spec
@@ -47,6 +47,7 @@ class Local:
     mount_point: str
     own_mount: bool        # a temp dir this daemon made: removed on leave
     container_port: int
+    live: Any = None       # volumes.LiveMount while the volumes are mounted with sshfs
 
 
 @dataclass
