@@ -369,13 +369,20 @@ class WorkloadListing(Rendered):
             return f"not interceptable: {w.reason}"
         return _STATES.get(w.state, "unknown")
 
+    @staticmethod
+    def label(w: dpb.WorkloadInfo) -> str:
+        """The name, with the kind when it is not a Deployment (the seed's lines stay)."""
+        kind = w.kind or "Deployment"
+        return w.name if kind == "Deployment" else f"{w.name} ({kind})"
+
     def __str__(self) -> str:
         if not self.workloads:
-            return f"No workloads (Deployments) in namespace {self.namespace}"
-        width = max(len(w.name) for w in self.workloads)
+            return (f"No workloads (Deployments, ReplicaSets, StatefulSets) in namespace "
+                    f"{self.namespace}")
+        width = max(len(self.label(w)) for w in self.workloads)
         lines: list[str] = []
         for w in self.workloads:
-            lines.append(f"{w.name.ljust(width)}: {self.state_text(w)}")
+            lines.append(f"{self.label(w).ljust(width)}: {self.state_text(w)}")
             for ic in w.intercepts:
                 lines += _block_lines(intercept_rows(ic))
         return "\n".join(lines)
@@ -384,7 +391,7 @@ class WorkloadListing(Rendered):
         body = ""
         for w in self.workloads:
             blocks = "".join(_rows_html(intercept_rows(ic)) for ic in w.intercepts)
-            body += (f"<tr><td style='text-align:left'><b>{html.escape(w.name)}</b></td>"
+            body += (f"<tr><td style='text-align:left'><b>{html.escape(self.label(w))}</b></td>"
                      f"<td style='text-align:left'>{html.escape(self.state_text(w))}{blocks}"
                      "</td></tr>")
         return f"<b>Workloads in {html.escape(self.namespace)}</b><table>{body}</table>"

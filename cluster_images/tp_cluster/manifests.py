@@ -229,11 +229,12 @@ def manager_objects(
                 # create: dryRun only, the refusal of clusterIP 1.1.1.1 names the service
                 # CIDR; update: a numeric targetPort is taken over (and given back)
                 {"apiGroups": [""], "resources": ["services"], "verbs": ["create", "update"]},
-                {"apiGroups": ["apps"], "resources": ["deployments"],
+                # the three kinds an agent is injected into (and restored)
+                {"apiGroups": ["apps"], "resources": ["deployments", "replicasets",
+                                                      "statefulsets"],
                  "verbs": ["get", "list", "watch", "update"]},
-                # ListWorkloads shows bare ReplicaSets and StatefulSets as not interceptable
-                {"apiGroups": ["apps"], "resources": ["replicasets", "statefulsets"],
-                 "verbs": ["get", "list", "watch"]},
+                # a ReplicaSet never replaces its pods: they are deleted to take the agent
+                {"apiGroups": [""], "resources": ["pods"], "verbs": ["deletecollection"]},
             ],
         },
         {
