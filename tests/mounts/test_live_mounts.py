@@ -108,6 +108,15 @@ def _read(path: Path) -> str:
         return ""
 
 
+def _one_line_error(proc: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert proc.returncode != 0, proc.stdout
+    # progress lines may come first; the error is one line, the last
+    errors = [line for line in proc.stderr.strip().splitlines() if line.startswith("tp: ")]
+    assert len(errors) == 1 and proc.stderr.strip().endswith(errors[0]), proc.stderr
+    for word in words:
+        assert word in errors[0], errors[0]
+
+
 def _state_file(lap: Laptop) -> Path:
     home = lap.run([sys.executable, "-c", "from tp_daemon import paths; print(paths.home())"])
     return Path(home.stdout.strip()) / "mounts.json"
@@ -168,9 +177,7 @@ def test_rw_on_a_read_only_volume_is_one_line_and_leaves_nothing(lap: Laptop, ap
                                                                  tmp_path: Path) -> None:
     where = tmp_path / "rw"
     made = _tp(lap, f"intercept web -n {app} -p 3999 --name rw --mount {where}:rw")
-    assert made.returncode != 0
-    assert len(made.stderr.strip().splitlines()) == 1, made.stderr
-    assert "read-only" in made.stderr and CONFIG in made.stderr
+    _one_line_error(made, "read-only", CONFIG, ":ro")
     assert "no intercept named 'rw'" in _tp(lap, "leave rw").stderr
     assert not _mounted(_daemon_pid(lap), str(where))
 
@@ -181,9 +188,7 @@ def test_a_folder_that_is_not_empty_is_refused_in_one_line(lap: Laptop, app: str
     busy.mkdir()
     (busy / "keep.txt").write_text("mine")
     made = _tp(lap, f"intercept web -n {app} -p 3999 --name busy --mount {busy}")
-    assert made.returncode != 0
-    assert len(made.stderr.strip().splitlines()) == 1, made.stderr
-    assert "not an empty folder" in made.stderr
+    _one_line_error(made, "not an empty folder")
     assert (busy / "keep.txt").read_text() == "mine"
 
 
