@@ -28,8 +28,10 @@ def test_the_cluster_role_grants_no_wildcards_and_no_writes_outside_its_needs() 
         assert "*" not in rule["verbs"] and "*" not in rule["resources"]
         for verb in set(rule["verbs"]) - {"get", "list", "watch"}:
             writes.update(f"{verb} {r}" for r in rule["resources"])
-    # create: dryRun probe of the service CIDR; update: agent injection and restore
-    assert writes == {"create services", "update services", "update deployments"}
+    # create: dryRun probe of the service CIDR; update: agent injection and restore;
+    # deletecollection pods: a ReplicaSet's pods are made again from the changed template
+    assert writes == {"create services", "update services", "update deployments",
+                      "update replicasets", "update statefulsets", "deletecollection pods"}
 
 
 def test_the_cluster_role_reads_no_secrets_because_the_kubelet_resolves_the_env() -> None:

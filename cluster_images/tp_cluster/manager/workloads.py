@@ -110,6 +110,11 @@ class Resolved:
         return str(self.deployment.get("kind") or DEPLOYMENT)
 
 
+def _of_a_deployment(obj: dict[str, Any]) -> bool:
+    return any(o.get("kind") == DEPLOYMENT
+               for o in obj.get("metadata", {}).get("ownerReferences") or [])
+
+
 def _annotations(obj: dict[str, Any]) -> dict[str, str]:
     return obj.get("metadata", {}).get("annotations") or {}
 
@@ -244,9 +249,8 @@ class Workloads:
         if kind:
             raise WorkloadNotFound(f"{kind.lower()} {name} not found in namespace {ns}: "
                                    f"check the name with `tp list -n {ns}`")
-        raise WorkloadNotFound(f"deployment {name} not found in namespace {ns} (nor a "
-                               f"ReplicaSet or StatefulSet): check the name with "
-                               f"`tp list -n {ns}`")
+        raise WorkloadNotFound(f"deployment {name} not found in namespace {ns}: check the "
+                               f"name with `tp list -n {ns}`")
 
     @contextlib.contextmanager
     def _cluster_errors(self) -> Iterator[None]:
@@ -365,8 +369,7 @@ class Workloads:
                 name=d["metadata"]["name"], namespace=namespace, kind=DEPLOYMENT, state=state,
                 reason=reason, agent_installed=injector.agent_installed(d)))
         for obj in sorted(others, key=lambda o: (str(o["kind"]), str(o["metadata"]["name"]))):
-            if any(o.get("kind") == DEPLOYMENT
-                   for o in obj["metadata"].get("ownerReferences") or []):
+            if _of_a_deployment(obj):
                 continue  # a Deployment's ReplicaSet is listed as its Deployment
             state, reason = workload_state(obj["kind"], obj, services)
             result.append(pb.WorkloadInfo(name=obj["metadata"]["name"], namespace=namespace,
@@ -463,11 +466,11 @@ class Workloads:
                 targets = []
                 for name in request.workloads:
                     workloads = [w for w in [await asyncio.to_thread(
-                        self.kube.get_deployment, ns, name, k) for k in injector.KINDS] if w]
+                        self.kube.get_deployment, ns, name, k) for k in injector.KINDS]
+                        if w and not _of_a_deployment(w)]
                     if not workloads:
                         raise WorkloadNotFound(f"deployment {name} not found in namespace "
-                                               f"{ns} (nor a ReplicaSet or StatefulSet): check "
-                                               f"the name with `tp list -n {ns}`")
+                                               f"{ns}: check the name with `tp list -n {ns}`")
                     installed = [w for w in workloads if injector.agent_installed(w)]
                     if not installed:
                         raise NotInterceptable(f"{str(workloads[0]['kind']).lower()} {name}."
@@ -477,8 +480,10 @@ class Workloads:
             else:
                 every = (await asyncio.to_thread(self.kube.list_deployments, ns)
                          + await asyncio.to_thread(self.kube.list_workloads_of, ns))
+                # a Deployment's ReplicaSets carry its annotations: the Deployment is restored
                 targets = [(d["metadata"]["namespace"], d["metadata"]["name"], str(d["kind"]))
-                           for d in every if injector.agent_installed(d)]
+                           for d in every
+                           if injector.agent_installed(d) and not _of_a_deployment(d)]
         result = pb.UninstallAgentsResult()
         for namespace, name, kind in targets:
             async with self._lock(namespace, name):
