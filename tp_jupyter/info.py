@@ -66,7 +66,7 @@ class VersionReport(Rendered):
     manager_version: str | None = None             # None: not connected
     manager_namespace: str | None = None
     # (workload, namespace, version) of each connected traffic-agent in the connected
-    # namespace; None when not connected
+    # namespace and the namespaces of your intercepts; None when not connected
     agents: list[tuple[str, str, str]] | None = None
 
     @property
@@ -115,11 +115,16 @@ def version() -> VersionReport:
     if status.connected:
         report.manager_version = status.connection.manager_version or None
         report.manager_namespace = status.connection.manager_namespace or None
+        # the connected namespace's agents, and those of namespaces you intercept in
+        namespaces = sorted({status.connection.namespace}
+                            | {ic.spec.namespace for ic in status.intercepts})
+        report.agents = []
         with daemon_client.DaemonClient() as client:
-            listed = client.list_workloads(dpb.ListRequest())
-        if not listed.HasField("error"):
-            report.agents = [(w.name, w.namespace, v) for w in listed.workloads
-                             for v in w.agent_versions]
+            for namespace in namespaces:
+                listed = client.list_workloads(dpb.ListRequest(namespace=namespace))
+                if not listed.HasField("error"):
+                    report.agents += [(w.name, w.namespace or namespace, v)
+                                      for w in listed.workloads for v in w.agent_versions]
     return report
 
 

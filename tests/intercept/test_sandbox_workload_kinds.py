@@ -6,6 +6,7 @@ Laptop 1 runs the demo app locally answering "blue"; the cluster's pods answer "
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import subprocess
@@ -135,6 +136,11 @@ def test_a_statefulset_with_two_replicas_is_intercepted_globally(lap: Laptop, ns
     assert re.search(r"Workload kind *: StatefulSet", made.stdout), made.stdout
     # every request, whichever of the two pods it reaches
     assert [_color(lap, url) for _ in range(6)] == ["blue"] * 6
+    # `tp version` lists both agents of the StatefulSet (one version: both are this one)
+    version = json.loads(_tp(lap, "version --format json").stdout)
+    assert {(a["workload"], a["namespace"]) for a in version["agents"]} == {("db", ns)}
+    assert {a["version"] for a in version["agents"]} == {version["client"]["version"]}
+    assert "Traffic Agent db." in _tp(lap, "version").stdout
     assert _tp(lap, "leave db-all").returncode == 0
     assert wait_for(lambda: _color(lap, url) == "green", 20, "the cluster's app again")
 

@@ -236,7 +236,8 @@ class Lifecycle:
         if answer.error:
             raise InterceptFailed(answer.error)
         for name, info in list(self.book.mine.items()):
-            restored = f"Deployment/{info.spec.workload}.{info.spec.namespace}"
+            restored = (f"{info.spec.workload_kind or 'Deployment'}/{info.spec.workload}."
+                        f"{info.spec.namespace}")
             if restored in answer.restored or request.everything:
                 self.book.mine.pop(name, None)
                 self.forget(name)
