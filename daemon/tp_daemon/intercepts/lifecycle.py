@@ -128,8 +128,13 @@ class Lifecycle:
             return
         self._say(f"mounting the volumes of {workload} at {path} (sshfs"
                   f"{', read-only' if mode == 'ro' else ''})")
-        local.live = await volumes.mount(self.owner, info, path, own=local.own_mount,
-                                         read_only=mode == "ro", settings=self.settings)
+        try:
+            local.live = await volumes.mount(self.owner, info, path, own=local.own_mount,
+                                             read_only=mode == "ro", settings=self.settings)
+        except (InterceptFailed, OSError) as e:
+            self._say(f"{e}: copying the volumes of {workload} to {path} instead (a "
+                      "snapshot, not a live mount)")
+            await volumes.fetch(self.owner, info, path, self.settings)
 
     async def _undo(self, spec: mpb.InterceptSpec, prepared: mpb.PreparedIntercept | None,
                     mount_point: str, own_mount: bool) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import io
 import json
 import logging
@@ -193,10 +192,11 @@ def _fusermount(path: str) -> None:
         subprocess.run([tool, "-u", "-z", path], capture_output=True, timeout=10, check=False)
 
 
-def _die_with_parent() -> None:
-    # sshfs exits (and unmounts) when the daemon dies, even by SIGKILL
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def _die_with_parent(argv: list[str]) -> list[str]:
+    # sshfs exits (and unmounts) when the daemon dies, even by SIGKILL; setpriv sets
+    # PR_SET_PDEATHSIG without a preexec_fn (unsafe in a process with gRPC's threads)
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else argv
 
 
 async def mount(owner: Owner, info: mpb.InterceptInfo, path: str, *, own: bool,
@@ -230,16 +230,17 @@ async def mount(owner: Owner, info: mpb.InterceptInfo, path: str, *, own: bool,
     if read_only:
         argv += ["-o", "ro"]
     proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE, preexec_fn=_die_with_parent)
+        *_die_with_parent(argv), stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     live = LiveMount(path, own, proc, server, conns)
     state = _load_state()
     state[path] = {"pid": proc.pid, "own": own}
     _save_state(state)
     assert proc.stdin is not None
-    proc.stdin.write(info.volumes_token.encode() + b"\n")
-    await proc.stdin.drain()
-    proc.stdin.close()
+    with contextlib.suppress(ConnectionError):  # an sshfs that exited at once: see below
+        proc.stdin.write(info.volumes_token.encode() + b"\n")
+        await proc.stdin.drain()
+        proc.stdin.close()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settings.daemon_mount_timeout
     while not await asyncio.to_thread(os.path.ismount, path):
@@ -250,8 +251,7 @@ async def mount(owner: Owner, info: mpb.InterceptInfo, path: str, *, own: bool,
             unmount(live)
             why = err.decode(errors="replace").strip().splitlines()
             raise InterceptFailed(f"sshfs could not mount the volumes of {workload} at {path}"
-                                  f" ({why[-1] if why else 'timed out'}); intercept with "
-                                  "--mount false to skip them")
+                                  f" ({why[-1] if why else 'timed out'})")
         await asyncio.sleep(0.05)
     return live
 
