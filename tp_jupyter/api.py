@@ -283,7 +283,9 @@ def status() -> Status:
 def quit() -> QuitResult:
     """Disconnect (routes, DNS, nft, session) and stop the daemon."""
     if not daemon_client.running():
-        # a daemon that was killed leaves its record: remove what it made
+        # a daemon that was killed leaves its record (and maybe sshfs mounts): remove them
+        from tp_daemon.intercepts import volumes
+        volumes.cleanup_stale()
         return QuitResult(was_running=False, cleaned=leftovers.clean())
     with daemon_client.DaemonClient() as client:
         was_connected = _stop(client)
@@ -402,13 +404,20 @@ class WorkloadListing(Rendered):
             return f"not interceptable: {w.reason}"
         return _STATES.get(w.state, "unknown")
 
+    @staticmethod
+    def label(w: dpb.WorkloadInfo) -> str:
+        """The name, with the kind when it is not a Deployment (the seed's lines stay)."""
+        kind = w.kind or "Deployment"
+        return w.name if kind == "Deployment" else f"{w.name} ({kind})"
+
     def __str__(self) -> str:
         if not self.workloads:
-            return f"No workloads (Deployments) in namespace {self.namespace}"
-        width = max(len(w.name) for w in self.workloads)
+            return (f"No workloads (Deployments, ReplicaSets, StatefulSets) in namespace "
+                    f"{self.namespace}")
+        width = max(len(self.label(w)) for w in self.workloads)
         lines: list[str] = []
         for w in self.workloads:
-            lines.append(f"{w.name.ljust(width)}: {self.state_text(w)}")
+            lines.append(f"{self.label(w).ljust(width)}: {self.state_text(w)}")
             for ic in w.intercepts:
                 lines += _block_lines(intercept_rows(ic))
         return "\n".join(lines)
@@ -417,7 +426,7 @@ class WorkloadListing(Rendered):
         body = ""
         for w in self.workloads:
             blocks = "".join(_rows_html(intercept_rows(ic)) for ic in w.intercepts)
-            body += (f"<tr><td style='text-align:left'><b>{html.escape(w.name)}</b></td>"
+            body += (f"<tr><td style='text-align:left'><b>{html.escape(self.label(w))}</b></td>"
                      f"<td style='text-align:left'>{html.escape(self.state_text(w))}{blocks}"
                      "</td></tr>")
         return f"<b>Workloads in {html.escape(self.namespace)}</b><table>{body}</table>"
@@ -543,6 +552,10 @@ def parse_mount(mount: bool | str | None) -> tuple[bool, str]:
     if mount is None or mount is True or (isinstance(mount, str)
                                           and mount.lower() in ("true", "yes", "")):
         return False, ""
+    if isinstance(mount, str) and mount.endswith((":ro", ":rw")):
+        # `DIR:ro` / `:ro` (a temp folder, read-only): the daemon reads the suffix
+        folder, mode = mount[:-3], mount[-3:]
+        return False, (str(Path(folder).expanduser().absolute()) if folder else "") + mode
     if mount is False or (isinstance(mount, str) and mount.lower() in ("false", "no")):
         return True, ""
     return False, str(Path(str(mount)).expanduser().absolute())

@@ -65,6 +65,9 @@ class VersionReport(Rendered):
     daemon: dpb.VersionInfo | None = None          # None: no daemon answers
     manager_version: str | None = None             # None: not connected
     manager_namespace: str | None = None
+    # (workload, namespace, version) of each connected traffic-agent in the connected
+    # namespace and the namespaces of your intercepts; None when not connected
+    agents: list[tuple[str, str, str]] | None = None
 
     @property
     def skew(self) -> list[str]:
@@ -76,7 +79,9 @@ class VersionReport(Rendered):
                   else "not running")
         manager = (f"{self.manager_version} (namespace {self.manager_namespace})"
                    if self.manager_version else "not connected")
-        return [("Client", self.client), ("Daemon", daemon), ("Traffic Manager", manager)]
+        rows = [("Client", self.client), ("Daemon", daemon), ("Traffic Manager", manager)]
+        rows += [(f"Traffic Agent {w}.{ns}", v) for w, ns, v in self.agents or []]
+        return rows
 
     def __str__(self) -> str:
         width = max(len(k) for k, _ in self.rows())
@@ -92,8 +97,9 @@ class VersionReport(Rendered):
             "traffic_manager": ({"version": self.manager_version,
                                  "namespace": self.manager_namespace}
                                 if self.manager_version else None),
-            # the daemon API does not report the traffic-agents' versions (yet)
-            "agents": None,
+            "agents": (None if self.agents is None else
+                       [{"workload": w, "namespace": ns, "version": v}
+                        for w, ns, v in self.agents]),
             "skew": self.skew,
         }
 
@@ -109,6 +115,16 @@ def version() -> VersionReport:
     if status.connected:
         report.manager_version = status.connection.manager_version or None
         report.manager_namespace = status.connection.manager_namespace or None
+        # the connected namespace's agents, and those of namespaces you intercept in
+        namespaces = sorted({status.connection.namespace}
+                            | {ic.spec.namespace for ic in status.intercepts})
+        report.agents = []
+        with daemon_client.DaemonClient() as client:
+            for namespace in namespaces:
+                listed = client.list_workloads(dpb.ListRequest(namespace=namespace))
+                if not listed.HasField("error"):
+                    report.agents += [(w.name, w.namespace or namespace, v)
+                                      for w in listed.workloads for v in w.agent_versions]
     return report
 
 

@@ -36,7 +36,8 @@ container's `env`/`envFrom` are copied into the agent container under the prefix
 kubelet resolves configMap/secret/downward-API values and the agent reports them with
 the prefix stripped. The app's volumes are mounted into the agent at `/tp-mounts/<path>`.
 
-Limits: only Deployments (`interceptable` says why others are not yet); a Service that
+Kinds: Deployments, ReplicaSets (not those a Deployment owns) and StatefulSets (`KINDS`);
+the workload annotation is on whichever it is. Limits: a Service that
 also selects other workloads' pods loses those endpoints while a numeric port is
 taken over; changes made to the pod template while the agent is installed are
 undone by `restore` (it puts back the template exactly as it was).
@@ -57,14 +58,22 @@ from tp_cluster.errors import ClusterError
 from tp_cluster.manifests import RUN_AS_USER, restricted_container_security
 
 ANNOTATION_TEMPLATE = "tp-jupyter.io/original-pod-template"
-"""Deployment annotation: the pod template before injection (JSON)."""
+"""Workload annotation: the pod template before injection (JSON)."""
 
 ANNOTATION_SERVICE_PORTS = "tp-jupyter.io/original-service-ports"
 """Service annotation: `spec.ports` before a numeric targetPort was rewritten (JSON)."""
 
+KINDS = ("Deployment", "ReplicaSet", "StatefulSet")
+"""The workload kinds an agent can be injected into (all have `spec.template`)."""
+
 AGENT_CONTAINER = "traffic-agent"
 ANNOTATION_REPLACED = "tp-jupyter.io/replaced-container"
 """On the pod template while `tp replace` took the app container (its name) out."""
+AGENT_TMP_VOLUME = "tp-agent-tmp"
+"""The agent container's scratch emptyDir, mounted at /tmp."""
+AGENT_SA_VOLUME = "tp-agent-token"
+"""A projected token volume like the app's automounted one, served under MOUNT_ROOT."""
+SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 ENV_PREFIX = "TP_APP_ENV_"
 MOUNT_ROOT = "/tp-mounts"
 DEFAULT_AGENT_PORT = 9900
@@ -103,14 +112,14 @@ def interceptable(kind: str, obj: dict[str, Any],
     the pods and that its ports can be taken over.
     """
     name = obj.get("metadata", {}).get("name", "?")
-    if kind in ("ReplicaSet", "StatefulSet", "DaemonSet"):
-        owner = next((o for o in obj.get("metadata", {}).get("ownerReferences") or []
-                      if o.get("kind") == "Deployment"), None)
-        hint = (f"intercept Deployment {owner.get('name')}" if owner
-                else "intercept a Deployment")
-        return False, f"not interceptable: {kind} is not supported yet, {hint}"
-    if kind != "Deployment":
-        return False, f"not interceptable: {kind} is not a workload tp can intercept"
+    owner = next((o for o in obj.get("metadata", {}).get("ownerReferences") or []
+                  if o.get("kind") == "Deployment"), None)
+    if kind == "ReplicaSet" and owner is not None:
+        return False, (f"not interceptable: ReplicaSet {name} belongs to Deployment "
+                       f"{owner.get('name')}; intercept the Deployment")
+    if kind not in KINDS:
+        return False, (f"not interceptable: {kind} is not a workload tp can intercept "
+                       "(Deployments, ReplicaSets and StatefulSets are)")
     if services is None:
         return True, ""
     matching = [s for s in services if selects(s, obj)]
@@ -165,7 +174,20 @@ def inject(deployment: dict[str, Any], service: dict[str, Any], service_port: st
         _rename_handler_ports(container, plan.renames)
     containers.append(_agent_container(
         deployment, app, plan, agent_image, manager_address,
-        pod_security=new_template["spec"].get("securityContext") or {}))
+        pod_security=new_template["spec"].get("securityContext") or {},
+        pod_spec=new_template["spec"]))
+    # the agent's root filesystem is read-only: its /tmp (SFTP library probes, the volume
+    # tar's spool) is a scratch emptyDir of its own
+    volumes = new_template["spec"].setdefault("volumes", [])
+    taken = [v["name"] for v in volumes if v.get("name") in (AGENT_TMP_VOLUME, AGENT_SA_VOLUME)]
+    if taken:
+        raise InjectError(f"{name} already has a volume named {taken[0]!r} that tp did not "
+                          "add; rename it")
+    volumes.append({"name": AGENT_TMP_VOLUME, "emptyDir": {}})
+    if _automounts_token(new_template["spec"], app):
+        # the app's automounted token is added at admission, so the template has no volume
+        # for it: the agent serves an equivalent one where the app sees its own
+        volumes.append(_token_volume())
     if replace_app:
         containers.remove(app)
         new_template.setdefault("metadata", {}).setdefault("annotations", {})[
@@ -408,13 +430,31 @@ def _agent_security(plan: _Plan, pod_security: dict[str, Any]) -> dict[str, Any]
     return restricted_container_security(uid, ["NET_BIND_SERVICE"] if low else None)
 
 
+def _automounts_token(pod_spec: dict[str, Any], app: dict[str, Any]) -> bool:
+    return (pod_spec.get("automountServiceAccountToken") is not False
+            and not any(str(m.get("mountPath", "")).rstrip("/") == SA_DIR
+                        for m in app.get("volumeMounts") or []))
+
+
+def _token_volume() -> dict[str, Any]:
+    """What the API server's admission mounts as `kube-api-access-*`."""
+    return {"name": AGENT_SA_VOLUME, "projected": {"defaultMode": 0o644, "sources": [
+        {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+        {"configMap": {"name": "kube-root-ca.crt", "optional": True,
+                       "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"downwardAPI": {"items": [{"path": "namespace",
+                                    "fieldRef": {"fieldPath": "metadata.namespace"}}]}}]}}
+
+
 def _agent_container(deployment: dict[str, Any], app: dict[str, Any], plan: _Plan,
-                     image: str, manager: str, *, pod_security: dict[str, Any]
-                     ) -> dict[str, Any]:
+                     image: str, manager: str, *, pod_security: dict[str, Any],
+                     pod_spec: dict[str, Any]) -> dict[str, Any]:
     meta = deployment.get("metadata", {})
     mounts = [{"name": m["name"], "mountPath": m["mountPath"],
                "readOnly": bool(m.get("readOnly", False))}
               for m in app.get("volumeMounts") or []]
+    if _automounts_token(pod_spec, app):
+        mounts.append({"name": AGENT_SA_VOLUME, "mountPath": SA_DIR, "readOnly": True})
     agent_mounts = []
     for mount in app.get("volumeMounts") or []:
         item = copy.deepcopy(mount)
@@ -449,6 +489,8 @@ def _agent_container(deployment: dict[str, Any], app: dict[str, Any], plan: _Pla
     }
     if app_env_from:
         container["envFrom"] = app_env_from
-    if agent_mounts:
-        container["volumeMounts"] = agent_mounts
+    container["volumeMounts"] = [*agent_mounts, {"name": AGENT_TMP_VOLUME, "mountPath": "/tmp"}]
+    if _automounts_token(pod_spec, app):
+        container["volumeMounts"].append({"name": AGENT_SA_VOLUME, "readOnly": True,
+                                          "mountPath": MOUNT_ROOT + SA_DIR})
     return container

@@ -196,19 +196,29 @@ class Kube:
 
     # --- workloads --------------------------------------------------------------------
 
-    def deployment_state(self, namespace: str, name: str) -> DeploymentState:
+    def _read(self, kind: str) -> Any:
+        """The official client's read call for one of the interceptable kinds."""
+        return {"Deployment": self.apps.read_namespaced_deployment,
+                "ReplicaSet": self.apps.read_namespaced_replica_set,
+                "StatefulSet": self.apps.read_namespaced_stateful_set}[kind]
+
+    def deployment_state(self, namespace: str, name: str,
+                         kind: str = "Deployment") -> DeploymentState:
+        """Rollout state of a Deployment, ReplicaSet or StatefulSet (`kind`)."""
         try:
-            dep = self.apps.read_namespaced_deployment(name, namespace,
-                                                       _request_timeout=self.timeout)
+            dep = self._read(kind)(name, namespace, _request_timeout=self.timeout)
         except ApiException as exc:
             if exc.status == 404:
                 return DeploymentState(exists=False)
-            raise _error(exc, f"read deployment {namespace}/{name}") from exc
+            raise _error(exc, f"read {kind.lower()} {namespace}/{name}") from exc
         status = dep.status
+        # a ReplicaSet has no updatedReplicas: its pods carry the template they were made of
+        updated = (getattr(status, "updated_replicas", None) if kind != "ReplicaSet"
+                   else getattr(status, "ready_replicas", None))
         state = DeploymentState(
             exists=True,
             desired=dep.spec.replicas if dep.spec.replicas is not None else 1,
-            updated=(status and status.updated_replicas) or 0,
+            updated=(status and updated) or 0,
             ready=(status and status.ready_replicas) or 0,
             available=(status and status.available_replicas) or 0,
             observed=bool(status and (status.observed_generation or 0)
@@ -238,15 +248,27 @@ class Kube:
 
     # --- workloads (agent injection) ----------------------------------------------------
 
-    def get_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
-        """The Deployment as the server stores it; None when absent."""
+    def get_deployment(self, namespace: str, name: str,
+                       kind: str = "Deployment") -> dict[str, Any] | None:
+        """The Deployment (or ReplicaSet, StatefulSet: `kind`) as the server stores it;
+        None when absent."""
         try:
-            return _json(self.apps.read_namespaced_deployment(
+            return _json(self._read(kind)(
                 name, namespace, _request_timeout=self.timeout, _preload_content=False))
         except ApiException as exc:
             if exc.status == 404:
                 return None
-            raise _error(exc, f"read deployment {namespace}/{name}") from exc
+            raise _error(exc, f"read {kind.lower()} {namespace}/{name}") from exc
+
+    def delete_pods(self, namespace: str, selector: dict[str, str]) -> None:
+        """Delete the pods `selector` matches (a ReplicaSet makes them again from its
+        template: it never replaces pods by itself when the template changes)."""
+        labels = ",".join(f"{k}={v}" for k, v in selector.items())
+        try:
+            self.core.delete_collection_namespaced_pod(namespace, label_selector=labels,
+                                                       _request_timeout=self.timeout)
+        except ApiException as exc:
+            raise _error(exc, f"delete pods {labels} in {namespace}") from exc
 
     def list_deployments(self, namespace: str = "") -> list[dict[str, Any]]:
         """Deployments of `namespace` ("" = all namespaces)."""
@@ -306,6 +328,19 @@ class Kube:
             raise _error(exc, f"list statefulsets in {namespace}") from exc
         return _items(response, "StatefulSet", "apps/v1")
 
+    def list_workloads_of(self, namespace: str = "") -> list[dict[str, Any]]:
+        """ReplicaSets and StatefulSets of `namespace` ("" = all namespaces)."""
+        if namespace:
+            return self.list_replicasets(namespace) + self.list_statefulsets(namespace)
+        try:
+            rs = self.apps.list_replica_set_for_all_namespaces(
+                _request_timeout=self.timeout, _preload_content=False)
+            sts = self.apps.list_stateful_set_for_all_namespaces(
+                _request_timeout=self.timeout, _preload_content=False)
+        except ApiException as exc:
+            raise _error(exc, "list replicasets and statefulsets in all namespaces") from exc
+        return _items(rs, "ReplicaSet", "apps/v1") + _items(sts, "StatefulSet", "apps/v1")
+
     def service_backends(self, namespace: str, service: str) -> tuple[list[str], list[str]]:
         """(pods behind the Service's ready endpoints, pods its selector still selects).
 
@@ -358,7 +393,7 @@ class Kube:
         return data if isinstance(data, bytes) else str(data).encode()
 
     def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """PUT a Deployment or Service read earlier; its resourceVersion guards the write.
+        """PUT a workload or Service read earlier; its resourceVersion guards the write.
 
         Raises KubeConflict when someone else wrote in between (read again, retry).
         """
@@ -369,11 +404,17 @@ class Kube:
             if kind == "Deployment":
                 response = self.apps.replace_namespaced_deployment(
                     name, ns, obj, _request_timeout=t, _preload_content=False)
+            elif kind == "ReplicaSet":
+                response = self.apps.replace_namespaced_replica_set(
+                    name, ns, obj, _request_timeout=t, _preload_content=False)
+            elif kind == "StatefulSet":
+                response = self.apps.replace_namespaced_stateful_set(
+                    name, ns, obj, _request_timeout=t, _preload_content=False)
             elif kind == "Service":
                 response = self.core.replace_namespaced_service(
                     name, ns, obj, _request_timeout=t, _preload_content=False)
             else:
-                raise KubeError(f"cannot replace a {kind}: only Deployments and Services")
+                raise KubeError(f"cannot replace a {kind}: only workloads and Services")
         except ApiException as exc:
             raise _error(exc, f"replace {kind} {ns}/{name}") from exc
         return _json(response)

@@ -235,13 +235,13 @@ def manager_objects(
                 {"apiGroups": [""], "resources": ["services"], "verbs": ["create", "update"]},
                 # `tp gather-logs`: the traffic-agent containers' logs (read only)
                 {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
-                # update: inject the traffic-agent and restore the original template
-                {"apiGroups": ["apps"], "resources": ["deployments"],
+                # the three kinds an agent is injected into (and restored); get replicasets
+                # also finds the Deployment that owns an arriving agent's pod
+                {"apiGroups": ["apps"], "resources": ["deployments", "replicasets",
+                                                      "statefulsets"],
                  "verbs": ["get", "list", "watch", "update"]},
-                # ListWorkloads shows bare ReplicaSets and StatefulSets as not interceptable;
-                # get replicasets: the Deployment that owns an arriving agent's pod
-                {"apiGroups": ["apps"], "resources": ["replicasets", "statefulsets"],
-                 "verbs": ["get", "list", "watch"]},
+                # a ReplicaSet never replaces its pods: they are deleted to take the agent
+                {"apiGroups": [""], "resources": ["pods"], "verbs": ["deletecollection"]},
                 # every gRPC call carries the caller's token: who is it (TokenReview)
                 {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"],
                  "verbs": ["create"]},

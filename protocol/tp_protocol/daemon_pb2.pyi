@@ -207,20 +207,22 @@ class ListRequest(_message.Message):
     def __init__(self, namespace: _Optional[str] = ..., only_intercepted: _Optional[bool] = ...) -> None: ...
 
 class WorkloadInfo(_message.Message):
-    __slots__ = ("name", "namespace", "kind", "state", "reason", "intercepts")
+    __slots__ = ("name", "namespace", "kind", "state", "reason", "intercepts", "agent_versions")
     NAME_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     INTERCEPTS_FIELD_NUMBER: _ClassVar[int]
+    AGENT_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     name: str
     namespace: str
     kind: str
     state: WorkloadState
     reason: str
     intercepts: _containers.RepeatedCompositeFieldContainer[_manager_pb2.InterceptInfo]
-    def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[_Union[WorkloadState, str]] = ..., reason: _Optional[str] = ..., intercepts: _Optional[_Iterable[_Union[_manager_pb2.InterceptInfo, _Mapping]]] = ...) -> None: ...
+    agent_versions: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[_Union[WorkloadState, str]] = ..., reason: _Optional[str] = ..., intercepts: _Optional[_Iterable[_Union[_manager_pb2.InterceptInfo, _Mapping]]] = ..., agent_versions: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class WorkloadList(_message.Message):
     __slots__ = ("error", "workloads")

@@ -378,7 +378,7 @@ class Mount(_message.Message):
     def __init__(self, name: _Optional[str] = ..., mount_path: _Optional[str] = ..., read_only: _Optional[bool] = ...) -> None: ...
 
 class InterceptInfo(_message.Message):
-    __slots__ = ("spec", "id", "state", "message", "client_session", "agent_pod", "pod_ip", "environment", "mounts", "created", "volumes_port", "volumes_token")
+    __slots__ = ("spec", "id", "state", "message", "client_session", "agent_pod", "pod_ip", "environment", "mounts", "created", "volumes_port", "volumes_token", "sftp_port")
     class EnvironmentEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -398,6 +398,7 @@ class InterceptInfo(_message.Message):
     CREATED_FIELD_NUMBER: _ClassVar[int]
     VOLUMES_PORT_FIELD_NUMBER: _ClassVar[int]
     VOLUMES_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SFTP_PORT_FIELD_NUMBER: _ClassVar[int]
     spec: InterceptSpec
     id: str
     state: InterceptState
@@ -410,7 +411,8 @@ class InterceptInfo(_message.Message):
     created: _timestamp_pb2.Timestamp
     volumes_port: int
     volumes_token: str
-    def __init__(self, spec: _Optional[_Union[InterceptSpec, _Mapping]] = ..., id: _Optional[str] = ..., state: _Optional[_Union[InterceptState, str]] = ..., message: _Optional[str] = ..., client_session: _Optional[str] = ..., agent_pod: _Optional[str] = ..., pod_ip: _Optional[str] = ..., environment: _Optional[_Mapping[str, str]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., volumes_port: _Optional[int] = ..., volumes_token: _Optional[str] = ...) -> None: ...
+    sftp_port: int
+    def __init__(self, spec: _Optional[_Union[InterceptSpec, _Mapping]] = ..., id: _Optional[str] = ..., state: _Optional[_Union[InterceptState, str]] = ..., message: _Optional[str] = ..., client_session: _Optional[str] = ..., agent_pod: _Optional[str] = ..., pod_ip: _Optional[str] = ..., environment: _Optional[_Mapping[str, str]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., volumes_port: _Optional[int] = ..., volumes_token: _Optional[str] = ..., sftp_port: _Optional[int] = ...) -> None: ...
 
 class InterceptSnapshot(_message.Message):
     __slots__ = ("intercepts",)
@@ -457,7 +459,7 @@ class UninstallAgentsResult(_message.Message):
     def __init__(self, restored: _Optional[_Iterable[str]] = ..., error: _Optional[str] = ...) -> None: ...
 
 class ReviewInterceptRequest(_message.Message):
-    __slots__ = ("session", "intercept_id", "state", "message", "environment", "mounts", "pod_ip", "volumes_port", "volumes_token")
+    __slots__ = ("session", "intercept_id", "state", "message", "environment", "mounts", "pod_ip", "volumes_port", "volumes_token", "sftp_port")
     class EnvironmentEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -474,6 +476,7 @@ class ReviewInterceptRequest(_message.Message):
     POD_IP_FIELD_NUMBER: _ClassVar[int]
     VOLUMES_PORT_FIELD_NUMBER: _ClassVar[int]
     VOLUMES_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SFTP_PORT_FIELD_NUMBER: _ClassVar[int]
     session: SessionInfo
     intercept_id: str
     state: InterceptState
@@ -483,10 +486,11 @@ class ReviewInterceptRequest(_message.Message):
     pod_ip: str
     volumes_port: int
     volumes_token: str
-    def __init__(self, session: _Optional[_Union[SessionInfo, _Mapping]] = ..., intercept_id: _Optional[str] = ..., state: _Optional[_Union[InterceptState, str]] = ..., message: _Optional[str] = ..., environment: _Optional[_Mapping[str, str]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., pod_ip: _Optional[str] = ..., volumes_port: _Optional[int] = ..., volumes_token: _Optional[str] = ...) -> None: ...
+    sftp_port: int
+    def __init__(self, session: _Optional[_Union[SessionInfo, _Mapping]] = ..., intercept_id: _Optional[str] = ..., state: _Optional[_Union[InterceptState, str]] = ..., message: _Optional[str] = ..., environment: _Optional[_Mapping[str, str]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., pod_ip: _Optional[str] = ..., volumes_port: _Optional[int] = ..., volumes_token: _Optional[str] = ..., sftp_port: _Optional[int] = ...) -> None: ...
 
 class WorkloadInfo(_message.Message):
-    __slots__ = ("name", "namespace", "kind", "state", "reason", "intercepts", "agent_installed")
+    __slots__ = ("name", "namespace", "kind", "state", "reason", "intercepts", "agent_installed", "agent_versions")
     NAME_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -494,6 +498,7 @@ class WorkloadInfo(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     INTERCEPTS_FIELD_NUMBER: _ClassVar[int]
     AGENT_INSTALLED_FIELD_NUMBER: _ClassVar[int]
+    AGENT_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     name: str
     namespace: str
     kind: str
@@ -501,7 +506,8 @@ class WorkloadInfo(_message.Message):
     reason: str
     intercepts: _containers.RepeatedCompositeFieldContainer[InterceptInfo]
     agent_installed: bool
-    def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[_Union[WorkloadState, str]] = ..., reason: _Optional[str] = ..., intercepts: _Optional[_Iterable[_Union[InterceptInfo, _Mapping]]] = ..., agent_installed: _Optional[bool] = ...) -> None: ...
+    agent_versions: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[_Union[WorkloadState, str]] = ..., reason: _Optional[str] = ..., intercepts: _Optional[_Iterable[_Union[InterceptInfo, _Mapping]]] = ..., agent_installed: _Optional[bool] = ..., agent_versions: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListWorkloadsRequest(_message.Message):
     __slots__ = ("session", "namespace")

@@ -234,6 +234,10 @@ class NodeSettings:
     token_expiration: int = 3600
     """expirationSeconds asked of the TokenRequest API; the token is renewed at 80 % of it."""
 
+    config_volume_sync: float = 3.0
+    """Seconds between a pod's syncs of its configMap/secret volumes with the API (a real
+    kubelet's sync period plus cache TTL is about a minute; kept short for tests)."""
+
     shutdown_grace: float = 5.0
     """Ceiling of each pod's grace period when the node process itself stops (sandbox down)."""
 

@@ -13,6 +13,7 @@ from tp_cluster import injector
 from tp_cluster.injector import InjectError, inject, interceptable, restore
 
 pytestmark = pytest.mark.timeout(10)
+SA = "/var/run/secrets/kubernetes.io/serviceaccount"
 IMAGE = "ghcr.io/tp-jupyter/traffic-agent:0.1.0"
 MANAGER = injector.manager_address("ambassador")
 
@@ -94,9 +95,13 @@ def test_the_app_environment_is_copied_under_a_prefix_with_references_rewritten(
     assert agent["envFrom"] == [{"configMapRef": {"name": "cm"}, "prefix": "TP_APP_ENV_"},
                                 {"prefix": "TP_APP_ENV_DB_", "secretRef": {"name": "db"}}]
     assert agent["volumeMounts"] == [{"name": "data", "mountPath": "/tp-mounts/var/data",
-                                      "readOnly": True}]
+                                      "readOnly": True},
+                                     {"name": "tp-agent-tmp", "mountPath": "/tmp"},
+                                     {"name": "tp-agent-token", "readOnly": True,
+                                      "mountPath": "/tp-mounts" + SA}]
     assert json.loads(env["APP_MOUNTS"]) == [
-        {"name": "data", "mountPath": "/var/data", "readOnly": True}]
+        {"name": "data", "mountPath": "/var/data", "readOnly": True},
+        {"name": "tp-agent-token", "mountPath": SA, "readOnly": True}]
 
 
 def test_a_numeric_target_port_is_rewritten_on_the_service_and_kept_in_an_annotation() -> None:
@@ -169,14 +174,18 @@ def test_a_service_naming_a_port_no_container_declares_is_refused() -> None:
         inject(deployment(), service("web"), "http", IMAGE, MANAGER)
 
 
-def test_deployments_are_interceptable_and_other_kinds_say_why_not() -> None:
+def test_deployments_replicasets_and_statefulsets_are_interceptable_other_kinds_say_why_not(
+        ) -> None:
     assert interceptable("Deployment", deployment(), [service()]) == (True, "")
+    for kind in ("ReplicaSet", "StatefulSet"):
+        assert interceptable(kind, {**deployment(), "kind": kind}, [service()]) == (True, "")
     rs = {"metadata": {"name": "web-abc", "ownerReferences": [
         {"kind": "Deployment", "name": "web"}]}}
     assert interceptable("ReplicaSet", rs) == (
-        False, "not interceptable: ReplicaSet is not supported yet, intercept Deployment web")
-    ok, reason = interceptable("StatefulSet", {"metadata": {"name": "db"}})
-    assert not ok and reason.startswith("not interceptable: StatefulSet is not supported yet")
+        False, "not interceptable: ReplicaSet web-abc belongs to Deployment web; intercept "
+               "the Deployment")
+    ok, reason = interceptable("DaemonSet", {"metadata": {"name": "db"}})
+    assert not ok and reason.startswith("not interceptable: DaemonSet is not a workload")
     other = service()
     other["spec"]["selector"] = {"app": "other"}
     ok, reason = interceptable("Deployment", deployment(), [other])

@@ -131,7 +131,7 @@ def test_list_shows_every_workload_ready_to_intercept(dev_a: Laptop, demo: dict[
         "verylargejavaservice : ready to intercept (traffic-agent not yet installed)"]
 
 
-def test_list_says_why_a_replicaset_without_a_deployment_is_not_interceptable(
+def test_list_shows_a_replicaset_without_a_deployment_with_its_kind(
         dev_a: Laptop, apps: Any, namespace: str) -> None:
     labels = {"app": "lonely"}
     apps.create_namespaced_replica_set(namespace, {
@@ -141,7 +141,8 @@ def test_list_says_why_a_replicaset_without_a_deployment_is_not_interceptable(
                      {"name": "c", "image": "busybox", "command": ["sleep", "60"]}]}}}})
     out = _tp(dev_a, f"list -n {namespace}").stdout
     assert out.splitlines() == [
-        "lonely: not interceptable: ReplicaSet is not supported yet, intercept a Deployment"]
+        "lonely (ReplicaSet): not interceptable: no Service selects the pods of lonely; "
+        "create a Service for it"]
 
 
 def test_bad_input_fails_in_one_line_and_changes_nothing(dev_a: Laptop, demo: dict[str, Any],

@@ -29,8 +29,10 @@ def test_the_cluster_role_grants_no_wildcards_and_no_writes_outside_its_needs() 
         for verb in set(rule["verbs"]) - {"get", "list", "watch"}:
             writes.update(f"{verb} {r}" for r in rule["resources"])
     # create: dryRun probe of the service CIDR; update: agent injection and restore;
-    # the reviews: who calls the manager and what they may do (no other identity API)
+    # the reviews: who calls the manager and what they may do (no other identity API);
+    # deletecollection pods: a ReplicaSet's pods are made again from the changed template
     assert writes == {"create services", "update services", "update deployments",
+                      "update replicasets", "update statefulsets", "deletecollection pods",
                       "create tokenreviews", "create subjectaccessreviews"}
 
 

@@ -28,7 +28,7 @@ from tp_protocol.settings import InterceptSettings
 from tp_cluster.agent import AgentError
 from tp_cluster.agent.config import AgentConfig
 from tp_cluster.agent.intercepts import Intercept, Registry
-from tp_cluster.agent.volumes import VolumeServer
+from tp_cluster.agent.volumes import SftpServer, VolumeServer
 from tp_cluster.errors import ClusterError
 
 log = logging.getLogger(__name__)
@@ -41,9 +41,11 @@ class SessionLost(ClusterError):
 
 class Link:
     def __init__(self, config: AgentConfig, registry: Registry,
-                 settings: InterceptSettings, volumes: VolumeServer | None = None) -> None:
+                 settings: InterceptSettings, volumes: VolumeServer | None = None,
+                 sftp: SftpServer | None = None) -> None:
         self.config = config
         self.volumes = volumes
+        self.sftp = sftp
         self.registry = registry
         self.settings = settings
         self.stub: Any = None
@@ -169,6 +171,8 @@ class Link:
             if self.volumes is not None and self.volumes.port:
                 request.volumes_port = self.volumes.port
                 request.volumes_token = self.volumes.token
+            if self.sftp is not None and self.sftp.port:
+                request.sftp_port = self.sftp.port
         await self.stub.ReviewIntercept(request, timeout=self.settings.agent_rpc_timeout)
 
     async def _apply(self, snapshot: Any) -> None:

@@ -16,7 +16,7 @@ from tp_cluster.agent.http import Context
 from tp_cluster.agent.intercepts import Intercept, Registry
 from tp_cluster.agent.link import Link
 from tp_cluster.agent.tunnel import AgentTunnel
-from tp_cluster.agent.volumes import VolumeServer
+from tp_cluster.agent.volumes import SftpServer, VolumeServer
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,9 @@ class Agent:
         self.registry = Registry()
         self.volumes = VolumeServer(config.listen_host, self.settings.agent_rpc_timeout,
                                     config.mount_root)
-        self.link = Link(config, self.registry, self.settings, self.volumes)
+        self.sftp = SftpServer(config.listen_host, self.volumes.token,
+                               self.settings.agent_rpc_timeout, config.mount_root)
+        self.link = Link(config, self.registry, self.settings, self.volumes, self.sftp)
         self.listeners: list[Listener] = []
         self._link_task: asyncio.Task[None] | None = None
 
@@ -65,6 +67,7 @@ class Agent:
             ports.append(await listener.start())
             self.listeners.append(listener)
         await self.volumes.start()
+        await self.sftp.start()
         self._link_task = spawn(self.link.run(), "agent-link", log)
         return ports
 
@@ -72,6 +75,7 @@ class Agent:
         """Stop accepting, let connections finish (`grace`), depart, stop the link."""
         await asyncio.gather(*(listener.stop(grace) for listener in self.listeners))
         await self.volumes.stop()
+        await self.sftp.stop()
         if self._link_task is not None:
             await self.link.stop(self._link_task)
         log.info("traffic-agent stopped")

@@ -56,6 +56,7 @@ class Dispositions:
             elif ic.state in (S.INTERCEPT_STATE_NO_AGENT, S.INTERCEPT_STATE_WAITING,
                               S.INTERCEPT_STATE_AGENT_ERROR) and ic.id not in self.state.taken:
                 problem = await asyncio.to_thread(self.workloads.rollout_problem,
-                                                  spec.namespace, spec.workload)
+                                                  spec.namespace, spec.workload,
+                                                  spec.workload_kind)
                 if problem:
                     self.state.dispose(ic.id, S.INTERCEPT_STATE_AGENT_ERROR, problem)

@@ -402,14 +402,20 @@ class Servicer(pb_grpc.ManagerServicer):
             raise Forbidden(f"{caller.username} may not list deployments in namespace "
                             f"{namespace}: pick a namespace you can see (-n)")
         listed = await asyncio.to_thread(self.workloads.list_workloads, namespace)
-        held: dict[str, list[Any]] = {}
+        held: dict[tuple[str, str], list[Any]] = {}
         for ic in self._visible(session_id, namespace):
             if ic.state != pb.INTERCEPT_STATE_REMOVED:
-                held.setdefault(ic.spec.workload, []).append(ic)
+                key = (ic.spec.workload_kind or "Deployment", ic.spec.workload)
+                held.setdefault(key, []).append(ic)
+        versions: dict[str, set[str]] = {}
+        for s in self.state.sessions.values():
+            if s.agent is not None and s.agent.namespace == namespace:
+                versions.setdefault(s.agent.name, set()).add(s.agent.version)
         for info in listed:
-            if info.kind == "Deployment" and held.get(info.name):
+            if held.get((info.kind, info.name)):
                 info.state = pb.WORKLOAD_STATE_INTERCEPTED
-                info.intercepts.extend(held[info.name])
+                info.intercepts.extend(held[(info.kind, info.name)])
+            info.agent_versions.extend(sorted(versions.get(info.name, ())))
         return pb.WorkloadList(workloads=listed)
 
     @_unary

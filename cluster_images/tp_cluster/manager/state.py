@@ -342,6 +342,7 @@ class State:
         ic.pod_ip = request.pod_ip or session.agent.pod_ip
         ic.volumes_port = request.volumes_port
         ic.volumes_token = request.volumes_token
+        ic.sftp_port = request.sftp_port
         ic.environment.clear()
         ic.environment.update(request.environment)
         del ic.mounts[:]

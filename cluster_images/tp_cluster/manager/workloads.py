@@ -107,6 +107,15 @@ class Resolved:
     def installed(self) -> bool:
         return injector.agent_installed(self.deployment)
 
+    @property
+    def kind(self) -> str:
+        return str(self.deployment.get("kind") or DEPLOYMENT)
+
+
+def _of_a_deployment(obj: dict[str, Any]) -> bool:
+    return any(o.get("kind") == DEPLOYMENT
+               for o in obj.get("metadata", {}).get("ownerReferences") or [])
+
 
 def _annotations(obj: dict[str, Any]) -> dict[str, str]:
     return obj.get("metadata", {}).get("annotations") or {}
@@ -226,16 +235,18 @@ class Workloads:
         ns, name = spec.namespace, spec.workload
         if not name or not ns:
             raise InterceptInvalid("an intercept needs a workload and a namespace")
-        kind = spec.workload_kind or DEPLOYMENT
         # before any read: nothing in the manager's namespace is ever touched
         reason = reserved(name, ns, self.manager_namespace)
         if reason:
-            raise NotInterceptable(f"{kind.lower()} {name}.{ns} is {reason}")
-        if kind != DEPLOYMENT:
-            _, reason = injector.interceptable(kind, {"metadata": {"name": name}})
-            raise NotInterceptable(f"{kind} {name}.{ns} is {reason}")
+            raise NotInterceptable(f"{(spec.workload_kind or DEPLOYMENT).lower()} {name}.{ns} "
+                                   f"is {reason}")
+        deployment = self.find(ns, name, spec.workload_kind)
+        kind = str(deployment.get("kind") or DEPLOYMENT)
+        what = f"{kind.lower()} {name}"
+        ok, reason = injector.interceptable(kind, deployment)
+        if not ok:
+            raise NotInterceptable(f"{what}.{ns} is {reason}")
         with self._cluster_errors():
-            deployment = self._get_deployment(ns, name)
             services = self.kube.list_services(ns)
         if spec.service_name:
             service = next((s for s in services
@@ -245,35 +256,43 @@ class Workloads:
                                        f"{ns}: check the name with `kubectl -n {ns} get svc`")
             if not injector.selects(service, deployment):
                 raise NotInterceptable(f"service {spec.service_name} does not select the pods "
-                                       f"of deployment {name}: choose a Service that does")
+                                       f"of {what}: choose a Service that does")
         else:
             matching = [s for s in services if injector.selects(s, deployment)]
             if not matching:
-                raise NotInterceptable(f"deployment {name}.{ns} is not interceptable: no "
+                raise NotInterceptable(f"{what}.{ns} is not interceptable: no "
                                        "Service selects its pods; create a Service for it")
             if len(matching) > 1:
                 names = ", ".join(s["metadata"]["name"] for s in matching)
-                raise AmbiguousService(f"deployment {name} is selected by services {names}: "
+                raise AmbiguousService(f"{what} is selected by services {names}: "
                                        "choose one with --service NAME")
             service = matching[0]
         port = find_port(service, spec.service_port)
-        ok, reason = injector.interceptable(DEPLOYMENT, deployment, [service])
+        ok, reason = injector.interceptable(kind, deployment, [service])
         if not ok:
-            raise NotInterceptable(f"deployment {name}.{ns} is {reason}")
-        reason = no_replicas(DEPLOYMENT, deployment, ns)
+            raise NotInterceptable(f"{what}.{ns} is {reason}")
+        reason = no_replicas(kind, deployment, ns)
         if reason:
-            raise NotInterceptable(f"deployment {name}.{ns} is {reason}")
+            raise NotInterceptable(f"{what}.{ns} is {reason}")
         return Resolved(deployment, service, port, container_port(deployment, port))
 
-    def _get_deployment(self, namespace: str, name: str) -> dict[str, Any]:
-        """The Deployment; WorkloadNotFound naming the namespace when that is what is missing."""
-        deployment = self.kube.get_deployment(namespace, name)
-        if deployment is not None:
-            return deployment
-        if not self.kube.namespace_exists(namespace):
-            raise namespace_not_found(namespace)
-        raise WorkloadNotFound(f"deployment {name} not found in namespace {namespace}: "
-                               f"check the name with `tp list -n {namespace}`")
+    def find(self, ns: str, name: str, kind: str = "") -> dict[str, Any]:
+        """The workload named `name` of `kind`, or ("" kind) the first of `injector.KINDS`
+        with that name (as Telepresence resolves a bare name); a missing namespace is named
+        as such."""
+        if kind and kind not in injector.KINDS:
+            _, reason = injector.interceptable(kind, {"metadata": {"name": name}})
+            raise NotInterceptable(f"{kind} {name}.{ns} is {reason}")
+        with self._cluster_errors():
+            for candidate in [kind] if kind else injector.KINDS:
+                workload = self.kube.get_deployment(ns, name, candidate)
+                if workload is not None:
+                    workload.setdefault("kind", candidate)
+                    return workload
+            if not self.kube.namespace_exists(ns):
+                raise namespace_not_found(ns)
+        raise WorkloadNotFound(f"{(kind or DEPLOYMENT).lower()} {name} not found in namespace "
+                               f"{ns}: check the name with `tp list -n {ns}`")
 
     @contextlib.contextmanager
     def _cluster_errors(self) -> Iterator[None]:
@@ -288,7 +307,7 @@ class Workloads:
         "http" name the same port (conflicts compare them)."""
         resolved = await asyncio.to_thread(self.resolve, spec)
         spec = type(spec).FromString(spec.SerializeToString())
-        spec.workload_kind = DEPLOYMENT
+        spec.workload_kind = resolved.kind
         spec.service_name = resolved.service_name
         spec.service_port = resolved.port_label
         return spec
@@ -307,14 +326,15 @@ class Workloads:
                     image_pull_secrets=agent_pull_secrets_from_env(),
                     replace_app=bool(spec.replace_app))
             except injector.InjectError as exc:
-                raise NotInterceptable(f"deployment {spec.workload}.{spec.namespace} cannot "
-                                       f"be intercepted: {exc}") from exc
+                raise NotInterceptable(f"{resolved.kind.lower()} {spec.workload}."
+                                       f"{spec.namespace} cannot be intercepted: {exc}") from exc
             try:
                 with self._cluster_errors():
                     # the Deployment first: until its pods have the agent, an unchanged
                     # Service keeps reaching the app (a rewritten one would reach nothing)
                     if not resolved.installed or spec.replace_app:
                         self.kube.replace(deployment)
+                        self._renew_pods(deployment)
                     if service is not None:
                         self.kube.replace(service)
                 return
@@ -323,19 +343,30 @@ class Workloads:
                     raise
                 log.info("injecting into %s.%s lost a race; reading again",
                          spec.workload, spec.namespace)
-        raise WorkloadError(f"deployment {spec.workload}.{spec.namespace} kept changing while "
-                            "the traffic-agent was injected; try again")
+        raise WorkloadError(f"{spec.workload_kind.lower() or 'deployment'} {spec.workload}."
+                            f"{spec.namespace} kept changing while the traffic-agent was "
+                            "injected; try again")
 
-    def restore(self, namespace: str, name: str) -> bool:
-        """Give the Deployment and its Services back their pre-injection specs.
+    def _renew_pods(self, workload: dict[str, Any]) -> None:
+        """A ReplicaSet keeps its pods when its template changes: delete them so that it
+        makes them again from the (injected or restored) template."""
+        if workload.get("kind") != "ReplicaSet":
+            return
+        selector = workload.get("spec", {}).get("selector", {}).get("matchLabels") or {}
+        if selector:
+            self.kube.delete_pods(workload["metadata"]["namespace"], selector)
 
-        False when the Deployment is gone or has no agent (nothing to do).
+    def restore(self, namespace: str, name: str, kind: str = DEPLOYMENT) -> bool:
+        """Give the workload (`kind`) and its Services back their pre-injection specs.
+
+        False when the workload is gone or has no agent (nothing to do).
         """
         for _ in range(self.settings.manager_write_retries + 1):
             with self._cluster_errors():
-                deployment = self.kube.get_deployment(namespace, name)
+                deployment = self.kube.get_deployment(namespace, name, kind)
                 if deployment is None:
                     return False
+                deployment.setdefault("kind", kind)
                 services = [s for s in self.kube.list_services(namespace)
                             if injector.ANNOTATION_SERVICE_PORTS in _annotations(s)
                             and injector.selects(s, deployment)]
@@ -352,19 +383,20 @@ class Workloads:
                     if injector.agent_installed(deployment):
                         restored, _ = injector.restore(deployment, None)
                         self.kube.replace(restored)
+                        self._renew_pods(restored)
                 return True
             except WorkloadError as exc:
                 if not isinstance(exc.__cause__, KubeConflict):
                     raise
                 log.info("restoring %s.%s lost a race; reading again", name, namespace)
-        raise WorkloadError(f"deployment {name}.{namespace} kept changing while it was "
+        raise WorkloadError(f"{kind.lower()} {name}.{namespace} kept changing while it was "
                             "restored; run the uninstall again")
 
     # --- listing and dispositions (blocking) -----------------------------------------
 
     def list_workloads(self, namespace: str) -> list[Any]:
-        """ListWorkloads without the intercepts: Deployments with their state, other kinds
-        as not interceptable."""
+        """ListWorkloads without the intercepts: Deployments, then ReplicaSets (but those
+        of a Deployment) and StatefulSets, each with its state."""
         with self._cluster_errors():
             if not self.kube.namespace_exists(namespace):
                 raise namespace_not_found(namespace)
@@ -379,13 +411,13 @@ class Workloads:
                 name=d["metadata"]["name"], namespace=namespace, kind=DEPLOYMENT, state=state,
                 reason=reason, agent_installed=injector.agent_installed(d)))
         for obj in sorted(others, key=lambda o: (str(o["kind"]), str(o["metadata"]["name"]))):
-            if any(o.get("kind") == DEPLOYMENT
-                   for o in obj["metadata"].get("ownerReferences") or []):
+            if _of_a_deployment(obj):
                 continue  # a Deployment's ReplicaSet is listed as its Deployment
             state, reason = workload_state(obj["kind"], obj, services,
                                            self.manager_namespace)
             result.append(pb.WorkloadInfo(name=obj["metadata"]["name"], namespace=namespace,
-                                          kind=obj["kind"], state=state, reason=reason))
+                                          kind=obj["kind"], state=state, reason=reason,
+                                          agent_installed=injector.agent_installed(obj)))
         return result
 
     def serving(self, namespace: str, service: str) -> str:
@@ -395,10 +427,10 @@ class Workloads:
             containers = self.kube.pod_containers(namespace, sorted(set(ready + selected)))
         return serving_problem(service, ready, selected, containers)
 
-    def rollout_problem(self, namespace: str, name: str) -> str:
+    def rollout_problem(self, namespace: str, name: str, kind: str = DEPLOYMENT) -> str:
         """Why the workload's agent cannot start ("" while all is well)."""
         with self._cluster_errors():
-            rollout = self.kube.deployment_state(namespace, name)
+            rollout = self.kube.deployment_state(namespace, name, kind or DEPLOYMENT)
         return agent_problem(name, namespace, rollout)
 
     # --- RPCs -------------------------------------------------------------------------
@@ -414,33 +446,34 @@ class Workloads:
             writes = not installed or bool(spec.replace_app)
             try:
                 if writes:
-                    log.info("injecting the traffic-agent into deployment %s.%s (service %s, "
-                             "port %s)", name, ns, resolved.service_name, resolved.port_label)
+                    log.info("injecting the traffic-agent into %s %s.%s (service %s, port %s)",
+                             resolved.kind, name, ns, resolved.service_name,
+                             resolved.port_label)
                     await asyncio.to_thread(self._inject, spec)
                 else:
                     image = next((c.get("image", "") for c in resolved.deployment["spec"][
                         "template"]["spec"]["containers"]
                         if c.get("name") == injector.AGENT_CONTAINER), image)
-                await self._wait_for_agent(ns, name)
+                await self._wait_for_agent(ns, name, resolved.kind)
                 if spec.replace_app:
-                    await self._wait_for_rollout(ns, name)
+                    await self._wait_for_rollout(ns, name, resolved.kind)
             except BaseException:
                 if writes:  # nothing half-done: take back what this call changed
                     log.info("preparing %s.%s failed; restoring it", name, ns)
                     try:
-                        await asyncio.to_thread(self.restore, ns, name)
+                        await asyncio.to_thread(self.restore, ns, name, resolved.kind)
                     except WorkloadError:
                         log.exception("could not restore %s.%s after a failed prepare",
                                       name, ns)
                 raise
         return pb.PreparedIntercept(
-            workload_kind=DEPLOYMENT, service_name=resolved.service_name,
+            workload_kind=resolved.kind, service_name=resolved.service_name,
             service_port_name=str(resolved.port.get("name") or ""),
             service_port=int(resolved.port.get("port") or 0),
             container_port=resolved.container_port, agent_installed=installed,
             agent_image=image)
 
-    async def _wait_for_agent(self, namespace: str, name: str) -> None:
+    async def _wait_for_agent(self, namespace: str, name: str, kind: str) -> None:
         loop = asyncio.get_running_loop()
         timeout = self.settings.activate_timeout
         deadline = loop.time() + timeout
@@ -450,11 +483,12 @@ class Workloads:
             if remaining <= 0:
                 raise AgentTimeout(
                     f"the traffic-agent of {name}.{namespace} did not arrive within "
-                    f"{timeout:g}s, so the deployment was left as it was; see `kubectl -n "
+                    f"{timeout:g}s, so the {kind.lower()} was left as it was; see `kubectl -n "
                     f"{namespace} get pods` or raise intercept.activate_timeout")
             version = self.state.version
             with self._cluster_errors():
-                rollout = await asyncio.to_thread(self.kube.deployment_state, namespace, name)
+                rollout = await asyncio.to_thread(self.kube.deployment_state, namespace, name,
+                                                  kind)
             problem = agent_problem(name, namespace, rollout)
             if problem:
                 raise AgentFailed(problem)
@@ -467,13 +501,15 @@ class Workloads:
                 await asyncio.wait_for(self.state.wait_change(version),
                                        min(remaining, self.settings.manager_rollout_poll))
 
-    async def _wait_for_rollout(self, namespace: str, name: str) -> None:
+    async def _wait_for_rollout(self, namespace: str, name: str,
+                                kind: str = DEPLOYMENT) -> None:
         """Until every replica runs the current template (`tp replace`: no app left)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.activate_timeout
         while True:
             with self._cluster_errors():
-                rollout = await asyncio.to_thread(self.kube.deployment_state, namespace, name)
+                rollout = await asyncio.to_thread(self.kube.deployment_state, namespace, name,
+                                                  kind)
             if rollout.observed and rollout.updated == rollout.desired == rollout.ready \
                     == rollout.available:
                 return
@@ -500,31 +536,43 @@ class Workloads:
             if request.workloads:
                 targets = []
                 for name in request.workloads:
-                    deployment = await asyncio.to_thread(self._get_deployment, ns, name)
-                    if not injector.agent_installed(deployment):
-                        raise NotInterceptable(f"deployment {name}.{ns} has no traffic-agent: "
-                                               "nothing to uninstall")
-                    targets.append((ns, name))
+                    workloads = [w for w in [await asyncio.to_thread(
+                        self.kube.get_deployment, ns, name, k) for k in injector.KINDS]
+                        if w and not _of_a_deployment(w)]
+                    if not workloads:
+                        if not await asyncio.to_thread(self.kube.namespace_exists, ns):
+                            raise namespace_not_found(ns)
+                        raise WorkloadNotFound(f"deployment {name} not found in namespace "
+                                               f"{ns}: check the name with `tp list -n {ns}`")
+                    installed = [w for w in workloads if injector.agent_installed(w)]
+                    if not installed:
+                        raise NotInterceptable(f"{str(workloads[0]['kind']).lower()} {name}."
+                                               f"{ns} has no traffic-agent: nothing to "
+                                               "uninstall")
+                    targets += [(ns, name, str(w["kind"])) for w in installed]
             else:
-                deployments = await asyncio.to_thread(self.kube.list_deployments, ns)
-                targets = [(d["metadata"]["namespace"], d["metadata"]["name"])
-                           for d in deployments if injector.agent_installed(d)]
+                every = (await asyncio.to_thread(self.kube.list_deployments, ns)
+                         + await asyncio.to_thread(self.kube.list_workloads_of, ns))
+                # a Deployment's ReplicaSets carry its annotations: the Deployment is restored
+                targets = [(d["metadata"]["namespace"], d["metadata"]["name"], str(d["kind"]))
+                           for d in every
+                           if injector.agent_installed(d) and not _of_a_deployment(d)]
         if allow is not None:
-            await allow(targets)
+            await allow([(ns, name) for ns, name, _ in targets])
         result = pb.UninstallAgentsResult()
-        for namespace, name in targets:
+        for namespace, name, kind in targets:
             async with self._lock(namespace, name):
                 self.state.remove_workload_intercepts(namespace, name,
                                                       "its traffic-agent was uninstalled")
                 try:
-                    restored = await asyncio.to_thread(self.restore, namespace, name)
+                    restored = await asyncio.to_thread(self.restore, namespace, name, kind)
                 except WorkloadError as exc:
-                    result.error = (f"restoring deployment {name}.{namespace} failed: {exc}; "
-                                    "run the uninstall again")
+                    result.error = (f"restoring {kind.lower()} {name}.{namespace} failed: "
+                                    f"{exc}; run the uninstall again")
                     return result
             if restored:
-                log.info("traffic-agent removed from deployment %s.%s", name, namespace)
-                result.restored.append(f"{DEPLOYMENT}/{name}.{namespace}")
+                log.info("traffic-agent removed from %s %s.%s", kind, name, namespace)
+                result.restored.append(f"{kind}/{name}.{namespace}")
         return result
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 from tp_protocol import intercept_spec
@@ -52,6 +52,7 @@ class Local:
     container_port: int
     spec: mpb.InterceptSpec = field(default_factory=mpb.InterceptSpec)
     """What was asked (defaults filled in): re-created from it after a manager restart."""
+    live: Any = None       # volumes.LiveMount while the volumes are mounted with sshfs
 
 
 @dataclass

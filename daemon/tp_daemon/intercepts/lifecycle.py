@@ -3,8 +3,9 @@
     intercept(spec):  check the spec (tp_protocol.intercept_spec) -> CreateIntercept (the
                       manager resolves workload/service/port and refuses clashes before
                       anything changes) -> PrepareIntercept (injects the agent, waits for
-                      it) -> wait until the manager's disposition is ACTIVE -> copy the
-                      volumes from the agent.
+                      it) -> wait until the manager's disposition is ACTIVE -> mount the
+                      volumes with sshfs (`DIR:ro` read-only), or copy them where sshfs/FUSE
+                      is missing.
                       Any failure (or the caller's deadline) undoes it: the intercept is
                       removed and, when this call injected the agent and nobody else
                       intercepts the workload, the agent is uninstalled again.
@@ -73,9 +74,10 @@ class Lifecycle:
                                         f"`tp leave {spec.name}` first or choose another "
                                         "--name")
             await self._leave(spec.name)
-        mount_point, own_mount = "", False
+        mount_point, own_mount, mode = "", False, ""
         if not request.no_mount:
-            mount_point, own_mount = volumes.mount_point(spec.mount_point)
+            wanted, mode = volumes.split_mode(spec.mount_point)
+            mount_point, own_mount = volumes.mount_point(wanted)
         spec.mount_point = mount_point
         stub, session = self.owner.manager()
         s, rpc_timeout = self.settings, self.owner.settings.rpc_timeout
@@ -97,12 +99,11 @@ class Lifecycle:
                 raise rpc_error(e, "preparing the intercept") from e
             if prepared.error:
                 raise InterceptFailed(prepared.error)
-            self.book.local[spec.name] = Local(mount_point, own_mount, prepared.container_port,
-                                               spec)
+            local = Local(mount_point, own_mount, prepared.container_port, spec)
+            self.book.local[spec.name] = local
             info = await self._wait_active(spec.name, created.id)
             if mount_point:
-                self._say(f"copying the volumes of {spec.workload} to {mount_point}")
-                await volumes.fetch(self.owner, info, mount_point, self.settings)
+                await self._mount(info, local, mode)
         except BaseException:
             # shielded: a caller's deadline cancels the wait, never the clean-up
             await asyncio.shield(spawn(self._undo(spec, prepared, mount_point, own_mount),
@@ -112,10 +113,35 @@ class Lifecycle:
         return dpb.InterceptResult(intercept=info,
                                    workload_kind=info.spec.workload_kind or "Deployment")
 
+    async def _mount(self, info: mpb.InterceptInfo, local: Local, mode: str) -> None:
+        """Mount the volumes live with sshfs; copy them where that cannot work."""
+        volumes.check_writable(info, mode)
+        workload, path = info.spec.workload, local.mount_point
+        if not info.mounts:
+            return
+        why = volumes.live_unavailable() or ("" if info.sftp_port else
+                                             "the traffic-agent serves no SFTP (older agent)")
+        if why:
+            self._say(f"{why}: copying the volumes of {workload} to {path} instead (a "
+                      "snapshot, not a live mount)")
+            await volumes.fetch(self.owner, info, path, self.settings)
+            return
+        self._say(f"mounting the volumes of {workload} at {path} (sshfs"
+                  f"{', read-only' if mode == 'ro' else ''})")
+        try:
+            local.live = await volumes.mount(self.owner, info, path, own=local.own_mount,
+                                             read_only=mode == "ro", settings=self.settings)
+        except (InterceptFailed, OSError) as e:
+            self._say(f"{e}: copying the volumes of {workload} to {path} instead (a "
+                      "snapshot, not a live mount)")
+            await volumes.fetch(self.owner, info, path, self.settings)
+
     async def _undo(self, spec: mpb.InterceptSpec, prepared: mpb.PreparedIntercept | None,
                     mount_point: str, own_mount: bool) -> None:
         """Leave nothing behind after a failed intercept (bounded, errors logged)."""
-        self.book.local.pop(spec.name, None)
+        local = self.book.local.pop(spec.name, None)
+        if local is not None and local.live is not None:
+            volumes.unmount(local.live)
         volumes.remove_dir(mount_point, own_mount)
         with contextlib.suppress(DaemonError, grpc.aio.AioRpcError):
             stub, session = self.owner.manager()
@@ -257,6 +283,8 @@ class Lifecycle:
     def forget(self, name: str) -> None:
         local = self.book.local.pop(name, None)
         if local is not None:
+            if local.live is not None:
+                volumes.unmount(local.live)
             volumes.remove_dir(local.mount_point, local.own_mount)
 
     async def uninstall(self, request: dpb.UninstallRequest) -> dpb.UninstallResult:
@@ -278,7 +306,8 @@ class Lifecycle:
         if answer.error:
             raise InterceptFailed(answer.error)
         for name, info in list(self.book.mine.items()):
-            restored = f"Deployment/{info.spec.workload}.{info.spec.namespace}"
+            restored = (f"{info.spec.workload_kind or 'Deployment'}/{info.spec.workload}."
+                        f"{info.spec.namespace}")
             if restored in answer.restored or request.everything:
                 self.book.mine.pop(name, None)
                 self.forget(name)

@@ -36,5 +36,5 @@ async def list_workloads(owner: Owner, request: dpb.ListRequest, rpc_seconds: fl
         result.workloads.append(dpb.WorkloadInfo(
             name=w.name, namespace=w.namespace, kind=w.kind,
             state=STATES.get(w.state, dpb.WORKLOAD_STATE_NOT_INTERCEPTABLE),
-            reason=w.reason, intercepts=w.intercepts))
+            reason=w.reason, intercepts=w.intercepts, agent_versions=w.agent_versions))
     return result

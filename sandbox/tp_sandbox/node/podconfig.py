@@ -397,6 +397,45 @@ class PodConfigBuilder:
             files.mounts[c["name"]] = self.container_mounts(c, volumes, etc)
         return files
 
+    def refresh_config_volumes(self) -> int:
+        """Bring configMap and secret volumes up to date with the API, as a kubelet's
+        periodic volume sync does (files rewritten in place: a rename would leave the
+        bind mounts on the old inodes). Returns how many files changed."""
+        self._cms.clear()
+        self._secrets.clear()
+        changed = 0
+        for vol in self.pod["spec"].get("volumes") or []:
+            target = self.pod_dir / "volumes" / vol["name"]
+            if "configMap" in vol:
+                src = vol["configMap"]
+                data = self._config_map(src["name"], True) or {}
+                mode = src.get("defaultMode")
+            elif "secret" in vol:
+                src = vol["secret"]
+                data = self._secret(src["secretName"], True) or {}
+                mode = src.get("defaultMode", 0o644)
+            else:
+                continue
+            if not target.is_dir():
+                continue
+            chosen = ([(i["key"], i["path"], i.get("mode")) for i in src["items"]]
+                      if src.get("items") else [(k, k, None) for k in data])
+            for key, rel, item_mode in chosen:
+                path = target / rel
+                if key not in data or (path.exists() and path.read_bytes() == data[key]):
+                    continue
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data[key])
+                path.chmod(item_mode if item_mode is not None else (mode if mode is not None
+                                                                     else 0o644))
+                changed += 1
+            if not src.get("items"):  # keys removed from the object go from the volume
+                for path in target.iterdir():
+                    if path.is_file() and path.name not in data:
+                        path.unlink()
+                        changed += 1
+        return changed
+
     def refresh_token(self) -> None:
         """Renew the automounted token file in place (the mount sees the new content)."""
         target = self.pod_dir / "volumes" / "kube-api-access-sandbox" / "token"

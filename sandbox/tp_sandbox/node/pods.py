@@ -257,6 +257,8 @@ class PodWorker:
         self._persist(mount_paths=sorted(set(held)))
         self._tasks.append(asyncio.create_task(self._token_refresher(),
                                                name=f"pod-token-{self.ns}/{self.name}"))
+        self._tasks.append(asyncio.create_task(self._volume_syncer(),
+                                               name=f"pod-volumes-{self.ns}/{self.name}"))
         self.notify()
         return True
 
@@ -274,6 +276,22 @@ class PodWorker:
                 await asyncio.to_thread(self.builder.refresh_token)
             except NodeError as exc:
                 log.warning("pod %s/%s: token refresh failed: %s", self.ns, self.name, exc)
+
+    async def _volume_syncer(self) -> None:
+        """configMap/secret volumes follow their objects (a kubelet's periodic sync)."""
+        period = get_settings().node.config_volume_sync
+        while not self.deleting.is_set():
+            await self._sleep_unless_deleting(period)
+            if self.deleting.is_set() or self.builder is None:
+                return
+            try:
+                changed = await asyncio.to_thread(self.builder.refresh_config_volumes)
+            except (NodeError, OSError) as exc:
+                log.warning("pod %s/%s: volume sync failed: %s", self.ns, self.name, exc)
+                continue
+            if changed:
+                log.info("pod %s/%s: %d configMap/secret volume file(s) updated", self.ns,
+                         self.name, changed)
 
     def _argv(self, cs: ContainerState, image_argv: list[str]) -> list[str]:
         env = self.env_of(cs.name)
