@@ -285,8 +285,8 @@ def quit() -> QuitResult:
     if not daemon_client.running():
         # a daemon that was killed leaves its record (and maybe sshfs mounts): remove them
         from tp_daemon.intercepts import volumes
-        volumes.cleanup_stale()
-        return QuitResult(was_running=False, cleaned=leftovers.clean())
+        unmounted = [f"folder {path} (unmounted)" for path in volumes.cleanup_stale()]
+        return QuitResult(was_running=False, cleaned=unmounted + leftovers.clean())
     with daemon_client.DaemonClient() as client:
         was_connected = _stop(client)
     return QuitResult(was_running=True, was_connected=was_connected,

@@ -118,6 +118,9 @@ def clean() -> list[str]:
                                                             link):
             removed.append(f"link {link}")
     for folder in data.get("dirs") or []:
+        if os.path.ismount(folder):
+            log.warning("left %s alone: something is still mounted there", folder)
+            continue  # never delete through a mount: those files are the pod's
         if Path(folder).is_dir():
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(f"folder {folder}")

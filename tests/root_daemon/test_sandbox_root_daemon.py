@@ -51,11 +51,31 @@ def user_python() -> Iterator[str]:
     venv = base / "venv"
     subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(venv)], check=True)
     site = sysconfig.get_paths()["purelib"]  # the worktree's environment
+    bound = None
+    if not _world_readable(Path(site)):
+        # e.g. CI's interpreter under /root (mode 0700): show the same directory at a path
+        # other users can reach, read-only, for this module only
+        bound = base / "site"
+        bound.mkdir(parents=True)
+        subprocess.run(["mount", "--bind", site, str(bound)], check=True)
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(bound)], check=True)
+        site = str(bound)
     user_site = next(venv.glob("lib/python3*/site-packages"))
     (user_site / "tp-worktree.pth").write_text(f"import site; site.addsitedir({site!r})\n")
     base.chmod(0o755)
-    yield str(venv / "bin" / "python")
-    shutil.rmtree(base, ignore_errors=True)
+    try:
+        yield str(venv / "bin" / "python")
+    finally:
+        if bound is not None:
+            subprocess.run(["umount", "--lazy", str(bound)], check=False)
+        if bound is None or not bound.is_mount():  # never delete through the bind mount
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def _world_readable(path: Path) -> bool:
+    """Every directory from / down to `path` lets others in (x) and `path` lets them list."""
+    parts = [path, *path.parents]
+    return all(p.stat().st_mode & 0o001 for p in parts) and bool(path.stat().st_mode & 0o004)
 
 
 class User:
