@@ -67,7 +67,11 @@ def test_tp_jupyter_traffic_includes_kernel_rows_on_request() -> None:
     assert tp_jupyter.traffic().empty   # a successful kernel row is the agent's to report
     df = tp_jupyter.traffic(kernel=True)
     assert list(df["path"]) == ["/ok"] and list(df["captured_by"]) == ["kernel"]
-    assert tp_jupyter.traffic("other", kernel=True).empty
+    # an unknown name is a mistake (since "tp traffic NAME of an unknown intercept is an
+    # error naming the known ones"), not an empty table
+    with pytest.raises(UsageError, match="no intercept named 'other'; the known ones are "
+                                         "web-demo"):
+        tp_jupyter.traffic("other", kernel=True)
 
 
 def test_replay_refuses_what_it_cannot_do_with_a_fix() -> None:
