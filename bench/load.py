@@ -191,10 +191,12 @@ def main() -> int:
             def run(i: int, pod: str) -> None:
                 conf = {"host": SVC, "rate": rate / len(clients), "seconds": seconds,
                         "connections": args.connections}
-                out = stream(client.CoreV1Api(api).connect_get_namespaced_pod_exec, pod, ns,
-                             command=["python3", me, "client", json.dumps(conf)],
-                             stdout=True, stderr=True, stdin=False, tty=False,
-                             _request_timeout=seconds + 120)
+                # a client of its own: stream() patches its ApiClient while it runs
+                with client.ApiClient(cfg) as own:
+                    out = stream(client.CoreV1Api(own).connect_get_namespaced_pod_exec, pod,
+                                 ns, command=["python3", me, "client", json.dumps(conf)],
+                                 stdout=True, stderr=True, stdin=False, tty=False,
+                                 _request_timeout=seconds + 120)
                 outs[i] = json.loads(str(out).strip().splitlines()[-1])
 
             threads = [threading.Thread(target=run, args=(i, p), name=f"client-{p}")

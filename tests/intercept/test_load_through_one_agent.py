@@ -109,7 +109,8 @@ def two_developers(sandbox: Any, apps: Any, core: Any) -> Iterator[str]:
 
 
 def test_two_thousand_mixed_requests_from_three_pods_are_all_routed_exactly(
-        two_developers: str, core: Any) -> None:
+        two_developers: str, core: Any, sandbox: Any) -> None:
+    from kubernetes import client, config
     from kubernetes.stream import stream
 
     ns = two_developers
@@ -122,11 +123,14 @@ def test_two_thousand_mixed_requests_from_three_pods_are_all_routed_exactly(
     results: dict[str, dict[str, int]] = {}
 
     def send(pod: str, n: int) -> None:
-        from kubernetes import client
-
-        out = stream(client.CoreV1Api(core.api_client).connect_get_namespaced_pod_exec,
-                     pod, ns, command=["python3", "-c", CLIENT, str(n), "8"], stdout=True,
-                     stderr=True, stdin=False, tty=False, _request_timeout=240)
+        # an ApiClient of its own: stream() patches its client's request method while it
+        # runs, so concurrent streams on the shared client would leave it patched
+        cfg = client.Configuration()
+        config.load_kube_config(config_file=str(sandbox.kubeconfig), client_configuration=cfg)
+        with client.ApiClient(cfg) as api:
+            out = stream(client.CoreV1Api(api).connect_get_namespaced_pod_exec, pod, ns,
+                         command=["python3", "-c", CLIENT, str(n), "8"], stdout=True,
+                         stderr=True, stdin=False, tty=False, _request_timeout=240)
         results[pod] = json.loads(str(out).strip().splitlines()[-1])
 
     shares = [REQUESTS // PODS + (i < REQUESTS % PODS) for i in range(PODS)]
