@@ -5,8 +5,8 @@ intercept routes to that port. Handlers can be
 
 - a function (sync or async) taking a `Request` and returning `str`, `bytes`, a dict or
   list (JSON), `None` (204), a `(body, status[, headers])` tuple or a `Response`;
-- a WSGI app (Flask...), run in a worker thread;
-- an ASGI app (FastAPI, Starlette...), run on the server's event loop.
+- a WSGI app (Flask...), run in the connection's thread;
+- an ASGI app (FastAPI, Starlette...), run on the kernel's handler event loop.
 
 `set_handler()` swaps the handler atomically: every request reads the current handler
 once when it arrives, so in-flight requests finish on the old one and none fails.
@@ -14,8 +14,11 @@ An exception in the handler gives the caller a 500 whose body is the traceback, 
 traffic row (`rows()`, a `TrafficRecord` with `error` set). `print` output of a handler
 goes to the sink of the server (the cell's output), not to whatever cell runs now.
 
-One event loop thread (`tp-handler-loop`) and one worker pool (`tp-handler-*`) serve
-every server of the kernel; `shutdown()` stops them (the extension's unload does).
+Each connection has a thread (`tp-handler-conn-*`) that parses HTTP/1.1 (httptools) and runs
+synchronous handlers and WSGI apps itself, as `http.server`'s threading server does: no
+hand-off per request. One event loop thread (`tp-handler-loop`) runs async handlers and
+ASGI apps, and one watchdog thread answers 504 for a handler past its timeout; they serve
+every server of the kernel, and `shutdown()` stops them (the extension's unload does).
 
 Errors:
 
@@ -28,26 +31,26 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
 import contextlib
 import contextvars
 import dataclasses
-import functools
+import http
 import inspect
 import io
 import itertools
 import json
 import logging
 import re
+import socket
 import sys
 import threading
 import time
 import traceback
 import urllib.parse
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
-from aiohttp import web
+import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 from tp_protocol import manager_pb2 as mpb
 from tp_protocol.settings import get_settings
@@ -289,18 +292,17 @@ class OutputLog:
             return "".join(self._parts)
 
 
-# --- the shared loop ------------------------------------------------------------------------
+# --- the shared loop and watchdog -----------------------------------------------------------
 
 class _Host:
-    """The kernel's event loop thread and worker pool, shared by every HandlerServer."""
+    """The kernel's event loop thread (async handlers) and request watchdog, shared by every
+    HandlerServer."""
 
     def __init__(self) -> None:
-        s = get_settings().notebook
         self.loop = asyncio.new_event_loop()
-        self.pool = concurrent.futures.ThreadPoolExecutor(s.handler_threads,
-                                                          thread_name_prefix="tp-handler")
         self.thread = threading.Thread(target=self._run, name="tp-handler-loop", daemon=True)
         self.thread.start()
+        self.watchdog = _Watchdog()
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -311,21 +313,73 @@ class _Host:
         finally:
             self.loop.close()
 
-    def call(self, coro: Coroutine[Any, Any, Any], timeout: float) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
     def stop(self) -> None:
+        self.watchdog.stop()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(get_settings().notebook.handler_stop_timeout)
         if self.thread.is_alive():
             log.error("the handler event loop did not stop in time")
-        # a handler stuck in a worker must not hang the unload: wait a bounded time
-        waiter = threading.Thread(target=self.pool.shutdown, kwargs={"cancel_futures": True},
-                                  name="tp-handler-pool-stop", daemon=True)
-        waiter.start()
-        waiter.join(get_settings().notebook.handler_stop_timeout)
-        if waiter.is_alive():
-            log.error("a cell handler is still running after the server stopped")
+
+
+class _Watchdog:
+    """Answers 504 for a synchronous handler that runs past `handler_timeout`.
+
+    Sync handlers run in their connection's thread (no hand-off to a pool: that hand-off
+    was most of a request's cost); this one thread watches their deadlines. Deadlines
+    arrive in increasing order for one timeout value, so the thread sleeps until the
+    earliest one and is only woken when a shorter timeout makes an earlier one.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._pending: dict[int, tuple[float, _Exchange]] = {}
+        self._wake_at = float("inf")
+        self._stopped = False
+        self._ids = itertools.count()
+        self.thread = threading.Thread(target=self._run, name="tp-handler-watchdog",
+                                       daemon=True)
+        self.thread.start()
+
+    def watch(self, exchange: _Exchange, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        key = next(self._ids)
+        with self._cond:
+            self._pending[key] = (deadline, exchange)
+            if deadline < self._wake_at:
+                self._cond.notify()
+        return key
+
+    def done(self, key: int) -> None:
+        with self._cond:
+            self._pending.pop(key, None)
+
+    def _run(self) -> None:
+        while True:
+            expired: list[_Exchange] = []
+            with self._cond:
+                if self._stopped:
+                    return
+                now = time.monotonic()
+                for key, (deadline, exchange) in list(self._pending.items()):
+                    if deadline <= now:
+                        del self._pending[key]
+                        expired.append(exchange)
+                if not expired:
+                    self._wake_at = min((d for d, _ in self._pending.values()),
+                                        default=now + get_settings().notebook.handler_timeout)
+                    self._cond.wait(max(0.0, self._wake_at - now))
+                    self._wake_at = float("inf")
+            for exchange in expired:
+                try:
+                    exchange.time_out()
+                except Exception:
+                    log.exception("answering a timed-out handler request failed")
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+        self.thread.join(get_settings().notebook.handler_stop_timeout)
 
 
 class _Shared:
@@ -352,7 +406,7 @@ def servers() -> list[HandlerServer]:
 
 
 def shutdown() -> None:
-    """Stop every server, then the loop thread and the pool, and restore sys.stdout/stderr."""
+    """Stop every server, then the loop and watchdog threads, and restore sys.stdout/stderr."""
     for server in list(_servers):
         server.stop()
     with _Shared.lock:
@@ -365,6 +419,203 @@ def shutdown() -> None:
 # --- the server -----------------------------------------------------------------------------
 
 _ids = itertools.count(1)
+_HOP_BY_HOP = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
+_TEXT = ("Content-Type", "text/plain; charset=utf-8")
+
+
+class _Parsed:
+    """A request as the parser delivered it (body complete, or cut short by the limit)."""
+
+    __slots__ = ("body", "headers", "keep_alive", "method", "target", "too_large", "version")
+
+    def __init__(self) -> None:
+        self.method = self.version = ""
+        self.target = b""
+        self.headers: list[tuple[str, str]] = []
+        self.body = bytearray()
+        self.keep_alive = True
+        self.too_large = False
+
+
+class _Connection:
+    """One accepted connection: HTTP/1.1 (httptools, llhttp) on a blocking socket, served by
+    its own thread, which also runs synchronous handlers (as `http.server`'s threading
+    server does: no hand-off per request, which was most of a request's cost)."""
+
+    def __init__(self, server: HandlerServer, sock: socket.socket, remote: str) -> None:
+        self.server, self.sock, self.remote = server, sock, remote
+        self.parser = httptools.HttpRequestParser(self)
+        self.limit = get_settings().notebook.handler_body_limit
+        self.current = _Parsed()
+        self.ready: collections.deque[_Parsed] = collections.deque()
+        self.write_lock = threading.Lock()
+        self.busy = False
+        self.closed = False
+
+    def close(self) -> None:
+        """Wake the thread (blocked in recv) and end the connection."""
+        self.closed = True
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+    # -- parser callbacks (called inside feed_data)
+
+    def on_message_begin(self) -> None:
+        self.current = _Parsed()
+
+    def on_url(self, url: bytes) -> None:
+        self.current.target += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.current.headers.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        cur = self.current
+        cur.method = self.parser.get_method().decode("ascii")
+        cur.version = self.parser.get_http_version()
+        length = next((v for k, v in cur.headers if k.lower() == "content-length"), "")
+        if length.isdigit() and int(length) > self.limit:
+            self._cut()
+        elif any(k.lower() == "expect" and v.lower() == "100-continue" for k, v in cur.headers):
+            self.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes) -> None:
+        cur = self.current
+        if cur.too_large:
+            return
+        cur.body += body
+        if len(cur.body) > self.limit:
+            self._cut()
+
+    def on_message_complete(self) -> None:
+        cur = self.current
+        if not cur.too_large:
+            cur.keep_alive = self.parser.should_keep_alive()
+            self.ready.append(cur)
+
+    def _cut(self) -> None:
+        self.current.too_large = True
+        self.current.keep_alive = False
+        self.ready.append(self.current)   # answered 413 now, without the rest of the body
+
+    # -- serving
+
+    def serve(self) -> None:
+        try:
+            while not self.closed:
+                while not self.ready:
+                    data = self.sock.recv(65536)
+                    if not data:
+                        return
+                    try:
+                        self.parser.feed_data(data)
+                    except httptools.HttpParserUpgrade:
+                        self.current.keep_alive = False   # answered as plain HTTP, then closed
+                    except httptools.HttpParserError as e:
+                        self._bad_request(str(e))
+                        return
+                parsed = self.ready.popleft()
+                self.busy = True
+                try:
+                    if not self._serve_request(parsed):
+                        return
+                finally:
+                    self.busy = False
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                self.sock.close()
+            self.server._forget(self)
+
+    def _bad_request(self, reason: str) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.sendall(f"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
+                              f"Content-Length: {len(reason) + 1}\r\nConnection: close\r\n\r\n"
+                              f"{reason}\n".encode("latin-1", "replace"))
+
+    def _serve_request(self, parsed: _Parsed) -> bool:
+        """Serve one request; False when the connection must end."""
+        server = self.server
+        handler = server._slot      # read once: a swap now does not affect this request
+        start, t0 = time.time(), time.monotonic()
+        path, _, query = parsed.target.decode("latin-1").partition("?")
+        req = Request(parsed.method, path, query, CIMultiDictProxy(CIMultiDict(parsed.headers)),
+                      bytes(parsed.body), self.remote, parsed.version)
+        exchange = _Exchange(self, req, start, t0, parsed.keep_alive)
+        if parsed.too_large:
+            return exchange.too_large(self.limit)
+        _SINK.set(server.output.sink)
+        return exchange.answer(server._call(handler, exchange))
+
+
+def _head(status: int, headers: list[tuple[str, str]]) -> bytes:
+    lines = [f"HTTP/1.1 {status} {_reason(status)}"]
+    for k, v in headers:
+        if "\r" in k or "\n" in k or "\r" in v or "\n" in v or ":" in k:
+            raise ValueError(f"the response header {k!r} has a line break or colon in it")
+        lines.append(f"{k}: {v}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+class _Exchange:
+    """One request and its answer; answered exactly once (by the handler or the watchdog)."""
+
+    def __init__(self, conn: _Connection, req: Request, start: float, t0: float,
+                 keep_alive: bool) -> None:
+        self.conn, self.req, self.start, self.t0 = conn, req, start, t0
+        self.keep_alive = keep_alive
+        self.answered = False
+
+    def answer(self, wire: _Wire, close: bool = False) -> bool:
+        """Send `wire` unless already answered; False when the connection must end."""
+        conn = self.conn
+        close = close or not self.keep_alive
+        with conn.write_lock:
+            if self.answered:
+                return False      # the watchdog answered 504 and ended the connection
+            self.answered = True
+            headers = [(k, v) for k, v in wire.headers if k.lower() not in _HOP_BY_HOP]
+            if wire.status not in (204, 304) and wire.status >= 200:
+                headers.append(("Content-Length", str(len(wire.body))))
+            if close:
+                headers.append(("Connection", "close"))
+            try:
+                data = _head(wire.status, headers)
+            except ValueError as e:
+                wire = _Wire(500, [_TEXT], f"tp-jupyter: {e}\n".encode(), str(e))
+                data = _head(500, [*wire.headers, ("Content-Length", str(len(wire.body)))])
+            if wire.body and self.req.method != "HEAD" and wire.status not in (204, 304):
+                data += wire.body
+            # the row first: whoever got the answer finds the exchange in rows()
+            conn.server._record(self.req, wire, start=self.start,
+                                duration_ms=(time.monotonic() - self.t0) * 1000)
+            try:
+                conn.sock.sendall(data)
+            except OSError:
+                close = True
+        return not close
+
+    def too_large(self, limit: int) -> bool:
+        msg = f"request body larger than {limit} bytes (settings: notebook.handler_body_limit)"
+        self.answer(_Wire(413, [_TEXT], f"{msg}\n".encode(), msg), close=True)
+        # read (a bounded amount of) what the client still sends: closing with unread data
+        # resets the connection, and the client might lose the 413
+        with contextlib.suppress(OSError):
+            self.conn.sock.shutdown(socket.SHUT_WR)
+            self.conn.sock.settimeout(get_settings().notebook.handler_stop_timeout)
+            drained = 0
+            while drained <= limit and (chunk := self.conn.sock.recv(65536)):
+                drained += len(chunk)
+        return False
+
+    def time_out(self) -> None:
+        """Called by the watchdog: the handler is still running."""
+        timeout = get_settings().notebook.handler_timeout
+        msg = (f"handler {self.conn.server._slot.name} did not answer within {timeout:g} s "
+               "(settings: notebook.handler_timeout)")
+        self.answer(_Wire(504, [_TEXT], f"{msg}\n".encode(), msg), close=True)
+        self.conn.close()
 
 
 class HandlerServer:
@@ -377,15 +628,21 @@ class HandlerServer:
         self.output = OutputLog(sink)
         self.swaps = 0
         s = get_settings().notebook
-        self._rows: collections.deque[mpb.TrafficRecord] = collections.deque(
-            maxlen=s.kernel_traffic_rows)
+        self._rows: collections.deque[_Done] = collections.deque(maxlen=s.kernel_traffic_rows)
         self._listeners: list[Callable[[mpb.TrafficRecord], None]] = []
         self._host = _get_host()
-        self._runner: web.ServerRunner | None = None
-        self.port = self._host.call(self._start(host, port), s.handler_start_timeout)
+        self._connections: set[_Connection] = set()
+        self._threads: set[threading.Thread] = set()
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(s.handler_threads)
+        self._listener: socket.socket | None = socket.create_server((host, port))
+        self.port = int(self._listener.getsockname()[1])
         self.address = host
         self.url = f"http://{host}:{self.port}"
         """Where the intercept's traffic arrives (the daemon dials this address)."""
+        self._acceptor = threading.Thread(target=self._accept, args=(self._listener,),
+                                          name=f"tp-handler-accept-{self.port}", daemon=True)
+        self._acceptor.start()
         _servers.append(self)
 
     # -- public API
@@ -408,28 +665,47 @@ class HandlerServer:
 
     def rows(self) -> list[mpb.TrafficRecord]:
         """Exchanges this server answered, oldest first (bounded)."""
-        return list(self._rows)
+        return [self._row(done) for done in list(self._rows)]
 
     def add_listener(self, fn: Callable[[mpb.TrafficRecord], None]) -> None:
-        """Call `fn(row)` (on the loop thread) after every exchange."""
+        """Call `fn(row)` (on the thread that answered) after every exchange."""
         self._listeners.append(fn)
 
     def stop(self) -> None:
         """Stop listening; in-flight requests get `handler_stop_timeout` seconds."""
-        if self._runner is None:
+        listener, self._listener = self._listener, None
+        if listener is None:
             return
-        s = get_settings().notebook
-        try:
-            self._host.call(self._runner.cleanup(), s.handler_stop_timeout + 1)
-        except Exception:
-            log.exception("stopping the handler server %s failed", self.label)
-        self._runner = None
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)   # wakes the accept thread
+        listener.close()
+        timeout = get_settings().notebook.handler_stop_timeout
+        self._acceptor.join(timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                conns = list(self._connections)
+            for conn in conns:
+                if not conn.busy:
+                    conn.close()
+            if not any(c.busy for c in conns) or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        for conn in conns:
+            conn.close()
+        with self._lock:
+            threads = list(self._threads)
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+            if t.is_alive():
+                log.error("a cell handler of %s is still running after the server stopped",
+                          self.label)
         with contextlib.suppress(ValueError):
             _servers.remove(self)
 
     @property
     def running(self) -> bool:
-        return self._runner is not None
+        return self._listener is not None
 
     def __repr__(self) -> str:
         state = "serving" if self.running else "stopped"
@@ -438,92 +714,122 @@ class HandlerServer:
 
     # -- serving
 
-    async def _start(self, host: str, port: int) -> int:
-        s = get_settings().notebook
-        server = web.Server(self._handle)
-        self._runner = web.ServerRunner(server, shutdown_timeout=s.handler_stop_timeout)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        return int(self._runner.addresses[0][1])
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            self._slots.acquire()   # at most handler_threads connections at once
+            try:
+                sock, addr = listener.accept()
+            except OSError:
+                self._slots.release()
+                return
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = _Connection(self, sock, str(addr[0]))
+            t = threading.Thread(target=conn.serve, name=f"tp-handler-conn-{self.port}",
+                                 daemon=True)
+            with self._lock:
+                self._connections.add(conn)
+                self._threads.add(t)
+            t.start()
 
-    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        handler = self._slot       # read once: a swap now does not affect this request
-        start = time.time()
-        t0 = time.monotonic()
-        limit = get_settings().notebook.handler_body_limit
-        body = b""
-        if (request.content_length or 0) > limit:
-            msg = (f"request body larger than {limit} bytes "
-                   "(settings: notebook.handler_body_limit)")
-            wire = _Wire(413, [("Content-Type", "text/plain; charset=utf-8")],
-                         f"{msg}\n".encode(), msg)
-        else:
-            body = await request.content.read()
-            req = Request(request.method, request.path, request.query_string,
-                          CIMultiDictProxy(CIMultiDict(request.headers)), body,
-                          request.remote or "", f"{request.version.major}.{request.version.minor}")
-            _SINK.set(self.output.sink)
-            wire = await self._call(handler, req)
-        response = web.Response(status=wire.status, body=wire.body)
-        for k, v in wire.headers:
-            response.headers.add(k, v)
-        self._record(request, body, wire, start=start,
-                     duration_ms=(time.monotonic() - t0) * 1000)
-        return response
+    def _forget(self, conn: _Connection) -> None:
+        with self._lock:
+            self._connections.discard(conn)
+            self._threads.discard(threading.current_thread())
+        self._slots.release()
 
-    async def _call(self, handler: Handler, req: Request) -> _Wire:
+    def _call(self, handler: Handler, exchange: _Exchange) -> _Wire:
         timeout = get_settings().notebook.handler_timeout
+        req = exchange.req
         try:
-            if handler.kind == "asgi":
-                return await asyncio.wait_for(_call_asgi(handler.obj, req), timeout)
-            if handler.kind == "async function":
-                return await asyncio.wait_for(_call_async(handler.obj, req), timeout)
-            fn: Callable[[], Any]
-            if handler.kind == "wsgi":
-                fn = functools.partial(_call_wsgi, handler.obj, req, self.address, self.port)
-            else:
-                fn = functools.partial(_call_function, handler.obj, req)
-            ctx = contextvars.copy_context()   # carries the output sink into the worker
-            loop = asyncio.get_running_loop()
-            wire: _Wire = await asyncio.wait_for(
-                loop.run_in_executor(self._host.pool, ctx.run, fn), timeout)
-            return wire
+            if handler.kind in ("asgi", "async function"):
+                call = _call_asgi if handler.kind == "asgi" else _call_async
+                coro = self._call_on_loop(call(handler.obj, req), limit=timeout)
+                wire: _Wire = asyncio.run_coroutine_threadsafe(coro, self._host.loop).result()
+                return wire
+            key = self._host.watchdog.watch(exchange, timeout)
+            try:
+                if handler.kind == "wsgi":
+                    return _call_wsgi(handler.obj, req, self.address, self.port)
+                return _call_function(handler.obj, req)
+            finally:
+                self._host.watchdog.done(key)
         except TimeoutError:
-            msg = (f"handler {handler.name} did not answer within {timeout:.0f} s "
+            msg = (f"handler {handler.name} did not answer within {timeout:g} s "
                    "(settings: notebook.handler_timeout)")
-            return _Wire(504, [("Content-Type", "text/plain; charset=utf-8")],
-                         f"{msg}\n".encode(), msg)
+            return _Wire(504, [_TEXT], f"{msg}\n".encode(), msg)
         except Exception as e:   # HandlerFailed carries the user's traceback; others are ours
             tb = e.traceback if isinstance(e, HandlerFailed) else traceback.format_exc()
             self.output.sink(tb, "stderr")
-            return _Wire(500, [("Content-Type", "text/plain; charset=utf-8")],
+            return _Wire(500, [_TEXT],
                          f"tp-jupyter: handler {handler.name} raised an exception\n\n{tb}"
                          .encode(), tb)
 
-    def _record(self, request: web.BaseRequest, body: bytes, wire: _Wire, *,
-                start: float, duration_ms: float) -> None:
-        limit = get_settings().intercept.capture_body_limit
-        row = mpb.TrafficRecord(
-            id=f"kernel-{next(_ids)}", intercept_name=self.label, method=request.method,
-            path=request.path_qs, source=request.remote or "",
-            http_version=f"{request.version.major}.{request.version.minor}",
-            request_headers=[mpb.Header(name=k, value=v) for k, v in request.headers.items()],
-            status=wire.status, reason=web.Response(status=wire.status).reason or "",
-            response_headers=[mpb.Header(name=k, value=v) for k, v in wire.headers],
-            duration_ms=duration_ms, time_to_first_byte_ms=duration_ms,
-            request_size=len(body), response_size=len(wire.body),
-            routed_to=mpb.ROUTED_TO_LOCAL, port=self.port,
-            request_body_prefix=body[:limit], response_body_prefix=wire.body[:limit],
-            request_body_truncated=len(body) > limit,
-            response_body_truncated=len(wire.body) > limit, error=wire.error)
-        row.time.FromNanoseconds(int(start * 1e9))
-        self._rows.append(row)
+    async def _call_on_loop(self, coro: Coroutine[Any, Any, _Wire], *, limit: float) -> _Wire:
+        _SINK.set(self.output.sink)    # this task's context: print goes to the cell
+        async with asyncio.timeout(limit):
+            return await coro
+
+    def _record(self, req: Request, wire: _Wire, *, start: float, duration_ms: float) -> None:
+        # the protobuf row is built when asked for (rows(), a listener): building it for
+        # every request cost as much as parsing the request
+        exchange = _Done(f"kernel-{next(_ids)}", req.method, req.target, req.remote,
+                         req.http_version, tuple(req.headers.items()), req.body, wire.status,
+                         tuple((str(k), str(v)) for k, v in wire.headers), wire.body,
+                         wire.error, start, duration_ms)
+        self._rows.append(exchange)
+        if not self._listeners:
+            return
+        row = self._row(exchange)
         for fn in list(self._listeners):
             try:
                 fn(row)
             except Exception:
                 log.exception("a traffic listener of %s failed", self.label)
+
+    def _row(self, done: _Done) -> mpb.TrafficRecord:
+        limit = get_settings().intercept.capture_body_limit
+        body, out = done.body, done.response_body
+        row = mpb.TrafficRecord(
+            id=done.id, intercept_name=self.label, method=done.method,
+            path=done.target, source=done.remote, http_version=done.http_version,
+            request_headers=[mpb.Header(name=k, value=v) for k, v in done.headers],
+            status=done.status, reason=_reason(done.status),
+            response_headers=[mpb.Header(name=k, value=v) for k, v in done.response_headers],
+            duration_ms=done.duration_ms, time_to_first_byte_ms=done.duration_ms,
+            request_size=len(body), response_size=len(out),
+            routed_to=mpb.ROUTED_TO_LOCAL, port=self.port,
+            request_body_prefix=body[:limit], response_body_prefix=out[:limit],
+            request_body_truncated=len(body) > limit,
+            response_body_truncated=len(out) > limit, error=done.error)
+        row.time.FromNanoseconds(int(done.start * 1e9))
+        return row
+
+
+class _Done(NamedTuple):
+    """An answered exchange, kept until its row is asked for. Only strings, bytes and
+    numbers in tuples: the collector stops tracking it, so thousands kept cost no GC time
+    (objects here made the p99 of a request several ms)."""
+
+    id: str
+    method: str
+    target: str
+    remote: str
+    http_version: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    status: int
+    response_headers: tuple[tuple[str, str], ...]
+    response_body: bytes
+    error: str
+    start: float
+    duration_ms: float
+
+
+def _reason(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 # --- calling handlers -------------------------------------------------------------------------

@@ -119,7 +119,7 @@ def daemon_records(names: Iterable[str] = ()) -> list[mpb.TrafficRecord]:
 
 def kernel_records(names: Iterable[str] = (), every: bool = False) -> list[mpb.TrafficRecord]:
     """Rows of this kernel's cell handlers: failed calls only, or `every` row."""
-    from tp_jupyter import handlers  # lazily: it loads aiohttp
+    from tp_jupyter import handlers  # lazily: it loads httptools
     wanted = set(names)
     return [rec for server in handlers.servers() for rec in server.rows()
             if (every or rec.error) and (not wanted or rec.intercept_name in wanted)]
@@ -143,7 +143,7 @@ def traffic(name: str | Iterable[str] | None = None, kernel: bool = False) -> pd
 def check_names(names: Iterable[str], kept: Iterable[mpb.TrafficRecord]) -> None:
     """UsageError unless every name is an intercept of yours, of a cell handler here, or
     of a kept row (an intercept left since keeps its rows)."""
-    from tp_jupyter import handlers  # lazily: it loads aiohttp
+    from tp_jupyter import handlers  # lazily: it loads httptools
     known = {r.intercept_name for r in kept} | current_intercepts()
     known |= {server.label for server in handlers.servers()}
     known.discard("")
@@ -299,7 +299,7 @@ class TrafficFeed:
             return list(self.rows)
 
     def _run(self) -> None:
-        from tp_jupyter import handlers  # lazily: it loads aiohttp
+        from tp_jupyter import handlers  # lazily: it loads httptools
         s = get_settings().notebook
         history = True
         while not self._stop.is_set():

@@ -50,7 +50,12 @@ class SandboxSettings:
     """ClusterIP of the cluster DNS service named in pods' resolv.conf."""
 
     laptop_address_prefix: str = "172.31.0."
-    """Laptop K gets `<prefix>K`; its only route leads to `api_address`."""
+    """Laptop K gets `<prefix>K`; its only routes lead to `api_address` and the
+    LoadBalancer range."""
+
+    load_balancer_cidr: str = "172.29.0.0/24"
+    """Addresses of `type: LoadBalancer` Services (`status.loadBalancer.ingress[].ip`), as a
+    cloud's load balancers: routed from every laptop to the node, realised by kube-proxy."""
 
     up_timeout: float = 30.0
     """Seconds `tp sandbox up` waits for the API server (and node) to serve."""
@@ -525,8 +530,9 @@ class NotebookSettings:
     handler_timeout: float = 30.0
     """Seconds a cell handler may take for one request before the caller gets a 504."""
 
-    handler_threads: int = 8
-    """Worker threads that run synchronous cell handlers and WSGI apps in the kernel."""
+    handler_threads: int = 64
+    """Connections a cell handler server serves at once; each has a thread that also runs
+    synchronous handlers and WSGI apps (further connections wait to be accepted)."""
 
     handler_body_limit: int = 16 * 1024 * 1024
     """Largest request body (bytes) a cell handler accepts; larger requests get a 413."""

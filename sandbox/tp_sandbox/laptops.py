@@ -6,8 +6,10 @@ address or route ever appears in the host namespace.
 
     node  <prefix>node      lo: 172.30.0.1/32 (API), 172.30.0.10/32 (DNS); ip_forward=1;
                             nft table `tp-policy` drops laptop<->pod forwarding
-    laptop <prefix>laptop-K eth0: 172.31.0.K/32, the single route 172.30.0.1/32 dev eth0;
-                            node side `laptopK` with the route 172.31.0.K/32
+    laptop <prefix>laptop-K eth0: 172.31.0.K/32, the route 172.30.0.1/32 dev eth0 and the
+                            LoadBalancer range 172.29.0.0/24 via 172.30.0.1 (as a cloud's
+                            load balancers are reachable); node side `laptopK` with the
+                            route 172.31.0.K/32
 """
 
 from __future__ import annotations
@@ -69,11 +71,14 @@ def make_node(instance: Instance) -> None:
     proc = netns.run(ns, ["sysctl", "-qw", "net.ipv4.ip_forward=1"], check=False)
     if proc.returncode != 0:
         raise NetworkError(f"ip_forward in {ns}: {proc.stderr.decode().strip()}")
-    # Laptops only ever talk to the API server; keep them off pods even if a route appears.
+    # Laptops only ever talk to the API server and LoadBalancer addresses; keep them off
+    # pods even if a route appears. A connection to a LoadBalancer address (DNATed to a pod
+    # by kube-proxy) is the one way through, both directions, as a cloud LB is.
     netns.nft(ns, f"""
 table inet {POLICY_TABLE} {{
     chain forward {{
         type filter hook forward priority 0; policy accept;
+        ct original ip daddr {s.load_balancer_cidr} accept
         ip saddr {laptop_range()} ip daddr {s.pod_cidr} drop
         ip saddr {s.pod_cidr} ip daddr {laptop_range()} drop
     }}
@@ -82,7 +87,8 @@ table inet {POLICY_TABLE} {{
 
 
 def make_laptop(instance: Instance, k: int) -> None:
-    """Create laptop K's namespace, linked to the node only by the API server's address."""
+    """Create laptop K's namespace, linked to the node only by the API server's address
+    and the LoadBalancer range."""
     s = get_settings().sandbox
     ns, node, veth, addr = instance.laptop_netns(k), instance.node_netns, laptop_veth(k), \
         laptop_address(k)
@@ -93,6 +99,8 @@ def make_laptop(instance: Instance, k: int) -> None:
     _ip("-n", ns, "addr", "add", f"{addr}/32", "dev", "eth0")
     _ip("-n", ns, "link", "set", "eth0", "up")
     _ip("-n", ns, "route", "add", f"{s.api_address}/32", "dev", "eth0")
+    # the API address is the next hop: the node answers ARP for it (a local address)
+    _ip("-n", ns, "route", "add", s.load_balancer_cidr, "via", s.api_address, "dev", "eth0")
 
 
 def list_netns() -> list[str]:

@@ -253,3 +253,44 @@ def test_shutdown_stops_every_thread_and_restores_stdout() -> None:
     assert tp_threads() == []
     assert not server.running and handlers.servers() == []
     assert sys.stdout is before or not isinstance(sys.stdout, handlers._RoutingStream)
+
+
+def _raw(port: int, data: bytes) -> bytes:
+    """Send raw bytes, read until the server closes (every request here ends with close)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_chunked_and_100_continue_bodies_reach_the_handler_and_head_gets_no_body() -> None:
+    server = HandlerServer(lambda req: f"{req.method} {req.text}")
+    chunked = _raw(server.port, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                                b"\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+                                b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    first, _, second = chunked.partition(b"POST abcde")
+    assert first.startswith(b"HTTP/1.1 200 OK\r\n") and b"Content-Length: 10\r\n" in first
+    assert second.startswith(b"HTTP/1.1 200 OK\r\n") and second.endswith(b"\r\n\r\n")
+    assert b"Content-Length: 5\r\n" in second   # HEAD: the length of the GET body, no body
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request("PUT", "/", body=b"later", headers={"Expect": "100-continue"})
+    r = conn.getresponse()
+    assert (r.status, r.read()) == (200, b"PUT later")
+    assert [row.method for row in server.rows()] == ["POST", "HEAD", "PUT"]
+
+
+def test_a_malformed_request_gets_400_and_the_server_keeps_serving() -> None:
+    server = HandlerServer(lambda req: "ok")
+    answer = _raw(server.port, b"GET / HTTP/1.1\r\nHost x\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert get(server.url + "/")[:3:2] == (200, b"ok")
+
+
+def test_a_header_with_a_line_break_from_the_handler_is_a_500_not_a_split_response() -> None:
+    server = HandlerServer(lambda req: Response("x", 200, {"X-Evil": "a\r\nSet-Cookie: b"}))
+    code, headers, body = get(server.url + "/")
+    assert code == 500 and "Set-Cookie" not in headers and b"line break" in body

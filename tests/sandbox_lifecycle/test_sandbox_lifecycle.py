@@ -289,7 +289,7 @@ def test_exec_runs_in_the_laptop_with_its_resolv_conf_and_kubeconfig(laptop: Any
     assert "inet 172.31.0.1/32" in proc.stdout
     routes = [line for line in proc.stdout.splitlines() if "dev eth0" in line and "inet" not in
               line]
-    assert routes == ["172.30.0.1 dev eth0 scope link "]
+    assert routes == ["172.29.0.0/24 via 172.30.0.1 dev eth0 ", "172.30.0.1 dev eth0 scope link "]
     assert "nameserver 127.0.0.53\noptions edns0\n" in proc.stdout
     assert proc.stdout.strip().endswith(str(lap.kubeconfig))
     # the host's resolv.conf is untouched
@@ -343,7 +343,7 @@ def test_a_laptop_reaches_the_api_server_but_not_pods_or_services(laptop: Any) -
 def test_the_host_namespace_has_no_route_to_sandbox_ranges(sandbox: Any) -> None:
     routes = subprocess.run(["ip", "-4", "route", "show", "table", "all"], capture_output=True,
                             text=True, check=True).stdout
-    for prefix in ("10.244.", "10.96.", "172.30.", "172.31."):
+    for prefix in ("10.244.", "10.96.", "172.29.", "172.30.", "172.31."):
         assert not any(line.startswith(prefix) for line in routes.splitlines()), routes
 
 

@@ -114,3 +114,24 @@ def test_the_generated_table_passes_nft_check() -> None:
     proc = subprocess.run(["nft", "--check", "-f", "-"], input=script.encode(),
                           capture_output=True, timeout=30, check=False)
     assert proc.returncode == 0, proc.stderr.decode() + script
+
+
+def test_a_load_balancer_address_gets_the_cluster_ips_rules_and_only_for_that_type() -> None:
+    lb = service("web", "demo", "10.96.7.7", [port(80, 8080)])
+    lb["spec"]["type"] = "LoadBalancer"
+    lb["status"] = {"loadBalancer": {"ingress": [{"ip": "172.29.0.1", "ipMode": "VIP"}]}}
+    empty = {**lb, "metadata": {"name": "empty", "namespace": "demo"},
+             "spec": {**lb["spec"], "clusterIP": "10.96.7.9"},
+             "status": {"loadBalancer": {"ingress": [{"ip": "172.29.0.2"}]}}}
+    was_lb = {**lb, "metadata": {"name": "was", "namespace": "demo"},
+              "spec": {**lb["spec"], "type": "ClusterIP", "clusterIP": "10.96.7.8"},
+              "status": {"loadBalancer": {"ingress": [{"ip": "172.29.0.3"}]}}}
+    slices = [endpoint_slice(n, "demo", [endpoint("10.244.0.9")], [slice_port(8080)])
+              for n in ("web", "was")]
+    infos = build_services([lb, empty, was_lb], slices, [])
+    assert [i.load_balancer_ips for i in infos] == [["172.29.0.2"], [], ["172.29.0.1"]]
+    table = render_table(infos)
+    assert "ip daddr 10.96.7.7 tcp dport 80 goto svc-" in table
+    assert "ip daddr 172.29.0.1 tcp dport 80 goto svc-" in table
+    assert "172.29.0.2 . tcp . 80" in table   # no endpoints: rejected like its ClusterIP
+    assert "172.29.0.3" not in table          # no longer a LoadBalancer: no rules

@@ -15,6 +15,7 @@ from .endpoints import EndpointsController, EndpointSliceController
 from .gc import GarbageCollector
 from .job import JobController
 from .kube import Kube
+from .loadbalancer import LoadBalancerController
 from .machinery import Informers
 from .namespace import NamespaceController
 from .replicaset import ReplicaSetController
@@ -35,6 +36,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "scheduler": Scheduler,
     "endpoints": EndpointsController,
     "endpointslice": EndpointSliceController,
+    "service-lb-controller": LoadBalancerController,
     "garbagecollector": GarbageCollector,
     "namespace": NamespaceController,
 }

@@ -19,10 +19,13 @@ Service that has none, from its Endpoints object (the `kubernetes` Service is on
 given manual Endpoints by the API server). A Service port's target port number is the
 one the slice lists under the Service port's name, which is how named targetPorts
 (`targetPort: http`) are resolved per endpoint. Headless Services (clusterIP None) and
-ExternalName Services get no rules.
+ExternalName Services get no rules. A LoadBalancer Service's `status.loadBalancer.ingress`
+addresses (given by the controllers' service-lb-controller) get the same rules as its
+ClusterIP: laptops route the load-balancer range to the node, as to a cloud's LB.
 
 Node-local processes choose a route before OUTPUT runs, so the proxy adds
-`<service CIDR> dev lo src <API address>` inside the node netns (never in the host).
+`<service CIDR> dev lo src <API address>` (and the same for the load-balancer range)
+inside the node netns (never in the host).
 
 This module also holds the node's service cache (`ServiceCache`, shared with the
 cluster DNS); both reach the API server through the node's adapter, `kubeapi.KubeApi`.
@@ -254,6 +257,9 @@ class ServiceInfo:
     ports: list[PortInfo]
     addresses: list[EndpointAddress]
     """Every distinct endpoint address (ready or not)."""
+    load_balancer_ips: list[str] = field(default_factory=list)
+    """`status.loadBalancer.ingress[].ip` of a LoadBalancer Service: served like the
+    ClusterIP, on the same ports."""
 
 
 def _slice_groups(slices: Sequence[Obj]) -> list[tuple[list[Obj], list[Obj]]]:
@@ -360,8 +366,13 @@ def build_services(services: Sequence[Obj], slices: Sequence[Obj], endpoints: Se
                 old = addresses.get(ip)
                 if old is None or (ep["ready"] and not old.ready):
                     addresses[ip] = EndpointAddress(ip, ep["ready"], ep["hostname"])
+        lb_ips: list[str] = []
+        if svc_type == "LoadBalancer" and cluster_ip:
+            ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress")
+            lb_ips = [ip for i in ingress or [] if isinstance(i, dict)
+                      and (ip := _ipv4(i.get("ip")))]
         result.append(ServiceInfo(key[0], key[1], cluster_ip, headless, external, ports,
-                                  list(addresses.values())))
+                                  list(addresses.values()), lb_ips))
     return result
 
 
@@ -384,12 +395,13 @@ def render_table(services: Sequence[ServiceInfo]) -> str:
             if proto is None or not port.port:
                 continue  # SCTP and friends: not in the sandbox
             what = f"{svc.namespace}/{svc.name}:{port.name or port.port}/{proto}"
+            addresses = [svc.cluster_ip, *svc.load_balancer_ips]
             if not port.backends:
-                no_endpoints.append(f"{svc.cluster_ip} . {proto} . {port.port}")
+                no_endpoints.extend(f"{ip} . {proto} . {port.port}" for ip in addresses)
                 continue
             n += 1
-            dispatch.append(f"    ip daddr {svc.cluster_ip} {proto} dport {port.port} "
-                            f'goto svc-{n} comment "{what}"')
+            dispatch.extend(f"    ip daddr {ip} {proto} dport {port.port} "
+                            f'goto svc-{n} comment "{what}"' for ip in addresses)
             eps = []
             for i, b in enumerate(port.backends):
                 eps.append(f"  chain ep-{n}-{i} {{\n"
@@ -450,13 +462,14 @@ def apply_script(netns_name: str, script: str) -> None:
 
 def _ip_route(netns_name: str, verb: str) -> None:
     s = get_settings().sandbox
-    argv = ["ip", "route", verb, s.service_cidr, "dev", "lo"]
-    if verb != "del":
-        argv += ["src", s.api_address]
-    proc = netns.run(netns_name, argv, check=False)
-    if proc.returncode != 0 and verb != "del":
-        log.warning("route to %s in %s: %s", s.service_cidr, netns_name,
-                    proc.stderr.decode().strip())
+    for cidr in (s.service_cidr, s.load_balancer_cidr):
+        argv = ["ip", "route", verb, cidr, "dev", "lo"]
+        if verb != "del":
+            argv += ["src", s.api_address]
+        proc = netns.run(netns_name, argv, check=False)
+        if proc.returncode != 0 and verb != "del":
+            log.warning("route to %s in %s: %s", cidr, netns_name,
+                        proc.stderr.decode().strip())
 
 
 class ServiceProxy:

@@ -1,0 +1,281 @@
+"""Load benchmark of one traffic-agent: two developers' personal intercepts plus unmatched
+traffic from several cluster clients, stepped up until something gives (root).
+
+    python bench/load.py [--clients 3] [--rates 100,200,400,800,1200,1600,2000,2500]
+                         [--step-seconds 5] [--hold-seconds 30] [--max-seconds 300]
+    ($TP_SANDBOX_NAME reuses a sandbox that is up, with 2 laptops; else a fresh one)
+
+Setup: the demo app in a fresh namespace; laptop 1 (alice) and laptop 2 (bob) each run
+the demo service locally (answering "alice" / "bob"), `tp connect` and
+`tp intercept dataprocessingservice --http-match x-dev=<name>`; `--clients` pods send
+`GET /color` through the Service, a third each with `x-dev: alice`, `x-dev: bob` and no
+header (answered "green" by the pod), paced at the step's rate over keep-alive
+connections. An answer from the wrong side is *misrouted*; an error or timeout *failed*.
+
+Printed per step: offered and achieved rps, failed, misrouted, p50/p99 per class (alice,
+bob, unmatched). The run stops by itself after the last step, a step with failures or
+misroutes, a rate the clients cannot sustain, or --max-seconds. Reported: the highest
+sustained rate with 0 misrouted and 0 failed, the first rate whose p99 passes 50 ms, and
+(when 2,000 rps was sustained) a --hold-seconds run at 2,000 rps.
+Targets (issue 11): >= 2,000 rps for 30 s with 0 misrouted and p99 < 50 ms.
+
+`python bench/load.py client CONFIG_JSON` is the paced client itself (run in the pods).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+TP = [sys.executable, "-m", "tp_jupyter.cli"]
+SVC = "dataprocessingservice"
+HEADER = "x-dev"
+CLASSES = {"alice": "alice", "bob": "bob", "unmatched": "green"}
+"""class -> the colour that proves correct routing"""
+P99_LIMIT_MS = 50.0
+TARGET_RPS = 2000
+
+# --------------------------------------------------------------------------- the client
+
+
+def client_main(config: dict[str, Any]) -> None:
+    """Send `rate` requests/s for `seconds` over `connections` keep-alive connections."""
+    import http.client
+    import itertools
+
+    host, rate, seconds = config["host"], float(config["rate"]), float(config["seconds"])
+    total = int(rate * seconds)
+    names = list(CLASSES)
+    latencies: dict[str, list[float]] = {n: [] for n in names}
+    counts = {"failed": 0, "misrouted": 0, "done": 0}
+    lock = threading.Lock()
+    ticket = itertools.count()
+    start = time.monotonic() + 0.2
+
+    def worker() -> None:
+        conn: http.client.HTTPConnection | None = None
+        while (i := next(ticket)) < total:
+            due = start + i / rate
+            if (wait := due - time.monotonic()) > 0:
+                time.sleep(wait)
+            name = names[i % len(names)]
+            headers = {HEADER: name} if name != "unmatched" else {}
+            t = time.perf_counter()
+            outcome = "failed"
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection(host, 3000, timeout=5)
+                conn.request("GET", "/color", headers=headers)
+                resp = conn.getresponse()
+                body = resp.read()
+                if resp.status == 200:
+                    outcome = "ok" if json.loads(body) == CLASSES[name] else "misrouted"
+            except (OSError, http.client.HTTPException, ValueError):
+                if conn is not None:
+                    conn.close()
+                conn = None
+            ms = (time.perf_counter() - t) * 1000
+            with lock:
+                counts["done"] += 1
+                if outcome == "ok":
+                    latencies[name].append(ms)
+                else:
+                    counts[outcome] += 1
+        if conn is not None:
+            conn.close()
+
+    threads = [threading.Thread(target=worker, name=f"load-{k}", daemon=True)
+               for k in range(int(config["connections"]))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + 30)
+    elapsed = time.monotonic() - start
+    print(json.dumps({"elapsed": elapsed, "latencies": latencies, **counts}))
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else float("nan")
+
+
+def main() -> int:
+    if len(sys.argv) > 2 and sys.argv[1] == "client":
+        client_main(json.loads(sys.argv[2]))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=3, help="client pods")
+    parser.add_argument("--connections", type=int, default=16,
+                        help="keep-alive connections per client pod")
+    parser.add_argument("--rates", default="100,200,400,800,1200,1600,2000,2500")
+    parser.add_argument("--step-seconds", type=float, default=5)
+    parser.add_argument("--hold-seconds", type=float, default=30)
+    parser.add_argument("--max-seconds", type=float, default=300,
+                        help="stop stepping up after this long")
+    args = parser.parse_args()
+    rates = [int(r) for r in args.rates.split(",")]
+
+    from kubernetes import client, config
+    from kubernetes.stream import stream
+    from tp_sandbox import lifecycle
+    from tp_sandbox.paths import Instance
+
+    instance = Instance.from_env()
+    created = not lifecycle.status(instance).up
+    if created:
+        instance = Instance(f"b{secrets.token_hex(3)}")
+        print(f"starting sandbox {instance.name} ...", file=sys.stderr)
+        lifecycle.up(instance, laptops=2, progress=lambda _: None)
+    ns = f"bench-{secrets.token_hex(3)}"
+    me = str(Path(__file__).resolve())   # pods see the host's files (sandbox images)
+    local_apps: list[subprocess.Popen[bytes]] = []
+
+    def laptop(k: int, argv: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(lifecycle.exec_argv(instance, k, argv),
+                              env=lifecycle.exec_env(instance, k), capture_output=True,
+                              text=True, check=False, **kw)
+
+    cfg = client.Configuration()
+    config.load_kube_config(str(instance.kubeconfig), client_configuration=cfg)
+    api = client.ApiClient(cfg)
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    began = time.monotonic()
+    try:
+        lifecycle.demo(instance, namespace=ns, progress=lambda _: None)
+        apps.create_namespaced_deployment(ns, {
+            "metadata": {"name": "loadgen"},
+            "spec": {"replicas": args.clients, "selector": {"matchLabels": {"app": "loadgen"}},
+                     "template": {"metadata": {"labels": {"app": "loadgen"}},
+                                  "spec": {"containers": [{
+                                      "name": "loadgen", "image": "python",
+                                      "command": ["python3", "-c",
+                                                  "import time; time.sleep(1e9)"]}]}}}})
+        for k, who in ((1, "alice"), (2, "bob")):
+            local_apps.append(subprocess.Popen(
+                lifecycle.exec_argv(instance, k, [sys.executable, "-m",
+                                                  "tp_sandbox.demo.dataprocessingservice"]),
+                env={**lifecycle.exec_env(instance, k), "COLOR": who, "PORT": "3000"},
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            _wait(lambda k=k: laptop(k, ["curl", "-s", "127.0.0.1:3000/color"]).returncode
+                  == 0, 30, f"the local app of {who}")
+            done = laptop(k, [*TP, "connect"], timeout=180)
+            if done.returncode:
+                raise SystemExit(f"tp connect ({who}) failed: {done.stderr.strip()}")
+            made = laptop(k, [*TP, "intercept", SVC, "-n", ns, "-p", "3000", "--mount",
+                              "false", "--http-match", f"{HEADER}={who}"], timeout=180)
+            if made.returncode:
+                raise SystemExit(f"tp intercept ({who}) failed: {made.stderr.strip()}")
+
+        def pods() -> list[str]:
+            return [p.metadata.name for p in core.list_namespaced_pod(
+                ns, label_selector="app=loadgen").items
+                if p.status.phase == "Running" and p.status.pod_ip]
+
+        _wait(lambda: len(pods()) == args.clients, 90, "the load client pods")
+        clients = pods()
+
+        def step(rate: int, seconds: float) -> dict[str, Any]:
+            outs: list[Any] = [None] * len(clients)
+
+            def run(i: int, pod: str) -> None:
+                conf = {"host": SVC, "rate": rate / len(clients), "seconds": seconds,
+                        "connections": args.connections}
+                # a client of its own: stream() patches its ApiClient while it runs
+                with client.ApiClient(cfg) as own:
+                    out = stream(client.CoreV1Api(own).connect_get_namespaced_pod_exec, pod,
+                                 ns, command=["python3", me, "client", json.dumps(conf)],
+                                 stdout=True, stderr=True, stdin=False, tty=False,
+                                 _request_timeout=seconds + 120)
+                outs[i] = json.loads(str(out).strip().splitlines()[-1])
+
+            threads = [threading.Thread(target=run, args=(i, p), name=f"client-{p}")
+                       for i, p in enumerate(clients)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(seconds + 150)
+            if any(o is None for o in outs):
+                raise SystemExit("a load client did not report")
+            lat = {n: [v for o in outs for v in o["latencies"][n]] for n in CLASSES}
+            done = sum(o["done"] for o in outs)
+            return {"rate": rate, "achieved": done / max(o["elapsed"] for o in outs),
+                    "failed": sum(o["failed"] for o in outs),
+                    "misrouted": sum(o["misrouted"] for o in outs), "lat": lat}
+
+        print(f"{args.clients} client pods x {args.connections} keep-alive connections; "
+              f"classes alice / bob (personal intercepts) / unmatched, one third each; "
+              f"{args.step_seconds:g} s per step")
+        print(f"{'offered':>8} {'achieved':>9} {'failed':>7} {'misrt':>6}  "
+              + "  ".join(f"{n + ' p50/p99 ms':>22}" for n in CLASSES))
+        best, p99_passed = 0, None
+        for rate in rates:
+            if time.monotonic() - began > args.max_seconds:
+                print(f"stopping: --max-seconds {args.max_seconds:g} reached")
+                break
+            r = step(rate, args.step_seconds)
+            _print(r)
+            worst_p99 = max(pct(v, .99) for v in r["lat"].values())
+            if p99_passed is None and worst_p99 > P99_LIMIT_MS:
+                p99_passed = rate
+            sustained = r["achieved"] >= 0.95 * rate
+            if r["failed"] or r["misrouted"] or not sustained:
+                print(f"stopping: at {rate} rps " + ("failures or misroutes" if r["failed"]
+                      or r["misrouted"] else "the offered rate was not sustained"))
+                break
+            best = rate
+        print(f"highest sustained rate with 0 misrouted and 0 failed: {best} rps")
+        print(f"p99 passes {P99_LIMIT_MS:g} ms at: "
+              + (f"{p99_passed} rps" if p99_passed else "no step tried"))
+        met = False
+        if best >= TARGET_RPS:
+            hold = step(TARGET_RPS, args.hold_seconds)
+            _print(hold)
+            met = (not hold["failed"] and not hold["misrouted"]
+                   and hold["achieved"] >= 0.95 * TARGET_RPS
+                   and max(pct(v, .99) for v in hold["lat"].values()) < P99_LIMIT_MS)
+        print(f"target >= {TARGET_RPS} rps for {args.hold_seconds:g} s, 0 misrouted, p99 < "
+              f"{P99_LIMIT_MS:g} ms: " + ("met" if met else "NOT met"))
+        return 0
+    finally:
+        for k in (1, 2):
+            laptop(k, [*TP, "leave", SVC], timeout=120)
+        laptop(1, [*TP, "uninstall", "--everything"], timeout=240)
+        for k in (1, 2):
+            laptop(k, [*TP, "quit"], timeout=60)
+        for proc in local_apps:
+            proc.terminate()
+            proc.wait(timeout=10)
+        with contextlib.suppress(Exception):
+            core.delete_namespace(ns)
+        api.close()
+        if created:
+            lifecycle.down(instance, keep_logs=False)
+
+
+def _print(r: dict[str, Any]) -> None:
+    cells = "  ".join(f"{pct(v, .5):10.2f}/{pct(v, .99):<11.2f}" for v in r["lat"].values())
+    print(f"{r['rate']:>8} {r['achieved']:>9.0f} {r['failed']:>7} {r['misrouted']:>6}  {cells}",
+          flush=True)
+
+
+def _wait(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.2)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
