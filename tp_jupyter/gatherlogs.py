@@ -26,6 +26,7 @@ from typing import Any
 from tp_daemon import paths
 from tp_protocol import VERSION
 from tp_protocol import manager_pb2 as mpb
+from tp_protocol.logtail import tail
 from tp_protocol.settings import get_settings
 
 from tp_jupyter import daemon_client
@@ -33,14 +34,6 @@ from tp_jupyter.errors import TpError, UsageError
 from tp_jupyter.render import Rendered
 
 DEFAULT_OUTPUT = "tp-logs.zip"
-
-
-def _tail(data: bytes, max_bytes: int) -> tuple[bytes, bool]:
-    if len(data) <= max_bytes:
-        return data, False
-    cut = data[-max_bytes:]
-    newline = cut.find(b"\n")
-    return (cut[newline + 1:] if 0 <= newline < len(cut) - 1 else cut), True
 
 
 def _entry(component: str, *, source: str, namespace: str = "", pod: str = "",
@@ -101,7 +94,7 @@ def gather_logs(output: str | None = None, max_bytes: int | None = None) -> Gath
     except OSError as e:
         daemon["error"] = f"cannot read {log_file} ({e.strerror})"
     else:
-        text, cut = _tail(data, limit)
+        text, cut = tail(data, limit)
         daemon.update(file="daemon/daemon.log", size=len(data), bytes=len(text), truncated=cut)
         files["daemon/daemon.log"] = text
     components.append(daemon)

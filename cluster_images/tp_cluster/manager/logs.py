@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from tp_protocol import manager_pb2 as pb
+from tp_protocol.logtail import tail
 
 from tp_cluster.errors import ClusterError
 from tp_cluster.injector import AGENT_CONTAINER
@@ -33,17 +34,6 @@ from tp_cluster.manager.state import State
 
 MANAGER = "traffic-manager"
 AGENT = "traffic-agent"
-
-
-def tail(data: bytes, max_bytes: int) -> tuple[bytes, bool]:
-    """The last `max_bytes` of `data`, cut at a line start when one is near; truncated?"""
-    if len(data) <= max_bytes:
-        return data, False
-    cut = data[-max_bytes:]
-    newline = cut.find(b"\n")
-    if 0 <= newline < len(cut) - 1:
-        cut = cut[newline + 1:]
-    return cut, True
 
 
 class LogBuffer(logging.Handler):
