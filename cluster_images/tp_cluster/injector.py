@@ -70,7 +70,9 @@ AGENT_CONTAINER = "traffic-agent"
 ANNOTATION_REPLACED = "tp-jupyter.io/replaced-container"
 """On the pod template while `tp replace` took the app container (its name) out."""
 AGENT_TMP_VOLUME = "tp-agent-tmp"
-"""The agent container's scratch emptyDir, mounted at /tmp."""
+"""The agent container's scratch emptyDir, mounted at AGENT_TMP_DIR."""
+AGENT_TMP_DIR = "/tp-agent-tmp"
+"""The agent's TMPDIR: its own path, so the scratch volume never hides the image's /tmp."""
 AGENT_SA_VOLUME = "tp-agent-token"
 """A projected token volume like the app's automounted one, served under MOUNT_ROOT."""
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -475,6 +477,7 @@ def _agent_container(deployment: dict[str, Any], app: dict[str, Any], plan: _Pla
         {"name": "APP_PORTS", "value": json.dumps(plan.agent_ports, separators=(",", ":"))},
         {"name": "APP_MOUNTS", "value": json.dumps(mounts, separators=(",", ":"))},
         {"name": "MANAGER_ADDRESS", "value": manager},
+        {"name": "TMPDIR", "value": AGENT_TMP_DIR},
         *app_env,
     ]
     container: dict[str, Any] = {
@@ -489,7 +492,8 @@ def _agent_container(deployment: dict[str, Any], app: dict[str, Any], plan: _Pla
     }
     if app_env_from:
         container["envFrom"] = app_env_from
-    container["volumeMounts"] = [*agent_mounts, {"name": AGENT_TMP_VOLUME, "mountPath": "/tmp"}]
+    container["volumeMounts"] = [*agent_mounts, {"name": AGENT_TMP_VOLUME,
+                                                  "mountPath": AGENT_TMP_DIR}]
     if _automounts_token(pod_spec, app):
         container["volumeMounts"].append({"name": AGENT_SA_VOLUME, "readOnly": True,
                                           "mountPath": MOUNT_ROOT + SA_DIR})

@@ -96,7 +96,7 @@ def test_the_app_environment_is_copied_under_a_prefix_with_references_rewritten(
                                 {"prefix": "TP_APP_ENV_DB_", "secretRef": {"name": "db"}}]
     assert agent["volumeMounts"] == [{"name": "data", "mountPath": "/tp-mounts/var/data",
                                       "readOnly": True},
-                                     {"name": "tp-agent-tmp", "mountPath": "/tmp"},
+                                     {"name": "tp-agent-tmp", "mountPath": "/tp-agent-tmp"},
                                      {"name": "tp-agent-token", "readOnly": True,
                                       "mountPath": "/tp-mounts" + SA}]
     assert json.loads(env["APP_MOUNTS"]) == [
