@@ -298,11 +298,23 @@ class Lifecycle:
             session=session, namespace="" if request.everything else namespace,
             workloads=[] if every else list(request.agents), all=every,
             force=request.force or request.everything)
-        try:
-            answer = await stub.UninstallAgents(message,
-                                                timeout=self.settings.daemon_uninstall_timeout)
-        except grpc.aio.AioRpcError as e:
-            raise rpc_error(e, "uninstalling traffic-agents") from e
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.daemon_uninstall_timeout
+        while True:
+            try:
+                answer = await stub.UninstallAgents(message,
+                                                    timeout=max(1.0, deadline - loop.time()))
+                break
+            except grpc.aio.AioRpcError as e:
+                # the port-forward under the channel dropped mid-call: restoring workloads
+                # is idempotent, so ask again over the rebuilt channel while time is left
+                if e.code() != grpc.StatusCode.UNAVAILABLE or loop.time() > deadline - 2:
+                    raise rpc_error(e, "uninstalling traffic-agents") from e
+                log.warning("uninstalling traffic-agents: %s; asking again", e.details())
+                self.owner.channel_trouble()
+                await asyncio.sleep(self.settings.daemon_stream_retry)
+                stub, session = self.owner.manager()
+                message.session.CopyFrom(session)
         if answer.error:
             raise InterceptFailed(answer.error)
         for name, info in list(self.book.mine.items()):
