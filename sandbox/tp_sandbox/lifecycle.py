@@ -764,7 +764,24 @@ def exec_argv(instance: Instance, laptop: int, argv: Sequence[str]) -> list[str]
     if not mnt.exists():
         raise SandboxNotUpError(f"laptop {laptop} has no mount namespace (made by an older "
                                 "version); run 'tp sandbox down' then 'up'")
-    return ["nsenter", f"--mount={mnt}", f"--net=/run/netns/{ns}", "--wd=.", "--", *argv]
+    return [*_to_host_mountns(instance), "nsenter", f"--mount={mnt}",
+            f"--net=/run/netns/{ns}", "--wd=.", "--", *argv]
+
+
+def _to_host_mountns(instance: Instance) -> list[str]:
+    """From inside a laptop (a notebook driving the other laptop), first go back to the
+    host's mount namespace, the supervisor's: a laptop never sees the other laptops'
+    namespace files (the kernel does not copy or propagate them)."""
+    sup = supervisor_pid(instance)
+    if sup is None:
+        return []
+    host = f"/proc/{sup}/ns/mnt"
+    try:
+        if os.stat(host).st_ino == os.stat("/proc/self/ns/mnt").st_ino:
+            return []
+    except OSError:
+        return []
+    return ["nsenter", f"--mount={host}", "--wd=.", "--"]
 
 
 def exec_env(instance: Instance, laptop: int) -> dict[str, str]:

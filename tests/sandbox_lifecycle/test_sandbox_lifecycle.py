@@ -324,6 +324,15 @@ def test_a_mount_made_in_one_exec_is_seen_by_later_execs_of_that_laptop_only(
         lap.run(f"umount {where}")
 
 
+def test_a_laptop_runs_a_command_in_the_other_laptop_through_exec(laptop: Any) -> None:
+    lap = laptop(1)
+    # as notebook 3 drives Bob's laptop from Alice's kernel
+    proc = lap.run([sys.executable, "-m", "tp_jupyter.cli", "sandbox", "exec", "--laptop",
+                    "2", "--", "ip", "-4", "-o", "addr", "show", "eth0"])
+    assert proc.returncode == 0, proc.stderr
+    assert "inet 172.31.0.2/32" in proc.stdout
+
+
 def test_the_laptop_resolver_answers_its_zone_and_nxdomain_for_the_rest(laptop: Any) -> None:
     lap = laptop(2)
     assert lap.run(["getent", "hosts", "upstream.laptop.test"]).stdout.split()[0] == "127.0.0.1"
