@@ -5,8 +5,10 @@ runs, inside the laptops, the commands a developer types in the seed document: c
 reach services by name, a global intercept to a local copy answering blue, leave, and the
 team workflow with two personal intercepts (alice -> blue on laptop 1, bob -> red on
 laptop 2) while unmatched requests still reach the cluster (green); finally the captured
-traffic table. Every step prints the command and its output and checks the outcome; the
-first failed check stops the demo with a one-line reason.
+traffic table. Then a StatefulSet of the demo app: `tp list` shows its kind, an intercept
+with a live mount of its pod's volumes, a configMap file and the service-account token read
+through the mount point by later commands of the laptop. Every step prints the command and
+its output and checks the outcome; the first failed check stops the demo with a one-line reason.
 
 The front drives everything through the `tp` command line (sandbox tooling and the daemon),
 never through the Kubernetes API.
@@ -20,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from importlib.resources import files
 
 from tp_protocol.settings import get_settings
 
@@ -27,6 +30,8 @@ from tp_jupyter.errors import TpError
 
 NAMESPACE = "telepresence-demo"
 SERVICE = f"dataprocessingservice.{NAMESPACE}:3000/color"
+STATEFUL = "colorstore"
+MOUNT = "/tmp/tp-demo-mount"
 
 
 class DemoFailed(TpError):
@@ -84,11 +89,15 @@ def _stop_local_server(color: str) -> list[str]:
                f"rm -f /tmp/tp-demo-{color}.pid; true")
 
 
-def _curl(header: str | None = None) -> list[str]:
+def _curl(header: str | None = None, service: str = SERVICE) -> list[str]:
     argv = ["curl", "-sS", "--max-time", "10"]
     if header:
         argv += ["-H", header]
-    return [*argv, SERVICE]
+    return [*argv, service]
+
+
+def _statefulset_manifest() -> str:
+    return str(files("tp_sandbox.manifests") / "demo-statefulset.yaml")
 
 
 def steps() -> list[Step]:
@@ -147,6 +156,28 @@ def steps() -> list[Step]:
         Step("The captured traffic", _tp("traffic"), where=l1, expect="alice"),
         Step("Alice leaves", _tp("leave", "alice"), where=l1),
         Step("Bob leaves", _tp("leave", "bob"), where=l2),
+        Step("The demo app as a StatefulSet (a configMap volume, purple)",
+             ["kubectl", "apply", "-n", NAMESPACE, "-f", _statefulset_manifest()], where=l1,
+             expect=f"statefulset.apps/{STATEFUL} created"),
+        Step("Wait for its pod",
+             ["kubectl", "wait", "-n", NAMESPACE, f"statefulset/{STATEFUL}",
+              "--for=jsonpath={.status.readyReplicas}=1", f"--timeout={rollout:.0f}s"],
+             where=l1, expect="condition met", timeout=rollout),
+        Step("telepresence list shows the workload kinds", _tp("list", "-n", NAMESPACE),
+             where=l1, expect=f"{STATEFUL} (StatefulSet)"),
+        Step("Intercept the StatefulSet with a live mount of its pod's volumes",
+             _tp("intercept", STATEFUL, "-n", NAMESPACE, "-p", "3000", "--mount", MOUNT),
+             where=l1, expect=f"Volume Mount Point: {MOUNT}", timeout=rollout),
+        Step("The StatefulSet's service now answers from the laptop",
+             _curl(service=f"{STATEFUL}.{NAMESPACE}:3000/color"), where=l1, expect="blue"),
+        Step("The pod's configMap file, read on the laptop through the mount",
+             ["cat", f"{MOUNT}/etc/colorstore/greeting"], where=l1,
+             expect="hello from the colorstore pod"),
+        Step("The pod's service-account token is there too",
+             ["ls", f"{MOUNT}/var/run/secrets/kubernetes.io/serviceaccount"], where=l1,
+             expect="token"),
+        Step("Leave the StatefulSet's intercept (unmounts)",
+             _tp("leave", f"{STATEFUL}-{NAMESPACE}"), where=l1),
         Step("Remove the agents and the traffic manager", _tp("uninstall", "--everything"),
              where=l1, timeout=rollout),
         Step("Alice quits", _tp("quit"), where=l1),

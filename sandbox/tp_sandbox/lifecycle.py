@@ -415,6 +415,7 @@ def _make(instance: Instance, laptops: int, node: bool, progress: Progress,
         d = instance.laptop_dir(k)
         d.mkdir(parents=True, exist_ok=True)
         resolv_conf(instance, k).write_text("nameserver 127.0.0.53\noptions edns0\n")
+        _make_laptop_mountns(instance, k)
         for user, tok in user_tokens.items():
             kc.write(d / f"kubeconfig-{user}", kc.render(instance, inner, tok, user))
         as_user = laptop_users[k - 1] if k <= len(laptop_users) else None
@@ -447,6 +448,29 @@ def _make(instance: Instance, laptops: int, node: bool, progress: Progress,
     _write_state(instance, state)
     return UpResult(instance, instance.kubeconfig, api_url, False, laptops,
                     time.monotonic() - started)
+
+
+def laptop_mountns(instance: Instance, k: int) -> Path:
+    """The file that holds laptop K's mount namespace (kept alive by a bind mount)."""
+    return instance.laptop_dir(k) / "ns" / "mnt"
+
+
+def _make_laptop_mountns(instance: Instance, k: int) -> None:
+    """Give laptop K one mount namespace for its life, like a machine has: a mount made by
+    one `tp sandbox exec` (the daemon's sshfs) is seen by every later one. The file is
+    bound in a private-propagation folder (the kernel refuses a namespace file on a
+    shared mount); `down` unmounts both with everything else under the state dir."""
+    timeout = get_settings().sandbox.command_timeout
+    holder = laptop_mountns(instance, k)
+    holder.parent.mkdir(parents=True, exist_ok=True)
+    for argv in (["mount", "--bind", str(holder.parent), str(holder.parent)],
+                 ["mount", "--make-private", str(holder.parent)]):
+        subprocess.run(argv, check=True, capture_output=True, timeout=timeout)
+    holder.touch()
+    # slave: mounts made on the host later still show in the laptop, not the reverse
+    subprocess.run(["unshare", f"--mount={holder}", "--propagation", "slave", "--",
+                    "mount", "--bind", str(resolv_conf(instance, k)), "/etc/resolv.conf"],
+                   check=True, capture_output=True, timeout=timeout)
 
 
 def _bind_developers(instance: Instance) -> None:
@@ -727,18 +751,37 @@ def kubeconfig_path(instance: Instance | None = None, laptop: int | None = None,
 
 
 def exec_argv(instance: Instance, laptop: int, argv: Sequence[str]) -> list[str]:
-    """The command line that runs `argv` inside laptop K: its netns, and a private mount
-    namespace with the laptop's resolv.conf over /etc/resolv.conf."""
+    """The command line that runs `argv` inside laptop K: its netns and its mount namespace
+    (made by `up`, with the laptop's resolv.conf over /etc/resolv.conf), in the caller's
+    working directory (`--wd=.` is opened before entering)."""
     if not argv:
         raise SandboxUsageError("give a command to run: tp sandbox exec [--laptop K] -- CMD...")
     _require(instance, laptop)
     ns = instance.laptop_netns(laptop)
     if not netns.exists(ns):
         raise SandboxNotUpError(f"netns {ns} is missing; run 'tp sandbox down' then 'up'")
-    script = 'mount --bind "$0" /etc/resolv.conf && exec "$@"'
-    return ["unshare", "--mount", "--propagation", "private", "--",
-            "nsenter", f"--net=/run/netns/{ns}", "--",
-            "sh", "-c", script, str(resolv_conf(instance, laptop)), *argv]
+    mnt = laptop_mountns(instance, laptop)
+    if not mnt.exists():
+        raise SandboxNotUpError(f"laptop {laptop} has no mount namespace (made by an older "
+                                "version); run 'tp sandbox down' then 'up'")
+    return [*_to_host_mountns(instance), "nsenter", f"--mount={mnt}",
+            f"--net=/run/netns/{ns}", "--wd=.", "--", *argv]
+
+
+def _to_host_mountns(instance: Instance) -> list[str]:
+    """From inside a laptop (a notebook driving the other laptop), first go back to the
+    host's mount namespace, the supervisor's: a laptop never sees the other laptops'
+    namespace files (the kernel does not copy or propagate them)."""
+    sup = supervisor_pid(instance)
+    if sup is None:
+        return []
+    host = f"/proc/{sup}/ns/mnt"
+    try:
+        if os.stat(host).st_ino == os.stat("/proc/self/ns/mnt").st_ino:
+            return []
+    except OSError:
+        return []
+    return ["nsenter", f"--mount={host}", "--wd=.", "--"]
 
 
 def exec_env(instance: Instance, laptop: int) -> dict[str, str]:

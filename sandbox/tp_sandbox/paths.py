@@ -9,7 +9,7 @@ State folder layout (``state_dir``)::
     pki/            ca.crt ca.key apiserver.crt apiserver.key
     tokens.json     static bearer tokens -> user (admin token for kubeconfigs)
     kubeconfig      works from this machine's own shell (API on host loopback)
-    laptops/N/      kubeconfig and resolv.conf of laptop N
+    laptops/N/      kubeconfig and resolv.conf of laptop N; ns/mnt its mount namespace
     logs/           one log file per sandbox process
     run/            pid files, the kubelet's unix socket
     state.json      what `up` made, so `down` can undo it after a crash

@@ -30,6 +30,12 @@ def test_tp_demo_replays_the_seed_walkthrough_with_every_check_passing() -> None
         assert "Intercepting      : all TCP connections" in out
         assert 'header("blog-demo-id") ~= regexp("alice")' in out
         assert 'header("blog-demo-id") ~= regexp("bob")' in out
+        # the StatefulSet, listed with its kind and intercepted with a live mount that later
+        # commands of the laptop read through
+        assert "colorstore (StatefulSet): ready to intercept" in out
+        assert "Using StatefulSet colorstore" in out
+        assert "Volume Mount Point: /tmp/tp-demo-mount" in out
+        assert "hello from the colorstore pod" in out
         assert "The seed walkthrough ran on the sandbox" in out
     finally:
         tp("sandbox", "down", timeout=120)

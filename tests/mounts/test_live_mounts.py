@@ -1,7 +1,8 @@
 """Live volume mounts (sshfs over the traffic-agent's SFTP server) in the sandbox (root).
 
-A laptop's daemon lives in the private mount namespace `tp sandbox exec` gives it, so
-the tests look at its mounts through `/proc/<daemon pid>/root` (as root can).
+A laptop's daemon lives in the laptop's mount namespace (every `tp sandbox exec` of the
+laptop enters it); the tests look at its mounts through `/proc/<daemon pid>/root` (as
+root can), and check once that a later command of the laptop reads them too.
 The tests of this module run in order and share one connected laptop.
 """
 
@@ -132,6 +133,8 @@ def test_a_mount_shows_the_pods_volumes_live_both_ways(lap: Laptop, app: str,
     assert _mounted(pid, where)
     # the configMap and the service-account token are there
     assert _read(_seen(pid, f"{where}{CONFIG}/greeting")) == "hello"
+    # a later command of the laptop sees the daemon's mount, as on a real machine
+    assert lap.run(f"cat {where}{CONFIG}/greeting").stdout == "hello"
     assert _read(_seen(pid, f"{where}/var/run/secrets/kubernetes.io/serviceaccount/token"))
     # a file written in the pod appears locally
     _exec(core, app, f"echo from-pod > {HTML}/pod.txt")

@@ -8,7 +8,8 @@ cluster IPs, column padding), so colors, status codes, row counts and intercept 
 are checked, not just executed.
 
 `TP_NB_RECORD=1` first executes the notebooks in place inside the laptop (nbconvert) to
-record fresh outputs -- review the diff before committing it. `TP_NB_KEEP=1` keeps the
+record fresh outputs -- review the diff before committing it; `TP_NB_RECORD=05` records only
+the notebooks whose file name contains `05`. `TP_NB_KEEP=1` keeps the
 notebooks' $HOME (/tmp/tpnb-*, with both daemons' logs) for a post-mortem.
 
 The notebooks expect the demo as `tp sandbox demo` leaves it (no traffic-agent yet);
@@ -85,10 +86,13 @@ def test_the_tutorial_notebooks_pass_nbval_in_a_laptop(demo: str, laptop: Any,
                            f"--all-agents -n {demo} >/dev/null && tp quit >/dev/null"],
                           timeout=240, env=env)
         assert reset.returncode == 0, reset.stderr[-2000:]
-        if os.environ.get("TP_NB_RECORD") == "1":
+        record = os.environ.get("TP_NB_RECORD", "")
+        if record:
+            chosen = notebooks if record == "1" else [
+                n for n in notebooks if record in Path(n).name]
             rec = alice.run([*fresh, sys.executable, "-m", "jupyter", "nbconvert", "--to",
                              "notebook", "--execute", "--inplace",
-                             "--ExecutePreprocessor.timeout=180", *notebooks],
+                             "--ExecutePreprocessor.timeout=180", *chosen],
                             timeout=500, env=env)
             assert rec.returncode == 0, rec.stdout[-3000:] + rec.stderr[-3000:]
         result = alice.run([*fresh, sys.executable, "-m", "pytest", "--nbval",

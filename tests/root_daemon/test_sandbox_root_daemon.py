@@ -15,6 +15,7 @@ crashes, uninstall while connected, uninstall leaving the laptop as before.
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import json
 import os
@@ -45,8 +46,18 @@ GROUP = f"tpg{TAG}"
 
 # --- users and their interpreter ----------------------------------------------------------
 
+def _in_laptops(sandbox: Any, script: str) -> None:
+    """Run `script` in every laptop's mount namespace: each laptop keeps its own, so a
+    mount made on the host after `up` does not show there by itself."""
+    from tp_sandbox import lifecycle
+
+    for k in range(1, sandbox.laptops + 1):
+        subprocess.run(lifecycle.exec_argv(sandbox.instance, k, ["sh", "-c", script]),
+                       check=True)
+
+
 @pytest.fixture(scope="module")
-def user_python() -> Iterator[str]:
+def user_python(sandbox: Any) -> Iterator[str]:
     base = Path(f"/tmp/tp-rootd-{TAG}")
     venv = base / "venv"
     subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(venv)], check=True)
@@ -59,6 +70,8 @@ def user_python() -> Iterator[str]:
         bound.mkdir(parents=True)
         subprocess.run(["mount", "--bind", site, str(bound)], check=True)
         subprocess.run(["mount", "-o", "remount,bind,ro", str(bound)], check=True)
+        _in_laptops(sandbox, f"mount --bind {site} {bound} && "
+                             f"mount -o remount,bind,ro {bound}")
         site = str(bound)
     user_site = next(venv.glob("lib/python3*/site-packages"))
     (user_site / "tp-worktree.pth").write_text(f"import site; site.addsitedir({site!r})\n")
@@ -67,6 +80,8 @@ def user_python() -> Iterator[str]:
         yield str(venv / "bin" / "python")
     finally:
         if bound is not None:
+            with contextlib.suppress(subprocess.CalledProcessError):
+                _in_laptops(sandbox, f"umount --lazy {bound}")
             subprocess.run(["umount", "--lazy", str(bound)], check=False)
         if bound is None or not bound.is_mount():  # never delete through the bind mount
             shutil.rmtree(base, ignore_errors=True)

@@ -309,6 +309,30 @@ def test_a_background_process_keeps_running_in_the_laptop_after_exec(laptop: Any
         os.kill(pid, signal.SIGKILL)
 
 
+def test_a_mount_made_in_one_exec_is_seen_by_later_execs_of_that_laptop_only(
+        laptop: Any, tmp_path: Path) -> None:
+    lap, other = laptop(1), laptop(2)
+    where = tmp_path / "laptop-mount"
+    where.mkdir()
+    made = lap.run(f"mount -t tmpfs tp-test {where} && echo hello > {where}/greeting")
+    assert made.returncode == 0, made.stderr
+    try:
+        assert lap.run(f"cat {where}/greeting").stdout == "hello\n"
+        assert not (where / "greeting").exists()  # not on the host
+        assert other.run(f"ls -A {where}").stdout == ""
+    finally:
+        lap.run(f"umount {where}")
+
+
+def test_a_laptop_runs_a_command_in_the_other_laptop_through_exec(laptop: Any) -> None:
+    lap = laptop(1)
+    # as notebook 3 drives Bob's laptop from Alice's kernel
+    proc = lap.run([sys.executable, "-m", "tp_jupyter.cli", "sandbox", "exec", "--laptop",
+                    "2", "--", "ip", "-4", "-o", "addr", "show", "eth0"])
+    assert proc.returncode == 0, proc.stderr
+    assert "inet 172.31.0.2/32" in proc.stdout
+
+
 def test_the_laptop_resolver_answers_its_zone_and_nxdomain_for_the_rest(laptop: Any) -> None:
     lap = laptop(2)
     assert lap.run(["getent", "hosts", "upstream.laptop.test"]).stdout.split()[0] == "127.0.0.1"
