@@ -28,6 +28,7 @@ Exit codes of its own: 127 command not found, 128 setup failed (message on stder
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import json
 import os
 import sys
@@ -115,6 +116,11 @@ def apply_security(security: dict[str, Any]) -> None:
 
 def _needed_paths(argv0: str) -> list[Path]:
     paths = [Path(os.path.realpath(sys.executable)), Path(os.path.realpath(sys.base_prefix))]
+    # an editable install's sources may sit in a private checkout (e.g. `mktemp -d`, 0700)
+    for name in ("tp_protocol", "tp_cluster", "tp_sandbox"):
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin:
+            paths.append(Path(os.path.realpath(spec.origin)).parent)
     if os.path.isabs(argv0):
         paths.append(Path(os.path.realpath(argv0)))
     return paths
