@@ -35,7 +35,7 @@ from tp_protocol import VERSION
 from tp_protocol import daemon_pb2 as dpb
 from tp_protocol import manager_pb2 as mpb
 from tp_protocol import manager_pb2_grpc as mgrpc
-from tp_protocol.aio import spawn
+from tp_protocol.aio import spawn, wait_at_most
 from tp_protocol.auth import with_credentials
 from tp_protocol.settings import ConnectSettings, get_settings
 
@@ -357,8 +357,7 @@ class Session:
     async def _keep_alive(self) -> None:
         s = self.settings
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._trouble.wait(), s.remain_interval)
+            await wait_at_most(self._trouble.wait(), s.remain_interval)
             self._trouble.clear()
             assert self._chan is not None and self._session is not None
             try:

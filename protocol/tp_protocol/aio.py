@@ -24,6 +24,19 @@ def spawn(coro: Awaitable[T], name: str, log: logging.Logger) -> asyncio.Task[T]
     return task
 
 
+async def wait_at_most(awaitable: Awaitable[object], seconds: float) -> bool:
+    """Await `awaitable` for at most `seconds`; False when they ran out first. Unlike
+    `asyncio.wait_for` on Python 3.11, a cancellation that arrives as the awaitable
+    completes is never swallowed (CPython gh-86296), so a loop built on this one stops
+    when its task is cancelled."""
+    try:
+        async with asyncio.timeout(seconds):
+            await awaitable
+    except TimeoutError:
+        return False
+    return True
+
+
 async def until_stopped(signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)) -> None:
     """Return when the process gets one of `signals` (a server's main loop waits here)."""
     stop = asyncio.Event()

@@ -13,10 +13,10 @@ at least every `Settings.intercept.manager_rollout_poll` seconds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from tp_protocol import manager_pb2 as pb
+from tp_protocol.aio import wait_at_most
 
 from tp_cluster.manager.state import State
 from tp_cluster.manager.workloads import WorkloadError, Workloads
@@ -39,8 +39,7 @@ class Dispositions:
                 await self.sweep()
             except WorkloadError as exc:
                 log.warning("intercept dispositions: %s; trying again", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.state.wait_change(version), self.poll)
+            await wait_at_most(self.state.wait_change(version), self.poll)
 
     async def sweep(self) -> None:
         for ic in list(self.state.intercepts.values()):

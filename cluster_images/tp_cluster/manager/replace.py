@@ -18,9 +18,10 @@ leaves it replaced until `tp uninstall --agent` restores it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
+
+from tp_protocol.aio import wait_at_most
 
 from tp_cluster.manager.state import State
 from tp_cluster.manager.workloads import WorkloadError, Workloads
@@ -81,5 +82,4 @@ class Replacements:
                 await self.sweep()
             except Exception:
                 log.exception("the replace keeper failed; trying again")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.state.wait_change(version), self.poll)
+            await wait_at_most(self.state.wait_change(version), self.poll)

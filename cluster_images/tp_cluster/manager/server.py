@@ -36,7 +36,7 @@ from google.protobuf import empty_pb2
 from tp_protocol import VERSION
 from tp_protocol import manager_pb2 as pb
 from tp_protocol import manager_pb2_grpc as pb_grpc
-from tp_protocol.aio import spawn
+from tp_protocol.aio import spawn, wait_at_most
 from tp_protocol.settings import get_settings
 from tp_protocol.tunnel import error_message, first_open
 
@@ -439,8 +439,7 @@ class Servicer(pb_grpc.ManagerServicer):
                 last = encoded
                 yield current
             # intercept changes wake at once; cluster changes are seen at the next poll
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.state.wait_change(version), poll)
+            await wait_at_most(self.state.wait_change(version), poll)
 
     @_unary
     async def RemoveIntercept(self, request: Any, context: Any) -> Any:
@@ -492,8 +491,12 @@ class Servicer(pb_grpc.ManagerServicer):
         poll = self.settings.connect.manager_reap_interval
         try:
             while session.id in self.state.sessions:
-                with contextlib.suppress(TimeoutError):
-                    yield await asyncio.wait_for(session.dials.get(), poll)
+                try:
+                    async with asyncio.timeout(poll):  # not wait_for: see aio.wait_at_most
+                        dial = await session.dials.get()
+                except TimeoutError:
+                    continue
+                yield dial
         finally:
             session.dial_receivers -= 1
 
@@ -535,9 +538,7 @@ class Servicer(pb_grpc.ManagerServicer):
                 while watch.queue:
                     yield watch.queue.popleft()
                 watch.wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(watch.wakeup.wait(),
-                                           self.settings.connect.manager_reap_interval)
+                await wait_at_most(watch.wakeup.wait(), self.settings.connect.manager_reap_interval)
         finally:
             with contextlib.suppress(ValueError):
                 session.traffic.remove(watch)

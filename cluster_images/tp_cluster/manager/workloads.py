@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tp_protocol import manager_pb2 as pb
+from tp_protocol.aio import wait_at_most
 from tp_protocol.settings import get_settings
 
 from tp_cluster import injector
@@ -497,9 +498,8 @@ class Workloads:
             if line != last:
                 log.info("%s", line)
                 last = line
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.state.wait_change(version),
-                                       min(remaining, self.settings.manager_rollout_poll))
+            await wait_at_most(self.state.wait_change(version),
+                               min(remaining, self.settings.manager_rollout_poll))
 
     async def _wait_for_rollout(self, namespace: str, name: str,
                                 kind: str = DEPLOYMENT) -> None:

@@ -23,14 +23,13 @@ InterceptFailed), one line each.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 from tp_protocol import daemon_pb2 as dpb
 from tp_protocol import manager_pb2 as mpb
-from tp_protocol.aio import spawn
+from tp_protocol.aio import spawn, wait_at_most
 from tp_protocol.settings import InterceptSettings
 
 from tp_daemon.errors import DaemonError
@@ -106,8 +105,7 @@ class Intercepts:
                 log.exception("%s failed; reopening", name)
             # after the retry delay, or at once when the channel or session was renewed
             wake = self._reopen.setdefault(name, asyncio.Event())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), self.settings.daemon_stream_retry)
+            await wait_at_most(wake.wait(), self.settings.daemon_stream_retry)
             wake.clear()
 
     def reopen_streams(self) -> None:
@@ -120,6 +118,10 @@ class Intercepts:
         call = stub.WatchIntercepts(session)
         try:
             async for snapshot in call:
+                if self.owner.manager()[1].session_id != session.session_id:
+                    # a re-arrival replaced this session: its snapshots are stale now
+                    # (the loop reopens the watch on the new one)
+                    return
                 # expired with the session, or removed by an uninstall: drop local state
                 for gone in self.book.update(snapshot):
                     self.lifecycle.forget(gone)

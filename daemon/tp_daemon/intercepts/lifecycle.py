@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import grpc
 from tp_protocol import daemon_pb2 as dpb
 from tp_protocol import manager_pb2 as mpb
-from tp_protocol.aio import spawn
+from tp_protocol.aio import spawn, wait_at_most
 from tp_protocol.settings import InterceptSettings
 
 from tp_daemon.errors import (
@@ -177,6 +177,8 @@ class Lifecycle:
                 info = next((ic for ic in snapshot.intercepts if ic.id == iid), None)
             if info is not None:
                 if info.state == S.INTERCEPT_STATE_ACTIVE:
+                    # listings read the book: it must not show an older snapshot's copy
+                    self.book.mine[name] = info
                     return info
                 if info.state in (S.INTERCEPT_STATE_AGENT_ERROR, S.INTERCEPT_STATE_CONFLICT):
                     raise InterceptFailed(info.message or "the traffic-agent refused the "
@@ -193,8 +195,7 @@ class Lifecycle:
                 raise InterceptTimeout(f"intercept {name} did not become ACTIVE within "
                                        f"{timeout:g}s (state {state}{why}); see `kubectl get "
                                        "pods` or raise intercept.activate_timeout")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.book.changed.wait(), min(remaining, 0.5))
+            await wait_at_most(self.book.changed.wait(), min(remaining, 0.5))
 
     # --- restore after a re-arrival ---------------------------------------------------
 

@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 
+from tp_protocol.aio import wait_at_most
 from tp_protocol.settings import get_settings
 
 from tp_daemon.root import paths, service
@@ -57,8 +58,7 @@ async def _supervise(group: str) -> None:
         removed = await asyncio.to_thread(service.cleanup)
         log.error("root daemon exited with %s; removed %s; restarting in %.1fs",
                   proc.returncode, removed, backoff)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), backoff)
+        await wait_at_most(stop.wait(), backoff)
         backoff = min(backoff * 2, settings.restart_backoff_max)
     await asyncio.to_thread(service.cleanup)
     log.info("supervisor stopped")

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tp_protocol.aio import wait_at_most
 from tp_protocol.settings import get_settings
 
 from .. import netns
@@ -263,8 +264,7 @@ class PodWorker:
         return True
 
     async def _sleep_unless_deleting(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.deleting.wait(), seconds)
+        await wait_at_most(self.deleting.wait(), seconds)
 
     async def _token_refresher(self) -> None:
         period = get_settings().node.token_expiration * 0.8
