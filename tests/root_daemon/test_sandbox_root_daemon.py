@@ -114,7 +114,8 @@ class User:
             os.chown(kubeconfig, self.uid, self.uid)
         ids = ["--groups", groups] if groups else ["--init-groups"]
         return lap.argv(["setpriv", "--reuid", str(self.uid), "--regid", str(self.uid), *ids,
-                         "env", "-i", f"HOME={self.home}", f"USER={self.name}",
+                         "env", "-i", f"--chdir={self.home}", f"HOME={self.home}",
+                         f"USER={self.name}",
                          f"KUBECONFIG={kubeconfig}", "PATH=/usr/local/bin:/usr/bin:/bin",
                          "LANG=C.UTF-8", "sh", "-c", cmd])
 
