@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from multidict import CIMultiDict
 from tp_protocol import daemon_pb2 as dpb
 from tp_protocol import manager_pb2 as mpb
 
@@ -130,21 +131,22 @@ class HeldRequest(Rendered):
     namespace: str
     method: str
     path: str
-    headers: dict[str, str]
+    headers: CIMultiDict[str]   # names case-insensitive, as in HTTP
     body: bytes
     source: str = ""
     received: float = 0.0
     deadline: float = 0.0
     mode: str = "intercept"
     outcome: HeldOutcome | None = None
-    _original: tuple[str, str, dict[str, str], bytes] = ("", "", {}, b"")
+    _original: tuple[str, str, list[tuple[str, str]], bytes] = ("", "", [], b"")
 
     @classmethod
     def from_pb(cls, h: dpb.HeldRequest) -> HeldRequest:
-        headers = {x.name: x.value for x in h.headers}
+        pairs = [(x.name, x.value) for x in h.headers]
         req = cls(h.id, h.intercept_name, h.workload, h.namespace, h.method, h.path,
-                  headers, bytes(h.body), h.source, h.received_unix, h.deadline_unix, h.mode)
-        req._original = (h.method, h.path, dict(headers), bytes(h.body))
+                  CIMultiDict(pairs), bytes(h.body), h.source, h.received_unix,
+                  h.deadline_unix, h.mode)
+        req._original = (h.method, h.path, pairs, bytes(h.body))
         return req
 
     @property
@@ -172,7 +174,7 @@ class HeldRequest(Rendered):
             decision.method = self.method
         if self.path != path:
             decision.path = self.path
-        if dict(self.headers) != headers:
+        if list(self.headers.items()) != headers:
             decision.headers.extend(mpb.Header(name=k, value=str(v))
                                     for k, v in self.headers.items())
             decision.has_headers = True
@@ -290,4 +292,4 @@ def get(held_id: str) -> HeldRequest:
     for request in held():
         if request.id == held_id:
             return request
-    return HeldRequest(held_id, "", "", "", "", "", {}, b"")   # the daemon says why not
+    return HeldRequest(held_id, "", "", "", "", "", CIMultiDict(), b"")   # the daemon says why

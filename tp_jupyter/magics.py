@@ -81,7 +81,7 @@ def _help_text() -> str:
     helps = {a.dest: a.help or "" for a in sub._choices_actions}
     width = max(len(name) for name in sub.choices)
     lines = ["%tp SUBCOMMAND [ARGS]    the `tp` command line, inside the notebook",
-             "%%tp intercept WORKLOAD [-n NS] [--http-match K=V ...]",
+             "%%tp intercept WORKLOAD [-n NS] [--http-match K=V ...] [--hold]",
              "    the cell defines a handler (a function taking a request, or a WSGI/ASGI",
              "    app); it is served in the kernel and re-running the cell swaps it.",
              "", "Subcommands:"]
