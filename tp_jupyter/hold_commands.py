@@ -44,27 +44,28 @@ def _held(args: argparse.Namespace) -> Any:
             raise UsageError("name the held request to decide: tp held ID --forward ... "
                              "(ids are listed by `tp held`)")
         return hold.held(args.intercept)
+    if (args.drop or args.respond is not None) and (args.method or args.path):
+        raise UsageError("--method and --path edit a forwarded request; with --respond "
+                         "give --body and -H only")
+    if args.drop and (args.header or args.body is not None):
+        raise UsageError("--drop takes no --body or -H")
+    if edits and not (args.forward or args.respond is not None):
+        raise UsageError("edits go with --forward local|cluster (or --respond STATUS)")
+    headers = _headers(args.header)
     request = hold.get(args.id)
-    if args.drop or args.respond is not None:
-        if args.method or args.path:
-            raise UsageError("--method and --path edit a forwarded request; with --respond "
-                             "give --body and -H only")
-        if args.drop:
-            if args.header or args.body is not None:
-                raise UsageError("--drop takes no --body or -H")
-            return request.drop()
-        return request.respond(args.respond, args.body or b"", _headers(args.header))
+    if args.drop:
+        return request.drop()
+    if args.respond is not None:
+        return request.respond(args.respond, args.body or b"", headers)
     if args.forward:
         if args.method:
             request.method = args.method
         if args.path:
             request.path = args.path
-        request.headers.update(_headers(args.header))
+        request.headers.update(headers)
         if args.body is not None:
             request.body = args.body.encode()
         return request.forward(to=args.forward)
-    if edits:
-        raise UsageError("edits go with --forward local|cluster (or --respond STATUS)")
     if not request.method:
         raise UsageError(f"no held request {args.id!r} is waiting; see `tp held`")
     return request

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from sandbox_testing import Laptop, wait_for
+from tp_output_testing import check
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(400)]
 
@@ -69,7 +70,7 @@ def _one_line_error(proc: subprocess.CompletedProcess[str], *words: str) -> str:
 def _held(lap: Laptop) -> list[dict[str, Any]]:
     out = _tp(lap, "held --format json")
     assert out.returncode == 0, out.stderr
-    return list(json.loads(out.stdout)["held"])
+    return list(check(json.loads(out.stdout), "held")["held"])
 
 
 def _caller(lap: Laptop, ns: str, path: str = "/color", *extra: str
@@ -93,7 +94,7 @@ def _wait_held(lap: Laptop, path: str) -> dict[str, Any]:
 
 
 def _answer(caller: subprocess.Popen[str]) -> tuple[int, str]:
-    out, err = caller.communicate(timeout=60)
+    out, _err = caller.communicate(timeout=60)
     body, _, status = out.rpartition("\n")
     return int(status or 0), body.strip()
 
@@ -120,9 +121,11 @@ def test_a_held_request_is_edited_and_forwarded_to_local_code(dev: Laptop, demo:
     assert held["method"] == "GET" and held["intercept"] == NAME
     assert held["headers"].get("x-hold") == "yes"
     assert caller.poll() is None          # the caller is still waiting
+    one = _tp(dev, f"held {held['id']} --format json")
+    assert check(json.loads(one.stdout), "held-request")["path"] == "/colour"
     decided = _tp(dev, f"held {held['id']} --forward local --path /color --format json")
     assert decided.returncode == 0, decided.stderr
-    outcome = json.loads(decided.stdout)
+    outcome = check(json.loads(decided.stdout), "held-outcome")
     assert outcome["decided"] == "forward local" and outcome["status"] == 200
     assert _answer(caller) == (200, '"blue"')
     assert not _held(dev)
@@ -201,7 +204,9 @@ def test_an_untouched_held_request_goes_to_the_cluster_after_the_timeout(
 
 
 def test_hold_off_sends_requests_on_and_stops_holding(dev: Laptop, demo: str) -> None:
-    assert _tp(dev, f"hold {NAME} --timeout 45").returncode == 0
+    on = _tp(dev, f"hold {NAME} --timeout 45 --format json")
+    assert check(json.loads(on.stdout), "hold") == {"name": NAME, "on": True, "timeout": 45,
+                                                    "released": 0}
     caller = _caller(dev, demo, "/color")
     _wait_held(dev, "/color")
     off = _tp(dev, f"hold {NAME} --off")
