@@ -283,8 +283,9 @@ class Holds:
                      local.container_port if local is not None else 0)
 
     async def serve(self, stub: mgrpc.ManagerStub, session: mpb.SessionInfo,
-                    request: mpb.DialRequest, name: str) -> None:
-        """Accept an intercepted connection and hold each request on it."""
+                    request: mpb.DialRequest, name: str, mode: str = "intercept") -> None:
+        """Accept an intercepted connection and hold each request on it (`mode`: what
+        the held requests are, "intercept", or "mirror" for mirror copies)."""
         try:
             tunnel = await TunnelStream.accept(
                 stub, session, request.dial_id, f"{request.source_ip}:{request.source_port}",
@@ -307,7 +308,8 @@ class Holds:
                 if got is None:
                     return
                 head, body = got
-                held = self._park(name, route, where, request=request, head=head, body=body)
+                held = self._park(name, route, where, request=request, head=head, body=body,
+                                  mode=mode)
                 try:
                     if not await self._answer_held(conn, tunnel, held):
                         return
@@ -347,7 +349,7 @@ class Holds:
         return not gone
 
     def _park(self, name: str, route: Route, where: tuple[str, str], *,
-              request: mpb.DialRequest, head: h11.Request, body: bytes) -> Held:
+              request: mpb.DialRequest, head: h11.Request, body: bytes, mode: str) -> Held:
         now = time.time()
         timeout = self.on.get(name, self.settings.hold_timeout)
         info = dpb.HeldRequest(
@@ -357,7 +359,7 @@ class Holds:
             headers=[mpb.Header(name=k.decode("latin-1"), value=v.decode("latin-1"))
                      for k, v in head.headers.raw_items()],
             body=body, source=f"{request.source_ip}:{request.source_port}",
-            received_unix=now, deadline_unix=now + timeout, mode="intercept")
+            received_unix=now, deadline_unix=now + timeout, mode=mode)
         held = Held(info, route)
         self.waiting[info.id] = held
         log.info("holding %s %s of %s as %s", info.method, info.path, name, info.id)
