@@ -50,3 +50,17 @@ def test_mistakes_are_one_line_errors_before_the_daemon_is_asked(
         capsys: Any, monkeypatch: Any, tmp_path: Any, argv: list[str], words: str) -> None:
     monkeypatch.setenv("TP_HOME", str(tmp_path))   # no daemon there: nothing is asked
     assert words in _error(capsys, *argv)
+
+
+def test_a_hold_cell_without_a_handler_is_one_line_error_before_any_intercept(
+        monkeypatch: Any, tmp_path: Any) -> None:
+    from tp_jupyter import handlers, session
+    from tp_jupyter.errors import UsageError
+
+    monkeypatch.setenv("TP_HOME", str(tmp_path))
+    notebook = session.NotebookSession()
+    with pytest.raises(UsageError) as e:
+        notebook.intercept_cell(["intercept", "web", "--http-match", "x-dev=me", "--hold"],
+                                "x = 1\n")
+    assert "defines no handler" in str(e.value) and "\n" not in str(e.value)
+    assert not notebook.cells and not handlers.servers()   # nothing served, nothing made
