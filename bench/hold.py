@@ -137,7 +137,7 @@ def main() -> int:
             print(f"{label:46} {pct(values, .5):8.3f} {pct(values, .99):8.3f} "
                   f"{statistics.fmean(values):8.3f}")
         print(f"held-request round trip (local): p50 {pct(held_local, .5):.1f} ms, "
-              f"+{pct(held_local, .5) - pct(baseline, .5):.1f} ms over not held "
+              f"{pct(held_local, .5) - pct(baseline, .5):+.1f} ms over not held "
               f"({pct(held_local, .5) / pct(baseline, .5):.1f}x)")
         return 0
     finally:
