@@ -217,3 +217,22 @@ def test_hold_off_sends_requests_on_and_stops_holding(dev: Laptop, demo: str) ->
     assert now.stdout.strip() == '"blue"'
     left = _tp(dev, f"leave {NAME}")
     assert left.returncode == 0, left.stderr
+
+
+def test_a_global_intercept_holds_each_request_of_a_keep_alive_connection(
+        dev: Laptop, demo: str) -> None:
+    made = _tp(dev, f"intercept {SVC} -n {demo} -p 3000 --hold --name held-all --mount false",
+               timeout=200)
+    assert made.returncode == 0, made.stderr
+    # two requests on one connection (curl reuses it): each is held and decided on its own
+    caller = dev.popen(["curl", "-sS", "--max-time", "60", "-w", " %{http_code}\\n",
+                        f"http://{SVC}.{demo}:3000/first", f"http://{SVC}.{demo}:3000/second"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = _wait_held(dev, "/first")
+    assert _tp(dev, f"held {first['id']} --forward cluster --path /color").returncode == 0
+    second = _wait_held(dev, "/second")
+    assert second["source"] == first["source"]   # the same connection
+    assert _tp(dev, f"held {second['id']} --respond 202 --body ok").returncode == 0
+    out, err = caller.communicate(timeout=60)
+    assert out.split() == ['"green"', "200", "ok", "202"], (out, err)
+    assert _tp(dev, "leave held-all").returncode == 0
