@@ -44,9 +44,12 @@ class HeldSection:
         self.rows.children = (w.HTML("<i>none waiting</i>"),)
         self.last = w.HTML()
         self.last.add_class("tp-held-last")
-        self.widget = w.VBox([w.HTML("<b>Held requests</b>"), self.rows, self.last])
+        self.holding = w.HTML()
+        self.holding.add_class("tp-holding")
+        self.widget = w.VBox([w.HTML("<b>Held requests</b>"), self.holding, self.rows,
+                              self.last])
         self.widget.add_class("tp-held-section")
-        self.shown: list[str] = []
+        self.shown: tuple[list[str], dict[str, float]] | None = None
         self.worker = Worker("tp-held-refresh", self._loop)
         self._wake = threading.Event()
 
@@ -69,13 +72,15 @@ class HeldSection:
     def refresh(self) -> None:
         """Ask the daemon now; rebuild the rows when the held requests changed."""
         try:
-            held = [r for r in holding.held() if not self.names or r.intercept in self.names]
+            listed = holding.held()
         except TpError:
-            held = []   # not connected (yet): nothing can be held
-        ids = [r.id for r in held]
-        if ids == self.shown:
+            listed = holding.HeldList()   # not connected (yet): nothing can be held
+        held = [r for r in listed if not self.names or r.intercept in self.names]
+        now = ([r.id for r in held], listed.holding)
+        if now == self.shown:
             return
-        self.shown = ids
+        self.shown = now
+        self.holding.value = f"<small>{html.escape(listed.holding_line())}</small>"
         self.rows.children = tuple(self._row(r) for r in held) or (
             w.HTML("<i>none waiting</i>"),)
 

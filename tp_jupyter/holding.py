@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime
 import html
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -243,26 +243,42 @@ class HeldRequest(Rendered):
 
 
 class HeldList(list[HeldRequest], Rendered):
-    """`tp_jupyter.held()` / `tp held`: the requests waiting, oldest first."""
+    """`tp_jupyter.held()` / `tp held`: the requests waiting, oldest first; `holding` maps
+    the intercepts that hold now to their timeouts (s)."""
+
+    holding: dict[str, float]
+
+    def __init__(self, requests: Iterable[HeldRequest] = (),
+                 holding: Mapping[str, float] | None = None) -> None:
+        super().__init__(requests)
+        self.holding = dict(holding or {})
+
+    def holding_line(self) -> str:
+        if not self.holding:
+            return "No intercept holds requests (tp intercept ... --hold, or tp hold NAME)"
+        return "Holding: " + ", ".join(f"{name} (to the cluster after {t:g}s untouched)"
+                                       for name, t in sorted(self.holding.items()))
 
     def __str__(self) -> str:
         if not self:
-            return "No held requests"
+            return f"No held requests\n{self.holding_line()}"
         return "\n".join(["Held requests (decide with tp_jupyter.held()[i].forward(...), "
                           "or `tp held ID --forward local|cluster`):"]
-                         + ["  " + r.line() for r in self])
+                         + ["  " + r.line() for r in self] + [self.holding_line()])
 
     def _repr_html_(self) -> str:
         if not self:
-            return "<i>No held requests</i>"
+            return f"<i>No held requests</i><br>{html.escape(self.holding_line())}"
         rows = "".join(f"<tr><td>{html.escape(r.id)}</td><td>{html.escape(r.intercept)}</td>"
                        f"<td>{html.escape(r.method)}</td><td>{html.escape(r.path)}</td>"
                        f"<td>{html.escape(r.source)}</td></tr>" for r in self)
         return ("<table class='tp-held-list'><tr><th>id</th><th>intercept</th><th>method</th>"
-                f"<th>path</th><th>from</th></tr>{rows}</table>")
+                f"<th>path</th><th>from</th></tr>{rows}</table>"
+                f"{html.escape(self.holding_line())}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"held": [r.to_dict() for r in self]}
+        return {"held": [r.to_dict() for r in self],
+                "holding": [{"name": n, "timeout": t} for n, t in sorted(self.holding.items())]}
 
     def __repr__(self) -> str:
         return str(self)
@@ -284,7 +300,8 @@ def held(intercept: str | None = None) -> HeldList:
     with DaemonClient() as client:
         reply = client.list_held(dpb.ListHeldRequest(
             intercept_names=[intercept] if intercept else []))
-    return HeldList(HeldRequest.from_pb(h) for h in reply.held)
+    return HeldList((HeldRequest.from_pb(h) for h in reply.held),
+                    {h.name: h.timeout for h in reply.holding})
 
 
 def get(held_id: str) -> HeldRequest:

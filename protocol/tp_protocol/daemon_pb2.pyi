@@ -447,12 +447,14 @@ class HeldRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ..., intercept_name: _Optional[str] = ..., workload: _Optional[str] = ..., namespace: _Optional[str] = ..., method: _Optional[str] = ..., path: _Optional[str] = ..., headers: _Optional[_Iterable[_Union[_manager_pb2.Header, _Mapping]]] = ..., body: _Optional[bytes] = ..., source: _Optional[str] = ..., received_unix: _Optional[float] = ..., deadline_unix: _Optional[float] = ..., mode: _Optional[str] = ...) -> None: ...
 
 class HeldList(_message.Message):
-    __slots__ = ("error", "held")
+    __slots__ = ("error", "held", "holding")
     ERROR_FIELD_NUMBER: _ClassVar[int]
     HELD_FIELD_NUMBER: _ClassVar[int]
+    HOLDING_FIELD_NUMBER: _ClassVar[int]
     error: Error
     held: _containers.RepeatedCompositeFieldContainer[HeldRequest]
-    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., held: _Optional[_Iterable[_Union[HeldRequest, _Mapping]]] = ...) -> None: ...
+    holding: _containers.RepeatedCompositeFieldContainer[HoldResult]
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., held: _Optional[_Iterable[_Union[HeldRequest, _Mapping]]] = ..., holding: _Optional[_Iterable[_Union[HoldResult, _Mapping]]] = ...) -> None: ...
 
 class HeldDecision(_message.Message):
     __slots__ = ("id", "action", "method", "path", "headers", "has_headers", "body", "has_body", "status")

@@ -65,3 +65,24 @@ def test_a_hold_cell_without_a_handler_is_one_line_error_before_any_intercept(
                                 "x = 1\n")
     assert "defines no handler" in str(e.value) and "\n" not in str(e.value)
     assert not notebook.cells and not handlers.servers()   # nothing served, nothing made
+
+
+def test_the_panels_held_row_has_the_four_decisions_and_a_text_fallback() -> None:
+    from multidict import CIMultiDict
+
+    from tp_jupyter.held_panel import HeldSection, held_html
+    from tp_jupyter.holding import HeldList, HeldRequest
+
+    req = HeldRequest("h7", "debug", "web", "shop", "POST", "/cart", CIMultiDict(
+        [("X-Dev", "me")]), b"{}", "10.0.0.1:5555", 1.0, 61.0)
+    assert req.headers["x-dev"] == "me"          # header names are case-insensitive
+    section = HeldSection(["debug"])
+    row = section._row(req)
+    classes = [c for child in row.children for c in child._dom_classes]
+    assert classes == ["tp-held-forward-local", "tp-held-forward-cluster",
+                       "tp-held-respond", "tp-held-drop"]
+    assert "h7" in held_html([req]) and "/cart" in held_html([req])
+    listed = HeldList([req], {"debug": 60.0})
+    assert str(listed).splitlines()[1].startswith("  h7  POST /cart  (debug, from 10.0.0.1")
+    assert str(listed).splitlines()[-1] == "Holding: debug (to the cluster after 60s untouched)"
+    assert "tp-held-list" in listed._repr_html_()

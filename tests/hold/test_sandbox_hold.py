@@ -113,6 +113,9 @@ def test_a_held_request_is_edited_and_forwarded_to_local_code(dev: Laptop, demo:
     made = _tp(dev, f"intercept {SVC} -n {demo} -p 3000 --http-match x-hold=yes --hold "
                     f"--hold-timeout 45 --name {NAME} --mount false", timeout=200)
     assert made.returncode == 0, made.stderr
+    listing = _tp(dev, "held").stdout
+    assert listing.splitlines() == [
+        "No held requests", f"Holding: {NAME} (to the cluster after 45s untouched)"], listing
     # requests without the header are not held: the cluster answers at once
     plain = dev.run(f"curl -sS --max-time 10 http://{SVC}.{demo}:3000/color")
     assert plain.stdout.strip() == '"green"', plain
@@ -212,6 +215,7 @@ def test_hold_off_sends_requests_on_and_stops_holding(dev: Laptop, demo: str) ->
     off = _tp(dev, f"hold {NAME} --off")
     assert off.returncode == 0 and "1 held request(s) went on to the cluster" in off.stdout
     assert _answer(caller) == (200, '"green"')
+    assert json.loads(_tp(dev, "held --format json").stdout)["holding"] == []
     # no longer held: the local code answers matching requests at once
     now = dev.run(f"curl -sS --max-time 10 -H 'x-hold: yes' http://{SVC}.{demo}:3000/color")
     assert now.stdout.strip() == '"blue"'

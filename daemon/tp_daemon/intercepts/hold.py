@@ -249,8 +249,11 @@ class Holds:
 
     def listing(self, request: dpb.ListHeldRequest) -> dpb.HeldList:
         names = set(request.intercept_names)
-        return dpb.HeldList(held=[h.info for h in self.waiting.values()
-                                  if not names or h.info.intercept_name in names])
+        return dpb.HeldList(
+            held=[h.info for h in self.waiting.values()
+                  if not names or h.info.intercept_name in names],
+            holding=[dpb.HoldResult(name=n, on=True, timeout=t) for n, t in self.on.items()
+                     if not names or n in names])
 
     async def decide(self, d: dpb.HeldDecision) -> dpb.HeldOutcome:
         held = self.waiting.get(d.id)
