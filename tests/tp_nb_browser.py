@@ -37,7 +37,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_lab(root: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_lab(root: Path, notebook: str = NOTEBOOK) -> tuple[subprocess.Popen[bytes], str]:
     port, token = _free_port(), secrets.token_hex(16)
     settings = root / ".lab-settings"
     news = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
@@ -59,7 +59,7 @@ def start_lab(root: Path) -> tuple[subprocess.Popen[bytes], str]:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}",
                                    timeout=2).read()
-            return proc, f"http://127.0.0.1:{port}/lab/tree/{NOTEBOOK}?token={token}"
+            return proc, f"http://127.0.0.1:{port}/lab/tree/{notebook}?token={token}"
         except (urllib.error.URLError, OSError):
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()

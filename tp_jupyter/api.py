@@ -566,13 +566,15 @@ def intercept(workload: str, namespace: str | None = None, port: int | str = 808
               env_file: str | None = None, env_json: str | None = None,
               mount: bool | str | None = True, target_host: str = "127.0.0.1",
               replace: bool = False, progress: ProgressCallback | None = None,
-              replace_app: bool = False) -> InterceptResult:
+              replace_app: bool = False, hold: bool = False,
+              hold_timeout: float | None = None) -> InterceptResult:
     """Route the workload's traffic (or, with `http_match`, matching requests) to `port`.
 
     `port` is LOCAL or "LOCAL:SVCPORT"; `http_match` a list of "KEY=REGEX" (all must
     match) or "all"; `mount` True (a temp folder), False or a folder for the volumes;
     `env_file`/`env_json` receive the container's environment; `replace_app` (`tp replace`)
-    also stops the app container while intercepted. On any error nothing is left behind
+    also stops the app container while intercepted; `hold` holds matching requests for
+    `tp_jupyter.held()` (`tp_jupyter.holding`). On any error nothing is left behind
     (the intercept is removed, an agent injected for it uninstalled).
     """
     local, service_port = parse_port(port)
@@ -585,7 +587,10 @@ def intercept(workload: str, namespace: str | None = None, port: int | str = 808
         header_matches=matches or [], mount_point=mount_point, replace_app=replace_app)
     with _spec_usage():
         intercept_spec.validate(spec)
-    request = dpb.InterceptRequest(spec=spec, replace=replace, no_mount=no_mount)
+    if hold_timeout is not None and (not hold or hold_timeout <= 0):
+        raise UsageError("--hold-timeout goes with --hold and must be more than 0 seconds")
+    request = dpb.InterceptRequest(spec=spec, replace=replace, no_mount=no_mount,
+                                   hold=hold, hold_timeout=hold_timeout or 0.0)
     with _client() as client, _progress(client, progress, "intercept"):
         reply = client.intercept(request)
     info = reply.intercept

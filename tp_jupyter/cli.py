@@ -44,9 +44,10 @@ def _registrars() -> list[Registrar]:
 
     from tp_jupyter.apply_commands import register as register_apply
     from tp_jupyter.commands import register as register_commands
+    from tp_jupyter.hold_commands import register as register_hold
 
     return [register_commands, register_apply, register_sandbox, _register_demo,
-            register_root_daemon]
+            register_root_daemon, register_hold]
 
 
 def _register_demo(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

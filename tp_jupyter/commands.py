@@ -44,7 +44,9 @@ def _intercept(args: argparse.Namespace) -> api.InterceptResult:
     return api.intercept(args.workload, args.namespace, args.port,
                          http_match=args.http_match or None, name=args.name,
                          env_file=args.env_file, env_json=args.env_json, mount=args.mount,
-                         replace=args.replace, progress=_progress)
+                         replace=args.replace, progress=_progress,
+                         hold=getattr(args, "hold", False),
+                         hold_timeout=getattr(args, "hold_timeout", None))
 
 
 def _leave(args: argparse.Namespace) -> api.LeaveResult:
@@ -126,6 +128,12 @@ def register(sub: Any) -> None:
                         "(false) or DIR")
     p.add_argument("--replace", action="store_true",
                    help="replace an intercept of yours with the same name")
+    p.add_argument("--hold", action="store_true",
+                   help="hold matching requests until you forward, answer or drop them "
+                        "(`tp held`)")
+    p.add_argument("--hold-timeout", type=float, metavar="SECONDS",
+                   help="with --hold: an untouched request goes to the cluster after this "
+                        "long (default: the setting intercept.hold_timeout)")
     output.add_format(p)
     p.set_defaults(func=_intercept)
 

@@ -158,6 +158,16 @@ class DaemonClient:
         return self._call("Replay", request, dpb.ReplayResult,
                           get_settings().notebook.replay_timeout)
 
+    def set_hold(self, request: dpb.HoldRequest) -> dpb.HoldResult:
+        return self._call("SetHold", request, dpb.HoldResult, _quick())
+
+    def list_held(self, request: dpb.ListHeldRequest) -> dpb.HeldList:
+        return self._call("ListHeld", request, dpb.HeldList, _quick())
+
+    def decide_held(self, request: dpb.HeldDecision) -> dpb.HeldOutcome:
+        return self._call("DecideHeld", request, dpb.HeldOutcome,
+                          get_settings().notebook.hold_call_timeout)
+
     def watch_traffic(self, names: Sequence[str] = (), *, follow: bool, history: bool = True
                       ) -> TrafficStream:
         """The kept rows (`history`), then, with `follow`, live rows until `cancel()`.

@@ -3,6 +3,7 @@
     %load_ext tp_jupyter
     %tp connect | status | list | intercept ... -p PORT | leave NAME | quit | uninstall ...
     %tp traffic [NAME] [-o VAR]     %tp version     %tp config view     (--format json|yaml)
+    %tp hold NAME [--off]    %tp held [ID --forward local|cluster | --respond S | --drop]
     %%tp intercept WORKLOAD [-n NS] [--http-match K=V ...]
     def handler(request): ...          # the cell body: a function, or a WSGI/ASGI app
     %%tp apply [--format json]         # the cell body: a session file (docs/session-file.md)
@@ -33,7 +34,8 @@ from tp_jupyter import cli, completion, notebook_apply, session
 from tp_jupyter.errors import TpError
 
 SUBCOMMANDS = ["connect", "status", "list", "intercept", "leave", "quit", "uninstall",
-               "traffic", "version", "config", "replace", "apply", "delete", "gather-logs"]
+               "traffic", "version", "config", "replace", "apply", "delete", "gather-logs",
+               "hold", "held"]
 """The subcommands the usage error names (`%tp?` lists every one the grammar has)."""
 
 
@@ -79,7 +81,7 @@ def _help_text() -> str:
     helps = {a.dest: a.help or "" for a in sub._choices_actions}
     width = max(len(name) for name in sub.choices)
     lines = ["%tp SUBCOMMAND [ARGS]    the `tp` command line, inside the notebook",
-             "%%tp intercept WORKLOAD [-n NS] [--http-match K=V ...]",
+             "%%tp intercept WORKLOAD [-n NS] [--http-match K=V ...] [--hold]",
              "    the cell defines a handler (a function taking a request, or a WSGI/ASGI",
              "    app); it is served in the kernel and re-running the cell swaps it.",
              "", "Subcommands:"]

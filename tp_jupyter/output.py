@@ -33,7 +33,7 @@ from tp_jupyter.render import Rendered
 
 SCHEMAS = ("connect", "status", "list", "intercept", "cell-intercept", "leave", "quit",
            "uninstall", "traffic", "version", "config-view", "apply", "delete", "gather-logs",
-           "replace", "error")
+           "replace", "error", "hold", "held", "held-request", "held-outcome")
 """The documents with a schema in `schemas/` (`error`: any failure)."""
 
 FORMATS = ("default", "json", "yaml")

@@ -46,6 +46,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+OUTPUT_FALLBACK = ("(this cell's handler prints here, tracebacks too; shown where Jupyter "
+                   "widgets render)")
+"""text/plain of a cell handler's output area (nbval_sanitize.cfg maps it and ipywidgets'
+own "Output()" of older recordings to one token)."""
+
 _PROGRESS = {"connect", "intercept", "replace", "apply"}
 """Subcommands that report progress on stderr (shown as a transient line in a notebook)."""
 
@@ -276,7 +281,10 @@ class NotebookSession:
                 from IPython.display import display
 
                 out = ipywidgets.Output()
-                display(out)  # type: ignore[no-untyped-call]
+                # a saved notebook without widgets shows this line, not "Output()"
+                bundle = dict(out._repr_mimebundle_())
+                bundle["text/plain"] = OUTPUT_FALLBACK
+                display(bundle, raw=True)  # type: ignore[no-untyped-call]
 
                 def to_widget(text: str, stream: str) -> None:
                     if stream == "stderr":

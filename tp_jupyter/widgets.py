@@ -28,6 +28,7 @@ from tp_protocol.settings import get_settings
 
 from tp_jupyter import api, handlers
 from tp_jupyter.errors import TpError
+from tp_jupyter.held_panel import HeldSection
 from tp_jupyter.traffic_data import TrafficFeed
 from tp_jupyter.worker import Worker
 
@@ -79,9 +80,10 @@ class Panel:
         self.intercepts = w.VBox()
         self.table = w.HTML(traffic_html([]))
         self.error = w.HTML()
+        self.held = HeldSection(names)   # requests held by `--hold`, with their buttons
         self.widget = w.VBox([
             w.HBox([self.state, self.refresh_button]),
-            w.HTML("<b>Intercepts</b>"), self.intercepts,
+            w.HTML("<b>Intercepts</b>"), self.intercepts, self.held.widget,
             w.HTML(f"<b>Traffic</b> (latest {s.widget_rows})"), self.table, self.error],
             layout=w.Layout(border="1px solid #ccc", padding="6px"))
         self.widget.add_class("tp-panel")
@@ -99,10 +101,12 @@ class Panel:
     def start(self) -> None:
         self.feed.start()
         self.worker.start()
+        self.held.start()
 
     def close(self) -> None:
         """Stop the refresh thread and the traffic feed, and close the widgets."""
         self.worker.stop(wake=self._dirty.set)
+        self.held.close()
         self.feed.stop()
         self.widget.close()
 

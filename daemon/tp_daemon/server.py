@@ -233,6 +233,26 @@ class DaemonService(dgrpc.DaemonServicer):
 
         return await self._reply("replay", dpb.ReplayResult, replay, context)
 
+    # --- hold (tp_daemon.intercepts.hold) ------------------------------------------------
+
+    async def SetHold(self, request: dpb.HoldRequest, context: Any) -> dpb.HoldResult:
+        async def hold() -> dpb.HoldResult:
+            return await (await self._intercepts()).set_hold(request)
+
+        return await self._reply("hold", dpb.HoldResult, hold, context)
+
+    async def ListHeld(self, request: dpb.ListHeldRequest, context: Any) -> dpb.HeldList:
+        async def held() -> dpb.HeldList:
+            return (await self._intercepts()).list_held(request)
+
+        return await self._reply("list held", dpb.HeldList, held, context)
+
+    async def DecideHeld(self, request: dpb.HeldDecision, context: Any) -> dpb.HeldOutcome:
+        async def decide() -> dpb.HeldOutcome:
+            return await (await self._intercepts()).decide_held(request)
+
+        return await self._reply("decide held", dpb.HeldOutcome, decide, context)
+
     async def GatherLogs(self, request: dpb.GatherLogsRequest, context: Any
                          ) -> AsyncIterator[dpb.GatheredLog]:
         """The manager's and agents' logs as the manager collects them (its GatherLogs)."""

@@ -43,6 +43,14 @@ class ReplayTarget(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REPLAY_TARGET_UNSPECIFIED: _ClassVar[ReplayTarget]
     REPLAY_TARGET_LOCAL: _ClassVar[ReplayTarget]
     REPLAY_TARGET_CLUSTER: _ClassVar[ReplayTarget]
+
+class HeldAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    HELD_ACTION_UNSPECIFIED: _ClassVar[HeldAction]
+    HELD_ACTION_FORWARD_LOCAL: _ClassVar[HeldAction]
+    HELD_ACTION_FORWARD_CLUSTER: _ClassVar[HeldAction]
+    HELD_ACTION_RESPOND: _ClassVar[HeldAction]
+    HELD_ACTION_DROP: _ClassVar[HeldAction]
 ERROR_CODE_UNSPECIFIED: ErrorCode
 ERROR_CODE_USAGE: ErrorCode
 ERROR_CODE_KUBECONFIG: ErrorCode
@@ -66,6 +74,11 @@ WORKLOAD_STATE_NOT_INTERCEPTABLE: WorkloadState
 REPLAY_TARGET_UNSPECIFIED: ReplayTarget
 REPLAY_TARGET_LOCAL: ReplayTarget
 REPLAY_TARGET_CLUSTER: ReplayTarget
+HELD_ACTION_UNSPECIFIED: HeldAction
+HELD_ACTION_FORWARD_LOCAL: HeldAction
+HELD_ACTION_FORWARD_CLUSTER: HeldAction
+HELD_ACTION_RESPOND: HeldAction
+HELD_ACTION_DROP: HeldAction
 
 class Error(_message.Message):
     __slots__ = ("code", "message")
@@ -233,14 +246,18 @@ class WorkloadList(_message.Message):
     def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., workloads: _Optional[_Iterable[_Union[WorkloadInfo, _Mapping]]] = ...) -> None: ...
 
 class InterceptRequest(_message.Message):
-    __slots__ = ("spec", "replace", "no_mount")
+    __slots__ = ("spec", "replace", "no_mount", "hold", "hold_timeout")
     SPEC_FIELD_NUMBER: _ClassVar[int]
     REPLACE_FIELD_NUMBER: _ClassVar[int]
     NO_MOUNT_FIELD_NUMBER: _ClassVar[int]
+    HOLD_FIELD_NUMBER: _ClassVar[int]
+    HOLD_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     spec: _manager_pb2.InterceptSpec
     replace: bool
     no_mount: bool
-    def __init__(self, spec: _Optional[_Union[_manager_pb2.InterceptSpec, _Mapping]] = ..., replace: _Optional[bool] = ..., no_mount: _Optional[bool] = ...) -> None: ...
+    hold: bool
+    hold_timeout: float
+    def __init__(self, spec: _Optional[_Union[_manager_pb2.InterceptSpec, _Mapping]] = ..., replace: _Optional[bool] = ..., no_mount: _Optional[bool] = ..., hold: _Optional[bool] = ..., hold_timeout: _Optional[float] = ...) -> None: ...
 
 class InterceptResult(_message.Message):
     __slots__ = ("error", "intercept", "workload_kind")
@@ -370,3 +387,115 @@ class GatheredLog(_message.Message):
     error: Error
     log: _manager_pb2.ComponentLog
     def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., log: _Optional[_Union[_manager_pb2.ComponentLog, _Mapping]] = ...) -> None: ...
+
+class HoldRequest(_message.Message):
+    __slots__ = ("name", "on", "timeout")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ON_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    on: bool
+    timeout: float
+    def __init__(self, name: _Optional[str] = ..., on: _Optional[bool] = ..., timeout: _Optional[float] = ...) -> None: ...
+
+class HoldResult(_message.Message):
+    __slots__ = ("error", "name", "on", "timeout", "released")
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ON_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    RELEASED_FIELD_NUMBER: _ClassVar[int]
+    error: Error
+    name: str
+    on: bool
+    timeout: float
+    released: int
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., name: _Optional[str] = ..., on: _Optional[bool] = ..., timeout: _Optional[float] = ..., released: _Optional[int] = ...) -> None: ...
+
+class ListHeldRequest(_message.Message):
+    __slots__ = ("intercept_names",)
+    INTERCEPT_NAMES_FIELD_NUMBER: _ClassVar[int]
+    intercept_names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, intercept_names: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class HeldRequest(_message.Message):
+    __slots__ = ("id", "intercept_name", "workload", "namespace", "method", "path", "headers", "body", "source", "received_unix", "deadline_unix", "mode")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    INTERCEPT_NAME_FIELD_NUMBER: _ClassVar[int]
+    WORKLOAD_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_UNIX_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_UNIX_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    intercept_name: str
+    workload: str
+    namespace: str
+    method: str
+    path: str
+    headers: _containers.RepeatedCompositeFieldContainer[_manager_pb2.Header]
+    body: bytes
+    source: str
+    received_unix: float
+    deadline_unix: float
+    mode: str
+    def __init__(self, id: _Optional[str] = ..., intercept_name: _Optional[str] = ..., workload: _Optional[str] = ..., namespace: _Optional[str] = ..., method: _Optional[str] = ..., path: _Optional[str] = ..., headers: _Optional[_Iterable[_Union[_manager_pb2.Header, _Mapping]]] = ..., body: _Optional[bytes] = ..., source: _Optional[str] = ..., received_unix: _Optional[float] = ..., deadline_unix: _Optional[float] = ..., mode: _Optional[str] = ...) -> None: ...
+
+class HeldList(_message.Message):
+    __slots__ = ("error", "held", "holding")
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    HELD_FIELD_NUMBER: _ClassVar[int]
+    HOLDING_FIELD_NUMBER: _ClassVar[int]
+    error: Error
+    held: _containers.RepeatedCompositeFieldContainer[HeldRequest]
+    holding: _containers.RepeatedCompositeFieldContainer[HoldResult]
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., held: _Optional[_Iterable[_Union[HeldRequest, _Mapping]]] = ..., holding: _Optional[_Iterable[_Union[HoldResult, _Mapping]]] = ...) -> None: ...
+
+class HeldDecision(_message.Message):
+    __slots__ = ("id", "action", "method", "path", "headers", "has_headers", "body", "has_body", "status")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    HAS_HEADERS_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    HAS_BODY_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    action: HeldAction
+    method: str
+    path: str
+    headers: _containers.RepeatedCompositeFieldContainer[_manager_pb2.Header]
+    has_headers: bool
+    body: bytes
+    has_body: bool
+    status: int
+    def __init__(self, id: _Optional[str] = ..., action: _Optional[_Union[HeldAction, str]] = ..., method: _Optional[str] = ..., path: _Optional[str] = ..., headers: _Optional[_Iterable[_Union[_manager_pb2.Header, _Mapping]]] = ..., has_headers: _Optional[bool] = ..., body: _Optional[bytes] = ..., has_body: _Optional[bool] = ..., status: _Optional[int] = ...) -> None: ...
+
+class HeldOutcome(_message.Message):
+    __slots__ = ("error", "id", "decided", "status", "reason", "headers", "body", "error_text", "seconds")
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TEXT_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    error: Error
+    id: str
+    decided: str
+    status: int
+    reason: str
+    headers: _containers.RepeatedCompositeFieldContainer[_manager_pb2.Header]
+    body: bytes
+    error_text: str
+    seconds: float
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., id: _Optional[str] = ..., decided: _Optional[str] = ..., status: _Optional[int] = ..., reason: _Optional[str] = ..., headers: _Optional[_Iterable[_Union[_manager_pb2.Header, _Mapping]]] = ..., body: _Optional[bytes] = ..., error_text: _Optional[str] = ..., seconds: _Optional[float] = ...) -> None: ...

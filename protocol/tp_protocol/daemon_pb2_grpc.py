@@ -106,6 +106,21 @@ class DaemonStub:
                 request_serializer=tp__protocol_dot_daemon__pb2.GatherLogsRequest.SerializeToString,
                 response_deserializer=tp__protocol_dot_daemon__pb2.GatheredLog.FromString,
                 _registered_method=True)
+        self.SetHold = channel.unary_unary(
+                '/tp.daemon.v1.Daemon/SetHold',
+                request_serializer=tp__protocol_dot_daemon__pb2.HoldRequest.SerializeToString,
+                response_deserializer=tp__protocol_dot_daemon__pb2.HoldResult.FromString,
+                _registered_method=True)
+        self.ListHeld = channel.unary_unary(
+                '/tp.daemon.v1.Daemon/ListHeld',
+                request_serializer=tp__protocol_dot_daemon__pb2.ListHeldRequest.SerializeToString,
+                response_deserializer=tp__protocol_dot_daemon__pb2.HeldList.FromString,
+                _registered_method=True)
+        self.DecideHeld = channel.unary_unary(
+                '/tp.daemon.v1.Daemon/DecideHeld',
+                request_serializer=tp__protocol_dot_daemon__pb2.HeldDecision.SerializeToString,
+                response_deserializer=tp__protocol_dot_daemon__pb2.HeldOutcome.FromString,
+                _registered_method=True)
 
 
 class DaemonServicer:
@@ -203,6 +218,29 @@ class DaemonServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetHold(self, request, context):
+        """--- hold ---
+        Turn holding on/off for one of this daemon's intercepts (`tp hold NAME [--off]`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListHeld(self, request, context):
+        """The requests waiting for a decision, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideHeld(self, request, context):
+        """Forward (edited) to local or cluster, respond, or drop one held request; the reply
+        is what its caller got.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DaemonServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -275,6 +313,21 @@ def add_DaemonServicer_to_server(servicer, server):
                     servicer.GatherLogs,
                     request_deserializer=tp__protocol_dot_daemon__pb2.GatherLogsRequest.FromString,
                     response_serializer=tp__protocol_dot_daemon__pb2.GatheredLog.SerializeToString,
+            ),
+            'SetHold': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetHold,
+                    request_deserializer=tp__protocol_dot_daemon__pb2.HoldRequest.FromString,
+                    response_serializer=tp__protocol_dot_daemon__pb2.HoldResult.SerializeToString,
+            ),
+            'ListHeld': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHeld,
+                    request_deserializer=tp__protocol_dot_daemon__pb2.ListHeldRequest.FromString,
+                    response_serializer=tp__protocol_dot_daemon__pb2.HeldList.SerializeToString,
+            ),
+            'DecideHeld': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideHeld,
+                    request_deserializer=tp__protocol_dot_daemon__pb2.HeldDecision.FromString,
+                    response_serializer=tp__protocol_dot_daemon__pb2.HeldOutcome.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -655,6 +708,87 @@ class Daemon:
             '/tp.daemon.v1.Daemon/GatherLogs',
             tp__protocol_dot_daemon__pb2.GatherLogsRequest.SerializeToString,
             tp__protocol_dot_daemon__pb2.GatheredLog.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetHold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tp.daemon.v1.Daemon/SetHold',
+            tp__protocol_dot_daemon__pb2.HoldRequest.SerializeToString,
+            tp__protocol_dot_daemon__pb2.HoldResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHeld(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tp.daemon.v1.Daemon/ListHeld',
+            tp__protocol_dot_daemon__pb2.ListHeldRequest.SerializeToString,
+            tp__protocol_dot_daemon__pb2.HeldList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideHeld(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tp.daemon.v1.Daemon/DecideHeld',
+            tp__protocol_dot_daemon__pb2.HeldDecision.SerializeToString,
+            tp__protocol_dot_daemon__pb2.HeldOutcome.FromString,
             options,
             channel_credentials,
             insecure,

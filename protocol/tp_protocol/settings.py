@@ -516,6 +516,21 @@ class InterceptSettings:
     daemon_manager_removal_timeout: float = 60.0
     """Seconds `tp uninstall --everything` waits for the traffic-manager's objects to go."""
 
+    hold_timeout: float = 60.0
+    """Seconds a held request (`tp intercept --hold`) waits for a decision before it goes
+    to the cluster unchanged, so a forgotten hold never hangs its caller."""
+
+    hold_body_limit: int = 16 * 1024 * 1024
+    """Largest request body (bytes) the daemon holds; a larger one gets a 413."""
+
+    hold_answered_kept: int = 1000
+    """Answered held-request ids the daemon remembers, so deciding one again says what
+    already happened to it."""
+
+    hold_forward_timeout: float = 30.0
+    """Seconds a forwarded held request may take to be answered (local or cluster)
+    before its caller gets a 502."""
+
 
 @dataclass
 class NotebookSettings:
@@ -586,6 +601,13 @@ class NotebookSettings:
     completion_timeout: float = 1.0
     """Deadline of each daemon call made by tab completion of `%tp` (namespaces,
     workloads, intercept names): a slow daemon gives no live words, never a stuck prompt."""
+
+    held_poll_interval: float = 1.0
+    """Seconds between the panel's looks at the daemon's held requests."""
+
+    hold_call_timeout: float = 60.0
+    """Deadline of deciding a held request (`.forward()`, `.respond()`, `.drop()`): the
+    forwarded exchange and its answer fit inside it."""
 
 
 @dataclass

@@ -159,6 +159,11 @@ class CallStream:
     def abort(self) -> None:
         self._call.cancel()
 
+    async def fail(self, code: str, message: str) -> None:
+        """End the tunnel with an `error` the far side reports (e.g. in its 502)."""
+        with contextlib.suppress(grpc.aio.AioRpcError, grpc.aio.UsageError):
+            await self._call.write(error_message(code, message))
+
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             if not self._call.done():

@@ -8,6 +8,7 @@
     volumes     the mount point and the copy read from the agent through a Tunnel
     dials       ReceiveDials: intercepted connections to the local target
     traffic     WatchTraffic history and followers; Replay (tp_protocol.replay)
+    hold        held requests (`--hold`): wait for a decision, forward/respond/drop
 
 `Intercepts` puts them together for one connection. Three named background tasks
 (tp-receive-dials, tp-watch-intercepts, tp-watch-traffic) run while connected; each
@@ -35,6 +36,7 @@ from tp_protocol.settings import InterceptSettings
 from tp_daemon.errors import DaemonError
 from tp_daemon.intercepts.base import Book, Owner, Progress, check_spec
 from tp_daemon.intercepts.dials import Dials
+from tp_daemon.intercepts.hold import Holds
 from tp_daemon.intercepts.lifecycle import Lifecycle
 from tp_daemon.intercepts.listing import list_workloads
 from tp_daemon.intercepts.traffic import Traffic
@@ -55,6 +57,8 @@ class Intercepts:
         self.lifecycle = Lifecycle(owner, settings, self.book, progress)
         self.dials = Dials(owner, settings)
         self.traffic = Traffic(owner, settings, self.book)
+        self.holds = Holds(owner, settings, self.book)
+        self.dials.holds = self.holds
         self._tasks: list[asyncio.Task[None]] = []
         self._reopen: dict[str, asyncio.Event] = {}
 
@@ -134,9 +138,18 @@ class Intercepts:
         return await list_workloads(self.owner, request, self.owner.settings.rpc_timeout)
 
     async def intercept(self, request: dpb.InterceptRequest) -> dpb.InterceptResult:
-        return await self.lifecycle.intercept(request)
+        if request.hold:   # checked before anything changes in the cluster
+            timeout = self.holds.timeout_of(request.hold_timeout)
+            await self.holds.check_target(request.spec.target_host, request.spec.target_port)
+        result = await self.lifecycle.intercept(request)
+        if request.hold:
+            self.holds.enable(result.intercept.spec.name, timeout)
+        else:   # a replaced intercept holds only when asked again
+            self.holds.forget(result.intercept.spec.name)
+        return result
 
     async def leave(self, name: str) -> str:
+        self.holds.forget(name)
         return await self.lifecycle.leave(name)
 
     def begin_restore(self) -> None:
@@ -163,3 +176,12 @@ class Intercepts:
 
     async def replay(self, request: dpb.ReplayRequest) -> dpb.ReplayResult:
         return await self.traffic.replay(request)
+
+    async def set_hold(self, request: dpb.HoldRequest) -> dpb.HoldResult:
+        return await self.holds.set(request)
+
+    def list_held(self, request: dpb.ListHeldRequest) -> dpb.HeldList:
+        return self.holds.listing(request)
+
+    async def decide_held(self, request: dpb.HeldDecision) -> dpb.HeldOutcome:
+        return await self.holds.decide(request)

@@ -17,6 +17,7 @@ from tp_protocol.aio import spawn
 from tp_protocol.settings import InterceptSettings
 
 from tp_daemon.intercepts.base import Owner
+from tp_daemon.intercepts.hold import Holds
 from tp_daemon.streams import READ_BUFFER, splice
 from tp_daemon.tunnel import TunnelBroken, TunnelStream
 
@@ -28,6 +29,7 @@ class Dials:
         self.owner = owner
         self.settings = settings
         self.tasks: set[asyncio.Task[None]] = set()
+        self.holds: Holds | None = None   # set by Intercepts: held intercepts go there
 
     async def receive(self) -> None:
         """One ReceiveDials stream until it ends (the caller reopens it)."""
@@ -51,6 +53,9 @@ class Dials:
                       request: mpb.DialRequest) -> None:
         host, port = request.target_host or "127.0.0.1", request.target_port
         name = request.intercept_id.partition(":")[2] or request.intercept_id
+        if self.holds is not None and self.holds.active(name):
+            await self.holds.serve(stub, session, request, name)
+            return
         why = ""
         conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         try:
