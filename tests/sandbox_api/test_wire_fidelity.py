@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apiserver_testing import Server
+import urllib3
+from apiserver_testing import ADMIN_TOKEN, Server
 from kubernetes import client
 from tp_sandbox.apiserver import protobuf
 from tp_sandbox.apiserver.resources import RESOURCES
@@ -116,6 +117,36 @@ def test_delete_answers_the_object_or_a_status_and_protobuf_reads_equal_json(
             details["group"] = rt.group
         assert body == {"kind": "Status", "apiVersion": "v1", "metadata": {},
                         "status": "Success", "details": details}
+    if rt.kind not in JSON_ONLY:
+        # The deletion as a protobuf watch client (client-go's typed informers) sees it.
+        events = protobuf_watch_until_deleted(
+            server, f"{collection(rt, namespace)}?watch=1&timeoutSeconds=10"
+                    f"&resourceVersion={created['metadata']['resourceVersion']}"
+                    f"&fieldSelector=metadata.name%3D{name}")
+        # A namespace waits for its (absent here) namespace controller: Terminating.
+        assert events[-1][0] == ("MODIFIED" if rt.kind == "Namespace" else "DELETED")
+        assert events[-1][1]["metadata"]["uid"] == created["metadata"]["uid"]
+        assert (events[-1][1]["apiVersion"], events[-1][1]["kind"]) == (rt.api_version,
+                                                                       rt.kind)
+
+
+def protobuf_watch_until_deleted(server: Server, path: str) -> list[tuple[str, Any]]:
+    """The events of a protobuf watch up to the first DELETED or deletionTimestamp (or the
+    stream's end)."""
+    http = urllib3.PoolManager(ca_certs=str(server.ca), cert_reqs="CERT_REQUIRED")
+    resp = http.request("GET", server.url + path, preload_content=False, retries=False,
+                        headers={"Accept": f"{PROTOBUF},application/json",
+                                 "Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert resp.headers["Content-Type"] == f"{PROTOBUF};stream=watch"
+    data, events = b"", []
+    for chunk in resp.stream(1024, decode_content=False):
+        data += chunk
+        events = protobuf.watch_events(data)
+        if events and (events[-1][0] == "DELETED"
+                       or "deletionTimestamp" in events[-1][1]["metadata"]):
+            break
+    resp.release_conn()
+    return events
 
 
 def test_the_official_client_reads_a_deleted_service_and_pod_back(

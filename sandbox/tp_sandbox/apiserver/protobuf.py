@@ -18,6 +18,8 @@ between the wire and the handlers and nothing else changes.
                                   number for: the caller then answers JSON, as a real server
                                   does for types without a protobuf form
     prefers_protobuf(accept)      the client's Accept puts protobuf first
+    watch_frame(type, obj) -> bytes   one event of a `;stream=watch` protobuf watch
+    watch_events(stream) -> list      the events of such a stream (for clients and tests)
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from tp_sandbox.apiserver.wire_fields import (
 )
 
 MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
+WATCH_MEDIA_TYPE = MEDIA_TYPE + ";stream=watch"
 MAGIC = b"k8s\x00"
 
 _TIME = (META + "Time", META + "MicroTime")
@@ -273,6 +276,38 @@ def encode(obj: Obj) -> bytes:
     type_meta = _len_field(1, api_version.encode()) + _len_field(2, kind.encode())
     return MAGIC + _len_field(1, type_meta) + _len_field(2, raw) + \
         _len_field(3, b"") + _len_field(4, b"")
+
+
+# ---------------------------------------------------------------- watch streams
+
+def watch_frame(event_type: str, obj: Obj) -> bytes:
+    """One event of a protobuf watch stream, as kube-apiserver frames it: a 4-byte
+    big-endian length, then `meta.v1.WatchEvent {type=1 string, object=2 RawExtension}`
+    whose `raw` (field 1) is the object's whole encoding (magic + runtime.Unknown).
+    The event itself has no magic or envelope (the stream serializer is the raw one)."""
+    event = _len_field(1, event_type.encode()) + _len_field(2, _len_field(1, encode(obj)))
+    return len(event).to_bytes(4, "big") + event
+
+
+def watch_events(stream: bytes) -> list[tuple[str, Obj]]:
+    """(type, object) of every complete frame of a protobuf watch stream."""
+    out: list[tuple[str, Obj]] = []
+    pos = 0
+    while pos + 4 <= len(stream):
+        size = int.from_bytes(stream[pos:pos + 4], "big")
+        frame = stream[pos + 4:pos + 4 + size]
+        if len(frame) < size:
+            break
+        pos += 4 + size
+        event_type, raw = "", b""
+        for number, _, value in fields(frame):
+            if number == 1 and isinstance(value, bytes):
+                event_type = value.decode()
+            elif number == 2 and isinstance(value, bytes):
+                raw = next((v for n, _, v in fields(value) if n == 1 and isinstance(v, bytes)),
+                           b"")
+        out.append((event_type, decode(raw)))
+    return out
 
 
 # ---------------------------------------------------------------- messages
