@@ -70,8 +70,6 @@ OBJECTS: dict[str, dict[str, Any]] = {
 # Upstream registries with ReturnDeletedObject; every other kind answers a Status.
 RETURNS_OBJECT = {"Namespace", "Pod", "Service", "ServiceAccount", "Node",
                   "PersistentVolumeClaim", "CustomResourceDefinition"}
-# Served as JSON only (see test_protobuf_codec.JSON_ONLY).
-JSON_ONLY = {"ControllerRevision", "CustomResourceDefinition"}
 
 
 def collection(rt: Any, namespace: str) -> str:
@@ -102,11 +100,8 @@ def test_delete_answers_the_object_or_a_status_and_protobuf_reads_equal_json(
     assert status == 201, created
     as_protobuf = server.raw("GET", f"{collection(rt, namespace)}/{name}",
                              headers={"Accept": f"{PROTOBUF},application/json"})
-    if rt.kind in JSON_ONLY:  # the server falls back to JSON, as Accept allows
-        assert as_protobuf.headers["Content-Type"] == "application/json"
-    else:
-        assert as_protobuf.headers["Content-Type"] == PROTOBUF
-        assert protobuf.decode(as_protobuf.data) == created
+    assert as_protobuf.headers["Content-Type"] == PROTOBUF
+    assert protobuf.decode(as_protobuf.data) == created
     status, body = json_request(server, "DELETE", f"{collection(rt, namespace)}/{name}")
     assert status == 200, body
     if rt.kind in RETURNS_OBJECT:
@@ -117,17 +112,15 @@ def test_delete_answers_the_object_or_a_status_and_protobuf_reads_equal_json(
             details["group"] = rt.group
         assert body == {"kind": "Status", "apiVersion": "v1", "metadata": {},
                         "status": "Success", "details": details}
-    if rt.kind not in JSON_ONLY:
-        # The deletion as a protobuf watch client (client-go's typed informers) sees it.
-        events = protobuf_watch_until_deleted(
-            server, f"{collection(rt, namespace)}?watch=1&timeoutSeconds=10"
-                    f"&resourceVersion={created['metadata']['resourceVersion']}"
-                    f"&fieldSelector=metadata.name%3D{name}")
-        # A namespace waits for its (absent here) namespace controller: Terminating.
-        assert events[-1][0] == ("MODIFIED" if rt.kind == "Namespace" else "DELETED")
-        assert events[-1][1]["metadata"]["uid"] == created["metadata"]["uid"]
-        assert (events[-1][1]["apiVersion"], events[-1][1]["kind"]) == (rt.api_version,
-                                                                       rt.kind)
+    # The deletion as a protobuf watch client (client-go's typed informers) sees it.
+    events = protobuf_watch_until_deleted(
+        server, f"{collection(rt, namespace)}?watch=1&timeoutSeconds=10"
+                f"&resourceVersion={created['metadata']['resourceVersion']}"
+                f"&fieldSelector=metadata.name%3D{name}")
+    # A namespace waits for its (absent here) namespace controller: Terminating.
+    assert events[-1][0] == ("MODIFIED" if rt.kind == "Namespace" else "DELETED")
+    assert events[-1][1]["metadata"]["uid"] == created["metadata"]["uid"]
+    assert (events[-1][1]["apiVersion"], events[-1][1]["kind"]) == (rt.api_version, rt.kind)
 
 
 def protobuf_watch_until_deleted(server: Server, path: str) -> list[tuple[str, Any]]:
