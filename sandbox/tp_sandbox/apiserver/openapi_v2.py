@@ -95,6 +95,11 @@ def document_bytes() -> bytes:
                     else:
                         converted[key] = value
                 paths[path] = converted
+    quantity = definitions.get(schema.QUANTITY)
+    if quantity is not None and "oneOf" in quantity:
+        # Swagger 2 has no oneOf: upstream's v2 document calls a Quantity a string.
+        definitions[schema.QUANTITY] = {**{k: v for k, v in quantity.items() if k != "oneOf"},
+                                        "type": "string"}
     doc = {
         "swagger": "2.0",
         "info": {"title": "Kubernetes", "version": openapi.KUBERNETES_VERSION},

@@ -237,6 +237,9 @@ class Router:
             elif len(segs) == 3 and segs[0] == "apis":
                 doc = discovery.resource_list(segs[1], segs[2])
             elif segs == ["openapi", "v2"]:
+                proto = ext.openapi_v2_protobuf(request.headers.get("Accept", ""))
+                if proto is not None:
+                    return web.Response(body=proto[0], headers={"Content-Type": proto[1]})
                 return web.Response(body=ext.openapi_v2_document(),
                                     content_type="application/json")
             elif segs == ["openapi", "v3"]:
