@@ -250,3 +250,15 @@ def test_verbose_health_checks_list_each_check_as_upstream(server: Server,
     excluded = server.raw("GET", f"/{endpoint}?verbose&exclude=etcd", token=None).data.decode()
     assert "etcd ok" not in excluded.replace("etcd-readiness", "")
     assert server.raw("GET", f"/{endpoint}/nonsense", token=None).status == 404
+
+
+def test_secret_string_data_is_merged_into_data_and_never_returned(
+        core: client.CoreV1Api, namespace: str) -> None:
+    # As upstream's conversion: stringData is write-only and wins over a data key.
+    created = core.create_namespaced_secret(namespace, {
+        "metadata": {"name": "s"}, "data": {"a": "b2xk", "keep": "eA=="},
+        "stringData": {"a": "new"}})
+    assert created.data == {"a": "bmV3", "keep": "eA=="} and created.string_data is None
+    core.patch_namespaced_secret("s", namespace, {"stringData": {"b": "two"}})
+    read = core.read_namespaced_secret("s", namespace)
+    assert read.data == {"a": "bmV3", "keep": "eA==", "b": "dHdv"} and read.string_data is None
