@@ -109,8 +109,9 @@ def test_paths_carry_operations_parameters_and_responses(document: Any) -> None:
         "body", True, "#/definitions/io.k8s.api.apps.v1.Deployment")
 
 
-def test_a_json_client_still_gets_the_json_document(server: Server) -> None:
-    resp = server.raw("GET", "/openapi/v2", headers={"Accept": "application/json"}, timeout=60)
+@pytest.mark.parametrize("accept", ["application/json", f"{ACCEPT};q=0, application/json"])
+def test_a_json_client_still_gets_the_json_document(server: Server, accept: str) -> None:
+    resp = server.raw("GET", "/openapi/v2", headers={"Accept": accept}, timeout=60)
     assert resp.headers["Content-Type"].startswith("application/json")
     assert json.loads(resp.data)["swagger"] == "2.0"
 

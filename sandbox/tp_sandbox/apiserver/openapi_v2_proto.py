@@ -39,9 +39,8 @@ MEDIA_TYPES = ("application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
 RESPONSE_MEDIA_TYPE = MEDIA_TYPES[1]
 Doc = dict[str, Any]
 
-# name -> (number, kind): s string, b bool, i int64, d double, S repeated string,
-# any/anys an Any/repeated Any, or a callable for a nested message.
-_SCALARS = {"s", "b", "i", "d", "S", "any", "anys"}
+# Tables map a JSON key to (number, kind): "s" string, "b" bool, "i" int64, "d" double,
+# "S" repeated string, "any"/"anys" an Any/repeated Any, or a callable for a message.
 
 
 def _varint(value: int) -> bytes:
@@ -260,6 +259,11 @@ def wants_protobuf(accept: str) -> bool:
     """The client's Accept names the gnostic protobuf form (kubectl sends only that)."""
     for part in accept.split(","):
         media, *params = [p.strip() for p in part.split(";")]
-        if media.lower() in MEDIA_TYPES and "q=0" not in params:
-            return True
+        if media.lower() not in MEDIA_TYPES:
+            continue
+        q = next((p.partition("=")[2] for p in params if p.startswith("q=")), "1")
+        try:
+            return float(q) > 0
+        except ValueError:
+            return False
     return False
