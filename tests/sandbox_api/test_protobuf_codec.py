@@ -178,15 +178,7 @@ def test_every_field_table_entry_names_a_property_of_its_kubernetes_type() -> No
         assert set(protobuf.message(name).by_name) <= properties, name
 
 
-# Served as JSON only (a protobuf request body gets a 415 that says to send JSON): kubectl
-# sends these kinds as JSON anyway (`apply -f`/`create -f` and `rollout undo` are
-# unstructured), and ControllerRevision's `data` is a RawExtension the codec does not map.
-JSON_ONLY = {"apps/v1/ControllerRevision", "apiextensions.k8s.io/v1/CustomResourceDefinition"}
-
-
-def test_every_served_kind_but_the_json_only_ones_has_a_protobuf_form() -> None:
+def test_every_served_kind_has_a_protobuf_form() -> None:
     from tp_sandbox.apiserver.resources import RESOURCES
 
-    served = [f"{r.api_version}/{r.kind}" for r in RESOURCES]
-    assert set(served) >= JSON_ONLY
-    assert protobuf.encodable_kinds() == [k for k in served if k not in JSON_ONLY]
+    assert protobuf.encodable_kinds() == [f"{r.api_version}/{r.kind}" for r in RESOURCES]

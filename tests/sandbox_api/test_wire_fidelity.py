@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apiserver_testing import Server
+import urllib3
+from apiserver_testing import ADMIN_TOKEN, Server
 from kubernetes import client
 from tp_sandbox.apiserver import protobuf
 from tp_sandbox.apiserver.resources import RESOURCES
@@ -69,8 +70,6 @@ OBJECTS: dict[str, dict[str, Any]] = {
 # Upstream registries with ReturnDeletedObject; every other kind answers a Status.
 RETURNS_OBJECT = {"Namespace", "Pod", "Service", "ServiceAccount", "Node",
                   "PersistentVolumeClaim", "CustomResourceDefinition"}
-# Served as JSON only (see test_protobuf_codec.JSON_ONLY).
-JSON_ONLY = {"ControllerRevision", "CustomResourceDefinition"}
 
 
 def collection(rt: Any, namespace: str) -> str:
@@ -101,11 +100,8 @@ def test_delete_answers_the_object_or_a_status_and_protobuf_reads_equal_json(
     assert status == 201, created
     as_protobuf = server.raw("GET", f"{collection(rt, namespace)}/{name}",
                              headers={"Accept": f"{PROTOBUF},application/json"})
-    if rt.kind in JSON_ONLY:  # the server falls back to JSON, as Accept allows
-        assert as_protobuf.headers["Content-Type"] == "application/json"
-    else:
-        assert as_protobuf.headers["Content-Type"] == PROTOBUF
-        assert protobuf.decode(as_protobuf.data) == created
+    assert as_protobuf.headers["Content-Type"] == PROTOBUF
+    assert protobuf.decode(as_protobuf.data) == created
     status, body = json_request(server, "DELETE", f"{collection(rt, namespace)}/{name}")
     assert status == 200, body
     if rt.kind in RETURNS_OBJECT:
@@ -116,6 +112,34 @@ def test_delete_answers_the_object_or_a_status_and_protobuf_reads_equal_json(
             details["group"] = rt.group
         assert body == {"kind": "Status", "apiVersion": "v1", "metadata": {},
                         "status": "Success", "details": details}
+    # The deletion as a protobuf watch client (client-go's typed informers) sees it.
+    events = protobuf_watch_until_deleted(
+        server, f"{collection(rt, namespace)}?watch=1&timeoutSeconds=10"
+                f"&resourceVersion={created['metadata']['resourceVersion']}"
+                f"&fieldSelector=metadata.name%3D{name}")
+    # A namespace waits for its (absent here) namespace controller: Terminating.
+    assert events[-1][0] == ("MODIFIED" if rt.kind == "Namespace" else "DELETED")
+    assert events[-1][1]["metadata"]["uid"] == created["metadata"]["uid"]
+    assert (events[-1][1]["apiVersion"], events[-1][1]["kind"]) == (rt.api_version, rt.kind)
+
+
+def protobuf_watch_until_deleted(server: Server, path: str) -> list[tuple[str, Any]]:
+    """The events of a protobuf watch up to the first DELETED or deletionTimestamp (or the
+    stream's end)."""
+    http = urllib3.PoolManager(ca_certs=str(server.ca), cert_reqs="CERT_REQUIRED")
+    resp = http.request("GET", server.url + path, preload_content=False, retries=False,
+                        headers={"Accept": f"{PROTOBUF},application/json",
+                                 "Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert resp.headers["Content-Type"] == f"{PROTOBUF};stream=watch"
+    data, events = b"", []
+    for chunk in resp.stream(1024, decode_content=False):
+        data += chunk
+        events = protobuf.watch_events(data)
+        if events and (events[-1][0] == "DELETED"
+                       or "deletionTimestamp" in events[-1][1]["metadata"]):
+            break
+    resp.release_conn()
+    return events
 
 
 def test_the_official_client_reads_a_deleted_service_and_pod_back(
@@ -226,3 +250,15 @@ def test_verbose_health_checks_list_each_check_as_upstream(server: Server,
     excluded = server.raw("GET", f"/{endpoint}?verbose&exclude=etcd", token=None).data.decode()
     assert "etcd ok" not in excluded.replace("etcd-readiness", "")
     assert server.raw("GET", f"/{endpoint}/nonsense", token=None).status == 404
+
+
+def test_secret_string_data_is_merged_into_data_and_never_returned(
+        core: client.CoreV1Api, namespace: str) -> None:
+    # As upstream's conversion: stringData is write-only and wins over a data key.
+    created = core.create_namespaced_secret(namespace, {
+        "metadata": {"name": "s"}, "data": {"a": "b2xk", "keep": "eA=="},
+        "stringData": {"a": "new"}})
+    assert created.data == {"a": "bmV3", "keep": "eA=="} and created.string_data is None
+    core.patch_namespaced_secret("s", namespace, {"stringData": {"b": "two"}})
+    read = core.read_namespaced_secret("s", namespace)
+    assert read.data == {"a": "bmV3", "keep": "eA==", "b": "dHdv"} and read.string_data is None

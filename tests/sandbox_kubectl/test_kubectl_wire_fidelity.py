@@ -8,6 +8,7 @@ import base64
 import ipaddress
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -228,3 +229,46 @@ def test_the_demo_step_kubectl_create_ns_works_from_a_laptop_before_connect(
         assert proc.stdout.strip() == f"namespace/{name} created"
     finally:
         kubectl("delete", "ns", name, "--wait=false", check=False)
+
+
+def test_kubectl_discovers_the_sandbox_through_aggregated_discovery(
+        kubectl: Kubectl, ns: str, tmp_path: Path) -> None:
+    proc = kubectl("--cache-dir", str(tmp_path), "get", "deployments,statefulsets,jobs",
+                   "-n", ns, "-v=8")
+    aggregated = "Content-Type: application/json;g=apidiscovery.k8s.io;v=v2;" \
+                 "as=APIGroupDiscoveryList"
+    assert proc.stderr.count(aggregated) == 2  # /api and /apis, nothing per group
+    assert "/apis/apps/v1?timeout" not in proc.stderr
+    assert "/apis/batch/v1?timeout" not in proc.stderr
+    urls = re.findall(r'verb="GET" url="https://[^/]+(/[^?"]*)', proc.stderr)
+    assert urls[:2] == ["/api", "/apis"]
+    assert all("/namespaces/" in url for url in urls[2:])  # then only the three lists
+    resources = kubectl("--cache-dir", str(tmp_path), "api-resources", "--api-group=apps"
+                        ).stdout.splitlines()
+    assert [line.split()[0] for line in resources[1:]] == [
+        "controllerrevisions", "daemonsets", "deployments", "replicasets", "statefulsets"]
+
+
+def test_kubectl_events_watch_shows_the_kubelets_events_through_a_protobuf_stream(
+        sandbox: Any, kubectl: Kubectl, ns: str, tmp_path: Path) -> None:
+    if not sandbox.has_node:
+        pytest.skip("needs the sandbox node (kubelet events)")
+    out, err = tmp_path / "out", tmp_path / "err"
+    with open(out, "w") as stdout, open(err, "w") as stderr:
+        proc = subprocess.Popen([KUBECTL, "--kubeconfig", str(sandbox.kubeconfig), "events",
+                                 "-w", "-n", ns, "-v=8"], stdout=stdout, stderr=stderr)
+    try:
+        wait_for(lambda: "stream=watch" in err.read_text(), timeout=30,
+                 what="kubectl's protobuf watch to start")
+        kubectl("run", "sleeper", "-n", ns, "--image=busybox:1.36", "--restart=Never",
+                "--", "sleep", "3600")
+        wait_for(lambda: "Started" in out.read_text(), timeout=90,
+                 what="the kubelet's Started event in kubectl events -w")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    reasons = {line.split()[2] for line in out.read_text().splitlines()[1:] if line.strip()}
+    assert {"Scheduled", "Created", "Started"} <= reasons
+    started = next(line for line in out.read_text().splitlines() if " Started " in line)
+    assert "pod/sleeper" in started.lower()
+    assert "Content-Type: application/vnd.kubernetes.protobuf;stream=watch" in err.read_text()

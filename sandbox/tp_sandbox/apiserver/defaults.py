@@ -12,6 +12,7 @@ is left for validation to report).
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any
 
@@ -332,6 +333,14 @@ def _namespace(obj: Obj) -> None:
 
 def _secret(obj: Obj) -> None:
     obj.setdefault("type", "Opaque")
+    # stringData is write-only: upstream's conversion merges it into data (base64), where
+    # it wins over a data key of the same name, and never stores or returns it.
+    strings = obj.pop("stringData", None)
+    if isinstance(strings, dict) and strings:
+        data = _dict(obj, "data")
+        if data is not None:
+            data.update({str(k): base64.b64encode(str(v).encode()).decode()
+                         for k, v in strings.items()})
 
 
 def _binding(obj: Obj) -> None:

@@ -1,7 +1,7 @@
 """Discovery documents: /version, /api, /api/v1, /apis, /apis/<group>/<version>.
 
-Only the plain (non-aggregated) documents are served; kubectl asks for the aggregated
-`apidiscovery.k8s.io` form first and falls back when it gets plain application/json.
+These are the legacy documents; `aggregated` builds the `apidiscovery.k8s.io` form of
+`/api` and `/apis` (what kubectl asks for first) from the same tables.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from tp_sandbox.apiserver.resources import groups as _resource_groups
 GIT_VERSION = "v1.37.0-sandbox"
 
 # subresource -> (group, version, kind, verbs) of what it serves; group None = parent's.
-_SUBRESOURCES: dict[str, tuple[str | None, str | None, str | None, list[str]]] = {
+SUBRESOURCE_KINDS: dict[str, tuple[str | None, str | None, str | None, list[str]]] = {
     "status": (None, None, None, ["get", "patch", "update"]),
     "scale": ("autoscaling", "v1", "Scale", ["get", "patch", "update"]),
     "log": (None, None, None, ["get"]),
@@ -102,7 +102,7 @@ def _resource_entry(rt: ResourceType) -> dict[str, Any]:
 
 
 def _sub_entry(rt: ResourceType, sub: str) -> dict[str, Any]:
-    group, ver, kind, verbs = _SUBRESOURCES.get(sub, (None, None, None, ["get"]))
+    group, ver, kind, verbs = SUBRESOURCE_KINDS.get(sub, (None, None, None, ["get"]))
     entry: dict[str, Any] = {"name": f"{rt.plural}/{sub}", "singularName": "",
                              "namespaced": rt.namespaced, "kind": kind or rt.kind,
                              "verbs": verbs}

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from tp_sandbox.apiserver import crd, defaults, openapi, openapi_v2, patch, validation
+from tp_sandbox.apiserver import (
+    crd,
+    defaults,
+    openapi,
+    openapi_v2,
+    openapi_v2_proto,
+    patch,
+    validation,
+)
 from tp_sandbox.apiserver.resources import ResourceType
 
 Obj = dict[str, Any]
@@ -40,3 +48,11 @@ def openapi_document(group: str, version: str) -> bytes | None:
 def openapi_v2_document() -> bytes:
     """The serialised Swagger 2.0 document (`/openapi/v2`)."""
     return openapi_v2.document_bytes()
+
+
+def openapi_v2_protobuf(accept: str) -> tuple[bytes, str] | None:
+    """The gnostic protobuf `/openapi/v2` and its media type when Accept asks for it."""
+    if not openapi_v2_proto.wants_protobuf(accept):
+        return None
+    return (openapi_v2_proto.document_bytes(openapi_v2.document_bytes()),
+            openapi_v2_proto.RESPONSE_MEDIA_TYPE)

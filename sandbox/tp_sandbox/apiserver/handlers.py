@@ -772,17 +772,22 @@ class Api:
             watcher: Watcher | None = self.store.watch(rt, namespace or None, match, since)
         except errors.Gone as exc:
             watcher, gone = None, exc
-        as_table = tables.wants_table(request.headers.get("Accept", ""))
+        accept = request.headers.get("Accept", "")
+        as_table = tables.wants_table(accept)
+        # Protobuf frames for a client that prefers them, for kinds with a protobuf form
+        # (custom resources and tables stay JSON, as upstream).
+        proto = not as_table and protobuf.prefers_protobuf(accept) and \
+            protobuf.definition_of(rt.api_version, rt.kind) is not None
         include = query.get("includeObject", "Metadata")
-        resp = web.StreamResponse(headers={"Content-Type": "application/json",
-                                           "Cache-Control": "no-cache, private"})
+        resp = web.StreamResponse(headers={
+            "Content-Type": protobuf.WATCH_MEDIA_TYPE if proto else "application/json",
+            "Cache-Control": "no-cache, private"})
         resp.enable_chunked_encoding()
         await resp.prepare(request)
         if gone is not None or watcher is None:
             # Upstream answers 200 and ends the stream with an ERROR event.
             err = gone or errors.Gone("watch closed")
-            await resp.write(json.dumps({"type": "ERROR", "object": err.status()},
-                                        separators=_SEP).encode() + b"\n")
+            await _write_event(resp, "ERROR", err.status(), proto)
             return resp
         try:
             timeout = float(query.get("timeoutSeconds") or self.settings.watch_default_timeout)
@@ -801,8 +806,9 @@ class Api:
                     if item is None:
                         break
                     first_table = await self._send(resp, rt, item, as_table=as_table,
-                                                   include=include, first=first_table)
-                await self._bookmark(resp, rt, initial_end=True)
+                                                   include=include, first=first_table,
+                                                   proto=proto)
+                await self._bookmark(resp, rt, proto, initial_end=True)
             next_mark = time.monotonic() + interval
             while True:
                 now = time.monotonic()
@@ -819,7 +825,7 @@ class Api:
                         if stop in done:
                             break
                         if bookmarks and time.monotonic() >= next_mark:
-                            await self._bookmark(resp, rt)
+                            await self._bookmark(resp, rt, proto)
                             next_mark = time.monotonic() + interval
                         continue
                     item = get.result()
@@ -828,9 +834,13 @@ class Api:
                 if item is None:
                     break
                 first_table = await self._send(resp, rt, item, as_table=as_table,
-                                               include=include, first=first_table)
+                                               include=include, first=first_table,
+                                               proto=proto)
         except ConnectionResetError:
             pass  # the client went away; nothing to tell it
+        except protobuf.NotEncodable as exc:
+            # Upstream logs an encoding failure and ends the stream; the client re-watches.
+            log.error("ending a protobuf watch of %s: %s", rt.plural, exc)
         finally:
             stop.cancel()
             if get is not None:
@@ -839,24 +849,32 @@ class Api:
         return resp
 
     async def _send(self, resp: web.StreamResponse, rt: ResourceType, item: tuple[str, Obj],
-                    *, as_table: bool, include: str, first: bool) -> bool:
+                    *, as_table: bool, include: str, first: bool, proto: bool) -> bool:
         etype, obj = item
         out = tables.table(rt, [obj], obj["metadata"]["resourceVersion"], include,
                            with_columns=first) if as_table else obj
-        await resp.write(json.dumps({"type": etype, "object": out}, separators=_SEP).encode()
-                         + b"\n")
+        await _write_event(resp, etype, out, proto)
         return False
 
-    async def _bookmark(self, resp: web.StreamResponse, rt: ResourceType,
+    async def _bookmark(self, resp: web.StreamResponse, rt: ResourceType, proto: bool,
                         initial_end: bool = False) -> None:
         md: Obj = {"resourceVersion": str(self.store.rv)}
         if initial_end:
             md["annotations"] = {"k8s.io/initial-events-end": "true"}
-        await resp.write(json.dumps({"type": "BOOKMARK", "object": {
-            "kind": rt.kind, "apiVersion": rt.api_version, "metadata": md}},
-            separators=_SEP).encode() + b"\n")
+        await _write_event(resp, "BOOKMARK", {"kind": rt.kind, "apiVersion": rt.api_version,
+                                              "metadata": md}, proto)
 
     # -- authorization helper --------------------------------------------------
     def authorize(self, user: User, target: Target, verb: str) -> None:
         self.authz.check(user, Attributes(verb, target.rt.group, target.rt.plural, target.sub,
                                           target.namespace, target.name))
+
+
+async def _write_event(resp: web.StreamResponse, event_type: str, obj: Obj, proto: bool
+                       ) -> None:
+    """One watch event: a protobuf frame, or a line of JSON."""
+    if proto:
+        await resp.write(protobuf.watch_frame(event_type, obj))
+    else:
+        await resp.write(json.dumps({"type": event_type, "object": obj},
+                                    separators=_SEP).encode() + b"\n")

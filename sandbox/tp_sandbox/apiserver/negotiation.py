@@ -3,8 +3,9 @@
 
 The handlers answer JSON; this middleware re-encodes a finished JSON response when the
 client prefers protobuf and the object has a protobuf form (`protobuf.encode`). Anything
-else (tables, discovery, OpenAPI, watch streams, kinds the codec has no numbers for) stays
-JSON, which clients accept through the `application/json` they list second.
+else (tables, discovery, custom resources) stays JSON, which clients accept through the
+`application/json` they list second. Watch streams choose their framing in the watch handler
+(`protobuf.watch_frame`); `/openapi/v2` negotiates its own protobuf form.
 """
 
 from __future__ import annotations

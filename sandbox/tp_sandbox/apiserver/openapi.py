@@ -11,21 +11,25 @@ details matter to kubectl:
 - the patch metadata (`x-kubernetes-patch-strategy`, `x-kubernetes-patch-merge-key`) in the
   schemas is what `kubectl apply` uses to compute its 3-way strategic merge patch.
 
-Documents are built once per group-version and cached; the returned dicts are shared and
-must not be modified (serve `v3_document_bytes` when possible: it is pre-serialised).
+Documents of built-in group-versions are built once and cached; the returned dicts are
+shared and must not be modified (serve `v3_document_bytes` when possible: it is
+pre-serialised). A custom resource's group-version is published from its CRD's
+`openAPIV3Schema` (as upstream's CRD OpenAPI controller does, so `kubectl explain` works
+for it), built on each request because the CRD can change.
 
 Errors: none of its own; `schema.SchemaError` if the definitions cannot be loaded.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from functools import cache
 from typing import Any
 
 from . import schema
-from .resources import RESOURCES, ResourceType, groups
+from .resources import RESOURCES, ResourceType, groups, served
 
 Doc = dict[str, Any]
 
@@ -48,26 +52,89 @@ def v3_index() -> Doc:
     paths: Doc = {}
     for group, versions in sorted(groups().items()):
         for version in versions:
-            if _document(group, version) is None:
-                continue  # custom resources' groups: no built-in schema to publish
+            digest = v3_hash(group, version)
+            if digest is None:
+                continue
             key = gv_path(group, version)
-            paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={_hash(group, version)}"}
+            paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={digest}"}
     return {"paths": paths}
 
 
 def v3_document(group: str, version: str) -> Doc | None:
     """The OpenAPI 3.0 document of a served group-version, or None if not served (404)."""
-    return _document(group, version)
+    return _document(group, version) or _custom_document(group, version)
 
 
 def v3_document_bytes(group: str, version: str) -> bytes | None:
     """`v3_document` serialised (what `?hash=` identifies), or None if not served."""
-    return _document_bytes(group, version)
+    body = _document_bytes(group, version)
+    if body is None:
+        doc = _custom_document(group, version)
+        body = None if doc is None else json.dumps(doc, sort_keys=True).encode()
+    return body
 
 
 def v3_hash(group: str, version: str) -> str | None:
     """The content hash the index advertises (upstream: SHA-512, upper-case hex)."""
-    return _hash(group, version) if _document(group, version) is not None else None
+    if _document(group, version) is not None:
+        return _hash(group, version)
+    body = v3_document_bytes(group, version)
+    return None if body is None else hashlib.sha512(body).hexdigest().upper()
+
+
+def custom_group_versions() -> list[tuple[str, str]]:
+    """The group-versions served by custom resources only, now."""
+    return sorted({(r.group, r.version) for r in served() if r.custom is not None
+                   and _document(r.group, r.version) is None})
+
+
+def _custom_document(group: str, version: str) -> Doc | None:
+    types = [r for r in served() if r.custom is not None and (r.group, r.version) == (group,
+                                                                                   version)]
+    if not types:
+        return None
+    names = [_META + n for n in ("APIResourceList", "DeleteOptions", "Status", "Patch",
+                                 "WatchEvent", "ObjectMeta", "ListMeta")]
+    if any("scale" in r.subresources for r in types):
+        names.append(_SCALE)
+    schemas = schema.component_schemas(names)
+    paths: Doc = {f"/{gv_path(group, version)}/": _resources_path(group, version)}
+    for r in types:
+        schemas.update(_custom_schemas(r))
+        paths.update(_resource_paths(r))
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes CRD Swagger", "version": "v0.1.0"},
+        "paths": dict(sorted(paths.items())),
+        "components": {"schemas": schemas, "securitySchemes": {"BearerToken": {
+            "type": "apiKey", "name": "authorization", "in": "header",
+            "description": "Bearer Token authentication"}}},
+    }
+
+
+def _custom_schemas(r: ResourceType) -> Doc:
+    """The kind's schema (its CRD's, with apiVersion, kind and metadata as upstream adds
+    them) and its list's."""
+    typed = schema.definition("io.k8s.api.core.v1.ConfigMap")["properties"]
+    listed = schema.definition("io.k8s.api.core.v1.ConfigMapList")["properties"]
+    own = copy.deepcopy((r.custom or {}).get("schema") or {})
+    own.setdefault("type", "object")
+    own["properties"] = {"apiVersion": typed["apiVersion"], "kind": typed["kind"],
+                         "metadata": typed["metadata"], **(own.get("properties") or {})}
+    own["x-kubernetes-group-version-kind"] = [{"group": r.group, "kind": r.kind,
+                                               "version": r.version}]
+    name = r.definition_name
+    return {name: own, name + "List": {
+        "description": f"{r.kind}List is a list of {r.kind}",
+        "type": "object", "required": ["items"],
+        "properties": {"apiVersion": typed["apiVersion"],
+                       "items": {"type": "array", "items": _ref(name),
+                                 "description": f"List of {r.plural}. More info: "
+                                 "https://git.k8s.io/community/contributors/devel/"
+                                 "sig-architecture/api-conventions.md"},
+                       "kind": typed["kind"], "metadata": listed["metadata"]},
+        "x-kubernetes-group-version-kind": [{"group": r.group, "kind": r.list_kind,
+                                             "version": r.version}]}}
 
 
 @cache
@@ -219,6 +286,9 @@ def _resource_paths(r: ResourceType) -> Doc:
                                          "projects")] if r.namespaced else []
     name_param = [_path_param("name", f"name of the {r.kind}")]
     defn, list_defn = r.definition_name, r.definition_name + "List"
+    # Custom resources take no strategic merge patch: kubectl reads this list to choose.
+    patch_types = _PATCH_TYPES if r.custom is None else tuple(
+        t for t in _PATCH_TYPES if t != "application/strategic-merge-patch+json")
     verbs = set(r.verbs)
     write_params = [_DRY_RUN, _FIELD_MANAGER, _FIELD_VALIDATION]
     paths: Doc = {}
@@ -251,7 +321,7 @@ def _resource_paths(r: ResourceType) -> Doc:
         item["patch"] = _operation(r, "patch", f"patch{prefix}{scope}{r.kind}",
                                    description=f"partially update the specified {r.kind}",
                                    body=_META + "Patch", response=defn, codes=("200", "201"),
-                                   params=[*write_params, _FORCE], body_types=_PATCH_TYPES)
+                                   params=[*write_params, _FORCE], body_types=patch_types)
     if "delete" in verbs:
         item["delete"] = _operation(r, "delete", f"delete{prefix}{scope}{r.kind}",
                                     description=f"delete a {r.kind}",
@@ -301,7 +371,7 @@ def _resource_paths(r: ResourceType) -> Doc:
                                 description=f"partially update {sub} of the specified "
                                 f"{r.kind}", body=_META + "Patch", response=target,
                                 codes=("200", "201"), params=[*write_params, _FORCE], gvk=gvk,
-                                body_types=_PATCH_TYPES),
+                                body_types=patch_types),
         }
     return paths
 

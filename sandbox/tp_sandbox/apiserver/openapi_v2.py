@@ -10,11 +10,11 @@ response `content` collapses to one `schema`, with media types in `consumes`/`pr
 from __future__ import annotations
 
 import json
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from tp_sandbox.apiserver import openapi, schema
-from tp_sandbox.apiserver.resources import groups
+from tp_sandbox.apiserver.resources import RESOURCES
 
 Doc = dict[str, Any]
 _V2_REF = "#/definitions/"
@@ -74,27 +74,52 @@ def _operation(op: Doc) -> Doc:
     return out
 
 
+def _add(v3: Doc, paths: Doc, definitions: Doc) -> None:
+    """Merge one group-version's OpenAPI 3 document into the Swagger 2 parts."""
+    definitions.update(v3["components"]["schemas"])
+    for path, item in v3["paths"].items():
+        converted: Doc = {}
+        for key, value in item.items():
+            if key in _METHODS:
+                converted[key] = _operation(value)
+            elif key == "parameters":
+                converted[key] = [_parameter(p) for p in value]
+            else:
+                converted[key] = value
+        paths[path] = converted
+
+
 @cache
-def document_bytes() -> bytes:
-    """The serialised Swagger 2.0 document (built once)."""
+def _builtin() -> tuple[Doc, Doc]:
+    """Paths and definitions of the built-in group-versions (built once)."""
     paths: Doc = {}
     definitions: Doc = {}
-    for group, versions in sorted(groups().items()):
-        for version in versions:
-            v3 = openapi.v3_document(group, version)
-            if v3 is None:
-                continue
-            definitions.update(v3["components"]["schemas"])
-            for path, item in v3["paths"].items():
-                converted: Doc = {}
-                for key, value in item.items():
-                    if key in _METHODS:
-                        converted[key] = _operation(value)
-                    elif key == "parameters":
-                        converted[key] = [_parameter(p) for p in value]
-                    else:
-                        converted[key] = value
-                paths[path] = converted
+    for group, version in sorted({(r.group, r.version) for r in RESOURCES}):
+        v3 = openapi.v3_document(group, version)
+        if v3 is not None:
+            _add(v3, paths, definitions)
+    return paths, definitions
+
+
+def document_bytes() -> bytes:
+    """The serialised Swagger 2.0 document: the built-in part and the custom resources'
+    (from their CRDs, as upstream publishes them), re-serialised only when those change."""
+    custom = [openapi.v3_document(g, v) for g, v in openapi.custom_group_versions()]
+    return _serialise(json.dumps(custom, sort_keys=True))
+
+
+@lru_cache(maxsize=4)
+def _serialise(custom_json: str) -> bytes:
+    built_paths, built_definitions = _builtin()
+    paths, definitions = dict(built_paths), dict(built_definitions)
+    for v3 in json.loads(custom_json):
+        if v3 is not None:
+            _add(v3, paths, definitions)
+    quantity = definitions.get(schema.QUANTITY)
+    if quantity is not None and "oneOf" in quantity:
+        # Swagger 2 has no oneOf: upstream's v2 document calls a Quantity a string.
+        definitions[schema.QUANTITY] = {**{k: v for k, v in quantity.items() if k != "oneOf"},
+                                        "type": "string"}
     doc = {
         "swagger": "2.0",
         "info": {"title": "Kubernetes", "version": openapi.KUBERNETES_VERSION},

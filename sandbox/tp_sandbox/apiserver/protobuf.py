@@ -9,8 +9,11 @@ where `raw` is the object's own message. Field numbers come from `wire_fields`; 
 field's wire type from the Kubernetes OpenAPI schema (`schema`), with the few types whose
 JSON and protobuf forms differ handled here: Time/MicroTime (seconds, nanos), Quantity
 (string=1), IntOrString (type=1 intVal=2 strVal=3), FieldsV1 (raw JSON=1), byte strings
-(base64 in JSON), maps (repeated key=1/value=2 entries) and `map<string, []string>` values
-(a message whose field 1 repeats). Objects are the sandbox's JSON dicts, so the codec sits
+(base64 in JSON), doubles (fixed64), maps (repeated key=1/value=2 entries),
+`map<string, []string>` values (a message whose field 1 repeats), and the types whose JSON
+is free-form: RawExtension and apiextensions JSON (raw JSON=1), and the JSONSchemaProps
+unions (OrArray: schema=1 | jSONSchemas=2; OrBool: allows=1 schema=2; OrStringArray:
+schema=1 | property=2). Objects are the sandbox's JSON dicts, so the codec sits
 between the wire and the handlers and nothing else changes.
 
     decode(body) -> dict          a request body; BadRequest if it is not a valid message
@@ -18,6 +21,8 @@ between the wire and the handlers and nothing else changes.
                                   number for: the caller then answers JSON, as a real server
                                   does for types without a protobuf form
     prefers_protobuf(accept)      the client's Accept puts protobuf first
+    watch_frame(type, obj) -> bytes   one event of a `;stream=watch` protobuf watch
+    watch_events(stream) -> list      the events of such a stream (for clients and tests)
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -34,6 +40,7 @@ from tp_sandbox.apiserver import errors, schema
 from tp_sandbox.apiserver.resources import RESOURCES, by_kind
 from tp_sandbox.apiserver.wire_fields import (
     ALWAYS,
+    APIEXT,
     AUTHN,
     AUTHZ,
     AUTOSCALING,
@@ -41,13 +48,21 @@ from tp_sandbox.apiserver.wire_fields import (
     FIELDS,
     META,
     POLICY,
+    RUNTIME,
 )
 
 MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
+WATCH_MEDIA_TYPE = MEDIA_TYPE + ";stream=watch"
 MAGIC = b"k8s\x00"
 
 _TIME = (META + "Time", META + "MicroTime")
 _FIELDS_V1 = META + "FieldsV1"
+_RAW_JSON = (RUNTIME + "RawExtension", APIEXT + "JSON")
+_PROPS = APIEXT + "JSONSchemaProps"
+_OR_ARRAY, _OR_BOOL, _OR_STRINGS = (APIEXT + "JSONSchemaPropsOrArray",
+                                    APIEXT + "JSONSchemaPropsOrBool",
+                                    APIEXT + "JSONSchemaPropsOrStringArray")
+_FREE_FORM = (*_RAW_JSON, _OR_ARRAY, _OR_BOOL, _OR_STRINGS)
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
 Obj = dict[str, Any]
 
@@ -275,6 +290,38 @@ def encode(obj: Obj) -> bytes:
         _len_field(3, b"") + _len_field(4, b"")
 
 
+# ---------------------------------------------------------------- watch streams
+
+def watch_frame(event_type: str, obj: Obj) -> bytes:
+    """One event of a protobuf watch stream, as kube-apiserver frames it: a 4-byte
+    big-endian length, then `meta.v1.WatchEvent {type=1 string, object=2 RawExtension}`
+    whose `raw` (field 1) is the object's whole encoding (magic + runtime.Unknown).
+    The event itself has no magic or envelope (the stream serializer is the raw one)."""
+    event = _len_field(1, event_type.encode()) + _len_field(2, _len_field(1, encode(obj)))
+    return len(event).to_bytes(4, "big") + event
+
+
+def watch_events(stream: bytes) -> list[tuple[str, Obj]]:
+    """(type, object) of every complete frame of a protobuf watch stream."""
+    out: list[tuple[str, Obj]] = []
+    pos = 0
+    while pos + 4 <= len(stream):
+        size = int.from_bytes(stream[pos:pos + 4], "big")
+        frame = stream[pos + 4:pos + 4 + size]
+        if len(frame) < size:
+            break
+        pos += 4 + size
+        event_type, raw = "", b""
+        for number, _, value in fields(frame):
+            if number == 1 and isinstance(value, bytes):
+                event_type = value.decode()
+            elif number == 2 and isinstance(value, bytes):
+                raw = next((v for n, _, v in fields(value) if n == 1 and isinstance(v, bytes)),
+                           b"")
+        out.append((event_type, decode(raw)))
+    return out
+
+
 # ---------------------------------------------------------------- messages
 
 def _item_definition(list_name: str) -> str:
@@ -363,6 +410,11 @@ def _decode_entry(buf: bytes, value_schema: schema.Schema | None) -> tuple[str, 
 def _decode_value(wire: int, value: int | bytes, sub: schema.Schema | None) -> Any:
     ref = schema.ref_name(sub) if sub else None
     kind = schema.type_of(sub)
+    if wire == _I64 and isinstance(value, bytes):  # a double
+        number = struct.unpack("<d", value)[0]
+        return int(number) if number.is_integer() else number  # as Go's JSON writes it
+    if ref in _FREE_FORM and isinstance(value, bytes):
+        return _decode_free_form(ref, value)
     if isinstance(value, int):
         if kind == "boolean":
             return bool(value)
@@ -392,6 +444,47 @@ def _decode_value(wire: int, value: int | bytes, sub: schema.Schema | None) -> A
     if kind == "object" and ref is not None:
         return _decode_message(value, ref, sub)
     return _ABSENT
+
+
+def _props(buf: bytes) -> Obj:
+    return _decode_message(buf, _PROPS, schema.for_kind(_PROPS))
+
+
+def _decode_free_form(ref: str | None, buf: bytes) -> Any:
+    parts = [(n, v) for n, _, v in fields(buf)]
+    first = [v for n, v in parts if n == 1]
+    second = [v for n, v in parts if n == 2]
+    if ref in _RAW_JSON:
+        raw = first[0] if first and isinstance(first[0], bytes) else b""
+        return json.loads(raw) if raw else _ABSENT
+    if ref == _OR_BOOL:
+        if second and isinstance(second[0], bytes):
+            return _props(second[0])
+        return bool(first and first[0])
+    if first and isinstance(first[0], bytes):  # OrArray / OrStringArray: one schema
+        return _props(first[0])
+    if ref == _OR_ARRAY:
+        return [_props(v) for v in second if isinstance(v, bytes)]
+    return [v.decode() for v in second if isinstance(v, bytes)]
+
+
+def _encode_free_form(ref: str | None, value: Any) -> bytes:
+    def props(v: Any) -> bytes:
+        if not isinstance(v, dict):
+            raise NotEncodable(f"a JSONSchemaProps must be an object, not {v!r}")
+        return _encode_message(v, _PROPS, schema.for_kind(_PROPS))
+
+    if ref in _RAW_JSON:
+        return _len_field(1, json.dumps(value, separators=(",", ":")).encode())
+    if ref == _OR_BOOL:
+        if isinstance(value, bool):
+            return _key(1, _VARINT) + _varint(int(value))
+        return _key(1, _VARINT) + _varint(1) + _len_field(2, props(value))
+    if isinstance(value, list):
+        if ref == _OR_ARRAY:
+            return b"".join(_len_field(2, props(v)) for v in value)
+        return b"".join(_len_field(2, str(v).encode()) for v in value)
+    return _len_field(1, props(value))
 
 
 def _decode_time(buf: bytes, micro: bool) -> Any:
@@ -459,6 +552,10 @@ def _encode_value(number: int, value: Any, sub: schema.Schema | None) -> bytes:
     kind = schema.type_of(sub)
     if value is None:
         return b""
+    if ref in _FREE_FORM:
+        return _len_field(number, _encode_free_form(ref, value))
+    if kind == "number" and isinstance(value, int | float) and not isinstance(value, bool):
+        return _key(number, _I64) + struct.pack("<d", float(value))
     if ref in _TIME:
         return _len_field(number, _encode_time(str(value)))
     if ref == _FIELDS_V1:

@@ -45,7 +45,10 @@ class ResourceType:
 
     @property
     def definition_name(self) -> str:
-        """Name of its schema in the Kubernetes OpenAPI definitions."""
+        """Name of its schema in the Kubernetes OpenAPI definitions (a custom type's is
+        named as upstream publishes it: the reversed group, version and kind)."""
+        if self.custom is not None:
+            return ".".join([*reversed(self.group.split(".")), self.version, self.kind])
         group = self.group or "core"
         if group == "discovery.k8s.io":
             group = "discovery"

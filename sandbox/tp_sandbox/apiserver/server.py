@@ -22,6 +22,7 @@ from tp_protocol.settings import ApiServerSettings, get_settings
 
 from tp_sandbox import netns
 from tp_sandbox.apiserver import (
+    aggregated,
     bootstrap,
     crd,
     discovery,
@@ -56,6 +57,14 @@ def _json(obj: Any, status: int = 200, warnings: list[str] | None = None) -> web
         text = w.replace("\\", "\\\\").replace('"', '\\"')
         resp.headers.add("Warning", f'299 - "{text}"')
     return resp
+
+
+def _aggregated(core: bool, version: str) -> web.Response:
+    """The aggregated discovery list, in the media type the client negotiated (client-go
+    reads the answer's Content-Type to tell it from the legacy document)."""
+    body = json.dumps(aggregated.document(core, version), separators=(",", ":")).encode()
+    return web.Response(body=body + b"\n", headers={
+        "Content-Type": aggregated.content_type(version), "Vary": "Accept"})
 
 
 @web.middleware
@@ -213,6 +222,10 @@ class Router:
         segs = [s for s in path.split("/") if s]
         doc: Obj | None = None
         if request.method == "GET":
+            aggregated_version = (aggregated.negotiate(request.headers.get("Accept", ""))
+                                  if segs in (["api"], ["apis"]) else None)
+            if aggregated_version is not None:
+                return _aggregated(segs == ["api"], aggregated_version)
             if segs == ["api"]:
                 doc = discovery.api_versions(request.host)
             elif segs == ["apis"]:
@@ -224,6 +237,9 @@ class Router:
             elif len(segs) == 3 and segs[0] == "apis":
                 doc = discovery.resource_list(segs[1], segs[2])
             elif segs == ["openapi", "v2"]:
+                proto = ext.openapi_v2_protobuf(request.headers.get("Accept", ""))
+                if proto is not None:
+                    return web.Response(body=proto[0], headers={"Content-Type": proto[1]})
                 return web.Response(body=ext.openapi_v2_document(),
                                     content_type="application/json")
             elif segs == ["openapi", "v3"]:

@@ -32,6 +32,8 @@ POLICY = "io.k8s.api.policy.v1."
 BATCH = "io.k8s.api.batch.v1."
 DISCOVERY = "io.k8s.api.discovery.v1."
 AUTOSCALING = "io.k8s.api.autoscaling.v1."
+APIEXT = "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1."
+RUNTIME = "io.k8s.apimachinery.pkg.runtime."
 
 _META = {
     "ObjectMeta": "name=1 generateName=2 namespace=3 selfLink=4 uid=5 resourceVersion=6 "
@@ -298,6 +300,7 @@ _APPS = {
                        "updatedNumberScheduled=6 numberAvailable=7 numberUnavailable=8 "
                        "collisionCount=9? conditions=10",
     "DaemonSetCondition": "type=1 status=2 lastTransitionTime=3 reason=4 message=5",
+    "ControllerRevision": "metadata=1 data=2 revision=3",
 }
 
 _BATCH = {
@@ -383,6 +386,50 @@ _DISCOVERY = {
     "EndpointPort": "name=1? protocol=2? port=3? appProtocol=4?",
 }
 
+# JSON, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool and JSONSchemaPropsOrStringArray
+# have JSON forms unlike their messages: `protobuf` maps them by hand.
+_APIEXT = {
+    "CustomResourceDefinition": "metadata=1 spec=2 status=3",
+    "CustomResourceDefinitionSpec": "group=1 names=3 scope=4 versions=7 conversion=9 "
+                                    "preserveUnknownFields=10",
+    "CustomResourceDefinitionNames": "plural=1 singular=2 shortNames=3 kind=4 listKind=5 "
+                                     "categories=6",
+    "CustomResourceDefinitionVersion": "name=1 served=2 storage=3 schema=4 subresources=5 "
+                                       "additionalPrinterColumns=6 deprecated=7 "
+                                       "deprecationWarning=8? selectableFields=9",
+    "CustomResourceValidation": "openAPIV3Schema=1",
+    "CustomResourceSubresources": "status=1 scale=2",
+    "CustomResourceSubresourceStatus": "",
+    "CustomResourceSubresourceScale": "specReplicasPath=1 statusReplicasPath=2 "
+                                      "labelSelectorPath=3?",
+    "CustomResourceColumnDefinition": "name=1 type=2 format=3 description=4 priority=5 "
+                                      "jsonPath=6",
+    "SelectableField": "jsonPath=1",
+    "CustomResourceConversion": "strategy=1 webhook=2",
+    "WebhookConversion": "clientConfig=2 conversionReviewVersions=3",
+    "WebhookClientConfig": "url=3? service=1 caBundle=2",
+    "ServiceReference": "namespace=1 name=2 path=3? port=4?",
+    "CustomResourceDefinitionStatus": "conditions=1 acceptedNames=2 storedVersions=3 "
+                                      "observedGeneration=4",
+    "CustomResourceDefinitionCondition": "type=1 status=2 lastTransitionTime=3 reason=4 "
+                                         "message=5 observedGeneration=6",
+    "JSONSchemaProps": "id=1 $schema=2 $ref=3? description=4 type=5 format=6 title=7 "
+                       "default=8? maximum=9? exclusiveMaximum=10 minimum=11? "
+                       "exclusiveMinimum=12 maxLength=13? minLength=14? pattern=15 "
+                       "maxItems=16? minItems=17? uniqueItems=18 multipleOf=19? enum=20 "
+                       "maxProperties=21? minProperties=22? required=23 items=24? allOf=25 "
+                       "oneOf=26 anyOf=27 not=28? properties=29 additionalProperties=30? "
+                       "patternProperties=31 dependencies=32 additionalItems=33? "
+                       "definitions=34 externalDocs=35 example=36? nullable=37 "
+                       "x-kubernetes-preserve-unknown-fields=38? "
+                       "x-kubernetes-embedded-resource=39 x-kubernetes-int-or-string=40 "
+                       "x-kubernetes-list-map-keys=41 x-kubernetes-list-type=42? "
+                       "x-kubernetes-map-type=43? x-kubernetes-validations=44",
+    "ExternalDocumentation": "description=1 url=2",
+    "ValidationRule": "rule=1 message=2 messageExpression=3 reason=4? fieldPath=5 "
+                      "optionalOldSelf=6?",
+}
+
 _SUBRESOURCES = {
     POLICY + "Eviction": "metadata=1 deleteOptions=2",
     AUTOSCALING + "Scale": "metadata=1 spec=2 status=3",
@@ -399,6 +446,7 @@ FIELDS: dict[str, str] = {
     **{AUTHN + k: v for k, v in _AUTHN.items()},
     **{BATCH + k: v for k, v in _BATCH.items()},
     **{DISCOVERY + k: v for k, v in _DISCOVERY.items()},
+    **{APIEXT + k: v for k, v in _APIEXT.items()},
     **_SUBRESOURCES,
 }
 
@@ -441,7 +489,14 @@ _ALWAYS = {
         "DaemonSetStatus": "currentNumberScheduled numberMisscheduled "
                            "desiredNumberScheduled numberReady",
         "DaemonSetCondition": "type status", "ReplicaSetStatus": "replicas",
-        "ReplicaSetCondition": "type status",
+        "ReplicaSetCondition": "type status", "ControllerRevision": "revision",
+    },
+    APIEXT: {
+        "CustomResourceDefinitionSpec": "group scope", "CustomResourceConversion": "strategy",
+        "CustomResourceDefinitionNames": "plural kind", "ServiceReference": "namespace name",
+        "CustomResourceDefinitionVersion": "name served storage",
+        "CustomResourceColumnDefinition": "name type jsonPath", "SelectableField": "jsonPath",
+        "CustomResourceDefinitionCondition": "type status", "ValidationRule": "rule",
     },
     RBAC: {"Subject": "kind name", "RoleRef": "apiGroup kind name"},
     AUTHZ: {"SubjectAccessReviewStatus": "allowed", "SubjectRulesReviewStatus": "incomplete"},
