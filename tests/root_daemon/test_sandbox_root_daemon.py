@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import grp
+import importlib
 import json
 import os
 import pwd
@@ -63,6 +64,7 @@ def user_python(sandbox: Any) -> Iterator[str]:
     subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(venv)], check=True)
     site = sysconfig.get_paths()["purelib"]  # the worktree's environment
     bound = None
+    bounds: list[Path] = []
     if not _world_readable(Path(site)):
         # e.g. CI's interpreter under /root (mode 0700): show the same directory at a path
         # other users can reach, read-only, for this module only
@@ -73,17 +75,35 @@ def user_python(sandbox: Any) -> Iterator[str]:
         _in_laptops(sandbox, f"mount --bind {site} {bound} && "
                              f"mount -o remount,bind,ro {bound}")
         site = str(bound)
+        bounds.append(bound)
+    # an editable install's sources in a private checkout (CI's `mktemp -d`, 0700): the
+    # same, bound read-only where others can reach it, first on the users' sys.path
+    sources = [Path(str(importlib.import_module(name).__file__)).parent.parent
+               for name in ("tp_jupyter", "tp_daemon", "tp_protocol", "tp_cluster",
+                            "tp_sandbox")]
+    checkout = Path(os.path.commonpath(sources))
+    first: list[str] = []
+    if not _world_readable(checkout):
+        src = base / "src"
+        src.mkdir(parents=True)
+        for script in (f"mount --bind {checkout} {src}", f"mount -o remount,bind,ro {src}"):
+            subprocess.run(script.split(), check=True)
+        _in_laptops(sandbox, f"mount --bind {checkout} {src} && "
+                             f"mount -o remount,bind,ro {src}")
+        bounds.append(src)
+        first = [str(src / d.relative_to(checkout)) for d in sources]
     user_site = next(venv.glob("lib/python3*/site-packages"))
-    (user_site / "tp-worktree.pth").write_text(f"import site; site.addsitedir({site!r})\n")
+    (user_site / "tp-worktree.pth").write_text(
+        f"import site, sys; site.addsitedir({site!r}); sys.path[:0] = {first!r}\n")
     base.chmod(0o755)
     try:
         yield str(venv / "bin" / "python")
     finally:
-        if bound is not None:
+        for mounted in bounds:
             with contextlib.suppress(subprocess.CalledProcessError):
-                _in_laptops(sandbox, f"umount --lazy {bound}")
-            subprocess.run(["umount", "--lazy", str(bound)], check=False)
-        if bound is None or not bound.is_mount():  # never delete through the bind mount
+                _in_laptops(sandbox, f"umount --lazy {mounted}")
+            subprocess.run(["umount", "--lazy", str(mounted)], check=False)
+        if not any(m.is_mount() for m in bounds):  # never delete through a bind mount
             shutil.rmtree(base, ignore_errors=True)
 
 
