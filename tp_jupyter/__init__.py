@@ -7,6 +7,8 @@ one public surface (`__all__`):
     connect(), status(), list_workloads(), intercept(), leave(), uninstall(), quit()
                                            the plain-Python API (results render themselves)
     traffic(), replay(row, to=...)         captured traffic as pandas
+    wiretap(), compare(df)                 mirror a workload; where your code answers
+                                           differently from the cluster
     panel()                                the live widget (Leave buttons, live traffic)
     Request, Response                      what cell handlers take and may return
     TpError, UsageError                    what the front raises on purpose
@@ -26,13 +28,15 @@ _LAZY = {
     "leave": "tp_jupyter.api", "uninstall": "tp_jupyter.api",
     "traffic": "tp_jupyter.traffic_data", "replay": "tp_jupyter.traffic_data",
     "panel": "tp_jupyter.session",
+    "wiretap": "tp_jupyter.mirror_command", "compare": "tp_jupyter.compare",
     "Request": "tp_jupyter.handlers", "Response": "tp_jupyter.handlers",
     "TpError": "tp_jupyter.errors", "UsageError": "tp_jupyter.errors",
 }
 
-__all__ = ["Request", "Response", "TpError", "UsageError", "__version__", "connect",
+__all__ = ["Request", "Response", "TpError", "UsageError", "__version__", "compare", "connect",
            "intercept", "leave", "list_workloads", "load_ipython_extension", "panel", "quit",
-           "replay", "status", "traffic", "uninstall", "unload_ipython_extension"]
+           "replay", "status", "traffic", "uninstall", "unload_ipython_extension",
+           "wiretap"]
 
 
 def load_ipython_extension(ipython: Any) -> None:

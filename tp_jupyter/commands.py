@@ -13,7 +13,7 @@ import argparse
 import sys
 from typing import Any
 
-from tp_jupyter import api, info, output, traffic_data
+from tp_jupyter import api, info, mirror_command, output, traffic_data
 
 
 def _progress(message: str) -> None:
@@ -44,7 +44,8 @@ def _intercept(args: argparse.Namespace) -> api.InterceptResult:
     return api.intercept(args.workload, args.namespace, args.port,
                          http_match=args.http_match or None, name=args.name,
                          env_file=args.env_file, env_json=args.env_json, mount=args.mount,
-                         replace=args.replace, progress=_progress)
+                         replace=args.replace, progress=_progress,
+                         **mirror_command.filters(args))
 
 
 def _leave(args: argparse.Namespace) -> api.LeaveResult:
@@ -126,8 +127,11 @@ def register(sub: Any) -> None:
                         "(false) or DIR")
     p.add_argument("--replace", action="store_true",
                    help="replace an intercept of yours with the same name")
+    mirror_command.add_filter_args(p)
     output.add_format(p)
     p.set_defaults(func=_intercept)
+
+    mirror_command.register(sub)
 
     p = sub.add_parser("leave", help="remove one of your intercepts")
     p.add_argument("name", metavar="NAME", help="the intercept's name (see `tp list`)")

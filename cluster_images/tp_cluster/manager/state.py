@@ -272,7 +272,8 @@ class State:
         check_spec(spec)
         if not spec.namespace:
             raise InterceptInvalid("an intercept needs a namespace: give -n NAMESPACE")
-        spec.name = spec.name or f"{spec.workload}-{spec.namespace}"
+        spec.name = spec.name or f"{spec.workload}-{spec.namespace}" + (
+            "-wiretap" if spec.mirror else "")
         spec.client = session.client.name
         spec.owner = session.username
         spec.target_host = spec.target_host or "127.0.0.1"
