@@ -49,7 +49,7 @@ _MISSING = object()
 
 def _paths(ignore: str | Iterable[str] | None) -> list[Any]:
     from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
-    from jsonpath_ng.ext import parse
+    from jsonpath_ng.ext.parser import parse
 
     exprs = [ignore] if isinstance(ignore, str) else list(ignore or [])
     parsed = []

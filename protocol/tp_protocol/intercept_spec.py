@@ -1,9 +1,9 @@
 """Intercept-spec checks, written once: the front, the daemon and the manager all call them.
 
 The front parses the CLI grammar (`-p LOCAL[:SVCPORT]`, `--http-match KEY=REGEX`, the
-path and method filters) with `parse_port`/`parse_http_match`/`apply_filters`; every side then calls `validate` on the
-`tp.manager.v1.InterceptSpec` it is about to act on, so each mistake has exactly one
-message wherever it is caught first.
+path and method filters) with `parse_port`/`parse_http_match`/`apply_filters`; every
+side then calls `validate` on the `tp.manager.v1.InterceptSpec` it is about to act on,
+so each mistake has exactly one message wherever it is caught first.
 """
 
 from __future__ import annotations

@@ -6,10 +6,11 @@ import json
 from typing import Any
 
 import pytest
+from tp_protocol import manager_pb2 as pb
+
 from tp_jupyter import compare
 from tp_jupyter.errors import UsageError
 from tp_jupyter.traffic_data import COLUMNS, frame, record_to_row
-from tp_protocol import manager_pb2 as pb
 
 
 def mirror_row(cluster: Any, local: Any, *, status: int = 200, local_status: int = 200,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from tp_jupyter import api, cli, mirror_command
-from tp_jupyter.errors import UsageError
 from tp_protocol import intercept_spec
 from tp_protocol import manager_pb2 as mpb
+
+from tp_jupyter import api, cli, mirror_command
+from tp_jupyter.errors import UsageError
 
 
 def parse(*argv: str) -> object:
