@@ -11,24 +11,10 @@ from typing import Any
 import pytest
 from agenttest import Http, wait_for
 from aiohttp import web
+from mirror_testing import make_mirror
 from tp_protocol import manager_pb2 as pb
 
 pytestmark = pytest.mark.timeout(90)
-
-
-async def make_mirror(daemon: Any, name: str, port: int, *, matches: dict[str, str] | None = None,
-                      mirror: bool = True, **filters: Any) -> Any:
-    spec = pb.InterceptSpec(
-        name=name, workload="web", namespace="demo", target_port=port,
-        mechanism=pb.MECHANISM_HTTP, mirror=mirror,
-        header_matches=[pb.HeaderMatch(name=k, regex=v) for k, v in (matches or {}).items()],
-        **filters)
-    created = await daemon.manager.stub.CreateIntercept(
-        pb.CreateInterceptRequest(session=daemon.session, spec=spec), timeout=5)
-    state = daemon.manager.server.state
-    await wait_for(lambda: state.intercepts[created.id].state == pb.INTERCEPT_STATE_ACTIVE,
-                   what=f"{name} to be ACTIVE")
-    return created
 
 
 class Rows:
