@@ -194,3 +194,28 @@ async def test_a_full_mirror_queue_drops_copies_counts_them_and_never_slows_call
     assert len(dropped) == 7 and all(r.status == 200 for r in dropped)
     assert "queue was full" in dropped[0].local_answer.error
     rows.close()
+
+
+async def test_mirror_rows_redact_sensitive_headers_and_bound_bodies_with_a_flag(
+        agent: Any, daemons: Any, local_server: Any, manager: Any) -> None:
+    alice = await daemons("alice")
+    await make_mirror(alice, "wt", await local_server("alice"))
+    port = agent.listeners[0].ctx.port
+    await wait_for(lambda: bool(agent.registry.on_port(port)))
+    rows = await watching(manager, alice)
+    http = await Http.connect(port)
+    big = b"y" * 6000
+    _, _, body = await http.request("POST", "/big", {"Authorization": "Bearer s3cret",
+                                                     "Cookie": "a=b"}, body=big)
+    await http.close()
+    assert body == b"app POST /big " + big
+    await wait_for(lambda: len(rows.mirrored()) == 1)
+    rows.close()
+    (row,) = rows.mirrored()
+    headers = {h.name.lower(): h.value for h in row.request_headers}
+    assert headers["authorization"] == headers["cookie"] == "[redacted]"
+    # the local side got the whole request (its answer echoes it), the row keeps a prefix
+    assert row.local_answer.response_size == len(b"alice POST /big ") + 6000
+    assert len(row.local_answer.response_body_prefix) == 4096
+    assert row.local_answer.response_body_truncated and row.response_body_truncated
+    assert row.request_body_truncated and row.request_size == 6000
