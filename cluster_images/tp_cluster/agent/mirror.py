@@ -8,7 +8,9 @@ bounded queue (`mirror_queue`) without waiting: a full queue drops the copy and 
 it. Per mirror, `mirror_workers` named tasks send the copies through the same Tunnel
 path as intercepted requests (`open.to_client`, the client's local port or cell
 handler), marked with the request header `x-tp-mirror: <name>`, and record the local
-answer beside the cluster's in one row (`TrafficRecord.local_answer`, mode MIRROR).
+answer beside the cluster's in one row (`TrafficRecord.local_answer`, mode MIRROR). A
+worker keeps its tunnel (HTTP keep-alive) while copies are waiting and closes it once its
+queue is empty: a busy mirror does not pay a dial per copy, an idle one holds nothing.
 """
 
 from __future__ import annotations
@@ -87,6 +89,19 @@ class MirrorCopy:
 
 
 @dataclasses.dataclass
+class _Link:
+    """One worker's tunnel to the local side, kept while copies queue up (keep-alive)."""
+
+    tunnel: Any   # AgentTunnel
+    conn: h11.Connection
+    close_timeout: float
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.tunnel.finish(self.close_timeout)
+
+
+@dataclasses.dataclass
 class _Mirror:
     queue: asyncio.Queue[tuple[MirrorCopy, Any]]
     workers: list[asyncio.Task[None]]
@@ -144,35 +159,52 @@ class Mirrors:
         return row
 
     async def _work(self, ic: Intercept, m: _Mirror) -> None:
-        while True:
-            copy, record = await m.queue.get()
-            row = self._row(ic, record)
-            try:
-                await self._send(ic, copy, row)
-            except Exception as exc:  # one copy's failure must not stop the mirror
-                log.warning("mirror %s: copy failed: %s", ic.name, exc)
-                row.local_answer.error = row.local_answer.error or f"copy failed: {exc}"
-            m.copied += 1
-            self.changed = True
-            self.report(row)
+        link: _Link | None = None
+        try:
+            while True:
+                if link is not None and m.queue.empty():
+                    await link.close()  # no idle tunnel is held
+                    link = None
+                copy, record = await m.queue.get()
+                row = self._row(ic, record)
+                try:
+                    link = await self._send(ic, copy, row, link)
+                except Exception as exc:  # one copy's failure must not stop the mirror
+                    log.warning("mirror %s: copy failed: %s", ic.name, exc)
+                    row.local_answer.error = row.local_answer.error or f"copy failed: {exc}"
+                    link = None
+                m.copied += 1
+                self.changed = True
+                self.report(row)
+        finally:
+            if link is not None:
+                link.tunnel.abort()
 
-    async def _send(self, ic: Intercept, copy: MirrorCopy, row: Any) -> None:
+    async def _send(self, ic: Intercept, copy: MirrorCopy, row: Any,
+                    link: _Link | None) -> _Link | None:
+        """Send one copy (over `link` while copies queue up, else a new tunnel) and record
+        the answer in `row`; returns the link when it can carry the next copy."""
         ctx = copy.ctx
         answer = row.local_answer
         scratch = pb.TrafficRecord()
         recorder = Recorder(scratch, body_limit=ctx.body_limit, redact=self.redact)
         host, _, port = row.source.rpartition(":")
-        tunnel = None
         start = time.perf_counter()
         try:
             async with asyncio.timeout(self.settings.mirror_answer_timeout):
-                tunnel = await ctx.open_tunnel(ic, (host, int(port or 0)))
-                conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=ctx.max_head)
-                await tunnel.send(copy.request_bytes(ic.name, conn))
+                if link is None:
+                    tunnel = await ctx.open_tunnel(ic, (host, int(port or 0)))
+                    link = _Link(tunnel, h11.Connection(
+                        h11.CLIENT, max_incomplete_event_size=ctx.max_head),
+                        ctx.tunnel_close_timeout)
+                else:
+                    link.conn.start_next_cycle()
+                conn = link.conn
+                await link.tunnel.send(copy.request_bytes(ic.name, conn))
                 while True:
                     event = conn.next_event()
                     if event is h11.NEED_DATA:
-                        conn.receive_data(await tunnel.recv())
+                        conn.receive_data(await link.tunnel.recv())
                     elif isinstance(event, h11.Response):
                         recorder.response_head(event.status_code, event.reason,
                                                event.headers.raw_items())
@@ -187,12 +219,12 @@ class Mirrors:
                             f"{self.settings.mirror_answer_timeout:g}s")
         except (TunnelFailed, OSError, h11.ProtocolError) as exc:
             answer.error = str(exc) or type(exc).__name__
-        finally:
-            if tunnel is not None:
-                if answer.error:
-                    tunnel.abort()
-                with contextlib.suppress(Exception):
-                    await tunnel.finish(ctx.tunnel_close_timeout)
+        if link is not None and (answer.error or link.conn.our_state is not h11.DONE
+                                 or link.conn.their_state is not h11.DONE):
+            if answer.error:
+                link.tunnel.abort()
+            await link.close()
+            link = None
         recorder.finish()
         answer.status = scratch.status
         answer.reason = scratch.reason
@@ -201,6 +233,7 @@ class Mirrors:
         answer.response_body_truncated = scratch.response_body_truncated
         answer.response_size = scratch.response_size
         answer.duration_ms = (time.perf_counter() - start) * 1000.0
+        return link
 
     def counters(self) -> list[Any]:
         """Totals per mirror (and clears `changed`)."""
