@@ -64,3 +64,19 @@ def test_tp_help_and_the_magic_help_list_wiretap() -> None:
     assert "wiretap" in cli.build_parser().format_help()
     text = magics._help_text()
     assert "  wiretap " in text and "%%tp wiretap" in text
+
+
+def test_status_and_the_panel_show_a_mirrors_drops() -> None:
+    from tp_protocol import daemon_pb2 as dpb
+
+    from tp_jupyter import mirror_view
+
+    spec = mpb.InterceptSpec(name="wt", workload="web", namespace="demo", mirror=True,
+                             mechanism=mpb.MECHANISM_HTTP, methods=["GET"])
+    info = mpb.InterceptInfo(spec=spec, mirror_copied=10, mirror_dropped=3)
+    assert mirror_view.panel_text(info) == (
+        "mirror of method in (GET): 10 sent, 3 dropped (the local side was slower than "
+        "the traffic)")
+    status = api.Status(True, True, dpb.StatusInfo(connected=True, intercepts=[info]))
+    text = str(status)
+    assert "Mirrors:" in text and "wt" in text and "10 sent, 3 dropped" in text
