@@ -9,6 +9,8 @@ one public surface (`__all__`):
     traffic(), replay(row, to=...)         captured traffic as pandas
     hold(name, on=True), held()            hold and edit: requests waiting for .forward(),
                                            .respond() or .drop()
+    wiretap(), compare(df)                 mirror a workload; where your code answers
+                                           differently from the cluster
     panel()                                the live widget (Leave buttons, live traffic)
     Request, Response                      what cell handlers take and may return
     TpError, UsageError                    what the front raises on purpose
@@ -29,13 +31,15 @@ _LAZY = {
     "traffic": "tp_jupyter.traffic_data", "replay": "tp_jupyter.traffic_data",
     "panel": "tp_jupyter.session",
     "hold": "tp_jupyter.holding", "held": "tp_jupyter.holding",
+    "wiretap": "tp_jupyter.mirror_command", "compare": "tp_jupyter.compare",
     "Request": "tp_jupyter.handlers", "Response": "tp_jupyter.handlers",
     "TpError": "tp_jupyter.errors", "UsageError": "tp_jupyter.errors",
 }
 
-__all__ = ["Request", "Response", "TpError", "UsageError", "__version__", "connect", "held",
-           "hold", "intercept", "leave", "list_workloads", "load_ipython_extension", "panel",
-           "quit", "replay", "status", "traffic", "uninstall", "unload_ipython_extension"]
+__all__ = ["Request", "Response", "TpError", "UsageError", "__version__", "compare", "connect",
+           "held", "hold", "intercept", "leave", "list_workloads", "load_ipython_extension",
+           "panel", "quit", "replay", "status", "traffic", "uninstall",
+           "unload_ipython_extension", "wiretap"]
 
 
 def load_ipython_extension(ipython: Any) -> None:

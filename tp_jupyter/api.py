@@ -32,7 +32,7 @@ from tp_protocol import intercept_spec
 from tp_protocol import manager_pb2 as mpb
 from tp_protocol.settings import get_settings
 
-from tp_jupyter import daemon_client
+from tp_jupyter import daemon_client, mirror_view
 from tp_jupyter.errors import DaemonError, TpError, UsageError
 from tp_jupyter.render import Rendered
 
@@ -168,6 +168,10 @@ class Status(Rendered):
         subnets = [*ci.pod_cidrs, ci.service_cidr]
         mode = "routed (TUN + nftables)" if c.mode == dpb.MODE_TUN else "via SOCKS5 proxy"
         blocks.append((f"Subnets: ({len(subnets)}, {mode})", [("-", s) for s in subnets]))
+        mirrors = [(ic.spec.name, mirror_view.copies_text(ic)) for ic in st.intercepts
+                   if ic.spec.mirror]
+        if mirrors:
+            blocks.append(("Mirrors:", mirrors))
         return blocks
 
     def to_dict(self) -> dict[str, Any]:
@@ -317,9 +321,13 @@ def _state_name(state: int) -> str:
 
 def intercepting_lines(spec: mpb.InterceptSpec) -> list[str]:
     """`all TCP connections`, or the header matches as the seed prints them."""
-    if spec.mechanism == mpb.MECHANISM_HTTP or spec.header_matches:
-        return ["HTTP requests that match all of:"] + [
-            f'  header("{m.name}") ~= regexp("{m.regex}")' for m in spec.header_matches]
+    if spec.mechanism == mpb.MECHANISM_HTTP or spec.header_matches or spec.mirror:
+        conditions = mirror_view.filter_lines(spec)
+        if spec.mirror and not conditions:
+            return ["a copy of every HTTP request (the app answers)"]
+        head = ("a copy of HTTP requests that match all of (the app answers):" if spec.mirror
+                else "HTTP requests that match all of:")
+        return [head] + [f"  {c}" for c in conditions]
     return ["all TCP connections"]
 
 
@@ -335,6 +343,8 @@ def intercept_rows(info: mpb.InterceptInfo, mount_point: str | None = None
     lines = intercepting_lines(spec)
     rows.append(("Intercepting", lines[0]))
     rows += [("", line) for line in lines[1:]]
+    if spec.mirror:
+        rows.append(("Copies", mirror_view.copies_text(info)))
     if info.message and info.state != mpb.INTERCEPT_STATE_ACTIVE:
         rows.append(("Message", info.message))
     elif info.message:  # an active intercept's message is a warning (e.g. version skew)
@@ -352,6 +362,7 @@ def intercept_dict(info: mpb.InterceptInfo) -> dict[str, Any]:
         "state": _state_name(info.state).lower(),
         "mechanism": "http" if http else "tcp",
         "header_matches": [{"name": m.name, "regex": m.regex} for m in spec.header_matches],
+        **mirror_view.intercept_fields(info),
         "service_port": spec.service_port or None,
         "destination": {"host": spec.target_host or "127.0.0.1", "port": spec.target_port},
         "mount_point": spec.mount_point or None, "client_session": info.client_session,
@@ -567,14 +578,19 @@ def intercept(workload: str, namespace: str | None = None, port: int | str = 808
               mount: bool | str | None = True, target_host: str = "127.0.0.1",
               replace: bool = False, progress: ProgressCallback | None = None,
               replace_app: bool = False, hold: bool = False,
-              hold_timeout: float | None = None) -> InterceptResult:
+              hold_timeout: float | None = None, mirror: bool = False,
+              http_path_equal: str | None = None, http_path_prefix: str | None = None,
+              http_path_regex: str | None = None,
+              http_method: Sequence[str] | str | None = None) -> InterceptResult:
     """Route the workload's traffic (or, with `http_match`, matching requests) to `port`.
 
     `port` is LOCAL or "LOCAL:SVCPORT"; `http_match` a list of "KEY=REGEX" (all must
     match) or "all"; `mount` True (a temp folder), False or a folder for the volumes;
     `env_file`/`env_json` receive the container's environment; `replace_app` (`tp replace`)
     also stops the app container while intercepted; `hold` holds matching requests for
-    `tp_jupyter.held()` (`tp_jupyter.holding`). On any error nothing is left behind
+    `tp_jupyter.held()` (`tp_jupyter.holding`); `mirror` makes a wiretap
+    (`tp_jupyter.mirror_command`); the `http_path_*`/`http_method` filters are ANDed with
+    `http_match`. On any error nothing is left behind
     (the intercept is removed, an agent injected for it uninstalled).
     """
     local, service_port = parse_port(port)
@@ -584,8 +600,14 @@ def intercept(workload: str, namespace: str | None = None, port: int | str = 808
         name=name or "", workload=workload, namespace=namespace or "",
         service_port=service_port, target_host=target_host, target_port=local,
         mechanism=mpb.MECHANISM_TCP if matches is None else mpb.MECHANISM_HTTP,
-        header_matches=matches or [], mount_point=mount_point, replace_app=replace_app)
+        header_matches=matches or [], mount_point=mount_point, replace_app=replace_app,
+        mirror=mirror)
+    if mirror:
+        spec.mechanism = mpb.MECHANISM_HTTP   # a wiretap copies requests, all by default
     with _spec_usage():
+        intercept_spec.apply_filters(spec, path_equal=http_path_equal,
+                                     path_prefix=http_path_prefix, path_regex=http_path_regex,
+                                     methods=http_method)
         intercept_spec.validate(spec)
     if hold_timeout is not None and (not hold or hold_timeout <= 0):
         raise UsageError("--hold-timeout goes with --hold and must be more than 0 seconds")

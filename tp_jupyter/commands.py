@@ -13,7 +13,7 @@ import argparse
 import sys
 from typing import Any
 
-from tp_jupyter import api, info, output, traffic_data
+from tp_jupyter import api, info, mirror_command, output, traffic_data
 
 
 def _progress(message: str) -> None:
@@ -46,7 +46,8 @@ def _intercept(args: argparse.Namespace) -> api.InterceptResult:
                          env_file=args.env_file, env_json=args.env_json, mount=args.mount,
                          replace=args.replace, progress=_progress,
                          hold=getattr(args, "hold", False),
-                         hold_timeout=getattr(args, "hold_timeout", None))
+                         hold_timeout=getattr(args, "hold_timeout", None),
+                         **mirror_command.filters(args))
 
 
 def _leave(args: argparse.Namespace) -> api.LeaveResult:
@@ -134,8 +135,11 @@ def register(sub: Any) -> None:
     p.add_argument("--hold-timeout", type=float, metavar="SECONDS",
                    help="with --hold: an untouched request goes to the cluster after this "
                         "long (default: the setting intercept.hold_timeout)")
+    mirror_command.add_filter_args(p)
     output.add_format(p)
     p.set_defaults(func=_intercept)
+
+    mirror_command.register(sub)
 
     p = sub.add_parser("leave", help="remove one of your intercepts")
     p.add_argument("name", metavar="NAME", help="the intercept's name (see `tp list`)")

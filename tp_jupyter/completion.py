@@ -141,7 +141,7 @@ def candidates(line: str, token: str, live: LiveSource) -> list[str]:
             consumed += 1
             continue
         if line.lstrip().startswith("%%"):
-            subs = {k: v for k, v in subs.items() if k == "intercept"}
+            subs = {k: v for k, v in subs.items() if k in ("intercept", "wiretap")}
         return _matching(sorted(subs), current)
     args = done[consumed:]
     if current.startswith("--") and "=" in current:   # --format=js

@@ -98,6 +98,12 @@ class Request:
         """The request target as sent: path with query."""
         return self.path + (f"?{self.query_string}" if self.query_string else "")
 
+    @property
+    def mirror(self) -> str:
+        """The mirror's name when this is a `wiretap` copy (the caller got the app's
+        answer, not this handler's), else ""."""
+        return str(self.headers.get("x-tp-mirror", ""))
+
 
 @dataclasses.dataclass
 class Response:

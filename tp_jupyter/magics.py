@@ -6,6 +6,7 @@
     %tp hold NAME [--off]    %tp held [ID --forward local|cluster | --respond S | --drop]
     %%tp intercept WORKLOAD [-n NS] [--http-match K=V ...]
     def handler(request): ...          # the cell body: a function, or a WSGI/ASGI app
+    %%tp wiretap WORKLOAD [...]          # the same, with copies (mirror mode)
     %%tp apply [--format json]         # the cell body: a session file (docs/session-file.md)
 
 The magics only parse: the line is split with shlex and handed to the notebook's
@@ -35,7 +36,7 @@ from tp_jupyter.errors import TpError
 
 SUBCOMMANDS = ["connect", "status", "list", "intercept", "leave", "quit", "uninstall",
                "traffic", "version", "config", "replace", "apply", "delete", "gather-logs",
-               "hold", "held"]
+               "hold", "held", "wiretap"]
 """The subcommands the usage error names (`%tp?` lists every one the grammar has)."""
 
 
@@ -84,6 +85,9 @@ def _help_text() -> str:
              "%%tp intercept WORKLOAD [-n NS] [--http-match K=V ...] [--hold]",
              "    the cell defines a handler (a function taking a request, or a WSGI/ASGI",
              "    app); it is served in the kernel and re-running the cell swaps it.",
+             "%%tp wiretap WORKLOAD [-n NS] [--http-path-prefix P] [--http-method M ...]",
+             "    the same with copies: the cluster's app keeps answering callers; see",
+             "    tp_jupyter.compare(df) for where the cell would answer differently.",
              "", "Subcommands:"]
     lines += [f"  {name.ljust(width)}  {helps.get(name, '')}".rstrip() for name in sub.choices]
     lines += ["", "`%tp SUBCOMMAND --help` shows a subcommand's arguments; most take "

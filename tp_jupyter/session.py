@@ -235,10 +235,10 @@ class NotebookSession:
 
         None when `--help` printed the help."""
         argv = list(argv)
-        if not argv or argv[0] != "intercept":
-            raise UsageError("%%tp takes `intercept WORKLOAD [-n NS] [--http-match K=V]` "
-                             "with a handler in the cell, or `apply` with a session file; "
-                             "use %tp for other subcommands")
+        if not argv or argv[0] not in ("intercept", "wiretap"):
+            raise UsageError("%%tp takes `intercept WORKLOAD [-n NS] [--http-match K=V]` or "
+                             "`wiretap WORKLOAD ...` with a handler in the cell, or `apply` "
+                             "with a session file; use %tp for other subcommands")
         # parse first (with a stand-in port) so bad arguments fail before the cell runs
         args = self.parse(with_port(argv, 1))
         if args is None:
@@ -254,7 +254,8 @@ class NotebookSession:
                 existing.server.set_sink(self._sink())
                 swapped = CellIntercept(name, existing.server, swapped=True, argv=argv)
                 return output.formatted(swapped, getattr(args, "format", None))
-            if existing.target == (args.workload, args.namespace):
+            if (existing.target == (args.workload, args.namespace)
+                    and existing.argv[:1] == argv[:1]):   # a wiretap keeps an intercept
                 self._leave_quietly(name)   # same workload, new arguments: start over
         server = handlers.HandlerServer(found, label=args.name or args.workload,
                                         sink=self._sink())

@@ -53,8 +53,36 @@ log = logging.getLogger(__name__)
 COLUMNS = ["time", "intercept", "method", "path", "status", "duration_ms", "routed_to",
            "request_headers", "response_headers", "request_body", "response_body", "error",
            "captured_by", "id", "workload", "namespace", "pod", "source", "client_session",
-           "request_size", "response_size"]
-"""Columns of every traffic DataFrame, in order."""
+           "request_size", "response_size",
+           "mode", "developer", "port", "service_port_name", "request_truncated",
+           "response_truncated", "local_status", "local_response_headers",
+           "local_response_body", "local_duration_ms", "local_error", "local_truncated"]
+"""Columns of every traffic DataFrame, in order.
+
+Where a row came from (point 9 of the debugger issue; `tp_protocol.traffic` records them):
+- `mode`: "intercept" (routed to the intercept's owner), "mirror" (the app answered; a
+  copy went to the mirror's owner), "hold" (parked for the owner), "" (no intercept
+  matched: the app answered);
+- `developer`: the matching intercept's owner (Kubernetes username), "" if none;
+- `workload`, `namespace`, `pod`: where the traffic-agent runs; `port` (the agent's
+  listener port) and `service_port_name` (the service port's name, "" when numeric);
+  `intercept`: the intercept or mirror name.
+Bodies: `request_body`/`response_body` keep at most `Settings.intercept.capture_body_limit`
+bytes (text ends with " [truncated]" then), and `request_truncated`/`response_truncated`
+say so as booleans. Header values of `Settings.intercept.capture_redact_headers`
+(Authorization, Cookie, Set-Cookie, Proxy-Authorization by default) read "[redacted]".
+
+Both answers of a mirrored request (mode "mirror"): `status`, `response_headers`,
+`response_body`, `duration_ms` are the cluster's (what the caller got); `local_status`
+(0: no answer), `local_response_headers`, `local_response_body`, `local_duration_ms`,
+`local_error` (why there is no local answer, e.g. "copy dropped: ...") and
+`local_truncated` are the workstation's answer to the copy. Outside mirror rows the
+local_* columns are empty (0, {}, "", NaN, "", False). `tp_jupyter.compare(df)` reads them.
+"""
+
+MIRROR_COLUMNS = ["local_status", "local_response_headers", "local_response_body",
+                  "local_duration_ms", "local_error", "local_truncated"]
+"""The columns with the workstation's answer of a mirrored request."""
 
 SUMMARY = ["time", "intercept", "method", "path", "status", "duration_ms", "routed_to"]
 """Columns shown when a table is printed or rendered."""
@@ -86,6 +114,29 @@ def record_to_row(rec: mpb.TrafficRecord, captured_by: str = "agent") -> dict[st
         "workload": rec.workload, "namespace": rec.namespace, "pod": rec.pod,
         "source": rec.source, "client_session": rec.client_session,
         "request_size": rec.request_size, "response_size": rec.response_size,
+        **_origin_and_local(rec),
+    }
+
+
+_MODES = {mpb.TRAFFIC_MODE_INTERCEPT: "intercept", mpb.TRAFFIC_MODE_MIRROR: "mirror",
+          mpb.TRAFFIC_MODE_HOLD: "hold"}
+
+
+def _origin_and_local(rec: mpb.TrafficRecord) -> dict[str, Any]:
+    """The origin columns and, for a mirror row, the workstation's answer (see COLUMNS)."""
+    mirrored = rec.HasField("local_answer")
+    local = rec.local_answer
+    return {
+        "mode": _MODES.get(rec.mode, ""), "developer": rec.developer, "port": rec.port,
+        "service_port_name": rec.service_port_name,
+        "request_truncated": rec.request_body_truncated,
+        "response_truncated": rec.response_body_truncated,
+        "local_status": local.status,
+        "local_response_headers": {h.name: h.value for h in local.response_headers},
+        "local_response_body": _text(local.response_body_prefix,
+                                     local.response_body_truncated),
+        "local_duration_ms": round(local.duration_ms, 3) if mirrored else float("nan"),
+        "local_error": local.error, "local_truncated": local.response_body_truncated,
     }
 
 
@@ -97,6 +148,7 @@ def frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     df["time"] = pd.to_datetime(df["time"], utc=True)
     df["status"] = df["status"].astype("int64")
     df["duration_ms"] = df["duration_ms"].astype("float64")
+    df["local_duration_ms"] = df["local_duration_ms"].astype("float64")
     return df.sort_values("time", kind="stable").reset_index(drop=True)
 
 

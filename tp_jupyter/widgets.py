@@ -26,7 +26,7 @@ import ipywidgets as w
 from tp_protocol import manager_pb2 as mpb
 from tp_protocol.settings import get_settings
 
-from tp_jupyter import api, handlers
+from tp_jupyter import api, handlers, mirror_view
 from tp_jupyter.errors import TpError
 from tp_jupyter.held_panel import HeldSection
 from tp_jupyter.traffic_data import TrafficFeed
@@ -175,6 +175,8 @@ class Panel:
     def _intercept_row(self, info: mpb.InterceptInfo) -> w.Widget:
         spec = info.spec
         match = ", ".join(f"{m.name}={m.regex}" for m in spec.header_matches) or "all TCP"
+        if spec.mirror or spec.methods or spec.path_equal or spec.path_prefix or spec.path_regex:
+            match = mirror_view.panel_text(info)   # filters, and a mirror's copy counters
         label = w.HTML(f"<code>{html.escape(spec.name)}</code> {spec.workload}.{spec.namespace}"
                        f" &rarr; {spec.target_host}:{spec.target_port} "
                        f"[{_STATES.get(info.state, 'unknown')}] ({html.escape(match)})",

@@ -40,6 +40,13 @@ class RoutedTo(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ROUTED_TO_UNSPECIFIED: _ClassVar[RoutedTo]
     ROUTED_TO_LOCAL: _ClassVar[RoutedTo]
     ROUTED_TO_CLUSTER: _ClassVar[RoutedTo]
+
+class TrafficMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRAFFIC_MODE_UNSPECIFIED: _ClassVar[TrafficMode]
+    TRAFFIC_MODE_INTERCEPT: _ClassVar[TrafficMode]
+    TRAFFIC_MODE_MIRROR: _ClassVar[TrafficMode]
+    TRAFFIC_MODE_HOLD: _ClassVar[TrafficMode]
 MECHANISM_UNSPECIFIED: Mechanism
 MECHANISM_TCP: Mechanism
 MECHANISM_HTTP: Mechanism
@@ -58,6 +65,10 @@ WORKLOAD_STATE_NOT_INTERCEPTABLE: WorkloadState
 ROUTED_TO_UNSPECIFIED: RoutedTo
 ROUTED_TO_LOCAL: RoutedTo
 ROUTED_TO_CLUSTER: RoutedTo
+TRAFFIC_MODE_UNSPECIFIED: TrafficMode
+TRAFFIC_MODE_INTERCEPT: TrafficMode
+TRAFFIC_MODE_MIRROR: TrafficMode
+TRAFFIC_MODE_HOLD: TrafficMode
 
 class GatherLogsRequest(_message.Message):
     __slots__ = ("session", "max_bytes")
@@ -308,7 +319,7 @@ class HeaderMatch(_message.Message):
     def __init__(self, name: _Optional[str] = ..., regex: _Optional[str] = ...) -> None: ...
 
 class InterceptSpec(_message.Message):
-    __slots__ = ("name", "client", "workload", "namespace", "workload_kind", "service_name", "service_port", "target_host", "target_port", "mechanism", "header_matches", "mount_point", "owner", "replace_app")
+    __slots__ = ("name", "client", "workload", "namespace", "workload_kind", "service_name", "service_port", "target_host", "target_port", "mechanism", "header_matches", "mount_point", "owner", "replace_app", "mirror", "path_equal", "path_prefix", "path_regex", "methods")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CLIENT_FIELD_NUMBER: _ClassVar[int]
     WORKLOAD_FIELD_NUMBER: _ClassVar[int]
@@ -323,6 +334,11 @@ class InterceptSpec(_message.Message):
     MOUNT_POINT_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     REPLACE_APP_FIELD_NUMBER: _ClassVar[int]
+    MIRROR_FIELD_NUMBER: _ClassVar[int]
+    PATH_EQUAL_FIELD_NUMBER: _ClassVar[int]
+    PATH_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    PATH_REGEX_FIELD_NUMBER: _ClassVar[int]
+    METHODS_FIELD_NUMBER: _ClassVar[int]
     name: str
     client: str
     workload: str
@@ -337,7 +353,12 @@ class InterceptSpec(_message.Message):
     mount_point: str
     owner: str
     replace_app: bool
-    def __init__(self, name: _Optional[str] = ..., client: _Optional[str] = ..., workload: _Optional[str] = ..., namespace: _Optional[str] = ..., workload_kind: _Optional[str] = ..., service_name: _Optional[str] = ..., service_port: _Optional[str] = ..., target_host: _Optional[str] = ..., target_port: _Optional[int] = ..., mechanism: _Optional[_Union[Mechanism, str]] = ..., header_matches: _Optional[_Iterable[_Union[HeaderMatch, _Mapping]]] = ..., mount_point: _Optional[str] = ..., owner: _Optional[str] = ..., replace_app: _Optional[bool] = ...) -> None: ...
+    mirror: bool
+    path_equal: str
+    path_prefix: str
+    path_regex: str
+    methods: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., client: _Optional[str] = ..., workload: _Optional[str] = ..., namespace: _Optional[str] = ..., workload_kind: _Optional[str] = ..., service_name: _Optional[str] = ..., service_port: _Optional[str] = ..., target_host: _Optional[str] = ..., target_port: _Optional[int] = ..., mechanism: _Optional[_Union[Mechanism, str]] = ..., header_matches: _Optional[_Iterable[_Union[HeaderMatch, _Mapping]]] = ..., mount_point: _Optional[str] = ..., owner: _Optional[str] = ..., replace_app: _Optional[bool] = ..., mirror: _Optional[bool] = ..., path_equal: _Optional[str] = ..., path_prefix: _Optional[str] = ..., path_regex: _Optional[str] = ..., methods: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PreparedIntercept(_message.Message):
     __slots__ = ("error", "workload_kind", "service_name", "service_port_name", "service_port", "container_port", "agent_installed", "agent_image")
@@ -378,7 +399,7 @@ class Mount(_message.Message):
     def __init__(self, name: _Optional[str] = ..., mount_path: _Optional[str] = ..., read_only: _Optional[bool] = ...) -> None: ...
 
 class InterceptInfo(_message.Message):
-    __slots__ = ("spec", "id", "state", "message", "client_session", "agent_pod", "pod_ip", "environment", "mounts", "created", "volumes_port", "volumes_token", "sftp_port")
+    __slots__ = ("spec", "id", "state", "message", "client_session", "agent_pod", "pod_ip", "environment", "mounts", "created", "volumes_port", "volumes_token", "sftp_port", "mirror_copied", "mirror_dropped")
     class EnvironmentEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -399,6 +420,8 @@ class InterceptInfo(_message.Message):
     VOLUMES_PORT_FIELD_NUMBER: _ClassVar[int]
     VOLUMES_TOKEN_FIELD_NUMBER: _ClassVar[int]
     SFTP_PORT_FIELD_NUMBER: _ClassVar[int]
+    MIRROR_COPIED_FIELD_NUMBER: _ClassVar[int]
+    MIRROR_DROPPED_FIELD_NUMBER: _ClassVar[int]
     spec: InterceptSpec
     id: str
     state: InterceptState
@@ -412,7 +435,9 @@ class InterceptInfo(_message.Message):
     volumes_port: int
     volumes_token: str
     sftp_port: int
-    def __init__(self, spec: _Optional[_Union[InterceptSpec, _Mapping]] = ..., id: _Optional[str] = ..., state: _Optional[_Union[InterceptState, str]] = ..., message: _Optional[str] = ..., client_session: _Optional[str] = ..., agent_pod: _Optional[str] = ..., pod_ip: _Optional[str] = ..., environment: _Optional[_Mapping[str, str]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., volumes_port: _Optional[int] = ..., volumes_token: _Optional[str] = ..., sftp_port: _Optional[int] = ...) -> None: ...
+    mirror_copied: int
+    mirror_dropped: int
+    def __init__(self, spec: _Optional[_Union[InterceptSpec, _Mapping]] = ..., id: _Optional[str] = ..., state: _Optional[_Union[InterceptState, str]] = ..., message: _Optional[str] = ..., client_session: _Optional[str] = ..., agent_pod: _Optional[str] = ..., pod_ip: _Optional[str] = ..., environment: _Optional[_Mapping[str, str]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., volumes_port: _Optional[int] = ..., volumes_token: _Optional[str] = ..., sftp_port: _Optional[int] = ..., mirror_copied: _Optional[int] = ..., mirror_dropped: _Optional[int] = ...) -> None: ...
 
 class InterceptSnapshot(_message.Message):
     __slots__ = ("intercepts",)
@@ -532,7 +557,7 @@ class Header(_message.Message):
     def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
 
 class TrafficRecord(_message.Message):
-    __slots__ = ("id", "time", "intercept_id", "intercept_name", "client_session", "workload", "namespace", "pod", "port", "source", "method", "path", "http_version", "request_headers", "status", "reason", "response_headers", "duration_ms", "time_to_first_byte_ms", "request_size", "response_size", "routed_to", "request_body_prefix", "response_body_prefix", "request_body_truncated", "response_body_truncated", "error")
+    __slots__ = ("id", "time", "intercept_id", "intercept_name", "client_session", "workload", "namespace", "pod", "port", "source", "method", "path", "http_version", "request_headers", "status", "reason", "response_headers", "duration_ms", "time_to_first_byte_ms", "request_size", "response_size", "routed_to", "request_body_prefix", "response_body_prefix", "request_body_truncated", "response_body_truncated", "error", "mode", "developer", "local_answer", "service_port_name")
     ID_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     INTERCEPT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -560,6 +585,10 @@ class TrafficRecord(_message.Message):
     REQUEST_BODY_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_BODY_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    DEVELOPER_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_ANSWER_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_PORT_NAME_FIELD_NUMBER: _ClassVar[int]
     id: str
     time: _timestamp_pb2.Timestamp
     intercept_id: str
@@ -587,15 +616,21 @@ class TrafficRecord(_message.Message):
     request_body_truncated: bool
     response_body_truncated: bool
     error: str
-    def __init__(self, id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., intercept_id: _Optional[str] = ..., intercept_name: _Optional[str] = ..., client_session: _Optional[str] = ..., workload: _Optional[str] = ..., namespace: _Optional[str] = ..., pod: _Optional[str] = ..., port: _Optional[int] = ..., source: _Optional[str] = ..., method: _Optional[str] = ..., path: _Optional[str] = ..., http_version: _Optional[str] = ..., request_headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ..., status: _Optional[int] = ..., reason: _Optional[str] = ..., response_headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ..., duration_ms: _Optional[float] = ..., time_to_first_byte_ms: _Optional[float] = ..., request_size: _Optional[int] = ..., response_size: _Optional[int] = ..., routed_to: _Optional[_Union[RoutedTo, str]] = ..., request_body_prefix: _Optional[bytes] = ..., response_body_prefix: _Optional[bytes] = ..., request_body_truncated: _Optional[bool] = ..., response_body_truncated: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
+    mode: TrafficMode
+    developer: str
+    local_answer: MirrorAnswer
+    service_port_name: str
+    def __init__(self, id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., intercept_id: _Optional[str] = ..., intercept_name: _Optional[str] = ..., client_session: _Optional[str] = ..., workload: _Optional[str] = ..., namespace: _Optional[str] = ..., pod: _Optional[str] = ..., port: _Optional[int] = ..., source: _Optional[str] = ..., method: _Optional[str] = ..., path: _Optional[str] = ..., http_version: _Optional[str] = ..., request_headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ..., status: _Optional[int] = ..., reason: _Optional[str] = ..., response_headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ..., duration_ms: _Optional[float] = ..., time_to_first_byte_ms: _Optional[float] = ..., request_size: _Optional[int] = ..., response_size: _Optional[int] = ..., routed_to: _Optional[_Union[RoutedTo, str]] = ..., request_body_prefix: _Optional[bytes] = ..., response_body_prefix: _Optional[bytes] = ..., request_body_truncated: _Optional[bool] = ..., response_body_truncated: _Optional[bool] = ..., error: _Optional[str] = ..., mode: _Optional[_Union[TrafficMode, str]] = ..., developer: _Optional[str] = ..., local_answer: _Optional[_Union[MirrorAnswer, _Mapping]] = ..., service_port_name: _Optional[str] = ...) -> None: ...
 
 class TrafficReport(_message.Message):
-    __slots__ = ("session", "record")
+    __slots__ = ("session", "record", "mirror_counters")
     SESSION_FIELD_NUMBER: _ClassVar[int]
     RECORD_FIELD_NUMBER: _ClassVar[int]
+    MIRROR_COUNTERS_FIELD_NUMBER: _ClassVar[int]
     session: SessionInfo
     record: TrafficRecord
-    def __init__(self, session: _Optional[_Union[SessionInfo, _Mapping]] = ..., record: _Optional[_Union[TrafficRecord, _Mapping]] = ...) -> None: ...
+    mirror_counters: _containers.RepeatedCompositeFieldContainer[MirrorCounters]
+    def __init__(self, session: _Optional[_Union[SessionInfo, _Mapping]] = ..., record: _Optional[_Union[TrafficRecord, _Mapping]] = ..., mirror_counters: _Optional[_Iterable[_Union[MirrorCounters, _Mapping]]] = ...) -> None: ...
 
 class WatchTrafficRequest(_message.Message):
     __slots__ = ("session", "intercept_names", "include_unmatched")
@@ -606,3 +641,33 @@ class WatchTrafficRequest(_message.Message):
     intercept_names: _containers.RepeatedScalarFieldContainer[str]
     include_unmatched: bool
     def __init__(self, session: _Optional[_Union[SessionInfo, _Mapping]] = ..., intercept_names: _Optional[_Iterable[str]] = ..., include_unmatched: _Optional[bool] = ...) -> None: ...
+
+class MirrorAnswer(_message.Message):
+    __slots__ = ("status", "reason", "response_headers", "response_body_prefix", "response_body_truncated", "response_size", "duration_ms", "error")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_HEADERS_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_BODY_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_BODY_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    status: int
+    reason: str
+    response_headers: _containers.RepeatedCompositeFieldContainer[Header]
+    response_body_prefix: bytes
+    response_body_truncated: bool
+    response_size: int
+    duration_ms: float
+    error: str
+    def __init__(self, status: _Optional[int] = ..., reason: _Optional[str] = ..., response_headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ..., response_body_prefix: _Optional[bytes] = ..., response_body_truncated: _Optional[bool] = ..., response_size: _Optional[int] = ..., duration_ms: _Optional[float] = ..., error: _Optional[str] = ...) -> None: ...
+
+class MirrorCounters(_message.Message):
+    __slots__ = ("intercept_id", "copied", "dropped")
+    INTERCEPT_ID_FIELD_NUMBER: _ClassVar[int]
+    COPIED_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    intercept_id: str
+    copied: int
+    dropped: int
+    def __init__(self, intercept_id: _Optional[str] = ..., copied: _Optional[int] = ..., dropped: _Optional[int] = ...) -> None: ...

@@ -531,6 +531,27 @@ class InterceptSettings:
     """Seconds a forwarded held request may take to be answered (local or cluster)
     before its caller gets a 502."""
 
+    # --- mirror (`tp wiretap`) ---
+
+    mirror_queue: int = 256
+    """Copies a traffic-agent queues per mirror; when full a copy is dropped (and counted),
+    never waited for: copies never slow the caller."""
+
+    mirror_workers: int = 8
+    """Copies of one mirror the traffic-agent sends to the workstation at the same time."""
+
+    mirror_answer_timeout: float = 10.0
+    """Seconds the traffic-agent waits for the workstation's answer to one copy (the row
+    then says it timed out)."""
+
+    mirror_body_limit: int = 1024 * 1024
+    """Largest request body a mirror copies (a larger request's copy is dropped and
+    counted: the agent would have to keep all of it)."""
+
+    mirror_counters_interval: float = 0.5
+    """Seconds between a traffic-agent's reports of its mirrors' copied/dropped counters
+    (only when they changed), so `tp list` and `tp status` stay current under load."""
+
 
 @dataclass
 class NotebookSettings:

@@ -38,7 +38,9 @@ def test_tab_after_tp_offers_every_subcommand_and_nothing_else(ip: Any) -> None:
 
 
 def test_tab_completes_flags_and_their_choices(ip: Any) -> None:
-    assert completions(ip, "%tp intercept x --http") == ["--http-match"]
+    assert completions(ip, "%tp intercept x --http-ma") == ["--http-match"]
+    assert completions(ip, "%tp wiretap x --http-path") == [
+        "--http-path-equal", "--http-path-prefix", "--http-path-regex"]
     assert "--namespace" in completions(ip, "%tp intercept x -")
     assert completions(ip, "%tp status --format ") == ["default", "json", "yaml"]
     assert completions(ip, "%tp status --format=y") == ["yaml"]
@@ -46,8 +48,8 @@ def test_tab_completes_flags_and_their_choices(ip: Any) -> None:
     assert completions(ip, "%tp config view --fo") == ["--format"]
 
 
-def test_the_cell_magic_completes_only_intercept(ip: Any) -> None:
-    assert completions(ip, "%%tp ") == ["intercept"]
+def test_the_cell_magic_completes_only_intercept_and_wiretap(ip: Any) -> None:
+    assert completions(ip, "%%tp ") == ["intercept", "wiretap"]
     assert completions(ip, "%%tp intercept x --n") == ["--name", "--namespace"]
 
 
@@ -126,7 +128,7 @@ def test_a_jupyter_kernel_answers_complete_requests_with_the_tp_words(
         assert reply["content"]["status"] == "ok"
         for code, words in [("%tp ver", ["version"]),
                             ("%tp status --format ", ["default", "json", "yaml"]),
-                            ("%%tp ", ["intercept"])]:
+                            ("%%tp ", ["intercept", "wiretap"])]:
             msg_id = kc.complete(code, len(code))
             msg = kc.get_shell_msg(timeout=30)
             assert msg["parent_header"]["msg_id"] == msg_id

@@ -16,6 +16,7 @@ from tp_protocol import manager_pb2 as pb
 from tp_protocol.traffic import Recorder
 
 from tp_cluster.agent.intercepts import Intercept
+from tp_cluster.agent.mirror import MirrorCopy
 
 Sink = Callable[[Any], None]
 
@@ -25,16 +26,20 @@ _ids = itertools.count(1)
 class Exchange:
     def __init__(self, sink: Sink, *, pod: str, workload: str, namespace: str, port: int,
                  source: str, request: Any, intercept: Intercept | None, body_limit: int,
-                 redact: Collection[str] = ()) -> None:
+                 redact: Collection[str] = (), port_name: str = "") -> None:
         self._sink = sink
+        self.copy: MirrorCopy | None = None
+        """Set when mirrors want this request: it gets the body and the finished row."""
         record = pb.TrafficRecord(
             id=f"{pod or workload}-{next(_ids)}", workload=workload, namespace=namespace,
-            pod=pod, port=port, source=source,
+            pod=pod, port=port, source=source, service_port_name=port_name,
             routed_to=pb.ROUTED_TO_LOCAL if intercept else pb.ROUTED_TO_CLUSTER)
         if intercept is not None:
             record.intercept_id = intercept.id
             record.intercept_name = intercept.name
             record.client_session = intercept.client_session
+            record.mode = pb.TRAFFIC_MODE_INTERCEPT
+            record.developer = intercept.owner
         self._recorder = Recorder(record, body_limit=body_limit, redact=redact)
         self._recorder.request_head(request.method, request.target, request.http_version,
                                     request.headers.raw_items())
@@ -42,6 +47,8 @@ class Exchange:
 
     def request_data(self, data: bytes) -> None:
         self._recorder.request_data(data)
+        if self.copy is not None:
+            self.copy.add(data)
 
     def response_head(self, response: Any) -> None:
         self._recorder.response_head(response.status_code, response.reason,
@@ -52,4 +59,8 @@ class Exchange:
 
     def finish(self, error: str = "") -> None:
         if not self._recorder.done:
-            self._sink(self._recorder.finish(error))
+            record = self._recorder.finish(error)
+            if self.copy is not None and not error:
+                self.copy.deliver(record)  # mirror rows replace the plain row
+            else:
+                self._sink(record)

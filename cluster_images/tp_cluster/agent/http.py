@@ -30,6 +30,7 @@ from tp_protocol.replay import CONNECTION_HEADERS
 from tp_cluster.agent import TunnelFailed
 from tp_cluster.agent.capture import Exchange
 from tp_cluster.agent.intercepts import Intercept
+from tp_cluster.agent.mirror import MirrorCopy, Mirrors
 from tp_cluster.agent.pipes import splice_streams, splice_tunnel
 from tp_cluster.agent.tunnel import AgentTunnel
 from tp_cluster.errors import ClusterError
@@ -60,11 +61,18 @@ class Context:
     body_limit: int
     app_dial_timeout: float
     tunnel_close_timeout: float
-    route: Callable[[int, Any], Intercept | None]
+    route: Callable[..., Intercept | None]
     open_tunnel: Callable[[Intercept, tuple[str, int]], Awaitable[AgentTunnel]]
     report: Callable[[Any], None]
     redact: frozenset[str] = frozenset()
     """Lower-case header names recorded as REDACTED (Settings.intercept.capture_redact_headers)."""
+    port_name: str = ""
+    """The service port's name, for traffic rows."""
+    mirrors: Mirrors | None = None
+    """The agent's mirrors (`tp wiretap`); None: copies are not made."""
+    mirror_body_limit: int = 0
+    mirror_route: Callable[..., list[Intercept]] | None = None
+    """(port, headers, method, target) -> the mirrors that want a copy."""
 
 
 class _Side:
@@ -174,7 +182,8 @@ class HttpRouter:
 
     async def _one(self, request: Any) -> bool:
         """Relay one request/response; False when the downstream connection must end."""
-        intercept = self.ctx.route(self.ctx.port, request.headers)
+        intercept = self.ctx.route(self.ctx.port, request.headers, request.method,
+                                   request.target)
         if any(name == b"upgrade" for name, _ in request.headers):
             await self._hand_off(request, intercept)
             return False
@@ -183,7 +192,14 @@ class HttpRouter:
             namespace=self.ctx.namespace, port=self.ctx.port,
             source=f"{self.source[0]}:{self.source[1]}", request=request,
             intercept=intercept, body_limit=self.ctx.body_limit,
-            redact=self.ctx.redact)
+            redact=self.ctx.redact, port_name=self.ctx.port_name)
+        if intercept is None and self.ctx.mirror_route is not None:
+            # copies only of what the app answers; matching is all the caller pays for
+            mirrors = self.ctx.mirror_route(self.ctx.port, request.headers, request.method,
+                                            request.target)
+            if mirrors:
+                exchange.copy = MirrorCopy(self.ctx, mirrors, request,
+                                           self.ctx.mirror_body_limit)
         tunnel: AgentTunnel | None = None
         responded = False
         try:
@@ -414,7 +430,7 @@ class Sniffer:
                     namespace=self.ctx.namespace, port=self.ctx.port,
                     source=f"{self.source[0]}:{self.source[1]}", request=event,
                     intercept=self.intercept, body_limit=self.ctx.body_limit,
-                    redact=self.ctx.redact)
+                    redact=self.ctx.redact, port_name=self.ctx.port_name)
                 self.responses.send(event)
             elif isinstance(event, h11.Data):
                 if self.exchange is not None:

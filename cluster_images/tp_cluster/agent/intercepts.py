@@ -24,18 +24,41 @@ class Intercept:
     port: int                 # the agent's listener port
     is_global: bool           # every TCP connection goes to the client
     matchers: tuple[tuple[bytes, re.Pattern[bytes]], ...] = ()
+    mirror: bool = False      # `tp wiretap`: the app answers; the client gets a copy
+    path_equal: bytes = b""
+    path_prefix: bytes = b""
+    path_regex: re.Pattern[bytes] | None = None
+    methods: frozenset[bytes] = frozenset()
+    owner: str = ""           # the developer (Kubernetes username), for traffic rows
 
     @classmethod
     def from_info(cls, info: Any, port: int) -> Intercept:
         """From a pb.InterceptInfo; re.error if a regex does not compile."""
         spec = info.spec
-        is_global = spec.mechanism in (pb.MECHANISM_TCP, pb.MECHANISM_UNSPECIFIED)
+        is_global = (spec.mechanism in (pb.MECHANISM_TCP, pb.MECHANISM_UNSPECIFIED)
+                     and not spec.mirror)
         matchers = tuple((m.name.lower().encode("latin-1"), re.compile(m.regex.encode()))
                          for m in spec.header_matches)
-        return cls(info.id, spec.name, info.client_session, port, is_global, matchers)
+        return cls(info.id, spec.name, info.client_session, port, is_global, matchers,
+                   mirror=spec.mirror, path_equal=spec.path_equal.encode(),
+                   path_prefix=spec.path_prefix.encode(),
+                   path_regex=re.compile(spec.path_regex.encode()) if spec.path_regex else None,
+                   methods=frozenset(m.upper().encode() for m in spec.methods),
+                   owner=spec.owner)
 
-    def matches(self, headers: Headers) -> bool:
-        """All KEY=REGEX pairs hold (each: re.search against any value of that header)."""
+    def matches(self, headers: Headers, method: bytes = b"", target: bytes = b"") -> bool:
+        """All KEY=REGEX pairs hold (each: re.search against any value of that header),
+        and the path (without the query) and method filters."""
+        if self.methods and method.upper() not in self.methods:
+            return False
+        if self.path_equal or self.path_prefix or self.path_regex is not None:
+            path = target.partition(b"?")[0]
+            if self.path_equal and path != self.path_equal:
+                return False
+            if self.path_prefix and not path.startswith(self.path_prefix):
+                return False
+            if self.path_regex is not None and not self.path_regex.search(path):
+                return False
         for name, regex in self.matchers:
             if not any(h == name and regex.search(v) for h, v in headers):
                 return False
@@ -65,12 +88,20 @@ class Registry:
         ics = self._by_port.get(port, ())
         return ics[0] if ics and ics[0].is_global else None
 
-    def route(self, port: int, headers: Headers) -> Intercept | None:
-        """The intercept that takes this request (global, else the first match), or None."""
+    def route(self, port: int, headers: Headers, method: bytes = b"",
+              target: bytes = b"") -> Intercept | None:
+        """The intercept that takes this request (global, else the first match), or None.
+        Mirrors take nothing: see `mirrors`."""
         for ic in self._by_port.get(port, ()):
-            if ic.is_global or ic.matches(headers):
+            if ic.is_global or (not ic.mirror and ic.matches(headers, method, target)):
                 return ic
         return None
+
+    def mirrors(self, port: int, headers: Headers, method: bytes,
+                target: bytes) -> list[Intercept]:
+        """The mirrors that want a copy of this request."""
+        return [ic for ic in self._by_port.get(port, ())
+                if ic.mirror and ic.matches(headers, method, target)]
 
     def all(self) -> list[Intercept]:
         return [ic for ics in self._by_port.values() for ic in ics]

@@ -21,13 +21,14 @@ import grpc
 from tp_protocol import VERSION
 from tp_protocol import manager_pb2 as pb
 from tp_protocol import manager_pb2_grpc as pb_grpc
-from tp_protocol.aio import spawn
+from tp_protocol.aio import spawn, wait_at_most
 from tp_protocol.auth import with_credentials
 from tp_protocol.settings import InterceptSettings
 
 from tp_cluster.agent import AgentError
 from tp_cluster.agent.config import AgentConfig
 from tp_cluster.agent.intercepts import Intercept, Registry
+from tp_cluster.agent.mirror import Mirrors
 from tp_cluster.agent.volumes import SftpServer, VolumeServer
 from tp_cluster.errors import ClusterError
 
@@ -59,6 +60,8 @@ class Link:
         self._reviewed: set[str] = set()
         self._refused: set[str] = set()
         self._stopping = False
+        self.mirrors: Mirrors | None = None
+        """The agent's mirrors: their counters ride on the traffic stream."""
 
     # --- called by connections ----------------------------------------------------------
 
@@ -204,9 +207,22 @@ class Link:
 
     async def _report_traffic(self) -> None:
         call = self.stub.ReportTraffic()
+        counted = 0.0
+        loop = asyncio.get_running_loop()
         try:
             while True:
-                await self._traffic_ready.wait()
+                mirrors = self.mirrors
+                if mirrors is not None and mirrors.changed:
+                    # counters at most every mirror_counters_interval, the last ones too
+                    due = counted + self.settings.mirror_counters_interval - loop.time()
+                    if due <= 0:
+                        counted = loop.time()
+                        await call.write(pb.TrafficReport(
+                            session=self.session, mirror_counters=mirrors.counters()))
+                        continue
+                    await wait_at_most(self._traffic_ready.wait(), due)
+                else:
+                    await self._traffic_ready.wait()
                 self._traffic_ready.clear()
                 while self.traffic:
                     await call.write(pb.TrafficReport(session=self.session,

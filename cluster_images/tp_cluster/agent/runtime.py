@@ -15,6 +15,7 @@ from tp_cluster.agent.forward import Listener
 from tp_cluster.agent.http import Context
 from tp_cluster.agent.intercepts import Intercept, Registry
 from tp_cluster.agent.link import Link
+from tp_cluster.agent.mirror import Mirrors
 from tp_cluster.agent.tunnel import AgentTunnel
 from tp_cluster.agent.volumes import SftpServer, VolumeServer
 
@@ -33,6 +34,11 @@ class Agent:
         self.sftp = SftpServer(config.listen_host, self.volumes.token,
                                self.settings.agent_rpc_timeout, config.mount_root)
         self.link = Link(config, self.registry, self.settings, self.volumes, self.sftp)
+        self.mirrors = Mirrors(self.settings, self.link.report,
+                               frozenset(h.lower() for h in self.settings.capture_redact_headers))
+        self.link.mirrors = self.mirrors
+        self.registry.on_change.append(
+            lambda: self.mirrors.keep({ic.id for ic in self.registry.all() if ic.mirror}))
         self.listeners: list[Listener] = []
         self._link_task: asyncio.Task[None] | None = None
 
@@ -55,7 +61,9 @@ class Agent:
             app_dial_timeout=s.agent_app_dial_timeout,
             tunnel_close_timeout=s.agent_tunnel_close_timeout,
             route=self.registry.route, open_tunnel=open_tunnel, report=self.link.report,
-            redact=frozenset(h.lower() for h in s.capture_redact_headers))
+            redact=frozenset(h.lower() for h in s.capture_redact_headers),
+            port_name=port.name, mirrors=self.mirrors, mirror_route=self.registry.mirrors,
+            mirror_body_limit=s.mirror_body_limit)
 
     async def start(self) -> list[int]:
         """Listen on every port (returns them), then start the manager link."""
@@ -76,6 +84,7 @@ class Agent:
         await asyncio.gather(*(listener.stop(grace) for listener in self.listeners))
         await self.volumes.stop()
         await self.sftp.stop()
+        await self.mirrors.stop()
         if self._link_task is not None:
             await self.link.stop(self._link_task)
         log.info("traffic-agent stopped")

@@ -520,6 +520,8 @@ class Servicer(pb_grpc.ManagerServicer):
                 raise
             if report.HasField("record"):
                 self.state.publish_traffic(report.record, agent)
+            if report.mirror_counters:
+                self.state.mirror_counters(agent, report.mirror_counters)
         return empty_pb2.Empty()
 
     async def WatchTraffic(self, request: Any, context: Any) -> AsyncIterator[Any]:

@@ -146,6 +146,8 @@ class State:
         # what an ACTIVE disposition says (an agent's version skew), by intercept id
         self.active_notes: dict[str, str] = {}
         self.pending: dict[str, PendingDial] = {}
+        # mirror id -> agent pod -> (copied, dropped): each agent reports its own totals
+        self.mirror_counts: dict[str, dict[str, tuple[int, int]]] = {}
         self.version = 0
         self._changed = asyncio.Event()
         self._dial_ids = itertools.count(1)
@@ -270,12 +272,15 @@ class State:
         check_spec(spec)
         if not spec.namespace:
             raise InterceptInvalid("an intercept needs a namespace: give -n NAMESPACE")
-        spec.name = spec.name or f"{spec.workload}-{spec.namespace}"
+        spec.name = spec.name or f"{spec.workload}-{spec.namespace}" + (
+            "-wiretap" if spec.mirror else "")
         spec.client = session.client.name
         spec.owner = session.username
         spec.target_host = spec.target_host or "127.0.0.1"
         if spec.mechanism == pb.MECHANISM_UNSPECIFIED:
-            spec.mechanism = pb.MECHANISM_HTTP if spec.header_matches else pb.MECHANISM_TCP
+            spec.mechanism = pb.MECHANISM_HTTP if (
+                spec.header_matches or spec.mirror or intercept_spec.has_filters(spec)
+            ) else pb.MECHANISM_TCP
         iid = f"{session_id}:{spec.name}"
         if iid in self.intercepts:
             raise InterceptExists(f"you already have an intercept named {spec.name!r}: "
@@ -283,7 +288,9 @@ class State:
         for other in self.intercepts.values():
             same_port = (other.spec.namespace, other.spec.workload, other.spec.service_port) == (
                 spec.namespace, spec.workload, spec.service_port)
-            if same_port and pb.MECHANISM_TCP in (other.spec.mechanism, spec.mechanism):
+            mirror = spec.mirror or other.spec.mirror   # a copy takes nothing away
+            if same_port and not mirror and pb.MECHANISM_TCP in (other.spec.mechanism,
+                                                                 spec.mechanism):
                 raise InterceptClash(
                     f"{spec.workload}.{spec.namespace} is already intercepted by "
                     f"{other.spec.name!r} of {other.spec.client}: a global intercept excludes "
@@ -395,6 +402,25 @@ class State:
         self.pending.pop(dial_id, None)
 
     # --- traffic ----------------------------------------------------------------------
+
+    def mirror_counters(self, agent: Session, counters: Any) -> None:
+        """An agent's totals per mirror of its workload, summed into the InterceptInfo."""
+        changed = False
+        for c in counters:
+            ic = self.intercepts.get(c.intercept_id)
+            if ic is None or (ic.spec.namespace, ic.spec.workload) != agent.workload:
+                continue
+            per_pod = self.mirror_counts.setdefault(ic.id, {})
+            per_pod[agent.agent.pod_name] = (c.copied, c.dropped)
+            copied = sum(v[0] for v in per_pod.values())
+            dropped = sum(v[1] for v in per_pod.values())
+            if (ic.mirror_copied, ic.mirror_dropped) != (copied, dropped):
+                ic.mirror_copied, ic.mirror_dropped = copied, dropped
+                changed = True
+        for iid in [i for i in self.mirror_counts if i not in self.intercepts]:
+            del self.mirror_counts[iid]
+        if changed:
+            self._bump()
 
     def publish_traffic(self, record: Any, agent: Session | None = None) -> None:
         """Hand a row to every client watch that wants it (bounded; oldest dropped).

@@ -65,7 +65,8 @@ class Lifecycle:
         spec = mpb.InterceptSpec()
         spec.CopyFrom(request.spec)
         spec.namespace = spec.namespace or self.owner.namespace()
-        spec.name = spec.name or f"{spec.workload}-{spec.namespace}"
+        spec.name = spec.name or f"{spec.workload}-{spec.namespace}" + (
+            "-wiretap" if spec.mirror else "")
         spec.target_host = spec.target_host or "127.0.0.1"
         check_spec(spec)
         if spec.name in self.book.mine:
