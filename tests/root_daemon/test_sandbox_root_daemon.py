@@ -76,22 +76,23 @@ def user_python(sandbox: Any) -> Iterator[str]:
                              f"mount -o remount,bind,ro {bound}")
         site = str(bound)
         bounds.append(bound)
-    # an editable install's sources in a private checkout (CI's `mktemp -d`, 0700): the
-    # same, bound read-only where others can reach it, first on the users' sys.path
-    sources = [Path(str(importlib.import_module(name).__file__)).parent.parent
-               for name in ("tp_jupyter", "tp_daemon", "tp_protocol", "tp_cluster",
-                            "tp_sandbox")]
-    checkout = Path(os.path.commonpath(sources))
+    # an editable install's sources in a private checkout (CI's `mktemp -d`, 0700): each
+    # package (0755 itself) bound read-only where others reach it, first on their sys.path
+    packages = [Path(str(importlib.import_module(name).__file__)).parent
+                for name in ("tp_jupyter", "tp_daemon", "tp_protocol", "tp_cluster",
+                             "tp_sandbox")]
     first: list[str] = []
-    if not _world_readable(checkout):
+    if not all(_world_readable(p) for p in packages):
         src = base / "src"
-        src.mkdir(parents=True)
-        for script in (f"mount --bind {checkout} {src}", f"mount -o remount,bind,ro {src}"):
-            subprocess.run(script.split(), check=True)
-        _in_laptops(sandbox, f"mount --bind {checkout} {src} && "
-                             f"mount -o remount,bind,ro {src}")
-        bounds.append(src)
-        first = [str(src / d.relative_to(checkout)) for d in sources]
+        for package in packages:
+            target = src / package.name
+            target.mkdir(parents=True)
+            script = f"mount --bind {package} {target} && mount -o remount,bind,ro {target}"
+            subprocess.run(["sh", "-c", script], check=True)
+            _in_laptops(sandbox, script)
+            bounds.append(target)
+        src.chmod(0o755)
+        first = [str(src)]
     user_site = next(venv.glob("lib/python3*/site-packages"))
     (user_site / "tp-worktree.pth").write_text(
         f"import site, sys; site.addsitedir({site!r}); sys.path[:0] = {first!r}\n")
