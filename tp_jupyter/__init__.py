@@ -7,6 +7,9 @@ one public surface (`__all__`):
     connect(), status(), list_workloads(), intercept(), leave(), uninstall(), quit()
                                            the plain-Python API (results render themselves)
     traffic(), replay(row, to=...)         captured traffic as pandas
+    filter_traffic(df, "~m POST & ~s 5..") mitmproxy's filter syntax (tp_jupyter.filters)
+    to_har(), read_har(), to_curl(), to_python()   export and import (tp_jupyter.har)
+    to_pytest(rows, path, against=...)     traffic into tests (tp_jupyter.testgen)
     panel()                                the live widget (Leave buttons, live traffic)
     Request, Response                      what cell handlers take and may return
     TpError, UsageError                    what the front raises on purpose
@@ -26,13 +29,17 @@ _LAZY = {
     "leave": "tp_jupyter.api", "uninstall": "tp_jupyter.api",
     "traffic": "tp_jupyter.traffic_data", "replay": "tp_jupyter.traffic_data",
     "panel": "tp_jupyter.session",
+    "filter_traffic": "tp_jupyter.filters", "to_har": "tp_jupyter.har",
+    "read_har": "tp_jupyter.har", "to_curl": "tp_jupyter.har", "to_python": "tp_jupyter.har",
+    "to_pytest": "tp_jupyter.testgen",
     "Request": "tp_jupyter.handlers", "Response": "tp_jupyter.handlers",
     "TpError": "tp_jupyter.errors", "UsageError": "tp_jupyter.errors",
 }
 
 __all__ = ["Request", "Response", "TpError", "UsageError", "__version__", "connect",
-           "intercept", "leave", "list_workloads", "load_ipython_extension", "panel", "quit",
-           "replay", "status", "traffic", "uninstall", "unload_ipython_extension"]
+           "filter_traffic", "intercept", "leave", "list_workloads", "load_ipython_extension",
+           "panel", "quit", "read_har", "replay", "status", "to_curl", "to_har", "to_pytest",
+           "to_python", "traffic", "uninstall", "unload_ipython_extension"]
 
 
 def load_ipython_extension(ipython: Any) -> None:
