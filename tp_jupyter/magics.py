@@ -82,6 +82,10 @@ def _help_text() -> str:
              "%%tp intercept WORKLOAD [-n NS] [--http-match K=V ...]",
              "    the cell defines a handler (a function taking a request, or a WSGI/ASGI",
              "    app); it is served in the kernel and re-running the cell swaps it.",
+             "%tp traffic --filter '~m POST & ~s 5..' [--format har|csv|curl]",
+             "    filter (mitmproxy's syntax) and export traffic; in Python: traffic(EXPR),",
+             "    to_har/read_har, to_curl/to_python, replay(row, to=, method=, path=, ...),",
+             "    to_pytest(rows, path, against=...)",
              "", "Subcommands:"]
     lines += [f"  {name.ljust(width)}  {helps.get(name, '')}".rstrip() for name in sub.choices]
     lines += ["", "`%tp SUBCOMMAND --help` shows a subcommand's arguments; most take "

@@ -92,16 +92,18 @@ def _literal(value: Any, indent: int) -> str:
     return text.replace("\n", "\n" + " " * indent)
 
 
-def _expected_body(text: str) -> tuple[str, Any]:
-    """(`body=` or `body_prefix=`, the Python literal's value)."""
+def _expected_body(text: str, ignore: Sequence[str]) -> tuple[str, Any]:
+    """(`body=`, the Python literal's value): JSON as data without the ignored fields (they
+    are not checked, and would only make each run's file differ), else the text."""
     try:
         decoded = json.loads(text)
     except ValueError:
         return "body", text
-    return "body", text if isinstance(decoded, str) else decoded
+    return "body", text if isinstance(decoded, str) else bodydiff.without(decoded, ignore)
 
 
-def _test(i: int, row: dict[str, Any], names: set[str]) -> tuple[str, str]:
+def _test(i: int, row: dict[str, Any], names: set[str], ignore: Sequence[str]
+          ) -> tuple[str, str]:
     method = str(row.get("method") or "GET")
     path = str(row.get("path") or "/")
     status = int(row.get("status") or 0)
@@ -113,7 +115,8 @@ def _test(i: int, row: dict[str, Any], names: set[str]) -> tuple[str, str]:
                if str(k).lower() not in _LEFT_OUT_HEADERS}
     req_body, _ = body_text(row, "request")
     resp_body, resp_cut = body_text(row, "response")
-    kind, expected = ("body_prefix", resp_body) if resp_cut else _expected_body(resp_body)
+    kind, expected = (("body_prefix", resp_body) if resp_cut
+                      else _expected_body(resp_body, ignore))
     lines = [f"def {name}() -> None:",
              "    response = send(",
              f"        {method!r},",
@@ -161,7 +164,7 @@ def to_pytest(rows: Any, path: str | Path, against: str = "local",
             continue
         if not intercept:
             intercepts.add(str(row.get("intercept") or ""))
-        tests.append(_test(i, row, names))
+        tests.append(_test(i, row, names, ignore))
     if not tests:
         raise UsageError(f"none of the rows can become a test: {'; '.join(left_out)}")
     intercepts.discard("")
@@ -176,8 +179,8 @@ def to_pytest(rows: Any, path: str | Path, against: str = "local",
            f"Each test replays one captured request to {where} (TP_TEST_AGAINST=local|cluster",
            f"overrides) through the intercept {via or '(your only one)'} with tp_jupyter.replay,",
            "so `tp connect` and the intercept must be up, and checks the status and the body",
-           "(as JSON when it is JSON" + (f"; ignored: {', '.join(ignore)})." if ignore
-                                         else ")."),
+           "(as JSON when it is JSON" + (f"; ignored, and left out below: {', '.join(ignore)})."
+                                         if ignore else ")."),
            ]
     if left_out:
         doc.append("Left out: " + "; ".join(left_out) + ".")

@@ -418,13 +418,17 @@ def _traffic_command(args: argparse.Namespace) -> Any:
 
 def register(sub: Any) -> None:
     """Add `tp traffic` to the `tp` grammar."""
-    p = sub.add_parser("traffic", help="show captured traffic (one row per exchange)",
-                       description="Captured HTTP exchanges of your intercepts, oldest first.")
+    p = sub.add_parser("traffic", help="show, filter (--filter '~m POST & ~s 5..') and "
+                                       "export (--format har|csv|curl) captured traffic",
+                       description="Captured HTTP exchanges of your intercepts, oldest first. "
+                                   "In Python: tp_jupyter.traffic(), filter_traffic(), "
+                                   "to_har(), read_har(), to_curl(), to_python(), replay(), "
+                                   "to_pytest().")
     p.add_argument("name", nargs="*", metavar="NAME",
                    help="only these intercepts (default: all of yours)")
     p.add_argument("-o", "--output", metavar="VAR",
                    help="in a notebook: store the DataFrame in the variable VAR; in a "
-                        "terminal: write it as CSV to the file VAR")
+                        "terminal: write it to the file VAR (CSV, or the --format har|csv|curl)")
     p.add_argument("--kernel", action="store_true",
                    help="also every exchange answered by cell handlers in this kernel")
     p.add_argument("--filter", metavar="EXPR",
