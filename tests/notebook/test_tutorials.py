@@ -23,6 +23,7 @@ home (per network namespace, under the test's $HOME), as two real laptops would.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -110,3 +111,22 @@ def test_the_tutorial_notebooks_pass_nbval_in_a_laptop(demo: str, laptop: Any,
         _stop_leftovers(bob)
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
     assert " passed" in result.stdout
+    if any("07_" in Path(n).name for n in notebooks):
+        _check_tutorial_har(short_home / "tutorial-07" / "books.har")
+
+
+def _check_tutorial_har(path: Path) -> None:
+    """The HAR tutorial 7 wrote reads back with read_har and with mitmproxy's own reader."""
+    from mitmproxy_har_reader import read_with_mitmproxy
+
+    import tp_jupyter
+
+    df = tp_jupyter.read_har(path)
+    assert list(df["status"]) == [201, 201, 201, 200, 503, 404]
+    assert set(df["intercept"]) == {"books"} and set(df["captured_by"]) == {"har"}
+    flows = read_with_mitmproxy(path)
+    assert [(f["method"], f["url"].rsplit(":3000", 1)[1], f["status"]) for f in flows] == [
+        ("POST", "/books", 201), ("POST", "/books", 201), ("POST", "/books", 201),
+        ("GET", "/books", 200), ("GET", "/shelf", 503), ("GET", "/nope", 404)]
+    assert [json.loads(f["request_body"])["title"] for f in flows[:3]] == ["Dune", "Emma",
+                                                                          "Beloved"]
