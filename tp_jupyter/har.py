@@ -2,8 +2,10 @@
 
     to_har(df, path=None) -> dict           HTTP Archive 1.2 (mitmproxy, browser devtools),
                                             written to `path` when given
-    read_har(path) -> DataFrame             a HAR (ours, mitmproxy's, a browser's) as a
-                                            traffic DataFrame that `replay` accepts
+    har_rows(path) -> list[dict]            a HAR (ours, mitmproxy's, a browser's) as traffic
+                                            rows (`tp_jupyter.read_har`: as a DataFrame
+                                            that `replay` accepts, tp_jupyter.debugger)
+    request_record(row) -> TrafficRecord    a row's request for the daemon's Replay
     to_curl(row) -> Snippet                 one row as a `curl` command line
     to_python(row, client="requests") -> Snippet   ... as Python (`requests` or `httpx`)
     exported(df, fmt, output)               `tp traffic --format har|csv|curl [-o FILE]`
@@ -42,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tp_protocol import VERSION
+from tp_protocol import manager_pb2 as mpb
 from tp_protocol.replay import FRAMING, HOP_BY_HOP
 from tp_protocol.traffic import REDACTED
 
@@ -292,11 +295,9 @@ def _row(entry: Any, i: int, path: str | Path) -> dict[str, Any]:
     return row
 
 
-def read_har(path: str | Path) -> pd.DataFrame:
-    """A HAR file as a traffic DataFrame (the columns of `tp_jupyter.traffic()`), one row
-    per entry, with `captured_by == "har"`; `replay(row, to=...)` sends its request again."""
-    from tp_jupyter.traffic_data import frame
-
+def har_rows(path: str | Path) -> list[dict[str, Any]]:
+    """The entries of a HAR file as traffic rows (dicts with the DataFrame's columns);
+    `tp_jupyter.read_har` makes them a DataFrame."""
     file = Path(path).expanduser()
     try:
         text = file.read_text(encoding="utf-8")
@@ -311,7 +312,26 @@ def read_har(path: str | Path) -> pd.DataFrame:
     log = doc.get("log") if isinstance(doc, Mapping) else None
     if not isinstance(log, Mapping) or not isinstance(log.get("entries"), list):
         raise _bad(path, "no log.entries list")
-    return frame([_row(entry, i, path) for i, entry in enumerate(log["entries"])])
+    return [_row(entry, i, path) for i, entry in enumerate(log["entries"])]
+
+
+def request_record(row: Mapping[str, Any], intercept: str | None = None
+                   ) -> mpb.TrafficRecord:
+    """The request of a row as the daemon's Replay takes it (`ReplayRequest.request`):
+    method, path, headers, body, and the intercept (`intercept`, or the row's, or blank
+    for the daemon to take your only one)."""
+    body, truncated = body_text(row, "request")
+    headers = row.get("request_headers")
+    return mpb.TrafficRecord(
+        id=str(row.get("id") or ""), intercept_name=intercept or str(row.get("intercept")
+                                                                      or ""),
+        workload="" if intercept else str(row.get("workload") or ""),
+        namespace="" if intercept else str(row.get("namespace") or ""),
+        method=str(row.get("method") or "GET"), path=str(row.get("path") or "/"),
+        request_headers=[mpb.Header(name=str(k), value=str(v))
+                         for k, v in (headers.items() if isinstance(headers, Mapping)
+                                      else ())],
+        request_body_prefix=body.encode(), request_body_truncated=truncated)
 
 
 # --- one row as code --------------------------------------------------------------------------

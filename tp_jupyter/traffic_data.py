@@ -195,7 +195,7 @@ def _row_dict(row: Any) -> dict[str, Any]:
 
 def replay(row: Any, to: str = "local", headers: Mapping[str, str] | None = None,
            body: bytes | str | None = None, *, method: str | None = None,
-           path: str | None = None, intercept: str | None = None) -> Any:
+           path: str | None = None, intercept: str | None = None) -> pd.Series:
     """Send a captured request again; returns the new exchange as a row (a Series).
 
     `to`: "local" (the intercepting code: the cell handler or local port) or "cluster"
@@ -205,20 +205,15 @@ def replay(row: Any, to: str = "local", headers: Mapping[str, str] | None = None
     agent's row of the same request; a row read from a HAR file is sent as it is, through
     the intercept it names, or `intercept`, or your only one).
 
-    A DataFrame of several rows replays each (same edits) and returns a DataFrame: one
-    row per replay (tp_jupyter.replays)."""
-    if hasattr(row, "columns") and len(row) != 1:
-        from tp_jupyter import replays
-        return replays.replay_many(row, to=to, headers=headers, body=body, method=method,
-                                   path=path, intercept=intercept)
+    (`tp_jupyter.replay` also takes a DataFrame of several rows: tp_jupyter.debugger.)"""
     d = _row_dict(row)
     if to not in _TARGETS:
         raise UsageError(f"replay to {to!r}: use to='local' or to='cluster'")
     traffic_id = str(d.get("id", ""))
     given = None
     if d.get("captured_by") == "har" or intercept:
-        from tp_jupyter import replays
-        traffic_id, given = "", replays.request_record(d, intercept)
+        from tp_jupyter import har
+        traffic_id, given = "", har.request_record(d, intercept)
     elif d.get("captured_by") == "kernel" or traffic_id.startswith("kernel-"):
         traffic_id = _agent_row_of(d)
     request = dpb.ReplayRequest(
