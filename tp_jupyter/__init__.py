@@ -11,6 +11,9 @@ one public surface (`__all__`):
                                            .respond() or .drop()
     wiretap(), compare(df)                 mirror a workload; where your code answers
                                            differently from the cluster
+    filter_traffic(df, "~m POST & ~s 5..") mitmproxy's filter syntax (tp_jupyter.filters)
+    to_har(), read_har(), to_curl(), to_python()   export and import (tp_jupyter.har)
+    to_pytest(rows, path, against=...)     traffic into tests (tp_jupyter.testgen)
     panel()                                the live widget (Leave buttons, live traffic)
     Request, Response                      what cell handlers take and may return
     TpError, UsageError                    what the front raises on purpose
@@ -28,17 +31,21 @@ _LAZY = {
     "connect": "tp_jupyter.api", "status": "tp_jupyter.api", "quit": "tp_jupyter.api",
     "list_workloads": "tp_jupyter.api", "intercept": "tp_jupyter.api",
     "leave": "tp_jupyter.api", "uninstall": "tp_jupyter.api",
-    "traffic": "tp_jupyter.traffic_data", "replay": "tp_jupyter.traffic_data",
+    "traffic": "tp_jupyter.traffic_data", "replay": "tp_jupyter.debugger",
     "panel": "tp_jupyter.session",
     "hold": "tp_jupyter.holding", "held": "tp_jupyter.holding",
     "wiretap": "tp_jupyter.mirror_command", "compare": "tp_jupyter.compare",
+    "filter_traffic": "tp_jupyter.filters", "to_har": "tp_jupyter.har",
+    "read_har": "tp_jupyter.debugger", "to_curl": "tp_jupyter.har", "to_python": "tp_jupyter.har",
+    "to_pytest": "tp_jupyter.testgen",
     "Request": "tp_jupyter.handlers", "Response": "tp_jupyter.handlers",
     "TpError": "tp_jupyter.errors", "UsageError": "tp_jupyter.errors",
 }
 
 __all__ = ["Request", "Response", "TpError", "UsageError", "__version__", "compare", "connect",
-           "held", "hold", "intercept", "leave", "list_workloads", "load_ipython_extension",
-           "panel", "quit", "replay", "status", "traffic", "uninstall",
+           "filter_traffic", "held", "hold", "intercept", "leave", "list_workloads",
+           "load_ipython_extension", "panel", "quit", "read_har", "replay", "status",
+           "to_curl", "to_har", "to_pytest", "to_python", "traffic", "uninstall",
            "unload_ipython_extension", "wiretap"]
 
 

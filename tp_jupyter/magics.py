@@ -88,6 +88,10 @@ def _help_text() -> str:
              "%%tp wiretap WORKLOAD [-n NS] [--http-path-prefix P] [--http-method M ...]",
              "    the same with copies: the cluster's app keeps answering callers; see",
              "    tp_jupyter.compare(df) for where the cell would answer differently.",
+             "%tp traffic --filter '~m POST & ~s 5..' [--format har|csv|curl]",
+             "    filter (mitmproxy's syntax) and export traffic; in Python: traffic(EXPR),",
+             "    to_har/read_har, to_curl/to_python, replay(row, to=, method=, path=, ...),",
+             "    to_pytest(rows, path, against=...)",
              "", "Subcommands:"]
     lines += [f"  {name.ljust(width)}  {helps.get(name, '')}".rstrip() for name in sub.choices]
     lines += ["", "`%tp SUBCOMMAND --help` shows a subcommand's arguments; most take "

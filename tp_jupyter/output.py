@@ -40,11 +40,13 @@ FORMATS = ("default", "json", "yaml")
 """`default` is the text the CLI prints and the notebook shows."""
 
 
-def add_format(parser: argparse.ArgumentParser) -> None:
-    """`--format {default,json,yaml}` on a subcommand whose result has `to_dict()`."""
-    parser.add_argument("--format", choices=FORMATS, default="default",
-                        help="output format: default (text), json or yaml (stable fields, "
-                             "see docs/cli-output.md)")
+def add_format(parser: argparse.ArgumentParser, extra: Sequence[str] = ()) -> None:
+    """`--format {default,json,yaml}` on a subcommand whose result has `to_dict()`;
+    `extra` formats are the subcommand's own (its result is already that document)."""
+    more = "".join(f", {name}" for name in extra)
+    parser.add_argument("--format", choices=(*FORMATS, *extra), default="default",
+                        help=f"output format: default (text), json or yaml (stable fields, "
+                             f"see docs/cli-output.md){more}")
 
 
 def dump(data: Any, fmt: str) -> str:
@@ -81,7 +83,7 @@ def to_dict(result: Any) -> Any:
 
 def formatted(result: Any, fmt: str | None) -> Any:
     """The result itself for `default`, else a `Formatted` of its `to_dict()`."""
-    if not fmt or fmt == "default" or result is None:
+    if fmt not in ("json", "yaml") or result is None:   # default, or the command's own
         return result
     return Formatted(to_dict(result), fmt)
 

@@ -177,11 +177,18 @@ def kernel_records(names: Iterable[str] = (), every: bool = False) -> list[mpb.T
             if (every or rec.error) and (not wanted or rec.intercept_name in wanted)]
 
 
-def traffic(name: str | Iterable[str] | None = None, kernel: bool = False) -> pd.DataFrame:
+def traffic(name: str | Iterable[str] | None = None, kernel: bool = False,
+            filter: str | None = None) -> pd.DataFrame:
     """Captured exchanges as a DataFrame (one row each, oldest first); see the module doc.
 
     A `name` that is neither one of your intercepts nor in a kept row is a UsageError
-    naming the known ones (a typo would otherwise look like "no traffic yet")."""
+    naming the known ones (a typo would otherwise look like "no traffic yet").
+    `filter` (or a `name` that is a filter expression: `traffic("~m POST & ~s 5..")`)
+    keeps the matching rows, in mitmproxy's filter syntax (tp_jupyter.filters)."""
+    from tp_jupyter import filters
+    if isinstance(name, str) and filters.looks_like_filter(name):
+        name, filter = None, f"({filter}) & ({name})" if filter else name
+    chosen = filters.compile_filter(filter) if filter is not None else None
     names = [name] if isinstance(name, str) else list(name or [])
     kept = daemon_records()
     if names:
@@ -189,7 +196,8 @@ def traffic(name: str | Iterable[str] | None = None, kernel: bool = False) -> pd
     wanted = set(names)
     records = [(r, "agent") for r in kept if not wanted or r.intercept_name in wanted]
     records += [(r, "kernel") for r in kernel_records(names, every=kernel)]
-    return frame_from_records(records)
+    df = frame_from_records(records)
+    return df if chosen is None else df[chosen.mask(df)].reset_index(drop=True)
 
 
 def check_names(names: Iterable[str], kept: Iterable[mpb.TrafficRecord]) -> None:
@@ -238,23 +246,33 @@ def _row_dict(row: Any) -> dict[str, Any]:
 
 
 def replay(row: Any, to: str = "local", headers: Mapping[str, str] | None = None,
-           body: bytes | str | None = None) -> pd.Series:
+           body: bytes | str | None = None, *, method: str | None = None,
+           path: str | None = None, intercept: str | None = None) -> pd.Series:
     """Send a captured request again; returns the new exchange as a row (a Series).
 
     `to`: "local" (the intercepting code: the cell handler or local port) or "cluster"
-    (the app container in the cluster). `headers` replace or add request headers; `body`
-    replaces the captured body. The daemon sends it (its `Replay` of a row it keeps; a
-    row of a cell handler is replayed as the agent's row of the same request).
-    """
+    (the app container in the cluster). Edits: `method`, `path` (with the query) and
+    `body` replace the captured ones, `headers` replace or add request headers. The daemon
+    sends it (its `Replay` of a row it keeps; a row of a cell handler is replayed as the
+    agent's row of the same request; a row read from a HAR file is sent as it is, through
+    the intercept it names, or `intercept`, or your only one).
+
+    (`tp_jupyter.replay` also takes a DataFrame of several rows: tp_jupyter.debugger.)"""
     d = _row_dict(row)
     if to not in _TARGETS:
         raise UsageError(f"replay to {to!r}: use to='local' or to='cluster'")
     traffic_id = str(d.get("id", ""))
-    if d.get("captured_by") == "kernel" or traffic_id.startswith("kernel-"):
+    given = None
+    if d.get("captured_by") == "har" or intercept:
+        from tp_jupyter import har
+        traffic_id, given = "", har.request_record(d, intercept)
+    elif d.get("captured_by") == "kernel" or traffic_id.startswith("kernel-"):
         traffic_id = _agent_row_of(d)
     request = dpb.ReplayRequest(
-        traffic_id=traffic_id, target=_TARGETS[to],
+        traffic_id=traffic_id, target=_TARGETS[to], method=method or "", path=path or "",
         header_overrides=[mpb.Header(name=k, value=v) for k, v in (headers or {}).items()])
+    if given is not None:
+        request.request.CopyFrom(given)
     if body is not None:
         request.body = body.encode() if isinstance(body, str) else body
         request.has_body = True
@@ -430,8 +448,12 @@ class TrafficTable(Rendered):
         return body + note
 
 
-def _traffic_command(args: argparse.Namespace) -> TrafficTable:
-    df = traffic(args.name or None, kernel=args.kernel)
+def _traffic_command(args: argparse.Namespace) -> Any:
+    df = traffic(args.name or None, kernel=args.kernel, filter=args.filter)
+    if args.format in ("har", "csv", "curl"):
+        from tp_jupyter import har
+        return har.exported(df, args.format, args.output,
+                            in_notebook=getattr(args, "in_notebook", False))
     table = TrafficTable(df, args.output)
     if args.output and not getattr(args, "in_notebook", False):
         df.to_csv(args.output, index=False)
@@ -443,15 +465,23 @@ def _traffic_command(args: argparse.Namespace) -> TrafficTable:
 
 def register(sub: Any) -> None:
     """Add `tp traffic` to the `tp` grammar."""
-    p = sub.add_parser("traffic", help="show captured traffic (one row per exchange)",
-                       description="Captured HTTP exchanges of your intercepts, oldest first.")
+    p = sub.add_parser("traffic", help="show, filter (--filter '~m POST & ~s 5..') and "
+                                       "export (--format har|csv|curl) captured traffic",
+                       description="Captured HTTP exchanges of your intercepts, oldest first. "
+                                   "In Python: tp_jupyter.traffic(), filter_traffic(), "
+                                   "to_har(), read_har(), to_curl(), to_python(), replay(), "
+                                   "to_pytest().")
     p.add_argument("name", nargs="*", metavar="NAME",
                    help="only these intercepts (default: all of yours)")
     p.add_argument("-o", "--output", metavar="VAR",
                    help="in a notebook: store the DataFrame in the variable VAR; in a "
-                        "terminal: write it as CSV to the file VAR")
+                        "terminal: write it to the file VAR (CSV, or the --format har|csv|curl)")
     p.add_argument("--kernel", action="store_true",
                    help="also every exchange answered by cell handlers in this kernel")
-    output.add_format(p)
+    p.add_argument("--filter", metavar="EXPR",
+                   help="only rows matching EXPR, in mitmproxy's filter syntax: ~m ~p ~u ~s "
+                        "~c ~h ~hq ~hs ~b ~bq ~bs, ! & | and parentheses, e.g. "
+                        "'~m POST & ~p ^/books & ~s 5..'")
+    output.add_format(p, extra=("har", "csv", "curl"))
     p.set_defaults(func=_traffic_command)
 

@@ -353,18 +353,24 @@ class WatchTrafficRequest(_message.Message):
     def __init__(self, intercept_names: _Optional[_Iterable[str]] = ..., history: _Optional[bool] = ..., follow: _Optional[bool] = ..., include_unmatched: _Optional[bool] = ...) -> None: ...
 
 class ReplayRequest(_message.Message):
-    __slots__ = ("traffic_id", "target", "header_overrides", "body", "has_body")
+    __slots__ = ("traffic_id", "target", "header_overrides", "body", "has_body", "method", "path", "request")
     TRAFFIC_ID_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     HEADER_OVERRIDES_FIELD_NUMBER: _ClassVar[int]
     BODY_FIELD_NUMBER: _ClassVar[int]
     HAS_BODY_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
     traffic_id: str
     target: ReplayTarget
     header_overrides: _containers.RepeatedCompositeFieldContainer[_manager_pb2.Header]
     body: bytes
     has_body: bool
-    def __init__(self, traffic_id: _Optional[str] = ..., target: _Optional[_Union[ReplayTarget, str]] = ..., header_overrides: _Optional[_Iterable[_Union[_manager_pb2.Header, _Mapping]]] = ..., body: _Optional[bytes] = ..., has_body: _Optional[bool] = ...) -> None: ...
+    method: str
+    path: str
+    request: _manager_pb2.TrafficRecord
+    def __init__(self, traffic_id: _Optional[str] = ..., target: _Optional[_Union[ReplayTarget, str]] = ..., header_overrides: _Optional[_Iterable[_Union[_manager_pb2.Header, _Mapping]]] = ..., body: _Optional[bytes] = ..., has_body: _Optional[bool] = ..., method: _Optional[str] = ..., path: _Optional[str] = ..., request: _Optional[_Union[_manager_pb2.TrafficRecord, _Mapping]] = ...) -> None: ...
 
 class ReplayResult(_message.Message):
     __slots__ = ("error", "record")

@@ -78,8 +78,8 @@ def test_replay_refuses_what_it_cannot_do_with_a_fix() -> None:
     for to in ("local", "cluster"):   # sent to the handler directly: no agent row
         with pytest.raises(UsageError, match="the daemon keeps no agent row of this request"):
             tp_jupyter.replay(df.iloc[0], to=to)
-    with pytest.raises(UsageError, match=r"pass df\.iloc"):
-        tp_jupyter.replay(pd.concat([df, df]), to="local")
+    with pytest.raises(UsageError, match="the daemon keeps no agent row of this request"):
+        tp_jupyter.replay(pd.concat([df, df]), to="local")   # many rows: each one replayed
     with pytest.raises(UsageError, match="use to='local' or to='cluster'"):
         tp_jupyter.replay(df.iloc[0], to="http://127.0.0.1:8080")
     with pytest.raises(UsageError, match=r"takes a traffic row \(df\.iloc\[i\]\)"):

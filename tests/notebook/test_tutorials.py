@@ -9,9 +9,9 @@ are checked, not just executed.
 
 `TP_NB_RECORD=1` first executes the notebooks in place inside the laptop (nbconvert) to
 record fresh outputs -- review the diff before committing it; `TP_NB_RECORD=05` records only
-the notebooks whose file name contains `05`. `TP_NB_ONLY=06` runs only
-the notebooks whose file name contains `06` (while writing one). `TP_NB_KEEP=1` keeps the
-notebooks' $HOME (/tmp/tpnb-*, with both daemons' logs) for a post-mortem.
+the notebooks whose file name contains `05`, and `TP_NB_ONLY=05` runs only those under
+nbval. `TP_NB_KEEP=1` keeps the notebooks' $HOME (/tmp/tpnb-*, with both daemons' logs)
+for a post-mortem.
 
 The notebooks expect the demo as `tp sandbox demo` leaves it (no traffic-agent yet);
 notebook 4 ends by uninstalling the agent, so consecutive runs see the same state.
@@ -23,6 +23,7 @@ home (per network namespace, under the test's $HOME), as two real laptops would.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -80,8 +81,9 @@ def test_the_tutorial_notebooks_pass_nbval_in_a_laptop(demo: str, laptop: Any,
     env = {"HOME": str(short_home), "JUPYTER_RUNTIME_DIR": str(short_home / "rt"),
            "PYTHONPATH": os.pathsep.join(sys.path)}
     fresh = ["env", "-u", "TP_HOME"]
-    notebooks = sorted(str(p) for p in NOTEBOOKS.glob("*.ipynb")
-                       if os.environ.get("TP_NB_ONLY", "") in p.name)
+    notebooks = sorted(str(p) for p in NOTEBOOKS.glob("*.ipynb"))
+    only = os.environ.get("TP_NB_ONLY", "")   # while writing one notebook: run just it
+    notebooks = [n for n in notebooks if only in Path(n).name]
     try:
         # the state notebook 1 shows, also on a reused sandbox where an earlier run failed
         reset = alice.run([*fresh, "sh", "-c", f"tp connect >/dev/null && tp uninstall "
@@ -109,3 +111,22 @@ def test_the_tutorial_notebooks_pass_nbval_in_a_laptop(demo: str, laptop: Any,
         _stop_leftovers(bob)
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
     assert " passed" in result.stdout
+    if any("07_" in Path(n).name for n in notebooks):
+        _check_tutorial_har(short_home / "tutorial-07" / "books.har")
+
+
+def _check_tutorial_har(path: Path) -> None:
+    """The HAR tutorial 7 wrote reads back with read_har and with mitmproxy's own reader."""
+    from mitmproxy_har_reader import read_with_mitmproxy
+
+    import tp_jupyter
+
+    df = tp_jupyter.read_har(path)
+    assert list(df["status"]) == [201, 201, 201, 200, 503, 404]
+    assert set(df["intercept"]) == {"books"} and set(df["captured_by"]) == {"har"}
+    flows = read_with_mitmproxy(path)
+    assert [(f["method"], f["url"].rsplit(":3000", 1)[1], f["status"]) for f in flows] == [
+        ("POST", "/books", 201), ("POST", "/books", 201), ("POST", "/books", 201),
+        ("GET", "/books", 200), ("GET", "/shelf", 503), ("GET", "/nope", 404)]
+    assert [json.loads(f["request_body"])["title"] for f in flows[:3]] == ["Dune", "Emma",
+                                                                          "Beloved"]

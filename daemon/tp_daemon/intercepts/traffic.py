@@ -73,6 +73,8 @@ class Traffic:
     async def replay(self, request: dpb.ReplayRequest) -> dpb.ReplayResult:
         """Send a kept request again to the local target or the app in the cluster."""
         record = next((r for r in reversed(self.history) if r.id == request.traffic_id), None)
+        if record is None and request.HasField("request"):
+            record = self._given(request.request)   # a row read from a HAR file
         if record is None:
             raise InterceptNotFound(f"no traffic row {request.traffic_id!r} is kept any more: "
                                     "pick one from `tp traffic`")
@@ -116,7 +118,32 @@ class Traffic:
             workload=record.workload, namespace=record.namespace, pod=record.pod,
             port=record.port, source="replay", routed_to=routed)
         return dpb.ReplayResult(record=await shared.exchange(
-            stream, new, method=record.method, target=record.path, headers=headers, body=body,
+            stream, new, method=request.method or record.method,
+            target=request.path or record.path, headers=headers, body=body,
             seconds=self.settings.local_dial_timeout + self.owner.settings.rpc_timeout,
             body_limit=self.settings.capture_body_limit,
             redact=self.settings.capture_redact_headers))
+
+    def _given(self, given: mpb.TrafficRecord) -> mpb.TrafficRecord:
+        """A request sent with the replay (not captured here): bound to the intercept it
+        names, or to your only intercept."""
+        record = mpb.TrafficRecord()
+        record.CopyFrom(given)
+        mine = self.book.mine
+        if not record.intercept_name and not record.workload:
+            if len(mine) != 1:
+                names = ", ".join(sorted(mine)) or "none yet"
+                raise InterceptUsage(f"this request names no intercept: say which one to "
+                                     f"replay it through (yours: {names})")
+            record.intercept_name = next(iter(mine))
+        info = mine.get(record.intercept_name) or next(
+            (ic for ic in mine.values() if (ic.spec.workload, ic.spec.namespace)
+             == (record.workload, record.namespace)), None)
+        if info is None:
+            names = ", ".join(sorted(mine)) or "none yet"
+            raise InterceptUsage(f"no intercept of yours is named {record.intercept_name!r}: "
+                                 f"say which one to replay it through (yours: {names})")
+        record.intercept_name = info.spec.name
+        record.workload, record.namespace = info.spec.workload, info.spec.namespace
+        record.id = record.id or "given"
+        return record
