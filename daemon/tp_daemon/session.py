@@ -489,8 +489,9 @@ class Session:
             raise NotConnected("not connected to a cluster: run `tp connect` first")
         return self.intercepts
 
-    async def uninstall_everything(self, removal_timeout: float) -> list[str]:
-        """Every agent restored, the traffic-manager removed, and this session ended."""
+    async def uninstall_everything(self, removal_timeout: float) -> dpb.UninstallResult:
+        """Every agent restored (others' intercepts ended: `ended`), the traffic-manager
+        removed, and this session ended."""
         intercepts = self.require_intercepts()
         result = await intercepts.uninstall(dpb.UninstallRequest(everything=True))
         assert self.info is not None and self.params is not None
@@ -503,7 +504,8 @@ class Session:
             await asyncio.to_thread(kube.remove_manager, namespace, removal_timeout)
         finally:
             await asyncio.to_thread(kube.close)
-        return list(result.restored)
+        result.manager_removed = True
+        return result
 
     # --- used by the proxies and the resolver ----------------------------------
 

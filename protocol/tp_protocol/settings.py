@@ -84,6 +84,10 @@ class SandboxSettings:
     demo_timeout: float = 180.0
     """Seconds `tp sandbox demo` waits for the demo deployments to become Available."""
 
+    manager_install_timeout: float = 120.0
+    """Seconds `tp sandbox up` waits for the traffic-manager it installs as the admin to
+    become available."""
+
     laptop_dns_ttl: int = 30
     """TTL of the answers of a laptop's stub resolver (zone `laptop.test`)."""
 
