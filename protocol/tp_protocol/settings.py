@@ -629,6 +629,14 @@ class RootDaemonSettings:
     restart_backoff_max: float = 30.0
     """Upper bound of the supervisor's doubling restart back-off."""
 
+    relink_backoff: float = 0.2
+    """Seconds a user daemon whose root daemon died waits before asking the restarted one
+    for its routes and DNS again (doubling after each failed try)."""
+
+    relink_backoff_max: float = 2.0
+    """Upper bound of that doubling back-off (the supervisor restarts the root daemon
+    after `restart_backoff`)."""
+
 
 @dataclass
 class Settings:
