@@ -90,7 +90,7 @@ def _record(user: User, lap: Laptop, env: str, notebooks: list[str], record: str
     chosen = notebooks if record == "1" else [n for n in notebooks if record in Path(n).name]
     work = user.home / "record"
     copies = [user.give(Path(n), f"record/{Path(n).name}") for n in chosen]
-    rec = user.run(lap, f"{env} {user.python} -m jupyter nbconvert --to notebook --execute "
+    rec = user.run(lap, f"{env} {user.python} -m nbconvert --to notebook --execute "
                         f"--inplace --ExecutePreprocessor.timeout=180 "
                         + " ".join(str(c) for c in copies), timeout=600)
     assert rec.returncode == 0, rec.stdout[-3000:] + rec.stderr[-3000:]
@@ -104,13 +104,20 @@ def test_the_tutorial_notebooks_pass_nbval_as_a_normal_user_with_the_root_daemon
     user, lap = member
     env = f"PATH={user.home}/bin:$PATH JUPYTER_RUNTIME_DIR={user.home}/rt"
     notebooks = sorted(str(p) for p in NOTEBOOKS.glob("*.ipynb"))
-    # the state notebook 1 shows, also on a reused sandbox where an earlier run failed
-    reset = user.run(lap, f"{env} sh -c 'tp connect >/dev/null && tp uninstall --all-agents "
-                          f"-n {demo} >/dev/null && tp quit >/dev/null'", timeout=240)
-    assert reset.returncode == 0, reset.stderr[-2000:]
+
+    def reset() -> None:
+        """The state notebook 1 shows, also on a reused sandbox where an earlier run (or
+        a recording of some notebooks only) left agents behind."""
+        done = user.run(lap, f"{env} sh -c 'tp connect >/dev/null && tp uninstall "
+                             f"--all-agents -n {demo} >/dev/null && tp quit >/dev/null'",
+                        timeout=240)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    reset()
     record = os.environ.get("TP_NB_RECORD", "")
     if record:
         _record(user, lap, env, notebooks, record)
+        reset()
     result = user.run(lap, f"{env} {user.python} -m pytest --nbval -p no:cacheprovider "
                            f"--nbval-sanitize-with {NOTEBOOKS / 'nbval_sanitize.cfg'} "
                            f"--nbval-cell-timeout=180 -q -o addopts= --rootdir {NOTEBOOKS} "
