@@ -223,6 +223,9 @@ class UpResult:
 
     laptop_users: list[str] = field(default_factory=list)
     """Who each laptop's kubeconfig acts as (laptop 1 first)."""
+    manager_seconds: float = 0.0
+    """Of `seconds`, the time the admin's traffic-manager install took (after the
+    cluster served)."""
 
     def __str__(self) -> str:
         how = "already up" if self.already_up else f"up in {self.seconds:.1f}s"
@@ -459,12 +462,15 @@ def _make(instance: Instance, laptops: int, node: bool, progress: Progress,
         _wait(lambda: _node_ready(instance) or None, max(deadline - time.monotonic(), 1.0),
               "the node to be Ready", instance, "node")
         progress("the admin installs the traffic-manager")
+        manager_started = time.monotonic()
         team.install_manager(instance, progress)
+        state["manager_seconds"] = time.monotonic() - manager_started
     state["phase"] = "up"
     _write_state(instance, state)
     return UpResult(instance, instance.kubeconfig, api_url, False, laptops,
                     time.monotonic() - started,
-                    [team.laptop_user(laptop_users, k) for k in range(1, laptops + 1)])
+                    [team.laptop_user(laptop_users, k) for k in range(1, laptops + 1)],
+                    float(state.get("manager_seconds", 0.0)))
 
 
 def laptop_mountns(instance: Instance, k: int) -> Path:
