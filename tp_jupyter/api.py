@@ -363,6 +363,11 @@ def intercept_dict(info: mpb.InterceptInfo) -> dict[str, Any]:
     }
 
 
+def _theirs(ic: mpb.InterceptInfo) -> bool:
+    """Another developer's: the manager lists it without its id, and names its owner."""
+    return not ic.id and bool(ic.spec.owner or ic.spec.client)
+
+
 def _owner(ic: mpb.InterceptInfo) -> str:
     """Who holds an intercept: the Kubernetes username, else the daemon's user@host."""
     return ic.spec.owner or ic.spec.client or "another developer"
@@ -407,16 +412,16 @@ class WorkloadListing(Rendered):
     def state_text(self, w: dpb.WorkloadInfo) -> str:
         if w.state == dpb.WORKLOAD_STATE_NOT_INTERCEPTABLE:
             return f"not interceptable: {w.reason}"
-        theirs = sorted({_owner(ic) for ic in w.intercepts if not ic.id})
-        if theirs and all(not ic.id for ic in w.intercepts):
-            return f"intercepted by {', '.join(theirs)}"  # none of them is yours
+        theirs = [ic for ic in w.intercepts if _theirs(ic)]
+        if theirs and len(theirs) == len(w.intercepts):  # none of them is yours
+            return f"intercepted by {', '.join(sorted({_owner(ic) for ic in theirs}))}"
         return _STATES.get(w.state, "unknown")
 
     @staticmethod
     def rows(ic: mpb.InterceptInfo) -> list[tuple[str, str]]:
         """An intercept's block; another developer's (listed without its id) names them."""
         rows = intercept_rows(ic)
-        if not ic.id:
+        if _theirs(ic):
             client = f" ({ic.spec.client})" if ic.spec.owner and ic.spec.client else ""
             rows.append(("Intercepted by", _owner(ic) + client))
         return rows
