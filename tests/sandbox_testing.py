@@ -80,7 +80,20 @@ class SandboxHandle:
         return Path(self.instance.state_dir)
 
     def laptop_kubeconfig(self, k: int) -> Path:
+        """Laptop K's own kubeconfig: developer K's (laptop 1 alice, laptop 2 bob)."""
         return Path(self.instance.laptop_dir(k)) / "kubeconfig"
+
+    def laptop_admin_kubeconfig(self, k: int) -> Path:
+        """The admin's kubeconfig in laptop K: for what only an admin may do (install or
+        remove the traffic-manager, create namespaces), passed explicitly."""
+        return Path(self.instance.laptop_dir(k)) / "kubeconfig-admin"
+
+    def install_manager(self) -> None:
+        """The admin installs the traffic-manager again (`tp sandbox up` did it first),
+        e.g. after a test removed it with `tp uninstall --everything`."""
+        from tp_sandbox import team
+
+        team.install_manager(self.instance, progress=lambda _: None)
 
 
 def unique_name(prefix: str = "t") -> str:
@@ -115,7 +128,9 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[SandboxHandle]:
                           progress=lambda line: print(f"[sandbox {instance.name}] {line}",
                                                       file=sys.stderr))
     try:
-        yield SandboxHandle(instance, result.api_url, has_node, 2, result.seconds)
+        # up_seconds: until the cluster serves; the admin's manager install is timed apart
+        yield SandboxHandle(instance, result.api_url, has_node, 2,
+                            result.seconds - result.manager_seconds)
     finally:
         failed = request.session.testsfailed > 0
         down = lifecycle.down(instance, keep_logs=failed)
@@ -173,6 +188,7 @@ class Laptop:
         self.netns = sandbox.instance.laptop_netns(k)
         self.address = laptops.laptop_address(k)
         self.kubeconfig = sandbox.laptop_kubeconfig(k)
+        self.admin_kubeconfig = sandbox.laptop_admin_kubeconfig(k)
 
     def argv(self, argv: Sequence[str]) -> list[str]:
         """The host command line that runs `argv` inside the laptop."""

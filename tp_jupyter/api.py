@@ -374,6 +374,16 @@ def intercept_dict(info: mpb.InterceptInfo) -> dict[str, Any]:
     }
 
 
+def _theirs(ic: mpb.InterceptInfo) -> bool:
+    """Another developer's: the manager lists it without its id, and names its owner."""
+    return not ic.id and bool(ic.spec.owner or ic.spec.client)
+
+
+def _owner(ic: mpb.InterceptInfo) -> str:
+    """Who holds an intercept: the Kubernetes username, else the daemon's user@host."""
+    return ic.spec.owner or ic.spec.client or "another developer"
+
+
 def _block_lines(rows: list[tuple[str, str]], indent: str = "    ") -> list[str]:
     width = max((len(k) for k, v in rows if k), default=0)
     out = []
@@ -413,7 +423,19 @@ class WorkloadListing(Rendered):
     def state_text(self, w: dpb.WorkloadInfo) -> str:
         if w.state == dpb.WORKLOAD_STATE_NOT_INTERCEPTABLE:
             return f"not interceptable: {w.reason}"
+        theirs = [ic for ic in w.intercepts if _theirs(ic)]
+        if theirs and len(theirs) == len(w.intercepts):  # none of them is yours
+            return f"intercepted by {', '.join(sorted({_owner(ic) for ic in theirs}))}"
         return _STATES.get(w.state, "unknown")
+
+    @staticmethod
+    def rows(ic: mpb.InterceptInfo) -> list[tuple[str, str]]:
+        """An intercept's block; another developer's (listed without its id) names them."""
+        rows = intercept_rows(ic)
+        if _theirs(ic):
+            client = f" ({ic.spec.client})" if ic.spec.owner and ic.spec.client else ""
+            rows.append(("Intercepted by", _owner(ic) + client))
+        return rows
 
     @staticmethod
     def label(w: dpb.WorkloadInfo) -> str:
@@ -430,13 +452,13 @@ class WorkloadListing(Rendered):
         for w in self.workloads:
             lines.append(f"{self.label(w).ljust(width)}: {self.state_text(w)}")
             for ic in w.intercepts:
-                lines += _block_lines(intercept_rows(ic))
+                lines += _block_lines(self.rows(ic))
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         body = ""
         for w in self.workloads:
-            blocks = "".join(_rows_html(intercept_rows(ic)) for ic in w.intercepts)
+            blocks = "".join(_rows_html(self.rows(ic)) for ic in w.intercepts)
             body += (f"<tr><td style='text-align:left'><b>{html.escape(self.label(w))}</b></td>"
                      f"<td style='text-align:left'>{html.escape(self.state_text(w))}{blocks}"
                      "</td></tr>")
@@ -505,11 +527,16 @@ class LeaveResult(Rendered):
 class UninstallResult(Rendered):
     restored: list[str]
     manager_removed: bool = False
+    ended: list[mpb.InterceptSpec] = field(default_factory=list)
+    """Other developers' intercepts that ended with their agents (`--force`)."""
 
     def __str__(self) -> str:
         lines = [f"Removed the traffic-agent from {r}" for r in self.restored]
         if not self.restored:
             lines.append("No traffic-agent to remove")
+        lines += [f"Ended the intercept {s.name} of {s.owner or s.client or 'another client'}"
+                  f"{f' ({s.client})' if s.owner and s.client else ''} on "
+                  f"{s.workload}.{s.namespace}" for s in self.ended]
         if self.manager_removed:
             lines.append("Removed the traffic-manager and disconnected; run `tp connect` to "
                          "start again")
@@ -519,7 +546,10 @@ class UninstallResult(Rendered):
         return "<br>".join(html.escape(line) for line in str(self).splitlines())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"restored": list(self.restored), "manager_removed": self.manager_removed}
+        return {"restored": list(self.restored), "manager_removed": self.manager_removed,
+                "ended": [{"name": s.name, "owner": s.owner or None,
+                           "client": s.client or None, "workload": s.workload,
+                           "namespace": s.namespace} for s in self.ended]}
 
 
 def _client() -> daemon_client.DaemonClient:
@@ -685,4 +715,4 @@ def uninstall(agent: str | Sequence[str] | None = None, *, all_agents: bool = Fa
         reply = client.uninstall(dpb.UninstallRequest(
             agents=agents, all_agents=all_agents, everything=everything,
             namespace=namespace or "", force=force))
-    return UninstallResult(list(reply.restored), reply.manager_removed)
+    return UninstallResult(list(reply.restored), reply.manager_removed, list(reply.ended))

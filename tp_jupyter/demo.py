@@ -1,7 +1,11 @@
 """`tp demo`: the seed walkthrough, replayed on the sandbox cluster.
 
-It brings up the default sandbox with two laptops, deploys the demo application and then
-runs, inside the laptops, the commands a developer types in the seed document: connect,
+It brings up the default sandbox with two laptops as a team has them -- laptop 1 is alice's,
+laptop 2 bob's, each with a developer's kubeconfig (ClusterRole `edit`); the admin installed
+the traffic-manager at `tp sandbox up`, and the admin's steps (creating the namespace,
+`tp uninstall --everything`) run visibly with the admin's kubeconfig -- deploys the demo
+application and then runs, inside the laptops, the commands a developer types in the seed
+document: connect,
 reach services by name, a global intercept to a local copy answering blue, leave, and the
 team workflow with two personal intercepts (alice -> blue on laptop 1, bob -> red on
 laptop 2) while unmatched requests still reach the cluster (green); finally the captured
@@ -47,6 +51,7 @@ class Step:
     where: str = "host"  # "host", "laptop-1", "laptop-2"
     expect: str | None = None  # substring of stdout
     should_fail: bool = False
+    admin: bool = False  # in the laptop, with the admin's kubeconfig instead of its own
     timeout: float = field(default_factory=lambda: get_settings().notebook.demo_step_timeout)
 
 
@@ -109,7 +114,8 @@ def steps() -> list[Step]:
              _tp("sandbox", "down")),
         Step("Start the sandbox cluster with two laptops", _tp("sandbox", "up", "--laptops", "2"),
              expect="kubeconfig"),
-        Step("kubectl create ns", ["kubectl", "create", "ns", NAMESPACE], where=l1,
+        Step("The admin creates the namespace (alice and bob, developers, may not)",
+             ["kubectl", "create", "ns", NAMESPACE], where=l1, admin=True,
              expect=f"namespace/{NAMESPACE} created"),
         Step("Deploy the demo application", _tp("sandbox", "demo", "-n", NAMESPACE),
              timeout=rollout),
@@ -178,10 +184,13 @@ def steps() -> list[Step]:
              expect="token"),
         Step("Leave the StatefulSet's intercept (unmounts)",
              _tp("leave", f"{STATEFUL}-{NAMESPACE}"), where=l1),
-        Step("Remove the agents and the traffic manager", _tp("uninstall", "--everything"),
-             where=l1, timeout=rollout),
         Step("Alice quits", _tp("quit"), where=l1),
         Step("Bob quits", _tp("quit"), where=l2),
+        Step("The admin connects (removing the traffic manager needs cluster rights)",
+             _tp("connect"), where=l1, admin=True, expect="Connected to context"),
+        Step("The admin removes the agents and the traffic manager",
+             _tp("uninstall", "--everything"), where=l1, admin=True, timeout=rollout,
+             expect="Removed the traffic-manager"),
         Step("Stop alice's local copy", _stop_local_server("blue"), where=l1),
         Step("Stop bob's local copy", _stop_local_server("red"), where=l2),
     ]
@@ -190,7 +199,18 @@ def steps() -> list[Step]:
 def _argv(step: Step) -> list[str]:
     if step.where == "host":
         return step.argv
-    return _in_laptop(int(step.where.rsplit("-", 1)[1]), step.argv)
+    k = step.where.rsplit("-", 1)[1]
+    if not step.admin:
+        return _in_laptop(int(k), step.argv)
+    # a laptop's own kubeconfig is its developer's; the admin's is beside it
+    admin = " ".join(shlex.quote(a) for a in _tp("sandbox", "kubeconfig", "--laptop", k,
+                                                  "--admin"))
+    return _in_laptop(int(k), ["sh", "-c", f'KUBECONFIG="$({admin})" exec "$@"', "sh",
+                               *step.argv])
+
+
+def _where(step: Step) -> str:
+    return f"{step.where} as the admin" if step.admin else step.where
 
 
 def _shown(argv: Sequence[str]) -> str:
@@ -202,7 +222,7 @@ def run_demo(out: Callable[[str], None] = print) -> DemoReport:
     """Run every step; raise DemoFailed at the first one that does not show what it must."""
     report = DemoReport()
     for step in steps():
-        out(f"\n# {step.title}\n[{step.where}] $ {_shown(step.argv)}")
+        out(f"\n# {step.title}\n[{_where(step)}] $ {_shown(step.argv)}")
         started = time.monotonic()
         try:
             # stderr carries progress lines: keep them in order with the output

@@ -211,8 +211,7 @@ class DaemonService(dgrpc.DaemonServicer):
         async def uninstall() -> dpb.UninstallResult:
             if request.everything:
                 timeout = get_settings().intercept.daemon_manager_removal_timeout
-                restored = await (await self.session()).uninstall_everything(timeout)
-                return dpb.UninstallResult(restored=restored, manager_removed=True)
+                return await (await self.session()).uninstall_everything(timeout)
             return await (await self._intercepts()).uninstall(request)
 
         log.info("uninstall agents=%s all=%s everything=%s", list(request.agents),

@@ -53,7 +53,9 @@ from tp_daemon.intercepts import Intercepts
 from tp_daemon.kube import Kube, choose_images, manager_skew
 from tp_daemon.portforward import PodPort, PortForwarder
 from tp_daemon.proxy import Socks5Proxy, TransparentProxy
-from tp_daemon.root.client import RootLease, unavailable_reason
+from tp_daemon.root import kept as root_kept
+from tp_daemon.root.client import unavailable_reason
+from tp_daemon.root.kept import KeptLease
 from tp_daemon.routing import Routing
 from tp_daemon.streams import Stream
 from tp_daemon.tunnel import TunnelBroken, TunnelStream
@@ -130,7 +132,7 @@ class Session:
         self._tproxy: TransparentProxy | None = None
         self._resolver: Resolver | None = None
         self._socks: Socks5Proxy | None = None
-        self._root: RootLease | None = None
+        self._root: KeptLease | None = None
         self._keepalive: asyncio.Task[None] | None = None
         self._trouble = asyncio.Event()
         self._restore: asyncio.Task[None] | None = None
@@ -244,10 +246,10 @@ class Session:
             proxy_port = await self._tproxy.start()
             self._resolver = Resolver(self.lookup, [], timeout=s.dns_timeout,
                                       cache_ttl=s.dns_cache_ttl, mark=0)
-            self._root = await RootLease.open(
+            self._root = await KeptLease.open(
                 ranges, proxy_port=proxy_port, dns_port=await self._resolver.start(),
-                context=kube.target.context, wait=get_settings().root_daemon.request_timeout)
-            self._root.watch(self._root_lost)
+                context=kube.target.context, wait=get_settings().root_daemon.request_timeout,
+                on_state=self._root_state)
             info.mode = dpb.MODE_TUN
         elif can_route() and not forced:
             self._say("routing cluster ranges " + ", ".join(r for r in ranges if r))
@@ -269,10 +271,10 @@ class Session:
         self._progress("connect", "connected", 1.0, True)
         return info
 
-    def _root_lost(self) -> None:
-        self.last_error = ("the root daemon went away and took this connection's routes and "
-                           "DNS with it; run `tp quit`, then `tp connect`")
-        log.warning("%s", self.last_error)
+    def _root_state(self, problem: str) -> None:
+        """The root lease lost ("..."), or asked for again by itself ("")."""
+        if problem or self.last_error == root_kept.LOST:
+            self.last_error = problem
 
     async def disconnect(self) -> bool:
         """Undo everything; True when there was a connection."""
@@ -489,8 +491,9 @@ class Session:
             raise NotConnected("not connected to a cluster: run `tp connect` first")
         return self.intercepts
 
-    async def uninstall_everything(self, removal_timeout: float) -> list[str]:
-        """Every agent restored, the traffic-manager removed, and this session ended."""
+    async def uninstall_everything(self, removal_timeout: float) -> dpb.UninstallResult:
+        """Every agent restored (others' intercepts ended: `ended`), the traffic-manager
+        removed, and this session ended."""
         intercepts = self.require_intercepts()
         result = await intercepts.uninstall(dpb.UninstallRequest(everything=True))
         assert self.info is not None and self.params is not None
@@ -503,7 +506,8 @@ class Session:
             await asyncio.to_thread(kube.remove_manager, namespace, removal_timeout)
         finally:
             await asyncio.to_thread(kube.close)
-        return list(result.restored)
+        result.manager_removed = True
+        return result
 
     # --- used by the proxies and the resolver ----------------------------------
 

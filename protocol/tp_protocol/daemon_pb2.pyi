@@ -331,14 +331,16 @@ class UninstallRequest(_message.Message):
     def __init__(self, agents: _Optional[_Iterable[str]] = ..., all_agents: _Optional[bool] = ..., everything: _Optional[bool] = ..., namespace: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class UninstallResult(_message.Message):
-    __slots__ = ("error", "restored", "manager_removed")
+    __slots__ = ("error", "restored", "manager_removed", "ended")
     ERROR_FIELD_NUMBER: _ClassVar[int]
     RESTORED_FIELD_NUMBER: _ClassVar[int]
     MANAGER_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    ENDED_FIELD_NUMBER: _ClassVar[int]
     error: Error
     restored: _containers.RepeatedScalarFieldContainer[str]
     manager_removed: bool
-    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., restored: _Optional[_Iterable[str]] = ..., manager_removed: _Optional[bool] = ...) -> None: ...
+    ended: _containers.RepeatedCompositeFieldContainer[_manager_pb2.InterceptSpec]
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., restored: _Optional[_Iterable[str]] = ..., manager_removed: _Optional[bool] = ..., ended: _Optional[_Iterable[_Union[_manager_pb2.InterceptSpec, _Mapping]]] = ...) -> None: ...
 
 class WatchTrafficRequest(_message.Message):
     __slots__ = ("intercept_names", "history", "follow", "include_unmatched")

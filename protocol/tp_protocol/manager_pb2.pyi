@@ -476,12 +476,14 @@ class UninstallAgentsRequest(_message.Message):
     def __init__(self, session: _Optional[_Union[SessionInfo, _Mapping]] = ..., namespace: _Optional[str] = ..., workloads: _Optional[_Iterable[str]] = ..., all: _Optional[bool] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class UninstallAgentsResult(_message.Message):
-    __slots__ = ("restored", "error")
+    __slots__ = ("restored", "error", "ended")
     RESTORED_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    ENDED_FIELD_NUMBER: _ClassVar[int]
     restored: _containers.RepeatedScalarFieldContainer[str]
     error: str
-    def __init__(self, restored: _Optional[_Iterable[str]] = ..., error: _Optional[str] = ...) -> None: ...
+    ended: _containers.RepeatedCompositeFieldContainer[InterceptSpec]
+    def __init__(self, restored: _Optional[_Iterable[str]] = ..., error: _Optional[str] = ..., ended: _Optional[_Iterable[_Union[InterceptSpec, _Mapping]]] = ...) -> None: ...
 
 class ReviewInterceptRequest(_message.Message):
     __slots__ = ("session", "intercept_id", "state", "message", "environment", "mounts", "pod_ip", "volumes_port", "volumes_token", "sftp_port")

@@ -84,6 +84,10 @@ class SandboxSettings:
     demo_timeout: float = 180.0
     """Seconds `tp sandbox demo` waits for the demo deployments to become Available."""
 
+    manager_install_timeout: float = 120.0
+    """Seconds `tp sandbox up` waits for the traffic-manager it installs as the admin to
+    become available."""
+
     laptop_dns_ttl: int = 30
     """TTL of the answers of a laptop's stub resolver (zone `laptop.test`)."""
 
@@ -667,6 +671,14 @@ class RootDaemonSettings:
 
     restart_backoff_max: float = 30.0
     """Upper bound of the supervisor's doubling restart back-off."""
+
+    relink_backoff: float = 0.2
+    """Seconds a user daemon whose root daemon died waits before asking the restarted one
+    for its routes and DNS again (doubling after each failed try)."""
+
+    relink_backoff_max: float = 2.0
+    """Upper bound of that doubling back-off (the supervisor restarts the root daemon
+    after `restart_backoff`)."""
 
 
 @dataclass

@@ -48,7 +48,10 @@ def _status(args: argparse.Namespace) -> Any:
 
 
 def _kubeconfig(args: argparse.Namespace) -> Any:
-    return lifecycle.kubeconfig_path(_instance(args), args.laptop, args.user)
+    if args.admin and args.user:
+        raise SandboxUsageError("give --admin or --user USER, not both")
+    return lifecycle.kubeconfig_path(_instance(args), args.laptop,
+                                     "admin" if args.admin else args.user)
 
 
 def _exec(args: argparse.Namespace) -> Any:
@@ -85,8 +88,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help="laptop namespaces to create (default 1)")
     p.add_argument("--no-node", action="store_true", help="run without the node (no pods)")
     p.add_argument("--laptop-users", default=None, metavar="U1,U2",
-                   help="laptop K's kubeconfig acts as the K-th user (alice, bob) instead "
-                        "of the admin")
+                   help="laptop K's kubeconfig acts as the K-th of these users (default: "
+                        "laptop 1 alice, 2 bob, 3 carol, ...; 'admin' for the admin)")
     p.set_defaults(func=_up)
 
     p = add("down", "stop the sandbox and remove everything it made (idempotent)")
@@ -98,10 +101,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                       "(exit status 1 when unhealthy, 3 when not up)")
     p.set_defaults(func=_status)
 
-    p = add("kubeconfig", "print the path of the kubeconfig (host, or a laptop's)")
+    p = add("kubeconfig", "print the path of a kubeconfig: the host's (the admin's), or "
+                          "laptop K's (its developer's)")
     p.add_argument("--laptop", type=int, default=None, metavar="K")
     p.add_argument("--user", default=None, metavar="USER",
-                   help="a named user's kubeconfig (alice, bob) instead of the admin's")
+                   help="a named user's kubeconfig (alice, bob, ...)")
+    p.add_argument("--admin", action="store_true",
+                   help="the admin's (system:masters), e.g. laptop K's: --laptop K --admin")
     p.set_defaults(func=_kubeconfig)
 
     p = add("exec", "run a command inside laptop K (its netns, resolv.conf, KUBECONFIG)")

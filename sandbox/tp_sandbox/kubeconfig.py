@@ -30,8 +30,14 @@ import yaml
 
 from tp_sandbox.paths import Instance
 
-USERS = ("alice", "bob")
-"""The sandbox's named (non-admin) users; laptop K may act as user K (`--laptop-users`)."""
+USERS = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
+         "ken", "laura", "mike", "nina", "oscar", "peggy")
+"""The sandbox's named (non-admin) developers, one per laptop at most
+(`settings.sandbox.max_laptops`): laptop K's kubeconfig is user K's unless `up
+--laptop-users` says otherwise."""
+
+ADMIN = "admin"
+"""The admin user (`system:masters`): `--laptop-users admin`, `kubeconfig --admin`."""
 
 DEVELOPERS_GROUP = "developers"
 DEVELOPERS_BINDING = "tp-sandbox:developers-edit"

@@ -39,7 +39,7 @@ from tp_protocol.settings import get_settings
 
 from tp_sandbox import kubeconfig as kc
 from tp_sandbox import laptops as net
-from tp_sandbox import netns
+from tp_sandbox import netns, team
 from tp_sandbox.errors import (
     SandboxError,
     SandboxNotUpError,
@@ -221,11 +221,24 @@ class UpResult:
     laptops: int
     seconds: float
 
+    laptop_users: list[str] = field(default_factory=list)
+    """Who each laptop's kubeconfig acts as (laptop 1 first)."""
+    manager_seconds: float = 0.0
+    """Of `seconds`, the time the admin's traffic-manager install took (after the
+    cluster served)."""
+
     def __str__(self) -> str:
         how = "already up" if self.already_up else f"up in {self.seconds:.1f}s"
         name = self.instance.name or "default"
-        return (f"sandbox {name} {how}: API {self.api_url}, {self.laptops} laptop(s)\n"
-                f"{self.kubeconfig}")
+        lines = [f"sandbox {name} {how}: API {self.api_url}, {self.laptops} laptop(s)"]
+        if self.laptop_users:
+            lines.append("laptops: " + ", ".join(
+                f"{k} {user}" for k, user in enumerate(self.laptop_users, 1))
+                + " (developers with ClusterRole edit); the admin's kubeconfig "
+                  "(system:masters) is below, a laptop's: `tp sandbox kubeconfig --laptop K "
+                  "--admin`")
+        lines.append(str(self.kubeconfig))
+        return "\n".join(lines)
 
 
 @dataclass
@@ -323,9 +336,9 @@ def _check_up_args(laptops: int, laptop_users: Sequence[str] = ()) -> None:
     if not 0 <= laptops <= limit:
         raise SandboxUsageError(f"--laptops must be between 0 and {limit}, got {laptops}")
     for user in laptop_users:
-        if user not in kc.USERS:
+        if user not in (*kc.USERS, kc.ADMIN):
             raise SandboxUsageError(f"--laptop-users: unknown user {user!r}; the sandbox's "
-                                    f"users are {', '.join(kc.USERS)}")
+                                    f"users are {', '.join(kc.USERS)} and {kc.ADMIN}")
     if len(laptop_users) > laptops:
         raise SandboxUsageError(f"--laptop-users names {len(laptop_users)} users for "
                                 f"{laptops} laptop(s); give at most one per laptop")
@@ -354,9 +367,11 @@ def up(instance: Instance | None = None, laptops: int = 1, node: bool = True,
        progress: Progress = _stderr, laptop_users: Sequence[str] = ()) -> UpResult:
     """Bring the instance up (or report that it is); undo everything on failure.
 
-    `laptop_users`: laptop K's kubeconfig authenticates as the K-th of these users
-    (`kubeconfig.USERS`) instead of the admin; every laptop gets every user's
-    kubeconfig as `kubeconfig-<user>` either way."""
+    Laptop K's kubeconfig authenticates as developer K (`kubeconfig.USERS`: alice, bob,
+    ...; ClusterRole `edit`), or as the K-th of `laptop_users` when given (`admin` for the
+    admin); every laptop gets every user's kubeconfig as `kubeconfig-<user>` and the
+    admin's as `kubeconfig-admin` either way. With a node, the admin installs the
+    traffic-manager (developers may not; `team.install_manager`)."""
     instance = instance or Instance.from_env()
     _check_up_args(laptops, laptop_users)
     started = time.monotonic()
@@ -418,9 +433,11 @@ def _make(instance: Instance, laptops: int, node: bool, progress: Progress,
         _make_laptop_mountns(instance, k)
         for user, tok in user_tokens.items():
             kc.write(d / f"kubeconfig-{user}", kc.render(instance, inner, tok, user))
-        as_user = laptop_users[k - 1] if k <= len(laptop_users) else None
+        kc.write(d / f"kubeconfig-{kc.ADMIN}", kc.render(instance, inner, token))
+        as_user = team.laptop_user(laptop_users, k)
         kc.write(laptop_kubeconfig(instance, k), kc.render(
-            instance, inner, user_tokens[as_user] if as_user else token, as_user))
+            instance, inner, *((token,) if as_user == kc.ADMIN
+                               else (user_tokens[as_user], as_user))))
     kc.write(instance.kubeconfig, kc.render(instance, f"https://127.0.0.1:{port}", token))
     for user, tok in user_tokens.items():
         kc.write(kc.user_kubeconfig(instance, user),
@@ -444,10 +461,16 @@ def _make(instance: Instance, laptops: int, node: bool, progress: Progress,
         progress("waiting for the node to be Ready")
         _wait(lambda: _node_ready(instance) or None, max(deadline - time.monotonic(), 1.0),
               "the node to be Ready", instance, "node")
+        progress("the admin installs the traffic-manager")
+        manager_started = time.monotonic()
+        team.install_manager(instance, progress)
+        state["manager_seconds"] = time.monotonic() - manager_started
     state["phase"] = "up"
     _write_state(instance, state)
     return UpResult(instance, instance.kubeconfig, api_url, False, laptops,
-                    time.monotonic() - started)
+                    time.monotonic() - started,
+                    [team.laptop_user(laptop_users, k) for k in range(1, laptops + 1)],
+                    float(state.get("manager_seconds", 0.0)))
 
 
 def laptop_mountns(instance: Instance, k: int) -> Path:
@@ -733,15 +756,17 @@ def _require(instance: Instance, laptop: int | None) -> dict[str, Any]:
 
 def kubeconfig_path(instance: Instance | None = None, laptop: int | None = None,
                     user: str | None = None) -> Path:
-    """The host kubeconfig, or laptop K's (its server is the in-sandbox API address);
-    with `user`, that named user's instead of the admin's (or laptop K's default)."""
+    """The host kubeconfig (the admin's), or laptop K's (its server is the in-sandbox API
+    address; its developer's); with `user`, that user's (`admin`: the admin's)."""
     instance = instance or Instance.from_env()
     _require(instance, laptop)
-    if user is not None and user not in kc.USERS:
+    if user is not None and user not in (*kc.USERS, kc.ADMIN):
         raise SandboxUsageError(f"unknown user {user!r}: the sandbox's users are "
-                                f"{', '.join(kc.USERS)} (leave --user out for the admin)")
+                                f"{', '.join(kc.USERS)} and {kc.ADMIN} (--admin)")
     if user is None:
         return instance.kubeconfig if laptop is None else laptop_kubeconfig(instance, laptop)
+    if user == kc.ADMIN and laptop is None:
+        return instance.kubeconfig
     path = (kc.user_kubeconfig(instance, user) if laptop is None
             else instance.laptop_dir(laptop) / f"kubeconfig-{user}")
     if not path.exists():

@@ -64,7 +64,8 @@ def lap2(sandbox: Any) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def connected(lap1: Any, demo: str) -> dict[str, Any]:
-    """Laptop 1 before and after its first `tp connect` (which installs the manager)."""
+    """Laptop 1 (alice) before and after its first `tp connect` (the admin installed the
+    manager at `tp sandbox up`)."""
     before = lap1.run(f"{CURL} http://dataprocessingservice.{demo}:3000/color")
     started = time.monotonic()
     proc = lap1.run(f"{TP} connect", timeout=180)
@@ -75,11 +76,11 @@ def test_before_connect_the_demo_service_is_unreachable(connected: dict[str, Any
     assert connected["before"].returncode != 0
 
 
-def test_connect_says_where_it_connected_and_installs_the_manager(
+def test_connect_says_where_it_connected_and_the_manager_runs(
         connected: dict[str, Any], sandbox: Any, core: Any) -> None:
     proc = connected["connect"]
     assert proc.returncode == 0, proc.stderr
-    context = f"tp-sandbox-{sandbox.name}"
+    context = f"alice@tp-sandbox-{sandbox.name}"
     assert f"Connected to context {context} (https://172.30.0.1:6443)" in proc.stdout
     pods = core.list_namespaced_pod("ambassador", label_selector="app=traffic-manager").items
     assert any(p.status.phase == "Running" for p in pods)
@@ -258,8 +259,8 @@ def test_a_manager_that_cannot_start_fails_the_first_connect_at_once_and_is_remo
     settings.write_text(json.dumps(
         {"connect": {"manager_image": "ghcr.io/tp-jupyter/no-such-image:0"}}))
     namespace = f"tp-bad-image-{secrets.token_hex(3)}"
-    proc = lap2.run(f"TP_SETTINGS={settings} {TP} connect --manager-namespace {namespace}",
-                    timeout=120)
+    proc = lap2.run(f"TP_SETTINGS={settings} {TP} connect --kubeconfig "
+                    f"{lap2.admin_kubeconfig} --manager-namespace {namespace}", timeout=120)
     # the reason, not the install timeout's message: it did not wait for what cannot happen
     _assert_refused(proc, lap2, "traffic-manager pod traffic-manager-")
     assert "cannot start (ErrImagePull" in proc.stderr or "ImagePullBackOff" in proc.stderr

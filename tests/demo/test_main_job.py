@@ -24,6 +24,11 @@ def test_tp_demo_replays_the_seed_walkthrough_with_every_check_passing() -> None
         proc = tp("demo", timeout=850)
         out = proc.stdout
         assert proc.returncode == 0, out[-4000:] + proc.stderr[-2000:]
+        assert "Connected to context alice@tp-sandbox (https://172.30.0.1:6443)" in out
+        assert "Connected to context bob@tp-sandbox (https://172.30.0.1:6443)" in out
+        # what only an admin may do runs with the admin's kubeconfig, and says so
+        assert "[laptop-1 as the admin] $ kubectl create ns telepresence-demo" in out
+        assert "[laptop-1 as the admin] $ tp uninstall --everything" in out
         assert "Connected to context tp-sandbox (https://172.30.0.1:6443)" in out
         assert "dataprocessingservice: ready to intercept (traffic-agent not yet installed)" in out
         assert "Using Deployment dataprocessingservice" in out

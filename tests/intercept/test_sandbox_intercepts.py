@@ -386,12 +386,19 @@ def test_a_killed_daemon_loses_its_intercepts_after_the_ttl(
 
 
 def test_uninstall_everything_restores_every_workload_exactly(
-        dev_a: Laptop, dev_b: Laptop, demo: dict[str, Any], apps: Any, core: Any) -> None:
+        sandbox: Any, dev_b: Laptop, demo: dict[str, Any], apps: Any, core: Any) -> None:
     ns = demo["namespace"]
-    out = _tp(dev_b, "uninstall --everything", timeout=240)
-    assert out.returncode == 0, out.stderr
-    assert f"Deployment/{SVC}.{ns}" in out.stdout and "traffic-manager" in out.stdout
-    wait_for(lambda: _rolled_out(apps, ns), 60, "the restored rollout")
-    assert _specs(apps, core, ns) == demo["before"]
-    assert not apps.list_namespaced_deployment(
-        "ambassador", label_selector="app=traffic-manager").items
+    # removing the traffic-manager is the admin's: bob's laptop reconnects as the admin
+    assert _tp(dev_b, "quit", timeout=60).returncode == 0
+    admin = _tp(dev_b, f"connect --kubeconfig {dev_b.admin_kubeconfig}", timeout=180)
+    assert admin.returncode == 0, admin.stderr
+    try:
+        out = _tp(dev_b, "uninstall --everything", timeout=240)
+        assert out.returncode == 0, out.stderr
+        assert f"Deployment/{SVC}.{ns}" in out.stdout and "traffic-manager" in out.stdout
+        wait_for(lambda: _rolled_out(apps, ns), 60, "the restored rollout")
+        assert _specs(apps, core, ns) == demo["before"]
+        assert not apps.list_namespaced_deployment(
+            "ambassador", label_selector="app=traffic-manager").items
+    finally:
+        sandbox.install_manager()  # for the developers of the next tests

@@ -1,32 +1,34 @@
-"""The tutorial notebooks pass under `pytest --nbval` inside a sandbox laptop.
+"""The tutorial notebooks pass under `pytest --nbval`, run by a normal user in a laptop.
 
-The whole nbval run (and so every kernel) is a process in laptop 1's network namespace,
-with the demo app deployed in `telepresence-demo`; notebook 3 plays the second developer
-on laptop 2 through `tp sandbox exec --laptop 2`. Outputs are compared after the
-replacements of notebooks/nbval_sanitize.cfg (times, durations, ports, mount points,
-cluster IPs, column padding), so colors, status codes, row counts and intercept blocks
-are checked, not just executed.
+As on a workstation set up once by its admin: root installs the root daemon service in
+laptop 1 (`tp daemon install --group G`), then a non-root member of G runs nbval on every
+`notebooks/*.ipynb` -- so every kernel, and every tp daemon the notebooks start, runs as
+that user (no root anywhere in them) and gets full routing and DNS from the service. The
+user's KUBECONFIG is laptop 1's own (alice, a developer with ClusterRole `edit`), and
+`~/.kube/bob` is bob's, which notebook 3 uses for Bob's terminal (a second daemon of the
+same user, in proxy mode). Users come from `nonroot_testing`; their $HOME is a short
+/tmp/tpnb-* (the daemon's socket path must fit in 108 bytes; nbval_sanitize.cfg hides it).
 
-`TP_NB_RECORD=1` first executes the notebooks in place inside the laptop (nbconvert) to
-record fresh outputs -- review the diff before committing it; `TP_NB_RECORD=05` records only
-the notebooks whose file name contains `05`, and `TP_NB_ONLY=05` runs only those under
-nbval. `TP_NB_KEEP=1` keeps the notebooks' $HOME (/tmp/tpnb-*, with both daemons' logs)
-for a post-mortem.
+Outputs are compared after the replacements of notebooks/nbval_sanitize.cfg (times,
+durations, ports, mount points, cluster IPs, client names, column padding), so colors,
+status codes, row counts and intercept blocks are checked, not just executed.
+
+`TP_NB_RECORD=1` first executes the notebooks (as that user, in a copy the user owns) to
+record fresh outputs, written back in place -- review the diff before committing it;
+`TP_NB_RECORD=05` records only the notebooks whose file name contains `05`, and
+`TP_NB_ONLY=05` runs only those under nbval. `TP_NB_KEEP=1`
+keeps the user's $HOME (both daemons' logs) for a post-mortem.
 
 The notebooks expect the demo as `tp sandbox demo` leaves it (no traffic-agent yet);
 notebook 4 ends by uninstalling the agent, so consecutive runs see the same state.
-
-$TP_HOME is removed from the notebooks' environment: each laptop then has its own daemon
-home (per network namespace, under the test's $HOME), as two real laptops would.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
+import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,12 +37,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nonroot_testing import User, group_exists, user_python
+from sandbox_testing import Laptop
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 NAMESPACE = "telepresence-demo"
+ROOT_TP = f"{sys.executable} -m tp_jupyter.cli"
+TAG = secrets.token_hex(3)
+GROUP = f"tpnb{TAG}"
+BOB_TP_HOME = ".cache/tp-jupyter-bob"  # notebook 3's second daemon (Bob's terminal)
 
-pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
@@ -53,66 +61,81 @@ def demo(sandbox: Any) -> str:
     return NAMESPACE
 
 
-def _stop_leftovers(lap: Any) -> None:
-    """After a failed run: stop Bob's local app (a process in laptop 2 started by notebook 3)."""
-    pids = subprocess.run(["ip", "netns", "pids", lap.netns], capture_output=True, text=True,
-                          check=False).stdout.split()
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            if b"tp_sandbox.demo.dataprocessingservice" in cmdline:
-                os.kill(int(pid), signal.SIGTERM)
-
-
-@pytest.fixture
-def short_home() -> Iterator[Path]:
-    """$HOME for the notebooks: short, as the daemon's socket path must fit in 108 bytes."""
+@pytest.fixture(scope="module")
+def member(sandbox: Any) -> Iterator[tuple[User, Laptop]]:
+    """A non-root user in the service's group, in laptop 1 where root installed it."""
+    lap = Laptop(sandbox, 1)
     home = Path(tempfile.mkdtemp(prefix="tpnb-", dir="/tmp"))
-    try:
-        yield home
-    finally:
-        if not os.environ.get("TP_NB_KEEP"):   # keep the daemon logs for a post-mortem
-            shutil.rmtree(home, ignore_errors=True)
+    with user_python(sandbox, Path(f"/tmp/tpnbpy-{TAG}")) as python:
+        user = User(f"tpnb{TAG}", python, home=home)
+        try:
+            installed = lap.run(f"{ROOT_TP} daemon install --group {GROUP}", timeout=60)
+            assert installed.returncode == 0, installed.stderr
+            user.join(GROUP)
+            user.give(sandbox.instance.laptop_dir(1) / "kubeconfig-bob", ".kube/bob")
+            user.write("bin/tp", f'#!/bin/sh\nexec {python} -m tp_jupyter.cli "$@"\n', 0o755)
+            yield user, lap
+        finally:
+            for tp_home in ("", f"TP_HOME={home / BOB_TP_HOME} "):
+                user.run(lap, f"{tp_home}{user.tp} quit", timeout=60)
+            lap.run(f"{ROOT_TP} daemon uninstall --force", timeout=60)
+            user.remove()  # with every process of the user (Bob's app after a failure)
+            if group_exists(GROUP):
+                subprocess.run(["groupdel", GROUP], capture_output=True, check=False)
+            if not os.environ.get("TP_NB_KEEP"):
+                shutil.rmtree(home, ignore_errors=True)
 
 
-def test_the_tutorial_notebooks_pass_nbval_in_a_laptop(demo: str, laptop: Any,
-                                                       short_home: Path) -> None:
-    alice, bob = laptop(1), laptop(2)
-    env = {"HOME": str(short_home), "JUPYTER_RUNTIME_DIR": str(short_home / "rt"),
-           "PYTHONPATH": os.pathsep.join(sys.path)}
-    fresh = ["env", "-u", "TP_HOME"]
+def _record(user: User, lap: Laptop, env: str, notebooks: list[str], record: str) -> None:
+    """Execute the chosen notebooks as the user, in a copy it owns, and write them back."""
+    chosen = notebooks if record == "1" else [n for n in notebooks if record in Path(n).name]
+    work = user.home / "record"
+    copies = [user.give(Path(n), f"record/{Path(n).name}") for n in chosen]
+    rec = user.run(lap, f"{env} {user.python} -m nbconvert --to notebook --execute "
+                        f"--inplace --ExecutePreprocessor.timeout=180 "
+                        + " ".join(str(c) for c in copies), timeout=600)
+    assert rec.returncode == 0, rec.stdout[-3000:] + rec.stderr[-3000:]
+    for copy, original in zip(copies, chosen, strict=True):
+        shutil.copyfile(copy, original)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def test_the_tutorial_notebooks_pass_nbval_as_a_normal_user_with_the_root_daemon(
+        demo: str, member: tuple[User, Laptop]) -> None:
+    user, lap = member
+    env = f"PATH={user.home}/bin:$PATH JUPYTER_RUNTIME_DIR={user.home}/rt"
     notebooks = sorted(str(p) for p in NOTEBOOKS.glob("*.ipynb"))
     only = os.environ.get("TP_NB_ONLY", "")   # while writing one notebook: run just it
     notebooks = [n for n in notebooks if only in Path(n).name]
-    try:
-        # the state notebook 1 shows, also on a reused sandbox where an earlier run failed
-        reset = alice.run([*fresh, "sh", "-c", f"tp connect >/dev/null && tp uninstall "
-                           f"--all-agents -n {demo} >/dev/null && tp quit >/dev/null"],
-                          timeout=240, env=env)
-        assert reset.returncode == 0, reset.stderr[-2000:]
-        record = os.environ.get("TP_NB_RECORD", "")
-        if record:
-            chosen = notebooks if record == "1" else [
-                n for n in notebooks if record in Path(n).name]
-            rec = alice.run([*fresh, sys.executable, "-m", "jupyter", "nbconvert", "--to",
-                             "notebook", "--execute", "--inplace",
-                             "--ExecutePreprocessor.timeout=180", *chosen],
-                            timeout=500, env=env)
-            assert rec.returncode == 0, rec.stdout[-3000:] + rec.stderr[-3000:]
-        result = alice.run([*fresh, sys.executable, "-m", "pytest", "--nbval",
-                            "-p", "no:cacheprovider",
-                            "--nbval-sanitize-with", str(NOTEBOOKS / "nbval_sanitize.cfg"),
-                            "--nbval-cell-timeout=180", "-q", "-o", "addopts=", "--rootdir",
-                            str(NOTEBOOKS), *notebooks], timeout=500, env=env)
-    finally:   # the daemons the notebooks started must not outlive the test
-        for lap in (alice, bob):
-            lap.run([*fresh, sys.executable, "-m", "tp_jupyter.cli", "quit"], timeout=60,
-                    env=env)
-        _stop_leftovers(bob)
+
+    def reset() -> None:
+        """The state notebook 1 shows, also on a reused sandbox where an earlier run (or
+        a recording of some notebooks only) left agents behind."""
+        done = user.run(lap, f"{env} sh -c 'tp connect >/dev/null && tp uninstall "
+                             f"--all-agents -n {demo} >/dev/null && tp quit >/dev/null'",
+                        timeout=240)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    reset()
+    record = os.environ.get("TP_NB_RECORD", "")
+    if record:
+        _record(user, lap, env, notebooks, record)
+        reset()
+    # the user's own copies: the checkout may be private (CI's `mktemp -d`, 0700)
+    copies = [str(user.give(Path(n), f"notebooks/{Path(n).name}")) for n in notebooks]
+    sanitize = user.give(NOTEBOOKS / "nbval_sanitize.cfg", "notebooks/nbval_sanitize.cfg")
+    result = user.run(lap, f"{env} {user.python} -m pytest --nbval -p no:cacheprovider "
+                           f"--nbval-sanitize-with {sanitize} --nbval-cell-timeout=180 -q "
+                           f"-o addopts= --rootdir {sanitize.parent} " + " ".join(copies),
+                      timeout=800)
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
     assert " passed" in result.stdout
+    # the kernels ran as the user and got their routes from the root daemon, not proxy mode
+    status = json.loads(lap.run(f"{ROOT_TP} daemon status --format json").stdout)
+    log = Path(status["log_file"]).read_text()
+    assert f"{user.name} (uid {user.uid}" in log and "asks for routes" in log, log[-2000:]
     if any("07_" in Path(n).name for n in notebooks):
-        _check_tutorial_har(short_home / "tutorial-07" / "books.har")
+        _check_tutorial_har(user.home / "tutorial-07" / "books.har")
 
 
 def _check_tutorial_har(path: Path) -> None:

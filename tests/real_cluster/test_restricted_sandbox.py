@@ -127,7 +127,9 @@ def dev(sandbox: Any, app_namespace: str, manager_namespace: str) -> Iterator[La
                       stderr=subprocess.DEVNULL)
     wait_for(lambda: "blue" in lap.run(f"{CURL} http://127.0.0.1:3000/color").stdout, 30,
              "the local blue app")
-    connected = _tp(lap, f"connect --manager-namespace {manager_namespace} --registry "
+    # installing a manager is the admin's (laptop 1's own kubeconfig is alice's)
+    connected = _tp(lap, f"connect --kubeconfig {lap.admin_kubeconfig} "
+                         f"--manager-namespace {manager_namespace} --registry "
                          f"{REGISTRY} --image-pull-secret regcred", timeout=180)
     assert connected.returncode == 0, connected.stderr
     yield lap
@@ -156,7 +158,8 @@ def test_the_manager_comes_from_the_configured_registry_and_runs_as_non_root(
 def test_asking_an_installed_manager_for_other_images_says_how_to_change_them(
         sandbox: Any, dev: Laptop, manager_namespace: str) -> None:
     lap = Laptop(sandbox, 2)
-    out = _tp(lap, f"connect --manager-namespace {manager_namespace} --registry other.test/x",
+    out = _tp(lap, f"connect --kubeconfig {lap.admin_kubeconfig} "
+                   f"--manager-namespace {manager_namespace} --registry other.test/x",
               timeout=180)
     try:
         assert out.returncode == 0, out.stderr
@@ -304,7 +307,8 @@ def test_a_bad_image_option_fails_in_one_line_and_installs_nothing(
 
     lap = Laptop(sandbox, 2)
     manager_ns = f"tp-bad-{secrets.token_hex(3)}"
-    out = _tp(lap, f"connect --manager-namespace {manager_ns} --manager-image 'Bad Image'")
+    out = _tp(lap, f"connect --kubeconfig {lap.admin_kubeconfig} "
+                   f"--manager-namespace {manager_ns} --manager-image 'Bad Image'")
     assert out.returncode != 0
     errors = [line for line in out.stderr.strip().splitlines() if line.startswith("tp: ")]
     assert len(errors) == 1 and out.stderr.strip().endswith(errors[0]), out.stderr

@@ -68,7 +68,7 @@ def own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Own]:
     before = os.environ.get("TP_SETTINGS")
     os.environ["TP_SETTINGS"] = str(settings)  # inherited by the supervisor and its children
     try:
-        lifecycle.up(instance, laptops=2, laptop_users=["alice", "bob"],
+        lifecycle.up(instance, laptops=2,  # laptop 1 is alice, laptop 2 bob by default
                      progress=lambda line: print(f"[{instance.name}] {line}", file=sys.stderr))
     finally:
         if before is None:
@@ -274,9 +274,17 @@ def test_each_laptop_acts_as_its_user_and_every_user_has_a_kubeconfig(own: Own) 
                           "--user", "mallory"], capture_output=True, text=True, timeout=60,
                          check=False)
     assert bad.returncode == 1
-    assert bad.stderr.strip() == ("tp: unknown user 'mallory': the sandbox's users are alice, "
-                                  "bob (leave --user out for the admin)")
-    # The default laptop kubeconfig stays the admin's unless --laptop-users says otherwise.
+    assert bad.stderr.strip().startswith("tp: unknown user 'mallory': the sandbox's users "
+                                         "are alice, bob, carol, ")
+    assert bad.stderr.strip().endswith(" and admin (--admin)")
+    # Only the admin is system:masters; a laptop has the admin's kubeconfig beside its own.
     tokens = json.loads(own.instance.tokens_file.read_text())
     masters = [t for t, who in tokens.items() if "system:masters" in who["groups"]]
     assert [who["user"] for t, who in tokens.items() if t in masters] == ["admin"]
+    admin = subprocess.run([*TP, "sandbox", "kubeconfig", "--name", own.instance.name,
+                            "--laptop", "2", "--admin"], capture_output=True, text=True,
+                           timeout=60, check=True).stdout.strip()
+    assert admin == str(own.instance.laptop_dir(2) / "kubeconfig-admin")
+    doc = Path(admin).read_text()
+    assert f"current-context: tp-sandbox-{own.instance.name}" in doc
+    assert "server: https://172.30.0.1:6443" in doc

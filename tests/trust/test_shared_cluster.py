@@ -76,9 +76,10 @@ def demo(sandbox: Any, apps: Any, core: Any) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def installed(sandbox: Any, demo: str) -> None:
-    """The admin installs the manager once (a developer with `edit` cannot)."""
+    """The admin installs the manager once (a developer with `edit` cannot): `tp sandbox
+    up` did; the admin's connect finds it (or installs it again)."""
     admin = Laptop(sandbox, 1)
-    connected = _tp(admin, "connect", timeout=180)
+    connected = _tp(admin, f"connect --kubeconfig {admin.admin_kubeconfig}", timeout=180)
     assert connected.returncode == 0, connected.stderr
     assert _tp(admin, "quit", timeout=30).returncode == 0
 
@@ -329,10 +330,41 @@ def test_uninstalling_an_agent_someone_else_intercepts_needs_force_and_names_the
     last = refused.stderr.strip().splitlines()[-1]
     assert last.startswith("tp: ") and "alice" in last and "--force" in last, refused.stderr
     assert "intercepted" in _tp(alice, f"list -n {demo}").stdout  # untouched
-    forced = _tp(bob, f"uninstall --agent {SVC} -n {demo} --force")
+    forced = _tp(bob, f"uninstall --agent {SVC} -n {demo} --force --format json")
     assert forced.returncode == 0, forced.stderr
+    ended = json.loads(forced.stdout)["ended"]
+    assert [(e["name"], e["owner"], e["workload"], e["namespace"]) for e in ended] == [
+        ("alice", "alice", SVC, demo)]
+    assert ended[0]["client"], ended
     wait_for(lambda: "intercepted" not in _tp(alice, f"list -n {demo}").stdout, 60,
              "alice's intercept to end")
+
+
+def test_tp_list_names_the_owner_of_an_intercept_that_is_not_yours(
+        alice: Laptop, bob: Laptop, demo: str) -> None:
+    made = _tp(alice, f"intercept {SVC} -n {demo} -p 3000 --http-match x-dev=alice "
+                      "--name alice2 --mount false", timeout=180)
+    assert made.returncode == 0, made.stderr
+    theirs = _tp(bob, f"list -n {demo}").stdout.splitlines()
+    assert f"{SVC}: intercepted by alice" in theirs, theirs
+    by = [line.split(":", 1)[1].strip() for line in theirs
+          if line.strip().startswith("Intercepted by")]
+    assert len(by) == 1 and by[0].startswith("alice ("), theirs
+    mine = _tp(alice, f"list -n {demo}").stdout
+    assert f"{SVC}: intercepted\n" in mine and "Intercepted by" not in mine, mine
+
+
+def test_a_forced_uninstall_says_whose_intercepts_it_ended(
+        alice: Laptop, bob: Laptop, demo: str) -> None:
+    forced = _tp(bob, f"uninstall --agent {SVC} -n {demo} --force")
+    assert forced.returncode == 0, forced.stderr
+    lines = forced.stdout.splitlines()
+    assert f"Removed the traffic-agent from Deployment/{SVC}.{demo}" in lines, lines
+    ended = [line for line in lines if line.startswith("Ended the intercept")]
+    assert len(ended) == 1 and ended[0].startswith("Ended the intercept alice2 of alice ("), lines
+    assert ended[0].endswith(f") on {SVC}.{demo}"), lines
+    wait_for(lambda: "intercepted" not in _tp(alice, f"list -n {demo}").stdout, 60,
+             "alice's second intercept to end")
 
 
 def test_a_developer_cannot_install_the_manager_and_is_told_who_can(

@@ -326,16 +326,24 @@ class Servicer(pb_grpc.ManagerServicer):
         if self.workloads is None:
             await self._no_kube(context)
         assert self.workloads is not None
+        ended: list[Any] = []  # others' intercepts a forced uninstall ends, for the answer
 
         async def allow(targets: list[tuple[str, str]]) -> None:
             for namespace, name in targets:
                 await self._may_change(context, "Deployment", namespace, name,
                                        "removing its traffic-agent")
+            theirs = [ic for ic in self.state.intercepts.values()
+                      if (ic.spec.namespace, ic.spec.workload) in targets
+                      and ic.client_session != session.id]
             others = sorted({f"{ic.spec.name} ({ic.spec.owner or ic.spec.client}) on "
-                             f"{ic.spec.workload}.{ic.spec.namespace}"
-                             for ic in self.state.intercepts.values()
-                             if (ic.spec.namespace, ic.spec.workload) in targets
-                             and ic.client_session != session.id})
+                             f"{ic.spec.workload}.{ic.spec.namespace}" for ic in theirs})
+            ended.extend(pb.InterceptSpec(name=ic.spec.name, owner=ic.spec.owner,
+                                          client=ic.spec.client, workload=ic.spec.workload,
+                                          namespace=ic.spec.namespace,
+                                          workload_kind=ic.spec.workload_kind)
+                         for ic in sorted(theirs, key=lambda ic: (ic.spec.namespace,
+                                                                  ic.spec.workload,
+                                                                  ic.spec.name)))
             if others and not request.force:
                 raise OthersIntercepting(
                     "other developers intercept through these agents: "
@@ -346,7 +354,9 @@ class Servicer(pb_grpc.ManagerServicer):
                             "%s", session.username or session.id, ", ".join(others))
 
         try:
-            return await self.workloads.uninstall(request, allow)
+            result = await self.workloads.uninstall(request, allow)
+            result.ended.extend(ended)
+            return result
         except OthersIntercepting as exc:
             return pb.UninstallAgentsResult(error=str(exc))
 

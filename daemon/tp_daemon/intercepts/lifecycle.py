@@ -325,7 +325,7 @@ class Lifecycle:
             if restored in answer.restored or request.everything:
                 self.book.mine.pop(name, None)
                 self.forget(name)
-        return dpb.UninstallResult(restored=answer.restored)
+        return dpb.UninstallResult(restored=answer.restored, ended=answer.ended)
 
     def env(self, name: str) -> dpb.EnvInfo:
         info = self.book.mine.get(name)

@@ -21,12 +21,33 @@ def _uninstall(args: argparse.Namespace) -> str:
     return service.uninstall(force=args.force)
 
 
-def _status(args: argparse.Namespace) -> str:
+FORMATS = ("default", "json", "yaml")
+"""As the front's `--format` (tp_jupyter.output, which this package may not import)."""
+
+
+class Status:
+    """`tp daemon status`: text by default, `to_dict()` for `--format json|yaml`."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.data
+
+    def __str__(self) -> str:
+        return _status_text(self.data)
+
+
+def _status(args: argparse.Namespace) -> Any:
     from tp_daemon.root import service
 
     st = service.status()
-    if args.json:
+    if args.json:  # the old flag, kept as a hidden alias of --format json
         return json.dumps(st)
+    return Status(st)
+
+
+def _status_text(st: dict[str, Any]) -> str:
     if not st["running"]:
         head = ("Root daemon: installed but not answering" if st["installed"]
                 else "Root daemon: not installed")
@@ -51,5 +72,8 @@ def register(sub: Any) -> None:
                    help="even while users are connected through it")
     p.set_defaults(func=_uninstall)
     p = commands.add_parser("status", help="whether it runs, and whom it routes")
-    p.add_argument("--json", action="store_true", help="print a JSON object")
+    p.add_argument("--format", choices=FORMATS, default="default",
+                   help="output format: default (text), json or yaml (the fields of "
+                        "docs/root-daemon.md)")
+    p.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=_status)

@@ -75,10 +75,15 @@ class RootLease:
             raise RoutingError(f"the root daemon at {path} does not answer ({e}); "
                                "`sudo tp daemon status` shows why") from e
         try:
-            writer.write(json.dumps({"op": "route", "ranges": [r for r in ranges if r],
-                                     "proxy_port": proxy_port, "dns_port": dns_port,
-                                     "context": context}).encode() + b"\n")
-            await writer.drain()
+            try:
+                writer.write(json.dumps({"op": "route", "ranges": [r for r in ranges if r],
+                                         "proxy_port": proxy_port, "dns_port": dns_port,
+                                         "context": context}).encode() + b"\n")
+                await writer.drain()
+            except OSError as e:
+                # a caller it refuses (group check) gets the reason before its request is
+                # read, and the connection closed: the reason is what counts, if it came
+                log.info("the root daemon closed before reading the request: %s", e)
             line = await asyncio.wait_for(reader.readline(), wait)
             reply = json.loads(line) if line else {"error": "it closed the connection"}
         except (OSError, TimeoutError, ValueError) as e:
