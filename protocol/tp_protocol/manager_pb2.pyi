@@ -606,3 +606,29 @@ class WatchTrafficRequest(_message.Message):
     intercept_names: _containers.RepeatedScalarFieldContainer[str]
     include_unmatched: bool
     def __init__(self, session: _Optional[_Union[SessionInfo, _Mapping]] = ..., intercept_names: _Optional[_Iterable[str]] = ..., include_unmatched: _Optional[bool] = ...) -> None: ...
+
+class RelayFrame(_message.Message):
+    __slots__ = ("conn", "hello", "open", "dial", "opened", "close_write", "error", "data")
+    CONN_FIELD_NUMBER: _ClassVar[int]
+    HELLO_FIELD_NUMBER: _ClassVar[int]
+    OPEN_FIELD_NUMBER: _ClassVar[int]
+    DIAL_FIELD_NUMBER: _ClassVar[int]
+    OPENED_FIELD_NUMBER: _ClassVar[int]
+    CLOSE_WRITE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    conn: int
+    hello: SessionInfo
+    open: ToClient
+    dial: DialRequest
+    opened: TunnelOpened
+    close_write: CloseWrite
+    error: TunnelError
+    data: bytes
+    def __init__(self, conn: _Optional[int] = ..., hello: _Optional[_Union[SessionInfo, _Mapping]] = ..., open: _Optional[_Union[ToClient, _Mapping]] = ..., dial: _Optional[_Union[DialRequest, _Mapping]] = ..., opened: _Optional[_Union[TunnelOpened, _Mapping]] = ..., close_write: _Optional[_Union[CloseWrite, _Mapping]] = ..., error: _Optional[_Union[TunnelError, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class RelayBatch(_message.Message):
+    __slots__ = ("frames",)
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    frames: _containers.RepeatedCompositeFieldContainer[RelayFrame]
+    def __init__(self, frames: _Optional[_Iterable[_Union[RelayFrame, _Mapping]]] = ...) -> None: ...

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
+from tp_protocol import manager_pb2 as pb
 from tp_protocol.aio import spawn
 from tp_protocol.settings import InterceptSettings, get_settings
 
@@ -15,6 +16,7 @@ from tp_cluster.agent.forward import Listener
 from tp_cluster.agent.http import Context
 from tp_cluster.agent.intercepts import Intercept, Registry
 from tp_cluster.agent.link import Link
+from tp_cluster.agent.relay import AgentRelay
 from tp_cluster.agent.tunnel import AgentTunnel
 from tp_cluster.agent.volumes import SftpServer, VolumeServer
 
@@ -34,6 +36,7 @@ class Agent:
                                self.settings.agent_rpc_timeout, config.mount_root)
         self.link = Link(config, self.registry, self.settings, self.volumes, self.sftp)
         self.listeners: list[Listener] = []
+        self.relay = AgentRelay(self.settings.relay_buffer_bytes)
         self._link_task: asyncio.Task[None] | None = None
 
     def _context(self, port: Any) -> Context:
@@ -48,6 +51,17 @@ class Agent:
                 self.link.stub, self.link.session, intercept.id, intercept.name,
                 source=source, service_port=port.port, wait=s.local_dial_timeout)
 
+        async def open_request(intercept: Intercept, source: tuple[str, int]) -> Any:
+            # personal intercepts' requests: sent with the dial on the Relay stream
+            if self.link.session is None or self.link.stub is None:
+                raise TunnelFailed(f"intercept {intercept.name}: the traffic-agent has no "
+                                   "session with the traffic-manager")
+            return self.relay.open(
+                self.link.stub, self.link.session, f"intercept {intercept.name}",
+                pb.ToClient(intercept_id=intercept.id, source_ip=source[0],
+                            source_port=source[1], service_port=port.port),
+                wait=s.local_dial_timeout, fallback=lambda: open_tunnel(intercept, source))
+
         return Context(
             port=port.port, app_port=port.app_port, workload=self.config.name,
             namespace=self.config.namespace, pod=self.config.pod_name, chunk=s.agent_chunk,
@@ -55,7 +69,8 @@ class Agent:
             app_dial_timeout=s.agent_app_dial_timeout,
             tunnel_close_timeout=s.agent_tunnel_close_timeout,
             route=self.registry.route, open_tunnel=open_tunnel, report=self.link.report,
-            redact=frozenset(h.lower() for h in s.capture_redact_headers))
+            redact=frozenset(h.lower() for h in s.capture_redact_headers),
+            open_request=open_request)
 
     async def start(self) -> list[int]:
         """Listen on every port (returns them), then start the manager link."""
@@ -76,6 +91,7 @@ class Agent:
         await asyncio.gather(*(listener.stop(grace) for listener in self.listeners))
         await self.volumes.stop()
         await self.sftp.stop()
+        self.relay.close()
         if self._link_task is not None:
             await self.link.stop(self._link_task)
         log.info("traffic-agent stopped")

@@ -48,6 +48,7 @@ from tp_cluster.manager.auth import AuthInterceptor, Caller, Forbidden, Gate, Op
 from tp_cluster.manager.clusterinfo import ClusterFacts
 from tp_cluster.manager.dispositions import Dispositions
 from tp_cluster.manager.dns import ClusterResolver, DNSLookupError
+from tp_cluster.manager.relay import RelayHub
 from tp_cluster.manager.replace import Replacements
 from tp_cluster.manager.state import (
     InterceptInvalid,
@@ -138,6 +139,7 @@ class Servicer(pb_grpc.ManagerServicer):
         self.workloads = workloads
         self.settings = get_settings()
         self.replacements: Replacements | None = None   # `tp replace` (with Kubernetes)
+        self.relay = RelayHub(state, self.settings.intercept.relay_buffer_bytes)
 
     # --- who calls -------------------------------------------------------------------
 
@@ -567,6 +569,16 @@ class Servicer(pb_grpc.ManagerServicer):
         async for entry in logs.gather(self.state, kube, self.namespace, max_bytes,
                                        connect.gather_logs_tail_lines, readable=readable):
             yield entry
+
+    # --- speed: multiplexed intercepted requests (tp_cluster.manager.relay) ----------
+
+    async def Relay(self, request_iterator: AsyncIterator[Any], context: Any) -> None:
+        async def session_of(session_id: str) -> Any:
+            return await self._session(context, session_id)
+        try:
+            await self.relay.serve(request_iterator, context.write, session_of)
+        except StateError as exc:
+            await context.abort(getattr(grpc.StatusCode, exc.code), str(exc))
 
 
 class ManagerServer:
