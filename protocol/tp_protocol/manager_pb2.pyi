@@ -590,12 +590,14 @@ class TrafficRecord(_message.Message):
     def __init__(self, id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., intercept_id: _Optional[str] = ..., intercept_name: _Optional[str] = ..., client_session: _Optional[str] = ..., workload: _Optional[str] = ..., namespace: _Optional[str] = ..., pod: _Optional[str] = ..., port: _Optional[int] = ..., source: _Optional[str] = ..., method: _Optional[str] = ..., path: _Optional[str] = ..., http_version: _Optional[str] = ..., request_headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ..., status: _Optional[int] = ..., reason: _Optional[str] = ..., response_headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ..., duration_ms: _Optional[float] = ..., time_to_first_byte_ms: _Optional[float] = ..., request_size: _Optional[int] = ..., response_size: _Optional[int] = ..., routed_to: _Optional[_Union[RoutedTo, str]] = ..., request_body_prefix: _Optional[bytes] = ..., response_body_prefix: _Optional[bytes] = ..., request_body_truncated: _Optional[bool] = ..., response_body_truncated: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
 
 class TrafficReport(_message.Message):
-    __slots__ = ("session", "record")
+    __slots__ = ("session", "record", "records")
     SESSION_FIELD_NUMBER: _ClassVar[int]
     RECORD_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
     session: SessionInfo
     record: TrafficRecord
-    def __init__(self, session: _Optional[_Union[SessionInfo, _Mapping]] = ..., record: _Optional[_Union[TrafficRecord, _Mapping]] = ...) -> None: ...
+    records: _containers.RepeatedCompositeFieldContainer[TrafficRecord]
+    def __init__(self, session: _Optional[_Union[SessionInfo, _Mapping]] = ..., record: _Optional[_Union[TrafficRecord, _Mapping]] = ..., records: _Optional[_Iterable[_Union[TrafficRecord, _Mapping]]] = ...) -> None: ...
 
 class WatchTrafficRequest(_message.Message):
     __slots__ = ("session", "intercept_names", "include_unmatched")
@@ -632,3 +634,9 @@ class RelayBatch(_message.Message):
     FRAMES_FIELD_NUMBER: _ClassVar[int]
     frames: _containers.RepeatedCompositeFieldContainer[RelayFrame]
     def __init__(self, frames: _Optional[_Iterable[_Union[RelayFrame, _Mapping]]] = ...) -> None: ...
+
+class TrafficBatch(_message.Message):
+    __slots__ = ("records",)
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[TrafficRecord]
+    def __init__(self, records: _Optional[_Iterable[_Union[TrafficRecord, _Mapping]]] = ...) -> None: ...

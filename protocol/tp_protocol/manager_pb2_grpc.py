@@ -150,6 +150,11 @@ class ManagerStub:
                 request_serializer=tp__protocol_dot_manager__pb2.RelayBatch.SerializeToString,
                 response_deserializer=tp__protocol_dot_manager__pb2.RelayBatch.FromString,
                 _registered_method=True)
+        self.WatchTrafficBatches = channel.unary_stream(
+                '/tp.manager.v1.Manager/WatchTrafficBatches',
+                request_serializer=tp__protocol_dot_manager__pb2.WatchTrafficRequest.SerializeToString,
+                response_deserializer=tp__protocol_dot_manager__pb2.TrafficBatch.FromString,
+                _registered_method=True)
 
 
 class ManagerServicer:
@@ -321,6 +326,13 @@ class ManagerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchTrafficBatches(self, request, context):
+        """WatchTraffic's rows, the ones waiting sent together (one message per batch, not per row).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ManagerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -438,6 +450,11 @@ def add_ManagerServicer_to_server(servicer, server):
                     servicer.Relay,
                     request_deserializer=tp__protocol_dot_manager__pb2.RelayBatch.FromString,
                     response_serializer=tp__protocol_dot_manager__pb2.RelayBatch.SerializeToString,
+            ),
+            'WatchTrafficBatches': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchTrafficBatches,
+                    request_deserializer=tp__protocol_dot_manager__pb2.WatchTrafficRequest.FromString,
+                    response_serializer=tp__protocol_dot_manager__pb2.TrafficBatch.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1061,6 +1078,33 @@ class Manager:
             '/tp.manager.v1.Manager/Relay',
             tp__protocol_dot_manager__pb2.RelayBatch.SerializeToString,
             tp__protocol_dot_manager__pb2.RelayBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchTrafficBatches(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/tp.manager.v1.Manager/WatchTrafficBatches',
+            tp__protocol_dot_manager__pb2.WatchTrafficRequest.SerializeToString,
+            tp__protocol_dot_manager__pb2.TrafficBatch.FromString,
             options,
             channel_credentials,
             insecure,

@@ -12,6 +12,7 @@ once for all of them. `room` is the back-pressure: a producer waits while more t
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -67,3 +68,15 @@ class Outbox:
         finally:
             self.closed = True
             self._drained.set()
+
+
+def take_rows(queue: deque[Any], max_bytes: int) -> list[Any]:
+    """Pop the queued messages (traffic rows) that fit in one batch of about `max_bytes`
+    (at least one), oldest first: one gRPC message carries them all."""
+    rows: list[Any] = []
+    size = 0
+    while queue and (not rows or size + queue[0].ByteSize() <= max_bytes):
+        row = queue.popleft()
+        size += row.ByteSize()
+        rows.append(row)
+    return rows

@@ -491,6 +491,10 @@ class InterceptSettings:
     """Unsent data bytes a Relay stream queues (agent, manager, daemon) before its
     connections wait: the multiplexed stream's back-pressure."""
 
+    traffic_batch_bytes: int = 1024 * 1024
+    """Most bytes of traffic rows sent in one message (agent -> manager ReportTraffic,
+    manager -> client WatchTrafficBatches): rows queued together travel together."""
+
     agent_retire_idle: float = 1.0
     """When a port gets its first intercept, unparsed keep-alive connections to the app are
     closed after being quiet this long once a response followed the last request, so that

@@ -37,6 +37,7 @@ from tp_protocol import VERSION
 from tp_protocol import manager_pb2 as pb
 from tp_protocol import manager_pb2_grpc as pb_grpc
 from tp_protocol.aio import spawn, wait_at_most
+from tp_protocol.relay import take_rows
 from tp_protocol.settings import get_settings
 from tp_protocol.tunnel import error_message, first_open
 
@@ -522,9 +523,16 @@ class Servicer(pb_grpc.ManagerServicer):
                 raise
             if report.HasField("record"):
                 self.state.publish_traffic(report.record, agent)
+            for record in report.records:
+                self.state.publish_traffic(record, agent)
         return empty_pb2.Empty()
 
     async def WatchTraffic(self, request: Any, context: Any) -> AsyncIterator[Any]:
+        async for rows in self._traffic_rows(request, context):
+            for row in rows:
+                yield row
+
+    async def _traffic_rows(self, request: Any, context: Any) -> AsyncIterator[list[Any]]:
         try:
             session = await self._session(context, request.session.session_id, "client")
         except StateError as exc:
@@ -538,7 +546,7 @@ class Servicer(pb_grpc.ManagerServicer):
         try:
             while session.id in self.state.sessions:
                 while watch.queue:
-                    yield watch.queue.popleft()
+                    yield take_rows(watch.queue, self.settings.intercept.traffic_batch_bytes)
                 watch.wakeup.clear()
                 await wait_at_most(watch.wakeup.wait(), self.settings.connect.manager_reap_interval)
         finally:
@@ -579,6 +587,10 @@ class Servicer(pb_grpc.ManagerServicer):
             await self.relay.serve(request_iterator, context.write, session_of)
         except StateError as exc:
             await context.abort(getattr(grpc.StatusCode, exc.code), str(exc))
+
+    async def WatchTrafficBatches(self, request: Any, context: Any) -> AsyncIterator[Any]:
+        async for rows in self._traffic_rows(request, context):
+            yield pb.TrafficBatch(records=rows)
 
 
 class ManagerServer:
