@@ -132,7 +132,8 @@ class HttpRouter:
         self.down = h11.Connection(h11.SERVER, max_incomplete_event_size=ctx.max_head)
         self.app: _App | None = None
         # Relay connections kept between matched requests of this keep-alive connection,
-        # per intercept id, so the local server sees one keep-alive connection too.
+        # per intercept id (so at most one per intercept), so the local server sees one
+        # keep-alive connection too; unmatched requests in between leave them open.
         self.kept: dict[str, tuple[Any, _Side]] = {}
 
     async def _next_down(self) -> Any:
@@ -201,8 +202,6 @@ class HttpRouter:
             redact=self.ctx.redact)
         tunnel: Any = None  # an AgentTunnel or a relay.RelayConnection (same methods)
         responded = False
-        for other in [k for k in self.kept if intercept is None or k != intercept.id]:
-            self._finish(self.kept.pop(other)[0])  # routed elsewhere now: let it go
         try:
             if intercept is not None:
                 tunnel, side = await self._matched_side(intercept)
