@@ -126,3 +126,30 @@ async def test_without_a_relay_stream_matched_requests_still_go_through_a_tunnel
     await http.close()
     assert status == 200 and body.startswith(b"alice conn=")
     assert alice.accepted == 1
+
+
+async def test_the_manager_passes_an_agent_only_data_close_and_error_never_a_dial(
+        agent: Any, daemons: Any, manager: Any) -> None:
+    """Only the manager names what a workstation dials: an agent's own `dial` is dropped."""
+    from tp_protocol import manager_pb2 as pb
+
+    alice = await daemons("alice")
+    intercept = await alice.intercept("web-alice", 9, matches={"x-dev": "alice"})
+    client = manager.stub.Relay()
+    await client.write(pb.RelayBatch(frames=[pb.RelayFrame(hello=alice.session)]))
+    hub = manager.server.servicer.relay
+    await wait_for(lambda: alice.session.session_id in hub.clients, what="alice's relay")
+    rogue = manager.stub.Relay()
+    await rogue.write(pb.RelayBatch(frames=[
+        pb.RelayFrame(hello=agent.agent.link.session),
+        pb.RelayFrame(conn=1, open=pb.ToClient(intercept_id=intercept.id), data=b"first"),
+        pb.RelayFrame(conn=1, dial=pb.DialRequest(target_host="10.0.0.1", target_port=22)),
+        pb.RelayFrame(conn=1, data=b"second")]))
+    seen = []
+    while len(seen) < 2:
+        seen.extend((await client.read()).frames)
+    assert seen[0].WhichOneof("kind") == "dial" and seen[0].data == b"first"
+    assert seen[0].dial.target_port == 9   # the intercept's target, named by the manager
+    assert seen[1].WhichOneof("kind") is None and seen[1].data == b"second"
+    rogue.cancel()
+    client.cancel()

@@ -30,6 +30,11 @@ from tp_cluster.manager.state import Session, State
 log = logging.getLogger(__name__)
 
 
+_FORWARDED = {True: frozenset({None, "close_write", "error"}),                # from agents
+              False: frozenset({None, "opened", "close_write", "error"})}     # from clients
+"""Frame kinds passed on, by sender (None: data)."""
+
+
 @dataclass(eq=False)
 class Peer:
     """One Relay stream: its session, its outbox and the connections it carries."""
@@ -108,6 +113,8 @@ class RelayHub:
         route = peer.routes.get(frame.conn)
         if route is None:
             return  # ended already (e.g. the other side's error crossed this frame)
+        if kind not in _FORWARDED[peer is route.agent]:
+            return  # e.g. an agent's `dial`: only the manager names what a client dials
         if peer is route.agent:
             frame.conn, other = route.client_conn, route.client
             route.agent_closed |= kind == "close_write"
