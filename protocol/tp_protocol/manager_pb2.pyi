@@ -625,14 +625,16 @@ class TrafficRecord(_message.Message):
     def __init__(self, id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., intercept_id: _Optional[str] = ..., intercept_name: _Optional[str] = ..., client_session: _Optional[str] = ..., workload: _Optional[str] = ..., namespace: _Optional[str] = ..., pod: _Optional[str] = ..., port: _Optional[int] = ..., source: _Optional[str] = ..., method: _Optional[str] = ..., path: _Optional[str] = ..., http_version: _Optional[str] = ..., request_headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ..., status: _Optional[int] = ..., reason: _Optional[str] = ..., response_headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ..., duration_ms: _Optional[float] = ..., time_to_first_byte_ms: _Optional[float] = ..., request_size: _Optional[int] = ..., response_size: _Optional[int] = ..., routed_to: _Optional[_Union[RoutedTo, str]] = ..., request_body_prefix: _Optional[bytes] = ..., response_body_prefix: _Optional[bytes] = ..., request_body_truncated: _Optional[bool] = ..., response_body_truncated: _Optional[bool] = ..., error: _Optional[str] = ..., mode: _Optional[_Union[TrafficMode, str]] = ..., developer: _Optional[str] = ..., local_answer: _Optional[_Union[MirrorAnswer, _Mapping]] = ..., service_port_name: _Optional[str] = ...) -> None: ...
 
 class TrafficReport(_message.Message):
-    __slots__ = ("session", "record", "mirror_counters")
+    __slots__ = ("session", "record", "mirror_counters", "records")
     SESSION_FIELD_NUMBER: _ClassVar[int]
     RECORD_FIELD_NUMBER: _ClassVar[int]
     MIRROR_COUNTERS_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
     session: SessionInfo
     record: TrafficRecord
     mirror_counters: _containers.RepeatedCompositeFieldContainer[MirrorCounters]
-    def __init__(self, session: _Optional[_Union[SessionInfo, _Mapping]] = ..., record: _Optional[_Union[TrafficRecord, _Mapping]] = ..., mirror_counters: _Optional[_Iterable[_Union[MirrorCounters, _Mapping]]] = ...) -> None: ...
+    records: _containers.RepeatedCompositeFieldContainer[TrafficRecord]
+    def __init__(self, session: _Optional[_Union[SessionInfo, _Mapping]] = ..., record: _Optional[_Union[TrafficRecord, _Mapping]] = ..., mirror_counters: _Optional[_Iterable[_Union[MirrorCounters, _Mapping]]] = ..., records: _Optional[_Iterable[_Union[TrafficRecord, _Mapping]]] = ...) -> None: ...
 
 class WatchTrafficRequest(_message.Message):
     __slots__ = ("session", "intercept_names", "include_unmatched")
@@ -673,3 +675,35 @@ class MirrorCounters(_message.Message):
     copied: int
     dropped: int
     def __init__(self, intercept_id: _Optional[str] = ..., copied: _Optional[int] = ..., dropped: _Optional[int] = ...) -> None: ...
+
+class RelayFrame(_message.Message):
+    __slots__ = ("conn", "hello", "open", "dial", "opened", "close_write", "error", "data")
+    CONN_FIELD_NUMBER: _ClassVar[int]
+    HELLO_FIELD_NUMBER: _ClassVar[int]
+    OPEN_FIELD_NUMBER: _ClassVar[int]
+    DIAL_FIELD_NUMBER: _ClassVar[int]
+    OPENED_FIELD_NUMBER: _ClassVar[int]
+    CLOSE_WRITE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    conn: int
+    hello: SessionInfo
+    open: ToClient
+    dial: DialRequest
+    opened: TunnelOpened
+    close_write: CloseWrite
+    error: TunnelError
+    data: bytes
+    def __init__(self, conn: _Optional[int] = ..., hello: _Optional[_Union[SessionInfo, _Mapping]] = ..., open: _Optional[_Union[ToClient, _Mapping]] = ..., dial: _Optional[_Union[DialRequest, _Mapping]] = ..., opened: _Optional[_Union[TunnelOpened, _Mapping]] = ..., close_write: _Optional[_Union[CloseWrite, _Mapping]] = ..., error: _Optional[_Union[TunnelError, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class RelayBatch(_message.Message):
+    __slots__ = ("frames",)
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    frames: _containers.RepeatedCompositeFieldContainer[RelayFrame]
+    def __init__(self, frames: _Optional[_Iterable[_Union[RelayFrame, _Mapping]]] = ...) -> None: ...
+
+class TrafficBatch(_message.Message):
+    __slots__ = ("records",)
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[TrafficRecord]
+    def __init__(self, records: _Optional[_Iterable[_Union[TrafficRecord, _Mapping]]] = ...) -> None: ...

@@ -145,6 +145,16 @@ class ManagerStub:
                 request_serializer=tp__protocol_dot_manager__pb2.GatherLogsRequest.SerializeToString,
                 response_deserializer=tp__protocol_dot_manager__pb2.ComponentLog.FromString,
                 _registered_method=True)
+        self.Relay = channel.stream_stream(
+                '/tp.manager.v1.Manager/Relay',
+                request_serializer=tp__protocol_dot_manager__pb2.RelayBatch.SerializeToString,
+                response_deserializer=tp__protocol_dot_manager__pb2.RelayBatch.FromString,
+                _registered_method=True)
+        self.WatchTrafficBatches = channel.unary_stream(
+                '/tp.manager.v1.Manager/WatchTrafficBatches',
+                request_serializer=tp__protocol_dot_manager__pb2.WatchTrafficRequest.SerializeToString,
+                response_deserializer=tp__protocol_dot_manager__pb2.TrafficBatch.FromString,
+                _registered_method=True)
 
 
 class ManagerServicer:
@@ -306,6 +316,23 @@ class ManagerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Relay(self, request_iterator, context):
+        """--- speed ---
+        Intercepted HTTP requests multiplexed on one long-lived stream per agent and per
+        client (see "Relay rules" at RelayBatch), so a matched request is sent with its dial
+        and costs one crossing, not a Tunnel handshake.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchTrafficBatches(self, request, context):
+        """WatchTraffic's rows, the ones waiting sent together (one message per batch, not per row).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ManagerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -418,6 +445,16 @@ def add_ManagerServicer_to_server(servicer, server):
                     servicer.GatherLogs,
                     request_deserializer=tp__protocol_dot_manager__pb2.GatherLogsRequest.FromString,
                     response_serializer=tp__protocol_dot_manager__pb2.ComponentLog.SerializeToString,
+            ),
+            'Relay': grpc.stream_stream_rpc_method_handler(
+                    servicer.Relay,
+                    request_deserializer=tp__protocol_dot_manager__pb2.RelayBatch.FromString,
+                    response_serializer=tp__protocol_dot_manager__pb2.RelayBatch.SerializeToString,
+            ),
+            'WatchTrafficBatches': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchTrafficBatches,
+                    request_deserializer=tp__protocol_dot_manager__pb2.WatchTrafficRequest.FromString,
+                    response_serializer=tp__protocol_dot_manager__pb2.TrafficBatch.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1014,6 +1051,60 @@ class Manager:
             '/tp.manager.v1.Manager/GatherLogs',
             tp__protocol_dot_manager__pb2.GatherLogsRequest.SerializeToString,
             tp__protocol_dot_manager__pb2.ComponentLog.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Relay(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/tp.manager.v1.Manager/Relay',
+            tp__protocol_dot_manager__pb2.RelayBatch.SerializeToString,
+            tp__protocol_dot_manager__pb2.RelayBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchTrafficBatches(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/tp.manager.v1.Manager/WatchTrafficBatches',
+            tp__protocol_dot_manager__pb2.WatchTrafficRequest.SerializeToString,
+            tp__protocol_dot_manager__pb2.TrafficBatch.FromString,
             options,
             channel_credentials,
             insecure,

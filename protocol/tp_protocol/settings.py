@@ -491,6 +491,14 @@ class InterceptSettings:
     agent_tunnel_close_timeout: float = 5.0
     """Seconds the agent waits for the client side of a finished exchange's Tunnel to close."""
 
+    relay_buffer_bytes: int = 4 * 1024 * 1024
+    """Unsent data bytes a Relay stream queues (agent, manager, daemon) before its
+    connections wait: the multiplexed stream's back-pressure."""
+
+    traffic_batch_bytes: int = 1024 * 1024
+    """Most bytes of traffic rows sent in one message (agent -> manager ReportTraffic,
+    manager -> client WatchTrafficBatches): rows queued together travel together."""
+
     agent_retire_idle: float = 1.0
     """When a port gets its first intercept, unparsed keep-alive connections to the app are
     closed after being quiet this long once a response followed the last request, so that

@@ -3,7 +3,7 @@
 Two developers' personal intercepts (laptop 1: `x-dev: alice` -> local "alice", laptop 2:
 `x-dev: bob` -> local "bob") on the demo's dataprocessingservice, plus unmatched
 requests that the pod answers ("green"), sent at once from three client pods over
-keep-alive and fresh connections: 2,000 requests, none misrouted, none failed.
+keep-alive and fresh connections: 10,000 requests, none misrouted, none failed.
 Correctness under concurrency, not speed (bench/load.py measures the rates).
 """
 
@@ -20,12 +20,12 @@ from typing import Any
 import pytest
 from sandbox_testing import Laptop, wait_for
 
-pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 TP = f"{sys.executable} -m tp_jupyter.cli"
 SVC = "dataprocessingservice"
 PODS = 3
-REQUESTS = 2000
+REQUESTS = 10_000
 
 CLIENT = r"""
 import http.client, json, sys, threading
@@ -108,7 +108,7 @@ def two_developers(sandbox: Any, apps: Any, core: Any) -> Iterator[str]:
         core.delete_namespace(ns)
 
 
-def test_two_thousand_mixed_requests_from_three_pods_are_all_routed_exactly(
+def test_ten_thousand_mixed_requests_from_three_pods_are_all_routed_exactly(
         two_developers: str, core: Any, sandbox: Any) -> None:
     from kubernetes import client, config
     from kubernetes.stream import stream
@@ -130,7 +130,7 @@ def test_two_thousand_mixed_requests_from_three_pods_are_all_routed_exactly(
         with client.ApiClient(cfg) as api:
             out = stream(client.CoreV1Api(api).connect_get_namespaced_pod_exec, pod, ns,
                          command=["python3", "-c", CLIENT, str(n), "8"], stdout=True,
-                         stderr=True, stdin=False, tty=False, _request_timeout=240)
+                         stderr=True, stdin=False, tty=False, _request_timeout=900)
         results[pod] = json.loads(str(out).strip().splitlines()[-1])
 
     shares = [REQUESTS // PODS + (i < REQUESTS % PODS) for i in range(PODS)]
@@ -139,7 +139,7 @@ def test_two_thousand_mixed_requests_from_three_pods_are_all_routed_exactly(
     for t in threads:
         t.start()
     for t in threads:
-        t.join(260)
+        t.join(960)
     assert len(results) == PODS, results
     total = {k: sum(r[k] for r in results.values()) for k in ("ok", "misrouted", "failed")}
     assert total == {"ok": REQUESTS, "misrouted": 0, "failed": 0}

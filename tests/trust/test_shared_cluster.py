@@ -189,6 +189,8 @@ async def _every_rpc(stub: Any, session: Any) -> dict[str, grpc.StatusCode]:
                                               timeout=t),
         "WatchInterceptsForAgent": stub.WatchInterceptsForAgent(info, timeout=t),
         "WatchTraffic": stub.WatchTraffic(pb.WatchTrafficRequest(session=info), timeout=t),
+        "WatchTrafficBatches": stub.WatchTrafficBatches(pb.WatchTrafficRequest(session=info),
+                                                        timeout=t),
         "GatherLogs": stub.GatherLogs(pb.GatherLogsRequest(session=info), timeout=t),
     }
 
@@ -196,6 +198,11 @@ async def _every_rpc(stub: Any, session: Any) -> dict[str, grpc.StatusCode]:
         yield pb.TrafficReport(session=info)
 
     calls["ReportTraffic"] = stub.ReportTraffic(one_report(), timeout=t)
+
+    async def one_hello() -> AsyncIterator[Any]:
+        yield pb.RelayBatch(frames=[pb.RelayFrame(hello=info)])
+
+    calls["Relay"] = stub.Relay(one_hello(), timeout=t)
     codes = {name: await _code(call) for name, call in calls.items()}
     tunnel = stub.Tunnel(timeout=t)
     try:
@@ -233,7 +240,7 @@ async def test_another_developer_with_a_leaked_session_id_is_refused(
     for name in ("Remain", "Depart", "GetClusterInfo", "LookupDNS", "CreateIntercept",
                  "RemoveIntercept", "UninstallAgents", "ListIntercepts", "ListWorkloads",
                  "WatchIntercepts", "ReceiveDials", "WatchWorkloads", "WatchTraffic",
-                 "GatherLogs"):
+                 "GatherLogs", "WatchTrafficBatches", "Relay"):
         assert codes[name] == grpc.StatusCode.PERMISSION_DENIED, (name, codes[name])
     # the Tunnel names the refusal in-band
     tunnel = stub.Tunnel(timeout=20)

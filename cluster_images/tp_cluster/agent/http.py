@@ -73,6 +73,8 @@ class Context:
     mirror_body_limit: int = 0
     mirror_route: Callable[..., list[Intercept]] | None = None
     """(port, headers, method, target) -> the mirrors that want a copy."""
+    open_request: Callable[[Intercept, tuple[str, int]], Awaitable[Any]] | None = None
+    """Opens a matched request's connection sent with its dial (the Relay); else open_tunnel."""
 
 
 class _Side:
@@ -137,6 +139,10 @@ class HttpRouter:
         self.source = source
         self.down = h11.Connection(h11.SERVER, max_incomplete_event_size=ctx.max_head)
         self.app: _App | None = None
+        # Relay connections kept between matched requests of this keep-alive connection,
+        # per intercept id (so at most one per intercept), so the local server sees one
+        # keep-alive connection too; unmatched requests in between leave them open.
+        self.kept: dict[str, tuple[Any, _Side]] = {}
 
     async def _next_down(self) -> Any:
         while True:
@@ -176,7 +182,17 @@ class HttpRouter:
         finally:
             if self.app is not None:
                 self.app.close()
+            for tunnel, _ in self.kept.values():
+                self._finish(tunnel)
+            self.kept.clear()
             self.writer.close()
+
+    def _finish(self, tunnel: Any) -> None:
+        finishing = spawn(tunnel.finish(self.ctx.tunnel_close_timeout),
+                          f"tunnel-finish {tunnel.label}", log)
+        # the loop holds tasks weakly: keep this fire-and-forget one until done
+        _finishing.add(finishing)
+        finishing.add_done_callback(_finishing.discard)
 
     # --- one exchange -------------------------------------------------------------------
 
@@ -200,12 +216,11 @@ class HttpRouter:
             if mirrors:
                 exchange.copy = MirrorCopy(self.ctx, mirrors, request,
                                            self.ctx.mirror_body_limit)
-        tunnel: AgentTunnel | None = None
+        tunnel: Any = None  # an AgentTunnel or a relay.RelayConnection (same methods)
         responded = False
         try:
             if intercept is not None:
-                tunnel = await self.ctx.open_tunnel(intercept, self.source)
-                side: _Side = _Side(tunnel.send, tunnel.recv, self.ctx.max_head)
+                tunnel, side = await self._matched_side(intercept)
             else:
                 side = await self._app_side()
             await self._send_request(request, side, exchange)
@@ -230,12 +245,14 @@ class HttpRouter:
             exchange.finish(error=reason)
             return await self._bad_gateway(reason)
         finally:
-            if tunnel is not None:
-                finishing = spawn(tunnel.finish(self.ctx.tunnel_close_timeout),
-                                  f"tunnel-finish {tunnel.label}", log)
-                # the loop holds tasks weakly: keep this fire-and-forget one until done
-                _finishing.add(finishing)
-                finishing.add_done_callback(_finishing.discard)
+            if tunnel is not None and intercept is not None:
+                conn = side.conn
+                if (conn.our_state is h11.DONE and conn.their_state is h11.DONE
+                        and getattr(tunnel, "reusable", lambda: False)()):
+                    conn.start_next_cycle()
+                    self.kept[intercept.id] = (tunnel, side)
+                else:
+                    self._finish(tunnel)
         exchange.finish()
         if intercept is None and self.app is not None:
             if self.app.conn.our_state is h11.DONE and self.app.conn.their_state is h11.DONE:
@@ -244,6 +261,16 @@ class HttpRouter:
                 self.app.close()
                 self.app = None
         return responded
+
+    async def _matched_side(self, intercept: Intercept) -> tuple[Any, _Side]:
+        """The kept connection to the intercept's client, else a new one."""
+        kept = self.kept.pop(intercept.id, None)
+        if kept is not None:
+            if kept[0].reusable():
+                return kept
+            self._finish(kept[0])
+        tunnel = await (self.ctx.open_request or self.ctx.open_tunnel)(intercept, self.source)
+        return tunnel, _Side(tunnel.send, tunnel.recv, self.ctx.max_head)
 
     async def _app_side(self) -> _App:
         if self.app is not None and self.app.reusable():

@@ -23,6 +23,7 @@ from tp_protocol import manager_pb2 as pb
 from tp_protocol import manager_pb2_grpc as pb_grpc
 from tp_protocol.aio import spawn, wait_at_most
 from tp_protocol.auth import with_credentials
+from tp_protocol.relay import take_rows
 from tp_protocol.settings import InterceptSettings
 
 from tp_cluster.agent import AgentError
@@ -224,9 +225,9 @@ class Link:
                 else:
                     await self._traffic_ready.wait()
                 self._traffic_ready.clear()
-                while self.traffic:
-                    await call.write(pb.TrafficReport(session=self.session,
-                                                      record=self.traffic.popleft()))
+                while self.traffic:  # what queued up meanwhile goes as one message
+                    rows = take_rows(self.traffic, self.settings.traffic_batch_bytes)
+                    await call.write(pb.TrafficReport(session=self.session, records=rows))
                 if self.traffic_dropped:
                     log.warning("%d traffic rows dropped: the manager is slower than the "
                                 "traffic", self.traffic_dropped)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
+from tp_protocol import manager_pb2 as pb
 from tp_protocol.aio import spawn
 from tp_protocol.settings import InterceptSettings, get_settings
 
@@ -16,6 +17,7 @@ from tp_cluster.agent.http import Context
 from tp_cluster.agent.intercepts import Intercept, Registry
 from tp_cluster.agent.link import Link
 from tp_cluster.agent.mirror import Mirrors
+from tp_cluster.agent.relay import AgentRelay
 from tp_cluster.agent.tunnel import AgentTunnel
 from tp_cluster.agent.volumes import SftpServer, VolumeServer
 
@@ -40,6 +42,7 @@ class Agent:
         self.registry.on_change.append(
             lambda: self.mirrors.keep({ic.id for ic in self.registry.all() if ic.mirror}))
         self.listeners: list[Listener] = []
+        self.relay = AgentRelay(self.settings.relay_buffer_bytes)
         self._link_task: asyncio.Task[None] | None = None
 
     def _context(self, port: Any) -> Context:
@@ -54,6 +57,17 @@ class Agent:
                 self.link.stub, self.link.session, intercept.id, intercept.name,
                 source=source, service_port=port.port, wait=s.local_dial_timeout)
 
+        async def open_request(intercept: Intercept, source: tuple[str, int]) -> Any:
+            # personal intercepts' requests: sent with the dial on the Relay stream
+            if self.link.session is None or self.link.stub is None:
+                raise TunnelFailed(f"intercept {intercept.name}: the traffic-agent has no "
+                                   "session with the traffic-manager")
+            return self.relay.open(
+                self.link.stub, self.link.session, f"intercept {intercept.name}",
+                pb.ToClient(intercept_id=intercept.id, source_ip=source[0],
+                            source_port=source[1], service_port=port.port),
+                wait=s.local_dial_timeout, fallback=lambda: open_tunnel(intercept, source))
+
         return Context(
             port=port.port, app_port=port.app_port, workload=self.config.name,
             namespace=self.config.namespace, pod=self.config.pod_name, chunk=s.agent_chunk,
@@ -63,7 +77,7 @@ class Agent:
             route=self.registry.route, open_tunnel=open_tunnel, report=self.link.report,
             redact=frozenset(h.lower() for h in s.capture_redact_headers),
             port_name=port.name, mirrors=self.mirrors, mirror_route=self.registry.mirrors,
-            mirror_body_limit=s.mirror_body_limit)
+            mirror_body_limit=s.mirror_body_limit, open_request=open_request)
 
     async def start(self) -> list[int]:
         """Listen on every port (returns them), then start the manager link."""
@@ -85,6 +99,7 @@ class Agent:
         await self.volumes.stop()
         await self.sftp.stop()
         await self.mirrors.stop()
+        self.relay.close()
         if self._link_task is not None:
             await self.link.stop(self._link_task)
         log.info("traffic-agent stopped")

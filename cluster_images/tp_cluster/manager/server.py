@@ -37,6 +37,7 @@ from tp_protocol import VERSION
 from tp_protocol import manager_pb2 as pb
 from tp_protocol import manager_pb2_grpc as pb_grpc
 from tp_protocol.aio import spawn, wait_at_most
+from tp_protocol.relay import take_rows
 from tp_protocol.settings import get_settings
 from tp_protocol.tunnel import error_message, first_open
 
@@ -48,6 +49,7 @@ from tp_cluster.manager.auth import AuthInterceptor, Caller, Forbidden, Gate, Op
 from tp_cluster.manager.clusterinfo import ClusterFacts
 from tp_cluster.manager.dispositions import Dispositions
 from tp_cluster.manager.dns import ClusterResolver, DNSLookupError
+from tp_cluster.manager.relay import RelayHub
 from tp_cluster.manager.replace import Replacements
 from tp_cluster.manager.state import (
     InterceptInvalid,
@@ -138,6 +140,7 @@ class Servicer(pb_grpc.ManagerServicer):
         self.workloads = workloads
         self.settings = get_settings()
         self.replacements: Replacements | None = None   # `tp replace` (with Kubernetes)
+        self.relay = RelayHub(state, self.settings.intercept.relay_buffer_bytes)
 
     # --- who calls -------------------------------------------------------------------
 
@@ -532,9 +535,16 @@ class Servicer(pb_grpc.ManagerServicer):
                 self.state.publish_traffic(report.record, agent)
             if report.mirror_counters:
                 self.state.mirror_counters(agent, report.mirror_counters)
+            for record in report.records:
+                self.state.publish_traffic(record, agent)
         return empty_pb2.Empty()
 
     async def WatchTraffic(self, request: Any, context: Any) -> AsyncIterator[Any]:
+        async for rows in self._traffic_rows(request, context):
+            for row in rows:
+                yield row
+
+    async def _traffic_rows(self, request: Any, context: Any) -> AsyncIterator[list[Any]]:
         try:
             session = await self._session(context, request.session.session_id, "client")
         except StateError as exc:
@@ -548,7 +558,7 @@ class Servicer(pb_grpc.ManagerServicer):
         try:
             while session.id in self.state.sessions:
                 while watch.queue:
-                    yield watch.queue.popleft()
+                    yield take_rows(watch.queue, self.settings.intercept.traffic_batch_bytes)
                 watch.wakeup.clear()
                 await wait_at_most(watch.wakeup.wait(), self.settings.connect.manager_reap_interval)
         finally:
@@ -579,6 +589,20 @@ class Servicer(pb_grpc.ManagerServicer):
         async for entry in logs.gather(self.state, kube, self.namespace, max_bytes,
                                        connect.gather_logs_tail_lines, readable=readable):
             yield entry
+
+    # --- speed: multiplexed intercepted requests (tp_cluster.manager.relay) ----------
+
+    async def Relay(self, request_iterator: AsyncIterator[Any], context: Any) -> None:
+        async def session_of(session_id: str) -> Any:
+            return await self._session(context, session_id)
+        try:
+            await self.relay.serve(request_iterator, context.write, session_of)
+        except StateError as exc:
+            await context.abort(getattr(grpc.StatusCode, exc.code), str(exc))
+
+    async def WatchTrafficBatches(self, request: Any, context: Any) -> AsyncIterator[Any]:
+        async for rows in self._traffic_rows(request, context):
+            yield pb.TrafficBatch(records=rows)
 
 
 class ManagerServer:

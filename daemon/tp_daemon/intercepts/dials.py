@@ -18,6 +18,7 @@ from tp_protocol.settings import InterceptSettings
 
 from tp_daemon.intercepts.base import Owner
 from tp_daemon.intercepts.hold import Holds
+from tp_daemon.intercepts.relay import ClientRelay
 from tp_daemon.streams import READ_BUFFER, splice
 from tp_daemon.tunnel import TunnelBroken, TunnelStream
 
@@ -30,11 +31,15 @@ class Dials:
         self.settings = settings
         self.tasks: set[asyncio.Task[None]] = set()
         self.holds: Holds | None = None   # set by Intercepts: held intercepts go there
+        self.relay = ClientRelay(settings)
+        self.relay.declines = lambda name: self.holds is not None and self.holds.active(name)
 
     async def receive(self) -> None:
         """One ReceiveDials stream until it ends (the caller reopens it)."""
         stub, session = self.owner.manager()
         call = stub.ReceiveDials(session)
+        # personal intercepts' requests come on the Relay stream, beside this one
+        relay = spawn(self.relay.run(stub, session), "tp-relay", log)
         try:
             async for request in call:
                 task = spawn(self._answer(stub, session, request),
@@ -43,11 +48,15 @@ class Dials:
                 task.add_done_callback(self.tasks.discard)
         finally:
             call.cancel()
+            relay.cancel()
+            with contextlib.suppress(BaseException):
+                await relay
 
     async def stop(self) -> None:
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.relay.stop()
 
     async def _answer(self, stub: mgrpc.ManagerStub, session: mpb.SessionInfo,
                       request: mpb.DialRequest) -> None:

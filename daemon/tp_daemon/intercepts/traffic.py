@@ -10,6 +10,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 
+import grpc
 from tp_protocol import daemon_pb2 as dpb
 from tp_protocol import manager_pb2 as mpb
 from tp_protocol import replay as shared
@@ -28,22 +29,39 @@ class Traffic:
         self.history: collections.deque[mpb.TrafficRecord] = collections.deque(
             maxlen=settings.traffic_history)
         self._followers: set[asyncio.Queue[mpb.TrafficRecord]] = set()
+        self._rows_only = False  # the manager has no WatchTrafficBatches
 
     async def receive(self) -> None:
         """One WatchTraffic stream until it ends (the caller reopens it)."""
         stub, session = self.owner.manager()
-        call = stub.WatchTraffic(mpb.WatchTrafficRequest(session=session,
-                                                         include_unmatched=True))
+        request = mpb.WatchTrafficRequest(session=session, include_unmatched=True)
+        if not self._rows_only:  # rows in batches: one message for all that queued up
+            call = stub.WatchTrafficBatches(request)
+            try:
+                async for batch in call:
+                    for record in batch.records:
+                        self._add(record)
+                return
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                    raise
+                self._rows_only = True  # an older manager: one row per message
+            finally:
+                call.cancel()
+        call = stub.WatchTraffic(request)
         try:
             async for record in call:
-                self.history.append(record)
-                for queue in self._followers:
-                    if queue.full():
-                        with contextlib.suppress(asyncio.QueueEmpty):
-                            queue.get_nowait()  # a slow follower loses its oldest row
-                    queue.put_nowait(record)
+                self._add(record)
         finally:
             call.cancel()
+
+    def _add(self, record: mpb.TrafficRecord) -> None:
+        self.history.append(record)
+        for queue in self._followers:
+            if queue.full():
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()  # a slow follower loses its oldest row
+            queue.put_nowait(record)
 
     async def watch(self, request: dpb.WatchTrafficRequest
                     ) -> AsyncIterator[mpb.TrafficRecord]:
