@@ -64,6 +64,10 @@ class Recorder:
             buffer += data[:room]
         return len(data) > max(room, 0)
 
+    def request_body(self) -> bytes | None:
+        """The request body as read so far; None once it outgrew the body limit."""
+        return None if self.record.request_body_truncated else bytes(self._request_body)
+
     def request_data(self, data: bytes) -> None:
         self.record.request_size += len(data)
         if self._keep(self._request_body, data):

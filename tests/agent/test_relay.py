@@ -153,3 +153,34 @@ async def test_the_manager_passes_an_agent_only_data_close_and_error_never_a_dia
     assert seen[1].WhichOneof("kind") is None and seen[1].data == b"second"
     rogue.cancel()
     client.cancel()
+
+
+async def _left_while_the_agent_still_routes_to_it(agent: Any, manager: Any, alice: Any) -> None:
+    """The manager removes alice's intercept; the agent has not heard yet (its registry
+    is put back as it was), so its next matched request races the leave."""
+    stale = agent.agent.registry.on_port(agent.port)
+    manager.server.state.remove_intercept(alice.session.session_id, "web-alice")
+    await wait_for(lambda: not agent.agent.registry.on_port(agent.port),
+                   what="the agent to hear of the leave")
+    agent.agent.registry.replace(stale)
+
+
+@pytest.mark.parametrize("relay", [True, False], ids=["relay", "no-relay-stream"])
+async def test_a_request_racing_a_leave_is_answered_by_the_app_not_a_502(
+        agent: Any, manager: Any, daemons: Any, relay_of: Any, counting_server: int,
+        relay: bool) -> None:
+    alice = await daemons("alice")
+    if relay:
+        await relay_of(alice)
+    await alice.intercept("web-alice", counting_server, matches={"x-dev": "alice"})
+    await wait_for(lambda: bool(agent.agent.registry.on_port(agent.port)))
+    await _left_while_the_agent_still_routes_to_it(agent, manager, alice)
+    http = await Http.connect(agent.port)
+    got = await http.request("GET", "/late", {"x-dev": "alice"})
+    assert (got[0], got[2]) == (200, b"app GET /late ")
+    # a body too (within intercept.capture_body_limit, what the agent keeps of it: a
+    # larger one racing a leave gets the 502 with the reason): sent again, whole
+    status, _, body = await http.request("POST", "/late", {"x-dev": "alice"}, b"x" * 3000)
+    await http.close()
+    assert (status, body) == (200, b"app POST /late " + b"x" * 3000), body[:300]
+    assert alice.accepted == 0

@@ -31,3 +31,8 @@ class AgentError(ClusterError):
 
 class TunnelFailed(ClusterError):
     """The intercept's side is unreachable or broke (the message is the 502's reason)."""
+
+
+class InterceptGone(TunnelFailed):
+    """The manager no longer has the intercept (it was left a moment ago): its client never
+    saw the request, so the app answers it, as it answers every request from now on."""

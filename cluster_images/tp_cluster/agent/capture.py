@@ -45,6 +45,10 @@ class Exchange:
                                     request.headers.raw_items())
         self.record = record
 
+    def request_body(self) -> bytes | None:
+        """The whole request body, or None when it was larger than the capture limit."""
+        return self._recorder.request_body()
+
     def request_data(self, data: bytes) -> None:
         self._recorder.request_data(data)
         if self.copy is not None:

@@ -27,7 +27,7 @@ import h11
 from tp_protocol.aio import spawn
 from tp_protocol.replay import CONNECTION_HEADERS
 
-from tp_cluster.agent import TunnelFailed
+from tp_cluster.agent import InterceptGone, TunnelFailed
 from tp_cluster.agent.capture import Exchange
 from tp_cluster.agent.intercepts import Intercept
 from tp_cluster.agent.mirror import MirrorCopy, Mirrors
@@ -218,13 +218,40 @@ class HttpRouter:
                                            self.ctx.mirror_body_limit)
         tunnel: Any = None  # an AgentTunnel or a relay.RelayConnection (same methods)
         responded = False
+        stage = "open"
         try:
-            if intercept is not None:
-                tunnel, side = await self._matched_side(intercept)
-            else:
+            try:
+                if intercept is not None:
+                    tunnel, side = await self._matched_side(intercept)
+                else:
+                    side = await self._app_side()
+                stage = "send"
+                sent_to = await self._send_request(request, side, exchange,
+                                                   may_switch=intercept is not None)
+                if sent_to is not side:  # the intercept was gone: the app has it
+                    if tunnel is not None:
+                        tunnel.abort()
+                        tunnel = None
+                    intercept, side = None, sent_to
+                stage = "sent"
+                responded = await self._relay_response(side, exchange)
+            except InterceptGone as gone:
+                # left while this request was on its way: its client never saw it
+                body = exchange.request_body() if stage == "sent" else b""
+                if stage == "send" or body is None or \
+                        self.down.our_state is not h11.SEND_RESPONSE:
+                    raise
+                log.info("%s; the app answers the request", gone)
+                if tunnel is not None:
+                    tunnel.abort()
+                    tunnel = None
+                intercept = None
                 side = await self._app_side()
-            await self._send_request(request, side, exchange)
-            responded = await self._relay_response(side, exchange)
+                if stage == "open":
+                    await self._send_request(request, side, exchange)
+                else:
+                    await self._resend(request, side, body)
+                responded = await self._relay_response(side, exchange)
         except (TunnelFailed, UpstreamFailed, OSError, h11.ProtocolError) as exc:
             reason = str(exc) or type(exc).__name__
             if isinstance(exc, h11.ProtocolError):
@@ -291,30 +318,69 @@ class HttpRouter:
         self.app = _App(reader, writer, self.ctx.chunk, self.ctx.max_head)
         return self.app
 
-    async def _send_request(self, request: Any, side: _Side, exchange: Exchange) -> None:
+    def _upstream_headers(self, request: Any) -> list[tuple[bytes, bytes]]:
         headers = [(n, v) for n, v in request.headers.raw_items()
                    if n.lower() not in _NOT_FORWARDED]
         if not any(n.lower() == b"host" for n, _ in headers):
             headers.append((b"host", f"localhost:{self.ctx.app_port}".encode()))
+        return headers
+
+    async def _resend(self, request: Any, side: _Side, body: bytes) -> None:
+        """The request again, whole, from what was read of it (its body was kept)."""
+        out = [side.conn.send(h11.Request(method=request.method, target=request.target,
+                                          headers=self._upstream_headers(request)))]
+        if body:
+            out.append(side.conn.send(h11.Data(data=body)))
+        out.append(side.conn.send(h11.EndOfMessage()))
+        await _flush(side.send, out)
+
+    async def _send_request(self, request: Any, side: _Side, exchange: Exchange, *,
+                            may_switch: bool = False) -> _Side:
+        """Send the request to `side`; returns the side it went to: with `may_switch`, the
+        app's when the intercept turned out to be gone before any of it reached a client
+        (a leave the agent has not heard of yet)."""
+        headers = self._upstream_headers(request)
+        ended = False
         # Coalesced: what is parsed from one read goes out as one write (one tunnel
         # message), flushed before waiting for more, so a small request is one send.
         out = [side.conn.send(h11.Request(
             method=request.method, target=request.target, headers=headers))]
+
+        async def flush() -> None:
+            nonlocal side, may_switch
+            try:
+                await _flush(side.send, out)
+            except InterceptGone as gone:
+                body = exchange.request_body()
+                if not may_switch or body is None:
+                    raise
+                log.info("%s; the app answers the request", gone)
+                may_switch = False
+                side = await self._app_side()
+                out[:] = [side.conn.send(h11.Request(
+                    method=request.method, target=request.target, headers=headers))]
+                if body:
+                    out.append(side.conn.send(h11.Data(data=body)))
+                if ended:
+                    out.append(side.conn.send(h11.EndOfMessage()))
+                await _flush(side.send, out)
+
         if self.down.they_are_waiting_for_100_continue:
-            await _flush(side.send, out)
+            await flush()
             await self._write_down(h11.InformationalResponse(status_code=100, headers=[]))
         while True:
             event = self.down.next_event()
             if event is h11.NEED_DATA:
-                await _flush(side.send, out)
+                await flush()
                 self.down.receive_data(await self.reader.read(self.ctx.chunk))
             elif isinstance(event, h11.Data):
                 exchange.request_data(event.data)
                 out.append(side.conn.send(h11.Data(data=event.data)))
             elif isinstance(event, h11.EndOfMessage):
+                ended = True
                 out.append(side.conn.send(h11.EndOfMessage(headers=event.headers)))
-                await _flush(side.send, out)
-                return
+                await flush()
+                return side
             else:
                 raise UpstreamFailed("the caller closed the connection before the request "
                                      "body was complete")

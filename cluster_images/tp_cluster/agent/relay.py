@@ -23,7 +23,7 @@ from tp_protocol import manager_pb2 as pb
 from tp_protocol.aio import spawn
 from tp_protocol.relay import Outbox, frame_close_write, frame_error
 
-from tp_cluster.agent import TunnelFailed
+from tp_cluster.agent import InterceptGone, TunnelFailed
 from tp_cluster.agent.tunnel import AgentTunnel
 
 log = logging.getLogger(__name__)
@@ -194,6 +194,8 @@ class RelayConnection:
                     return await (await self._use_tunnel()).recv()
                 self._ended = True
                 self._forget()
+                if code == "gone" and not self._opened:
+                    raise InterceptGone(f"{self.label}: {message}")
                 if not self._opened and code in ("unreachable", "closed", "bad_request"):
                     raise TunnelFailed(f"{self.label}: {message}")
                 raise TunnelFailed(f"{self.label}: {code}: {message}")

@@ -16,7 +16,7 @@ from typing import Any
 from tp_protocol import manager_pb2 as pb
 from tp_protocol.tunnel import CallStream, TunnelRefused, open_call
 
-from tp_cluster.agent import TunnelFailed
+from tp_cluster.agent import InterceptGone, TunnelFailed
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,8 @@ class AgentTunnel(CallStream):
                     intercept_id=intercept_id, source_ip=source[0], source_port=source[1],
                     service_port=service_port)), wait)
         except TunnelRefused as exc:
+            if exc.code == "gone":
+                raise InterceptGone(f"{label}: {exc.message}") from None
             if exc.code == "timeout":
                 raise TunnelFailed(f"{label}: the local side did not answer within "
                                    f"{wait:g}s") from None

@@ -129,7 +129,7 @@ class RelayHub:
         to_client = frame.open
         ic = self.state.intercepts.get(to_client.intercept_id)
         if ic is None or (ic.spec.namespace, ic.spec.workload) != agent.session.workload:
-            agent.outbox.put(frame_error(frame.conn, "no_client",
+            agent.outbox.put(frame_error(frame.conn, "gone",
                                          f"intercept {to_client.intercept_id!r} is gone"))
             return
         client = self.clients.get(ic.client_session)

@@ -52,6 +52,7 @@ from tp_cluster.manager.dns import ClusterResolver, DNSLookupError
 from tp_cluster.manager.relay import RelayHub
 from tp_cluster.manager.replace import Replacements
 from tp_cluster.manager.state import (
+    InterceptGone,
     InterceptInvalid,
     Session,
     State,
@@ -279,7 +280,8 @@ class Servicer(pb_grpc.ManagerServicer):
             else:
                 await write(error_message("bad_request", "`open` names no target"))
         except StateError as exc:
-            code = {"NOT_FOUND": "no_session", "PERMISSION_DENIED": "forbidden"}.get(
+            code = "gone" if isinstance(exc, InterceptGone) else {
+                "NOT_FOUND": "no_session", "PERMISSION_DENIED": "forbidden"}.get(
                 exc.code, "no_client")
             await write(error_message(code, str(exc)))
 

@@ -71,6 +71,10 @@ class NoClient(StateError):
     code = "UNAVAILABLE"
 
 
+class InterceptGone(NoClient):
+    """The intercept an agent dials for was removed (a leave, an expiry)."""
+
+
 @dataclass
 class TrafficWatch:
     """One WatchTraffic stream of a client: a bounded queue, oldest rows dropped."""
@@ -377,7 +381,7 @@ class State:
         agent = self.get(agent_session, "agent")
         ic = self.intercepts.get(to_client.intercept_id)
         if ic is None or (ic.spec.namespace, ic.spec.workload) != agent.workload:
-            raise NoClient(f"intercept {to_client.intercept_id!r} is gone")
+            raise InterceptGone(f"intercept {to_client.intercept_id!r} is gone")
         client = self.sessions.get(ic.client_session)
         if client is None or client.dial_receivers == 0:
             raise NoClient(f"the client of intercept {ic.spec.name!r} is not receiving dials")
