@@ -167,7 +167,7 @@ async def _left_while_the_agent_still_routes_to_it(agent: Any, manager: Any, ali
 
 @pytest.mark.parametrize("relay", [True, False], ids=["relay", "no-relay-stream"])
 async def test_a_request_racing_a_leave_is_answered_by_the_app_not_a_502(
-        agent: Any, manager: Any, daemons: Any, relay_of: Any, counting_server: int,
+        agent: Any, manager: Any, daemons: Any, relay_of: Any, counting_server: int, *,
         relay: bool) -> None:
     alice = await daemons("alice")
     if relay:
