@@ -28,6 +28,7 @@ import datetime
 import html
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -178,13 +179,16 @@ def kernel_records(names: Iterable[str] = (), every: bool = False) -> list[mpb.T
 
 
 def traffic(name: str | Iterable[str] | None = None, kernel: bool = False,
-            filter: str | None = None) -> pd.DataFrame:
+            filter: str | None = None, at_least: int = 0) -> pd.DataFrame:
     """Captured exchanges as a DataFrame (one row each, oldest first); see the module doc.
 
     A `name` that is neither one of your intercepts nor in a kept row is a UsageError
     naming the known ones (a typo would otherwise look like "no traffic yet").
     `filter` (or a `name` that is a filter expression: `traffic("~m POST & ~s 5..")`)
-    keeps the matching rows, in mitmproxy's filter syntax (tp_jupyter.filters)."""
+    keeps the matching rows, in mitmproxy's filter syntax (tp_jupyter.filters).
+    `at_least` waits (up to the setting notebook.traffic_wait) until that many of the
+    chosen intercepts' rows are kept: a row reaches the daemon a moment after its answer
+    reached the caller, so a cell that just sent N requests asks for N."""
     from tp_jupyter import filters
     if isinstance(name, str) and filters.looks_like_filter(name):
         name, filter = None, f"({filter}) & ({name})" if filter else name
@@ -194,10 +198,25 @@ def traffic(name: str | Iterable[str] | None = None, kernel: bool = False,
     if names:
         check_names(names, kept)
     wanted = set(names)
+    if at_least > 0:
+        kept = _wait_for_rows(kept, wanted, at_least)
     records = [(r, "agent") for r in kept if not wanted or r.intercept_name in wanted]
     records += [(r, "kernel") for r in kernel_records(names, every=kernel)]
     df = frame_from_records(records)
     return df if chosen is None else df[chosen.mask(df)].reset_index(drop=True)
+
+
+def _wait_for_rows(kept: list[mpb.TrafficRecord], wanted: set[str], count: int
+                   ) -> list[mpb.TrafficRecord]:
+    """The daemon's rows once `count` of them belong to `wanted` (all: empty), or when
+    notebook.traffic_wait ran out (the table then shows what there is)."""
+    s = get_settings().notebook
+    deadline = time.monotonic() + s.traffic_wait
+    while (sum(1 for r in kept if not wanted or r.intercept_name in wanted) < count
+           and time.monotonic() < deadline):
+        time.sleep(s.traffic_wait_poll)
+        kept = daemon_records()
+    return kept
 
 
 def check_names(names: Iterable[str], kept: Iterable[mpb.TrafficRecord]) -> None:
@@ -449,7 +468,10 @@ class TrafficTable(Rendered):
 
 
 def _traffic_command(args: argparse.Namespace) -> Any:
-    df = traffic(args.name or None, kernel=args.kernel, filter=args.filter)
+    if args.at_least < 0:
+        raise UsageError("--at-least takes a count of rows (0 or more)")
+    df = traffic(args.name or None, kernel=args.kernel, filter=args.filter,
+                 at_least=args.at_least)
     if args.format in ("har", "csv", "curl"):
         from tp_jupyter import har
         return har.exported(df, args.format, args.output,
@@ -478,6 +500,9 @@ def register(sub: Any) -> None:
                         "terminal: write it to the file VAR (CSV, or the --format har|csv|curl)")
     p.add_argument("--kernel", action="store_true",
                    help="also every exchange answered by cell handlers in this kernel")
+    p.add_argument("--at-least", type=int, default=0, metavar="N",
+                   help="first wait (up to notebook.traffic_wait seconds) until N rows of "
+                        "these intercepts are kept (rows arrive just after the answers)")
     p.add_argument("--filter", metavar="EXPR",
                    help="only rows matching EXPR, in mitmproxy's filter syntax: ~m ~p ~u ~s "
                         "~c ~h ~hq ~hs ~b ~bq ~bs, ! & | and parentheses, e.g. "

@@ -597,6 +597,13 @@ class NotebookSettings:
     traffic_rpc_timeout: float = 10.0
     """Seconds to read the daemon's kept traffic rows (`%tp traffic`, `tp_jupyter.traffic()`)."""
 
+    traffic_wait: float = 10.0
+    """Most seconds `tp traffic --at-least N` (`traffic(at_least=N)`) waits for N rows: a
+    row reaches the daemon a moment after its answer reached the caller."""
+
+    traffic_wait_poll: float = 0.05
+    """Seconds between looks at the daemon's rows while waiting for `--at-least`."""
+
     daemon_probe_timeout: float = 2.0
     """Seconds the front waits for the daemon's Version answer when it checks whether a
     daemon runs (before connect, status, quit and every intercept command)."""

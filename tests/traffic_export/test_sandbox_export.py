@@ -115,7 +115,8 @@ def test_traffic_of_a_real_intercept_is_filtered_with_mitmproxy_expressions(dev:
     dev.send("GET", "/books")
     dev.send("GET", "/boom")
     assert dev.send("GET", "/color").strip() == '"blue"'
-    wait_for(lambda: len(dev.rows()) >= 5, 30, "the agent's five rows")
+    # rows reach the daemon just after the answers reach the caller: --at-least waits
+    assert len(dev.rows("--at-least", "5")) == 5
 
     posts = dev.rows("--filter", "~m POST & ~p ^/books & ~s 2..")
     assert [(r["status"], r["routed_to"]) for r in posts] == [(201, "local")] * 2
@@ -136,6 +137,9 @@ def test_a_bad_filter_is_one_line_and_changes_nothing(dev: Dev) -> None:
     assert "unknown operator ~z" in done.stderr and done.stderr.count("\n") == 1
     bad_regex = dev.tp("traffic", "--filter", "~p '(unclosed'")
     assert bad_regex.returncode == 1 and "invalid regex '(unclosed' after ~p" in bad_regex.stderr
+    negative = dev.tp("traffic", "--at-least", "-1")
+    assert negative.returncode == 1 and negative.stderr == (
+        "tp: --at-least takes a count of rows (0 or more)\n")
     assert dev.rows() == before
 
 
