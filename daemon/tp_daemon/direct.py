@@ -84,19 +84,29 @@ class Unavailable(DaemonError):
         self.silent = silent
 
 
-async def open_channel(kube: Kube, namespace: str, choice: Choice,
-                       token: Callable[[], str], answer_within: float) -> Direct:
-    """A channel whose `Version` answered within `answer_within` s, or Unavailable(reason)."""
-    if choice.address:
-        found = await asyncio.to_thread(kube.manager_certificate, namespace)
-        if isinstance(found, str):
-            raise Unavailable(found)
-        target = DirectTarget(choice.address, *found)
-    else:
+async def lookup(kube: Kube, namespace: str, choice: Choice) -> DirectTarget | Unavailable:
+    """Where to reach the manager directly (read through the API server), or why not.
+
+    `tp connect` runs this beside its look for the manager pod: one round trip, not two."""
+    try:
+        if choice.address:
+            found = await asyncio.to_thread(kube.manager_certificate, namespace)
+            if isinstance(found, str):
+                return Unavailable(found)
+            return DirectTarget(choice.address, *found)
         got = await asyncio.to_thread(kube.direct_target, namespace)
-        if isinstance(got, str):
-            raise Unavailable(got, silent="no LoadBalancer Service" in got)
-        target = got
+    except DaemonError as e:  # e.g. no right to read the Service: the port-forward then
+        return Unavailable(str(e))
+    if isinstance(got, str):
+        return Unavailable(got, silent="no LoadBalancer Service" in got)
+    return got
+
+
+async def open_channel(target: DirectTarget | Unavailable, token: Callable[[], str],
+                       answer_within: float) -> Direct:
+    """A channel whose `Version` answered within `answer_within` s, or Unavailable(reason)."""
+    if isinstance(target, Unavailable):
+        raise target
     credentials = grpc.ssl_channel_credentials(root_certificates=target.certificate)
     channel = grpc.aio.secure_channel(target.address, credentials, options=[
         *CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", target.server_name)])
@@ -105,7 +115,8 @@ async def open_channel(kube: Kube, namespace: str, choice: Choice,
         await stub.Version(empty_pb2.Empty(), timeout=answer_within)
     except grpc.aio.AioRpcError as e:
         await channel.close(grace=None)
-        raise Unavailable(f"{target.address} does not answer ({reason(e, answer_within)})") from e
+        raise Unavailable(f"{target.address} does not answer ({reason(e, answer_within)})"
+                          ) from e
     except BaseException:
         await channel.close(grace=None)
         raise

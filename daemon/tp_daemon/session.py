@@ -50,7 +50,7 @@ from tp_daemon.errors import (
     NotConnected,
 )
 from tp_daemon.intercepts import Intercepts
-from tp_daemon.kube import Kube, choose_images, manager_skew
+from tp_daemon.kube import DirectTarget, Kube, choose_images, manager_skew
 from tp_daemon.portforward import PodPort, PortForwarder
 from tp_daemon.proxy import Socks5Proxy, TransparentProxy
 from tp_daemon.root.client import RootLease, unavailable_reason
@@ -149,6 +149,7 @@ class Session:
         self.intercepts: Intercepts | None = None
         self._choice = direct.Choice(direct.AUTO)
         self._path_note = ""
+        self._direct_target: DirectTarget | direct.Unavailable | None = None
 
     @property
     def connected(self) -> bool:
@@ -200,7 +201,9 @@ class Session:
         installed = False
         # One request in the common case (manager running): it also proves the API server
         # reachable and the credentials good; the install path only runs when needed.
-        pod = await asyncio.to_thread(kube.ready_manager_pod, manager_ns)
+        pod, self._direct_target = await asyncio.gather(
+            asyncio.to_thread(kube.ready_manager_pod, manager_ns),
+            self._direct_lookup(manager_ns))
         if pod is None:
             if not await asyncio.to_thread(kube.manager_deployment_exists, manager_ns):
                 try:
@@ -224,6 +227,7 @@ class Session:
                 raise
         if installed:
             self._progress("install", "traffic-manager is ready", 1.0, True)
+            self._direct_target = await self._direct_lookup(manager_ns)
         self._http = aiohttp.ClientSession()
         self._chan = await self._open_manager(manager_ns, pod, s.connect_timeout)
         stub = self._chan.stub
@@ -330,16 +334,24 @@ class Session:
 
     # --- the channel to the manager -------------------------------------------
 
+    async def _direct_lookup(self, namespace: str) -> DirectTarget | direct.Unavailable | None:
+        assert self._kube is not None
+        if self._choice.mode == direct.PORT_FORWARD:
+            return None
+        return await direct.lookup(self._kube, namespace, self._choice)
+
     async def _open_manager(self, namespace: str, pod: str, deadline: float) -> _Channel:
         """Direct when asked for and possible (`tp_daemon.direct`), else the port-forward;
         `_path_note` says in one line why not direct when that was wanted."""
         assert self._kube is not None
         choice = self._choice
         if choice.mode != direct.PORT_FORWARD:
+            # connect looked it up beside the manager pod; a reconnect looks again
+            target, self._direct_target = self._direct_target, None
             try:
-                got = await direct.open_channel(self._kube, namespace, choice,
-                                                self._kube.bearer_token,
-                                                self.settings.direct_connect_timeout)
+                got = await direct.open_channel(
+                    target or await direct.lookup(self._kube, namespace, choice),
+                    self._kube.bearer_token, self.settings.direct_connect_timeout)
                 self._path_note = ""
                 self._say(f"connected directly to the traffic-manager at {got.address}")
                 return _Channel(None, got.channel, self._kube.bearer_token, got.address)
