@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import kubernetes.client
 import kubernetes.config
@@ -35,7 +35,9 @@ from tp_daemon.errors import (
     DaemonError,
     ManagerError,
 )
-from tp_daemon.portforward import ApiEndpoint
+
+if TYPE_CHECKING:
+    from tp_daemon.portforward import ApiEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +167,8 @@ class Kube:
 
     def endpoint(self) -> ApiEndpoint:
         """TLS and auth of this context, for the port-forward WebSocket."""
+        from tp_daemon.portforward import ApiEndpoint  # imports aiohttp: only when needed
+
         cfg = self.cfg
         ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert or None)
         if cfg.cert_file:

@@ -27,8 +27,8 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import aiohttp
 import grpc
 from google.protobuf import empty_pb2
 from tp_protocol import VERSION
@@ -51,12 +51,16 @@ from tp_daemon.errors import (
 )
 from tp_daemon.intercepts import Intercepts
 from tp_daemon.kube import DirectTarget, Kube, choose_images, manager_skew
-from tp_daemon.portforward import PodPort, PortForwarder
 from tp_daemon.proxy import Socks5Proxy, TransparentProxy
 from tp_daemon.root.client import RootLease, unavailable_reason
 from tp_daemon.routing import Routing
 from tp_daemon.streams import Stream
 from tp_daemon.tunnel import TunnelBroken, TunnelStream
+
+if TYPE_CHECKING:  # aiohttp only for the port-forward: direct connect never imports it
+    import aiohttp
+
+    from tp_daemon.portforward import PortForwarder
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +232,6 @@ class Session:
         if installed:
             self._progress("install", "traffic-manager is ready", 1.0, True)
             self._direct_target = await self._direct_lookup(manager_ns)
-        self._http = aiohttp.ClientSession()
         self._chan = await self._open_manager(manager_ns, pod, s.connect_timeout)
         stub = self._chan.stub
         session = await stub.ArriveAsClient(mpb.ClientInfo(
@@ -368,8 +371,14 @@ class Session:
 
     async def _open_channel(self, namespace: str, pod: str, deadline: float) -> _Channel:
         """Port-forward + gRPC channel, retried until the manager answers `Version`."""
+        import aiohttp  # here: a direct connect never pays for importing it
+
+        from tp_daemon.portforward import PodPort, PortForwarder
+
         s = self.settings
-        assert self._http is not None and self._kube is not None
+        assert self._kube is not None
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
         endpoint = await asyncio.to_thread(self._kube.endpoint)
         loop = asyncio.get_running_loop()
         give_up = loop.time() + deadline
