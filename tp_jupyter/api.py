@@ -32,7 +32,7 @@ from tp_protocol import intercept_spec
 from tp_protocol import manager_pb2 as mpb
 from tp_protocol.settings import get_settings
 
-from tp_jupyter import daemon_client
+from tp_jupyter import daemon_client, daemon_spawn
 from tp_jupyter.errors import DaemonError, TpError, UsageError
 from tp_jupyter.render import Rendered
 
@@ -278,7 +278,8 @@ def connect(kubeconfig: str | None = None, *, context: str | None = None,
     `manager_service_type` LoadBalancer makes an install expose the manager for it.
     """
     started = False
-    if not daemon_client.running():
+    # an early daemon (`tp connect`, daemon_spawn) may answer already: it is still ours
+    if daemon_spawn.pending() or not daemon_client.running():
         daemon_client.start_daemon()
         started = True
     request = dpb.ConnectRequest(kubeconfig=kubeconfig or "", context=context or "",

@@ -51,9 +51,10 @@ from tp_daemon.errors import (
 )
 from tp_daemon.intercepts import Intercepts
 from tp_daemon.kube import DirectTarget, Kube, choose_images, manager_skew
+from tp_daemon.preload import Preload
 from tp_daemon.proxy import Socks5Proxy, TransparentProxy
 from tp_daemon.root.client import RootLease, unavailable_reason
-from tp_daemon.routing import Routing
+from tp_daemon.routing import PYROUTE2, Routing
 from tp_daemon.streams import Stream
 from tp_daemon.tunnel import TunnelBroken, TunnelStream
 
@@ -188,6 +189,9 @@ class Session:
         s = self.settings
         loop = asyncio.get_running_loop()
         started = loop.time()
+        if can_route() and not (params.proxy_mode or self._force_proxy):
+            # routing's netlink library imports while connect waits on the network
+            Preload((PYROUTE2,), "tp-preload-routing").start()
         self._say("loading kubeconfig")
         kube = self._kube = await asyncio.to_thread(
             Kube, params.kubeconfig, params.context, params.namespace,
