@@ -14,14 +14,20 @@ keep-alive connection each:
             baseline users know;
 - official: from laptop 1 through the official Python client's port-forward
             (`kubernetes.stream.portforward`), the everyday alternative in Python;
+- direct connect: from laptop 1 after `tp connect --manager-address direct` (the
+            manager installed with `--manager-service-type LoadBalancer`: the tunnel goes
+            to its LoadBalancer address over TLS, past the API server);
 
 bulk throughput (one GET of --bulk-mb MB) and p50/p99 latency of --requests small
-GETs, printed as ratios; plus the time of `tp connect` with the manager installed and
+GETs, printed as ratios; plus the time of `tp connect` with the manager installed (the
+median of --connects runs, each from a stopped daemon, by the port-forward and direct),
+beside `kubectl version` in the same laptop (one API round trip of a CLI users know), and
 without it (a fresh --manager-namespace, removed afterwards).
 
 Targets (issue 11): tunnel throughput >= 1.0x kubectl port-forward and >= 1.0x the
-official client's; tunnel p50 - kubectl port-forward p50 <= +0.2 ms; connect < 3 s
-with the manager installed. Each is printed as met or not.
+official client's; tunnel p50 - kubectl port-forward p50 <= +0.2 ms; direct connect
+throughput >= 0.25x direct TCP; connect <= 0.5 s with the manager installed. Each is
+printed as met or not.
 
 `python bench/tunnel.py client MODE TARGET ...` is the measuring client itself (run
 inside a namespace by the benchmark).
@@ -171,7 +177,10 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--manager-namespace", default="",
                         help="use the manager already installed there (skips timing an "
-                             "install)")
+                             "install; direct connect needs it installed with "
+                             "--manager-service-type LoadBalancer)")
+    parser.add_argument("--connects", type=int, default=5,
+                        help="timed `tp connect` runs per path (the median is printed)")
     args = parser.parse_args()
 
     from kubernetes import client
@@ -218,16 +227,30 @@ def main() -> int:
                 mgr_ns = args.manager_namespace
             else:
                 t = time.monotonic()
-                proc = laptop([*tp, "connect", "--manager-namespace", mgr_ns])
+                proc = laptop([*tp, "connect", "--manager-namespace", mgr_ns,
+                               "--manager-service-type", "LoadBalancer"])
                 connect_s["without manager"] = time.monotonic() - t
                 if proc.returncode != 0:
                     raise SystemExit(f"tp connect failed: {proc.stderr.strip()}")
                 laptop([*tp, "quit"])
-            t = time.monotonic()
-            proc = laptop([*tp, "connect", "--manager-namespace", mgr_ns])
-            connect_s["with manager"] = time.monotonic() - t
-            if proc.returncode != 0:
-                raise SystemExit(f"tp connect failed: {proc.stderr.strip()}")
+            kubectl = shutil.which("kubectl") or str(Path(sys.executable).with_name("kubectl"))
+            for what, argv in (("kubectl version", [kubectl, "version", "--request-timeout=10s"]),
+                               ("direct", [*tp, "connect", "--manager-namespace", mgr_ns,
+                                           "--manager-address", "direct"]),
+                               ("port-forward", [*tp, "connect", "--manager-namespace",
+                                                 mgr_ns, "--manager-address",
+                                                 "port-forward"])):
+                runs_s = []
+                for _ in range(args.connects):
+                    if what != "kubectl version":
+                        laptop([*tp, "quit"])
+                    t = time.monotonic()
+                    proc = laptop(argv)
+                    runs_s.append(time.monotonic() - t)
+                    if proc.returncode != 0:
+                        raise SystemExit(f"{what} failed: {proc.stderr.strip()}")
+                connect_s[what] = statistics.median(runs_s)
+            # connected by the port-forward now (the rows of issue 11 before direct connect)
 
             # the server must answer before measuring
             deadline = time.monotonic() + 60
@@ -260,6 +283,18 @@ def main() -> int:
                 if proc.returncode != 0:
                     raise SystemExit(f"{mode} client failed: {proc.stderr.strip()[-500:]}")
                 results[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
+
+            # the same tunnel client after a direct connect (LoadBalancer address, TLS)
+            laptop([*tp, "quit"])
+            proc = laptop([*tp, "connect", "--manager-namespace", mgr_ns,
+                           "--manager-address", "direct"])
+            if proc.returncode != 0:
+                raise SystemExit(f"tp connect --manager-address direct failed: "
+                                 f"{proc.stderr.strip()}")
+            proc = _run(runs["tunnel"], env={**os.environ, **lifecycle.exec_env(instance, 1)})
+            if proc.returncode != 0:
+                raise SystemExit(f"direct connect client failed: {proc.stderr.strip()[-500:]}")
+            results["direct connect"] = json.loads(proc.stdout.strip().splitlines()[-1])
     finally:
         if forward is not None:
             forward[0].terminate()
@@ -282,13 +317,13 @@ def main() -> int:
         if fresh:
             lifecycle.down(instance, keep_logs=False)
 
-    d, tun, off, kub = (results["direct"], results["tunnel"], results["official"],
-                        results["kubectl"])
+    d, tun, off, kub, dc = (results["direct"], results["tunnel"], results["official"],
+                            results["kubectl"], results["direct connect"])
     print(f"bulk {args.bulk_mb} MB, {args.requests} small requests, one keep-alive "
           "connection each")
-    print(f"{'':10} {'MB/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'':14} {'MB/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
     for mode, r in results.items():
-        print(f"{mode:10} {r['mb_per_s']:9.1f} {r['p50_ms']:8.3f} {r['p99_ms']:8.3f}")
+        print(f"{mode:14} {r['mb_per_s']:9.1f} {r['p50_ms']:8.3f} {r['p99_ms']:8.3f}")
     tput_vs_official = tun["mb_per_s"] / off["mb_per_s"]
     tput_vs_kubectl = tun["mb_per_s"] / kub["mb_per_s"]
     p50_vs_kubectl = tun["p50_ms"] - kub["p50_ms"]
@@ -301,15 +336,26 @@ def main() -> int:
           f"tunnel/direct {tun['p50_ms'] / d['p50_ms']:.1f}x (+{added_p50:.2f} ms); "
           f"p99 tunnel/kubectl {tun['p99_ms'] / kub['p99_ms']:.2f}x, tunnel/official "
           f"{tun['p99_ms'] / off['p99_ms']:.2f}x")
+    dc_vs_direct = dc["mb_per_s"] / d["mb_per_s"]
+    print(f"direct connect throughput / direct TCP {dc_vs_direct:.2f}x, / tunnel (port-forward) "
+          f"{dc['mb_per_s'] / tun['mb_per_s']:.2f}x; p50 direct connect/kubectl port-forward "
+          f"{dc['p50_ms'] / kub['p50_ms']:.2f}x ({dc['p50_ms'] - kub['p50_ms']:+.3f} ms)")
     install = connect_s.get("without manager")
-    print(f"connect: {connect_s['with manager']:.2f} s with the manager installed, "
+    with_manager = min(connect_s["direct"], connect_s["port-forward"])
+    print(f"connect (median of {args.connects}, from a stopped daemon): "
+          f"{connect_s['direct']:.2f} s direct, {connect_s['port-forward']:.2f} s by the "
+          f"port-forward; baseline `kubectl version` {connect_s['kubectl version']:.2f} s "
+          f"(connect/kubectl {with_manager / connect_s['kubectl version']:.1f}x); "
           + (f"{install:.2f} s installing it" if install is not None
              else "install not timed (--manager-namespace)"))
     targets = {
         "tunnel throughput >= 1.0x kubectl port-forward": tput_vs_kubectl >= 1.0,
         "tunnel throughput >= 1.0x official client": tput_vs_official >= 1.0,
         "tunnel p50 - kubectl port-forward p50 <= +0.2 ms": p50_vs_kubectl <= 0.2,
-        "connect < 3 s with the manager installed": connect_s["with manager"] < 3,
+        "direct connect throughput >= 0.25x direct TCP": dc_vs_direct >= 0.25,
+        "connect <= 0.5 s with the manager installed (direct)": connect_s["direct"] <= 0.5,
+        "connect <= 0.5 s with the manager installed (port-forward)":
+            connect_s["port-forward"] <= 0.5,
     }
     for what, met in targets.items():
         print(f"  {'met' if met else 'NOT met':8} {what}")

@@ -32,7 +32,7 @@ from tp_protocol import intercept_spec
 from tp_protocol import manager_pb2 as mpb
 from tp_protocol.settings import get_settings
 
-from tp_jupyter import daemon_client, mirror_view
+from tp_jupyter import daemon_client, daemon_spawn, mirror_view
 from tp_jupyter.errors import DaemonError, TpError, UsageError
 from tp_jupyter.render import Rendered
 
@@ -48,6 +48,18 @@ def _html_table(title: str, rows: list[tuple[str, str]]) -> str:
     body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
                    f"<td style='text-align:left'>{html.escape(v)}</td></tr>" for k, v in rows)
     return f"<b>{html.escape(title)}</b><table>{body}</table>"
+
+
+def path_text(path: str, address: str) -> str:
+    """`tp status`: how the daemon reaches the traffic-manager."""
+    if path == "direct":
+        return f"direct, TLS to {address} (LoadBalancer)"
+    return f"port-forward through the API server to {address}"
+
+
+def path_dict(path: str, address: str, note: str) -> dict[str, Any]:
+    return {"manager_path": path or None, "manager_address": address or None,
+            "manager_path_note": note or None}
 
 
 @dataclass(repr=False)
@@ -67,13 +79,18 @@ class ConnectResult(Rendered):
     daemon_version: str = ""
     manager_version: str = ""
     proxy_env: bool = False  # the notebook set the kernel's proxy variables
+    manager_path: str = ""  # "direct" | "port-forward"
+    manager_address: str = ""
+    manager_path_note: str = ""  # why not direct (one line)
 
     @classmethod
     def from_info(cls, info: dpb.ConnectInfo) -> ConnectResult:
         return cls(info.cluster_context, info.cluster_server, info.namespace,
                    info.manager_namespace, info.already_connected, info.manager_installed,
                    info.mode == dpb.MODE_PROXY, info.socks_address, info.version_warning,
-                   info.session_id, info.daemon_version, info.manager_version)
+                   info.session_id, info.daemon_version, info.manager_version,
+                   manager_path=info.manager_path, manager_address=info.manager_address,
+                   manager_path_note=info.manager_path_note)
 
     def to_dict(self) -> dict[str, Any]:
         """`--format json|yaml` (schema: tp_jupyter/schemas/connect.json)."""
@@ -85,7 +102,8 @@ class ConnectResult(Rendered):
                 "socks_address": self.socks_address or None,
                 "session_id": self.session_id, "daemon_version": self.daemon_version,
                 "manager_version": self.manager_version,
-                "version_warning": self.version_warning or None}
+                "version_warning": self.version_warning or None,
+                **path_dict(self.manager_path, self.manager_address, self.manager_path_note)}
 
     def lines(self) -> list[str]:
         lines = []
@@ -98,6 +116,8 @@ class ConnectResult(Rendered):
             lines.append(f"Connected to context {self.context} ({self.server})")
         if self.proxy_mode:
             lines.append(self.proxy_line())
+        if self.manager_path_note:
+            lines.append(self.manager_path_note[0].upper() + self.manager_path_note[1:])
         if self.version_warning:
             lines.append(f"Warning: {self.version_warning}")
         return lines
@@ -154,6 +174,10 @@ class Status(Rendered):
                                  ("Namespace", c.namespace)]))
         manager_rows = [("Namespace", c.manager_namespace), ("Version", c.manager_version),
                         ("Session", c.session_id)]
+        if c.manager_path:
+            manager_rows.append(("Path", path_text(c.manager_path, c.manager_address)))
+        if c.manager_path_note:
+            manager_rows.append(("Not direct", c.manager_path_note))
         if st.reconnected:
             manager_rows.append(("Reconnected", st.reconnected))
         if st.last_error:
@@ -192,7 +216,8 @@ class Status(Rendered):
                 "mode": "proxy" if c.mode == dpb.MODE_PROXY else "tun",
                 "socks_address": c.socks_address or None,
                 "cluster_domain": ci.cluster_domain, "dns_ip": ci.dns_ip,
-                "pod_cidrs": list(ci.pod_cidrs), "service_cidr": ci.service_cidr}
+                "pod_cidrs": list(ci.pod_cidrs), "service_cidr": ci.service_cidr,
+                **path_dict(c.manager_path, c.manager_address, c.manager_path_note)}
         unreachable = None
         if self.connected and st.unreachable_since:
             unreachable = datetime.datetime.fromtimestamp(
@@ -244,17 +269,21 @@ def connect(kubeconfig: str | None = None, *, context: str | None = None,
             namespace: str | None = None, manager_namespace: str | None = None,
             proxy_mode: bool = False, progress: ProgressCallback | None = None,
             manager_image: str | None = None, agent_image: str | None = None,
-            registry: str | None = None, image_pull_secrets: list[str] | None = None
+            registry: str | None = None, image_pull_secrets: list[str] | None = None,
+            manager_address: str | None = None, manager_service_type: str | None = None
             ) -> ConnectResult:
     """Connect the workstation to the cluster (starting the daemon if needed).
 
     The image options apply when this connect installs the traffic-manager:
     `registry` (e.g. `registry.example.com/team`) holds both images; `manager_image` /
     `agent_image` are `[REGISTRY/]NAME[:TAG]` (no tag: this client's version);
-    `image_pull_secrets` name Secrets for a private registry.
+    `image_pull_secrets` name Secrets for a private registry. `manager_address` is
+    auto|direct|port-forward|HOST:PORT (direct connect, see `tp connect --help`);
+    `manager_service_type` LoadBalancer makes an install expose the manager for it.
     """
     started = False
-    if not daemon_client.running():
+    # an early daemon (`tp connect`, daemon_spawn) may answer already: it is still ours
+    if daemon_spawn.pending() or not daemon_client.running():
         daemon_client.start_daemon()
         started = True
     request = dpb.ConnectRequest(kubeconfig=kubeconfig or "", context=context or "",
@@ -262,7 +291,9 @@ def connect(kubeconfig: str | None = None, *, context: str | None = None,
                                  manager_namespace=manager_namespace or "",
                                  proxy_mode=proxy_mode, manager_image=manager_image or "",
                                  agent_image=agent_image or "", image_registry=registry or "",
-                                 image_pull_secrets=image_pull_secrets or [])
+                                 image_pull_secrets=image_pull_secrets or [],
+                                 manager_address=manager_address or "",
+                                 manager_service_type=manager_service_type or "")
     with daemon_client.DaemonClient() as client:
         try:
             with _progress(client, progress, None):

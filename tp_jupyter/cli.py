@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 from tp_protocol.errors import TpJupyterError
 from tp_sandbox.errors import SandboxError
 
-from tp_jupyter import output
+from tp_jupyter import daemon_spawn, output
 from tp_jupyter.errors import TpError, UsageError
 
 
@@ -92,6 +92,7 @@ def run(argv: Sequence[str]) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `tp` console script."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    daemon_spawn.spawn_early(argv)  # its start overlaps ours (the imports of run())
     fmt = output.requested_format(argv)
     document = fmt in ("json", "yaml")
     try:
@@ -108,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(output.dump(output.error_document(KeyboardInterrupt("interrupted"),
                                                     "interrupted"), fmt))
         return 130
+    finally:
+        daemon_spawn.abandon()  # started for a connect that never came (bad arguments)
     if isinstance(result, int):
         return result
     if result is not None:

@@ -25,7 +25,9 @@ def _connect(args: argparse.Namespace) -> api.ConnectResult:
                        namespace=args.namespace, manager_namespace=args.manager_namespace,
                        proxy_mode=args.proxy_mode, progress=_progress,
                        manager_image=args.manager_image, agent_image=args.agent_image,
-                       registry=args.registry, image_pull_secrets=args.image_pull_secret)
+                       registry=args.registry, image_pull_secrets=args.image_pull_secret,
+                       manager_address=args.manager_address,
+                       manager_service_type=args.manager_service_type)
 
 
 def _status(args: argparse.Namespace) -> api.Status:
@@ -82,6 +84,13 @@ def register(sub: Any) -> None:
                    help="namespace of the traffic-manager (default: ambassador)")
     p.add_argument("--proxy-mode", action="store_true",
                    help="use a SOCKS5 proxy instead of routes and DNS, even as root")
+    p.add_argument("--manager-address", metavar="auto|direct|port-forward|HOST:PORT",
+                   help="reach the traffic-manager at its LoadBalancer address over TLS "
+                        "(direct), through the API server (port-forward), or direct when "
+                        "it answers, else port-forward (auto, the default)")
+    p.add_argument("--manager-service-type", choices=["ClusterIP", "LoadBalancer"],
+                   help="when this connect installs the traffic-manager: LoadBalancer also "
+                        "exposes it for direct connect (default: ClusterIP)")
     output.add_format(p)
     images = p.add_argument_group("images (used when connect installs the traffic-manager)")
     images.add_argument("--registry", metavar="HOST[:PORT][/PATH]",

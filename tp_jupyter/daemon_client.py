@@ -17,7 +17,6 @@ import contextlib
 import os
 import select
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -33,6 +32,7 @@ from tp_protocol import daemon_pb2_grpc as dgrpc
 from tp_protocol import manager_pb2 as mpb
 from tp_protocol.settings import get_settings
 
+from tp_jupyter import daemon_spawn
 from tp_jupyter.errors import ClusterError, DaemonError, DaemonNotRunning, TpError, UsageError
 
 _R = TypeVar("_R", bound=Message)
@@ -232,23 +232,13 @@ def start_daemon(proxy_mode: bool = False) -> None:
     by another `tp connect` may have won the socket: then that one is used)."""
     log_file = paths.log_path()
     timeout = get_settings().connect.daemon_start_timeout
-    read_end, write_end = os.pipe()
-    argv = [sys.executable, "-m", "tp_daemon", "--ready-fd", str(write_end)]
-    if proxy_mode:
-        argv.append("--proxy-mode")
+    early = None if proxy_mode else daemon_spawn.claim()  # `tp connect` started it already
+    proc, read_end = early or daemon_spawn.spawn(proxy_mode)
     try:
-        with open(log_file, "ab") as log, open(os.devnull, "rb") as devnull:
-            proc = subprocess.Popen(argv, stdin=devnull, stdout=log, stderr=log,
-                                    start_new_session=True, close_fds=True,
-                                    pass_fds=(write_end,))
-        os.close(write_end)  # only the daemon holds it now: its exit means EOF here
-        write_end = -1
         readable, _, _ = select.select([read_end], [], [], timeout)
         line = os.read(read_end, 64) if readable else None
     finally:
         os.close(read_end)
-        if write_end >= 0:
-            os.close(write_end)
     if line:
         return
     if line is None:

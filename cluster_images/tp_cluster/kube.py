@@ -292,6 +292,46 @@ class Kube:
                 return None
             raise _error(exc, f"read service {namespace}/{name}") from exc
 
+    # --- the manager's own TLS material (direct connect) -------------------------------
+
+    def read_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return _json(self.core.read_namespaced_secret(
+                name, namespace, _request_timeout=self.timeout, _preload_content=False))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _error(exc, f"read secret {namespace}/{name}") from exc
+
+    def create_secret(self, namespace: str, body: dict[str, Any]) -> None:
+        try:
+            self.core.create_namespaced_secret(namespace, body, _request_timeout=self.timeout,
+                                               _preload_content=False)
+        except ApiException as exc:
+            raise _error(exc, f"create secret {namespace}/{body['metadata']['name']}") from exc
+
+    def read_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return _json(self.core.read_namespaced_config_map(
+                name, namespace, _request_timeout=self.timeout, _preload_content=False))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _error(exc, f"read configmap {namespace}/{name}") from exc
+
+    def write_configmap(self, namespace: str, body: dict[str, Any], *, create: bool) -> None:
+        name = body["metadata"]["name"]
+        try:
+            if create:
+                self.core.create_namespaced_config_map(
+                    namespace, body, _request_timeout=self.timeout, _preload_content=False)
+            else:
+                self.core.replace_namespaced_config_map(
+                    name, namespace, body, _request_timeout=self.timeout,
+                    _preload_content=False)
+        except ApiException as exc:
+            raise _error(exc, f"write configmap {namespace}/{name}") from exc
+
     def list_services(self, namespace: str) -> list[dict[str, Any]]:
         try:
             response = self.core.list_namespaced_service(

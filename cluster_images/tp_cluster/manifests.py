@@ -11,8 +11,11 @@ what the manager does:
 - read and update (PUT with resourceVersion) Deployments and Services, to inject
   the traffic-agent and to restore them exactly on uninstall.
 
-It reads no configmaps or secrets: the agent container gets copies of the app's
-env/envFrom, so the kubelet resolves them (see `tp_cluster.injector`).
+Its ClusterRole reads no configmaps or secrets: the agent container gets copies of the
+app's env/envFrom, so the kubelet resolves them (see `tp_cluster.injector`). A Role in
+its own namespace lets it keep its TLS Secret and publish the certificate in a
+ConfigMap (direct connect, `tp_cluster.manager.tls`), which every authenticated user
+may read.
 
 Images come from any registry: `image_ref` turns what a user gives (`--registry`,
 `--manager-image`, `--agent-image`) into a full reference whose tag defaults to this
@@ -60,6 +63,21 @@ FATAL_WAITING_REASONS = frozenset({
 (the manager's install, an agent's injection)."""
 GRPC_PORT = 8081
 """The manager's gRPC port (container and Service)."""
+DIRECT_PORT = 8443
+"""The manager's TLS gRPC port for direct connect (container port `grpc-tls`, and the
+port of the LoadBalancer Service `DIRECT_SERVICE`)."""
+DIRECT_SERVICE = f"{NAME}-direct"
+"""The Service that exposes only `DIRECT_PORT` outside the cluster (`--manager-service-type
+LoadBalancer`): the plaintext port that agents use stays inside."""
+TLS_SECRET = f"{NAME}-tls"
+"""Secret (type kubernetes.io/tls) with the manager's self-signed certificate and key."""
+CA_CONFIGMAP = f"{NAME}-ca"
+"""ConfigMap that publishes the manager's certificate (`ca.crt`) and the name it was made
+for (`server-name`): daemons read it through the API server and pin it."""
+CA_READER = f"{NAME}-ca-reader"
+"""Role + RoleBinding: every authenticated user may read `CA_CONFIGMAP` (a public cert)."""
+SERVICE_TYPES = ("ClusterIP", "LoadBalancer")
+"""What `--manager-service-type` accepts."""
 
 LABELS = {"app": NAME, "app.kubernetes.io/part-of": "tp-jupyter"}
 MANAGED_BY = {"app.kubernetes.io/managed-by": "tp-jupyter"}
@@ -198,12 +216,14 @@ def manager_objects(
     *,
     agent_image: str | None = None,
     image_pull_secrets: list[str] | tuple[str, ...] = (),
+    service_type: str = "ClusterIP",
 ) -> list[dict[str, Any]]:
     """Every object of a traffic-manager install, in creation order.
 
     `image` / `agent_image` are full references (see `image_ref`; default: ours of
     `version`); `image_pull_secrets` name Secrets in the manager's namespace (and, for
-    the agents, in each intercepted workload's namespace).
+    the agents, in each intercepted workload's namespace). `service_type` LoadBalancer
+    adds the Service `DIRECT_SERVICE` (direct connect over TLS, past the API server).
     Deleting in reverse order removes the install (the Namespace last, which also
     takes anything left inside it).
     """
@@ -211,6 +231,9 @@ def manager_objects(
         raise ManifestError(
             f"manager namespace {namespace!r} is not a DNS label: use lower-case letters, "
             "digits and '-'")
+    if service_type not in SERVICE_TYPES:
+        raise ManifestError(f"service type {service_type!r} is not one of "
+                            f"{', '.join(SERVICE_TYPES)} (--manager-service-type)")
     image = image or manager_image(version)
     agent = agent_image or _agent_image_of(version)
     secrets = pull_secret_names(image_pull_secrets)
@@ -258,6 +281,44 @@ def manager_objects(
                         "name": role},
             "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": namespace}],
         },
+        # in its own namespace only: its TLS Secret and the ConfigMap publishing the cert
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": _meta(NAME, namespace),
+            "rules": [
+                {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+                {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [TLS_SECRET],
+                 "verbs": ["get"]},
+                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
+                {"apiGroups": [""], "resources": ["configmaps"],
+                 "resourceNames": [CA_CONFIGMAP], "verbs": ["get", "update"]},
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": _meta(NAME, namespace),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": NAME},
+            "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": namespace}],
+        },
+        # daemons pin the manager's certificate they read here through the API server
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": _meta(CA_READER, namespace),
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"],
+                       "resourceNames": [CA_CONFIGMAP], "verbs": ["get"]}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": _meta(CA_READER, namespace),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                        "name": CA_READER},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group",
+                          "name": "system:authenticated"}],
+        },
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -283,6 +344,8 @@ def manager_objects(
                             "image": image,
                             "imagePullPolicy": "IfNotPresent",
                             "ports": [{"name": "grpc", "containerPort": GRPC_PORT,
+                                       "protocol": "TCP"},
+                                      {"name": "grpc-tls", "containerPort": DIRECT_PORT,
                                        "protocol": "TCP"}],
                             "env": [
                                 {"name": "TP_MANAGER_NAMESPACE",
@@ -316,4 +379,20 @@ def manager_objects(
                            "protocol": "TCP"}],
             },
         },
+        *([direct_service(namespace)] if service_type == "LoadBalancer" else []),
     ]
+
+
+def direct_service(namespace: str) -> dict[str, Any]:
+    """The LoadBalancer Service of direct connect: the TLS port only."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(DIRECT_SERVICE, namespace),
+        "spec": {
+            "type": "LoadBalancer",
+            "selector": {"app": NAME},
+            "ports": [{"name": "grpc-tls", "port": DIRECT_PORT, "targetPort": "grpc-tls",
+                       "protocol": "TCP"}],
+        },
+    }

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import kubernetes.client
 import kubernetes.config
@@ -35,7 +35,9 @@ from tp_daemon.errors import (
     DaemonError,
     ManagerError,
 )
-from tp_daemon.portforward import ApiEndpoint
+
+if TYPE_CHECKING:
+    from tp_daemon.portforward import ApiEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,18 @@ def kubeconfig_path(explicit: str) -> Path:
     return Path.home() / ".kube" / "config"
 
 
+@dataclass(frozen=True)
+class DirectTarget:
+    """The manager's direct-connect address and the certificate it must present."""
+
+    address: str
+    """HOST:PORT of the LoadBalancer."""
+    certificate: bytes
+    """PEM, read through the API server: the only root the TLS handshake accepts."""
+    server_name: str
+    """The name in that certificate (the address is an IP it cannot name)."""
+
+
 @dataclass
 class Target:
     """What a connect is about: the kubeconfig, its context and the API server."""
@@ -153,6 +167,8 @@ class Kube:
 
     def endpoint(self) -> ApiEndpoint:
         """TLS and auth of this context, for the port-forward WebSocket."""
+        from tp_daemon.portforward import ApiEndpoint  # imports aiohttp: only when needed
+
         cfg = self.cfg
         ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert or None)
         if cfg.cert_file:
@@ -213,13 +229,15 @@ class Kube:
                 "--everything` and connect again to change its images")
 
     def install_manager(self, namespace: str, progress: Progress,
-                        images: Images | None = None) -> None:
+                        images: Images | None = None, service_type: str = "ClusterIP"
+                        ) -> None:
         """Create the manager's objects; on failure delete what this call created."""
         images = images or choose_images()
         try:
             objects = manifests.manager_objects(namespace, image=images.manager,
                                                 agent_image=images.agent,
-                                                image_pull_secrets=images.pull_secrets)
+                                                image_pull_secrets=images.pull_secrets,
+                                                service_type=service_type)
         except manifests.ManifestError as e:
             raise ConfigError(f"{e} (--manager-namespace)") from e
         created: list[dict[str, Any]] = []
@@ -247,6 +265,8 @@ class Kube:
                                                                              **kw),
             "ClusterRole": lambda: rbac.create_cluster_role(obj, **kw),
             "ClusterRoleBinding": lambda: rbac.create_cluster_role_binding(obj, **kw),
+            "Role": lambda: rbac.create_namespaced_role(namespace, obj, **kw),
+            "RoleBinding": lambda: rbac.create_namespaced_role_binding(namespace, obj, **kw),
             "Deployment": lambda: apps.create_namespaced_deployment(namespace, obj, **kw),
             "Service": lambda: core.create_namespaced_service(namespace, obj, **kw),
         }
@@ -269,6 +289,8 @@ class Kube:
             "ServiceAccount": lambda: core.delete_namespaced_service_account(name, ns),
             "ClusterRole": lambda: rbac.delete_cluster_role(name),
             "ClusterRoleBinding": lambda: rbac.delete_cluster_role_binding(name),
+            "Role": lambda: rbac.delete_namespaced_role(name, ns),
+            "RoleBinding": lambda: rbac.delete_namespaced_role_binding(name, ns),
             "Deployment": lambda: apps.delete_namespaced_deployment(name, ns),
             "Service": lambda: core.delete_namespaced_service(name, ns),
         }
@@ -294,6 +316,49 @@ class Kube:
                 f"/api/v1/namespaces/{namespace}/pods",
                 [("labelSelector", f"app={manifests.NAME}")])["items"]
         return pods
+
+    def direct_target(self, namespace: str) -> DirectTarget | str:
+        """Where direct connect reaches the manager (its LoadBalancer address and pinned
+        certificate, both read through the API server), or why it cannot (one phrase)."""
+        with self._translate(f"read service {manifests.DIRECT_SERVICE} in {namespace}",
+                             namespace=namespace):
+            service = self._get_json_or_none(
+                f"/api/v1/namespaces/{namespace}/services/{manifests.DIRECT_SERVICE}")
+        if service is None or service.get("spec", {}).get("type") != "LoadBalancer":
+            return (f"the traffic-manager has no LoadBalancer Service "
+                    f"({manifests.DIRECT_SERVICE}; an admin installs it with "
+                    "`tp connect --manager-service-type LoadBalancer`)")
+        ingress = (service.get("status", {}).get("loadBalancer", {}).get("ingress") or [{}])[0]
+        host = ingress.get("ip") or ingress.get("hostname") or ""
+        if not host:
+            return f"the LoadBalancer Service {manifests.DIRECT_SERVICE} has no address yet"
+        port = next((int(p["port"]) for p in service["spec"].get("ports") or []
+                     if p.get("name") == "grpc-tls"), manifests.DIRECT_PORT)
+        ca = self.manager_certificate(namespace)
+        if isinstance(ca, str):
+            return ca
+        return DirectTarget(f"{host}:{port}" if ":" not in host else f"[{host}]:{port}",
+                            ca[0], ca[1])
+
+    def manager_certificate(self, namespace: str) -> tuple[bytes, str] | str:
+        """The manager's published certificate and its server name, or why not."""
+        with self._translate(f"read configmap {manifests.CA_CONFIGMAP} in {namespace}",
+                             namespace=namespace):
+            cm = self._get_json_or_none(
+                f"/api/v1/namespaces/{namespace}/configmaps/{manifests.CA_CONFIGMAP}")
+        data = (cm or {}).get("data") or {}
+        if not data.get("ca.crt") or not data.get("server-name"):
+            return (f"the traffic-manager has not published its certificate "
+                    f"(ConfigMap {manifests.CA_CONFIGMAP})")
+        return str(data["ca.crt"]).encode(), str(data["server-name"])
+
+    def _get_json_or_none(self, path: str) -> Any:
+        try:
+            return self._get_json(path, [])
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
 
     def manager_stuck(self, namespace: str) -> str:
         """Why a manager pod cannot start by itself ("" when none is stuck)."""
@@ -346,8 +411,8 @@ class Kube:
     def remove_manager(self, namespace: str, timeout: float, poll: float = 0.2) -> None:
         """Delete the manager's objects (as `install_manager` made them) and wait until its
         Deployment is gone; objects already absent are fine."""
-        try:
-            objects = manifests.manager_objects(namespace)
+        try:  # with the direct Service: whichever type it was installed with
+            objects = manifests.manager_objects(namespace, service_type="LoadBalancer")
         except manifests.ManifestError as e:
             raise ConfigError(f"{e} (--manager-namespace)") from e
         # the Namespace last: its deletion would otherwise race the others' 404s
@@ -378,6 +443,8 @@ class Kube:
                                                                              **kw),
             "ClusterRole": lambda: rbac.delete_cluster_role(name, **kw),
             "ClusterRoleBinding": lambda: rbac.delete_cluster_role_binding(name, **kw),
+            "Role": lambda: rbac.delete_namespaced_role(name, namespace, **kw),
+            "RoleBinding": lambda: rbac.delete_namespaced_role_binding(name, namespace, **kw),
             "Deployment": lambda: apps.delete_namespaced_deployment(
                 name, namespace, propagation_policy="Foreground", **kw),
             "Service": lambda: core.delete_namespaced_service(name, namespace, **kw),

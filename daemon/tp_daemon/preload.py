@@ -1,11 +1,14 @@
 """Heavy imports off the daemon's start path, in named background threads.
 
 The daemon answers on its socket with only gRPC and the protocol stubs imported; what
-`connect` needs (the official client's kubeconfig loader, aiohttp, pyroute2: ~0.5 s of
-CPU) is imported by a `Preload` thread meanwhile, and the RPCs that need it await
-`Preload.wait()`. The official client's API modules (~250 pydantic models, 0.5-1 s) are
-not on the connect path at all (`Kube._get_json`): `tp list`/`tp intercept` import them
-on first use, in their worker thread. They are not warmed after connect on purpose: the
+`connect` needs (the official client's kubeconfig loader: ~0.35 s of CPU with the rest
+of `tp_daemon.session`) is imported by a `Preload` thread meanwhile, and the RPCs that
+need it await `Preload.wait()`. aiohttp is imported only for a port-forward (a direct
+connect never needs it) and pyroute2 by a second preload that `connect` starts, so it
+imports while connect waits on its first network round trips. The official client's API
+modules (~250 pydantic models, 0.5-1 s) are not on the connect path at all
+(`Kube._get_json`): `tp list`/`tp intercept` import them on first use, in their worker
+thread. They are not warmed after connect on purpose: the
 import holds the GIL in long C calls and stalled the fresh tunnel (p99 2 ms -> 50 ms).
 
 The main thread imports what it shares with a preload (grpc, the stubs) before starting

@@ -23,18 +23,30 @@ import shutil
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-
-from pyroute2 import IPRoute
+from typing import TYPE_CHECKING
 
 from tp_daemon import leftovers
 from tp_daemon.errors import RoutingError
 
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
+
 log = logging.getLogger(__name__)
+
+PYROUTE2 = "pyroute2"
+"""Imported on first use (~0.14 s of CPU): a daemon that routes through the root daemon
+never needs it, and `tp connect` imports it beside its first network round trips."""
 
 TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 RT_TABLE_MAIN = 254
+
+
+def _iproute() -> IPRoute:
+    from pyroute2 import IPRoute
+
+    return IPRoute()
 
 
 def collapse(ranges: Iterable[str]) -> list[ipaddress.IPv4Network]:
@@ -56,7 +68,7 @@ class Route:
 def routes(ignore_dev: str = "") -> list[Route]:
     """Routes of the main IPv4 table except the default route and those on `ignore_dev`."""
     found = []
-    with IPRoute() as ipr:
+    with _iproute() as ipr:
         names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
         for r in ipr.get_routes(family=2, table=RT_TABLE_MAIN):
             if not r["dst_len"]:
@@ -186,7 +198,7 @@ class Routing:
                 self.dropped += 1
 
     def _set_routes(self, nets: Sequence[ipaddress.IPv4Network]) -> None:
-        with IPRoute() as ipr:
+        with _iproute() as ipr:
             (index,) = ipr.link_lookup(ifname=self.tun_name)
             ipr.link("set", index=index, state="up")
             wanted = {str(n) for n in nets}

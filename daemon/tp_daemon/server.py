@@ -116,7 +116,8 @@ class DaemonService(dgrpc.DaemonServicer):
             params = ConnectParams(request.kubeconfig, request.context, request.namespace,
                                    request.manager_namespace, request.proxy_mode,
                                    request.manager_image, request.agent_image,
-                                   request.image_registry, tuple(request.image_pull_secrets))
+                                   request.image_registry, tuple(request.image_pull_secrets),
+                                   request.manager_address, request.manager_service_type)
             log.info("connect %s", params)
             return await self._within_deadline("connect", "connect", context,
                                                lambda: session.connect(params))

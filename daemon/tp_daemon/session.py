@@ -27,8 +27,8 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import aiohttp
 import grpc
 from google.protobuf import empty_pb2
 from tp_protocol import VERSION
@@ -39,7 +39,7 @@ from tp_protocol.aio import spawn, wait_at_most
 from tp_protocol.auth import with_credentials
 from tp_protocol.settings import ConnectSettings, get_settings
 
-from tp_daemon import paths
+from tp_daemon import direct, paths
 from tp_daemon.dns import Resolver, system_nameservers
 from tp_daemon.errors import (
     AlreadyConnected,
@@ -50,15 +50,20 @@ from tp_daemon.errors import (
     NotConnected,
 )
 from tp_daemon.intercepts import Intercepts
-from tp_daemon.kube import Kube, choose_images, manager_skew
-from tp_daemon.portforward import PodPort, PortForwarder
+from tp_daemon.kube import DirectTarget, Kube, choose_images, manager_skew
+from tp_daemon.preload import Preload
 from tp_daemon.proxy import Socks5Proxy, TransparentProxy
 from tp_daemon.root import kept as root_kept
 from tp_daemon.root.client import unavailable_reason
 from tp_daemon.root.kept import KeptLease
-from tp_daemon.routing import Routing
+from tp_daemon.routing import PYROUTE2, Routing
 from tp_daemon.streams import Stream
 from tp_daemon.tunnel import TunnelBroken, TunnelStream
+
+if TYPE_CHECKING:  # aiohttp only for the port-forward: direct connect never imports it
+    import aiohttp
+
+    from tp_daemon.portforward import PortForwarder
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +83,8 @@ class ConnectParams:
     agent_image: str = ""
     image_registry: str = ""
     image_pull_secrets: tuple[str, ...] = ()
+    manager_address: str = ""       # auto|direct|port-forward|HOST:PORT ("" = settings)
+    manager_service_type: str = ""  # for an install ("" = settings)
 
 
 def can_route() -> bool:
@@ -96,19 +103,23 @@ def install_id() -> str:
 
 
 class _Channel:
-    """A port-forward to one manager pod and the gRPC channel over it."""
+    """The gRPC channel to the manager: over a port-forward to one manager pod, or direct
+    (TLS to its LoadBalancer address, `forwarder` None)."""
 
-    def __init__(self, forwarder: PortForwarder, channel: grpc.aio.Channel,
-                 token: Callable[[], str]) -> None:
+    def __init__(self, forwarder: PortForwarder | None, channel: grpc.aio.Channel,
+                 token: Callable[[], str], address: str = "") -> None:
         self.forwarder = forwarder
         self.channel = channel
+        self.path = direct.PORT_FORWARD if forwarder is not None else direct.DIRECT
+        self.address = address
         # every call carries the kubeconfig's credentials: the manager reviews them
         self.stub = with_credentials(mgrpc.ManagerStub(channel), token)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self.channel.close(grace=None)
-        await self.forwarder.close()
+        if self.forwarder is not None:
+            await self.forwarder.close()
 
 
 class Session:
@@ -143,6 +154,9 @@ class Session:
         """The last reconnect and what it restored, for `tp status` ("" = none)."""
         self._new_session = False
         self.intercepts: Intercepts | None = None
+        self._choice = direct.Choice(direct.AUTO)
+        self._path_note = ""
+        self._direct_target: DirectTarget | direct.Unavailable | None = None
 
     @property
     def connected(self) -> bool:
@@ -177,12 +191,18 @@ class Session:
         s = self.settings
         loop = asyncio.get_running_loop()
         started = loop.time()
+        if can_route() and not (params.proxy_mode or self._force_proxy):
+            # routing's netlink library imports while connect waits on the network
+            Preload((PYROUTE2,), "tp-preload-routing").start()
         self._say("loading kubeconfig")
         kube = self._kube = await asyncio.to_thread(
             Kube, params.kubeconfig, params.context, params.namespace,
             api_timeout=s.api_timeout)
         kube.bearer_token()  # refuses, in one line, a kubeconfig without a token
         manager_ns = params.manager_namespace or s.manager_namespace
+        self._choice = direct.parse(params.manager_address or s.manager_address)
+        service_type = direct.service_type(params.manager_service_type
+                                           or s.manager_service_type)
         # checked before anything happens: a bad reference leaves nothing behind
         images = choose_images(params.manager_image or s.manager_image,
                                params.agent_image or s.agent_image,
@@ -191,12 +211,14 @@ class Session:
         installed = False
         # One request in the common case (manager running): it also proves the API server
         # reachable and the credentials good; the install path only runs when needed.
-        pod = await asyncio.to_thread(kube.ready_manager_pod, manager_ns)
+        pod, self._direct_target = await asyncio.gather(
+            asyncio.to_thread(kube.ready_manager_pod, manager_ns),
+            self._direct_lookup(manager_ns))
         if pod is None:
             if not await asyncio.to_thread(kube.manager_deployment_exists, manager_ns):
                 try:
                     await asyncio.to_thread(kube.install_manager, manager_ns,
-                                            self._install_progress, images)
+                                            self._install_progress, images, service_type)
                 except ClusterRefused as e:
                     # a developer with namespace `edit` cannot create the cluster-scoped
                     # RBAC: installing is an admin's job, once per cluster
@@ -215,9 +237,8 @@ class Session:
                 raise
         if installed:
             self._progress("install", "traffic-manager is ready", 1.0, True)
-        self._http = aiohttp.ClientSession()
-        self._say(f"opening port-forward to {manager_ns}/{pod}")
-        self._chan = await self._open_channel(manager_ns, pod, deadline=s.connect_timeout)
+            self._direct_target = await self._direct_lookup(manager_ns)
+        self._chan = await self._open_manager(manager_ns, pod, s.connect_timeout)
         stub = self._chan.stub
         session = await stub.ArriveAsClient(mpb.ClientInfo(
             name=f"{getpass.getuser()}@{socket.gethostname()}", namespace=kube.target.namespace,
@@ -230,7 +251,9 @@ class Session:
             cluster_context=kube.target.context, cluster_server=kube.target.server,
             namespace=kube.target.namespace, manager_namespace=manager_ns,
             session_id=session.session_id, manager_version=cluster.manager_version,
-            daemon_version=VERSION, manager_installed=installed, cluster_info=cluster)
+            daemon_version=VERSION, manager_installed=installed, cluster_info=cluster,
+            manager_path=self._chan.path, manager_address=self._chan.address,
+            manager_path_note=self._path_note)
         warnings = [manager_skew(cluster.manager_version, manager_ns)]
         if not installed and any((params.manager_image, params.agent_image,
                                   params.image_registry)):
@@ -320,10 +343,48 @@ class Session:
 
     # --- the channel to the manager -------------------------------------------
 
+    async def _direct_lookup(self, namespace: str) -> DirectTarget | direct.Unavailable | None:
+        assert self._kube is not None
+        if self._choice.mode == direct.PORT_FORWARD:
+            return None
+        return await direct.lookup(self._kube, namespace, self._choice)
+
+    async def _open_manager(self, namespace: str, pod: str, deadline: float) -> _Channel:
+        """Direct when asked for and possible (`tp_daemon.direct`), else the port-forward;
+        `_path_note` says in one line why not direct when that was wanted."""
+        assert self._kube is not None
+        choice = self._choice
+        if choice.mode != direct.PORT_FORWARD:
+            # connect looked it up beside the manager pod; a reconnect looks again
+            target, self._direct_target = self._direct_target, None
+            try:
+                got = await direct.open_channel(
+                    target or await direct.lookup(self._kube, namespace, choice),
+                    self._kube.bearer_token, self.settings.direct_connect_timeout)
+                self._path_note = ""
+                self._say(f"connected directly to the traffic-manager at {got.address}")
+                return _Channel(None, got.channel, self._kube.bearer_token, got.address)
+            except direct.Unavailable as e:
+                if choice.mode == direct.DIRECT:
+                    raise ManagerError(f"direct connect to the traffic-manager failed: {e}; "
+                                       "pass --manager-address auto or port-forward") from e
+                self._path_note = "" if e.silent else (
+                    f"direct connect not used: {e}; using the API server's port-forward")
+                if self._path_note:
+                    log.warning("%s", self._path_note)
+        self._say(f"opening port-forward to {namespace}/{pod}")
+        return await self._open_channel(namespace, pod, deadline)
+
     async def _open_channel(self, namespace: str, pod: str, deadline: float) -> _Channel:
         """Port-forward + gRPC channel, retried until the manager answers `Version`."""
+        import aiohttp  # here: a direct connect never pays for importing it
+
+        from tp_daemon.portforward import PodPort, PortForwarder
+
         s = self.settings
-        assert self._http is not None and self._kube is not None
+        assert self._kube is not None
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
         endpoint = await asyncio.to_thread(self._kube.endpoint)
         loop = asyncio.get_running_loop()
         give_up = loop.time() + deadline
@@ -339,7 +400,8 @@ class Session:
                     f"127.0.0.1:{port}",
                     options=[("grpc.max_receive_message_length", 16 * 1024 * 1024),
                              ("grpc.enable_retries", 0)])
-                chan = _Channel(forwarder, channel, self._kube.bearer_token)
+                chan = _Channel(forwarder, channel, self._kube.bearer_token,
+                                f"{namespace}/{pod}")
                 try:
                     await chan.stub.Version(empty_pb2.Empty(), timeout=s.rpc_timeout)
                 except BaseException:
@@ -445,7 +507,7 @@ class Session:
                 pod = await asyncio.to_thread(self._kube.ready_manager_pod, namespace)
                 if pod is None:
                     raise ManagerError(f"no ready traffic-manager pod in {namespace}")
-                chan = await self._open_channel(namespace, pod, deadline=s.dial_timeout)
+                chan = await self._open_manager(namespace, pod, deadline=s.dial_timeout)
                 try:
                     assert self._session is not None
                     await chan.stub.Remain(mpb.RemainRequest(session=self._session),
@@ -456,6 +518,8 @@ class Session:
                         raise
                     await self._arrive(chan)
                 old, self._chan = self._chan, chan
+                self.info.manager_path, self.info.manager_address = chan.path, chan.address
+                self.info.manager_path_note = self._path_note
                 if old is not None:
                     await old.close()
                 self.reconnects += 1

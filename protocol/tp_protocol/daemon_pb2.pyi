@@ -101,7 +101,7 @@ class VersionInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., pid: _Optional[int] = ..., log_file: _Optional[str] = ...) -> None: ...
 
 class ConnectRequest(_message.Message):
-    __slots__ = ("kubeconfig", "context", "namespace", "manager_namespace", "kube_flags", "proxy_mode", "manager_image", "agent_image", "image_registry", "image_pull_secrets")
+    __slots__ = ("kubeconfig", "context", "namespace", "manager_namespace", "kube_flags", "proxy_mode", "manager_image", "agent_image", "image_registry", "image_pull_secrets", "manager_address", "manager_service_type")
     class KubeFlagsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -119,6 +119,8 @@ class ConnectRequest(_message.Message):
     AGENT_IMAGE_FIELD_NUMBER: _ClassVar[int]
     IMAGE_REGISTRY_FIELD_NUMBER: _ClassVar[int]
     IMAGE_PULL_SECRETS_FIELD_NUMBER: _ClassVar[int]
+    MANAGER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    MANAGER_SERVICE_TYPE_FIELD_NUMBER: _ClassVar[int]
     kubeconfig: str
     context: str
     namespace: str
@@ -129,10 +131,12 @@ class ConnectRequest(_message.Message):
     agent_image: str
     image_registry: str
     image_pull_secrets: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, kubeconfig: _Optional[str] = ..., context: _Optional[str] = ..., namespace: _Optional[str] = ..., manager_namespace: _Optional[str] = ..., kube_flags: _Optional[_Mapping[str, str]] = ..., proxy_mode: _Optional[bool] = ..., manager_image: _Optional[str] = ..., agent_image: _Optional[str] = ..., image_registry: _Optional[str] = ..., image_pull_secrets: _Optional[_Iterable[str]] = ...) -> None: ...
+    manager_address: str
+    manager_service_type: str
+    def __init__(self, kubeconfig: _Optional[str] = ..., context: _Optional[str] = ..., namespace: _Optional[str] = ..., manager_namespace: _Optional[str] = ..., kube_flags: _Optional[_Mapping[str, str]] = ..., proxy_mode: _Optional[bool] = ..., manager_image: _Optional[str] = ..., agent_image: _Optional[str] = ..., image_registry: _Optional[str] = ..., image_pull_secrets: _Optional[_Iterable[str]] = ..., manager_address: _Optional[str] = ..., manager_service_type: _Optional[str] = ...) -> None: ...
 
 class ConnectInfo(_message.Message):
-    __slots__ = ("error", "already_connected", "cluster_context", "cluster_server", "namespace", "manager_namespace", "session_id", "manager_version", "daemon_version", "version_warning", "manager_installed", "mode", "socks_address", "cluster_info")
+    __slots__ = ("error", "already_connected", "cluster_context", "cluster_server", "namespace", "manager_namespace", "session_id", "manager_version", "daemon_version", "version_warning", "manager_installed", "mode", "socks_address", "cluster_info", "manager_path", "manager_address", "manager_path_note")
     ERROR_FIELD_NUMBER: _ClassVar[int]
     ALREADY_CONNECTED_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_CONTEXT_FIELD_NUMBER: _ClassVar[int]
@@ -147,6 +151,9 @@ class ConnectInfo(_message.Message):
     MODE_FIELD_NUMBER: _ClassVar[int]
     SOCKS_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_INFO_FIELD_NUMBER: _ClassVar[int]
+    MANAGER_PATH_FIELD_NUMBER: _ClassVar[int]
+    MANAGER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    MANAGER_PATH_NOTE_FIELD_NUMBER: _ClassVar[int]
     error: Error
     already_connected: bool
     cluster_context: str
@@ -161,7 +168,10 @@ class ConnectInfo(_message.Message):
     mode: Mode
     socks_address: str
     cluster_info: _manager_pb2.ClusterInfo
-    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., already_connected: _Optional[bool] = ..., cluster_context: _Optional[str] = ..., cluster_server: _Optional[str] = ..., namespace: _Optional[str] = ..., manager_namespace: _Optional[str] = ..., session_id: _Optional[str] = ..., manager_version: _Optional[str] = ..., daemon_version: _Optional[str] = ..., version_warning: _Optional[str] = ..., manager_installed: _Optional[bool] = ..., mode: _Optional[_Union[Mode, str]] = ..., socks_address: _Optional[str] = ..., cluster_info: _Optional[_Union[_manager_pb2.ClusterInfo, _Mapping]] = ...) -> None: ...
+    manager_path: str
+    manager_address: str
+    manager_path_note: str
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., already_connected: _Optional[bool] = ..., cluster_context: _Optional[str] = ..., cluster_server: _Optional[str] = ..., namespace: _Optional[str] = ..., manager_namespace: _Optional[str] = ..., session_id: _Optional[str] = ..., manager_version: _Optional[str] = ..., daemon_version: _Optional[str] = ..., version_warning: _Optional[str] = ..., manager_installed: _Optional[bool] = ..., mode: _Optional[_Union[Mode, str]] = ..., socks_address: _Optional[str] = ..., cluster_info: _Optional[_Union[_manager_pb2.ClusterInfo, _Mapping]] = ..., manager_path: _Optional[str] = ..., manager_address: _Optional[str] = ..., manager_path_note: _Optional[str] = ...) -> None: ...
 
 class StatusInfo(_message.Message):
     __slots__ = ("error", "connected", "daemon", "connection", "intercepts", "root", "last_error", "unreachable_since", "reconnected")

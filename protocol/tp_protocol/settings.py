@@ -422,6 +422,27 @@ class ConnectSettings:
     """Bytes of its own recent log the traffic-manager keeps in memory for
     `tp gather-logs` (oldest lines dropped first)."""
 
+    manager_address: str = "auto"
+    """How `tp connect` reaches the traffic-manager (`--manager-address`): "auto" is its
+    LoadBalancer address when the Service `traffic-manager-direct` has one that answers
+    (TLS, the certificate pinned from the API server), else the API server's port-forward
+    (one line says why); "direct" only the LoadBalancer address (an error when it does not
+    answer); "port-forward" never direct; "HOST:PORT" direct to that address (a NodePort,
+    a DNS name in front of the LoadBalancer)."""
+
+    manager_service_type: str = "ClusterIP"
+    """Service type a first `tp connect` installs for the traffic-manager
+    (`--manager-service-type`): "LoadBalancer" also creates `traffic-manager-direct`, the
+    TLS port on a LoadBalancer address, for direct connect (the admin's opt-in)."""
+
+    direct_connect_timeout: float = 2.0
+    """Seconds `tp connect` gives the LoadBalancer address to answer (TLS and `Version`)
+    before it falls back to the port-forward."""
+
+    manager_tls_days: int = 3650
+    """Validity of the self-signed certificate the traffic-manager makes for direct
+    connect (kept in the Secret `traffic-manager-tls`; delete it to make a new one)."""
+
 
 @dataclass
 class InterceptSettings:

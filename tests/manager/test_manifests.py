@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import kubernetes_validate
 import pytest
-from tp_cluster.manifests import GRPC_PORT, ManifestError, manager_image, manager_objects
+from tp_cluster.manifests import (
+    DIRECT_PORT,
+    GRPC_PORT,
+    ManifestError,
+    manager_image,
+    manager_objects,
+)
 from tp_protocol import VERSION
 
 
@@ -13,12 +21,46 @@ def test_every_object_is_valid_for_kubernetes_1_37() -> None:
         kubernetes_validate.validate(obj, "1.37", strict=True)
 
 
-def test_the_install_is_namespace_account_role_binding_deployment_service() -> None:
+def test_the_install_is_namespace_account_roles_bindings_deployment_service() -> None:
     kinds = [(o["kind"], o["metadata"]["name"]) for o in manager_objects("ambassador")]
     assert kinds == [("Namespace", "ambassador"), ("ServiceAccount", "traffic-manager"),
                      ("ClusterRole", "traffic-manager-ambassador"),
                      ("ClusterRoleBinding", "traffic-manager-ambassador"),
+                     ("Role", "traffic-manager"), ("RoleBinding", "traffic-manager"),
+                     ("Role", "traffic-manager-ca-reader"),
+                     ("RoleBinding", "traffic-manager-ca-reader"),
                      ("Deployment", "traffic-manager"), ("Service", "traffic-manager")]
+
+
+def test_a_load_balancer_install_exposes_only_the_tls_port_outside() -> None:
+    objects = manager_objects("ambassador", service_type="LoadBalancer")
+    direct = objects[-1]
+    assert (direct["kind"], direct["metadata"]["name"]) == ("Service", "traffic-manager-direct")
+    assert direct["spec"]["type"] == "LoadBalancer"
+    assert [p["port"] for p in direct["spec"]["ports"]] == [DIRECT_PORT]
+    assert _kind(objects, "Service")["spec"]["type"] == "ClusterIP"
+    for obj in objects:
+        kubernetes_validate.validate(obj, "1.37", strict=True)
+    with pytest.raises(ManifestError, match="--manager-service-type"):
+        manager_objects("ambassador", service_type="NodePort")
+
+
+def test_the_managers_own_role_reaches_only_its_tls_secret_and_ca_configmap() -> None:
+    role = manager_objects("ambassador")[4]
+    reads = {(r, v, tuple(rule.get("resourceNames") or ())) for rule in role["rules"]
+             for r in rule["resources"] for v in rule["verbs"]}
+    assert reads == {("secrets", "create", ()),
+                     ("secrets", "get", ("traffic-manager-tls",)),
+                     ("configmaps", "create", ()),
+                     ("configmaps", "get", ("traffic-manager-ca",)),
+                     ("configmaps", "update", ("traffic-manager-ca",))}
+    reader = manager_objects("ambassador")[7]
+    assert reader["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group",
+                                   "name": "system:authenticated"}]
+
+
+def _kind(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    return next(o for o in objects if o["kind"] == kind)
 
 
 def test_the_cluster_role_grants_no_wildcards_and_no_writes_outside_its_needs() -> None:
@@ -43,7 +85,7 @@ def test_the_cluster_role_reads_no_secrets_because_the_kubelet_resolves_the_env(
 
 
 def test_the_deployment_runs_the_versioned_image_with_a_ready_check_on_grpc() -> None:
-    deployment = manager_objects("ambassador")[4]
+    deployment = _kind(manager_objects("ambassador"), "Deployment")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == manager_image() == f"ghcr.io/tp-jupyter/traffic-manager:{VERSION}"
     assert container["ports"][0]["containerPort"] == GRPC_PORT

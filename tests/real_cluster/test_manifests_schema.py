@@ -68,13 +68,15 @@ def _restricted(pod_spec: dict[str, Any]) -> dict[str, Any]:
 def test_every_object_of_the_manager_install_validates(options: dict[str, Any]) -> None:
     objects = manifests.manager_objects("ambassador", **options)
     assert [o["kind"] for o in objects] == ["Namespace", "ServiceAccount", "ClusterRole",
-                                            "ClusterRoleBinding", "Deployment", "Service"]
+                                            "ClusterRoleBinding", "Role", "RoleBinding",
+                                            "Role", "RoleBinding", "Deployment", "Service"]
     for obj in objects:
         assert_valid(obj)
 
 
 def test_the_manager_pod_meets_pod_security_restricted() -> None:
-    deployment = manifests.manager_objects("ambassador")[4]
+    deployment = next(o for o in manifests.manager_objects("ambassador")
+                      if o["kind"] == "Deployment")
     assert podsecurity.violations(_pod_spec(deployment), "restricted") == []
     namespace = manifests.manager_objects("ambassador")[0]
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"

@@ -18,11 +18,11 @@ from tp_protocol.aio import until_stopped
 from tp_protocol.settings import get_settings
 
 from tp_cluster.kube import Kube
-from tp_cluster.manager import logs
+from tp_cluster.manager import logs, tls
 from tp_cluster.manager.clusterinfo import ClusterFacts, discover, parse_resolv_conf
 from tp_cluster.manager.dns import ClusterResolver
 from tp_cluster.manager.server import CannotServe, ManagerServer
-from tp_cluster.manifests import GRPC_PORT
+from tp_cluster.manifests import DIRECT_PORT, GRPC_PORT
 
 log = logging.getLogger("tp_cluster.manager")
 
@@ -55,8 +55,16 @@ async def serve(args: argparse.Namespace) -> int:
     domain = first.cluster_domain if first else "cluster.local"
     resolver = ClusterResolver(nameserver, domain, settings.connect.dns_timeout)
 
+    direct = None
+    if args.direct_listen:
+        try:
+            identity = await asyncio.to_thread(
+                tls.ensure_identity, kube, args.namespace, settings.connect.manager_tls_days)
+            direct = (args.direct_listen, identity)
+        except Exception:  # e.g. an install without the Role: the port-forward path only
+            log.exception("no direct connect: cannot keep the TLS certificate")
     server = ManagerServer(facts, resolver, args.namespace, listen=args.listen, kube=kube,
-                           agent_image=args.agent_image or None)
+                           agent_image=args.agent_image or None, direct=direct)
     try:
         await server.start()
     except CannotServe as exc:
@@ -74,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tp_cluster.manager",
                                      description="tp-jupyter traffic-manager")
     parser.add_argument("--listen", default=f"[::]:{GRPC_PORT}",
-                        help="gRPC address (default [::]:%(default)s)")
+                        help="gRPC address (default %(default)s)")
+    parser.add_argument("--direct-listen", default=f"[::]:{DIRECT_PORT}",
+                        help="TLS gRPC address for direct connect (default %(default)s; "
+                             "'' turns it off)")
     parser.add_argument("--namespace", default=os.environ.get("TP_MANAGER_NAMESPACE",
                                                               "ambassador"),
                         help="the manager's namespace (default $TP_MANAGER_NAMESPACE)")

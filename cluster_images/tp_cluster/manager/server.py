@@ -60,6 +60,7 @@ from tp_cluster.manager.state import (
     TrafficWatch,
     check_spec,
 )
+from tp_cluster.manager.tls import CannotServeDirect, Identity, add_direct_port
 from tp_cluster.manager.workloads import Workloads
 from tp_cluster.manifests import GRPC_PORT
 from tp_cluster.manifests import agent_image as agent_image_of_this_version
@@ -613,10 +614,12 @@ class ManagerServer:
     def __init__(self, facts: FactsSource, resolver: ClusterResolver, namespace: str,
                  listen: str = "[::]:8081", *, kube: Kube | None = None,
                  agent_image: str | None = None,
-                 agent_manager_address: str | None = None) -> None:
+                 agent_manager_address: str | None = None,
+                 direct: tuple[str, Identity] | None = None) -> None:
         """`kube` enables agent injection and authentication (TokenReview and
         SubjectAccessReview through it); agents get `agent_image` (default: ours) and
-        dial `agent_manager_address` (default: this manager's Service)."""
+        dial `agent_manager_address` (default: this manager's Service). `direct` is the
+        TLS listener of direct connect (address, certificate): same service, same auth."""
         settings = get_settings()
         self.settings = settings
         self.state = State(ttl=settings.connect.session_ttl, gated=kube is not None)
@@ -630,6 +633,8 @@ class ManagerServer:
                                  gate=self.gate)
         self.listen = listen
         self.port = 0
+        self.direct = direct
+        self.direct_port = 0
         limit = settings.connect.manager_max_message
         self.server = grpc.aio.server(interceptors=[AuthInterceptor(self.gate)], options=[
             ("grpc.max_send_message_length", limit),
@@ -651,6 +656,11 @@ class ManagerServer:
         except RuntimeError as exc:
             raise CannotServe(f"cannot listen on {self.listen}: {exc}; is another "
                                "traffic-manager running?") from exc
+        if self.direct is not None:
+            try:
+                self.direct_port = add_direct_port(self.server, *self.direct)
+            except CannotServeDirect as exc:  # the port-forward path still works
+                log.error("%s", exc)
         await self.server.start()
         self._reaper = spawn(self._reap(), "session-reaper", log)
         if self.dispositions is not None:
