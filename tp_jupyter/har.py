@@ -115,7 +115,8 @@ def body_text(row: Mapping[str, Any], which: str) -> tuple[str, bool]:
     was truncated (the marker, or a `<which>_truncated` column)."""
     text = row.get(f"{which}_body")
     text = "" if _missing(text) else str(text)
-    truncated = bool(row.get(f"{which}_truncated") or False)
+    flag = row.get(f"{which}_truncated")
+    truncated = False if _missing(flag) else bool(flag)   # a missing column reads as NaN
     if text.endswith(TRUNCATED):
         text, truncated = text[:-len(TRUNCATED)], True
     return text, truncated
@@ -286,6 +287,8 @@ def _row(entry: Any, i: int, path: str | Path) -> dict[str, Any]:
         "request_body": req_body + (TRUNCATED if tp.get("request_truncated") else ""),
         "response_body": resp_body + (TRUNCATED if tp.get("response_truncated") else ""),
         "captured_by": "har", "id": str(tp.get("id") or f"har-{i}"),
+        "request_truncated": bool(tp.get("request_truncated")),
+        "response_truncated": bool(tp.get("response_truncated")),
     })
     for column in ("intercept", "routed_to", "error", "workload", "namespace", "pod",
                    "source", "client_session"):

@@ -74,6 +74,11 @@ def _create(api: Any, namespace: str, obj: Any, kw: dict[str, Any]) -> None:
         rbac.create_cluster_role(obj, **kw)
     elif kind == "ClusterRoleBinding":
         rbac.create_cluster_role_binding(obj, **kw)
+    elif kind == "Role":
+        rbac.create_namespaced_role(obj["metadata"].get("namespace", namespace), obj, **kw)
+    elif kind == "RoleBinding":
+        rbac.create_namespaced_role_binding(obj["metadata"].get("namespace", namespace), obj,
+                                            **kw)
     elif kind == "Deployment":
         apps.create_namespaced_deployment(namespace, obj, **kw)
     elif kind == "Service":
