@@ -13,37 +13,12 @@ Targets: ACTIVE under 5 s; agent overhead on unmatched requests under 1 ms p50.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import secrets
 import statistics
-import subprocess
 import sys
 import time
-from typing import Any
 
-TP = [sys.executable, "-m", "tp_jupyter.cli"]
-SVC = "dataprocessingservice"
-
-PROBE = r"""
-import http.client, json, sys, time
-host, port, n, header = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-c = http.client.HTTPConnection(host, port, timeout=20)
-hs = dict([header.split(":", 1)]) if header else {}
-out = []
-for i in range(n + 20):
-    t = time.perf_counter()
-    c.request("GET", "/color", headers=hs)
-    c.getresponse().read()
-    if i >= 20:   # warm-up excluded
-        out.append((time.perf_counter() - t) * 1000)
-print(json.dumps(out))
-"""
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+from benchkit import PROBE, SVC, TP, demo_sandbox, pct
 
 
 def main() -> int:
@@ -51,44 +26,13 @@ def main() -> int:
     parser.add_argument("-n", "--requests", type=int, default=500)
     args = parser.parse_args()
 
-    from kubernetes import client, config
     from kubernetes.stream import stream
-    from tp_sandbox import lifecycle
-    from tp_sandbox.paths import Instance
 
-    instance = Instance.from_env()
-    created = not lifecycle.status(instance).up
-    if created:
-        instance = Instance(f"b{secrets.token_hex(3)}")
-        lifecycle.up(instance, laptops=1, progress=lambda _: None)
-    ns = f"bench-{secrets.token_hex(3)}"
-    local_app: subprocess.Popen[bytes] | None = None
-
-    def laptop(argv: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(lifecycle.exec_argv(instance, 1, argv),
-                              env=lifecycle.exec_env(instance, 1), capture_output=True,
-                              text=True, check=False, **kw)
-
-    cfg = client.Configuration()
-    config.load_kube_config(str(instance.kubeconfig), client_configuration=cfg)
-    api = client.ApiClient(cfg)
-    core = client.CoreV1Api(api)
-    try:
-        lifecycle.demo(instance, namespace=ns, progress=lambda _: None)
-        local_app = subprocess.Popen(
-            lifecycle.exec_argv(instance, 1, [sys.executable, "-m",
-                                              "tp_sandbox.demo.dataprocessingservice"]),
-            env={**lifecycle.exec_env(instance, 1), "COLOR": "blue", "PORT": "3000"},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait(lambda: laptop(["curl", "-s", "127.0.0.1:3000/color"]).returncode == 0, 30)
-        done = laptop([*TP, "connect"], timeout=180)
-        if done.returncode:
-            raise SystemExit(f"tp connect failed: {done.stderr.strip()}")
-        caller = core.list_namespaced_pod(
-            ns, label_selector="app=verylargejavaservice").items[0].metadata.name
+    with demo_sandbox() as sb:
+        caller = sb.caller_pod()
 
         def from_pod(header: str) -> list[float]:
-            out = stream(core.connect_get_namespaced_pod_exec, caller, ns,
+            out = stream(sb.core.connect_get_namespaced_pod_exec, caller, sb.ns,
                          command=["python3", "-c", PROBE, SVC, "3000", str(args.requests),
                                   header],
                          stdout=True, stderr=True, stdin=False, tty=False)
@@ -96,15 +40,15 @@ def main() -> int:
 
         no_agent = from_pod("")
         started = time.monotonic()
-        made = laptop([*TP, "intercept", SVC, "-n", ns, "-p", "3000", "--mount", "false",
-                       "--http-match", "x-bench=1"], timeout=180)
+        made = sb.laptop([*TP, "intercept", SVC, "-n", sb.ns, "-p", "3000", "--mount", "false",
+                          "--http-match", "x-bench=1"], timeout=180)
         active = time.monotonic() - started
         if made.returncode:
             raise SystemExit(f"tp intercept failed: {made.stderr.strip()}")
         unmatched = from_pod("")
         matched = from_pod("x-bench:1")
-        direct = json.loads(laptop([sys.executable, "-c", PROBE, "127.0.0.1", "3000",
-                                    str(args.requests), ""]).stdout)
+        direct = json.loads(sb.laptop([sys.executable, "-c", PROBE, "127.0.0.1", "3000",
+                                       str(args.requests), ""]).stdout)
         rows = [("unmatched, no agent (baseline)", no_agent),
                 ("unmatched, through the agent", unmatched),
                 ("local code, direct in the laptop (baseline)", direct),
@@ -121,25 +65,6 @@ def main() -> int:
         print(f"matched via the agent vs direct local call: p50 ratio "
               f"{pct(matched, .5) / pct(direct, .5):.1f}x")
         return 0 if active < 5 and overhead < 1 else 1
-    finally:
-        laptop([*TP, "uninstall", "--everything"], timeout=240)
-        laptop([*TP, "quit"], timeout=60)
-        if local_app is not None:
-            local_app.terminate()
-            local_app.wait(timeout=10)
-        with contextlib.suppress(Exception):
-            core.delete_namespace(ns)
-        api.close()
-        if created:
-            lifecycle.down(instance, keep_logs=False)
-
-
-def _wait(condition: Any, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out after {timeout} s")
-        time.sleep(0.2)
 
 
 if __name__ == "__main__":

@@ -1,22 +1,23 @@
 """The `tp` command line in sandbox laptops, as the end-to-end tests of tests/intercept,
 tests/mirror and tests/hold drive it (imported by this unique module name): the demo app
 in a fresh namespace, developers on laptops with a local copy of the app, `tp` calls and
-the one-line-error check."""
+the one-line-error check. `tp` and `local_app` are durability_testing's, re-exported."""
 
 from __future__ import annotations
 
 import secrets
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sandbox_testing import Laptop, wait_for
+from durability_testing import SVC, TP, local_app, tp
+from sandbox_testing import Laptop
 
-TP = f"{sys.executable} -m tp_jupyter.cli"
+__all__ = ["CURL", "SVC", "TP", "demo_namespace", "developer", "local_app", "one_line_error",
+           "tp"]
+
 CURL = "curl -sS --max-time 8"
-SVC = "dataprocessingservice"
 
 
 @contextmanager
@@ -28,16 +29,6 @@ def demo_namespace(sandbox: Any, core: Any, prefix: str) -> Iterator[str]:
     lifecycle.demo(sandbox.instance, namespace=namespace, progress=lambda _: None)
     yield namespace
     core.delete_namespace(namespace)
-
-
-def local_app(lap: Laptop, color: str) -> subprocess.Popen[str]:
-    """The demo app on the laptop's port 3000 answering `color`, once it answers."""
-    proc = lap.popen([sys.executable, "-m", "tp_sandbox.demo.dataprocessingservice"],
-                     env={"COLOR": color, "PORT": "3000"}, stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL)
-    wait_for(lambda: color in lap.run(f"{CURL} http://127.0.0.1:3000/color").stdout, 30,
-             f"the local {color} app")
-    return proc
 
 
 @contextmanager
@@ -52,10 +43,6 @@ def developer(sandbox: Any, number: int, color: str) -> Iterator[Laptop]:
     lap.run(f"{TP} quit", timeout=30)
     proc.terminate()
     proc.wait(timeout=10)
-
-
-def tp(lap: Laptop, args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return lap.run(f"{TP} {args}", timeout=timeout)
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str], *words: str) -> str:
