@@ -26,7 +26,6 @@ import argparse
 import contextlib
 import json
 import os
-import secrets
 import signal
 import statistics
 import subprocess
@@ -37,8 +36,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-TP = [sys.executable, "-m", "tp_jupyter.cli"]
-SVC = "dataprocessingservice"
+from benchkit import SVC, TP, Sandbox, demo_sandbox
+
 MANAGER_NS = "ambassador"
 HEADER = "bench"
 
@@ -71,20 +70,8 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str,
         time.sleep(interval)
 
 
-class Bench:
-    def __init__(self, instance: Any, core: Any, namespace: str) -> None:
-        self.instance, self.core, self.ns = instance, core, namespace
-
-    def laptop(self, argv: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
-        from tp_sandbox import lifecycle
-
-        return subprocess.run(lifecycle.exec_argv(self.instance, 1, argv),
-                              env=lifecycle.exec_env(self.instance, 1), capture_output=True,
-                              text=True, check=False, **kw)
-
-    def caller_pod(self) -> str:
-        pods = self.core.list_namespaced_pod(self.ns, label_selector="app=verylargejavaservice")
-        return str(pods.items[0].metadata.name)
+class Bench(Sandbox):
+    """The sandbox with what the faults need to find and kill."""
 
     def poll(self, seconds: float) -> tuple[threading.Thread, list[tuple[float, str]]]:
         """Start the poller for `seconds` in the caller pod's network namespace (a host
@@ -164,33 +151,12 @@ def main() -> int:
     parser.add_argument("--restarts", type=int, default=3)
     args = parser.parse_args()
 
-    from kubernetes import client, config
     from tp_protocol.settings import get_settings
-    from tp_sandbox import lifecycle
-    from tp_sandbox.paths import Instance
 
-    instance = Instance.from_env()
-    created = not lifecycle.status(instance).up
-    if created:
-        instance = Instance(f"b{secrets.token_hex(3)}")
-        lifecycle.up(instance, laptops=1, progress=lambda _: None)
-    ns = f"bench-{secrets.token_hex(3)}"
-    cfg = client.Configuration()
-    config.load_kube_config(str(instance.kubeconfig), client_configuration=cfg)
-    api = client.ApiClient(cfg)
-    core = client.CoreV1Api(api)
-    bench = Bench(instance, core, ns)
-    local: subprocess.Popen[bytes] | None = None
     ttl = get_settings().connect.session_ttl
-    try:
-        lifecycle.demo(instance, namespace=ns, progress=lambda _: None)
-        local = subprocess.Popen(
-            lifecycle.exec_argv(instance, 1, [sys.executable, "-m",
-                                              "tp_sandbox.demo.dataprocessingservice"]),
-            env={**lifecycle.exec_env(instance, 1), "COLOR": "blue", "PORT": "3000"},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        done = bench.laptop([*TP, "connect"], timeout=180)
-        assert done.returncode == 0, done.stderr
+    with demo_sandbox(uninstall=False) as sb:
+        bench = Bench(sb.instance, sb.ns, sb.core)
+        instance, ns, core = sb.instance, sb.ns, sb.core
 
         def intercept() -> None:
             done = bench.laptop([*TP, "intercept", SVC, "-n", ns, "-p", "3000", "--name",
@@ -262,15 +228,6 @@ def main() -> int:
         print(json.dumps({"manager_restart_s": times, "agent_crash_outage_s": agent_gap,
                           "apiserver_back_s": api_back, "apiserver_routing_gap_s": gap,
                           "daemon_death_s": back}))
-    finally:
-        bench.laptop([*TP, "quit"], timeout=60)
-        if local is not None:
-            local.terminate()
-        with contextlib.suppress(Exception):
-            core.delete_namespace(ns)
-        api.close()
-        if created:
-            lifecycle.down(instance, keep_logs=False)
     return 0
 
 

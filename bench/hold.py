@@ -18,17 +18,14 @@ The added cost of holding is row 2 minus row 1 (the decider's polling is part of
 from __future__ import annotations
 
 import argparse
-import contextlib
+import functools
 import json
-import secrets
 import statistics
 import subprocess
 import sys
-import time
-from typing import Any
 
-TP = [sys.executable, "-m", "tp_jupyter.cli"]
-SVC = "dataprocessingservice"
+from benchkit import SVC, TP, Sandbox, demo_sandbox, pct
+
 NAME = "bench-hold"
 
 CALLER = r"""
@@ -63,66 +60,18 @@ print(json.dumps({"forward": forward[5:], "seen": seen[5:]}))
 """
 
 
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--requests", type=int, default=100)
     args = parser.parse_args()
 
-    from tp_sandbox import lifecycle
-    from tp_sandbox.paths import Instance
-
-    instance = Instance.from_env()
-    created = not lifecycle.status(instance).up
-    if created:
-        instance = Instance(f"b{secrets.token_hex(3)}")
-        lifecycle.up(instance, laptops=1, progress=lambda _: None)
-    ns = f"bench-{secrets.token_hex(3)}"
-    host = f"{SVC}.{ns}"
-    local_app: subprocess.Popen[bytes] | None = None
-
-    def laptop(argv: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(lifecycle.exec_argv(instance, 1, argv),
-                              env=lifecycle.exec_env(instance, 1), capture_output=True,
-                              text=True, check=False, **kw)
-
-    def calls(decide_to: str = "") -> tuple[list[float], dict[str, list[float]]]:
-        decider = None
-        if decide_to:
-            decider = subprocess.Popen(
-                lifecycle.exec_argv(instance, 1, [sys.executable, "-c", DECIDER,
-                                                  str(args.requests + 5), decide_to]),
-                env=lifecycle.exec_env(instance, 1), stdout=subprocess.PIPE, text=True)
-        caller = laptop([sys.executable, "-c", CALLER, host, str(args.requests)], timeout=900)
-        if caller.returncode:
-            raise SystemExit(f"the caller failed: {caller.stderr.strip()[-500:]}")
-        decided: dict[str, list[float]] = {}
-        if decider is not None:
-            out, _ = decider.communicate(timeout=120)
-            decided = json.loads(out.strip().splitlines()[-1])
-        return json.loads(caller.stdout.strip().splitlines()[-1]), decided
-
-    try:
-        lifecycle.demo(instance, namespace=ns, progress=lambda _: None)
-        local_app = subprocess.Popen(
-            lifecycle.exec_argv(instance, 1, [sys.executable, "-m",
-                                              "tp_sandbox.demo.dataprocessingservice"]),
-            env={**lifecycle.exec_env(instance, 1), "COLOR": "blue", "PORT": "3000"},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait(lambda: laptop(["curl", "-s", "127.0.0.1:3000/color"]).returncode == 0, 30)
-        done = laptop([*TP, "connect"], timeout=180)
-        if done.returncode:
-            raise SystemExit(f"tp connect failed: {done.stderr.strip()}")
-        made = laptop([*TP, "intercept", SVC, "-n", ns, "-p", "3000", "--mount", "false",
-                       "--http-match", "x-bench=1", "--name", NAME], timeout=180)
-        if made.returncode:
-            raise SystemExit(f"tp intercept failed: {made.stderr.strip()}")
+    with demo_sandbox() as sb:
+        host = f"{SVC}.{sb.ns}"
+        sb.tp("intercept", SVC, "-n", sb.ns, "-p", "3000", "--mount", "false",
+              "--http-match", "x-bench=1", "--name", NAME)
+        calls = functools.partial(_calls, sb, host, args.requests)
         baseline, _ = calls()
-        laptop([*TP, "hold", NAME, "--timeout", "60"])
+        sb.laptop([*TP, "hold", NAME, "--timeout", "60"])
         held_local, decided_local = calls("local")
         held_cluster, decided_cluster = calls("cluster")
         rows = [("matched, not held (baseline)", baseline),
@@ -140,34 +89,23 @@ def main() -> int:
               f"{pct(held_local, .5) - pct(baseline, .5):+.1f} ms over not held "
               f"({pct(held_local, .5) / pct(baseline, .5):.1f}x)")
         return 0
-    finally:
-        laptop([*TP, "uninstall", "--everything"], timeout=240)
-        laptop([*TP, "quit"], timeout=60)
-        if local_app is not None:
-            local_app.terminate()
-            local_app.wait(timeout=10)
-        if created:
-            lifecycle.down(instance, keep_logs=False)
-        else:
-            with contextlib.suppress(Exception):
-                _delete_namespace(instance, ns)
 
 
-def _delete_namespace(instance: Any, ns: str) -> None:
-    from kubernetes import client, config
-
-    cfg = client.Configuration()
-    config.load_kube_config(str(instance.kubeconfig), client_configuration=cfg)
-    with client.ApiClient(cfg) as api:
-        client.CoreV1Api(api).delete_namespace(ns)
-
-
-def _wait(condition: Any, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out after {timeout} s")
-        time.sleep(0.2)
+def _calls(sb: Sandbox, host: str, n: int, decide_to: str = ""
+           ) -> tuple[list[float], dict[str, list[float]]]:
+    """The caller's milliseconds for `n` requests and, with `decide_to`, the decider's."""
+    decider = None
+    if decide_to:
+        decider = sb.popen([sys.executable, "-c", DECIDER, str(n + 5), decide_to],
+                           stdout=subprocess.PIPE, text=True)
+    caller = sb.laptop([sys.executable, "-c", CALLER, host, str(n)], timeout=900)
+    if caller.returncode:
+        raise SystemExit(f"the caller failed: {caller.stderr.strip()[-500:]}")
+    decided: dict[str, list[float]] = {}
+    if decider is not None:
+        out, _ = decider.communicate(timeout=120)
+        decided = json.loads(out.strip().splitlines()[-1])
+    return json.loads(caller.stdout.strip().splitlines()[-1]), decided
 
 
 if __name__ == "__main__":

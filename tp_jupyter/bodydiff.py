@@ -10,8 +10,8 @@ expressions (jsonpath-ng's extended syntax: `$.id`, `$..updated_at`, `$.items[*]
 `$.items[?(@.kind == "debug")]`). Each difference is one line naming the JSONPath where it
 is: `$.books[1].title: expected 'Dune', got 'Dune Messiah'`.
 
-Used by `tp_jupyter.to_pytest`'s generated tests; small and standalone so the mirror
-mode's compare can share it.
+The one implementation of this comparison: `tp_jupyter.to_pytest`'s generated tests use
+`differences`, the mirror mode's `compare` words `walk`'s findings as cluster vs local.
 
 Errors: an invalid JSONPath is a one-line `UsageError`.
 """
@@ -21,15 +21,22 @@ from __future__ import annotations
 import copy
 import functools
 import json
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Literal
 
 from tp_jupyter.errors import UsageError
 
-_TEXT = object()   # marks "not JSON"
+NOT_JSON: Any = object()
+"""What `decoded` returns for a body that is not JSON."""
+
+Kind = Literal["changed", "missing", "extra", "length"]
+"""What `walk` found at a path: a different value, a key only in the expected value, a
+key only in the actual one, lists of different lengths (the lists are the values)."""
 
 
-def _decode(value: Any) -> Any:
+def decoded(value: Any) -> Any:
+    """`value` as JSON data: text/bytes parsed, anything else as given; NOT_JSON if the
+    text does not parse."""
     if isinstance(value, bytes):
         value = value.decode("utf-8", errors="replace")
     if not isinstance(value, str):
@@ -37,7 +44,7 @@ def _decode(value: Any) -> Any:
     try:
         return json.loads(value)
     except ValueError:
-        return _TEXT
+        return NOT_JSON
 
 
 @functools.cache
@@ -48,8 +55,16 @@ def _compiled(rule: str) -> Any:
     try:
         return parse(rule)
     except (exceptions.JSONPathError, ValueError, TypeError, AttributeError) as e:
-        raise UsageError(f"invalid ignore rule {rule!r} ({e}); give a JSONPath such as "
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UsageError(f"invalid ignore rule {rule!r} ({reason}); give a JSONPath such as "
                          "'$.id' or '$..updated_at'") from None
+
+
+def check_rules(ignore: Iterable[str]) -> None:
+    """Raise the one-line UsageError for the first rule that is not a JSONPath: a bad
+    rule is a mistake even when the bodies agree."""
+    for rule in ignore:
+        _compiled(rule)
 
 
 def without(value: Any, ignore: Iterable[str]) -> Any:
@@ -65,40 +80,51 @@ def _key(path: str, key: Any) -> str:
         f"{path}[{key!r}]"
 
 
-def _walk(expected: Any, actual: Any, path: str, out: list[str]) -> None:
+def walk(expected: Any, actual: Any, path: str = "$", *, sort_keys: bool = False
+         ) -> Iterator[tuple[str, Kind, Any, Any]]:
+    """(JSONPath, kind, expected part, actual part) for each place two JSON values differ.
+    Object keys come in `expected`'s order then `actual`'s extra ones, or sorted."""
     if isinstance(expected, dict) and isinstance(actual, dict):
-        for k in expected:
+        keys = [*expected, *(k for k in actual if k not in expected)]
+        for k in sorted(keys, key=str) if sort_keys else keys:
             if k not in actual:
-                out.append(f"{_key(path, k)}: missing (expected {expected[k]!r})")
+                yield _key(path, k), "missing", expected[k], None
+            elif k not in expected:
+                yield _key(path, k), "extra", None, actual[k]
             else:
-                _walk(expected[k], actual[k], _key(path, k), out)
-        out.extend(f"{_key(path, k)}: unexpected {actual[k]!r}" for k in actual
-                   if k not in expected)
+                yield from walk(expected[k], actual[k], _key(path, k), sort_keys=sort_keys)
     elif isinstance(expected, list) and isinstance(actual, list):
         for i, (e, a) in enumerate(zip(expected, actual, strict=False)):
-            _walk(e, a, f"{path}[{i}]", out)
+            yield from walk(e, a, f"{path}[{i}]", sort_keys=sort_keys)
         if len(expected) != len(actual):
-            out.append(f"{path}: {len(actual)} items, expected {len(expected)}")
+            yield path, "length", expected, actual
     elif expected != actual or type(expected) is not type(actual):
-        out.append(f"{path}: expected {expected!r}, got {actual!r}")
+        yield path, "changed", expected, actual
+
+
+def _line(path: str, kind: Kind, expected: Any, actual: Any) -> str:
+    if kind == "missing":
+        return f"{path}: missing (expected {expected!r})"
+    if kind == "extra":
+        return f"{path}: unexpected {actual!r}"
+    if kind == "length":
+        return f"{path}: {len(actual)} items, expected {len(expected)}"
+    return f"{path}: expected {expected!r}, got {actual!r}"
 
 
 def differences(expected: Any, actual: Any, ignore: Sequence[str] = ()) -> list[str]:
     """How `actual` differs from `expected` (see the module doc); [] when they agree."""
-    for rule in ignore:
-        _compiled(rule)   # a bad rule is a mistake even when the bodies agree
-    exp, act = _decode(expected), _decode(actual)
-    if exp is _TEXT or act is _TEXT:
+    check_rules(ignore)
+    exp, act = decoded(expected), decoded(actual)
+    if exp is NOT_JSON or act is NOT_JSON:
         exp_text = expected.decode() if isinstance(expected, bytes) else str(expected)
         act_text = actual.decode() if isinstance(actual, bytes) else str(actual)
         if exp_text == act_text:
             return []
-        if exp is _TEXT and act is not _TEXT:
+        if exp is NOT_JSON and act is not NOT_JSON:
             return [f"expected the text {exp_text[:200]!r}, got JSON {act_text[:200]!r}"]
         return [f"expected the text {exp_text[:200]!r}, got {act_text[:200]!r}"]
-    out: list[str] = []
-    _walk(without(exp, ignore), without(act, ignore), "$", out)
-    return out
+    return [_line(*found) for found in walk(without(exp, ignore), without(act, ignore))]
 
 
 def assert_same(expected: Any, actual: Any, ignore: Sequence[str] = (),

@@ -27,9 +27,11 @@ rows that differ. Errors: a bad JSONPath or a frame that is not a traffic DataFr
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from tp_jupyter import bodydiff
+from tp_jupyter.bodydiff import NOT_JSON
 from tp_jupyter.errors import UsageError
 
 if TYPE_CHECKING:
@@ -44,38 +46,6 @@ RESULT_COLUMNS = ["time", "intercept", "method", "path", "status", "local_status
 """Columns of compare()'s DataFrame, in order."""
 
 _TRUNCATED = " [truncated]"
-_MISSING = object()
-
-
-def _paths(ignore: str | Iterable[str] | None) -> list[Any]:
-    from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
-    from jsonpath_ng.ext.parser import parse
-
-    exprs = [ignore] if isinstance(ignore, str) else list(ignore or [])
-    parsed = []
-    for expr in exprs:
-        try:
-            parsed.append(parse(expr))
-        except (JsonPathLexerError, JsonPathParserError, Exception) as e:
-            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise UsageError(f"ignore={expr!r} is not a JSONPath ({reason}); write e.g. "
-                             "'$.meta.date' or '$..request_id'") from None
-    return parsed
-
-
-def _json(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return _MISSING
-
-
-def _child(path: str, key: Any) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    if isinstance(key, str) and key.isidentifier():
-        return f"{path}.{key}"
-    return f"{path}[{json.dumps(key)}]"
 
 
 def _short(value: Any) -> str:
@@ -83,42 +53,31 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _line(path: str, kind: bodydiff.Kind, cluster: Any, local: Any) -> str:
+    if kind == "missing":
+        return f"body {path}: only in the cluster's answer"
+    if kind == "extra":
+        return f"body {path}: only in the local answer"
+    if kind == "length":
+        return (f"body {path}: {len(cluster)} items in the cluster's answer, "
+                f"{len(local)} in the local one")
+    return f"body {path}: {_short(cluster)} (cluster) != {_short(local)} (local)"
+
+
 def json_differences(cluster: Any, local: Any, path: str = "$") -> list[str]:
     """Differences between two JSON values, each named by its JSONPath."""
-    if isinstance(cluster, dict) and isinstance(local, dict):
-        out = []
-        for key in sorted(set(cluster) | set(local), key=str):
-            where = _child(path, key)
-            if key not in local:
-                out.append(f"body {where}: only in the cluster's answer")
-            elif key not in cluster:
-                out.append(f"body {where}: only in the local answer")
-            else:
-                out += json_differences(cluster[key], local[key], where)
-        return out
-    if isinstance(cluster, list) and isinstance(local, list):
-        out = []
-        for i, (a, b) in enumerate(zip(cluster, local, strict=False)):
-            out += json_differences(a, b, _child(path, i))
-        if len(cluster) != len(local):
-            out.append(f"body {path}: {len(cluster)} items in the cluster's answer, "
-                       f"{len(local)} in the local one")
-        return out
-    if cluster != local or type(cluster) is not type(local):
-        return [f"body {path}: {_short(cluster)} (cluster) != {_short(local)} (local)"]
-    return []
+    return [_line(*found) for found in bodydiff.walk(cluster, local, path, sort_keys=True)]
 
 
-def body_differences(cluster: str, local: str, ignore: list[Any]) -> list[str]:
-    """Body differences: JSON-aware when both parse, else as text."""
+def body_differences(cluster: str, local: str, ignore: Sequence[str]) -> list[str]:
+    """Body differences: JSON-aware when both parse, else as text. `ignore`: JSONPath
+    rules whose matches are removed from both sides first."""
     cut = cluster.endswith(_TRUNCATED) or local.endswith(_TRUNCATED)
     cluster, local = cluster.removesuffix(_TRUNCATED), local.removesuffix(_TRUNCATED)
-    a, b = (_MISSING, _MISSING) if cut else (_json(cluster), _json(local))
-    if a is not _MISSING and b is not _MISSING:
-        for expr in ignore:
-            a = expr.filter(lambda _v: True, a)
-            b = expr.filter(lambda _v: True, b)
-        return json_differences(a, b)
+    a, b = (NOT_JSON, NOT_JSON) if cut else (bodydiff.decoded(cluster),
+                                             bodydiff.decoded(local))
+    if a is not NOT_JSON and b is not NOT_JSON:
+        return json_differences(bodydiff.without(a, ignore), bodydiff.without(b, ignore))
     if cluster == local:
         return []
     at = next((i for i, (x, y) in enumerate(zip(cluster, local, strict=False)) if x != y),
@@ -144,7 +103,7 @@ def header_differences(cluster: Mapping[str, str], local: Mapping[str, str],
     return out
 
 
-def row_differences(row: Mapping[str, Any], ignore: list[Any],
+def row_differences(row: Mapping[str, Any], ignore: Sequence[str],
                     ignore_headers: Iterable[str] = ()) -> list[str]:
     """What differs between the cluster's and the local answer of one mirror row."""
     if row.get("local_error") or not row.get("local_status"):
@@ -168,7 +127,8 @@ def compare(df: pd.DataFrame, ignore: str | Iterable[str] | None = None,
     if not hasattr(df, "columns") or not {"mode", "local_status"} <= set(df.columns):
         raise UsageError("compare() takes a traffic DataFrame: pass tp_jupyter.traffic() "
                          "(or %tp traffic -o VAR) of a wiretap")
-    paths = _paths(ignore)
+    paths = [ignore] if isinstance(ignore, str) else list(ignore or [])
+    bodydiff.check_rules(paths)
     headers = [ignore_headers] if isinstance(ignore_headers, str) else list(
         ignore_headers or [])
     rows = []

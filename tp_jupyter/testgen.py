@@ -145,8 +145,7 @@ def to_pytest(rows: Any, path: str | Path, against: str = "local",
     if against not in ("local", "cluster"):
         raise UsageError(f"to_pytest(against={against!r}): use 'local' or 'cluster'")
     ignore = list(ignore)
-    for rule in ignore:
-        bodydiff.without({}, [rule])   # a bad rule fails here, before anything is written
+    bodydiff.check_rules(ignore)   # a bad rule fails here, before anything is written
     chosen = _rows(rows)
     if not chosen:
         raise UsageError("no rows to turn into tests: pass a traffic DataFrame with rows")

@@ -1,58 +1,30 @@
 """Fixtures: the REAL traffic-manager on loopback, an app server, local servers, the agent,
-and FakeDaemons (see agenttest.py).
+and FakeDaemons (tests/agent_fixtures.py, as tests/mirror).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from agenttest import FakeDaemon, free_port, wait_for
-from aiohttp import web
-from http_testing import http_server
-from manager_testing import Manager, running_manager
+from agent_fixtures import FAST, app_port, daemons, local_server, manager, running_agent, tiny_app
+from agenttest import free_port
+from manager_testing import Manager
 from manager_testing import fast_settings as fast_settings_for
-from tp_cluster.agent.config import AgentConfig, MountConfig, PortConfig, ServicePort
+from tp_cluster.agent.config import MountConfig
 from tp_cluster.agent.runtime import Agent
-from tp_cluster.manager.dns import ClusterResolver
+
+__all__ = ["AgentHandle", "agent", "app_port", "daemons", "fast_settings", "free_local_port",
+           "local_server", "manager", "tiny_app"]
 
 
 @pytest.fixture
 def fast_settings() -> Iterator[Any]:
     """Short TTL and timeouts, restored afterwards (settings are process-wide)."""
-    with fast_settings_for(local_dial_timeout=1.5, agent_reconnect_backoff_max=0.5,
-                           agent_retire_idle=0.2) as settings:
+    with fast_settings_for(**FAST) as settings:
         yield settings
-
-
-@pytest.fixture
-async def manager(fast_settings: Any) -> AsyncIterator[Manager]:
-    async with running_manager(ClusterResolver("127.0.0.1", "cluster.local", 1.0),
-                               grace=0.5) as manager:
-        yield manager
-
-
-@pytest.fixture
-async def app_port() -> AsyncIterator[int]:
-    runner, port = await http_server("app")
-    yield port
-    await runner.cleanup()
-
-
-@pytest.fixture
-async def local_server() -> AsyncIterator[Callable[[str], Awaitable[int]]]:
-    runners: list[web.AppRunner] = []
-
-    async def start(name: str) -> int:
-        runner, port = await http_server(name)
-        runners.append(runner)
-        return port
-
-    yield start
-    for runner in runners:
-        await runner.cleanup()
 
 
 @pytest.fixture
@@ -73,29 +45,6 @@ class AgentHandle:
 
 @pytest.fixture
 async def agent(manager: Manager, app_port: int) -> AsyncIterator[AgentHandle]:
-    port = free_port()
-    config = AgentConfig(
-        name="web", namespace="demo", kind="Deployment", pod_name="web-7d9-abc",
-        pod_ip="10.244.0.7", manager_address=f"127.0.0.1:{manager.port}",
-        ports=(PortConfig("http", port, app_port, (ServicePort("http", 80),)),),
-        mounts=(MountConfig("data", "/var/data", True),), app_container="app",
-        app_env={"COLOR": "blue"}, listen_host="127.0.0.1")
-    handle = Agent(config)
-    await handle.start()
-    await wait_for(handle.link.arrived.is_set, what="the agent to arrive")
-    yield AgentHandle(handle, port, manager)
-    await handle.stop(grace=0.5)
-
-
-@pytest.fixture
-async def daemons(manager: Manager) -> AsyncIterator[Callable[..., Awaitable[FakeDaemon]]]:
-    made: list[FakeDaemon] = []
-
-    async def make(name: str = "alice", remain: bool = True) -> FakeDaemon:
-        daemon = await FakeDaemon(manager, name).arrive(remain)
-        made.append(daemon)
-        return daemon
-
-    yield make
-    for daemon in made:
-        await daemon.close()
+    async with running_agent(manager, app_port, mounts=(MountConfig("data", "/var/data", True),),
+                             app_env={"COLOR": "blue"}) as (handle, port):
+        yield AgentHandle(handle, port, manager)

@@ -10,7 +10,6 @@ the connected daemon, and curl inside the cluster's verylargejavaservice pod.
 from __future__ import annotations
 
 import json
-import secrets
 import subprocess
 import sys
 import time
@@ -19,56 +18,28 @@ from typing import Any
 
 import pytest
 from sandbox_testing import Laptop, wait_for
+from tp_cli_testing import SVC, demo_namespace, developer, one_line_error, tp
 from tp_output_testing import check
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(400)]
 
-TP = f"{sys.executable} -m tp_jupyter.cli"
-SVC = "dataprocessingservice"
 NAME = "held"
 
 
 @pytest.fixture(scope="module")
 def demo(sandbox: Any, core: Any) -> Iterator[str]:
-    from tp_sandbox import lifecycle
-
-    namespace = f"hold-{secrets.token_hex(3)}"
-    lifecycle.demo(sandbox.instance, namespace=namespace, progress=lambda _: None)
-    yield namespace
-    core.delete_namespace(namespace)
+    with demo_namespace(sandbox, core, "hold") as namespace:
+        yield namespace
 
 
 @pytest.fixture(scope="module")
 def dev(sandbox: Any, demo: str) -> Iterator[Laptop]:
-    lap = Laptop(sandbox, 1)
-    app = lap.popen([sys.executable, "-m", "tp_sandbox.demo.dataprocessingservice"],
-                    env={"COLOR": "blue", "PORT": "3000"}, stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL)
-    wait_for(lambda: "blue" in lap.run("curl -sS --max-time 5 http://127.0.0.1:3000/color"
-                                       ).stdout, 30, "the local blue app")
-    connected = lap.run(f"{TP} connect", timeout=180)
-    assert connected.returncode == 0, connected.stderr
-    yield lap
-    lap.run(f"{TP} quit", timeout=30)
-    app.terminate()
-    app.wait(timeout=10)
-
-
-def _tp(lap: Laptop, args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return lap.run(f"{TP} {args}", timeout=timeout)
-
-
-def _one_line_error(proc: subprocess.CompletedProcess[str], *words: str) -> str:
-    assert proc.returncode != 0, proc.stdout
-    errors = [line for line in proc.stderr.strip().splitlines() if line.startswith("tp: ")]
-    assert len(errors) == 1 and proc.stderr.strip().endswith(errors[0]), proc.stderr
-    for word in words:
-        assert word in errors[0], errors[0]
-    return errors[0]
+    with developer(sandbox, 1, "blue") as lap:
+        yield lap
 
 
 def _held(lap: Laptop) -> list[dict[str, Any]]:
-    out = _tp(lap, "held --format json")
+    out = tp(lap, "held --format json")
     assert out.returncode == 0, out.stderr
     return list(check(json.loads(out.stdout), "held")["held"])
 
@@ -101,19 +72,19 @@ def _answer(caller: subprocess.Popen[str]) -> tuple[int, str]:
 
 def test_hold_with_nothing_to_forward_to_is_one_line_error_and_leaves_nothing(
         dev: Laptop, demo: str) -> None:
-    _one_line_error(_tp(dev, f"intercept {SVC} -n {demo} -p 3999 --http-match x-hold=yes "
-                             f"--hold --name {NAME} --mount false"),
-                    "--hold needs", "127.0.0.1:3999")
-    listing = _tp(dev, f"list -n {demo}").stdout
+    one_line_error(tp(dev, f"intercept {SVC} -n {demo} -p 3999 --http-match x-hold=yes "
+                           f"--hold --name {NAME} --mount false"),
+                   "--hold needs", "127.0.0.1:3999")
+    listing = tp(dev, f"list -n {demo}").stdout
     assert f"{SVC}: ready to intercept" in listing, listing
-    _one_line_error(_tp(dev, "hold nosuch"), "nosuch", "tp list")
+    one_line_error(tp(dev, "hold nosuch"), "nosuch", "tp list")
 
 
 def test_a_held_request_is_edited_and_forwarded_to_local_code(dev: Laptop, demo: str) -> None:
-    made = _tp(dev, f"intercept {SVC} -n {demo} -p 3000 --http-match x-hold=yes --hold "
-                    f"--hold-timeout 45 --name {NAME} --mount false", timeout=200)
+    made = tp(dev, f"intercept {SVC} -n {demo} -p 3000 --http-match x-hold=yes --hold "
+                   f"--hold-timeout 45 --name {NAME} --mount false", timeout=200)
     assert made.returncode == 0, made.stderr
-    listing = _tp(dev, "held").stdout
+    listing = tp(dev, "held").stdout
     assert listing.splitlines() == [
         "No held requests", f"Holding: {NAME} (to the cluster after 45s untouched)"], listing
     # requests without the header are not held: the cluster answers at once
@@ -124,9 +95,9 @@ def test_a_held_request_is_edited_and_forwarded_to_local_code(dev: Laptop, demo:
     assert held["method"] == "GET" and held["intercept"] == NAME
     assert held["headers"].get("x-hold") == "yes"
     assert caller.poll() is None          # the caller is still waiting
-    one = _tp(dev, f"held {held['id']} --format json")
+    one = tp(dev, f"held {held['id']} --format json")
     assert check(json.loads(one.stdout), "held-request")["path"] == "/colour"
-    decided = _tp(dev, f"held {held['id']} --forward local --path /color --format json")
+    decided = tp(dev, f"held {held['id']} --forward local --path /color --format json")
     assert decided.returncode == 0, decided.stderr
     outcome = check(json.loads(decided.stdout), "held-outcome")
     assert outcome["decided"] == "forward local" and outcome["status"] == 200
@@ -138,7 +109,7 @@ def test_a_held_request_is_edited_and_forwarded_to_the_cluster(dev: Laptop, demo
     caller = _caller(dev, demo, "/paint", "-X", "POST", "-d", "x=1")
     held = _wait_held(dev, "/paint")
     assert held["method"] == "POST" and held["body"] == "x=1"
-    decided = _tp(dev, f"held {held['id']} --forward cluster --method GET --path /color")
+    decided = tp(dev, f"held {held['id']} --forward cluster --method GET --path /color")
     assert decided.returncode == 0, decided.stderr
     assert "forwarded to the cluster" in decided.stdout and "200" in decided.stdout
     assert _answer(caller) == (200, '"green"')
@@ -160,12 +131,12 @@ def test_a_held_request_is_answered_from_the_notebook_api(dev: Laptop, demo: str
 def test_a_dropped_request_gets_a_502_that_says_so(dev: Laptop, demo: str) -> None:
     caller = _caller(dev, demo, "/drop-me")
     held = _wait_held(dev, "/drop-me")
-    assert _tp(dev, f"held {held['id']} --drop").returncode == 0
+    assert tp(dev, f"held {held['id']} --drop").returncode == 0
     status, body = _answer(caller)
     assert status == 502 and "dropped on the workstation" in body, body
     # deciding it again: one line, nothing changes
-    _one_line_error(_tp(dev, f"held {held['id']} --forward local"),
-                    "already answered", "dropped")
+    one_line_error(tp(dev, f"held {held['id']} --forward local"),
+                   "already answered", "dropped")
 
 
 def test_forwarding_an_answered_request_from_the_api_is_one_line_error(
@@ -192,7 +163,7 @@ def test_an_untouched_held_request_goes_to_the_cluster_after_the_timeout(
         dev: Laptop, demo: str, core: Any) -> None:
     from kubernetes.stream import stream
 
-    assert "untouched for 2s" in _tp(dev, f"hold {NAME} --timeout 2").stdout
+    assert "untouched for 2s" in tp(dev, f"hold {NAME} --timeout 2").stdout
     pod = core.list_namespaced_pod(demo, label_selector="app=verylargejavaservice").items[0]
     # a caller inside the cluster; nobody decides: after 2 s the app in the cluster answers
     started = time.monotonic()
@@ -207,36 +178,36 @@ def test_an_untouched_held_request_goes_to_the_cluster_after_the_timeout(
 
 
 def test_hold_off_sends_requests_on_and_stops_holding(dev: Laptop, demo: str) -> None:
-    on = _tp(dev, f"hold {NAME} --timeout 45 --format json")
+    on = tp(dev, f"hold {NAME} --timeout 45 --format json")
     assert check(json.loads(on.stdout), "hold") == {"name": NAME, "on": True, "timeout": 45,
                                                     "released": 0}
     caller = _caller(dev, demo, "/color")
     _wait_held(dev, "/color")
-    off = _tp(dev, f"hold {NAME} --off")
+    off = tp(dev, f"hold {NAME} --off")
     assert off.returncode == 0 and "1 held request(s) went on to the cluster" in off.stdout
     assert _answer(caller) == (200, '"green"')
-    assert json.loads(_tp(dev, "held --format json").stdout)["holding"] == []
+    assert json.loads(tp(dev, "held --format json").stdout)["holding"] == []
     # no longer held: the local code answers matching requests at once
     now = dev.run(f"curl -sS --max-time 10 -H 'x-hold: yes' http://{SVC}.{demo}:3000/color")
     assert now.stdout.strip() == '"blue"'
-    left = _tp(dev, f"leave {NAME}")
+    left = tp(dev, f"leave {NAME}")
     assert left.returncode == 0, left.stderr
 
 
 def test_a_global_intercept_holds_each_request_of_a_keep_alive_connection(
         dev: Laptop, demo: str) -> None:
-    made = _tp(dev, f"intercept {SVC} -n {demo} -p 3000 --hold --name held-all --mount false",
-               timeout=200)
+    made = tp(dev, f"intercept {SVC} -n {demo} -p 3000 --hold --name held-all --mount false",
+              timeout=200)
     assert made.returncode == 0, made.stderr
     # two requests on one connection (curl reuses it): each is held and decided on its own
     caller = dev.popen(["curl", "-sS", "--max-time", "60", "-w", " %{http_code}\\n",
                         f"http://{SVC}.{demo}:3000/first", f"http://{SVC}.{demo}:3000/second"],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = _wait_held(dev, "/first")
-    assert _tp(dev, f"held {first['id']} --forward cluster --path /color").returncode == 0
+    assert tp(dev, f"held {first['id']} --forward cluster --path /color").returncode == 0
     second = _wait_held(dev, "/second")
     assert second["source"] == first["source"]   # the same connection
-    assert _tp(dev, f"held {second['id']} --respond 202 --body ok").returncode == 0
+    assert tp(dev, f"held {second['id']} --respond 202 --body ok").returncode == 0
     out, err = caller.communicate(timeout=60)
     assert out.split() == ['"green"', "200", "ok", "202"], (out, err)
-    assert _tp(dev, "leave held-all").returncode == 0
+    assert tp(dev, "leave held-all").returncode == 0

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -18,12 +16,9 @@ from typing import Any
 
 import pytest
 from sandbox_testing import Laptop, wait_for
+from tp_cli_testing import CURL, SVC, demo_namespace, developer, one_line_error, tp
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(300)]
-
-TP = f"{sys.executable} -m tp_jupyter.cli"
-CURL = "curl -sS --max-time 8"
-SVC = "dataprocessingservice"
 
 
 def _specs(apps: Any, core: Any, namespace: str) -> dict[str, Any]:
@@ -43,12 +38,8 @@ def _specs(apps: Any, core: Any, namespace: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def demo(sandbox: Any, apps: Any, core: Any) -> Iterator[dict[str, Any]]:
-    from tp_sandbox import lifecycle
-
-    namespace = f"demo-{secrets.token_hex(3)}"
-    lifecycle.demo(sandbox.instance, namespace=namespace, progress=lambda _: None)
-    yield {"namespace": namespace, "before": _specs(apps, core, namespace)}
-    core.delete_namespace(namespace)
+    with demo_namespace(sandbox, core, "demo") as namespace:
+        yield {"namespace": namespace, "before": _specs(apps, core, namespace)}
 
 
 def _rolled_out(apps: Any, namespace: str) -> bool:
@@ -58,37 +49,16 @@ def _rolled_out(apps: Any, namespace: str) -> bool:
                 and st.updated_replicas == st.ready_replicas == st.replicas == 1)
 
 
-def _local_app(lap: Laptop, color: str) -> subprocess.Popen[str]:
-    proc = lap.popen([sys.executable, "-m", "tp_sandbox.demo.dataprocessingservice"],
-                     env={"COLOR": color, "PORT": "3000"}, stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL)
-    wait_for(lambda: color in lap.run(f"{CURL} http://127.0.0.1:3000/color").stdout, 30,
-             f"the local {color} app")
-    return proc
-
-
 @pytest.fixture(scope="module")
 def dev_a(sandbox: Any, demo: dict[str, Any]) -> Iterator[Laptop]:
-    lap = Laptop(sandbox, 1)
-    proc = _local_app(lap, "blue")
-    connected = lap.run(f"{TP} connect", timeout=180)
-    assert connected.returncode == 0, connected.stderr
-    yield lap
-    lap.run(f"{TP} quit", timeout=30)
-    proc.terminate()
-    proc.wait(timeout=10)
+    with developer(sandbox, 1, "blue") as lap:
+        yield lap
 
 
 @pytest.fixture(scope="module")
 def dev_b(sandbox: Any, dev_a: Laptop) -> Iterator[Laptop]:
-    lap = Laptop(sandbox, 2)
-    proc = _local_app(lap, "red")
-    connected = lap.run(f"{TP} connect", timeout=180)
-    assert connected.returncode == 0, connected.stderr
-    yield lap
-    lap.run(f"{TP} quit", timeout=30)
-    proc.terminate()
-    proc.wait(timeout=10)
+    with developer(sandbox, 2, "red") as lap:
+        yield lap
 
 
 def _color(lap: Laptop, ns: str, *headers: str) -> str:
@@ -107,24 +77,11 @@ def _in_cluster_color(core: Any, ns: str) -> str:
     return str(out).strip().strip('"')
 
 
-def _tp(lap: Laptop, args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return lap.run(f"{TP} {args}", timeout=timeout)
-
-
-def _one_line_error(proc: subprocess.CompletedProcess[str], *words: str) -> None:
-    assert proc.returncode != 0, proc.stdout
-    # progress lines may come first; the error is one line, the last
-    errors = [line for line in proc.stderr.strip().splitlines() if line.startswith("tp: ")]
-    assert len(errors) == 1 and proc.stderr.strip().endswith(errors[0]), proc.stderr
-    for word in words:
-        assert word in errors[0], errors[0]
-
-
 # --- single developer --------------------------------------------------------------------
 
 def test_list_shows_every_workload_ready_to_intercept(dev_a: Laptop, demo: dict[str, Any]
                                                       ) -> None:
-    out = _tp(dev_a, f"list -n {demo['namespace']}").stdout
+    out = tp(dev_a, f"list -n {demo['namespace']}").stdout
     assert out.splitlines() == [
         "dataprocessingservice: ready to intercept (traffic-agent not yet installed)",
         "verylargedatastore   : ready to intercept (traffic-agent not yet installed)",
@@ -139,7 +96,7 @@ def test_list_shows_a_replicaset_without_a_deployment_with_its_kind(
         "spec": {"replicas": 0, "selector": {"matchLabels": labels},
                  "template": {"metadata": {"labels": labels}, "spec": {"containers": [
                      {"name": "c", "image": "busybox", "command": ["sleep", "60"]}]}}}})
-    out = _tp(dev_a, f"list -n {namespace}").stdout
+    out = tp(dev_a, f"list -n {namespace}").stdout
     assert out.splitlines() == [
         "lonely (ReplicaSet): not interceptable: no Service selects the pods of lonely; "
         "create a Service for it"]
@@ -149,18 +106,18 @@ def test_bad_input_fails_in_one_line_and_changes_nothing(dev_a: Laptop, demo: di
                                                          apps: Any, core: Any) -> None:
     ns = demo["namespace"]
     mounts_before = set(_telfs(dev_a))  # /tmp is the machine's: other runs may use it
-    _one_line_error(_tp(dev_a, f"intercept nosuch -n {ns} -p 3000"), "nosuch", "tp list")
-    _one_line_error(_tp(dev_a, f"intercept {SVC} -n nosuch-ns -p 3000"), "nosuch-ns")
-    _one_line_error(_tp(dev_a, f"intercept {SVC} -n {ns} -p 3000 --http-match alice"),
-                    "KEY=REGEX")
-    _one_line_error(_tp(dev_a, f"intercept {SVC} -n {ns} -p 3000 --http-match 'id=(a'"),
-                    "regex")
-    _one_line_error(_tp(dev_a, f"intercept {SVC} -n {ns} -p 3000:9999"), "9999",
-                    "LOCALPORT:SVCPORT")
-    _one_line_error(_tp(dev_a, f"intercept {SVC} -n {ns} -p 0"), "LOCALPORT")
-    _one_line_error(_tp(dev_a, "list -n nosuch-ns"), "nosuch-ns")
+    one_line_error(tp(dev_a, f"intercept nosuch -n {ns} -p 3000"), "nosuch", "tp list")
+    one_line_error(tp(dev_a, f"intercept {SVC} -n nosuch-ns -p 3000"), "nosuch-ns")
+    one_line_error(tp(dev_a, f"intercept {SVC} -n {ns} -p 3000 --http-match alice"),
+                   "KEY=REGEX")
+    one_line_error(tp(dev_a, f"intercept {SVC} -n {ns} -p 3000 --http-match 'id=(a'"),
+                   "regex")
+    one_line_error(tp(dev_a, f"intercept {SVC} -n {ns} -p 3000:9999"), "9999",
+                   "LOCALPORT:SVCPORT")
+    one_line_error(tp(dev_a, f"intercept {SVC} -n {ns} -p 0"), "LOCALPORT")
+    one_line_error(tp(dev_a, "list -n nosuch-ns"), "nosuch-ns")
     assert _specs(apps, core, ns) == demo["before"]
-    assert "intercepted" not in _tp(dev_a, f"list -n {ns}").stdout
+    assert "intercepted" not in tp(dev_a, f"list -n {ns}").stdout
     assert set(_telfs(dev_a)) <= mounts_before
 
 
@@ -176,8 +133,8 @@ def test_a_global_intercept_routes_cluster_and_laptop_traffic_to_local_code(
     assert _color(dev_a, ns) == "green"
     env_file, env_json = tmp_path / "a.env", tmp_path / "a.json"
     started = time.monotonic()
-    proc = _tp(dev_a, f"intercept {SVC} -n {ns} -p 3000 --env-file {env_file} "
-                      f"--env-json {env_json}")
+    proc = tp(dev_a, f"intercept {SVC} -n {ns} -p 3000 --env-file {env_file} "
+                     f"--env-json {env_json}")
     seconds = time.monotonic() - started
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
@@ -194,7 +151,7 @@ def test_a_global_intercept_routes_cluster_and_laptop_traffic_to_local_code(
     assert app.readiness_probe.http_get.port == "tm-http"
     assert _color(dev_a, ns) == "blue"
     assert _in_cluster_color(core, ns) == "blue"
-    listing = _tp(dev_a, f"list -n {ns}").stdout.splitlines()
+    listing = tp(dev_a, f"list -n {ns}").stdout.splitlines()
     assert listing[:6] == [f"{SVC}: intercepted",
                            f"    Intercept name: {SVC}-{ns}",
                            "    State         : ACTIVE",
@@ -210,32 +167,32 @@ def test_a_global_intercept_routes_cluster_and_laptop_traffic_to_local_code(
 def test_a_second_global_intercept_and_a_duplicate_name_are_refused(
         dev_a: Laptop, dev_b: Laptop, demo: dict[str, Any]) -> None:
     ns = demo["namespace"]
-    _one_line_error(_tp(dev_b, f"intercept {SVC} -n {ns} -p 3000"), "global")
-    _one_line_error(_tp(dev_a, f"intercept {SVC} -n {ns} -p 3000"), f"{SVC}-{ns}",
-                    "tp leave")
+    one_line_error(tp(dev_b, f"intercept {SVC} -n {ns} -p 3000"), "global")
+    one_line_error(tp(dev_a, f"intercept {SVC} -n {ns} -p 3000"), f"{SVC}-{ns}",
+                   "tp leave")
     assert _color(dev_b, ns) == "blue"  # A's intercept untouched
-    assert "intercepted" in _tp(dev_b, f"list -n {ns}").stdout  # B sees A's intercept
+    assert "intercepted" in tp(dev_b, f"list -n {ns}").stdout  # B sees A's intercept
 
 
 def test_after_leave_the_app_answers_again_and_the_mount_point_goes(
         dev_a: Laptop, demo: dict[str, Any]) -> None:
     ns = demo["namespace"]
-    status = json.loads(_tp(dev_a, "status --format json").stdout)
+    status = json.loads(tp(dev_a, "status --format json").stdout)
     mounts = [ic["mount_point"] for ic in status["intercepts"] if ic["mount_point"]]
     assert mounts and set(mounts) <= set(_telfs(dev_a))
-    left = _tp(dev_a, f"leave {SVC}-{ns}")
+    left = tp(dev_a, f"leave {SVC}-{ns}")
     assert left.returncode == 0 and f"Left intercept {SVC}-{ns}" in left.stdout
     assert _color(dev_a, ns) == "green"
     assert not set(mounts) & set(_telfs(dev_a))
     assert (f"{SVC}: ready to intercept (traffic-agent already installed)"
-            in _tp(dev_a, f"list -n {ns}").stdout)
-    _one_line_error(_tp(dev_a, f"leave {SVC}-{ns}"), "no intercept")
+            in tp(dev_a, f"list -n {ns}").stdout)
+    one_line_error(tp(dev_a, f"leave {SVC}-{ns}"), "no intercept")
 
 
 def test_a_local_port_that_is_down_answers_502_with_the_reason(
         dev_a: Laptop, demo: dict[str, Any]) -> None:
     ns = demo["namespace"]
-    made = _tp(dev_a, f"intercept {SVC} -n {ns} -p 3999 --name down --mount false")
+    made = tp(dev_a, f"intercept {SVC} -n {ns} -p 3999 --name down --mount false")
     assert made.returncode == 0, made.stderr
     assert "Volume Mount Point" not in made.stdout
     try:
@@ -246,7 +203,7 @@ def test_a_local_port_that_is_down_answers_502_with_the_reason(
         assert code == "502", out
         assert "3999" in body, body
     finally:
-        _tp(dev_a, "leave down")
+        tp(dev_a, "leave down")
     assert _color(dev_a, ns) == "green"
 
 
@@ -255,14 +212,14 @@ def test_a_local_port_that_is_down_answers_502_with_the_reason(
 def test_personal_intercepts_of_two_developers_coexist(
         dev_a: Laptop, dev_b: Laptop, demo: dict[str, Any], core: Any) -> None:
     ns = demo["namespace"]
-    a = _tp(dev_a, f"intercept {SVC} -n {ns} -p 3000 --http-match blog-demo-id=alice "
-                   "--mount false")
+    a = tp(dev_a, f"intercept {SVC} -n {ns} -p 3000 --http-match blog-demo-id=alice "
+                  "--mount false")
     assert a.returncode == 0, a.stderr
     assert a.stdout.splitlines()[-2:] == [
         "    Intercepting  : HTTP requests that match all of:",
         '      header("blog-demo-id") ~= regexp("alice")']
-    b = _tp(dev_b, f"intercept {SVC} -n {ns} -p 3000 --http-match=blog-demo-id=bob "
-                   "--mount false")
+    b = tp(dev_b, f"intercept {SVC} -n {ns} -p 3000 --http-match=blog-demo-id=bob "
+                  "--mount false")
     assert b.returncode == 0, b.stderr
     for lap in (dev_a, dev_b):
         assert _color(lap, ns, "blog-demo-id: alice") == "blue"
@@ -270,7 +227,7 @@ def test_personal_intercepts_of_two_developers_coexist(
         assert _color(lap, ns) == "green"
         assert _color(lap, ns, "blog-demo-id: carol") == "green"
     assert _in_cluster_color(core, ns) == "green"
-    listing = _tp(dev_a, f"list -n {ns}").stdout
+    listing = tp(dev_a, f"list -n {ns}").stdout
     assert listing.count("Intercept name") == 2 and 'regexp("bob")' in listing
 
 
@@ -344,8 +301,8 @@ def test_mixed_requests_on_fresh_keepalive_and_200_concurrent_connections_route_
 def test_regex_and_multi_header_matches_must_all_hold(dev_b: Laptop, demo: dict[str, Any]
                                                       ) -> None:
     ns = demo["namespace"]
-    made = _tp(dev_b, f"intercept {SVC} -n {ns} -p 3000 --name both --mount false "
-                      "--http-match 'blog-demo-id=^d[aeiou]ve$' --http-match x-team=red")
+    made = tp(dev_b, f"intercept {SVC} -n {ns} -p 3000 --name both --mount false "
+                     "--http-match 'blog-demo-id=^d[aeiou]ve$' --http-match x-team=red")
     assert made.returncode == 0, made.stderr
     try:
         assert _color(dev_b, ns, "blog-demo-id: dave", "x-team: red") == "red"
@@ -353,7 +310,7 @@ def test_regex_and_multi_header_matches_must_all_hold(dev_b: Laptop, demo: dict[
         assert _color(dev_b, ns, "blog-demo-id: dave") == "green"
         assert _color(dev_b, ns, "blog-demo-id: daves", "x-team: red") == "green"
     finally:
-        _tp(dev_b, "leave both")
+        tp(dev_b, "leave both")
 
 
 def test_traffic_shows_the_captured_exchanges_as_a_table(dev_b: Laptop, demo: dict[str, Any]
@@ -363,7 +320,7 @@ def test_traffic_shows_the_captured_exchanges_as_a_table(dev_b: Laptop, demo: di
     assert _color(dev_b, ns, "blog-demo-id: bob") == "red"
 
     def rows() -> str:
-        out = _tp(dev_b, f"traffic {name}")
+        out = tp(dev_b, f"traffic {name}")
         return out.stdout if out.returncode == 0 and "/color" in out.stdout else ""
 
     table = wait_for(rows, 20, "traffic rows of bob's intercept")
@@ -373,7 +330,7 @@ def test_traffic_shows_the_captured_exchanges_as_a_table(dev_b: Laptop, demo: di
 def test_a_killed_daemon_loses_its_intercepts_after_the_ttl(
         dev_a: Laptop, dev_b: Laptop, demo: dict[str, Any]) -> None:
     ns = demo["namespace"]
-    status = _tp(dev_a, "status").stdout
+    status = tp(dev_a, "status").stdout
     pid = re.search(r"PID\s*: (\d+)", status)
     assert pid, status
     dev_a.run(f"kill -9 {pid.group(1)}")
@@ -381,7 +338,7 @@ def test_a_killed_daemon_loses_its_intercepts_after_the_ttl(
     wait_for(lambda: _color(dev_b, ns, "blog-demo-id: alice") == "green", 60,
              "alice's requests to return to the app after A's session expired")
     assert _color(dev_b, ns, "blog-demo-id: bob") == "red"
-    again = _tp(dev_a, "connect", timeout=120)  # the next daemon cleans up after the old one
+    again = tp(dev_a, "connect", timeout=120)  # the next daemon cleans up after the old one
     assert again.returncode == 0, again.stderr
 
 
@@ -389,11 +346,11 @@ def test_uninstall_everything_restores_every_workload_exactly(
         sandbox: Any, dev_b: Laptop, demo: dict[str, Any], apps: Any, core: Any) -> None:
     ns = demo["namespace"]
     # removing the traffic-manager is the admin's: bob's laptop reconnects as the admin
-    assert _tp(dev_b, "quit", timeout=60).returncode == 0
-    admin = _tp(dev_b, f"connect --kubeconfig {dev_b.admin_kubeconfig}", timeout=180)
+    assert tp(dev_b, "quit", timeout=60).returncode == 0
+    admin = tp(dev_b, f"connect --kubeconfig {dev_b.admin_kubeconfig}", timeout=180)
     assert admin.returncode == 0, admin.stderr
     try:
-        out = _tp(dev_b, "uninstall --everything", timeout=240)
+        out = tp(dev_b, "uninstall --everything", timeout=240)
         assert out.returncode == 0, out.stderr
         assert f"Deployment/{SVC}.{ns}" in out.stdout and "traffic-manager" in out.stdout
         wait_for(lambda: _rolled_out(apps, ns), 60, "the restored rollout")

@@ -10,17 +10,15 @@ import json
 import re
 import secrets
 import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sandbox_testing import Laptop, wait_for
+from tp_cli_testing import CURL, TP, developer, one_line_error
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(300)]
 
-TP = f"{sys.executable} -m tp_jupyter.cli"
-CURL = "curl -sS --max-time 8"
 IMAGE = "ghcr.io/tp-jupyter/demo-dataprocessingservice:0.1.0"
 
 
@@ -80,18 +78,8 @@ def before(ns: str, apps: Any, core: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def lap(sandbox: Any, before: dict[str, Any]) -> Iterator[Laptop]:
-    lap = Laptop(sandbox, 1)
-    local = lap.popen([sys.executable, "-m", "tp_sandbox.demo.dataprocessingservice"],
-                      env={"COLOR": "blue", "PORT": "3000"}, stdout=subprocess.DEVNULL,
-                      stderr=subprocess.DEVNULL)
-    wait_for(lambda: "blue" in lap.run(f"{CURL} http://127.0.0.1:3000/color").stdout, 30,
-             "the local blue app")
-    connected = lap.run(f"{TP} connect", timeout=180)
-    assert connected.returncode == 0, connected.stderr
-    yield lap
-    lap.run(f"{TP} quit", timeout=30)
-    local.terminate()
-    local.wait(timeout=10)
+    with developer(sandbox, 1, "blue") as lap:
+        yield lap
 
 
 def _tp(lap: Laptop, args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -101,14 +89,6 @@ def _tp(lap: Laptop, args: str, timeout: float = 180) -> subprocess.CompletedPro
 def _color(lap: Laptop, url: str, *headers: str) -> str:
     hs = " ".join(f"-H '{h}'" for h in headers)
     return lap.run(f"{CURL} {hs} {url}").stdout.strip().strip('"')
-
-
-def _one_line_error(proc: subprocess.CompletedProcess[str], *words: str) -> None:
-    assert proc.returncode != 0, proc.stdout
-    errors = [line for line in proc.stderr.strip().splitlines() if line.startswith("tp: ")]
-    assert len(errors) == 1 and proc.stderr.strip().endswith(errors[0]), proc.stderr
-    for word in words:
-        assert word in errors[0], errors[0]
 
 
 def test_list_shows_each_workload_with_its_kind(lap: Laptop, ns: str) -> None:
@@ -122,8 +102,8 @@ def test_list_shows_each_workload_with_its_kind(lap: Laptop, ns: str) -> None:
 
 def test_a_statefulset_without_a_service_is_refused_in_one_line(
         lap: Laptop, ns: str, apps: Any, core: Any, before: dict[str, Any]) -> None:
-    _one_line_error(_tp(lap, f"intercept lonely -n {ns} -p 3000"), "lonely",
-                    "no Service selects its pods", "create a Service")
+    one_line_error(_tp(lap, f"intercept lonely -n {ns} -p 3000"), "lonely",
+                   "no Service selects its pods", "create a Service")
     assert _specs(apps, core, ns) == before
 
 

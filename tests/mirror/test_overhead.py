@@ -3,64 +3,26 @@ one event loop, so this is an upper bound; bench/mirror.py measures it in the sa
 
 from __future__ import annotations
 
-import asyncio
 import statistics
-import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from agent_fixtures import request_times_ms
 from agenttest import free_port, wait_for
 from mirror_testing import make_mirror, remove
 from tp_cluster.agent.config import AgentConfig, PortConfig
 from tp_cluster.agent.runtime import Agent
 
 pytestmark = pytest.mark.timeout(90)
-RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
 REQUEST = b"GET /x HTTP/1.1\r\nhost: web\r\ncontent-length: 0\r\n\r\n"
 
 
-class _Tiny(asyncio.Protocol):
-    """The cheapest keep-alive HTTP server: one fixed answer per request head."""
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        self.buffer = b""
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while b"\r\n\r\n" in self.buffer:
-            _, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
-            self.transport.write(RESPONSE)
-
-
-@pytest.fixture
-async def tiny() -> AsyncIterator[int]:
-    server = await asyncio.get_running_loop().create_server(_Tiny, "127.0.0.1", 0)
-    yield server.sockets[0].getsockname()[1]
-    server.close()
-
-
-async def _times_ms(port: int, n: int) -> list[float]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        writer.write(REQUEST)
-        got = b""
-        while not got.endswith(b"ok"):
-            got += await reader.read(65536)
-        times.append((time.perf_counter() - start) * 1000.0)
-    writer.close()
-    return times[n // 10:]   # the first requests warm up
-
-
 async def test_a_mirror_adds_well_under_a_millisecond_to_the_callers_median(
-        tiny: int, manager: Any, daemons: Any) -> None:
+        tiny_app: int, manager: Any, daemons: Any) -> None:
     port = free_port()
     agent = Agent(AgentConfig(
         name="web", namespace="demo", kind="Deployment", pod_name="web-1", pod_ip="",
-        manager_address=f"127.0.0.1:{manager.port}", ports=(PortConfig("http", port, tiny),),
+        manager_address=f"127.0.0.1:{manager.port}", ports=(PortConfig("http", port, tiny_app),),
         listen_host="127.0.0.1"))
     await agent.start()
     plain: list[float] = []
@@ -69,11 +31,11 @@ async def test_a_mirror_adds_well_under_a_millisecond_to_the_callers_median(
         await wait_for(agent.link.arrived.is_set)
         alice = await daemons("alice")
         # a personal intercept matching nothing: the agent parses with or without the mirror
-        await make_mirror(alice, "none", tiny, matches={"x-dev": "never"}, mirror=False)
+        await make_mirror(alice, "none", tiny_app, matches={"x-dev": "never"}, mirror=False)
         for round_ in range(3):
-            plain += await _times_ms(port, 200)
-            made = await make_mirror(alice, f"wt{round_}", tiny)
-            mirrored += await _times_ms(port, 200)
+            plain += await request_times_ms(port, 200, REQUEST)
+            made = await make_mirror(alice, f"wt{round_}", tiny_app)
+            mirrored += await request_times_ms(port, 200, REQUEST)
             # the copies were made and answered while the caller was measured
             await wait_for(lambda iid=made.id: agent.mirrors.stats(iid)[0] == 200,
                            what="every copy of the round answered")

@@ -8,20 +8,15 @@ developer B (laptop 2, "red") intercepts it personally and mirrors it too.
 from __future__ import annotations
 
 import json
-import secrets
-import subprocess
 import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sandbox_testing import Laptop, wait_for
+from tp_cli_testing import SVC, demo_namespace, developer, one_line_error, tp
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(300)]
-
-TP = f"{sys.executable} -m tp_jupyter.cli"
-CURL = "curl -sS --max-time 8"
-SVC = "dataprocessingservice"
 
 # 200 callers at once, each on its own connection; prints every answer as JSON
 LOAD = """
@@ -39,53 +34,24 @@ with concurrent.futures.ThreadPoolExecutor(n) as pool:
 
 @pytest.fixture(scope="module")
 def demo(sandbox: Any, core: Any) -> Iterator[str]:
-    from tp_sandbox import lifecycle
-
-    namespace = f"mirror-{secrets.token_hex(3)}"
-    lifecycle.demo(sandbox.instance, namespace=namespace, progress=lambda _: None)
-    yield namespace
-    core.delete_namespace(namespace)
-
-
-def _local_app(lap: Laptop, color: str) -> subprocess.Popen[str]:
-    proc = lap.popen([sys.executable, "-m", "tp_sandbox.demo.dataprocessingservice"],
-                     env={"COLOR": color, "PORT": "3000"}, stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL)
-    wait_for(lambda: color in lap.run(f"{CURL} http://127.0.0.1:3000/color").stdout, 30,
-             f"the local {color} app")
-    return proc
+    with demo_namespace(sandbox, core, "mirror") as namespace:
+        yield namespace
 
 
 @pytest.fixture(scope="module")
 def dev_a(sandbox: Any, demo: str) -> Iterator[Laptop]:
-    lap = Laptop(sandbox, 1)
-    proc = _local_app(lap, "blue")
-    connected = lap.run(f"{TP} connect", timeout=180)
-    assert connected.returncode == 0, connected.stderr
-    yield lap
-    lap.run(f"{TP} quit", timeout=30)
-    proc.terminate()
-    proc.wait(timeout=10)
+    with developer(sandbox, 1, "blue") as lap:
+        yield lap
 
 
 @pytest.fixture(scope="module")
 def dev_b(sandbox: Any, dev_a: Laptop) -> Iterator[Laptop]:
-    lap = Laptop(sandbox, 2)
-    proc = _local_app(lap, "red")
-    connected = lap.run(f"{TP} connect", timeout=180)
-    assert connected.returncode == 0, connected.stderr
-    yield lap
-    lap.run(f"{TP} quit", timeout=30)
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-def _tp(lap: Laptop, args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return lap.run(f"{TP} {args}", timeout=timeout)
+    with developer(sandbox, 2, "red") as lap:
+        yield lap
 
 
 def _json(lap: Laptop, args: str) -> Any:
-    proc = _tp(lap, f"{args} --format json")
+    proc = tp(lap, f"{args} --format json")
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -111,17 +77,9 @@ def _load(lap: Laptop, ns: str, n: int, *header: str) -> list[tuple[int, str]]:
     return [tuple(x) for x in json.loads(proc.stdout)]  # type: ignore[misc]
 
 
-def _one_line_error(proc: subprocess.CompletedProcess[str], *words: str) -> None:
-    assert proc.returncode != 0, proc.stdout
-    errors = [line for line in proc.stderr.strip().splitlines() if line.startswith("tp: ")]
-    assert len(errors) == 1 and proc.stderr.strip().endswith(errors[0]), proc.stderr
-    for word in words:
-        assert word in errors[0], errors[0]
-
-
 def test_a_wiretap_gives_every_caller_the_clusters_answer_and_rows_both_answers(
         dev_a: Laptop, demo: str) -> None:
-    made = _tp(dev_a, f"wiretap {SVC} -n {demo} -p 3000")
+    made = tp(dev_a, f"wiretap {SVC} -n {demo} -p 3000")
     assert made.returncode == 0, made.stderr
     assert "a copy of every HTTP request (the app answers)" in made.stdout
     answers = _load(dev_a, demo, 200)
@@ -134,18 +92,18 @@ def test_a_wiretap_gives_every_caller_the_clusters_answer_and_rows_both_answers(
             200, '"blue"', "")
         assert (r["namespace"], r["workload"], r["routed_to"]) == (demo, SVC, "cluster")
         assert r["pod"].startswith(SVC) and r["developer"]
-    listed = _tp(dev_a, f"list -n {demo}")
+    listed = tp(dev_a, f"list -n {demo}")
     assert "Copies" in listed.stdout and "dropped" in listed.stdout, listed.stdout
     status = _json(dev_a, "status")
     mirror = next(ic for ic in status["intercepts"] if ic["mode"] == "mirror")
     assert mirror["mirror"]["copied"] >= 200 and mirror["mirror"]["dropped"] == 0
-    assert "Mirrors:" in _tp(dev_a, "status").stdout
+    assert "Mirrors:" in tp(dev_a, "status").stdout
 
 
 def test_a_personal_intercept_and_a_mirror_on_one_workload_each_route_right(
         dev_a: Laptop, dev_b: Laptop, demo: str) -> None:
-    made = _tp(dev_b, f"intercept {SVC} -n {demo} -p 3000 --http-match x-dev=bob "
-                      "--http-path-prefix /color --http-method GET --mount false")
+    made = tp(dev_b, f"intercept {SVC} -n {demo} -p 3000 --http-match x-dev=bob "
+                     "--http-path-prefix /color --http-method GET --mount false")
     assert made.returncode == 0, made.stderr
     assert 'path starts with "/color"' in made.stdout and "method in (GET)" in made.stdout
     before = len(_mirror_rows(dev_a, f"{SVC}-{demo}-wiretap"))
@@ -161,7 +119,7 @@ def test_a_personal_intercept_and_a_mirror_on_one_workload_each_route_right(
 
 def test_two_developers_mirror_one_workload_and_each_gets_their_copies(
         dev_a: Laptop, dev_b: Laptop, demo: str) -> None:
-    made = _tp(dev_b, f"wiretap {SVC} -n {demo} -p 3000 --name bob-wt")
+    made = tp(dev_b, f"wiretap {SVC} -n {demo} -p 3000 --name bob-wt")
     assert made.returncode == 0, made.stderr
     before = len(_mirror_rows(dev_a, f"{SVC}-{demo}-wiretap"))
     assert _load(dev_a, demo, 10) == [(200, '"green"')] * 10
@@ -176,19 +134,19 @@ def test_two_developers_mirror_one_workload_and_each_gets_their_copies(
 def test_bad_filters_are_one_line_errors_and_leave_nothing_behind(
         dev_a: Laptop, demo: str) -> None:
     before = _json(dev_a, "status")["intercepts"]
-    _one_line_error(_tp(dev_a, f"wiretap {SVC} -n {demo} -p 3000 --name bad "
-                               "--http-path-regex '(unclosed'"), "invalid regex")
-    _one_line_error(_tp(dev_a, f"wiretap {SVC} -n {demo} -p 3000 --name bad "
-                               "--http-path-equal /a --http-path-prefix /b"), "never both")
-    _one_line_error(_tp(dev_a, f"wiretap nosuchworkload -n {demo} -p 3000 --name bad"))
+    one_line_error(tp(dev_a, f"wiretap {SVC} -n {demo} -p 3000 --name bad "
+                             "--http-path-regex '(unclosed'"), "invalid regex")
+    one_line_error(tp(dev_a, f"wiretap {SVC} -n {demo} -p 3000 --name bad "
+                             "--http-path-equal /a --http-path-prefix /b"), "never both")
+    one_line_error(tp(dev_a, f"wiretap nosuchworkload -n {demo} -p 3000 --name bad"))
     assert _json(dev_a, "status")["intercepts"] == before
-    assert "bad" not in _tp(dev_a, f"list -n {demo}").stdout
+    assert "bad" not in tp(dev_a, f"list -n {demo}").stdout
 
 
 def test_leaving_the_mirrors_gives_the_workload_back_untouched(
         dev_a: Laptop, dev_b: Laptop, demo: str) -> None:
-    assert _tp(dev_a, f"leave {SVC}-{demo}-wiretap").returncode == 0
-    assert _tp(dev_b, "leave bob-wt").returncode == 0
-    assert _tp(dev_b, f"leave {SVC}-{demo}").returncode == 0
+    assert tp(dev_a, f"leave {SVC}-{demo}-wiretap").returncode == 0
+    assert tp(dev_b, "leave bob-wt").returncode == 0
+    assert tp(dev_b, f"leave {SVC}-{demo}").returncode == 0
     assert _load(dev_a, demo, 5) == [(200, '"green"')] * 5
     assert not _json(dev_a, "status")["intercepts"]

@@ -11,66 +11,26 @@ Needs Debian's `chromium`, `jupyterlab` and `playwright` (the PyPI package only)
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import os
-import shutil
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from jupyterlab_testing import BROWSER_MARKS, run_driver, tutorial_copy
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = ROOT / "test-artifacts"
-DRIVER = Path(__file__).resolve().parents[1] / "tp_nb_browser.py"
-
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.slow,
-    pytest.mark.timeout(400),
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium"),
-    pytest.mark.skipif(importlib.util.find_spec("playwright") is None
-                       or importlib.util.find_spec("jupyterlab") is None,
-                       reason="needs the test extras jupyterlab and playwright"),
-]
+pytestmark = [*BROWSER_MARKS, pytest.mark.timeout(400)]
 
 
 @pytest.fixture
 def workdir() -> Iterator[Path]:
-    """A short folder (the daemon's socket path must fit in 108 bytes) with the tutorial."""
-    path = Path(tempfile.mkdtemp(prefix="tpnb-", dir="/tmp"))
-    shutil.copy(ROOT / "notebooks" / "04_traffic_analysis.ipynb", path)
-    try:
+    with tutorial_copy("04_traffic_analysis.ipynb") as path:
         yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def test_the_tutorials_live_traffic_table_shows_a_new_row_in_jupyterlab(
         sandbox: Any, laptop: Any, workdir: Path) -> None:
-    if not sandbox.has_node:
-        pytest.skip("the tutorial needs the sandbox node (pods)")
-    from tp_sandbox import lifecycle
-
-    lifecycle.demo(sandbox.instance, namespace="telepresence-demo", progress=lambda _: None)
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / "notebook-panel.png"
-    shot.unlink(missing_ok=True)
-    lap = laptop(1)
-    env = {"HOME": str(workdir), "PYTHONPATH": os.pathsep.join(sys.path)}
-    fresh = ["env", "-u", "TP_HOME"]   # the laptop's own daemon home, under $HOME
-    try:
-        run = lap.run([*fresh, sys.executable, str(DRIVER), str(workdir), str(shot)],
-                      timeout=360, env=env)
-    finally:
-        lap.run([*fresh, sys.executable, "-m", "tp_jupyter.cli", "quit"], timeout=60, env=env)
-    line = next((x for x in run.stdout.splitlines() if x.startswith("RESULT ")), None)
-    assert line, run.stdout[-3000:] + run.stderr[-5000:]
-    result = json.loads(line[len("RESULT "):])
+    result, shot = run_driver(sandbox, laptop, "tp_nb_browser.py", workdir,
+                              screenshot="notebook-panel.png", timeout=360)
     assert result["rows_before"] >= 10          # the tutorial's own requests
     assert result["failed_rows_highlighted"] >= 2   # its /broken calls, in red
     assert result["status"] == 200
