@@ -33,6 +33,8 @@ def install_manager(instance: Instance, progress: Callable[[str], None],
     with kc.api_client(instance.kubeconfig) as api:
         apps = client.AppsV1Api(api)
         kw: dict[str, Any] = {"_request_timeout": s.sandbox.status_probe_timeout}
+        deadline = time.monotonic() + s.sandbox.manager_install_timeout
+        _until_not_terminating(client.CoreV1Api(api), namespace, deadline, kw)
         for obj in manifests.manager_objects(namespace):
             kind, name = obj["kind"], obj["metadata"]["name"]
             try:
@@ -46,7 +48,6 @@ def install_manager(instance: Instance, progress: Callable[[str], None],
         if created:
             progress(f"installed the traffic-manager in namespace {namespace} as the admin "
                      "(the laptops' developers may not)")
-        deadline = time.monotonic() + s.sandbox.manager_install_timeout
         while True:
             d = apps.read_namespaced_deployment(manifests.NAME, namespace, **kw)
             if d.status and (d.status.available_replicas or 0) >= 1:
@@ -57,6 +58,28 @@ def install_manager(instance: Instance, progress: Callable[[str], None],
                     f"{s.sandbox.manager_install_timeout:.0f}s; see `kubectl -n {namespace} "
                     "describe pods` with the admin kubeconfig")
             time.sleep(s.sandbox.poll_interval)  # polling the API server, as kubectl wait
+
+
+def _until_not_terminating(core: Any, namespace: str, deadline: float,
+                           kw: dict[str, Any]) -> None:
+    """A namespace being deleted (an uninstall a moment ago) refuses new objects with 403,
+    as on a real cluster: wait until it is gone (or was never terminating)."""
+    from kubernetes import client
+
+    while True:
+        try:
+            phase = core.read_namespace(namespace, **kw).status.phase
+        except client.ApiException as e:
+            if e.status == 404:
+                return
+            raise SandboxStartError(f"the admin could not read namespace {namespace}: "
+                                    f"{e.status} {e.reason}") from e
+        if phase != "Terminating":
+            return
+        if time.monotonic() >= deadline:
+            raise SandboxStartError(f"namespace {namespace} was still being deleted after "
+                                    f"{get_settings().sandbox.manager_install_timeout:.0f}s")
+        time.sleep(get_settings().sandbox.poll_interval)  # as `kubectl wait --for=delete`
 
 
 def _create(api: Any, namespace: str, obj: Any, kw: dict[str, Any]) -> None:

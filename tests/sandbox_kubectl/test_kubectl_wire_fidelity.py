@@ -216,14 +216,17 @@ def test_kubectl_moves_from_client_side_to_server_side_apply_without_conflicts(
     assert "kubectl-client-side-apply" not in managers and "kubectl" in managers
 
 
-def test_the_demo_step_kubectl_create_ns_works_from_a_laptop_before_connect(
+def test_the_demo_step_kubectl_create_ns_works_from_a_laptop_with_the_admins_kubeconfig(
         laptop: Any, kubectl: Kubectl) -> None:
     from tp_jupyter import demo
 
     step = next(s for s in demo.steps() if s.argv[:3] == ["kubectl", "create", "ns"])
     assert step.argv == ["kubectl", "create", "ns", demo.NAMESPACE]  # the seed's, verbatim
+    assert step.admin  # alice and bob, developers, may not create namespaces
     name = f"kp-{secrets.token_hex(3)}"  # the demo's own name belongs to `tp demo`
-    proc = laptop(int(step.where.rsplit("-", 1)[1]), *step.argv[:3], name)
+    k = int(step.where.rsplit("-", 1)[1])
+    lap = laptop(k)
+    proc = laptop(k, *step.argv[:3], name, env={"KUBECONFIG": str(lap.admin_kubeconfig)})
     try:
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip() == f"namespace/{name} created"
