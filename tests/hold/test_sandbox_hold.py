@@ -218,12 +218,14 @@ def test_an_untouched_held_request_goes_to_the_cluster_after_the_timeout(
     started = time.monotonic()
     out = stream(core.connect_get_namespaced_pod_exec, pod.metadata.name, demo,
                  command=["curl", "-sS", "--max-time", "30", "-H", "x-hold: yes",
-                          "-w", "\\n%{http_code}", f"http://{SVC}:3000/color"],
+                          "-w", "\\n%{http_code}", f"http://{SVC}:3000/color?late=1"],
                  stdout=True, stderr=True, stdin=False, tty=False)
     waited = time.monotonic() - started
     assert [line for line in str(out).splitlines() if line] == ['"green"', "200"]
     assert waited >= 2.0, waited
     assert not _held(dev)
+    row = _row(dev, "/color?late=1")
+    assert (row["mode"], row["routed_to"]) == ("hold", "cluster (timed out)"), row
 
 
 def test_hold_off_sends_requests_on_and_stops_holding(dev: Laptop, demo: str) -> None:
