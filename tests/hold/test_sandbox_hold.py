@@ -261,6 +261,10 @@ def test_a_global_intercept_holds_each_request_of_a_keep_alive_connection(
     assert _tp(dev, f"held {second['id']} --respond 202 --body ok").returncode == 0
     out, err = caller.communicate(timeout=60)
     assert out.split() == ['"green"', "200", "ok", "202"], (out, err)
+    # each exchange's row says what was decided for it
+    assert _row(dev, "/first")["routed_to"] == "cluster"
+    assert (_row(dev, "/second")["routed_to"], _row(dev, "/second")["status"]) == (
+        "responded", 202)
     assert _tp(dev, "leave held-all").returncode == 0
 
 
