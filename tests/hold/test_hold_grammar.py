@@ -74,6 +74,20 @@ def test_a_hold_cell_without_a_handler_is_one_line_error_before_any_intercept(
     assert not notebook.cells and not handlers.servers()   # nothing served, nothing made
 
 
+def test_a_held_wiretap_cell_without_a_handler_is_one_line_error_before_any_mirror(
+        monkeypatch: Any, tmp_path: Any) -> None:
+    from tp_jupyter import handlers, session
+    from tp_jupyter.errors import UsageError
+
+    monkeypatch.setenv("TP_HOME", str(tmp_path))
+    notebook = session.NotebookSession()
+    with pytest.raises(UsageError) as e:
+        notebook.intercept_cell(["wiretap", "web", "--hold", "--hold-timeout", "5"],
+                                "x = 1\n")
+    assert "defines no handler" in str(e.value) and "\n" not in str(e.value)
+    assert not notebook.cells and not handlers.servers()
+
+
 def test_the_panels_held_row_has_the_four_decisions_and_a_text_fallback() -> None:
     from multidict import CIMultiDict
 
@@ -108,6 +122,12 @@ def test_a_held_mirror_copy_is_not_forwarded_to_the_cluster_and_its_hold_says_dr
     with pytest.raises(UsageError) as e:
         copy.forward(to="cluster")
     assert "mirror copy" in str(e.value) and "\n" not in str(e.value)
+    from tp_jupyter.held_panel import HeldSection
+
+    buttons = {c._dom_classes[0]: c for c in HeldSection()._row(copy).children
+               if c._dom_classes and c._dom_classes[0].startswith("tp-held-")}
+    assert buttons["tp-held-forward-cluster"].disabled
+    assert not buttons["tp-held-forward-local"].disabled
     listed = HeldList([copy], {"wt": 10.0}, {"wt": 2})
     assert listed.holding_line() == (
         "Holding: wt (mirror copies dropped after 10s untouched: 2 so far)")
