@@ -49,7 +49,7 @@ class HeldSection:
         self.widget = w.VBox([w.HTML("<b>Held requests</b>"), self.holding, self.rows,
                               self.last])
         self.widget.add_class("tp-held-section")
-        self.shown: tuple[list[str], dict[str, float]] | None = None
+        self.shown: tuple[list[str], dict[str, float], dict[str, int]] | None = None
         self.worker = Worker("tp-held-refresh", self._loop)
         self._wake = threading.Event()
 
@@ -76,7 +76,7 @@ class HeldSection:
         except TpError:
             listed = holding.HeldList()   # not connected (yet): nothing can be held
         held = [r for r in listed if not self.names or r.intercept in self.names]
-        now = ([r.id for r in held], listed.holding)
+        now = ([r.id for r in held], listed.holding, listed.copies_dropped)
         if now == self.shown:
             return
         self.shown = now
@@ -100,6 +100,9 @@ class HeldSection:
             button = w.Button(description=text, button_style=style,
                               layout=w.Layout(width="auto"))
             button.add_class("tp-held-" + text.lower().replace(" ", "-"))
+            if text == "Forward cluster" and req.mode == "mirror":
+                button.disabled = True   # the cluster answered the copy's caller already
+                button.tooltip = "a mirror copy: the cluster already answered its caller"
             button.on_click(lambda _b, act=action: self.decide(req, act))
             buttons.append(button)
         row = w.HBox([label, *buttons[:2], status, body, *buttons[2:]])

@@ -187,6 +187,9 @@ class HeldRequest(Rendered):
         service (`to="local"`) or to the app in the cluster (`to="cluster"`)."""
         if to not in _TARGETS:
             raise UsageError(f"forward(to={to!r}): use to='local' or to='cluster'")
+        if to == "cluster" and self.mode == "mirror":
+            raise UsageError(f"held request {self.id} is a mirror copy: the cluster already "
+                             "answered its caller; forward it to local, respond or drop it")
         decision = dpb.HeldDecision(action=_TARGETS[to])
         self._edits(decision)
         return self._decide(decision)
@@ -247,17 +250,26 @@ class HeldList(list[HeldRequest], Rendered):
     the intercepts that hold now to their timeouts (s)."""
 
     holding: dict[str, float]
+    copies_dropped: dict[str, int]   # the wiretaps among them: copies dropped untouched
 
     def __init__(self, requests: Iterable[HeldRequest] = (),
-                 holding: Mapping[str, float] | None = None) -> None:
+                 holding: Mapping[str, float] | None = None,
+                 copies_dropped: Mapping[str, int] | None = None) -> None:
         super().__init__(requests)
         self.holding = dict(holding or {})
+        self.copies_dropped = dict(copies_dropped or {})
 
     def holding_line(self) -> str:
         if not self.holding:
             return "No intercept holds requests (tp intercept ... --hold, or tp hold NAME)"
-        return "Holding: " + ", ".join(f"{name} (to the cluster after {t:g}s untouched)"
+        return "Holding: " + ", ".join(self._holds(name, t)
                                        for name, t in sorted(self.holding.items()))
+
+    def _holds(self, name: str, timeout: float) -> str:
+        if name not in self.copies_dropped:
+            return f"{name} (to the cluster after {timeout:g}s untouched)"
+        return (f"{name} (mirror copies dropped after {timeout:g}s untouched: "
+                f"{self.copies_dropped[name]} so far)")
 
     def __str__(self) -> str:
         if not self:
@@ -278,7 +290,10 @@ class HeldList(list[HeldRequest], Rendered):
 
     def to_dict(self) -> dict[str, Any]:
         return {"held": [r.to_dict() for r in self],
-                "holding": [{"name": n, "timeout": t} for n, t in sorted(self.holding.items())]}
+                "holding": [{"name": n, "timeout": t,
+                             **({"copies_dropped": self.copies_dropped[n]}
+                                if n in self.copies_dropped else {})}
+                            for n, t in sorted(self.holding.items())]}
 
     def __repr__(self) -> str:
         return str(self)
@@ -301,7 +316,8 @@ def held(intercept: str | None = None) -> HeldList:
         reply = client.list_held(dpb.ListHeldRequest(
             intercept_names=[intercept] if intercept else []))
     return HeldList((HeldRequest.from_pb(h) for h in reply.held),
-                    {h.name: h.timeout for h in reply.holding})
+                    {h.name: h.timeout for h in reply.holding},
+                    {h.name: h.copies_dropped for h in reply.holding if h.mirror})
 
 
 def get(held_id: str) -> HeldRequest:

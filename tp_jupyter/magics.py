@@ -85,7 +85,8 @@ def _help_text() -> str:
              "%%tp intercept WORKLOAD [-n NS] [--http-match K=V ...] [--hold]",
              "    the cell defines a handler (a function taking a request, or a WSGI/ASGI",
              "    app); it is served in the kernel and re-running the cell swaps it.",
-             "%%tp wiretap WORKLOAD [-n NS] [--http-path-prefix P] [--http-method M ...]",
+             "%%tp wiretap WORKLOAD [-n NS] [--http-path-prefix P] [--http-method M ...] "
+             "[--hold]",
              "    the same with copies: the cluster's app keeps answering callers; see",
              "    tp_jupyter.compare(df) for where the cell would answer differently.",
              "%tp traffic --filter '~m POST & ~s 5..' [--format har|csv|curl]",

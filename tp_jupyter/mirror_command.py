@@ -2,7 +2,7 @@
 
     tp wiretap WORKLOAD [-n NS] -p LOCAL[:SVCPORT] [--http-match K=V ...]
                [--http-path-equal P | --http-path-prefix P | --http-path-regex RE]
-               [--http-method M ...] [--name NAME]
+               [--http-method M ...] [--name NAME] [--hold [--hold-timeout S]]
     %%tp wiretap WORKLOAD ...            (the cell's handler gets the copies)
 
 A wiretap leaves the cluster's app answering every caller; a copy of each matching
@@ -11,6 +11,11 @@ requests, marked with the header `x-tp-mirror: <name>`. Each traffic row of a mi
 carries both answers (see `tp_jupyter.traffic_data`). Copies are queued per mirror with
 a bound in the traffic-agent: when the local side is slower than the traffic, copies
 are dropped and counted (`tp list`, `tp status`, the panel), never waited for.
+
+With `--hold` each copy waits on the workstation (`tp held`, `tp_jupyter.held()`) for
+forward(to="local"), respond or drop; the cluster already answered the caller, so a
+copy is never forwarded to the cluster, and one left untouched for the hold's timeout
+is dropped (counted in `tp held`).
 
 The filters (Telepresence's `--http-path-*`, mirrord's method filter) are ANDed with
 `--http-match`; paths are matched without the query.
@@ -50,13 +55,16 @@ def wiretap(workload: str, namespace: str | None = None, port: int | str = 8080,
             http_match: list[str] | str | None = None, name: str | None = None,
             http_path_equal: str | None = None, http_path_prefix: str | None = None,
             http_path_regex: str | None = None, http_method: list[str] | str | None = None,
-            progress: api.ProgressCallback | None = None) -> api.InterceptResult:
+            progress: api.ProgressCallback | None = None, hold: bool = False,
+            hold_timeout: float | None = None) -> api.InterceptResult:
     """Mirror the workload's matching requests to `port`; the app keeps answering.
 
     Nothing of the workload's volumes is copied (a wiretap only watches); on any error
-    nothing is left behind, as for `intercept`."""
+    nothing is left behind, as for `intercept`. `hold` holds each copy for
+    `tp_jupyter.held()` (see the module doc)."""
     return api.intercept(workload, namespace, port, http_match=http_match, name=name,
-                         mount=False, progress=progress, mirror=True,
+                         mount=False, progress=progress, mirror=True, hold=hold,
+                         hold_timeout=hold_timeout,
                          http_path_equal=http_path_equal, http_path_prefix=http_path_prefix,
                          http_path_regex=http_path_regex, http_method=http_method)
 
@@ -67,7 +75,8 @@ def _progress(message: str) -> None:
 
 def _wiretap(args: argparse.Namespace) -> api.InterceptResult:
     return wiretap(args.workload, args.namespace, args.port, http_match=args.http_match,
-                   name=args.name, progress=_progress, **filters(args))
+                   name=args.name, progress=_progress, hold=args.hold,
+                   hold_timeout=args.hold_timeout, **filters(args))
 
 
 def register(sub: Any) -> None:
@@ -88,5 +97,11 @@ def register(sub: Any) -> None:
                    help="only requests whose header KEY matches REGEX (repeat: all must match)")
     add_filter_args(p)
     p.add_argument("--name", help="mirror name (default: WORKLOAD-NAMESPACE-wiretap)")
+    p.add_argument("--hold", action="store_true",
+                   help="hold each copy until you forward it to local, answer or drop it "
+                        "(`tp held`); an untouched copy is dropped after the hold timeout")
+    p.add_argument("--hold-timeout", type=float, metavar="SECONDS",
+                   help="with --hold: drop an untouched copy after this long (default: the "
+                        "setting intercept.hold_timeout)")
     output.add_format(p)
     p.set_defaults(func=_wiretap)

@@ -73,6 +73,11 @@ bytes (text ends with " [truncated]" then), and `request_truncated`/`response_tr
 say so as booleans. Header values of `Settings.intercept.capture_redact_headers`
 (Authorization, Cookie, Set-Cookie, Proxy-Authorization by default) read "[redacted]".
 
+A held request (`--hold`, mode "hold") says in `routed_to` what its owner decided:
+"local" (forwarded to the local target), "cluster" (forwarded to the app in the
+cluster), "responded" (answered on the workstation), "dropped" (its caller got a 502
+saying so, also in `error`), or "cluster (timed out)" (untouched for the hold's timeout).
+
 Both answers of a mirrored request (mode "mirror"): `status`, `response_headers`,
 `response_body`, `duration_ms` are the cluster's (what the caller got); `local_status`
 (0: no answer), `local_response_headers`, `local_response_body`, `local_duration_ms`,
@@ -106,7 +111,7 @@ def record_to_row(rec: mpb.TrafficRecord, captured_by: str = "agent") -> dict[st
     return {
         "time": when, "intercept": rec.intercept_name, "method": rec.method,
         "path": rec.path, "status": rec.status, "duration_ms": round(rec.duration_ms, 3),
-        "routed_to": _ROUTED.get(rec.routed_to, ""),
+        "routed_to": _routed(rec),
         "request_headers": {h.name: h.value for h in rec.request_headers},
         "response_headers": {h.name: h.value for h in rec.response_headers},
         "request_body": _text(rec.request_body_prefix, rec.request_body_truncated),
@@ -117,6 +122,17 @@ def record_to_row(rec: mpb.TrafficRecord, captured_by: str = "agent") -> dict[st
         "request_size": rec.request_size, "response_size": rec.response_size,
         **_origin_and_local(rec),
     }
+
+
+_HELD = {"forward local": "local", "forward cluster": "cluster", "respond": "responded",
+         "drop": "dropped", "timeout": "cluster (timed out)"}
+
+
+def _routed(rec: mpb.TrafficRecord) -> str:
+    """Where the answer came from; for a held request what its owner decided."""
+    if rec.mode == mpb.TRAFFIC_MODE_HOLD and rec.hold_decision:
+        return _HELD.get(rec.hold_decision, rec.hold_decision)
+    return _ROUTED.get(rec.routed_to, "")
 
 
 _MODES = {mpb.TRAFFIC_MODE_INTERCEPT: "intercept", mpb.TRAFFIC_MODE_MIRROR: "mirror",

@@ -417,18 +417,22 @@ class HoldRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., on: _Optional[bool] = ..., timeout: _Optional[float] = ...) -> None: ...
 
 class HoldResult(_message.Message):
-    __slots__ = ("error", "name", "on", "timeout", "released")
+    __slots__ = ("error", "name", "on", "timeout", "released", "mirror", "copies_dropped")
     ERROR_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     ON_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     RELEASED_FIELD_NUMBER: _ClassVar[int]
+    MIRROR_FIELD_NUMBER: _ClassVar[int]
+    COPIES_DROPPED_FIELD_NUMBER: _ClassVar[int]
     error: Error
     name: str
     on: bool
     timeout: float
     released: int
-    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., name: _Optional[str] = ..., on: _Optional[bool] = ..., timeout: _Optional[float] = ..., released: _Optional[int] = ...) -> None: ...
+    mirror: bool
+    copies_dropped: int
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., name: _Optional[str] = ..., on: _Optional[bool] = ..., timeout: _Optional[float] = ..., released: _Optional[int] = ..., mirror: _Optional[bool] = ..., copies_dropped: _Optional[int] = ...) -> None: ...
 
 class ListHeldRequest(_message.Message):
     __slots__ = ("intercept_names",)

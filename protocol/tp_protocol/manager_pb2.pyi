@@ -559,7 +559,7 @@ class Header(_message.Message):
     def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
 
 class TrafficRecord(_message.Message):
-    __slots__ = ("id", "time", "intercept_id", "intercept_name", "client_session", "workload", "namespace", "pod", "port", "source", "method", "path", "http_version", "request_headers", "status", "reason", "response_headers", "duration_ms", "time_to_first_byte_ms", "request_size", "response_size", "routed_to", "request_body_prefix", "response_body_prefix", "request_body_truncated", "response_body_truncated", "error", "mode", "developer", "local_answer", "service_port_name")
+    __slots__ = ("id", "time", "intercept_id", "intercept_name", "client_session", "workload", "namespace", "pod", "port", "source", "method", "path", "http_version", "request_headers", "status", "reason", "response_headers", "duration_ms", "time_to_first_byte_ms", "request_size", "response_size", "routed_to", "request_body_prefix", "response_body_prefix", "request_body_truncated", "response_body_truncated", "error", "mode", "developer", "local_answer", "service_port_name", "hold_decision")
     ID_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     INTERCEPT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -591,6 +591,7 @@ class TrafficRecord(_message.Message):
     DEVELOPER_FIELD_NUMBER: _ClassVar[int]
     LOCAL_ANSWER_FIELD_NUMBER: _ClassVar[int]
     SERVICE_PORT_NAME_FIELD_NUMBER: _ClassVar[int]
+    HOLD_DECISION_FIELD_NUMBER: _ClassVar[int]
     id: str
     time: _timestamp_pb2.Timestamp
     intercept_id: str
@@ -622,7 +623,8 @@ class TrafficRecord(_message.Message):
     developer: str
     local_answer: MirrorAnswer
     service_port_name: str
-    def __init__(self, id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., intercept_id: _Optional[str] = ..., intercept_name: _Optional[str] = ..., client_session: _Optional[str] = ..., workload: _Optional[str] = ..., namespace: _Optional[str] = ..., pod: _Optional[str] = ..., port: _Optional[int] = ..., source: _Optional[str] = ..., method: _Optional[str] = ..., path: _Optional[str] = ..., http_version: _Optional[str] = ..., request_headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ..., status: _Optional[int] = ..., reason: _Optional[str] = ..., response_headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ..., duration_ms: _Optional[float] = ..., time_to_first_byte_ms: _Optional[float] = ..., request_size: _Optional[int] = ..., response_size: _Optional[int] = ..., routed_to: _Optional[_Union[RoutedTo, str]] = ..., request_body_prefix: _Optional[bytes] = ..., response_body_prefix: _Optional[bytes] = ..., request_body_truncated: _Optional[bool] = ..., response_body_truncated: _Optional[bool] = ..., error: _Optional[str] = ..., mode: _Optional[_Union[TrafficMode, str]] = ..., developer: _Optional[str] = ..., local_answer: _Optional[_Union[MirrorAnswer, _Mapping]] = ..., service_port_name: _Optional[str] = ...) -> None: ...
+    hold_decision: str
+    def __init__(self, id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., intercept_id: _Optional[str] = ..., intercept_name: _Optional[str] = ..., client_session: _Optional[str] = ..., workload: _Optional[str] = ..., namespace: _Optional[str] = ..., pod: _Optional[str] = ..., port: _Optional[int] = ..., source: _Optional[str] = ..., method: _Optional[str] = ..., path: _Optional[str] = ..., http_version: _Optional[str] = ..., request_headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ..., status: _Optional[int] = ..., reason: _Optional[str] = ..., response_headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ..., duration_ms: _Optional[float] = ..., time_to_first_byte_ms: _Optional[float] = ..., request_size: _Optional[int] = ..., response_size: _Optional[int] = ..., routed_to: _Optional[_Union[RoutedTo, str]] = ..., request_body_prefix: _Optional[bytes] = ..., response_body_prefix: _Optional[bytes] = ..., request_body_truncated: _Optional[bool] = ..., response_body_truncated: _Optional[bool] = ..., error: _Optional[str] = ..., mode: _Optional[_Union[TrafficMode, str]] = ..., developer: _Optional[str] = ..., local_answer: _Optional[_Union[MirrorAnswer, _Mapping]] = ..., service_port_name: _Optional[str] = ..., hold_decision: _Optional[str] = ...) -> None: ...
 
 class TrafficReport(_message.Message):
     __slots__ = ("session", "record", "mirror_counters", "records")

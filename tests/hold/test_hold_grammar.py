@@ -36,6 +36,12 @@ def test_intercept_takes_hold_and_a_hold_timeout_in_the_shared_grammar() -> None
     assert args.hold and args.hold_timeout == 5.0
 
 
+def test_wiretap_takes_hold_and_a_hold_timeout_in_the_shared_grammar() -> None:
+    args = cli.build_parser().parse_args(
+        ["wiretap", "web", "-p", "8080", "--hold", "--hold-timeout", "5"])
+    assert args.hold and args.hold_timeout == 5.0
+
+
 @pytest.mark.parametrize(("argv", "words"), [
     (["held", "--drop"], "name the held request"),
     (["held", "h1", "--drop", "--body", "x"], "--drop takes no"),
@@ -46,6 +52,7 @@ def test_intercept_takes_hold_and_a_hold_timeout_in_the_shared_grammar() -> None
     (["hold"], "required: NAME"),
     (["hold", "web", "--timeout", "0"], "more than 0 seconds"),
     (["intercept", "web", "-p", "8080", "--hold-timeout", "5"], "goes with --hold"),
+    (["wiretap", "web", "-p", "8080", "--hold-timeout", "5"], "goes with --hold"),
 ])
 def test_mistakes_are_one_line_errors_before_the_daemon_is_asked(
         capsys: Any, monkeypatch: Any, tmp_path: Any, argv: list[str], words: str) -> None:
@@ -67,6 +74,20 @@ def test_a_hold_cell_without_a_handler_is_one_line_error_before_any_intercept(
     assert not notebook.cells and not handlers.servers()   # nothing served, nothing made
 
 
+def test_a_held_wiretap_cell_without_a_handler_is_one_line_error_before_any_mirror(
+        monkeypatch: Any, tmp_path: Any) -> None:
+    from tp_jupyter import handlers, session
+    from tp_jupyter.errors import UsageError
+
+    monkeypatch.setenv("TP_HOME", str(tmp_path))
+    notebook = session.NotebookSession()
+    with pytest.raises(UsageError) as e:
+        notebook.intercept_cell(["wiretap", "web", "--hold", "--hold-timeout", "5"],
+                                "x = 1\n")
+    assert "defines no handler" in str(e.value) and "\n" not in str(e.value)
+    assert not notebook.cells and not handlers.servers()
+
+
 def test_the_panels_held_row_has_the_four_decisions_and_a_text_fallback() -> None:
     from multidict import CIMultiDict
 
@@ -86,3 +107,29 @@ def test_the_panels_held_row_has_the_four_decisions_and_a_text_fallback() -> Non
     assert str(listed).splitlines()[1].startswith("  h7  POST /cart  (debug, from 10.0.0.1")
     assert str(listed).splitlines()[-1] == "Holding: debug (to the cluster after 60s untouched)"
     assert "tp-held-list" in listed._repr_html_()
+
+
+def test_a_held_mirror_copy_is_not_forwarded_to_the_cluster_and_its_hold_says_drops(
+        monkeypatch: Any, tmp_path: Any) -> None:
+    from multidict import CIMultiDict
+
+    from tp_jupyter.errors import UsageError
+    from tp_jupyter.holding import HeldList, HeldRequest
+
+    monkeypatch.setenv("TP_HOME", str(tmp_path))   # no daemon there: nothing is asked
+    copy = HeldRequest("h3", "wt", "web", "shop", "GET", "/a", CIMultiDict(), b"",
+                       "10.0.0.1:5555", 1.0, 11.0, "mirror")
+    with pytest.raises(UsageError) as e:
+        copy.forward(to="cluster")
+    assert "mirror copy" in str(e.value) and "\n" not in str(e.value)
+    from tp_jupyter.held_panel import HeldSection
+
+    buttons = {c._dom_classes[0]: c for c in HeldSection()._row(copy).children
+               if c._dom_classes and c._dom_classes[0].startswith("tp-held-")}
+    assert buttons["tp-held-forward-cluster"].disabled
+    assert not buttons["tp-held-forward-local"].disabled
+    listed = HeldList([copy], {"wt": 10.0}, {"wt": 2})
+    assert listed.holding_line() == (
+        "Holding: wt (mirror copies dropped after 10s untouched: 2 so far)")
+    assert listed.to_dict()["holding"] == [{"name": "wt", "timeout": 10.0,
+                                            "copies_dropped": 2}]

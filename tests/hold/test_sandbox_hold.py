@@ -64,6 +64,21 @@ def _wait_held(lap: Laptop, path: str) -> dict[str, Any]:
     return found[0]
 
 
+def _row(lap: Laptop, path: str) -> dict[str, Any]:
+    """The traffic row of the (held) request for `path`, once the agent's row came."""
+    found: list[dict[str, Any]] = []
+
+    def arrived() -> bool:
+        out = tp(lap, "traffic --format json")
+        assert out.returncode == 0, out.stderr
+        found[:] = [r for r in check(json.loads(out.stdout), "traffic")["rows"]
+                    if r["path"] == path]
+        return bool(found)
+
+    wait_for(arrived, 30, f"the traffic row of {path}")
+    return found[0]
+
+
 def _answer(caller: subprocess.Popen[str]) -> tuple[int, str]:
     out, _err = caller.communicate(timeout=60)
     body, _, status = out.rpartition("\n")
@@ -103,6 +118,9 @@ def test_a_held_request_is_edited_and_forwarded_to_local_code(dev: Laptop, demo:
     assert outcome["decided"] == "forward local" and outcome["status"] == 200
     assert _answer(caller) == (200, '"blue"')
     assert not _held(dev)
+    # the row says the request was held and what was decided
+    row = _row(dev, "/colour")
+    assert (row["mode"], row["routed_to"], row["status"]) == ("hold", "local", 200), row
 
 
 def test_a_held_request_is_edited_and_forwarded_to_the_cluster(dev: Laptop, demo: str) -> None:
@@ -134,12 +152,14 @@ def test_a_dropped_request_gets_a_502_that_says_so(dev: Laptop, demo: str) -> No
     assert tp(dev, f"held {held['id']} --drop").returncode == 0
     status, body = _answer(caller)
     assert status == 502 and "dropped on the workstation" in body, body
+    row = _row(dev, "/drop-me")
+    assert (row["mode"], row["routed_to"], row["status"]) == ("hold", "dropped", 502), row
     # deciding it again: one line, nothing changes
     one_line_error(tp(dev, f"held {held['id']} --forward local"),
                    "already answered", "dropped")
 
 
-def test_forwarding_an_answered_request_from_the_api_is_one_line_error(
+def test_forwarding_an_answered_request_from_the_api_isone_line_error(
         dev: Laptop, demo: str) -> None:
     caller = _caller(dev, demo, "/twice")
     _wait_held(dev, "/twice")
@@ -169,12 +189,14 @@ def test_an_untouched_held_request_goes_to_the_cluster_after_the_timeout(
     started = time.monotonic()
     out = stream(core.connect_get_namespaced_pod_exec, pod.metadata.name, demo,
                  command=["curl", "-sS", "--max-time", "30", "-H", "x-hold: yes",
-                          "-w", "\\n%{http_code}", f"http://{SVC}:3000/color"],
+                          "-w", "\\n%{http_code}", f"http://{SVC}:3000/color?late=1"],
                  stdout=True, stderr=True, stdin=False, tty=False)
     waited = time.monotonic() - started
     assert [line for line in str(out).splitlines() if line] == ['"green"', "200"]
     assert waited >= 2.0, waited
     assert not _held(dev)
+    row = _row(dev, "/color?late=1")
+    assert (row["mode"], row["routed_to"]) == ("hold", "cluster (timed out)"), row
 
 
 def test_hold_off_sends_requests_on_and_stops_holding(dev: Laptop, demo: str) -> None:
@@ -210,4 +232,40 @@ def test_a_global_intercept_holds_each_request_of_a_keep_alive_connection(
     assert tp(dev, f"held {second['id']} --respond 202 --body ok").returncode == 0
     out, err = caller.communicate(timeout=60)
     assert out.split() == ['"green"', "200", "ok", "202"], (out, err)
+    # each exchange's row says what was decided for it
+    assert _row(dev, "/first")["routed_to"] == "cluster"
+    assert (_row(dev, "/second")["routed_to"], _row(dev, "/second")["status"]) == (
+        "responded", 202)
     assert tp(dev, "leave held-all").returncode == 0
+
+
+def test_a_held_mirror_copy_goes_to_local_code_and_an_untouched_one_is_dropped(
+        dev: Laptop, demo: str) -> None:
+    made = tp(dev, f"wiretap {SVC} -n {demo} -p 3000 --http-match x-copy=yes --hold "
+                    "--hold-timeout 8 --name held-copies", timeout=200)
+    assert made.returncode == 0, made.stderr
+    # the caller gets the cluster's answer at once; only the copy waits
+    url = f"http://{SVC}.{demo}:3000/color"
+    first = dev.run(f"curl -sS --max-time 10 -H 'x-copy: yes' '{url}?copy=1'")
+    assert first.stdout.strip() == '"green"', first
+    held = _wait_held(dev, "/color?copy=1")
+    assert held["mode"] == "mirror" and held["intercept"] == "held-copies"
+    one_line_error(tp(dev, f"held {held['id']} --forward cluster"),
+                   "mirror copy", "forward it to local")
+    decided = tp(dev, f"held {held['id']} --forward local --format json")
+    assert decided.returncode == 0, decided.stderr
+    assert check(json.loads(decided.stdout), "held-outcome")["status"] == 200
+    row = _row(dev, "/color?copy=1")
+    assert (row["mode"], row["status"], row["local_status"]) == ("mirror", 200, 200), row
+    assert row["local_response_body"].strip() == '"blue"', row
+    # nobody decides: the copy is dropped after the hold's timeout, the caller never waits
+    second = dev.run(f"curl -sS --max-time 10 -H 'x-copy: yes' '{url}?copy=2'")
+    assert second.stdout.strip() == '"green"', second
+    _wait_held(dev, "/color?copy=2")
+    wait_for(lambda: not _held(dev), 30, "the untouched copy to be dropped")
+    row = _row(dev, "/color?copy=2")
+    assert row["mode"] == "mirror" and row["local_status"] == 0, row
+    assert "dropped" in row["local_error"], row
+    holding = json.loads(tp(dev, "held --format json").stdout)["holding"]
+    assert holding == [{"name": "held-copies", "timeout": 8, "copies_dropped": 1}], holding
+    assert tp(dev, "leave held-copies").returncode == 0

@@ -59,6 +59,7 @@ class Intercepts:
         self.traffic = Traffic(owner, settings, self.book)
         self.holds = Holds(owner, settings, self.book)
         self.dials.holds = self.holds
+        self.traffic.mark = self.holds.mark
         self._tasks: list[asyncio.Task[None]] = []
         self._reopen: dict[str, asyncio.Event] = {}
 

@@ -63,7 +63,10 @@ class Dials:
         host, port = request.target_host or "127.0.0.1", request.target_port
         name = request.intercept_id.partition(":")[2] or request.intercept_id
         if self.holds is not None and self.holds.active(name):
-            await self.holds.serve(stub, session, request, name)
+            info = self.holds.book.mine.get(name)
+            mirror = info is not None and info.spec.mirror   # its dials are copies
+            await self.holds.serve(stub, session, request, name,
+                                   mode="mirror" if mirror else "intercept")
             return
         why = ""
         conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")   # an HTTP method (RFC 9110 token)
 _DROPPED = "the request was dropped on the workstation (tp hold)"
+_COPY = dpb.HeldDecision(action=dpb.HELD_ACTION_DROP)   # what leave/off/timeout do to a copy
 _MAX_HEAD = 64 * 1024
 
 
@@ -184,7 +185,13 @@ class Holds:
         self.on: dict[str, float] = {}       # intercept name -> its timeout (s)
         self.waiting: dict[str, Held] = {}
         self.answered: collections.OrderedDict[str, str] = collections.OrderedDict()
+        # decisions whose traffic row has not come yet: (intercept, caller, method, path)
+        # -> the decided labels in order (a keep-alive caller repeats a key)
+        self.decided: collections.OrderedDict[tuple[str, str, str, str], list[str]] = (
+            collections.OrderedDict())
         self._ids = itertools.count(1)
+        # per wiretap: held copies dropped untouched (timeout, leave, hold off)
+        self.copies_dropped: collections.Counter[str] = collections.Counter()
 
     # --- turning it on and off ------------------------------------------------------
 
@@ -234,6 +241,11 @@ class Holds:
         ids = [i for i, h in self.waiting.items() if h.info.intercept_name == name]
         for held_id in ids:
             held = self.waiting.pop(held_id)
+            if held.info.mode == "mirror":   # the cluster answered its caller already
+                self._remember(held_id, f"dropped (a mirror copy): {why}")
+                self.copies_dropped[name] += 1
+                held.decision.set_result(_COPY)
+                continue
             self._remember(held_id, f"forwarded to the cluster: {why}")
             held.decision.set_result(dpb.HeldDecision(
                 id=held_id, action=dpb.HELD_ACTION_FORWARD_CLUSTER))
@@ -252,8 +264,13 @@ class Holds:
         return dpb.HeldList(
             held=[h.info for h in self.waiting.values()
                   if not names or h.info.intercept_name in names],
-            holding=[dpb.HoldResult(name=n, on=True, timeout=t) for n, t in self.on.items()
-                     if not names or n in names])
+            holding=[dpb.HoldResult(name=n, on=True, timeout=t, mirror=self._mirror(n),
+                                    copies_dropped=self.copies_dropped[n])
+                     for n, t in self.on.items() if not names or n in names])
+
+    def _mirror(self, name: str) -> bool:
+        info = self.book.mine.get(name)
+        return info is not None and info.spec.mirror
 
     async def decide(self, d: dpb.HeldDecision) -> dpb.HeldOutcome:
         held = self.waiting.get(d.id)
@@ -264,6 +281,9 @@ class Holds:
                                         "pick a waiting one from `tp held`")
             raise InterceptNotFound(f"no held request {d.id!r}; pick one from `tp held`")
         check_decision(d)
+        if held.info.mode == "mirror" and d.action == dpb.HELD_ACTION_FORWARD_CLUSTER:
+            raise InterceptUsage(f"held request {d.id} is a mirror copy: the cluster already "
+                                 "answered its caller; forward it to local, respond or drop it")
         del self.waiting[d.id]
         self._remember(d.id, _described(d.action).replace("forward", "forwarded to")
                        .replace("respond", "answered with a response")
@@ -275,6 +295,35 @@ class Holds:
         self.answered[held_id] = what
         while len(self.answered) > self.settings.hold_answered_kept:
             self.answered.popitem(last=False)
+
+    # --- traffic rows -----------------------------------------------------------------
+
+    def _decided(self, info: dpb.HeldRequest, label: str) -> None:
+        """Remember what became of a held request until the agent's row of it comes (the
+        agent does not know about holds; the row reaches the daemon after the answer)."""
+        key = (info.intercept_name, info.source, info.method, info.path)
+        self.decided.setdefault(key, []).append(label)
+        self.decided.move_to_end(key)
+        while len(self.decided) > self.settings.hold_answered_kept:
+            self.decided.popitem(last=False)
+
+    def mark(self, record: mpb.TrafficRecord) -> None:
+        """Mark the agent's row of a held request: mode HOLD (a mirror copy's row stays
+        MIRROR), the decision, and where its answer came from."""
+        key = (record.intercept_name, record.source, record.method, record.path)
+        labels = self.decided.get(key)
+        if not labels:
+            return
+        label = labels.pop(0)
+        if not labels:
+            del self.decided[key]
+        record.hold_decision = label
+        if record.mode == mpb.TRAFFIC_MODE_MIRROR:
+            return
+        record.mode = mpb.TRAFFIC_MODE_HOLD
+        record.routed_to = (mpb.ROUTED_TO_CLUSTER if label in ("forward cluster", "timeout")
+                            else mpb.ROUTED_TO_UNSPECIFIED if label == "drop"
+                            else mpb.ROUTED_TO_LOCAL)
 
     # --- the intercepted connection ---------------------------------------------------
 
@@ -334,7 +383,9 @@ class Holds:
                            held: Held) -> bool:
         """Wait for the decision, carry it out, tell the caller; False: connection over."""
         outcome = await self._wait_and_do(held)
-        if outcome.decided == "drop":
+        self._decided(held.info, outcome.decided)   # before the caller (and the row) sees it
+        if outcome.decided == "drop" or (outcome.decided == "timeout"
+                                         and held.info.mode == "mirror"):
             await tunnel.fail("dropped", _DROPPED)
             outcome.seconds = time.time() - held.info.received_unix
             held.outcome.set_result(outcome)
@@ -355,6 +406,8 @@ class Holds:
               request: mpb.DialRequest, head: h11.Request, body: bytes, mode: str) -> Held:
         now = time.time()
         timeout = self.on.get(name, self.settings.hold_timeout)
+        if mode == "mirror":   # the agent stops waiting for a copy's answer after this
+            timeout = min(timeout, self.settings.mirror_answer_timeout)
         info = dpb.HeldRequest(
             id=f"h{next(self._ids)}", intercept_name=name, workload=where[0],
             namespace=where[1], method=head.method.decode("latin-1"),
@@ -376,7 +429,14 @@ class Holds:
             self.waiting.pop(held.info.id, None)
             raise
         label = ""
-        if not decided:
+        if not decided and held.info.mode == "mirror":   # a copy: nobody waits for it
+            self.waiting.pop(held.info.id, None)
+            self._remember(held.info.id, f"dropped after {timeout:g}s untouched (a mirror "
+                                         "copy)")
+            self.copies_dropped[held.info.intercept_name] += 1
+            held.decision.set_result(_COPY)
+            label = "timeout"
+        elif not decided:
             self.waiting.pop(held.info.id, None)
             self._remember(held.info.id, f"forwarded to the cluster after {timeout:g}s "
                                          "untouched")

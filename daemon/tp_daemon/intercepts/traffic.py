@@ -8,7 +8,7 @@ import asyncio
 import collections
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 from tp_protocol import daemon_pb2 as dpb
@@ -30,6 +30,7 @@ class Traffic:
             maxlen=settings.traffic_history)
         self._followers: set[asyncio.Queue[mpb.TrafficRecord]] = set()
         self._rows_only = False  # the manager has no WatchTrafficBatches
+        self.mark: Callable[[mpb.TrafficRecord], None] = lambda record: None  # holds' rows
 
     async def receive(self) -> None:
         """One WatchTraffic stream until it ends (the caller reopens it)."""
@@ -56,6 +57,7 @@ class Traffic:
             call.cancel()
 
     def _add(self, record: mpb.TrafficRecord) -> None:
+        self.mark(record)
         self.history.append(record)
         for queue in self._followers:
             if queue.full():
