@@ -250,7 +250,8 @@ def main() -> int:
     finally:
         for k in (1, 2):
             laptop(k, [*TP, "leave", SVC], timeout=120)
-        laptop(1, [*TP, "uninstall", "--everything"], timeout=240)
+        # the developer's part: the manager stays, as the admin installed it at `up`
+        laptop(1, [*TP, "uninstall", "--all-agents", "-n", ns], timeout=240)
         for k in (1, 2):
             laptop(k, [*TP, "quit"], timeout=60)
         for proc in local_apps:

@@ -227,8 +227,10 @@ def main() -> int:
                 mgr_ns = args.manager_namespace
             else:
                 t = time.monotonic()
-                proc = laptop([*tp, "connect", "--manager-namespace", mgr_ns,
-                               "--manager-service-type", "LoadBalancer"])
+                # installing is the admin's (the laptop's own kubeconfig is a developer's)
+                admin = instance.laptop_dir(1) / "kubeconfig-admin"
+                proc = laptop([*tp, "connect", "--kubeconfig", str(admin), "--manager-namespace",
+                               mgr_ns, "--manager-service-type", "LoadBalancer"])
                 connect_s["without manager"] = time.monotonic() - t
                 if proc.returncode != 0:
                     raise SystemExit(f"tp connect failed: {proc.stderr.strip()}")

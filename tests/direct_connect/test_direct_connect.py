@@ -102,8 +102,9 @@ def manager_ns(sandbox: Any, core: Any) -> Iterator[str]:
 
     namespace = f"direct-{secrets.token_hex(3)}"
     admin = Laptop(sandbox, 1)
-    done = _tp(admin, f"connect --manager-namespace {namespace} --manager-service-type "
-                      "LoadBalancer --manager-address port-forward", timeout=180)
+    done = _tp(admin, f"connect --kubeconfig {admin.admin_kubeconfig} --manager-namespace "
+                      f"{namespace} --manager-service-type LoadBalancer --manager-address "
+                      "port-forward", timeout=180)
     assert done.returncode == 0, done.stderr
     assert _tp(admin, "quit", timeout=30).returncode == 0
     yield namespace
