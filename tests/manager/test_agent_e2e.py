@@ -150,7 +150,7 @@ async def test_a_real_agent_arrives_takes_an_intercept_and_uninstall_restores_th
     cluster_ip = svc["spec"]["clusterIP"]
     # a connection refused while the Service's endpoints settle counts as "not yet"
     reply = await asyncio.to_thread(wait_for, lambda: _ok(_get_in_node(sandbox, cluster_ip, 80)),
-                                    10.0, "the agent to hand requests to the app again",
+                                    30.0, "the agent to hand requests to the app again",
                                     ignore=lambda e: isinstance(e, OSError))
     assert reply.startswith(b"HTTP/1.0 200") or reply.startswith(b"HTTP/1.1 200"), reply[:200]
 
