@@ -428,7 +428,10 @@ class Session:
                 await self._chan.stub.Remain(mpb.RemainRequest(session=self._session),
                                              timeout=s.rpc_timeout)
                 if self.unreachable_since:
-                    self._reachable_again()
+                    # the same channel and session answer again (a status probe or a call
+                    # had timed out): nothing was reconnected, the last note stays
+                    self.unreachable_since = 0.0
+                    self.last_error = ""
                 continue
             except grpc.aio.AioRpcError as e:
                 self.last_error = f"Remain failed: {e.code().name}: {e.details()}"
