@@ -115,17 +115,22 @@ def nft_script(table: str, ranges: Sequence[ipaddress.IPv4Network], *, proxy_por
     return "\n".join(lines)
 
 
-async def _nft(script: str) -> None:
+async def run_nft(script: str, *, missing: str = "the nft command is missing; install "
+                  "nftables (apt-get install nftables) or connect in proxy mode",
+                  whose: str = "the daemon's") -> None:
+    """`nft -f -` with `script`; RoutingError with `missing`, or with nft's own words."""
     nft = shutil.which("nft")
     if nft is None:
-        raise RoutingError("the nft command is missing; install nftables (apt-get install "
-                           "nftables) or connect in proxy mode")
+        raise RoutingError(missing)
     proc = await asyncio.create_subprocess_exec(
         nft, "-f", "-", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE)
     _, err = await proc.communicate(script.encode())
     if proc.returncode != 0:
-        raise RoutingError(f"nft refused the daemon's rules: {err.decode().strip()}")
+        raise RoutingError(f"nft refused {whose} rules: {err.decode().strip()}")
+
+
+
 
 
 async def nft_table_exists(table: str) -> bool:
@@ -140,7 +145,7 @@ async def remove_stale_table(table: str) -> bool:
     """Delete a table left by a daemon that was killed (one daemon per netns owns it)."""
     if not await nft_table_exists(table):
         return False
-    await _nft(f"delete table ip {table}\n")
+    await run_nft(f"delete table ip {table}\n")
     return True
 
 
@@ -167,7 +172,7 @@ class Routing:
             if self._fd is None:
                 self._open_tun()
             await asyncio.to_thread(self._set_routes, nets)
-            await _nft(nft_script(self.table, nets, proxy_port=proxy_port,
+            await run_nft(nft_script(self.table, nets, proxy_port=proxy_port,
                                   nameservers=nameservers, dns_port=dns_port, mark=self.mark))
         except BaseException:
             await self.teardown()
@@ -213,7 +218,7 @@ class Routing:
         """Remove the nft table and the link (its routes go with it). Safe to repeat."""
         if await nft_table_exists(self.table):
             try:
-                await _nft(f"delete table ip {self.table}\n")
+                await run_nft(f"delete table ip {self.table}\n")
             except RoutingError as e:
                 log.error("%s", e)
         if self._fd is not None:

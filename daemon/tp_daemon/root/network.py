@@ -23,6 +23,7 @@ from tp_daemon.routing import (
     TUNSETIFF,
     check_overlaps,
     nft_table_exists,
+    run_nft,
 )
 
 log = logging.getLogger(__name__)
@@ -54,16 +55,8 @@ def user_nft_script(table: str, uid: int, ranges: Sequence[ipaddress.IPv4Network
 
 
 async def nft(script: str) -> None:
-    exe = shutil.which("nft")
-    if exe is None:
-        raise RoutingError("the nft command is missing on this workstation; install "
-                           "nftables (apt-get install nftables)")
-    proc = await asyncio.create_subprocess_exec(
-        exe, "-f", "-", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
-    _, err = await proc.communicate(script.encode())
-    if proc.returncode != 0:
-        raise RoutingError(f"nft refused the root daemon's rules: {err.decode().strip()}")
+    await run_nft(script, missing="the nft command is missing on this workstation; install "
+                  "nftables (apt-get install nftables)", whose="the root daemon's")
 
 
 async def list_tables(prefix: str) -> list[str]:
