@@ -48,7 +48,7 @@ class Recorder:
         self._response_body = bytearray()
         self._done = False
         if not record.HasField("time"):
-            record.time.GetCurrentTime()
+            record.time.FromNanoseconds(time.time_ns())
 
     def request_head(self, method: str | bytes, target: str | bytes, version: str | bytes,
                      raw_headers: Iterable[tuple[str | bytes, str | bytes]]) -> None:
@@ -73,9 +73,16 @@ class Recorder:
         if self._keep(self._request_body, data):
             self.record.request_body_truncated = True
 
-    def response_head(self, status: int, reason: str | bytes,
-                      raw_headers: Iterable[tuple[str | bytes, str | bytes]]) -> None:
+    def first_byte(self) -> None:
+        """The response head arrived now (its fields may be recorded later)."""
         self._first_byte = time.perf_counter()
+
+    def response_head(self, status: int, reason: str | bytes,
+                      raw_headers: Iterable[tuple[str | bytes, str | bytes]], *,
+                      first_byte: bool = True) -> None:
+        """The response head; `first_byte=False` when `first_byte()` took the time."""
+        if first_byte:
+            self._first_byte = time.perf_counter()
         self.record.status = status
         self.record.reason = _text(reason)
         del self.record.response_headers[:]

@@ -32,6 +32,7 @@ from tp_cluster.agent.capture import Exchange
 from tp_cluster.agent.intercepts import Intercept
 from tp_cluster.agent.mirror import MirrorCopy, Mirrors
 from tp_cluster.agent.pipes import splice_streams, splice_tunnel
+from tp_cluster.agent.rawpath import Raw, relay_response, request_is_raw, send_request
 from tp_cluster.agent.tunnel import AgentTunnel
 from tp_cluster.errors import ClusterError
 
@@ -143,12 +144,15 @@ class HttpRouter:
         # per intercept id (so at most one per intercept), so the local server sees one
         # keep-alive connection too; unmatched requests in between leave them open.
         self.kept: dict[str, tuple[Any, _Side]] = {}
+        self.raw = Raw()  # what `down` was fed and has not consumed (rawpath)
+        self.raw_request: Any = None  # the request that goes to the app byte for byte
+        self.raw_out = False  # the app's response head went out byte for byte
 
     async def _next_down(self) -> Any:
         while True:
             event = self.down.next_event()
             if event is h11.NEED_DATA:
-                self.down.receive_data(await self.reader.read(self.ctx.chunk))
+                self.raw.feed(self.down, await self.reader.read(self.ctx.chunk))
                 continue
             return event
 
@@ -161,11 +165,14 @@ class HttpRouter:
     async def serve(self) -> None:
         try:
             while True:
+                self.raw.drop(self.down)
                 event = await self._next_down()
                 if not isinstance(event, h11.Request):
                     return  # ConnectionClosed (or PAUSED after a protocol switch)
                 if not await self._one(event):
                     return
+                if self.down.our_state is h11.IDLE:
+                    continue  # rawpath answered and gave us a fresh parser
                 if self.down.our_state is not h11.DONE or self.down.their_state is not h11.DONE:
                     return
                 self.down.start_next_cycle()
@@ -216,6 +223,9 @@ class HttpRouter:
             if mirrors:
                 exchange.copy = MirrorCopy(self.ctx, mirrors, request,
                                            self.ctx.mirror_body_limit)
+        self.raw_out = False
+        self.raw_request = (request if intercept is None and exchange.copy is None
+                            and request_is_raw(request) else None)
         tunnel: Any = None  # an AgentTunnel or a relay.RelayConnection (same methods)
         responded = False
         stage = "open"
@@ -264,7 +274,7 @@ class HttpRouter:
             if tunnel is not None:
                 tunnel.abort()
                 tunnel = None
-            if self.down.our_state is not h11.SEND_RESPONSE:
+            if self.down.our_state is not h11.SEND_RESPONSE or self.raw_out:
                 exchange.finish(error=reason)
                 return False  # the response head already went out: all we can do is reset
             exchange.record.status = 502
@@ -339,6 +349,8 @@ class HttpRouter:
         """Send the request to `side`; returns the side it went to: with `may_switch`, the
         app's when the intercept turned out to be gone before any of it reached a client
         (a leave the agent has not heard of yet)."""
+        if self.raw_request is not None:
+            return await send_request(self, side, exchange)  # type: ignore[no-any-return]
         headers = self._upstream_headers(request)
         ended = False
         # Coalesced: what is parsed from one read goes out as one write (one tunnel
@@ -372,7 +384,8 @@ class HttpRouter:
             event = self.down.next_event()
             if event is h11.NEED_DATA:
                 await flush()
-                self.down.receive_data(await self.reader.read(self.ctx.chunk))
+                self.raw.drop(self.down)  # re-framed: the raw bytes are not needed
+                self.raw.feed(self.down, await self.reader.read(self.ctx.chunk))
             elif isinstance(event, h11.Data):
                 exchange.request_data(event.data)
                 out.append(side.conn.send(h11.Data(data=event.data)))
@@ -390,6 +403,8 @@ class HttpRouter:
         await self.writer.drain()
 
     async def _relay_response(self, side: _Side, exchange: Exchange) -> bool:
+        if self.raw_request is not None:
+            return await relay_response(self, side, exchange)
         conn = side.conn
         out: list[bytes] = []  # coalesced as in _send_request: head and body in one write
         while True:
