@@ -520,6 +520,11 @@ class InterceptSettings:
     """Most bytes of traffic rows sent in one message (agent -> manager ReportTraffic,
     manager -> client WatchTrafficBatches): rows queued together travel together."""
 
+    agent_traffic_batch_delay: float = 0.01
+    """Seconds a traffic-agent gathers traffic rows before sending them to the manager, so
+    a busy port sends one message per interval rather than one per request (the rows'
+    delay on their way to `tp traffic`)."""
+
     agent_retire_idle: float = 1.0
     """When a port gets its first intercept, unparsed keep-alive connections to the app are
     closed after being quiet this long once a response followed the last request, so that

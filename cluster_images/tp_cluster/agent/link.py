@@ -225,6 +225,8 @@ class Link:
                 else:
                     await self._traffic_ready.wait()
                 self._traffic_ready.clear()
+                # a gRPC write per request costs the serving loop more than the request
+                await asyncio.sleep(self.settings.agent_traffic_batch_delay)
                 while self.traffic:  # what queued up meanwhile goes as one message
                     rows = take_rows(self.traffic, self.settings.traffic_batch_bytes)
                     await call.write(pb.TrafficReport(session=self.session, records=rows))
