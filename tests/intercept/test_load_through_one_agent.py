@@ -2,7 +2,8 @@
 
 Two developers' personal intercepts (laptop 1: `x-dev: alice` -> local "alice", laptop 2:
 `x-dev: bob` -> local "bob") on the demo's dataprocessingservice, plus unmatched
-requests that the pod answers ("green"), sent at once from three client pods over
+requests that the pod answers ("green"), in bench/load.py's mix (25 % alice, 25 % bob,
+50 % unmatched: no header or `x-dev: carol`), sent at once from three client pods over
 keep-alive and fresh connections: 10,000 requests, none misrouted, none failed.
 Correctness under concurrency, not speed (bench/load.py measures the rates).
 """
