@@ -134,6 +134,18 @@ async def test_two_pipelined_requests_reach_the_app_byte_for_byte_and_answer_in_
     writer.close()
 
 
+async def test_two_hundred_pipelined_requests_in_one_write_are_answered_in_order(
+        routed: tuple[int, RecordingApp, Any]) -> None:
+    port, app, _ = routed
+    sent = b"".join(b"GET /p%d HTTP/1.1\r\nhost: web\r\n\r\n" % i for i in range(200))
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(sent)
+    bodies = [body for _, body, _ in await _responses(reader, 200)]
+    assert bodies == [b"app GET /p%d " % i for i in range(200)]
+    assert bytes(app.received) == sent
+    writer.close()
+
+
 async def test_a_chunked_response_reaches_the_caller_as_the_app_framed_it_and_is_recorded(
         routed: tuple[int, RecordingApp, Any], manager: Any) -> None:
     port, _, alice = routed

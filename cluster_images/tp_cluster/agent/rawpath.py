@@ -33,6 +33,12 @@ _PROBES_MAX = 64
 END = h11.EndOfMessage()
 
 
+def _unread(conn: h11.Connection) -> int:
+    """How many received bytes `conn` has not consumed. `trailing_data` would copy them
+    (quadratic over a deep pipeline); h11 is pinned, so its buffer's length is read."""
+    return len(conn._receive_buffer)
+
+
 class Raw:
     """The bytes given to one h11 connection and not yet consumed by its events."""
 
@@ -47,7 +53,7 @@ class Raw:
 
     def take(self, conn: h11.Connection) -> bytes:
         """What `conn`'s events consumed since the last take (or drop)."""
-        used = len(self.buffer) - len(conn.trailing_data[0])
+        used = len(self.buffer) - _unread(conn)
         if used <= 0:
             return b""
         data = bytes(self.buffer[:used])
@@ -56,7 +62,7 @@ class Raw:
 
     def drop(self, conn: h11.Connection) -> None:
         """Forget what was consumed (the re-framing path sent it in its own words)."""
-        used = len(self.buffer) - len(conn.trailing_data[0])
+        used = len(self.buffer) - _unread(conn)
         if used > 0:
             del self.buffer[:used]
 
@@ -163,7 +169,8 @@ async def relay_response(router: Any, side: Any, exchange: Any) -> bool:
     writer, chunk = router.writer, router.ctx.chunk
     method = router.raw_request.method
     pending = Raw()
-    pending.buffer += conn.trailing_data[0]
+    if _unread(conn):
+        pending.buffer += conn.trailing_data[0]
     out: list[bytes] = []
     passing = False
     while True:
