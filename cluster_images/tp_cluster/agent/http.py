@@ -4,7 +4,8 @@
 request is decided on its own: headers matching all KEY=REGEX pairs of an intercept
 (or a global intercept on the port) -> re-serialized into a fresh `Tunnel` to that
 intercept's client; otherwise -> the app on 127.0.0.1:<app port>, over one upstream
-keep-alive connection kept for this downstream connection. Responses are relayed back
+keep-alive connection kept for this downstream connection (byte for byte when nothing
+must change: `rawpath`). Responses are relayed back
 with the downstream connection kept alive. A side that fails before the response
 head answers 502 with a one-line reason; every exchange becomes a traffic row.
 
