@@ -443,6 +443,19 @@ class ConnectSettings:
     """Validity of the self-signed certificate the traffic-manager makes for direct
     connect (kept in the Secret `traffic-manager-tls`; delete it to make a new one)."""
 
+    raw_dial_chunk: int = 256 * 1024
+    """Bytes read at once from a raw dial's TLS connection and its TCP connection (daemon
+    and traffic-manager): large reads keep per-chunk work (wake-ups, TLS records, sends)
+    small against the bytes moved."""
+
+    raw_dial_connect_timeout: float = 2.0
+    """Seconds the daemon gives the raw dial port (TCP connect and TLS handshake) before it
+    tunnels that connection through gRPC instead (and stops trying raw dials)."""
+
+    raw_dial_header_timeout: float = 5.0
+    """Seconds the traffic-manager waits for a raw dial's TLS handshake and header before
+    it closes the connection (nothing is dialed)."""
+
 
 @dataclass
 class InterceptSettings:
