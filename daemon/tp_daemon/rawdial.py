@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import ssl
 
 from tp_protocol import daemon_pb2 as dpb
@@ -108,4 +109,6 @@ def _why(exc: BaseException) -> str:
         return "no answer in time"
     if isinstance(exc, ssl.SSLCertVerificationError):
         return "TLS failed: not the certificate the cluster published"
-    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    if isinstance(exc, OSError) and exc.errno:  # asyncio's text names no reason
+        return os.strerror(exc.errno).lower()
+    return str(exc)
