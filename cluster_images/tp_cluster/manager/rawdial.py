@@ -99,6 +99,7 @@ class RawDials:
 
     async def _serve(self, conn: socket.socket) -> None:
         label = "raw dial from {}:{}".format(*conn.getpeername()[:2])
+        stream = None
         try:
             async with asyncio.timeout(self.settings.raw_dial_header_timeout):
                 stream = await rawtls.TlsStream.accept(conn, self.context,
@@ -107,6 +108,8 @@ class RawDials:
         except (TimeoutError, OSError, ssl.SSLError, ValueError,
                 asyncio.IncompleteReadError) as exc:
             log.debug("%s: no header: %s", label, exc)
+            if stream is not None:
+                stream.abort()
             conn.close()
             return
         try:
