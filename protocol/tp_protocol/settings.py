@@ -456,6 +456,10 @@ class ConnectSettings:
     """Seconds the traffic-manager waits for a raw dial's TLS handshake and header before
     it closes the connection (nothing is dialed)."""
 
+    raw_dial_accept_backoff: float = 0.1
+    """Seconds the traffic-manager's raw dial listener pauses after a failed accept (e.g.
+    out of file descriptors) before it accepts again."""
+
 
 @dataclass
 class InterceptSettings:

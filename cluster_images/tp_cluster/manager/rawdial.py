@@ -91,7 +91,7 @@ class RawDials:
                 conn, peer = await loop.sock_accept(self._sock)
             except OSError as exc:  # e.g. out of file descriptors: keep serving
                 log.warning("raw dial accept failed: %s", exc)
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(self.settings.raw_dial_accept_backoff)
                 continue
             task = spawn(self._serve(conn), f"raw-dial {peer[0]}:{peer[1]}", log)
             self._conns.add(task)
