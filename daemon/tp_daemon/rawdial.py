@@ -16,6 +16,7 @@ import asyncio
 import logging
 import os
 import ssl
+import time
 
 from tp_protocol import daemon_pb2 as dpb
 from tp_protocol import manager_pb2 as mpb
@@ -45,20 +46,33 @@ class RawDialer:
         self.grpc_dials = 0
         self.note = ""
         """Why raw dials are not used ("" = they are)."""
+        self._retry_at = 0.0      # monotonic time to try the raw port again (0 = any time)
+        self._offered: str = ""   # the session whose answer offered no raw dial port
 
-    def _give_up(self, why: str) -> None:
+    def _give_up(self, why: str, retry_after: float = 0.0) -> None:
         self.note = f"raw dials not used: {why}; tunneling through gRPC"
+        self._retry_at = time.monotonic() + retry_after if retry_after else 0.0
         log.warning("%s", self.note)
+
+    def _usable(self, session: mpb.SessionInfo) -> bool:
+        if not (session.raw_dial_port and session.dial_secret):
+            if self._offered != session.session_id:  # once per session (a new manager
+                self._offered = session.session_id   # may offer it after a re-arrival)
+                self._give_up("the traffic-manager offers no raw dial port (an older "
+                              "version)")
+            return False
+        # after the port did not answer: not before the retry time
+        return not (self.note and self._retry_at and time.monotonic() < self._retry_at)
 
     async def dial(self, session: mpb.SessionInfo, ip: str, port: int
                    ) -> rawtls.TlsStream | None:
         """A raw stream to `ip:port`, or None: use a gRPC `Tunnel` (raw dials unavailable).
 
         Raises TunnelBroken (caused by TunnelRefused(code, message)) when the manager
-        refused or could not dial, as `TunnelStream.open` does."""
-        if not self.note and not (session.raw_dial_port and session.dial_secret):
-            self._give_up("the traffic-manager offers no raw dial port (an older version)")
-        if self.note:
+        refused or could not dial, as `TunnelStream.open` does. A raw port that did not
+        answer is tried again after `connect.raw_dial_retry_interval` (e.g. a manager pod
+        that was restarting)."""
+        if not self._usable(session):
             self.grpc_dials += 1
             return None
         where = f"{self.host}:{session.raw_dial_port}"
@@ -68,9 +82,13 @@ class RawDialer:
                     self.host, session.raw_dial_port, self.context, self.server_name,
                     self.settings.raw_dial_chunk)
         except (OSError, TimeoutError, ssl.SSLError) as exc:
-            self._give_up(f"{where} does not answer ({_why(exc)})")
+            self._give_up(f"{where} does not answer ({_why(exc)})",
+                          self.settings.raw_dial_retry_interval)
             self.grpc_dials += 1
             return None
+        if self.note:
+            log.info("raw dials to %s work again", where)
+            self.note = ""
         try:
             async with asyncio.timeout(self.settings.dial_timeout):
                 await rawtls.send_message(stream, mpb.RawDialHeader(

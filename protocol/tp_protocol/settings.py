@@ -450,7 +450,12 @@ class ConnectSettings:
 
     raw_dial_connect_timeout: float = 2.0
     """Seconds the daemon gives the raw dial port (TCP connect and TLS handshake) before it
-    tunnels that connection through gRPC instead (and stops trying raw dials)."""
+    tunnels that connection through gRPC instead (and every connection, for
+    `raw_dial_retry_interval`)."""
+
+    raw_dial_retry_interval: float = 30.0
+    """Seconds the daemon tunnels through gRPC after the raw dial port did not answer,
+    before it tries that port again (one log line each time it gives up)."""
 
     raw_dial_header_timeout: float = 5.0
     """Seconds the traffic-manager waits for a raw dial's TLS handshake and header before

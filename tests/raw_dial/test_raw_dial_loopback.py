@@ -102,11 +102,42 @@ async def test_a_manager_that_offers_no_raw_port_gets_grpc_tunnels_and_one_note(
         rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
     older = mpb.SessionInfo(session_id=rig.session.session_id)
     assert await rig.dialer.dial(older, "127.0.0.1", rig.echo_port) is None
-    assert await rig.dialer.dial(rig.session, "127.0.0.1", rig.echo_port) is None
+    assert await rig.dialer.dial(older, "127.0.0.1", rig.echo_port) is None
     assert "offers no raw dial port" in rig.dialer.note
     assert (rig.dialer.raw_dials, rig.dialer.grpc_dials) == (0, 2)
     said = [r for r in caplog.records if "raw dials not used" in r.getMessage()]
     assert len(said) == 1
+    # a re-arrival at a manager that offers the port uses it
+    stream = await rig.dialer.dial(rig.session, "127.0.0.1", rig.echo_port)
+    assert stream is not None
+    await stream.close()
+    assert rig.dialer.note == "" and rig.dialer.raw_dials == 1
+
+
+async def test_a_raw_port_that_did_not_answer_is_tried_again_after_the_retry_interval(
+        rig: Rig) -> None:
+    closed = await asyncio.start_server(_answer_at_eof, "127.0.0.1", 0)
+    nothing = closed.sockets[0].getsockname()[1]
+    closed.close()
+    await closed.wait_closed()
+    away = mpb.SessionInfo(session_id=rig.session.session_id,
+                           dial_secret=rig.session.dial_secret, raw_dial_port=nothing)
+    rig.dialer.settings = dataclasses.replace(rig.dialer.settings,
+                                              raw_dial_retry_interval=0.5)
+    assert await rig.dialer.dial(away, "127.0.0.1", rig.echo_port) is None
+    assert "connection refused" in rig.dialer.note
+    # within the retry interval: gRPC, without trying the port
+    assert await rig.dialer.dial(rig.session, "127.0.0.1", rig.echo_port) is None
+    assert rig.raw.dials == 0
+    # once the interval passed the port is tried again, and it works
+    for _ in range(100):  # up to 5 s
+        stream = await rig.dialer.dial(rig.session, "127.0.0.1", rig.echo_port)
+        if stream is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert stream is not None
+    await stream.close()
+    assert rig.dialer.note == "" and rig.raw.dials == 1
 
 
 async def test_a_raw_port_with_another_certificate_is_not_used(rig: Rig) -> None:
