@@ -66,6 +66,11 @@ GRPC_PORT = 8081
 DIRECT_PORT = 8443
 """The manager's TLS gRPC port for direct connect (container port `grpc-tls`, and the
 port of the LoadBalancer Service `DIRECT_SERVICE`)."""
+RAW_DIAL_PORT = 8444
+"""The manager's raw dial port for direct connect (container port `raw-tls`, and a port of
+`DIRECT_SERVICE`): TLS with the same certificate, one tunneled connection per TLS
+connection (manager.proto RawDialHeader). A second port because gRPC's server cannot hand
+a connection to other code by ALPN."""
 DIRECT_SERVICE = f"{NAME}-direct"
 """The Service that exposes only `DIRECT_PORT` outside the cluster (`--manager-service-type
 LoadBalancer`): the plaintext port that agents use stays inside."""
@@ -346,6 +351,8 @@ def manager_objects(
                             "ports": [{"name": "grpc", "containerPort": GRPC_PORT,
                                        "protocol": "TCP"},
                                       {"name": "grpc-tls", "containerPort": DIRECT_PORT,
+                                       "protocol": "TCP"},
+                                      {"name": "raw-tls", "containerPort": RAW_DIAL_PORT,
                                        "protocol": "TCP"}],
                             "env": [
                                 {"name": "TP_MANAGER_NAMESPACE",
@@ -384,7 +391,7 @@ def manager_objects(
 
 
 def direct_service(namespace: str) -> dict[str, Any]:
-    """The LoadBalancer Service of direct connect: the TLS port only."""
+    """The LoadBalancer Service of direct connect: the TLS ports only (gRPC, raw dials)."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -393,6 +400,8 @@ def direct_service(namespace: str) -> dict[str, Any]:
             "type": "LoadBalancer",
             "selector": {"app": NAME},
             "ports": [{"name": "grpc-tls", "port": DIRECT_PORT, "targetPort": "grpc-tls",
+                       "protocol": "TCP"},
+                      {"name": "raw-tls", "port": RAW_DIAL_PORT, "targetPort": "raw-tls",
                        "protocol": "TCP"}],
         },
     }

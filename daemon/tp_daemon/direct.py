@@ -73,6 +73,7 @@ class Direct:
 
     channel: grpc.aio.Channel
     address: str
+    target: DirectTarget | None = None   # the pinned certificate, for raw dials too
 
 
 class Unavailable(DaemonError):
@@ -120,7 +121,7 @@ async def open_channel(target: DirectTarget | Unavailable, token: Callable[[], s
     except BaseException:
         await channel.close(grace=None)
         raise
-    return Direct(channel, target.address)
+    return Direct(channel, target.address, target)
 
 
 def reason(e: grpc.aio.AioRpcError, timeout: float) -> str:

@@ -53,6 +53,7 @@ from tp_daemon.intercepts import Intercepts
 from tp_daemon.kube import DirectTarget, Kube, choose_images, manager_skew
 from tp_daemon.preload import Preload
 from tp_daemon.proxy import Socks5Proxy, TransparentProxy
+from tp_daemon.rawdial import RawDialer
 from tp_daemon.root import kept as root_kept
 from tp_daemon.root.client import unavailable_reason
 from tp_daemon.root.kept import KeptLease
@@ -112,6 +113,7 @@ class _Channel:
         self.channel = channel
         self.path = direct.PORT_FORWARD if forwarder is not None else direct.DIRECT
         self.address = address
+        self.raw: RawDialer | None = None   # direct connect: tunnels as raw TLS streams
         # every call carries the kubeconfig's credentials: the manager reviews them
         self.stub = with_credentials(mgrpc.ManagerStub(channel), token)
 
@@ -363,7 +365,9 @@ class Session:
                     self._kube.bearer_token, self.settings.direct_connect_timeout)
                 self._path_note = ""
                 self._say(f"connected directly to the traffic-manager at {got.address}")
-                return _Channel(None, got.channel, self._kube.bearer_token, got.address)
+                chan = _Channel(None, got.channel, self._kube.bearer_token, got.address)
+                chan.raw = RawDialer(got.target, self.settings) if got.target else None
+                return chan
             except direct.Unavailable as e:
                 if choice.mode == direct.DIRECT:
                     raise ManagerError(f"direct connect to the traffic-manager failed: {e}; "
@@ -583,6 +587,8 @@ class Session:
         if chan is None or session is None:
             raise ConnectionError("not connected to the traffic-manager")
         try:
+            if chan.raw is not None and (raw := await chan.raw.dial(session, ip, port)):
+                return raw
             return await TunnelStream.open(chan.stub, session, ip, port,
                                            dial_timeout=self.settings.dial_timeout)
         except TunnelBroken as e:
@@ -640,6 +646,8 @@ class Session:
                             reconnected=self.reconnected)
         if self.info is not None:
             st.connection.CopyFrom(self.info)
+        if self._chan is not None and self._chan.raw is not None:
+            self._chan.raw.report(st)
         return st
 
     # --- progress -----------------------------------------------------------------

@@ -153,12 +153,16 @@ class AgentInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ..., kind: _Optional[str] = ..., pod_name: _Optional[str] = ..., pod_ip: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[AgentPort, _Mapping]]] = ..., version: _Optional[str] = ...) -> None: ...
 
 class SessionInfo(_message.Message):
-    __slots__ = ("session_id", "ttl_seconds")
+    __slots__ = ("session_id", "ttl_seconds", "dial_secret", "raw_dial_port")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    DIAL_SECRET_FIELD_NUMBER: _ClassVar[int]
+    RAW_DIAL_PORT_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     ttl_seconds: float
-    def __init__(self, session_id: _Optional[str] = ..., ttl_seconds: _Optional[float] = ...) -> None: ...
+    dial_secret: bytes
+    raw_dial_port: int
+    def __init__(self, session_id: _Optional[str] = ..., ttl_seconds: _Optional[float] = ..., dial_secret: _Optional[bytes] = ..., raw_dial_port: _Optional[int] = ...) -> None: ...
 
 class RemainRequest(_message.Message):
     __slots__ = ("session",)
@@ -709,3 +713,27 @@ class TrafficBatch(_message.Message):
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     records: _containers.RepeatedCompositeFieldContainer[TrafficRecord]
     def __init__(self, records: _Optional[_Iterable[_Union[TrafficRecord, _Mapping]]] = ...) -> None: ...
+
+class RawDialHeader(_message.Message):
+    __slots__ = ("session_id", "dial_secret", "ip", "port")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    DIAL_SECRET_FIELD_NUMBER: _ClassVar[int]
+    IP_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    dial_secret: bytes
+    ip: str
+    port: int
+    def __init__(self, session_id: _Optional[str] = ..., dial_secret: _Optional[bytes] = ..., ip: _Optional[str] = ..., port: _Optional[int] = ...) -> None: ...
+
+class RawDialAnswer(_message.Message):
+    __slots__ = ("ok", "code", "message", "remote_address")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    code: str
+    message: str
+    remote_address: str
+    def __init__(self, ok: _Optional[bool] = ..., code: _Optional[str] = ..., message: _Optional[str] = ..., remote_address: _Optional[str] = ...) -> None: ...

@@ -443,6 +443,28 @@ class ConnectSettings:
     """Validity of the self-signed certificate the traffic-manager makes for direct
     connect (kept in the Secret `traffic-manager-tls`; delete it to make a new one)."""
 
+    raw_dial_chunk: int = 256 * 1024
+    """Bytes read at once from a raw dial's TLS connection and its TCP connection (daemon
+    and traffic-manager): large reads keep per-chunk work (wake-ups, TLS records, sends)
+    small against the bytes moved."""
+
+    raw_dial_connect_timeout: float = 2.0
+    """Seconds the daemon gives the raw dial port (TCP connect and TLS handshake) before it
+    tunnels that connection through gRPC instead (and every connection, for
+    `raw_dial_retry_interval`)."""
+
+    raw_dial_retry_interval: float = 30.0
+    """Seconds the daemon tunnels through gRPC after the raw dial port did not answer,
+    before it tries that port again (one log line each time it gives up)."""
+
+    raw_dial_header_timeout: float = 5.0
+    """Seconds the traffic-manager waits for a raw dial's TLS handshake and header before
+    it closes the connection (nothing is dialed)."""
+
+    raw_dial_accept_backoff: float = 0.1
+    """Seconds the traffic-manager's raw dial listener pauses after a failed accept (e.g.
+    out of file descriptors) before it accepts again."""
+
 
 @dataclass
 class InterceptSettings:

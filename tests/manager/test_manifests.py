@@ -9,6 +9,7 @@ import pytest
 from tp_cluster.manifests import (
     DIRECT_PORT,
     GRPC_PORT,
+    RAW_DIAL_PORT,
     ManifestError,
     manager_image,
     manager_objects,
@@ -32,12 +33,12 @@ def test_the_install_is_namespace_account_roles_bindings_deployment_service() ->
                      ("Deployment", "traffic-manager"), ("Service", "traffic-manager")]
 
 
-def test_a_load_balancer_install_exposes_only_the_tls_port_outside() -> None:
+def test_a_load_balancer_install_exposes_only_the_tls_ports_outside() -> None:
     objects = manager_objects("ambassador", service_type="LoadBalancer")
     direct = objects[-1]
     assert (direct["kind"], direct["metadata"]["name"]) == ("Service", "traffic-manager-direct")
     assert direct["spec"]["type"] == "LoadBalancer"
-    assert [p["port"] for p in direct["spec"]["ports"]] == [DIRECT_PORT]
+    assert [p["port"] for p in direct["spec"]["ports"]] == [DIRECT_PORT, RAW_DIAL_PORT]
     assert _kind(objects, "Service")["spec"]["type"] == "ClusterIP"
     for obj in objects:
         kubernetes_validate.validate(obj, "1.37", strict=True)

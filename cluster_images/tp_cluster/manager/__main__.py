@@ -21,8 +21,9 @@ from tp_cluster.kube import Kube
 from tp_cluster.manager import logs, tls
 from tp_cluster.manager.clusterinfo import ClusterFacts, discover, parse_resolv_conf
 from tp_cluster.manager.dns import ClusterResolver
+from tp_cluster.manager.rawdial import CannotServeRawDials, RawDials
 from tp_cluster.manager.server import CannotServe, ManagerServer
-from tp_cluster.manifests import DIRECT_PORT, GRPC_PORT
+from tp_cluster.manifests import DIRECT_PORT, GRPC_PORT, RAW_DIAL_PORT
 
 log = logging.getLogger("tp_cluster.manager")
 
@@ -65,6 +66,14 @@ async def serve(args: argparse.Namespace) -> int:
             log.exception("no direct connect: cannot keep the TLS certificate")
     server = ManagerServer(facts, resolver, args.namespace, listen=args.listen, kube=kube,
                            agent_image=args.agent_image or None, direct=direct)
+    raw = None
+    if direct is not None and args.raw_dial_listen:
+        raw = RawDials(server.state, direct[1], args.raw_dial_listen, settings.connect)
+        try:  # before the first arrival, so that every session is told the port
+            server.servicer.raw_dial_port = await raw.start()
+        except CannotServeRawDials as exc:  # direct connect tunnels through gRPC then
+            log.error("%s", exc)
+            raw = None
     try:
         await server.start()
     except CannotServe as exc:
@@ -74,6 +83,8 @@ async def serve(args: argparse.Namespace) -> int:
         await until_stopped()
         log.info("stopping")
     finally:
+        if raw is not None:
+            await raw.stop()
         await server.stop()
     return 0
 
@@ -86,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--direct-listen", default=f"[::]:{DIRECT_PORT}",
                         help="TLS gRPC address for direct connect (default %(default)s; "
                              "'' turns it off)")
+    parser.add_argument("--raw-dial-listen", default=f"[::]:{RAW_DIAL_PORT}",
+                        help="TLS address of raw dials for direct connect (default "
+                             "%(default)s; '' turns them off)")
     parser.add_argument("--namespace", default=os.environ.get("TP_MANAGER_NAMESPACE",
                                                               "ambassador"),
                         help="the manager's namespace (default $TP_MANAGER_NAMESPACE)")

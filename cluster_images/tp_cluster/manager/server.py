@@ -143,6 +143,7 @@ class Servicer(pb_grpc.ManagerServicer):
         self.settings = get_settings()
         self.replacements: Replacements | None = None   # `tp replace` (with Kubernetes)
         self.relay = RelayHub(state, self.settings.intercept.relay_buffer_bytes)
+        self.raw_dial_port = 0   # raw dials served (`manager.rawdial`): told to clients
 
     # --- who calls -------------------------------------------------------------------
 
@@ -176,7 +177,10 @@ class Servicer(pb_grpc.ManagerServicer):
                         VERSION)
         caller = await self._caller(context)
         session = self.state.arrive_client(request, owner=caller.key, username=caller.username)
-        return self._session_info(session.id)
+        info = self._session_info(session.id)
+        if self.raw_dial_port:
+            info.dial_secret, info.raw_dial_port = session.dial_secret, self.raw_dial_port
+        return info
 
     @_unary
     async def ArriveAsAgent(self, request: Any, context: Any) -> Any:

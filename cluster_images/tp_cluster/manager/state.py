@@ -21,6 +21,7 @@ import asyncio
 import collections
 import itertools
 import logging
+import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -98,6 +99,8 @@ class Session:
     traffic: list[TrafficWatch] = field(default_factory=list)
     owner: str = ""  # the authenticated identity that arrived (auth.Caller.key)
     username: str = ""  # its Kubernetes username, shown to other developers
+    # proves a raw dial comes from the owner (told only in the ArriveAsClient answer)
+    dial_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
 
     @property
     def workload(self) -> tuple[str, str]:
