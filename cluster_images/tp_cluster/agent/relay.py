@@ -34,14 +34,16 @@ Fallback = Callable[[], Awaitable[AgentTunnel]]
 class _Stream:
     """One Relay call of one agent session."""
 
-    def __init__(self, stub: Any, session: Any, buffer_bytes: int) -> None:
+    def __init__(self, stub: Any, session: Any, buffer_bytes: int, call: Any = None) -> None:
         self.session = session
         self.outbox = Outbox(buffer_bytes)
         self.conns: dict[int, RelayConnection] = {}
         self.broken = ""
         self.unsupported = False
-        self._call = stub.Relay()
-        self.outbox.put(pb.RelayFrame(hello=session))
+        # `call`: a daemon's direct link (link_server), which said hello already
+        self._call = call if call is not None else stub.Relay()
+        if call is None:
+            self.outbox.put(pb.RelayFrame(hello=session))
         self._pump = spawn(self.outbox.pump(self._call.write), "agent-relay-out", log)
         self._reader = spawn(self._read(), "agent-relay-in", log)
 
@@ -56,6 +58,8 @@ class _Stream:
         except grpc.aio.AioRpcError as exc:
             self.unsupported = exc.code() == grpc.StatusCode.UNIMPLEMENTED
             why = f"the relay broke ({exc.code().name}: {exc.details()})"
+        except (OSError, asyncio.IncompleteReadError) as exc:   # a direct link's socket
+            why = f"the link broke ({exc})"
         except asyncio.CancelledError:
             why = "the relay was closed"
             raise
