@@ -401,7 +401,7 @@ class Mount(_message.Message):
     def __init__(self, name: _Optional[str] = ..., mount_path: _Optional[str] = ..., read_only: _Optional[bool] = ...) -> None: ...
 
 class InterceptInfo(_message.Message):
-    __slots__ = ("spec", "id", "state", "message", "client_session", "agent_pod", "pod_ip", "environment", "mounts", "created", "volumes_port", "volumes_token", "sftp_port", "mirror_copied", "mirror_dropped", "link_key", "link_pods", "link_requests", "link_state")
+    __slots__ = ("spec", "id", "state", "message", "client_session", "agent_pod", "pod_ip", "environment", "mounts", "created", "volumes_port", "volumes_token", "sftp_port", "mirror_copied", "mirror_dropped", "link_key", "link_pods", "link_connections", "link_state", "relay_connections")
     class EnvironmentEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -426,8 +426,9 @@ class InterceptInfo(_message.Message):
     MIRROR_DROPPED_FIELD_NUMBER: _ClassVar[int]
     LINK_KEY_FIELD_NUMBER: _ClassVar[int]
     LINK_PODS_FIELD_NUMBER: _ClassVar[int]
-    LINK_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    LINK_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     LINK_STATE_FIELD_NUMBER: _ClassVar[int]
+    RELAY_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     spec: InterceptSpec
     id: str
     state: InterceptState
@@ -445,9 +446,10 @@ class InterceptInfo(_message.Message):
     mirror_dropped: int
     link_key: str
     link_pods: _containers.RepeatedCompositeFieldContainer[AgentLinkPod]
-    link_requests: int
+    link_connections: int
     link_state: str
-    def __init__(self, spec: _Optional[_Union[InterceptSpec, _Mapping]] = ..., id: _Optional[str] = ..., state: _Optional[_Union[InterceptState, str]] = ..., message: _Optional[str] = ..., client_session: _Optional[str] = ..., agent_pod: _Optional[str] = ..., pod_ip: _Optional[str] = ..., environment: _Optional[_Mapping[str, str]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., volumes_port: _Optional[int] = ..., volumes_token: _Optional[str] = ..., sftp_port: _Optional[int] = ..., mirror_copied: _Optional[int] = ..., mirror_dropped: _Optional[int] = ..., link_key: _Optional[str] = ..., link_pods: _Optional[_Iterable[_Union[AgentLinkPod, _Mapping]]] = ..., link_requests: _Optional[int] = ..., link_state: _Optional[str] = ...) -> None: ...
+    relay_connections: int
+    def __init__(self, spec: _Optional[_Union[InterceptSpec, _Mapping]] = ..., id: _Optional[str] = ..., state: _Optional[_Union[InterceptState, str]] = ..., message: _Optional[str] = ..., client_session: _Optional[str] = ..., agent_pod: _Optional[str] = ..., pod_ip: _Optional[str] = ..., environment: _Optional[_Mapping[str, str]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., volumes_port: _Optional[int] = ..., volumes_token: _Optional[str] = ..., sftp_port: _Optional[int] = ..., mirror_copied: _Optional[int] = ..., mirror_dropped: _Optional[int] = ..., link_key: _Optional[str] = ..., link_pods: _Optional[_Iterable[_Union[AgentLinkPod, _Mapping]]] = ..., link_connections: _Optional[int] = ..., link_state: _Optional[str] = ..., relay_connections: _Optional[int] = ...) -> None: ...
 
 class InterceptSnapshot(_message.Message):
     __slots__ = ("intercepts",)

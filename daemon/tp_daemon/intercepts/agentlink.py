@@ -220,7 +220,8 @@ class AgentLinks:
         """Status copies of the intercepts: requests by link and the links' states."""
         for info in infos:
             info.link_key = ""   # the front has no use for it
-            info.link_requests = self._requests.get(info.spec.name, 0)
+            info.link_connections = self._requests.get(info.spec.name, 0)
+            info.relay_connections = self.relay.relayed.get(info.spec.name, 0)
             states = [f"{link.state}" for link in self._links.values()
                       if any(ic.spec.name == info.spec.name for ic in link.infos.values())]
             info.link_state = "; ".join(states)
