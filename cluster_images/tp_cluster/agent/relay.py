@@ -121,6 +121,8 @@ class RelayConnection:
         self._ended = False       # error either way, or both sides closed
         self._wrote_close = False
         self._peer_closed = False
+        self.superseded: Callable[[], bool] | None = None
+        """True once a better path exists (the owner's direct link): not kept then."""
         if stream is not None:
             stream.conns[conn] = self
 
@@ -213,7 +215,8 @@ class RelayConnection:
         """Open both ways with nothing unread: the next request may use it (keep-alive)."""
         return (self._tunnel is None and self._stream is not None and self._opened
                 and not (self._ended or self._peer_closed or self._wrote_close
-                         or self._inbox or self._stream.broken))
+                         or self._inbox or self._stream.broken)
+                and not (self.superseded is not None and self.superseded()))
 
     async def close_write(self) -> None:
         if self._tunnel is not None or self._stream is None:

@@ -71,11 +71,14 @@ class Agent:
             if self.link.session is None or self.link.stub is None:
                 raise TunnelFailed(f"intercept {intercept.name}: the traffic-agent has no "
                                    "session with the traffic-manager")
-            return self.relay.open(
+            conn = self.relay.open(
                 self.link.stub, self.link.session, f"intercept {intercept.name}",
                 pb.ToClient(intercept_id=intercept.id, source_ip=source[0],
                             source_port=source[1], service_port=port.port),
                 wait=s.local_dial_timeout, fallback=lambda: open_tunnel(intercept, source))
+            # a keep-alive caller moves to the owner's link once it opens
+            conn.superseded = lambda: self.link_server.stream_for(intercept) is not None
+            return conn
 
         return Context(
             port=port.port, app_port=port.app_port, workload=self.config.name,

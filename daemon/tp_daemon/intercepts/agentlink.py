@@ -53,6 +53,7 @@ class _Link:
         self.served: set[str] = set()                  # ids the agent accepted
         self.state = "opening"
         self.outbox: Outbox | None = None
+        self.connections = 0
         self.task = spawn(self.run(), f"tp-link-{key[1]}", log)
 
     @property
@@ -158,6 +159,7 @@ class _Link:
                                    f"intercept {to_client.intercept_id!r} is gone"))
             return
         self.links.count(name)
+        self.connections += 1
         dial = mpb.RelayFrame(conn=frame.conn, data=frame.data, dial=mpb.DialRequest(
             dial_id=f"link-{frame.conn}", intercept_id=info.id,
             target_host=info.spec.target_host, target_port=info.spec.target_port,
@@ -175,6 +177,7 @@ class _Link:
         self.task.cancel()
         with contextlib.suppress(BaseException):
             await self.task
+        log.info("link to %s closed after %d connections", self.pod, self.connections)
 
 
 class AgentLinks:
