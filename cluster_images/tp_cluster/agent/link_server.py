@@ -21,6 +21,7 @@ from typing import Any
 
 from tp_protocol import linkframes
 from tp_protocol import manager_pb2 as pb
+from tp_protocol.relay import Outbox
 from tp_protocol.settings import InterceptSettings
 
 from tp_cluster.agent.intercepts import Intercept, Registry
@@ -80,6 +81,23 @@ class _LinkCall:
 
     def cancel(self) -> None:
         self.writer.transport.abort()
+
+
+class _EagerOutbox(Outbox):
+    """A link's outbox that writes a frame at once when nothing waits before it (no turn
+    of the event loop for the pump), and queues it (batched by the pump) otherwise: when
+    frames wait, or the socket's own buffer is full."""
+
+    def __init__(self, limit: int, transport: asyncio.WriteTransport) -> None:
+        super().__init__(limit)
+        self.transport = transport
+
+    def put(self, frame: Any) -> None:
+        if (not self._frames and not self.closed and not self.transport.is_closing()
+                and self.transport.get_write_buffer_size() < self.limit):
+            self.transport.write(linkframes.encode(pb.RelayBatch(frames=[frame])))
+            return
+        super().put(frame)
 
 
 class _Link:
@@ -211,7 +229,9 @@ class LinkServer:
                         [], "no valid link key for an intercept of this agent")]))
                 return
             self._take(link, valid)
-            stream = link.stream = _Stream(None, None, self.settings.relay_buffer_bytes, call)
+            stream = link.stream = _Stream(
+                None, None, self.settings.relay_buffer_bytes, call,
+                _EagerOutbox(self.settings.relay_buffer_bytes, writer.transport))
             stream.outbox.put(linkframes.hello([(i, "") for i in valid]))
             log.info("link %s serves %s", link.peer, sorted(valid))
             for frame in frames[1:]:

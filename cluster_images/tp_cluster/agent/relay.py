@@ -34,9 +34,10 @@ Fallback = Callable[[], Awaitable[AgentTunnel]]
 class _Stream:
     """One Relay call of one agent session."""
 
-    def __init__(self, stub: Any, session: Any, buffer_bytes: int, call: Any = None) -> None:
+    def __init__(self, stub: Any, session: Any, buffer_bytes: int, call: Any = None,
+                 outbox: Outbox | None = None) -> None:
         self.session = session
-        self.outbox = Outbox(buffer_bytes)
+        self.outbox = outbox or Outbox(buffer_bytes)
         self.conns: dict[int, RelayConnection] = {}
         self.broken = ""
         self.unsupported = False
