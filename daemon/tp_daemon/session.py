@@ -58,7 +58,7 @@ from tp_daemon.root import kept as root_kept
 from tp_daemon.root.client import unavailable_reason
 from tp_daemon.root.kept import KeptLease
 from tp_daemon.routing import PYROUTE2, Routing
-from tp_daemon.streams import Stream
+from tp_daemon.streams import Stream, ViewStream
 from tp_daemon.tunnel import TunnelBroken, TunnelStream
 
 if TYPE_CHECKING:  # aiohttp only for the port-forward: direct connect never imports it
@@ -186,6 +186,7 @@ class Session:
             self.params, self.info = params, info
             self._keepalive = spawn(self._keep_alive(), "tp-keepalive", log)
             self.intercepts = Intercepts(self, get_settings().intercept, self._progress)
+            self.intercepts.links.opener = self._open_pod_stream   # direct agent links
             self.intercepts.start()
             return info
 
@@ -378,6 +379,22 @@ class Session:
                     log.warning("%s", self._path_note)
         self._say(f"opening port-forward to {namespace}/{pod}")
         return await self._open_channel(namespace, pod, deadline)
+
+    async def _open_pod_stream(self, namespace: str, pod: str, port: int) -> ViewStream:
+        """A port-forward to a pod's port (an agent's link port; `intercepts.agentlink`)."""
+        import aiohttp
+
+        from tp_daemon.portforward import PodPort, PortForwardStream
+
+        s = self.settings
+        if self._kube is None:
+            raise ClusterUnreachable("not connected")
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        endpoint = await asyncio.to_thread(self._kube.endpoint)
+        return await PortForwardStream.open(self._http, endpoint, PodPort(namespace, pod, port),
+                                            dial_timeout=s.dial_timeout,
+                                            heartbeat=s.portforward_heartbeat)
 
     async def _open_channel(self, namespace: str, pod: str, deadline: float) -> _Channel:
         """Port-forward + gRPC channel, retried until the manager answers `Version`."""

@@ -135,7 +135,7 @@ class AgentPort(_message.Message):
     def __init__(self, name: _Optional[str] = ..., port: _Optional[int] = ..., app_port: _Optional[int] = ..., protocol: _Optional[str] = ...) -> None: ...
 
 class AgentInfo(_message.Message):
-    __slots__ = ("name", "namespace", "kind", "pod_name", "pod_ip", "ports", "version")
+    __slots__ = ("name", "namespace", "kind", "pod_name", "pod_ip", "ports", "version", "link_port")
     NAME_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -143,6 +143,7 @@ class AgentInfo(_message.Message):
     POD_IP_FIELD_NUMBER: _ClassVar[int]
     PORTS_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    LINK_PORT_FIELD_NUMBER: _ClassVar[int]
     name: str
     namespace: str
     kind: str
@@ -150,7 +151,8 @@ class AgentInfo(_message.Message):
     pod_ip: str
     ports: _containers.RepeatedCompositeFieldContainer[AgentPort]
     version: str
-    def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ..., kind: _Optional[str] = ..., pod_name: _Optional[str] = ..., pod_ip: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[AgentPort, _Mapping]]] = ..., version: _Optional[str] = ...) -> None: ...
+    link_port: int
+    def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ..., kind: _Optional[str] = ..., pod_name: _Optional[str] = ..., pod_ip: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[AgentPort, _Mapping]]] = ..., version: _Optional[str] = ..., link_port: _Optional[int] = ...) -> None: ...
 
 class SessionInfo(_message.Message):
     __slots__ = ("session_id", "ttl_seconds", "dial_secret", "raw_dial_port")
@@ -403,7 +405,7 @@ class Mount(_message.Message):
     def __init__(self, name: _Optional[str] = ..., mount_path: _Optional[str] = ..., read_only: _Optional[bool] = ...) -> None: ...
 
 class InterceptInfo(_message.Message):
-    __slots__ = ("spec", "id", "state", "message", "client_session", "agent_pod", "pod_ip", "environment", "mounts", "created", "volumes_port", "volumes_token", "sftp_port", "mirror_copied", "mirror_dropped")
+    __slots__ = ("spec", "id", "state", "message", "client_session", "agent_pod", "pod_ip", "environment", "mounts", "created", "volumes_port", "volumes_token", "sftp_port", "mirror_copied", "mirror_dropped", "link_key", "link_pods", "link_connections", "link_state", "relay_connections")
     class EnvironmentEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -426,6 +428,11 @@ class InterceptInfo(_message.Message):
     SFTP_PORT_FIELD_NUMBER: _ClassVar[int]
     MIRROR_COPIED_FIELD_NUMBER: _ClassVar[int]
     MIRROR_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    LINK_KEY_FIELD_NUMBER: _ClassVar[int]
+    LINK_PODS_FIELD_NUMBER: _ClassVar[int]
+    LINK_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
+    LINK_STATE_FIELD_NUMBER: _ClassVar[int]
+    RELAY_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     spec: InterceptSpec
     id: str
     state: InterceptState
@@ -441,7 +448,12 @@ class InterceptInfo(_message.Message):
     sftp_port: int
     mirror_copied: int
     mirror_dropped: int
-    def __init__(self, spec: _Optional[_Union[InterceptSpec, _Mapping]] = ..., id: _Optional[str] = ..., state: _Optional[_Union[InterceptState, str]] = ..., message: _Optional[str] = ..., client_session: _Optional[str] = ..., agent_pod: _Optional[str] = ..., pod_ip: _Optional[str] = ..., environment: _Optional[_Mapping[str, str]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., volumes_port: _Optional[int] = ..., volumes_token: _Optional[str] = ..., sftp_port: _Optional[int] = ..., mirror_copied: _Optional[int] = ..., mirror_dropped: _Optional[int] = ...) -> None: ...
+    link_key: str
+    link_pods: _containers.RepeatedCompositeFieldContainer[AgentLinkPod]
+    link_connections: int
+    link_state: str
+    relay_connections: int
+    def __init__(self, spec: _Optional[_Union[InterceptSpec, _Mapping]] = ..., id: _Optional[str] = ..., state: _Optional[_Union[InterceptState, str]] = ..., message: _Optional[str] = ..., client_session: _Optional[str] = ..., agent_pod: _Optional[str] = ..., pod_ip: _Optional[str] = ..., environment: _Optional[_Mapping[str, str]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., volumes_port: _Optional[int] = ..., volumes_token: _Optional[str] = ..., sftp_port: _Optional[int] = ..., mirror_copied: _Optional[int] = ..., mirror_dropped: _Optional[int] = ..., link_key: _Optional[str] = ..., link_pods: _Optional[_Iterable[_Union[AgentLinkPod, _Mapping]]] = ..., link_connections: _Optional[int] = ..., link_state: _Optional[str] = ..., relay_connections: _Optional[int] = ...) -> None: ...
 
 class InterceptSnapshot(_message.Message):
     __slots__ = ("intercepts",)
@@ -683,7 +695,7 @@ class MirrorCounters(_message.Message):
     def __init__(self, intercept_id: _Optional[str] = ..., copied: _Optional[int] = ..., dropped: _Optional[int] = ...) -> None: ...
 
 class RelayFrame(_message.Message):
-    __slots__ = ("conn", "hello", "open", "dial", "opened", "close_write", "error", "data")
+    __slots__ = ("conn", "hello", "open", "dial", "opened", "close_write", "error", "link_hello", "data")
     CONN_FIELD_NUMBER: _ClassVar[int]
     HELLO_FIELD_NUMBER: _ClassVar[int]
     OPEN_FIELD_NUMBER: _ClassVar[int]
@@ -691,6 +703,7 @@ class RelayFrame(_message.Message):
     OPENED_FIELD_NUMBER: _ClassVar[int]
     CLOSE_WRITE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    LINK_HELLO_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     conn: int
     hello: SessionInfo
@@ -699,8 +712,9 @@ class RelayFrame(_message.Message):
     opened: TunnelOpened
     close_write: CloseWrite
     error: TunnelError
+    link_hello: LinkHello
     data: bytes
-    def __init__(self, conn: _Optional[int] = ..., hello: _Optional[_Union[SessionInfo, _Mapping]] = ..., open: _Optional[_Union[ToClient, _Mapping]] = ..., dial: _Optional[_Union[DialRequest, _Mapping]] = ..., opened: _Optional[_Union[TunnelOpened, _Mapping]] = ..., close_write: _Optional[_Union[CloseWrite, _Mapping]] = ..., error: _Optional[_Union[TunnelError, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, conn: _Optional[int] = ..., hello: _Optional[_Union[SessionInfo, _Mapping]] = ..., open: _Optional[_Union[ToClient, _Mapping]] = ..., dial: _Optional[_Union[DialRequest, _Mapping]] = ..., opened: _Optional[_Union[TunnelOpened, _Mapping]] = ..., close_write: _Optional[_Union[CloseWrite, _Mapping]] = ..., error: _Optional[_Union[TunnelError, _Mapping]] = ..., link_hello: _Optional[_Union[LinkHello, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class RelayBatch(_message.Message):
     __slots__ = ("frames",)
@@ -737,3 +751,29 @@ class RawDialAnswer(_message.Message):
     message: str
     remote_address: str
     def __init__(self, ok: _Optional[bool] = ..., code: _Optional[str] = ..., message: _Optional[str] = ..., remote_address: _Optional[str] = ...) -> None: ...
+
+class AgentLinkPod(_message.Message):
+    __slots__ = ("namespace", "pod", "port")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    POD_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    pod: str
+    port: int
+    def __init__(self, namespace: _Optional[str] = ..., pod: _Optional[str] = ..., port: _Optional[int] = ...) -> None: ...
+
+class LinkKey(_message.Message):
+    __slots__ = ("intercept_id", "key")
+    INTERCEPT_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    intercept_id: str
+    key: str
+    def __init__(self, intercept_id: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
+
+class LinkHello(_message.Message):
+    __slots__ = ("keys", "note")
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedCompositeFieldContainer[LinkKey]
+    note: str
+    def __init__(self, keys: _Optional[_Iterable[_Union[LinkKey, _Mapping]]] = ..., note: _Optional[str] = ...) -> None: ...

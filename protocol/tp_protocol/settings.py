@@ -612,6 +612,31 @@ class InterceptSettings:
     """Seconds between a traffic-agent's reports of its mirrors' copied/dropped counters
     (only when they changed), so `tp list` and `tp status` stay current under load."""
 
+    # --- agentlink: direct daemon <-> agent links (manager.proto "Agent links") ---
+    agent_link_port: int = 0
+    """Port the traffic-agent's link server listens on, on 127.0.0.1 inside its pod
+    (reached only through a pods/portforward); 0 = any free port (reported to the
+    manager in AgentInfo.link_port)."""
+
+    agent_links: bool = True
+    """Whether the daemon opens direct links to the agents of its personal intercepts
+    (False: every matched request goes through the manager's Relay)."""
+
+    link_hello_timeout: float = 10.0
+    """Seconds a new link waits for the other side's `link_hello` before it is closed
+    (agent: the daemon's keys; daemon: the agent's answer)."""
+
+    link_backoff: float = 0.5
+    """Seconds the daemon waits before opening a broken or refused link again (doubled
+    after each failure up to `link_backoff_max`; the manager's Relay carries the
+    requests meanwhile)."""
+
+    link_backoff_max: float = 15.0
+    """Longest wait between two attempts to open a link to one agent pod."""
+
+    link_max_frame_bytes: int = 64 * 1024 * 1024
+    """Largest length-prefixed RelayBatch a link accepts; a bigger one closes the link."""
+
 
 @dataclass
 class NotebookSettings:

@@ -30,6 +30,7 @@ class Intercept:
     path_regex: re.Pattern[bytes] | None = None
     methods: frozenset[bytes] = frozenset()
     owner: str = ""           # the developer (Kubernetes username), for traffic rows
+    link_key: str = ""        # what a daemon's direct link must show (link_server)
 
     @classmethod
     def from_info(cls, info: Any, port: int) -> Intercept:
@@ -44,7 +45,7 @@ class Intercept:
                    path_prefix=spec.path_prefix.encode(),
                    path_regex=re.compile(spec.path_regex.encode()) if spec.path_regex else None,
                    methods=frozenset(m.upper().encode() for m in spec.methods),
-                   owner=spec.owner)
+                   owner=spec.owner, link_key=info.link_key)
 
     def matches(self, headers: Headers, method: bytes = b"", target: bytes = b"") -> bool:
         """All KEY=REGEX pairs hold (each: re.search against any value of that header),

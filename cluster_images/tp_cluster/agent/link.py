@@ -63,6 +63,8 @@ class Link:
         self._stopping = False
         self.mirrors: Mirrors | None = None
         """The agent's mirrors: their counters ride on the traffic stream."""
+        self.link_port = 0
+        """Where the agent serves daemons' direct links (link_server), told at arrival."""
 
     # --- called by connections ----------------------------------------------------------
 
@@ -134,7 +136,7 @@ class Link:
         c = self.config
         return pb.AgentInfo(
             name=c.name, namespace=c.namespace, kind=c.kind, pod_name=c.pod_name,
-            pod_ip=c.pod_ip, version=VERSION,
+            pod_ip=c.pod_ip, version=VERSION, link_port=self.link_port,
             ports=[pb.AgentPort(name=p.name, port=p.port, app_port=p.app_port, protocol="TCP")
                    for p in c.ports])
 

@@ -34,14 +34,17 @@ Fallback = Callable[[], Awaitable[AgentTunnel]]
 class _Stream:
     """One Relay call of one agent session."""
 
-    def __init__(self, stub: Any, session: Any, buffer_bytes: int) -> None:
+    def __init__(self, stub: Any, session: Any, buffer_bytes: int, call: Any = None,
+                 outbox: Outbox | None = None) -> None:
         self.session = session
-        self.outbox = Outbox(buffer_bytes)
+        self.outbox = outbox or Outbox(buffer_bytes)
         self.conns: dict[int, RelayConnection] = {}
         self.broken = ""
         self.unsupported = False
-        self._call = stub.Relay()
-        self.outbox.put(pb.RelayFrame(hello=session))
+        # `call`: a daemon's direct link (link_server), which said hello already
+        self._call = call if call is not None else stub.Relay()
+        if call is None:
+            self.outbox.put(pb.RelayFrame(hello=session))
         self._pump = spawn(self.outbox.pump(self._call.write), "agent-relay-out", log)
         self._reader = spawn(self._read(), "agent-relay-in", log)
 
@@ -56,6 +59,8 @@ class _Stream:
         except grpc.aio.AioRpcError as exc:
             self.unsupported = exc.code() == grpc.StatusCode.UNIMPLEMENTED
             why = f"the relay broke ({exc.code().name}: {exc.details()})"
+        except (OSError, asyncio.IncompleteReadError) as exc:   # a direct link's socket
+            why = f"the link broke ({exc})"
         except asyncio.CancelledError:
             why = "the relay was closed"
             raise
@@ -117,6 +122,8 @@ class RelayConnection:
         self._ended = False       # error either way, or both sides closed
         self._wrote_close = False
         self._peer_closed = False
+        self.superseded: Callable[[], bool] | None = None
+        """True once a better path exists (the owner's direct link): not kept then."""
         if stream is not None:
             stream.conns[conn] = self
 
@@ -209,7 +216,8 @@ class RelayConnection:
         """Open both ways with nothing unread: the next request may use it (keep-alive)."""
         return (self._tunnel is None and self._stream is not None and self._opened
                 and not (self._ended or self._peer_closed or self._wrote_close
-                         or self._inbox or self._stream.broken))
+                         or self._inbox or self._stream.broken)
+                and not (self.superseded is not None and self.superseded()))
 
     async def close_write(self) -> None:
         if self._tunnel is not None or self._stream is None:

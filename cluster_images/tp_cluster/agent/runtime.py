@@ -16,6 +16,7 @@ from tp_cluster.agent.forward import Listener
 from tp_cluster.agent.http import Context
 from tp_cluster.agent.intercepts import Intercept, Registry
 from tp_cluster.agent.link import Link
+from tp_cluster.agent.link_server import LinkServer
 from tp_cluster.agent.mirror import Mirrors
 from tp_cluster.agent.relay import AgentRelay
 from tp_cluster.agent.tunnel import AgentTunnel
@@ -43,6 +44,7 @@ class Agent:
             lambda: self.mirrors.keep({ic.id for ic in self.registry.all() if ic.mirror}))
         self.listeners: list[Listener] = []
         self.relay = AgentRelay(self.settings.relay_buffer_bytes)
+        self.link_server = LinkServer(self.registry, self.settings)
         self._link_task: asyncio.Task[None] | None = None
 
     def _context(self, port: Any) -> Context:
@@ -58,15 +60,25 @@ class Agent:
                 source=source, service_port=port.port, wait=s.local_dial_timeout)
 
         async def open_request(intercept: Intercept, source: tuple[str, int]) -> Any:
-            # personal intercepts' requests: sent with the dial on the Relay stream
+            # personal intercepts' requests: on the owner's direct link when it has one,
+            # else sent with the dial on the manager's Relay stream
+            direct = self.link_server.open(
+                intercept, pb.ToClient(intercept_id=intercept.id, source_ip=source[0],
+                                       source_port=source[1], service_port=port.port),
+                wait=s.local_dial_timeout, fallback=lambda: open_tunnel(intercept, source))
+            if direct is not None:
+                return direct
             if self.link.session is None or self.link.stub is None:
                 raise TunnelFailed(f"intercept {intercept.name}: the traffic-agent has no "
                                    "session with the traffic-manager")
-            return self.relay.open(
+            conn = self.relay.open(
                 self.link.stub, self.link.session, f"intercept {intercept.name}",
                 pb.ToClient(intercept_id=intercept.id, source_ip=source[0],
                             source_port=source[1], service_port=port.port),
                 wait=s.local_dial_timeout, fallback=lambda: open_tunnel(intercept, source))
+            # a keep-alive caller moves to the owner's link once it opens
+            conn.superseded = lambda: self.link_server.stream_for(intercept) is not None
+            return conn
 
         return Context(
             port=port.port, app_port=port.app_port, workload=self.config.name,
@@ -90,6 +102,7 @@ class Agent:
             self.listeners.append(listener)
         await self.volumes.start()
         await self.sftp.start()
+        self.link.link_port = await self.link_server.start()
         self._link_task = spawn(self.link.run(), "agent-link", log)
         return ports
 
@@ -100,6 +113,7 @@ class Agent:
         await self.sftp.stop()
         await self.mirrors.stop()
         self.relay.close()
+        await self.link_server.stop()
         if self._link_task is not None:
             await self.link.stop(self._link_task)
         log.info("traffic-agent stopped")

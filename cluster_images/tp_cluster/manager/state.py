@@ -125,6 +125,16 @@ def check_spec(spec: Any) -> None:
         raise InterceptInvalid(str(exc)) from exc
 
 
+def _set_link_pods(ic: Any, agents: list[Session]) -> None:
+    """The agent pods that serve direct links for `ic` (manager.proto "Agent links")."""
+    pods = sorted({(a.agent.namespace, a.agent.pod_name, a.agent.link_port)
+                   for a in agents if a.agent.link_port})
+    if [(p.namespace, p.pod, p.port) for p in ic.link_pods] != pods:
+        del ic.link_pods[:]
+        ic.link_pods.extend(pb.AgentLinkPod(namespace=n, pod=p, port=port)
+                            for n, p, port in pods)
+
+
 def agent_skew(agent: Any) -> str:
     """One line when an agent's version is not the manager's ("" when equal)."""
     return version_skew(
@@ -262,7 +272,9 @@ class State:
         self.taken &= set(self.intercepts)
         self.active_notes = {k: v for k, v in self.active_notes.items() if k in self.taken}
         for ic in self.intercepts.values():
-            has_agent = bool(self._agents_of(ic.spec.namespace, ic.spec.workload))
+            agents = self._agents_of(ic.spec.namespace, ic.spec.workload)
+            has_agent = bool(agents)
+            _set_link_pods(ic, agents)
             if not has_agent and ic.state != S.INTERCEPT_STATE_NO_AGENT:
                 self.taken.discard(ic.id)
                 ic.state = S.INTERCEPT_STATE_NO_AGENT
@@ -302,8 +314,10 @@ class State:
                     f"{spec.workload}.{spec.namespace} is already intercepted by "
                     f"{other.spec.name!r} of {other.spec.client}: a global intercept excludes "
                     "others; leave it or use --http-match")
+        # the key a daemon shows an agent on a direct link ("Agent links")
         info = pb.InterceptInfo(spec=spec, id=iid, client_session=session_id,
-                                state=S.INTERCEPT_STATE_UNSPECIFIED)
+                                state=S.INTERCEPT_STATE_UNSPECIFIED,
+                                link_key=secrets.token_urlsafe(24))
         now = timestamp_pb2.Timestamp()
         now.GetCurrentTime()
         info.created.CopyFrom(now)

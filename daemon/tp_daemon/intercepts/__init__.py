@@ -34,6 +34,7 @@ from tp_protocol.aio import spawn, wait_at_most
 from tp_protocol.settings import InterceptSettings
 
 from tp_daemon.errors import DaemonError
+from tp_daemon.intercepts.agentlink import AgentLinks
 from tp_daemon.intercepts.base import Book, Owner, Progress, check_spec
 from tp_daemon.intercepts.dials import Dials
 from tp_daemon.intercepts.hold import Holds
@@ -60,6 +61,7 @@ class Intercepts:
         self.holds = Holds(owner, settings, self.book)
         self.dials.holds = self.holds
         self.traffic.mark = self.holds.mark
+        self.links = AgentLinks(settings, self.dials.relay, self.book)
         self._tasks: list[asyncio.Task[None]] = []
         self._reopen: dict[str, asyncio.Event] = {}
 
@@ -85,6 +87,7 @@ class Intercepts:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        await self.links.stop()
         await self.dials.stop()
         for name in list(self.book.local):
             self.lifecycle.forget(name)
@@ -130,6 +133,7 @@ class Intercepts:
                 # expired with the session, or removed by an uninstall: drop local state
                 for gone in self.book.update(snapshot):
                     self.lifecycle.forget(gone)
+                self.links.sync()
         finally:
             call.cancel()
 
@@ -169,7 +173,7 @@ class Intercepts:
         return self.lifecycle.env(name)
 
     def intercepts(self) -> list[mpb.InterceptInfo]:
-        return self.lifecycle.intercepts()
+        return self.links.annotate(self.lifecycle.intercepts())
 
     def watch_traffic(self, request: dpb.WatchTrafficRequest
                       ) -> AsyncIterator[mpb.TrafficRecord]:

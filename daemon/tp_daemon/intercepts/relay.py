@@ -37,6 +37,8 @@ class ClientRelay:
         self.declines: Callable[[str], bool] = lambda name: False
         """Intercepts whose requests must come through a Tunnel (held ones: the daemon
         reads those requests itself); their dials get `no_relay`."""
+        self.relayed: dict[str, int] = {}
+        """Dials per intercept name that came through the manager (agentlink's status)."""
 
     async def run(self, stub: Any, session: mpb.SessionInfo) -> None:
         """One Relay stream until it ends; an older manager without Relay: return."""
@@ -49,6 +51,8 @@ class ClientRelay:
             async for batch in call:
                 for frame in batch.frames:
                     if frame.WhichOneof("kind") == "dial":
+                        name = frame.dial.intercept_id.partition(":")[2]
+                        self.relayed[name] = self.relayed.get(name, 0) + 1
                         inbox: asyncio.Queue[Any] = asyncio.Queue()
                         inboxes[frame.conn] = inbox
                         task = spawn(self._serve(frame, inbox, outbox, inboxes),
