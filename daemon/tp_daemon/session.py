@@ -389,6 +389,10 @@ class Session:
         s = self.settings
         if self._kube is None:
             raise ClusterUnreachable("not connected")
+        if self._chan is not None and self._chan.path == direct.DIRECT:
+            # direct connect keeps the API server out of the data path: a link through it
+            # would stall with it (matched requests take the manager's Relay instead)
+            raise ClusterUnreachable("direct connect: no links through the API server")
         if self._http is None:
             self._http = aiohttp.ClientSession()
         endpoint = await asyncio.to_thread(self._kube.endpoint)
