@@ -23,8 +23,8 @@ bulk throughput (one GET of --bulk-mb MB) and p50/p99 latency of --requests smal
 printed as ratios (the modes take turns for --rounds rounds; medians); plus the time of
 `tp connect` with the manager installed (the median of --connects runs, each from a
 stopped daemon, by the port-forward and direct), beside `kubectl version` in the same
-laptop (one API round trip of a CLI users know), and without it (a fresh --manager-
-namespace, removed afterwards).
+laptop (one API round trip of a CLI users know), and without it (a fresh
+--manager-namespace, removed afterwards).
 
 Targets (issue 11): tunnel throughput >= 1.0x kubectl port-forward and >= 1.0x the
 official client's; tunnel p50 - kubectl port-forward p50 <= +0.2 ms; direct connect
