@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import grpc
@@ -33,29 +33,41 @@ from tp_protocol.settings import ConnectSettings
 
 from tp_daemon.errors import ClusterUnreachable
 from tp_daemon.portforward import DATA, PodPort, PortForwarder, PortForwardStream
+from tp_daemon.streams import Stream, ViewStream
 
 log = logging.getLogger(__name__)
 
 Manager = Callable[[], tuple[mgrpc.ManagerStub, mpb.SessionInfo]]
+Dialer = Callable[[], Awaitable[Stream | ViewStream]]
 
 
 class PodStream(PortForwardStream):
     """A port-forward to a pod used by one proxied connection.
 
+    The kubelet reports a failed connection to the pod's port (a pod going away, nothing
+    listening) after the WebSocket opened: when that comes before any answer, the bytes
+    sent so far (at most `replay_limit`) are sent again over `fallback` (a Tunnel) and
+    the connection carries on there; `failed` drops the route.
     v4 port-forwards have no half-close: once the local side stopped sending
-    (`close_write`) the answer is read until it pauses for `linger` seconds, so a
-    client that closed its socket does not leave the WebSocket (and the pod's
-    connection) open until the app's keep-alive timeout. `failed` is called when the
-    kubelet reports an error (e.g. nothing listens on the port)."""
+    (`close_write`) the answer is read until it pauses for `linger` seconds, so a client
+    that closed its socket does not leave the WebSocket (and the pod's connection) open
+    until the app's keep-alive timeout."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse, linger: float,
-                 failed: Callable[[], None]) -> None:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, *, linger: float,
+                 replay_limit: int, failed: Callable[[], None], fallback: Dialer) -> None:
         super().__init__(ws)
         self._linger = linger
         self._write_closed = False
         self._failed = failed
+        self._fallback = fallback
+        self._limit = replay_limit
+        self._sent: bytearray | None = bytearray()   # None: answered, no replay
+        self._inner: Stream | ViewStream | None = None
+        self._lock = asyncio.Lock()   # orders sends around a switch to the fallback
 
     async def recv(self) -> bytes | memoryview:
+        if self._inner is not None:
+            return await self._inner.recv()
         if not self._write_closed:
             data = await super().recv()
         else:
@@ -64,24 +76,62 @@ class PodStream(PortForwardStream):
                     data = await super().recv()
             except TimeoutError:
                 return b""
-        if not data and self.error:
+        if data:
+            self._sent = None
+            return data
+        if self.error:
             self._failed()
-        return data
+            if self._sent is not None:
+                return await self._switch()
+        return b""
+
+    async def _switch(self) -> bytes | memoryview:
+        async with self._lock:
+            target = self._inner = await self._fallback()
+            sent, self._sent = self._sent, None
+            if sent:
+                await target.send(bytes(sent))
+            if self._write_closed:
+                await target.close_write()
+        with contextlib.suppress(Exception):
+            await self._ws.close()
+        return await target.recv()
 
     async def send(self, data: bytes) -> None:
-        # one copy to prepend the channel byte (the masking copy is aiohttp's)
-        await self._ws.send_bytes(bytes((DATA,)) + data)
+        async with self._lock:
+            if self._inner is not None:
+                await self._inner.send(data)
+                return
+            if self._sent is not None:
+                if len(self._sent) + len(data) <= self._limit:
+                    self._sent += data
+                else:
+                    self._sent = None
+            # one copy to prepend the channel byte (the masking copy is aiohttp's)
+            await self._ws.send_bytes(bytes((DATA,)) + data)
 
     async def close_write(self) -> None:
         self._write_closed = True
+        if self._inner is not None:
+            await self._inner.close_write()
+
+    async def close(self) -> None:
+        await super().close()
+        if self._inner is not None:
+            await self._inner.close()
 
 
 class PodRoutes:
     """The daemon's pod port-forward dialer; `dial` returns None to mean "use a Tunnel"."""
 
-    def __init__(self, manager: Manager, settings: ConnectSettings) -> None:
+    def __init__(self, manager: Manager, settings: ConnectSettings,
+                 tunnel: Callable[[str, int], Awaitable[Stream]]) -> None:
         self._manager = manager
         self._settings = settings
+        self._tunnel = tunnel
+        # its own pool without aiohttp's limit of 100 connections: every proxied
+        # connection holds one WebSocket (the manager's port-forward keeps its own)
+        self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         self._routes: dict[tuple[str, int], tuple[float, PodPort | None]] = {}
         self._asking: dict[tuple[str, int], asyncio.Future[PodPort | None]] = {}
         self._forbidden: set[str] = set()
@@ -102,7 +152,7 @@ class PodRoutes:
         key = (ip, port)
         try:
             async with asyncio.timeout(self._settings.dial_timeout):
-                ws = await forwarder.http.ws_connect(
+                ws = await self._http.ws_connect(
                     PortForwardStream.url(forwarder.endpoint, target),
                     protocols=(PortForwardStream.SUBPROTOCOL,),
                     headers=forwarder.endpoint.headers, ssl=forwarder.endpoint.ssl_context,
@@ -123,12 +173,18 @@ class PodRoutes:
             return None
         except (aiohttp.ClientError, OSError, TimeoutError, ClusterUnreachable) as e:
             self._routes.pop(key, None)
-            log.info("port-forward to %s/%s:%d failed (%s): using a tunnel",
+            log.info("port-forward to %s/%s:%d failed (%r): using a tunnel",
                      target.namespace, target.pod, target.port, e)
             self.tunnels += 1
             return None
         self.connections += 1
-        return PodStream(ws, self._settings.pod_route_linger, lambda: self._forget(key))
+        return PodStream(ws, linger=self._settings.pod_route_linger,
+                         replay_limit=self._settings.pod_route_replay_bytes,
+                         failed=lambda: self._forget(key),
+                         fallback=lambda: self._tunnel(ip, port))
+
+    async def close(self) -> None:
+        await self._http.close()
 
     def _forget(self, key: tuple[str, int]) -> None:
         self._routes.pop(key, None)

@@ -127,7 +127,7 @@ class PortForwarder:
                  target: PodPort, *, dial_timeout: float, heartbeat: float | None = None
                  ) -> None:
         self._session, self._endpoint, self.target = session, endpoint, target
-        self.http, self.endpoint = session, endpoint  # for pod routes (`tp_daemon.podroute`)
+        self.endpoint = endpoint  # for pod routes (`tp_daemon.podroute`)
         self._timeout, self._heartbeat = dial_timeout, heartbeat
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.Task[None]] = set()

@@ -329,6 +329,7 @@ class Session:
                       self._resolver.close if self._resolver else None,
                       self._socks.close if self._socks else None,
                       self._chan.close if self._chan else None,
+                      self._pod_routes.close if self._pod_routes else None,
                       self._http.close if self._http else None):
             if close is not None:
                 try:
@@ -600,7 +601,7 @@ class Session:
         if chan is not None and chan.forwarder is not None and self.settings.pod_route:
             if self._pod_routes is None:
                 from tp_daemon.podroute import PodRoutes
-                self._pod_routes = PodRoutes(self.manager, self.settings)
+                self._pod_routes = PodRoutes(self.manager, self.settings, self.dial)
             if routed := await self._pod_routes.dial(chan.forwarder, ip, port):
                 return routed
         return await self.dial(ip, port)

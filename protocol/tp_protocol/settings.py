@@ -392,6 +392,11 @@ class ConnectSettings:
     sending, counted from the last data (v4 port-forwards have no half-close: without
     it a closed client would keep the pod's connection open until the app drops it)."""
 
+    pod_route_replay_bytes: int = 1024 * 1024
+    """Most bytes a pod port-forward keeps of what the client sent before the first
+    answer, to send them again over a Tunnel when the kubelet reports that it could not
+    connect to the pod (a pod going away in a rollout); beyond it no such retry."""
+
     manager_route_ttl: float = 1.0
     """Seconds the traffic-manager reuses its list of Services and a Service's Endpoints
     when it answers `ResolveDial` (a rollout is seen at most this late)."""

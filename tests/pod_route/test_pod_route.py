@@ -87,6 +87,32 @@ def test_a_pod_address_goes_over_a_port_forward_to_that_pod(
     assert counters(alice)[0] == pods_before + 1
 
 
+CONCURRENT = r"""
+import http.client, json, sys, threading
+url_host, n = sys.argv[1], int(sys.argv[2])
+barrier, answers = threading.Barrier(n), []
+def one():
+    c = http.client.HTTPConnection(url_host, 3000, timeout=30)
+    c.connect()
+    barrier.wait()  # every connection is open at once
+    c.request("GET", "/color")
+    answers.append(json.loads(c.getresponse().read()))
+threads = [threading.Thread(target=one) for _ in range(n)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(json.dumps(answers))
+"""
+
+
+def test_a_hundred_and_fifty_connections_open_at_once_are_all_answered(
+        alice: Laptop, demo: str) -> None:
+    pods_before, _ = counters(alice)
+    proc = alice.run([sys.executable, "-c", CONCURRENT, f"{SVC}.{demo}", "150"], timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == ["green"] * 150
+    assert counters(alice)[0] >= pods_before + 150
+
+
 def test_a_service_whose_pods_change_is_still_reached(
         alice: Laptop, demo: str, apps: Any, core: Any) -> None:
     assert color(alice, demo) == "green"  # a route to one of today's pods is cached
