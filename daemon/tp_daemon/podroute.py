@@ -45,7 +45,8 @@ class PodStream(PortForwardStream):
     """A port-forward to a pod used by one proxied connection.
 
     The kubelet reports a failed connection to the pod's port (a pod going away, nothing
-    listening) after the WebSocket opened: when that comes before any answer, the bytes
+    listening) after the WebSocket opened: when that (or the end of the pod's side) comes
+    before any answer, the bytes
     sent so far (at most `replay_limit`) are sent again over `fallback` (a Tunnel) and
     the connection carries on there; `failed` drops the route.
     v4 port-forwards have no half-close: once the local side stopped sending
@@ -79,10 +80,12 @@ class PodStream(PortForwardStream):
         if data:
             self._sent = None
             return data
-        if self.error:
+        if self.error or self._sent is not None:
+            # the pod could not be reached, or it closed without answering (a pod that
+            # is shutting down): the route is stale
             self._failed()
-            if self._sent is not None:
-                return await self._switch()
+        if self._sent is not None:
+            return await self._switch()
         return b""
 
     async def _switch(self) -> bytes | memoryview:
@@ -136,10 +139,18 @@ class PodRoutes:
         self._asking: dict[tuple[str, int], asyncio.Future[PodPort | None]] = {}
         self._forbidden: set[str] = set()
         self._unsupported = False
+        self._epoch: object = None
         self.connections = 0
         """Connections that went as a pod port-forward."""
         self.tunnels = 0
         """Connections that asked and went by a Tunnel."""
+
+    def intercepts_are(self, epoch: object) -> None:
+        """The daemon's intercepts and their states: when they changed, every cached route
+        is dropped (an agent's rollout moves or reuses pods and rewrites target ports)."""
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self._routes.clear()
 
     async def dial(self, forwarder: PortForwarder, ip: str, port: int
                    ) -> PortForwardStream | None:

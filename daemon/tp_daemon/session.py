@@ -602,6 +602,9 @@ class Session:
             if self._pod_routes is None:
                 from tp_daemon.podroute import PodRoutes
                 self._pod_routes = PodRoutes(self.manager, self.settings, self.dial)
+            if self.intercepts is not None:
+                self._pod_routes.intercepts_are(
+                    frozenset((n, i.state) for n, i in self.intercepts.mine.items()))
             if routed := await self._pod_routes.dial(chan.forwarder, ip, port):
                 return routed
         return await self.dial(ip, port)

@@ -383,9 +383,11 @@ class ConnectSettings:
     pods/portforward WebSocket straight to a pod behind it (the manager's `ResolveDial`
     names the pod), not as a `Tunnel` through the manager. False: always a Tunnel."""
 
-    pod_route_ttl: float = 5.0
+    pod_route_ttl: float = 2.0
     """Seconds the daemon reuses the manager's answer for one cluster address (a route to
-    a pod, or "use a Tunnel"); a dial that fails drops it at once."""
+    a pod, or "use a Tunnel"); a dial that fails drops it at once, and so does a change
+    of the daemon's own intercepts. Another developer's new intercept is seen at most
+    this long late, as kube-proxy lags behind Endpoints."""
 
     pod_route_linger: float = 2.0
     """Seconds a pod port-forward keeps reading the answer after the local side stopped
@@ -398,8 +400,8 @@ class ConnectSettings:
     connect to the pod (a pod going away in a rollout); beyond it no such retry."""
 
     manager_route_ttl: float = 1.0
-    """Seconds the traffic-manager reuses its list of Services and a Service's Endpoints
-    when it answers `ResolveDial` (a rollout is seen at most this late)."""
+    """Seconds the traffic-manager reuses its list of Services when it answers
+    `ResolveDial` (Endpoints are read at each question)."""
 
     manager_tunnel_dial_timeout: float = 5.0
     """Seconds the traffic-manager waits to connect to a `Tunnel`'s in-cluster destination."""

@@ -11,8 +11,9 @@ a pod instead of a `Tunnel` through this manager, when the manager names the pod
   no pod), selector-less Endpoints (no pod behind them), endpoints outside the pod
   ranges (hostNetwork pods), unknown addresses. The client uses a Tunnel for those.
 
-Services and a Service's Endpoints are read through `Kube` (the ClusterRole's existing
-`list`/`get` on services, endpoints and pods) and reused for `connect.manager_route_ttl`.
+Services, Endpoints and Pods are read through `Kube` (the ClusterRole's existing
+`list`/`get` on services, endpoints and pods); the list of Services is reused for
+`connect.manager_route_ttl`, a Service's Endpoints are read at each question.
 """
 
 from __future__ import annotations
@@ -47,7 +48,6 @@ class DialRoutes:
         self._ttl = ttl
         self._services: dict[str, dict[str, Any]] = {}
         self._services_at = -1e9
-        self._endpoints: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = {}
         self._turn: dict[tuple[str, int], int] = {}
         self._lock = asyncio.Lock()
 
@@ -77,13 +77,9 @@ class DialRoutes:
             return self._services.get(ip)
 
     async def _read_endpoints(self, namespace: str, name: str) -> dict[str, Any] | None:
-        key = (namespace, name)
-        cached = self._endpoints.get(key)
-        if cached is not None and time.monotonic() - cached[0] <= self._ttl:
-            return cached[1]
-        got = await asyncio.to_thread(self._kube.read_endpoints, namespace, name)
-        self._endpoints[key] = (time.monotonic(), got)
-        return got
+        # read at every question (clients cache answers briefly): an intercept is ACTIVE
+        # once the Endpoints name only agent pods, and from then on no answer is older
+        return await asyncio.to_thread(self._kube.read_endpoints, namespace, name)
 
     async def _service_route(self, service: dict[str, Any], ip: str, port: int,
                              pod_nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
