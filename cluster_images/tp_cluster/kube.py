@@ -407,6 +407,37 @@ class Kube:
             raise _error(exc, f"read the endpoints of service {namespace}/{service}") from exc
         return ready, selected
 
+    # --- dial routes (pftunnel) -------------------------------------------------------
+
+    def all_services(self) -> list[dict[str, Any]]:
+        """Every Service of the cluster (raw JSON), for cluster IP -> Service."""
+        try:
+            response = self.core.list_service_for_all_namespaces(
+                _request_timeout=self.timeout, _preload_content=False)
+        except ApiException as exc:
+            raise _error(exc, "list services in all namespaces") from exc
+        return _items(response, "Service", "v1")
+
+    def read_endpoints(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Endpoints of a Service (raw JSON), None when there are none."""
+        try:
+            return _json(self.core.read_namespaced_endpoints(
+                name, namespace, _request_timeout=self.timeout, _preload_content=False))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _error(exc, f"read the endpoints of service {namespace}/{name}") from exc
+
+    def pods_with_ip(self, ip: str) -> list[dict[str, Any]]:
+        """Pods (raw JSON) whose status.podIP is `ip` (a finished pod may keep its IP)."""
+        try:
+            response = self.core.list_pod_for_all_namespaces(
+                field_selector=f"status.podIP={ip}", _request_timeout=self.timeout,
+                _preload_content=False)
+        except ApiException as exc:
+            raise _error(exc, f"list pods with IP {ip}") from exc
+        return _items(response, "Pod", "v1")
+
     def pod_containers(self, namespace: str, names: list[str]) -> dict[str, list[str]]:
         """Pod name -> its container names (pods that are gone are left out)."""
         found: dict[str, list[str]] = {}

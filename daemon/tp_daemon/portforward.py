@@ -56,16 +56,21 @@ class PortForwardStream:
         self._skip_header = {DATA: True, ERROR: True}
         self.error = ""
 
+    SUBPROTOCOL = SUBPROTOCOL
+
+    @staticmethod
+    def url(endpoint: ApiEndpoint, target: PodPort) -> str:
+        return (f"{endpoint.server.rstrip('/')}/api/v1/namespaces/{quote(target.namespace)}"
+                f"/pods/{quote(target.pod)}/portforward?ports={target.port}")
+
     @classmethod
     async def open(cls, session: aiohttp.ClientSession, endpoint: ApiEndpoint,
                    target: PodPort, *, dial_timeout: float, heartbeat: float | None = None
                    ) -> PortForwardStream:
-        namespace, pod, port = target.namespace, target.pod, target.port
-        url = (f"{endpoint.server.rstrip('/')}/api/v1/namespaces/{quote(namespace)}"
-               f"/pods/{quote(pod)}/portforward?ports={port}")
+        namespace, pod = target.namespace, target.pod
         try:
             ws = await session.ws_connect(
-                url, protocols=(SUBPROTOCOL,), headers=endpoint.headers,
+                cls.url(endpoint, target), protocols=(SUBPROTOCOL,), headers=endpoint.headers,
                 ssl=endpoint.ssl_context, timeout=aiohttp.ClientWSTimeout(ws_close=dial_timeout),
                 max_msg_size=0, autoping=True, compress=0, heartbeat=heartbeat,
             )
@@ -122,6 +127,7 @@ class PortForwarder:
                  target: PodPort, *, dial_timeout: float, heartbeat: float | None = None
                  ) -> None:
         self._session, self._endpoint, self.target = session, endpoint, target
+        self.endpoint = endpoint  # for pod routes (`tp_daemon.podroute`)
         self._timeout, self._heartbeat = dial_timeout, heartbeat
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.Task[None]] = set()

@@ -16,11 +16,11 @@ import socket
 import struct
 from collections.abc import Awaitable, Callable, Sequence
 
-from tp_daemon.streams import READ_BUFFER, Stream, TcpStream, close_server, splice
+from tp_daemon.streams import READ_BUFFER, Stream, TcpStream, ViewStream, close_server, splice
 
 log = logging.getLogger(__name__)
 
-Dialer = Callable[[str, int], Awaitable[Stream]]
+Dialer = Callable[[str, int], Awaitable[Stream | ViewStream]]
 """Opens a stream to (ip, port) inside the cluster."""
 
 Resolver = Callable[[str], Awaitable[str | None]]
@@ -157,7 +157,7 @@ class Socks5Proxy(_Server):
         await self._reply(writer, _OK)
         await splice(reader, writer, stream, f"socks-{host}:{port}")
 
-    async def _open(self, host: str, port: int) -> Stream:
+    async def _open(self, host: str, port: int) -> Stream | ViewStream:
         try:
             ipaddress.ip_address(host)
             ip: str | None = host

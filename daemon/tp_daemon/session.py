@@ -64,6 +64,7 @@ from tp_daemon.tunnel import TunnelBroken, TunnelStream
 if TYPE_CHECKING:  # aiohttp only for the port-forward: direct connect never imports it
     import aiohttp
 
+    from tp_daemon.podroute import PodRoutes
     from tp_daemon.portforward import PortForwarder
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,7 @@ class Session:
         self._choice = direct.Choice(direct.AUTO)
         self._path_note = ""
         self._direct_target: DirectTarget | direct.Unavailable | None = None
+        self._pod_routes: PodRoutes | None = None  # port-forward mode's pod dialer
 
     @property
     def connected(self) -> bool:
@@ -268,7 +270,7 @@ class Session:
         if not forced and not can_route() and not unavailable_reason():
             # not root: the root daemon routes to our proxy and asks our resolver
             self._say("asking the root daemon to route " + ", ".join(r for r in ranges if r))
-            self._tproxy = TransparentProxy(self.dial)
+            self._tproxy = TransparentProxy(self.dial_proxied)
             proxy_port = await self._tproxy.start()
             self._resolver = Resolver(self.lookup, [], timeout=s.dns_timeout,
                                       cache_ttl=s.dns_cache_ttl, mark=0)
@@ -279,7 +281,7 @@ class Session:
             info.mode = dpb.MODE_TUN
         elif can_route() and not forced:
             self._say("routing cluster ranges " + ", ".join(r for r in ranges if r))
-            self._tproxy = TransparentProxy(self.dial)
+            self._tproxy = TransparentProxy(self.dial_proxied)
             proxy_port = await self._tproxy.start()
             self._resolver = Resolver(self.lookup, system_nameservers(), timeout=s.dns_timeout,
                                       cache_ttl=s.dns_cache_ttl, mark=s.socket_mark)
@@ -288,7 +290,7 @@ class Session:
             await self._routing.setup(ranges, proxy_port, self._resolver.upstreams, dns_port)
             info.mode = dpb.MODE_TUN
         else:
-            self._socks = Socks5Proxy(self.dial, self.resolve_cluster_ip, ranges,
+            self._socks = Socks5Proxy(self.dial_proxied, self.resolve_cluster_ip, ranges,
                                       dial_timeout=s.dial_timeout)
             await self._socks.start()
             info.mode = dpb.MODE_PROXY
@@ -330,6 +332,7 @@ class Session:
                       self._resolver.close if self._resolver else None,
                       self._socks.close if self._socks else None,
                       self._chan.close if self._chan else None,
+                      self._pod_routes.close if self._pod_routes else None,
                       self._http.close if self._http else None):
             if close is not None:
                 try:
@@ -341,6 +344,7 @@ class Session:
                 await asyncio.to_thread(self._kube.close)
         self._routing = self._tproxy = self._resolver = self._socks = self._root = None
         self._chan, self._http, self._kube = None, None, None
+        self._pod_routes = None
         self._session, self._cluster, self.info, self.params = None, None, None, None
         self.unreachable_since, self.reconnected, self.reconnects = 0.0, "", 0
 
@@ -617,6 +621,21 @@ class Session:
                 self._trouble.set()  # the channel may be broken: let keep-alive check now
             raise
 
+    async def dial_proxied(self, ip: str, port: int) -> Stream | ViewStream:
+        """The proxies' dial: one pod port-forward when the manager names a pod for the
+        address (port-forward mode only, `tp_daemon.podroute`), else `dial`'s Tunnel."""
+        chan = self._chan
+        if chan is not None and chan.forwarder is not None and self.settings.pod_route:
+            if self._pod_routes is None:
+                from tp_daemon.podroute import PodRoutes
+                self._pod_routes = PodRoutes(self.manager, self.settings, self.dial)
+            if self.intercepts is not None:
+                self._pod_routes.intercepts_are(
+                    frozenset((n, i.state) for n, i in self.intercepts.mine.items()))
+            if routed := await self._pod_routes.dial(chan.forwarder, ip, port):
+                return routed
+        return await self.dial(ip, port)
+
     async def lookup(self, name: str, qtype: int) -> mpb.DNSResponse:
         chan, session = self._chan, self._session
         if chan is None or session is None:
@@ -669,6 +688,9 @@ class Session:
             st.connection.CopyFrom(self.info)
         if self._chan is not None and self._chan.raw is not None:
             self._chan.raw.report(st)
+        if self._pod_routes is not None:
+            st.pod_route_connections = self._pod_routes.connections
+            st.tunnel_connections = self._pod_routes.tunnels
         return st
 
     # --- progress -----------------------------------------------------------------

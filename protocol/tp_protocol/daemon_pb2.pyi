@@ -174,7 +174,7 @@ class ConnectInfo(_message.Message):
     def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., already_connected: _Optional[bool] = ..., cluster_context: _Optional[str] = ..., cluster_server: _Optional[str] = ..., namespace: _Optional[str] = ..., manager_namespace: _Optional[str] = ..., session_id: _Optional[str] = ..., manager_version: _Optional[str] = ..., daemon_version: _Optional[str] = ..., version_warning: _Optional[str] = ..., manager_installed: _Optional[bool] = ..., mode: _Optional[_Union[Mode, str]] = ..., socks_address: _Optional[str] = ..., cluster_info: _Optional[_Union[_manager_pb2.ClusterInfo, _Mapping]] = ..., manager_path: _Optional[str] = ..., manager_address: _Optional[str] = ..., manager_path_note: _Optional[str] = ...) -> None: ...
 
 class StatusInfo(_message.Message):
-    __slots__ = ("error", "connected", "daemon", "connection", "intercepts", "root", "last_error", "unreachable_since", "reconnected", "raw_dials", "grpc_dials", "raw_dial_note")
+    __slots__ = ("error", "connected", "daemon", "connection", "intercepts", "root", "last_error", "unreachable_since", "reconnected", "raw_dials", "grpc_dials", "raw_dial_note", "pod_route_connections", "tunnel_connections")
     ERROR_FIELD_NUMBER: _ClassVar[int]
     CONNECTED_FIELD_NUMBER: _ClassVar[int]
     DAEMON_FIELD_NUMBER: _ClassVar[int]
@@ -187,6 +187,8 @@ class StatusInfo(_message.Message):
     RAW_DIALS_FIELD_NUMBER: _ClassVar[int]
     GRPC_DIALS_FIELD_NUMBER: _ClassVar[int]
     RAW_DIAL_NOTE_FIELD_NUMBER: _ClassVar[int]
+    POD_ROUTE_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
+    TUNNEL_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     error: Error
     connected: bool
     daemon: VersionInfo
@@ -199,7 +201,9 @@ class StatusInfo(_message.Message):
     raw_dials: int
     grpc_dials: int
     raw_dial_note: str
-    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., connected: _Optional[bool] = ..., daemon: _Optional[_Union[VersionInfo, _Mapping]] = ..., connection: _Optional[_Union[ConnectInfo, _Mapping]] = ..., intercepts: _Optional[_Iterable[_Union[_manager_pb2.InterceptInfo, _Mapping]]] = ..., root: _Optional[bool] = ..., last_error: _Optional[str] = ..., unreachable_since: _Optional[float] = ..., reconnected: _Optional[str] = ..., raw_dials: _Optional[int] = ..., grpc_dials: _Optional[int] = ..., raw_dial_note: _Optional[str] = ...) -> None: ...
+    pod_route_connections: int
+    tunnel_connections: int
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., connected: _Optional[bool] = ..., daemon: _Optional[_Union[VersionInfo, _Mapping]] = ..., connection: _Optional[_Union[ConnectInfo, _Mapping]] = ..., intercepts: _Optional[_Iterable[_Union[_manager_pb2.InterceptInfo, _Mapping]]] = ..., root: _Optional[bool] = ..., last_error: _Optional[str] = ..., unreachable_since: _Optional[float] = ..., reconnected: _Optional[str] = ..., raw_dials: _Optional[int] = ..., grpc_dials: _Optional[int] = ..., raw_dial_note: _Optional[str] = ..., pod_route_connections: _Optional[int] = ..., tunnel_connections: _Optional[int] = ...) -> None: ...
 
 class QuitRequest(_message.Message):
     __slots__ = ("keep_daemon",)

@@ -777,3 +777,23 @@ class LinkHello(_message.Message):
     keys: _containers.RepeatedCompositeFieldContainer[LinkKey]
     note: str
     def __init__(self, keys: _Optional[_Iterable[_Union[LinkKey, _Mapping]]] = ..., note: _Optional[str] = ...) -> None: ...
+
+class ResolveDialRequest(_message.Message):
+    __slots__ = ("session", "dial")
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    DIAL_FIELD_NUMBER: _ClassVar[int]
+    session: SessionInfo
+    dial: Dial
+    def __init__(self, session: _Optional[_Union[SessionInfo, _Mapping]] = ..., dial: _Optional[_Union[Dial, _Mapping]] = ...) -> None: ...
+
+class DialRoute(_message.Message):
+    __slots__ = ("namespace", "pod", "port", "none")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    POD_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    NONE_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    pod: str
+    port: int
+    none: str
+    def __init__(self, namespace: _Optional[str] = ..., pod: _Optional[str] = ..., port: _Optional[int] = ..., none: _Optional[str] = ...) -> None: ...

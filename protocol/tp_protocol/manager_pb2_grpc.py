@@ -155,6 +155,11 @@ class ManagerStub:
                 request_serializer=tp__protocol_dot_manager__pb2.WatchTrafficRequest.SerializeToString,
                 response_deserializer=tp__protocol_dot_manager__pb2.TrafficBatch.FromString,
                 _registered_method=True)
+        self.ResolveDial = channel.unary_unary(
+                '/tp.manager.v1.Manager/ResolveDial',
+                request_serializer=tp__protocol_dot_manager__pb2.ResolveDialRequest.SerializeToString,
+                response_deserializer=tp__protocol_dot_manager__pb2.DialRoute.FromString,
+                _registered_method=True)
 
 
 class ManagerServicer:
@@ -333,6 +338,18 @@ class ManagerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResolveDial(self, request, context):
+        """--- pftunnel ---
+        Where a client's dial to a cluster address can go as one pod port-forward (the
+        daemon opens pods/portforward itself, no Tunnel): a Service IP:port -> one ready
+        endpoint pod (round robin) and its target port as a number; a pod IP:port -> that
+        pod. Anything else (the `kubernetes` Service, selector-less endpoints, hostNetwork
+        pods, unknown addresses) comes back without `pod` and with `none`: use a Tunnel.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ManagerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -455,6 +472,11 @@ def add_ManagerServicer_to_server(servicer, server):
                     servicer.WatchTrafficBatches,
                     request_deserializer=tp__protocol_dot_manager__pb2.WatchTrafficRequest.FromString,
                     response_serializer=tp__protocol_dot_manager__pb2.TrafficBatch.SerializeToString,
+            ),
+            'ResolveDial': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveDial,
+                    request_deserializer=tp__protocol_dot_manager__pb2.ResolveDialRequest.FromString,
+                    response_serializer=tp__protocol_dot_manager__pb2.DialRoute.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1105,6 +1127,33 @@ class Manager:
             '/tp.manager.v1.Manager/WatchTrafficBatches',
             tp__protocol_dot_manager__pb2.WatchTrafficRequest.SerializeToString,
             tp__protocol_dot_manager__pb2.TrafficBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveDial(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tp.manager.v1.Manager/ResolveDial',
+            tp__protocol_dot_manager__pb2.ResolveDialRequest.SerializeToString,
+            tp__protocol_dot_manager__pb2.DialRoute.FromString,
             options,
             channel_credentials,
             insecure,

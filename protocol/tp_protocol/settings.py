@@ -378,6 +378,31 @@ class ConnectSettings:
     manager_reap_interval: float = 1.0
     """Seconds between the traffic-manager's sweeps for sessions silent longer than the TTL."""
 
+    pod_route: bool = True
+    """Port-forward mode: send a connection to a Service or pod address as one
+    pods/portforward WebSocket straight to a pod behind it (the manager's `ResolveDial`
+    names the pod), not as a `Tunnel` through the manager. False: always a Tunnel."""
+
+    pod_route_ttl: float = 2.0
+    """Seconds the daemon reuses the manager's answer for one cluster address (a route to
+    a pod, or "use a Tunnel"); a dial that fails drops it at once, and so does a change
+    of the daemon's own intercepts. Another developer's new intercept is seen at most
+    this long late, as kube-proxy lags behind Endpoints."""
+
+    pod_route_linger: float = 2.0
+    """Seconds a pod port-forward keeps reading the answer after the local side stopped
+    sending, counted from the last data (v4 port-forwards have no half-close: without
+    it a closed client would keep the pod's connection open until the app drops it)."""
+
+    pod_route_replay_bytes: int = 1024 * 1024
+    """Most bytes a pod port-forward keeps of what the client sent before the first
+    answer, to send them again over a Tunnel when the kubelet reports that it could not
+    connect to the pod (a pod going away in a rollout); beyond it no such retry."""
+
+    manager_route_ttl: float = 1.0
+    """Seconds the traffic-manager reuses its list of Services when it answers
+    `ResolveDial` (Endpoints are read at each question)."""
+
     manager_tunnel_dial_timeout: float = 5.0
     """Seconds the traffic-manager waits to connect to a `Tunnel`'s in-cluster destination."""
 

@@ -51,6 +51,7 @@ from tp_cluster.manager.dispositions import Dispositions
 from tp_cluster.manager.dns import ClusterResolver, DNSLookupError
 from tp_cluster.manager.relay import RelayHub
 from tp_cluster.manager.replace import Replacements
+from tp_cluster.manager.routes import DialRoutes
 from tp_cluster.manager.state import (
     InterceptGone,
     InterceptInvalid,
@@ -142,6 +143,7 @@ class Servicer(pb_grpc.ManagerServicer):
         self.workloads = workloads
         self.settings = get_settings()
         self.replacements: Replacements | None = None   # `tp replace` (with Kubernetes)
+        self.routes: DialRoutes | None = None   # ResolveDial (with Kubernetes)
         self.relay = RelayHub(state, self.settings.intercept.relay_buffer_bytes)
         self.raw_dial_port = 0   # raw dials served (`manager.rawdial`): told to clients
 
@@ -611,6 +613,15 @@ class Servicer(pb_grpc.ManagerServicer):
         async for rows in self._traffic_rows(request, context):
             yield pb.TrafficBatch(records=rows)
 
+    # --- pftunnel ---------------------------------------------------------------------
+
+    @_unary
+    async def ResolveDial(self, request: Any, context: Any) -> Any:
+        await self._session(context, request.session.session_id, "client")
+        if self.routes is None:
+            return pb.DialRoute(none="this traffic-manager runs without Kubernetes access")
+        return await self.routes.resolve(request.dial.ip, request.dial.port)
+
 
 class ManagerServer:
     """gRPC server + session reaper; `start`, then `stop` (graceful, in order)."""
@@ -652,6 +663,9 @@ class ManagerServer:
         self.replacements = None if self.workloads is None else Replacements(
             self.state, self.workloads, settings.intercept.manager_rollout_poll)
         self.servicer.replacements = self.replacements
+        if kube is not None:
+            self.servicer.routes = DialRoutes(kube, self.facts.get,
+                                              settings.connect.manager_route_ttl)
         self._keeper: asyncio.Task[None] | None = None
 
     async def start(self) -> int:

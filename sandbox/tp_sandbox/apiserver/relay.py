@@ -58,7 +58,9 @@ class KubeletRelay:
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.UnixConnector(path=str(self._socket)),
+                # no pool limit (aiohttp's default is 100): each open port-forward, exec
+                # or log stream holds one connection, and a real API server caps none
+                connector=aiohttp.UnixConnector(path=str(self._socket), limit=0),
                 timeout=aiohttp.ClientTimeout(total=None,
                                               sock_connect=self._settings.kubelet_connect_timeout))
         return self._session
