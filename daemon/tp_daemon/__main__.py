@@ -19,6 +19,13 @@ import socket
 import sys
 from pathlib import Path
 
+from tp_protocol.bytecode import enable_cache
+
+from tp_daemon import paths
+
+# before the heavy imports: they load compiled code even under PYTHONDONTWRITEBYTECODE
+enable_cache(paths.bytecode_cache())
+
 # kubernetes.dynamic imports kubernetes_validate (and with it jsonschema's format
 # checkers) when it can, which costs seconds at start; the daemon never validates
 # client-side, so it is hidden before anything imports the official client.
@@ -26,7 +33,6 @@ sys.modules.setdefault("kubernetes_validate", None)  # type: ignore[arg-type]
 
 from tp_protocol.settings import get_settings  # noqa: E402
 
-from tp_daemon import paths  # noqa: E402
 from tp_daemon.intercepts import volumes  # noqa: E402
 from tp_daemon.preload import CONNECT_MODULES, Preload  # noqa: E402
 from tp_daemon.server import serve  # noqa: E402
