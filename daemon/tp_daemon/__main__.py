@@ -33,6 +33,7 @@ sys.modules.setdefault("kubernetes_validate", None)  # type: ignore[arg-type]
 
 from tp_protocol.settings import get_settings  # noqa: E402
 
+from tp_daemon import leftovers, routing  # noqa: E402,F401  (the preparation's, before the preload)
 from tp_daemon.intercepts import volumes  # noqa: E402
 from tp_daemon.preload import CONNECT_MODULES, Preload  # noqa: E402
 from tp_daemon.server import serve  # noqa: E402

@@ -4,8 +4,9 @@ The daemon answers on its socket with only gRPC and the protocol stubs imported;
 `connect` needs (the official client's kubeconfig loader: ~0.35 s of CPU with the rest
 of `tp_daemon.session`) is imported by a `Preload` thread meanwhile, and the RPCs that
 need it await `Preload.wait()`. aiohttp is imported only for a port-forward (a direct
-connect never needs it) and pyroute2 by a second preload that `connect` starts, so it
-imports while connect waits on its first network round trips. The official client's API
+connect never needs it), by a preload that `connect` starts as soon as it knows it will
+use one, and the resolver's DNS library by another, so both import while connect waits
+on its first network round trips. (Routing uses iproute2's `ip`, not pyroute2.) The official client's API
 modules (~250 pydantic models, 0.5-1 s) are not on the connect path at all
 (`Kube._get_json`): `tp list`/`tp intercept` import them on first use, in their worker
 thread. They are not warmed after connect on purpose: the

@@ -71,18 +71,22 @@ class DaemonService(dgrpc.DaemonServicer):
         self._last_progress: dict[str, str] = {}  # operation -> its latest message
 
     async def _prepare(self) -> Session:
-        await self._preload.wait()
         from tp_daemon import leftovers
-        from tp_daemon.routing import remove_stale_table
-        from tp_daemon.session import Session, can_route
+        from tp_daemon.routing import can_route, remove_stale_table
 
-        # what a daemon killed before us left (nft tables, links, mount folders)
-        await asyncio.to_thread(leftovers.clean)
-        if can_route():
-            with contextlib.suppress(DaemonError):
-                if await remove_stale_table(self._settings.nft_table):
-                    log.warning("removed nft table %s left by a daemon that died",
-                                self._settings.nft_table)
+        async def clean() -> None:
+            # what a daemon killed before us left (nft tables, links, mount folders):
+            # removed while the connect path still imports (they do not depend on it)
+            await asyncio.to_thread(leftovers.clean)
+            if can_route():
+                with contextlib.suppress(DaemonError):
+                    if await remove_stale_table(self._settings.nft_table):
+                        log.warning("removed nft table %s left by a daemon that died",
+                                    self._settings.nft_table)
+
+        await asyncio.gather(self._preload.wait(), clean())
+        from tp_daemon.session import Session
+
         return Session(self._settings, self._publish, force_proxy=self._force_proxy)
 
     async def session(self) -> Session:

@@ -375,6 +375,10 @@ class ConnectSettings:
     socket_mark: int = 0x7470
     """SO_MARK of the daemon's own DNS queries upstream, so its nft rules skip them."""
 
+    ip_command_timeout: float = 10.0
+    """Seconds one iproute2 `ip` command of the daemon's routing (route listing, the
+    link-and-routes batch) may take before connect fails (it answers in milliseconds)."""
+
     manager_reap_interval: float = 1.0
     """Seconds between the traffic-manager's sweeps for sessions silent longer than the TTL."""
 
