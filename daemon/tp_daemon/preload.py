@@ -9,7 +9,8 @@ use one, and the resolver's DNS library by another, so both import while connect
 on its first network round trips (routing uses iproute2's `ip`, not pyroute2). The
 official client's API modules (~250 pydantic models, 0.5-1 s) are not on the connect
 path at all (`Kube._get_json`): `tp list`/`tp intercept` import them on first use, in
-their worker thread. They are not warmed after connect on purpose: the import holds the GIL in long C calls and stalled the fresh tunnel (p99 2 ms -> 50 ms).
+their worker thread. They are not warmed after connect on purpose: the import holds
+the GIL in long C calls and stalled the fresh tunnel (p99 2 ms -> 50 ms).
 
 The main thread imports what it shares with a preload (grpc, the stubs) before starting
 it: Python's per-module import locks make concurrent imports safe, but a module half
