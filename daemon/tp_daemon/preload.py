@@ -37,9 +37,11 @@ class Preload:
     """Imports `modules` once in a named daemon thread; failures are logged and re-raised
     by `wait()` (a daemon thread: an import still running never holds up the exit)."""
 
-    def __init__(self, modules: Sequence[str], name: str) -> None:
+    def __init__(self, modules: Sequence[str], name: str, *,
+                 after: Preload | None = None) -> None:
         self.modules = tuple(modules)
         self.name = name
+        self._after = after  # imports once that one is done: what is needed first goes first
         self._done: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -48,6 +50,8 @@ class Preload:
         return self
 
     def _run(self) -> None:
+        if self._after is not None:  # its failure is its waiter's to report
+            concurrent.futures.wait([self._after._done])
         start = time.monotonic()
         try:
             for module in self.modules:

@@ -98,9 +98,13 @@ def routes(ignore_dev: str = "") -> list[Route]:
     return [Route(dst, dev) for dst, dev in _main_routes() if dev != ignore_dev]
 
 
-def check_overlaps(ranges: Sequence[ipaddress.IPv4Network], ignore_dev: str) -> None:
-    """Refuse a cluster range that overlaps a route this workstation already has."""
-    for route in routes(ignore_dev):
+def check_overlaps(ranges: Sequence[ipaddress.IPv4Network], ignore_dev: str,
+                   existing: Sequence[Route] | None = None) -> None:
+    """Refuse a cluster range that overlaps a route this workstation already has
+    (`existing`: those routes, when the caller listed them already)."""
+    for route in routes(ignore_dev) if existing is None else existing:
+        if route.dev == ignore_dev:
+            continue
         for net in ranges:
             if net.overlaps(route.dst):
                 raise RoutingError(
@@ -181,16 +185,27 @@ class Routing:
                     dns_port: int) -> None:
         """Check overlaps, then link, routes and nft; on any failure undo what was done."""
         nets = collapse(ranges)
-        await asyncio.to_thread(check_overlaps, nets, self.tun_name)
+        # one listing serves the overlap check and the stale routes of our own link
+        existing = [Route(dst, dev) for dst, dev in await asyncio.to_thread(_main_routes)]
+        check_overlaps(nets, self.tun_name, existing)
         # recorded before they exist: a daemon killed from here on is cleaned up after
         leftovers.record("links", self.tun_name)
         leftovers.record("nft_tables", self.table)
         try:
             if self._fd is None:
                 self._open_tun()
-            await asyncio.to_thread(self._set_routes, nets)
-            await run_nft(nft_script(self.table, nets, proxy_port=proxy_port,
-                                  nameservers=nameservers, dns_port=dns_port, mark=self.mark))
+            stale = [r.dst for r in existing if r.dev == self.tun_name and r.dst not in nets]
+            # routes and nft rules do not depend on each other: both commands at once,
+            # each finished (or failed) before any undo
+            done = await asyncio.gather(
+                asyncio.to_thread(self._set_routes, nets, stale),
+                run_nft(nft_script(self.table, nets, proxy_port=proxy_port,
+                                   nameservers=nameservers, dns_port=dns_port,
+                                   mark=self.mark)),
+                return_exceptions=True)
+            for failed in done:
+                if isinstance(failed, BaseException):
+                    raise failed
         except BaseException:
             await self.teardown()
             raise
@@ -219,10 +234,9 @@ class Routing:
             while os.read(self._fd, 65536):
                 self.dropped += 1
 
-    def _set_routes(self, nets: Sequence[ipaddress.IPv4Network]) -> None:
-        wanted = set(nets)
-        stale = [dst for dst, dev in _main_routes() if dev == self.tun_name
-                 and dst not in wanted]
+    def _set_routes(self, nets: Sequence[ipaddress.IPv4Network],
+                    stale: Sequence[ipaddress.IPv4Network]) -> None:
+        """The link up, `stale` routes on it removed, one route per range: one `ip`."""
         commands = [f"link set dev {self.tun_name} up",
                     *(f"route del {dst} dev {self.tun_name}" for dst in stale),
                     *(f"route replace {net} dev {self.tun_name}" for net in nets)]

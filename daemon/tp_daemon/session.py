@@ -196,8 +196,9 @@ class Session:
         if self._choice.mode == direct.PORT_FORWARD:
             self._preload_port_forward()  # imports beside the kubeconfig and the pod lookup
         # the resolver's DNS library (~35 ms of CPU) imports while connect waits on the
-        # API server and the manager (proxy mode has no resolver)
-        resolver_module = Preload(("tp_daemon.dns",), "tp-preload-dns")
+        # API server and the manager (proxy mode has no resolver); after the port-forward's
+        # import, which is needed first
+        resolver_module = Preload(("tp_daemon.dns",), "tp-preload-dns", after=self._pf_preload)
         if not (params.proxy_mode or self._force_proxy):
             resolver_module.start()
         service_type = direct.service_type(params.manager_service_type
