@@ -186,6 +186,8 @@ class Session:
         s = self.settings
         loop = asyncio.get_running_loop()
         started = loop.time()
+        if (params.manager_address or s.manager_address).strip() == direct.PORT_FORWARD:
+            self._preload_port_forward()  # imports beside the kubeconfig and the pod lookup
         self._say("loading kubeconfig")
         kube = self._kube = await asyncio.to_thread(
             Kube, params.kubeconfig, params.context, params.namespace,
@@ -193,8 +195,6 @@ class Session:
         kube.bearer_token()  # refuses, in one line, a kubeconfig without a token
         manager_ns = params.manager_namespace or s.manager_namespace
         self._choice = direct.parse(params.manager_address or s.manager_address)
-        if self._choice.mode == direct.PORT_FORWARD:
-            self._preload_port_forward()  # imports beside the kubeconfig and the pod lookup
         # the resolver's DNS library (~35 ms of CPU) imports while connect waits on the
         # API server and the manager (proxy mode has no resolver); after the port-forward's
         # import, which is needed first
