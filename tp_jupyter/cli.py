@@ -95,8 +95,9 @@ def run(argv: Sequence[str]) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `tp` console script."""
+    if argv is None:  # the process's entry point (the console script), not a caller's
+        enable_cache(paths.bytecode_cache())
     argv = sys.argv[1:] if argv is None else list(argv)
-    enable_cache(paths.bytecode_cache())  # the console script's process only
     daemon_spawn.spawn_early(argv)  # its start overlaps ours (the imports of run())
     from tp_jupyter import output  # after the spawn: it imports grpc and the stubs
 

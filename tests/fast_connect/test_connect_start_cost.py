@@ -25,10 +25,12 @@ cluster; tables, widgets and the sandbox's certificates are for other commands).
 
 RUN_CLI = """
 import atexit, json, sys
-atexit.register(lambda: open(sys.argv[1], "w").write(json.dumps(sorted(sys.modules))))
+modules = sys.argv.pop(1)
+atexit.register(lambda: open(modules, "w").write(json.dumps(sorted(sys.modules))))
 from tp_jupyter.cli import main
-sys.exit(main(sys.argv[2:]))
+sys.exit(main())
 """
+"""The `tp` console script (`main()` reads sys.argv), recording its modules at exit."""
 
 
 def _tp_connect(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str],
