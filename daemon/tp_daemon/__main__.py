@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -25,6 +26,8 @@ from tp_daemon import paths
 
 # before the heavy imports: they load compiled code even under PYTHONDONTWRITEBYTECODE
 enable_cache(paths.bytecode_cache())
+# and run without the cyclic collector (tp_daemon.preload.resume_gc turns it back on)
+gc.disable()
 
 # kubernetes.dynamic imports kubernetes_validate (and with it jsonschema's format
 # checkers) when it can, which costs seconds at start; the daemon never validates

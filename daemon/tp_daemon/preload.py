@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
 import importlib
 import logging
 import threading
@@ -28,6 +29,17 @@ import time
 from collections.abc import Sequence
 
 log = logging.getLogger(__name__)
+
+def resume_gc() -> None:
+    """The cyclic collector back on after the start's imports (`__main__` turned it off):
+    called when the first connect ended, and by a timer (`connect.daemon_start_gc_pause`)
+    for a daemon never asked to connect. Idempotent. What the start allocated (modules,
+    classes) is frozen first, so later full collections do not scan it again."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+        log.info("garbage collector on after the start's imports")
+
 
 CONNECT_MODULES = ("tp_daemon.session",)
 """What `connect` needs; `tp_daemon.session` imports the adapter, tunnel, proxy, routing."""

@@ -33,7 +33,7 @@ from tp_protocol.settings import ConnectSettings, get_settings
 
 from tp_daemon import paths
 from tp_daemon.errors import DaemonError, InterceptTimeout
-from tp_daemon.preload import Preload
+from tp_daemon.preload import Preload, resume_gc
 
 if TYPE_CHECKING:
     from tp_daemon.intercepts import Intercepts
@@ -67,6 +67,7 @@ class DaemonService(dgrpc.DaemonServicer):
         self._force_proxy = force_proxy
         self._preload = preload
         self._prepared = spawn(self._prepare(), "tp-prepare-session", log)
+        self._loop.call_later(get_settings().connect.daemon_start_gc_pause, resume_gc)
         self.stopped = asyncio.Event()
         self._last_progress: dict[str, str] = {}  # operation -> its latest message
 
@@ -128,6 +129,8 @@ class DaemonService(dgrpc.DaemonServicer):
         except Exception as e:
             log.warning("connect failed: %s", e, exc_info=not isinstance(e, DaemonError))
             return dpb.ConnectInfo(error=error_of(e))
+        finally:
+            resume_gc()  # the connect path is imported now
 
     async def Status(self, request: empty_pb2.Empty, context: Any) -> dpb.StatusInfo:
         session = await self.session()
