@@ -14,10 +14,12 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
+from tp_daemon import paths
+from tp_protocol.bytecode import enable_cache
 from tp_protocol.errors import TpJupyterError
 from tp_sandbox.errors import SandboxError
 
-from tp_jupyter import daemon_spawn, output
+from tp_jupyter import daemon_spawn
 from tp_jupyter.errors import TpError, UsageError
 
 
@@ -85,14 +87,20 @@ def subcommands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction: 
 def run(argv: Sequence[str]) -> Any:
     """Parse `argv` and run the subcommand; returns its result object (a `Formatted`
     document with `--format json|yaml`)."""
+    from tp_jupyter import output
+
     args = build_parser().parse_args(list(argv))
     return output.formatted(args.func(args), getattr(args, "format", None))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `tp` console script."""
+    if argv is None:  # the process's entry point (the console script), not a caller's
+        enable_cache(paths.bytecode_cache())
     argv = sys.argv[1:] if argv is None else list(argv)
     daemon_spawn.spawn_early(argv)  # its start overlaps ours (the imports of run())
+    from tp_jupyter import output  # after the spawn: it imports grpc and the stubs
+
     fmt = output.requested_format(argv)
     document = fmt in ("json", "yaml")
     try:

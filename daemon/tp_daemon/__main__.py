@@ -12,12 +12,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
 import socket
 import sys
 from pathlib import Path
+
+from tp_protocol.bytecode import enable_cache
+
+from tp_daemon import paths
+
+# before the heavy imports: they load compiled code even under PYTHONDONTWRITEBYTECODE
+enable_cache(paths.bytecode_cache())
+# and run without the cyclic collector (tp_daemon.preload.resume_gc turns it back on)
+gc.disable()
 
 # kubernetes.dynamic imports kubernetes_validate (and with it jsonschema's format
 # checkers) when it can, which costs seconds at start; the daemon never validates
@@ -26,7 +36,7 @@ sys.modules.setdefault("kubernetes_validate", None)  # type: ignore[arg-type]
 
 from tp_protocol.settings import get_settings  # noqa: E402
 
-from tp_daemon import paths  # noqa: E402
+from tp_daemon import leftovers, routing  # noqa: E402,F401  (the preparation's, before the preload)
 from tp_daemon.intercepts import volumes  # noqa: E402
 from tp_daemon.preload import CONNECT_MODULES, Preload  # noqa: E402
 from tp_daemon.server import serve  # noqa: E402

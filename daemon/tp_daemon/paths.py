@@ -31,6 +31,12 @@ def home() -> Path:
     return base
 
 
+def bytecode_cache() -> Path:
+    """Compiled modules of the daemon and the CLI (`tp_protocol.bytecode`): one folder per
+    user, shared by every network namespace (nothing in it depends on the namespace)."""
+    return Path.home() / ".cache" / "tp-jupyter" / "pycache"
+
+
 def socket_path() -> Path:
     """The daemon API's Unix socket (kept short: sun_path has 108 bytes)."""
     return home() / "daemon.sock"

@@ -4,12 +4,13 @@ The daemon answers on its socket with only gRPC and the protocol stubs imported;
 `connect` needs (the official client's kubeconfig loader: ~0.35 s of CPU with the rest
 of `tp_daemon.session`) is imported by a `Preload` thread meanwhile, and the RPCs that
 need it await `Preload.wait()`. aiohttp is imported only for a port-forward (a direct
-connect never needs it) and pyroute2 by a second preload that `connect` starts, so it
-imports while connect waits on its first network round trips. The official client's API
-modules (~250 pydantic models, 0.5-1 s) are not on the connect path at all
-(`Kube._get_json`): `tp list`/`tp intercept` import them on first use, in their worker
-thread. They are not warmed after connect on purpose: the
-import holds the GIL in long C calls and stalled the fresh tunnel (p99 2 ms -> 50 ms).
+connect never needs it), by a preload that `connect` starts as soon as it knows it will
+use one, and the resolver's DNS library by another, so both import while connect waits
+on its first network round trips (routing uses iproute2's `ip`, not pyroute2). The
+official client's API modules (~250 pydantic models, 0.5-1 s) are not on the connect
+path at all (`Kube._get_json`): `tp list`/`tp intercept` import them on first use, in
+their worker thread. They are not warmed after connect on purpose: the import holds
+the GIL in long C calls and stalled the fresh tunnel (p99 2 ms -> 50 ms).
 
 The main thread imports what it shares with a preload (grpc, the stubs) before starting
 it: Python's per-module import locks make concurrent imports safe, but a module half
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
 import importlib
 import logging
 import threading
@@ -27,6 +29,17 @@ import time
 from collections.abc import Sequence
 
 log = logging.getLogger(__name__)
+
+def resume_gc() -> None:
+    """The cyclic collector back on after the start's imports (`__main__` turned it off):
+    called when the first connect ended, and by a timer (`connect.daemon_start_gc_pause`)
+    for a daemon never asked to connect. Idempotent. What the start allocated (modules,
+    classes) is frozen first, so later full collections do not scan it again."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+        log.info("garbage collector on after the start's imports")
+
 
 CONNECT_MODULES = ("tp_daemon.session",)
 """What `connect` needs; `tp_daemon.session` imports the adapter, tunnel, proxy, routing."""
@@ -36,9 +49,11 @@ class Preload:
     """Imports `modules` once in a named daemon thread; failures are logged and re-raised
     by `wait()` (a daemon thread: an import still running never holds up the exit)."""
 
-    def __init__(self, modules: Sequence[str], name: str) -> None:
+    def __init__(self, modules: Sequence[str], name: str, *,
+                 after: Preload | None = None) -> None:
         self.modules = tuple(modules)
         self.name = name
+        self._after = after  # imports once that one is done: what is needed first goes first
         self._done: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -47,6 +62,8 @@ class Preload:
         return self
 
     def _run(self) -> None:
+        if self._after is not None:  # its failure is its waiter's to report
+            concurrent.futures.wait([self._after._done])
         start = time.monotonic()
         try:
             for module in self.modules:

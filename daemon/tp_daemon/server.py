@@ -33,7 +33,7 @@ from tp_protocol.settings import ConnectSettings, get_settings
 
 from tp_daemon import paths
 from tp_daemon.errors import DaemonError, InterceptTimeout
-from tp_daemon.preload import Preload
+from tp_daemon.preload import Preload, resume_gc
 
 if TYPE_CHECKING:
     from tp_daemon.intercepts import Intercepts
@@ -67,22 +67,27 @@ class DaemonService(dgrpc.DaemonServicer):
         self._force_proxy = force_proxy
         self._preload = preload
         self._prepared = spawn(self._prepare(), "tp-prepare-session", log)
+        self._loop.call_later(get_settings().connect.daemon_start_gc_pause, resume_gc)
         self.stopped = asyncio.Event()
         self._last_progress: dict[str, str] = {}  # operation -> its latest message
 
     async def _prepare(self) -> Session:
-        await self._preload.wait()
         from tp_daemon import leftovers
-        from tp_daemon.routing import remove_stale_table
-        from tp_daemon.session import Session, can_route
+        from tp_daemon.routing import can_route, remove_stale_table
 
-        # what a daemon killed before us left (nft tables, links, mount folders)
-        await asyncio.to_thread(leftovers.clean)
-        if can_route():
-            with contextlib.suppress(DaemonError):
-                if await remove_stale_table(self._settings.nft_table):
-                    log.warning("removed nft table %s left by a daemon that died",
-                                self._settings.nft_table)
+        async def clean() -> None:
+            # what a daemon killed before us left (nft tables, links, mount folders):
+            # removed while the connect path still imports (they do not depend on it)
+            await asyncio.to_thread(leftovers.clean)
+            if can_route():
+                with contextlib.suppress(DaemonError):
+                    if await remove_stale_table(self._settings.nft_table):
+                        log.warning("removed nft table %s left by a daemon that died",
+                                    self._settings.nft_table)
+
+        await asyncio.gather(self._preload.wait(), clean())
+        from tp_daemon.session import Session
+
         return Session(self._settings, self._publish, force_proxy=self._force_proxy)
 
     async def session(self) -> Session:
@@ -124,6 +129,8 @@ class DaemonService(dgrpc.DaemonServicer):
         except Exception as e:
             log.warning("connect failed: %s", e, exc_info=not isinstance(e, DaemonError))
             return dpb.ConnectInfo(error=error_of(e))
+        finally:
+            resume_gc()  # the connect path is imported now
 
     async def Status(self, request: empty_pb2.Empty, context: Any) -> dpb.StatusInfo:
         session = await self.session()

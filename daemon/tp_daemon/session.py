@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import getpass
 import logging
-import os
 import socket
 import time
 import uuid
@@ -40,7 +39,6 @@ from tp_protocol.auth import with_credentials
 from tp_protocol.settings import ConnectSettings, get_settings
 
 from tp_daemon import direct, paths
-from tp_daemon.dns import Resolver, system_nameservers
 from tp_daemon.errors import (
     AlreadyConnected,
     ClusterRefused,
@@ -57,13 +55,14 @@ from tp_daemon.rawdial import RawDialer
 from tp_daemon.root import kept as root_kept
 from tp_daemon.root.client import unavailable_reason
 from tp_daemon.root.kept import KeptLease
-from tp_daemon.routing import PYROUTE2, Routing
+from tp_daemon.routing import Routing, can_route
 from tp_daemon.streams import Stream, ViewStream
 from tp_daemon.tunnel import TunnelBroken, TunnelStream
 
 if TYPE_CHECKING:  # aiohttp only for the port-forward: direct connect never imports it
     import aiohttp
 
+    from tp_daemon.dns import Resolver
     from tp_daemon.podroute import PodRoutes
     from tp_daemon.portforward import PortForwarder
 
@@ -87,11 +86,6 @@ class ConnectParams:
     image_pull_secrets: tuple[str, ...] = ()
     manager_address: str = ""       # auto|direct|port-forward|HOST:PORT ("" = settings)
     manager_service_type: str = ""  # for an install ("" = settings)
-
-
-def can_route() -> bool:
-    """Root (CAP_NET_ADMIN in practice) and a TUN device: routes, nft and DNS are possible."""
-    return os.geteuid() == 0 and os.access("/dev/net/tun", os.R_OK | os.W_OK)
 
 
 def install_id() -> str:
@@ -161,6 +155,7 @@ class Session:
         self._path_note = ""
         self._direct_target: DirectTarget | direct.Unavailable | None = None
         self._pod_routes: PodRoutes | None = None  # port-forward mode's pod dialer
+        self._pf_preload: Preload | None = None
 
     @property
     def connected(self) -> bool:
@@ -196,9 +191,8 @@ class Session:
         s = self.settings
         loop = asyncio.get_running_loop()
         started = loop.time()
-        if can_route() and not (params.proxy_mode or self._force_proxy):
-            # routing's netlink library imports while connect waits on the network
-            Preload((PYROUTE2,), "tp-preload-routing").start()
+        if (params.manager_address or s.manager_address).strip() == direct.PORT_FORWARD:
+            self._preload_port_forward()  # imports beside the kubeconfig and the pod lookup
         self._say("loading kubeconfig")
         kube = self._kube = await asyncio.to_thread(
             Kube, params.kubeconfig, params.context, params.namespace,
@@ -206,6 +200,12 @@ class Session:
         kube.bearer_token()  # refuses, in one line, a kubeconfig without a token
         manager_ns = params.manager_namespace or s.manager_namespace
         self._choice = direct.parse(params.manager_address or s.manager_address)
+        # the resolver's DNS library (~35 ms of CPU) imports while connect waits on the
+        # API server and the manager (proxy mode has no resolver); after the port-forward's
+        # import, which is needed first
+        resolver_module = Preload(("tp_daemon.dns",), "tp-preload-dns", after=self._pf_preload)
+        if not (params.proxy_mode or self._force_proxy):
+            resolver_module.start()
         service_type = direct.service_type(params.manager_service_type
                                            or s.manager_service_type)
         # checked before anything happens: a bad reference leaves nothing behind
@@ -218,7 +218,7 @@ class Session:
         # reachable and the credentials good; the install path only runs when needed.
         pod, self._direct_target = await asyncio.gather(
             asyncio.to_thread(kube.ready_manager_pod, manager_ns),
-            self._direct_lookup(manager_ns))
+            self._first_direct_lookup(manager_ns))
         if pod is None:
             if not await asyncio.to_thread(kube.manager_deployment_exists, manager_ns):
                 try:
@@ -270,6 +270,8 @@ class Session:
         if not forced and not can_route() and not unavailable_reason():
             # not root: the root daemon routes to our proxy and asks our resolver
             self._say("asking the root daemon to route " + ", ".join(r for r in ranges if r))
+            await resolver_module.wait()
+            from tp_daemon.dns import Resolver
             self._tproxy = TransparentProxy(self.dial_proxied)
             proxy_port = await self._tproxy.start()
             self._resolver = Resolver(self.lookup, [], timeout=s.dns_timeout,
@@ -281,6 +283,8 @@ class Session:
             info.mode = dpb.MODE_TUN
         elif can_route() and not forced:
             self._say("routing cluster ranges " + ", ".join(r for r in ranges if r))
+            await resolver_module.wait()
+            from tp_daemon.dns import Resolver, system_nameservers
             self._tproxy = TransparentProxy(self.dial_proxied)
             proxy_port = await self._tproxy.start()
             self._resolver = Resolver(self.lookup, system_nameservers(), timeout=s.dns_timeout,
@@ -350,6 +354,22 @@ class Session:
 
     # --- the channel to the manager -------------------------------------------
 
+    def _preload_port_forward(self) -> None:
+        """Import the port-forward (aiohttp: ~0.1 s of CPU) in a thread, once, from the
+        moment connect knows it will need it."""
+        if self._pf_preload is None:
+            self._pf_preload = Preload(("tp_daemon.portforward",),
+                                       "tp-preload-portforward").start()
+
+    async def _first_direct_lookup(self, namespace: str
+                                   ) -> DirectTarget | direct.Unavailable | None:
+        """The direct lookup of connect: auto without a direct address starts importing
+        the port-forward it will use while the manager pod is still being looked up."""
+        target = await self._direct_lookup(namespace)
+        if self._choice.mode == direct.AUTO and not isinstance(target, DirectTarget):
+            self._preload_port_forward()
+        return target
+
     async def _direct_lookup(self, namespace: str) -> DirectTarget | direct.Unavailable | None:
         assert self._kube is not None
         if self._choice.mode == direct.PORT_FORWARD:
@@ -406,6 +426,8 @@ class Session:
 
     async def _open_channel(self, namespace: str, pod: str, deadline: float) -> _Channel:
         """Port-forward + gRPC channel, retried until the manager answers `Version`."""
+        if self._pf_preload is not None:
+            await self._pf_preload.wait()  # the loop stays free while its import runs
         import aiohttp  # here: a direct connect never pays for importing it
 
         from tp_daemon.portforward import PodPort, PortForwarder

@@ -357,6 +357,11 @@ class ConnectSettings:
     daemon_start_timeout: float = 30.0
     """Seconds `tp connect` waits for a freshly started daemon to answer on its socket."""
 
+    daemon_start_gc_pause: float = 10.0
+    """Seconds at most a fresh daemon runs without Python's cyclic garbage collector: its
+    start is ~0.4 s of imports (allocation-heavy, next to no garbage) that the collector
+    slows by ~8%; it is back on once the first connect ends, or after this."""
+
     quit_timeout: float = 15.0
     """Seconds `tp quit` waits for the daemon to clean up (depart, routes, nft) and exit."""
 
@@ -374,6 +379,10 @@ class ConnectSettings:
 
     socket_mark: int = 0x7470
     """SO_MARK of the daemon's own DNS queries upstream, so its nft rules skip them."""
+
+    ip_command_timeout: float = 10.0
+    """Seconds one iproute2 `ip` command of the daemon's routing (route listing, the
+    link-and-routes batch) may take before connect fails (it answers in milliseconds)."""
 
     manager_reap_interval: float = 1.0
     """Seconds between the traffic-manager's sweeps for sessions silent longer than the TTL."""

@@ -12,7 +12,7 @@ import argparse
 import os
 from typing import Any
 
-from tp_sandbox import images, lifecycle
+from tp_sandbox import images  # lifecycle (certificates, netns) on use: `tp connect` never needs it
 from tp_sandbox.errors import SandboxUsageError
 from tp_sandbox.paths import Instance
 
@@ -30,15 +30,21 @@ def _users(text: str | None) -> list[str]:
 
 
 def _up(args: argparse.Namespace) -> Any:
+    from tp_sandbox import lifecycle
+
     return lifecycle.up(_instance(args), laptops=args.laptops, node=not args.no_node,
                         laptop_users=_users(args.laptop_users))
 
 
 def _down(args: argparse.Namespace) -> Any:
+    from tp_sandbox import lifecycle
+
     return lifecycle.down(_instance(args), keep_logs=not args.delete_logs)
 
 
 def _status(args: argparse.Namespace) -> Any:
+    from tp_sandbox import lifecycle
+
     result = lifecycle.status(_instance(args))
     if getattr(args, "in_notebook", False):
         return result
@@ -50,6 +56,8 @@ def _status(args: argparse.Namespace) -> Any:
 def _kubeconfig(args: argparse.Namespace) -> Any:
     if args.admin and args.user:
         raise SandboxUsageError("give --admin or --user USER, not both")
+    from tp_sandbox import lifecycle
+
     return lifecycle.kubeconfig_path(_instance(args), args.laptop,
                                      "admin" if args.admin else args.user)
 
@@ -58,10 +66,14 @@ def _exec(args: argparse.Namespace) -> Any:
     argv = list(args.cmd)
     if argv and argv[0] == "--":
         argv = argv[1:]
+    from tp_sandbox import lifecycle
+
     return lifecycle.exec_in_laptop(argv, args.laptop, _instance(args))
 
 
 def _demo(args: argparse.Namespace) -> Any:
+    from tp_sandbox import lifecycle
+
     return lifecycle.demo(_instance(args), namespace=args.namespace)
 
 

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 import yaml
-from sandbox_testing import Laptop, wait_for
+from direct_manager_testing import install_direct_manager, load_balancer
+from sandbox_testing import Laptop
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -98,34 +99,13 @@ def _tp(lap: Laptop, args: str, timeout: float = 120) -> subprocess.CompletedPro
 def manager_ns(sandbox: Any, core: Any) -> Iterator[str]:
     """The admin installs the manager with a LoadBalancer Service (laptop 1, port-forward:
     nothing is direct before the install)."""
-    from kubernetes import client
-
-    namespace = f"direct-{secrets.token_hex(3)}"
-    admin = Laptop(sandbox, 1)
-    done = _tp(admin, f"connect --kubeconfig {admin.admin_kubeconfig} --manager-namespace "
-                      f"{namespace} --manager-service-type LoadBalancer --manager-address "
-                      "port-forward", timeout=180)
-    assert done.returncode == 0, done.stderr
-    assert _tp(admin, "quit", timeout=30).returncode == 0
-    yield namespace
-    core.delete_namespace(namespace)
-    rbac = client.RbacAuthorizationV1Api(core.api_client)
-    for delete in (rbac.delete_cluster_role_binding, rbac.delete_cluster_role):
-        delete(f"traffic-manager-{namespace}")
+    yield from install_direct_manager(sandbox, core, "direct")
 
 
 @pytest.fixture(scope="module")
 def lb(core: Any, manager_ns: str) -> dict[str, str]:
     """The LoadBalancer address and the certificate the manager published."""
-    def address() -> str:
-        svc = core.read_namespaced_service("traffic-manager-direct", manager_ns)
-        ingress = (svc.status.load_balancer and svc.status.load_balancer.ingress) or []
-        return str(ingress[0].ip) if ingress and ingress[0].ip else ""
-
-    wait_for(address, 30, "an address for traffic-manager-direct")
-    cm = core.read_namespaced_config_map("traffic-manager-ca", manager_ns)
-    return {"address": f"{address()}:8443", "ca": cm.data["ca.crt"],
-            "name": cm.data["server-name"]}
+    return load_balancer(core, manager_ns)
 
 
 @pytest.fixture(scope="module")

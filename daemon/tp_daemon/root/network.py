@@ -13,17 +13,17 @@ import shutil
 import struct
 from collections.abc import Sequence
 
-from pyroute2 import IPRoute
-
 from tp_daemon.errors import RoutingError
 from tp_daemon.routing import (
     IFF_NO_PI,
     IFF_TUN,
-    RT_TABLE_MAIN,
     TUNSETIFF,
     check_overlaps,
+    local_addresses,
+    main_routes,
     nft_table_exists,
     run_nft,
+    set_link_routes,
 )
 
 log = logging.getLogger(__name__)
@@ -79,8 +79,7 @@ async def remove_tables(prefix: str) -> list[str]:
 
 def _check_local_addresses(ranges: Sequence[ipaddress.IPv4Network]) -> None:
     """Refuse a range holding an address of this workstation (it would capture it)."""
-    with IPRoute() as ipr:
-        local = [ipaddress.IPv4Address(a.get_attr("IFA_ADDRESS")) for a in ipr.get_addr(family=2)]
+    local = local_addresses()
     for net in ranges:
         for address in local:
             if address in net:
@@ -179,12 +178,7 @@ class Network:
     def _set_routes(self) -> None:
         wanted = {str(n) for n in ipaddress.collapse_addresses(
             n for nets in self._ranges.values() for n in nets)}
-        with IPRoute() as ipr:
-            (index,) = ipr.link_lookup(ifname=self.tun_name)
-            ipr.link("set", index=index, state="up")
-            for r in ipr.get_routes(family=2, table=RT_TABLE_MAIN, oif=index):
-                have = f"{r.get_attr('RTA_DST')}/{r['dst_len']}"
-                if r["dst_len"] and have not in wanted:
-                    ipr.route("del", dst=have, oif=index)
-            for net in wanted:
-                ipr.route("replace", dst=net, oif=index)
+        stale = [dst for dst, dev in main_routes()
+                 if dev == self.tun_name and str(dst) not in wanted]
+        set_link_routes(self.tun_name, [ipaddress.IPv4Network(n) for n in sorted(wanted)],
+                        stale)

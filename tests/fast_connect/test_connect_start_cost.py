@@ -1,0 +1,94 @@
+"""What `tp connect` pays for before it connects: the CLI imports only the front's connect
+path, and the daemon and the CLI keep compiled modules under the user's cache even when
+the environment forbids writing bytecode (`tp_protocol.bytecode`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tp_daemon.server
+
+import tp_jupyter.api
+
+pytestmark = pytest.mark.timeout(120)
+
+NOT_FOR_CONNECT = ("pandas", "IPython", "ipywidgets", "kubernetes", "tp_cluster", "aiohttp",
+                   "pyroute2", "pydantic", "cryptography", "tp_sandbox.lifecycle",
+                   "tp_jupyter.widgets")
+"""Modules a `tp connect` from the terminal has no use for (the daemon talks to the
+cluster; tables, widgets and the sandbox's certificates are for other commands)."""
+
+RUN_CLI = """
+import atexit, json, sys
+modules = sys.argv.pop(1)
+atexit.register(lambda: open(modules, "w").write(json.dumps(sorted(sys.modules))))
+from tp_jupyter.cli import main
+sys.exit(main())
+"""
+"""The `tp` console script (`main()` reads sys.argv), recording its modules at exit."""
+
+
+def _tp_connect(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str],
+                                                              list[str]]:
+    """`tp connect` with a kubeconfig that is missing: the CLI starts a daemon, asks it to
+    connect and gets the one-line error; returns the run and the CLI's modules at exit."""
+    modules = tmp_path / "modules.json"
+    proc = subprocess.run(
+        [sys.executable, "-c", RUN_CLI, str(modules), "connect", "--kubeconfig",
+         str(tmp_path / "missing.yaml")],
+        env=env, capture_output=True, text=True, timeout=100, check=False)
+    loaded: list[str] = json.loads(modules.read_text())
+    return proc, loaded
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "PYTHONPYCACHEPREFIX")}
+    return {**env, "TP_HOME": str(tmp_path / "tp-home"), **extra}
+
+
+def _compiled(prefix: Path, module_file: str) -> Path:
+    source = Path(module_file).resolve()
+    return (prefix / source.parent.relative_to(source.anchor)
+            / f"{source.stem}.{sys.implementation.cache_tag}.pyc")
+
+
+def test_the_cli_connect_path_imports_no_cluster_client_tables_widgets_or_sandbox(
+        tmp_path: Path) -> None:
+    proc, loaded = _tp_connect(tmp_path, _env(tmp_path))
+    assert proc.returncode == 1 and "no kubeconfig at" in proc.stderr, proc.stderr
+    assert "tp_jupyter.api" in loaded and "tp_jupyter.daemon_client" in loaded
+    heavy = [m for m in loaded
+             if any(m == h or m.startswith(h + ".") for h in NOT_FOR_CONNECT)]
+    assert heavy == []
+
+
+def test_without_bytecode_writing_the_cli_and_daemon_compile_once_into_the_users_cache(
+        tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = _env(tmp_path, HOME=str(home), PYTHONDONTWRITEBYTECODE="1")
+    prefix = home / ".cache" / "tp-jupyter" / "pycache"
+    proc, _ = _tp_connect(tmp_path, env)
+    assert proc.returncode == 1 and "no kubeconfig at" in proc.stderr, proc.stderr
+    # (the modules run() imports: the entry module itself is imported before main runs)
+    cli_pyc = _compiled(prefix, tp_jupyter.api.__file__)
+    daemon_pyc = _compiled(prefix, tp_daemon.server.__file__)  # only the daemon imports it
+    assert cli_pyc.is_file() and daemon_pyc.is_file()
+    written = {p: p.stat().st_mtime_ns for p in (cli_pyc, daemon_pyc)}
+
+    proc, _ = _tp_connect(tmp_path, env)  # the second start loads what the first compiled
+    assert proc.returncode == 1 and "no kubeconfig at" in proc.stderr, proc.stderr
+    assert {p: p.stat().st_mtime_ns for p in written} == written
+
+
+def test_an_explicit_pycache_prefix_is_left_as_the_user_set_it(tmp_path: Path) -> None:
+    home, own = tmp_path / "home", tmp_path / "own-prefix"
+    env = _env(tmp_path, HOME=str(home), PYTHONDONTWRITEBYTECODE="1",
+               PYTHONPYCACHEPREFIX=str(own))
+    proc, _ = _tp_connect(tmp_path, env)
+    assert proc.returncode == 1, proc.stderr
+    assert not (home / ".cache" / "tp-jupyter" / "pycache").exists()
