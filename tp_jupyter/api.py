@@ -57,6 +57,34 @@ def path_text(path: str, address: str) -> str:
     return f"port-forward through the API server to {address}"
 
 
+def data_path_rows(st: dpb.StatusInfo) -> list[tuple[str, str]]:
+    """`tp status`: how this session's connections and matched requests travelled."""
+    if st.connection.manager_path == "direct":
+        rows = [("Connections", f"{st.raw_dials} as raw TLS streams to the traffic-manager, "
+                                f"{st.grpc_dials} through gRPC tunnels")]
+        if st.raw_dial_note:
+            rows.append(("Raw dials", st.raw_dial_note))
+    else:
+        rows = [("Connections", f"{st.pod_route_connections} by pod port-forward, "
+                                f"{st.tunnel_connections} through the traffic-manager")]
+    rows += [(f"Link of {ic.spec.name}",
+              f"{ic.link_state}; {ic.link_connections} connections by link, "
+              f"{ic.relay_connections} through the traffic-manager")
+             for ic in st.intercepts if ic.link_state]
+    return rows
+
+
+def data_path_dict(st: dpb.StatusInfo) -> dict[str, Any]:
+    return {"pod_route_connections": st.pod_route_connections,
+            "tunnel_connections": st.tunnel_connections,
+            "raw_dials": st.raw_dials, "grpc_dials": st.grpc_dials,
+            "raw_dial_note": st.raw_dial_note or None,
+            "links": [{"intercept": ic.spec.name, "state": ic.link_state,
+                       "link_connections": ic.link_connections,
+                       "relay_connections": ic.relay_connections}
+                      for ic in st.intercepts if ic.link_state]}
+
+
 def path_dict(path: str, address: str, note: str) -> dict[str, Any]:
     return {"manager_path": path or None, "manager_address": address or None,
             "manager_path_note": note or None}
@@ -196,6 +224,7 @@ class Status(Rendered):
                    if ic.spec.mirror]
         if mirrors:
             blocks.append(("Mirrors:", mirrors))
+        blocks.append(("Data path:", data_path_rows(st)))
         return blocks
 
     def to_dict(self) -> dict[str, Any]:
@@ -227,6 +256,7 @@ class Status(Rendered):
                 "unreachable_since": unreachable,
                 "reconnected": (st.reconnected or None) if self.connected else None,
                 "intercepts": [intercept_dict(ic) for ic in st.intercepts],
+                "data_path": data_path_dict(st) if self.connected else None,
                 "last_error": st.last_error or None}
 
     def __str__(self) -> str:

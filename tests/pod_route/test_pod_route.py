@@ -25,16 +25,14 @@ pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(300)]
 TP = f"{sys.executable} -m tp_jupyter.cli"
 CURL = "curl -sS --max-time 8"
 MANAGER_NS = "ambassador"
-COUNTERS = ("from tp_jupyter.daemon_client import DaemonClient as D; s = D().status(); "
-            "print(s.pod_route_connections, s.tunnel_connections)")
 
 
 def counters(lap: Laptop) -> tuple[int, int]:
-    """(connections by pod port-forward, connections by Tunnel) of the laptop's daemon."""
-    proc = lap.run([sys.executable, "-c", COUNTERS], timeout=30)
+    """(connections by pod port-forward, connections by Tunnel), as `tp status` says."""
+    proc = lap.run(f"{TP} status --format json", timeout=30)
     assert proc.returncode == 0, proc.stderr
-    pod, tunnel = proc.stdout.split()
-    return int(pod), int(tunnel)
+    path = json.loads(proc.stdout)["data_path"]
+    return int(path["pod_route_connections"]), int(path["tunnel_connections"])
 
 
 def color(lap: Laptop, namespace: str, header: str = "") -> str:
