@@ -24,6 +24,8 @@ from typing import Any
 
 import h11
 
+from tp_cluster.agent import fastresponse
+
 _REQUEST_NOT_RAW = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"expect",
                               b"upgrade"})
 _RESPONSE_NOT_RAW = frozenset({b"connection", b"keep-alive", b"proxy-connection"})
@@ -136,8 +138,6 @@ async def send_request(router: Any, side: Any, exchange: Any) -> Any:
     its body is counted into `exchange`. Returns `side` (as `HttpRouter._send_request`)."""
     down, raw, chunk = router.down, router.raw, router.ctx.chunk
     request = router.raw_request
-    side.conn.send(probe(request.method))
-    side.conn.send(END)
     writer = side.writer
     out = [raw.take(down).lstrip(b"\r\n")]  # the head (blank lines before it are noise)
     while True:
@@ -163,8 +163,24 @@ async def send_request(router: Any, side: Any, exchange: Any) -> Any:
 
 
 async def relay_response(router: Any, side: Any, exchange: Any) -> bool:
-    """The app's response to the caller, as the app sent it when `response_is_raw`, else
-    re-framed by `router` as before. True: the caller's connection stays usable."""
+    """The app's response to the caller, as the app sent it when `fastresponse` takes it,
+    else as `relay_response_h11` does. True: the caller's connection stays usable."""
+    fast = await fastresponse.relay(router, side, exchange)
+    if not isinstance(fast, tuple):
+        router.down = fresh_server(router.down, router.ctx.max_head)
+        return True
+    data, eof = fast  # h11 goes on from what was read; its client state wants the request
+    side.conn.send(probe(router.raw_request.method))
+    side.conn.send(END)
+    side.conn.receive_data(data)
+    if eof:
+        side.conn.receive_data(b"")
+    return await relay_response_h11(router, side, exchange)
+
+
+async def relay_response_h11(router: Any, side: Any, exchange: Any) -> bool:
+    """The app's response (some of it may already be in `side.conn`) parsed by h11: to
+    the caller as the app sent it when `response_is_raw`, else re-framed by `router`."""
     conn, reader = side.conn, side.reader
     writer, chunk = router.writer, router.ctx.chunk
     method = router.raw_request.method
