@@ -59,12 +59,11 @@ async def _app(port: int) -> None:
 # --- the agent ---------------------------------------------------------------------------
 
 async def _agent(app_port: int, routed_port: int, spliced_port: int) -> None:
-    from tp_protocol.settings import get_settings
-
     from tp_cluster.agent import TunnelFailed
     from tp_cluster.agent.forward import Listener
     from tp_cluster.agent.http import Context
     from tp_cluster.agent.intercepts import Intercept, Registry
+    from tp_protocol.settings import get_settings
 
     s = get_settings().intercept
     rows: list[object] = []

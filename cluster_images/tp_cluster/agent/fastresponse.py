@@ -31,7 +31,7 @@ _BODILESS = frozenset({204, 304})
 class Head:
     """The response head as `capture.Exchange` reads an h11.Response."""
 
-    __slots__ = ("status_code", "reason", "http_version", "items")
+    __slots__ = ("http_version", "items", "reason", "status_code")
 
     def __init__(self, status: int, reason: bytes, version: bytes,
                  items: list[tuple[bytes, bytes]]) -> None:
@@ -51,7 +51,7 @@ class Head:
 class _Parse:
     """llhttp's callbacks: the head, the body pieces, the end."""
 
-    __slots__ = ("items", "reason", "status", "head", "body", "done", "extra", "parser")
+    __slots__ = ("body", "done", "extra", "head", "items", "parser", "reason", "status")
 
     def __init__(self) -> None:
         self.items: list[tuple[bytes, bytes]] = []
@@ -71,7 +71,7 @@ class _Parse:
         self.reason += status
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.items.append((name, value))
+        self.items.append((name, value.rstrip(b" \t")))  # as h11 gives it
 
     def on_headers_complete(self) -> None:
         if not self.head:

@@ -28,12 +28,12 @@ import h11
 from tp_protocol.aio import spawn
 from tp_protocol.replay import CONNECTION_HEADERS
 
-from tp_cluster.agent import InterceptGone, TunnelFailed
+from tp_cluster.agent import InterceptGone, TunnelFailed, fastrequest
 from tp_cluster.agent.capture import Exchange
 from tp_cluster.agent.intercepts import Intercept
 from tp_cluster.agent.mirror import MirrorCopy, Mirrors
 from tp_cluster.agent.pipes import splice_streams, splice_tunnel
-from tp_cluster.agent.rawpath import Raw, relay_response, request_is_raw, send_request
+from tp_cluster.agent.rawpath import Raw, relay_response, request_is_raw, send_request, unread
 from tp_cluster.agent.tunnel import AgentTunnel
 from tp_cluster.errors import ClusterError
 
@@ -148,6 +148,7 @@ class HttpRouter:
         self.raw = Raw()  # what `down` was fed and has not consumed (rawpath)
         self.raw_request: Any = None  # the request that goes to the app byte for byte
         self.raw_out = False  # the app's response head went out byte for byte
+        self.fast: bytes | None = None  # a request `down` has not seen (fastrequest)
 
     async def _next_down(self) -> Any:
         while True:
@@ -156,6 +157,30 @@ class HttpRouter:
                 self.raw.feed(self.down, await self.reader.read(self.ctx.chunk))
                 continue
             return event
+
+    async def _read_fast(self) -> Any:
+        """The next request when `fastrequest` takes the next read whole, else None (the
+        read went to h11)."""
+        self.fast = None
+        if self.down.their_state is not h11.IDLE or self.raw.buffer or unread(self.down):
+            return None
+        data = await self.reader.read(self.ctx.chunk)
+        request = fastrequest.parse(data, self.ctx.max_head) if data else None
+        if request is None:
+            self.raw.feed(self.down, data)
+        else:
+            self.fast = data
+        return request
+
+    def catch_up(self, whole: bool = False) -> Any:
+        """h11's event for the request `fastrequest` took (then up to its end if `whole`)."""
+        data, self.fast = self.fast, None
+        assert data is not None
+        self.raw.feed(self.down, data)
+        request = self.down.next_event()
+        if whole:
+            self.down.next_event()  # its EndOfMessage: the request was bodiless
+        return request
 
     async def _write_down(self, event: Any) -> None:
         data = self.down.send(event)
@@ -167,8 +192,8 @@ class HttpRouter:
         try:
             while True:
                 self.raw.drop(self.down)
-                event = await self._next_down()
-                if not isinstance(event, h11.Request):
+                event = await self._read_fast() or await self._next_down()
+                if not isinstance(event, (h11.Request, fastrequest.Request)):
                     return  # ConnectionClosed (or PAUSED after a protocol switch)
                 if not await self._one(event):
                     return
@@ -227,6 +252,8 @@ class HttpRouter:
         self.raw_out = False
         self.raw_request = (request if intercept is None and exchange.copy is None
                             and request_is_raw(request) else None)
+        if self.fast is not None and self.raw_request is None:
+            request = self.catch_up()  # every other path works on h11's view
         tunnel: Any = None  # an AgentTunnel or a relay.RelayConnection (same methods)
         responded = False
         stage = "open"
@@ -264,6 +291,8 @@ class HttpRouter:
                     await self._resend(request, side, body)
                 responded = await self._relay_response(side, exchange)
         except (TunnelFailed, UpstreamFailed, OSError, h11.ProtocolError) as exc:
+            if self.fast is not None:
+                self.catch_up()  # the 502 goes out through h11
             reason = str(exc) or type(exc).__name__
             if isinstance(exc, h11.ProtocolError):
                 reason = f"bad HTTP from {'the local side' if intercept else 'the app'}: {exc}"

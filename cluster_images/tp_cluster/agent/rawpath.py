@@ -35,7 +35,7 @@ _PROBES_MAX = 64
 END = h11.EndOfMessage()
 
 
-def _unread(conn: h11.Connection) -> int:
+def unread(conn: h11.Connection) -> int:
     """How many received bytes `conn` has not consumed. `trailing_data` would copy them
     (quadratic over a deep pipeline); h11 is pinned, so its buffer's length is read."""
     return len(conn._receive_buffer)
@@ -55,7 +55,7 @@ class Raw:
 
     def take(self, conn: h11.Connection) -> bytes:
         """What `conn`'s events consumed since the last take (or drop)."""
-        used = len(self.buffer) - _unread(conn)
+        used = len(self.buffer) - unread(conn)
         if used <= 0:
             return b""
         data = bytes(self.buffer[:used])
@@ -64,7 +64,7 @@ class Raw:
 
     def drop(self, conn: h11.Connection) -> None:
         """Forget what was consumed (the re-framing path sent it in its own words)."""
-        used = len(self.buffer) - _unread(conn)
+        used = len(self.buffer) - unread(conn)
         if used > 0:
             del self.buffer[:used]
 
@@ -137,8 +137,11 @@ async def send_request(router: Any, side: Any, exchange: Any) -> Any:
     """The request `router.down` just parsed, to the app (`side`) as the caller sent it;
     its body is counted into `exchange`. Returns `side` (as `HttpRouter._send_request`)."""
     down, raw, chunk = router.down, router.raw, router.ctx.chunk
-    request = router.raw_request
     writer = side.writer
+    if router.fast is not None:  # a whole bodiless request h11 has not seen (fastrequest)
+        writer.write(router.fast)
+        await _drain_if_full(writer, chunk)
+        return side
     out = [raw.take(down).lstrip(b"\r\n")]  # the head (blank lines before it are noise)
     while True:
         event = down.next_event()
@@ -167,8 +170,12 @@ async def relay_response(router: Any, side: Any, exchange: Any) -> bool:
     else as `relay_response_h11` does. True: the caller's connection stays usable."""
     fast = await fastresponse.relay(router, side, exchange)
     if not isinstance(fast, tuple):
-        router.down = fresh_server(router.down, router.ctx.max_head)
+        if router.fast is None:
+            router.down = fresh_server(router.down, router.ctx.max_head)
+        router.fast = None  # h11 never saw that request: its connection is as it was
         return True
+    if router.fast is not None:
+        router.catch_up(whole=True)
     data, eof = fast  # h11 goes on from what was read; its client state wants the request
     side.conn.send(probe(router.raw_request.method))
     side.conn.send(END)
@@ -185,7 +192,7 @@ async def relay_response_h11(router: Any, side: Any, exchange: Any) -> bool:
     writer, chunk = router.writer, router.ctx.chunk
     method = router.raw_request.method
     pending = Raw()
-    if _unread(conn):
+    if unread(conn):
         pending.buffer += conn.trailing_data[0]
     out: list[bytes] = []
     passing = False
