@@ -116,16 +116,18 @@ def _broken(what: str) -> h11.RemoteProtocolError:
     return h11.RemoteProtocolError(f"the app's response broke off after its head: {what}")
 
 
-async def relay(router: Any, side: Any, exchange: Any) -> bool | tuple[bytes, bool]:
-    """True once the response went to the caller whole; else (the bytes read, EOF seen)
-    for h11 to go on from, nothing having been sent to the caller."""
-    reader, writer, chunk = side.reader, router.writer, router.ctx.chunk
+async def relay(router: Any, side: Any, exchange: Any, method: bytes
+                ) -> bool | tuple[bytes, bool]:
+    """The answer to a `method` request from `side` (the app, or a matched request's
+    connection: `side.recv`) to the caller. True once it went whole; else (the bytes
+    read, EOF seen) for h11 to go on from, nothing having been sent to the caller."""
+    recv, writer, chunk = side.recv, router.writer, router.ctx.chunk
     parse = _Parse()
     parser = httptools.HttpResponseParser(parse)
     parse.parser = parser
     read: list[bytes] = []
     while not parse.head:
-        data = await reader.read(chunk)
+        data = await recv()
         if not data:
             return b"".join(read), True
         read.append(data)
@@ -133,7 +135,7 @@ async def relay(router: Any, side: Any, exchange: Any) -> bool | tuple[bytes, bo
             parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade):
             return b"".join(read), False
-    if parse.extra or not _plain(parse, parser.get_http_version(), router.raw_request.method):
+    if parse.extra or not _plain(parse, parser.get_http_version(), method):
         return b"".join(read), False
     exchange.response_head(Head(parse.status, parse.reason, b"1.1", parse.items))
     for piece in parse.body:
@@ -144,7 +146,7 @@ async def relay(router: Any, side: Any, exchange: Any) -> bool | tuple[bytes, bo
     while not parse.done:
         if writer.transport.get_write_buffer_size() > chunk:
             await writer.drain()  # only when the caller is slower than the app
-        data = await reader.read(chunk)
+        data = await recv()
         if not data:
             raise _broken("the app closed the connection")
         try:

@@ -28,12 +28,19 @@ import h11
 from tp_protocol.aio import spawn
 from tp_protocol.replay import CONNECTION_HEADERS
 
-from tp_cluster.agent import InterceptGone, TunnelFailed, fastrequest
+from tp_cluster.agent import InterceptGone, TunnelFailed, fastrequest, fastresponse
 from tp_cluster.agent.capture import Exchange
 from tp_cluster.agent.intercepts import Intercept
 from tp_cluster.agent.mirror import MirrorCopy, Mirrors
 from tp_cluster.agent.pipes import splice_streams, splice_tunnel
-from tp_cluster.agent.rawpath import Raw, relay_response, request_is_raw, send_request, unread
+from tp_cluster.agent.rawpath import (
+    Raw,
+    fresh_server,
+    relay_response,
+    request_is_raw,
+    send_request,
+    unread,
+)
 from tp_cluster.agent.tunnel import AgentTunnel
 from tp_cluster.errors import ClusterError
 
@@ -149,6 +156,7 @@ class HttpRouter:
         self.raw_request: Any = None  # the request that goes to the app byte for byte
         self.raw_out = False  # the app's response head went out byte for byte
         self.fast: bytes | None = None  # a request `down` has not seen (fastrequest)
+        self.plain: bytes | None = None  # that request's method when its answer may pass as read
 
     async def _next_down(self) -> Any:
         while True:
@@ -252,7 +260,10 @@ class HttpRouter:
         self.raw_out = False
         self.raw_request = (request if intercept is None and exchange.copy is None
                             and request_is_raw(request) else None)
+        self.plain = None
         if self.fast is not None and self.raw_request is None:
+            if intercept is not None and exchange.copy is None and request_is_raw(request):
+                self.plain = request.method  # its answer may come back as read (fastresponse)
             request = self.catch_up()  # every other path works on h11's view
         tunnel: Any = None  # an AgentTunnel or a relay.RelayConnection (same methods)
         responded = False
@@ -314,9 +325,10 @@ class HttpRouter:
         finally:
             if tunnel is not None and intercept is not None:
                 conn = side.conn
-                if (conn.our_state is h11.DONE and conn.their_state is h11.DONE
-                        and getattr(tunnel, "reusable", lambda: False)()):
+                if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
                     conn.start_next_cycle()
+                if (conn.our_state is h11.IDLE and conn.their_state is h11.IDLE
+                        and getattr(tunnel, "reusable", lambda: False)()):
                     self.kept[intercept.id] = (tunnel, side)
                 else:
                     self._finish(tunnel)
@@ -436,6 +448,15 @@ class HttpRouter:
         if self.raw_request is not None:
             return await relay_response(self, side, exchange)
         conn = side.conn
+        if self.plain is not None and conn.their_state is h11.SEND_RESPONSE and not unread(conn):
+            fast = await fastresponse.relay(self, side, exchange, self.plain)
+            if not isinstance(fast, tuple):  # h11 saw neither answer: both start afresh
+                self.down = fresh_server(self.down, self.ctx.max_head)
+                side.conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=self.ctx.max_head)
+                return True
+            conn.receive_data(fast[0])
+            if fast[1]:
+                conn.receive_data(b"")
         out: list[bytes] = []  # coalesced as in _send_request: head and body in one write
         while True:
             event = conn.next_event()

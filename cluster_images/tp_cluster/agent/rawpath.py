@@ -168,7 +168,7 @@ async def send_request(router: Any, side: Any, exchange: Any) -> Any:
 async def relay_response(router: Any, side: Any, exchange: Any) -> bool:
     """The app's response to the caller, as the app sent it when `fastresponse` takes it,
     else as `relay_response_h11` does. True: the caller's connection stays usable."""
-    fast = await fastresponse.relay(router, side, exchange)
+    fast = await fastresponse.relay(router, side, exchange, router.raw_request.method)
     if not isinstance(fast, tuple):
         if router.fast is None:
             router.down = fresh_server(router.down, router.ctx.max_head)
