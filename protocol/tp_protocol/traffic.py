@@ -40,8 +40,11 @@ def _add_headers(into: Any, raw: Iterable[tuple[str | bytes, str | bytes]],
     """`headers` added in place: `add` is ~3x cheaper than building Header messages."""
     add = into.add
     for name, value in raw:
-        n = _text(name)
-        add(name=n, value=REDACTED if n.lower() in redact else _text(value))
+        n = name.decode("latin-1") if type(name) is bytes else name  # _text, inlined
+        if n.lower() in redact:
+            add(name=n, value=REDACTED)
+        else:
+            add(name=n, value=value.decode("latin-1") if type(value) is bytes else value)
 
 
 class Recorder:

@@ -241,7 +241,7 @@ class HttpRouter:
         """Relay one request/response; False when the downstream connection must end."""
         intercept = self.ctx.route(self.ctx.port, request.headers, request.method,
                                    request.target)
-        if any(name == b"upgrade" for name, _ in request.headers):
+        if self.fast is None and any(name == b"upgrade" for name, _ in request.headers):
             await self._hand_off(request, intercept)
             return False
         exchange = Exchange(
