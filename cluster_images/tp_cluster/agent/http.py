@@ -1,4 +1,5 @@
-"""Per-request HTTP/1.1 routing for ports with personal intercepts (h11 on both sides).
+"""Per-request HTTP/1.1 routing for ports with personal intercepts (h11 on both sides;
+llhttp takes the plain cases first: `fastrequest`, `fastresponse`).
 
 `HttpRouter.serve` reads requests from one downstream (keep-alive) connection. Each
 request is decided on its own: headers matching all KEY=REGEX pairs of an intercept
