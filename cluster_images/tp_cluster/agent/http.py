@@ -1,4 +1,5 @@
-"""Per-request HTTP/1.1 routing for ports with personal intercepts (h11 on both sides).
+"""Per-request HTTP/1.1 routing for ports with personal intercepts (h11 on both sides;
+llhttp takes the plain cases first: `fastrequest`, `fastresponse`).
 
 `HttpRouter.serve` reads requests from one downstream (keep-alive) connection. Each
 request is decided on its own: headers matching all KEY=REGEX pairs of an intercept
@@ -28,12 +29,19 @@ import h11
 from tp_protocol.aio import spawn
 from tp_protocol.replay import CONNECTION_HEADERS
 
-from tp_cluster.agent import InterceptGone, TunnelFailed
+from tp_cluster.agent import InterceptGone, TunnelFailed, fastrequest, fastresponse
 from tp_cluster.agent.capture import Exchange
 from tp_cluster.agent.intercepts import Intercept
 from tp_cluster.agent.mirror import MirrorCopy, Mirrors
 from tp_cluster.agent.pipes import splice_streams, splice_tunnel
-from tp_cluster.agent.rawpath import Raw, relay_response, request_is_raw, send_request
+from tp_cluster.agent.rawpath import (
+    Raw,
+    fresh_server,
+    relay_response,
+    request_is_raw,
+    send_request,
+    unread,
+)
 from tp_cluster.agent.tunnel import AgentTunnel
 from tp_cluster.errors import ClusterError
 
@@ -148,6 +156,8 @@ class HttpRouter:
         self.raw = Raw()  # what `down` was fed and has not consumed (rawpath)
         self.raw_request: Any = None  # the request that goes to the app byte for byte
         self.raw_out = False  # the app's response head went out byte for byte
+        self.fast: bytes | None = None  # a request `down` has not seen (fastrequest)
+        self.plain: bytes | None = None  # that request's method when its answer may pass as read
 
     async def _next_down(self) -> Any:
         while True:
@@ -156,6 +166,30 @@ class HttpRouter:
                 self.raw.feed(self.down, await self.reader.read(self.ctx.chunk))
                 continue
             return event
+
+    async def _read_fast(self) -> Any:
+        """The next request when `fastrequest` takes the next read whole, else None (the
+        read went to h11)."""
+        self.fast = None
+        if self.down.their_state is not h11.IDLE or self.raw.buffer or unread(self.down):
+            return None
+        data = await self.reader.read(self.ctx.chunk)
+        request = fastrequest.parse(data, self.ctx.max_head) if data else None
+        if request is None:
+            self.raw.feed(self.down, data)
+        else:
+            self.fast = data
+        return request
+
+    def catch_up(self, whole: bool = False) -> Any:
+        """h11's event for the request `fastrequest` took (then up to its end if `whole`)."""
+        data, self.fast = self.fast, None
+        assert data is not None
+        self.raw.feed(self.down, data)
+        request = self.down.next_event()
+        if whole:
+            self.down.next_event()  # its EndOfMessage: the request was bodiless
+        return request
 
     async def _write_down(self, event: Any) -> None:
         data = self.down.send(event)
@@ -167,8 +201,8 @@ class HttpRouter:
         try:
             while True:
                 self.raw.drop(self.down)
-                event = await self._next_down()
-                if not isinstance(event, h11.Request):
+                event = await self._read_fast() or await self._next_down()
+                if not isinstance(event, (h11.Request, fastrequest.Request)):
                     return  # ConnectionClosed (or PAUSED after a protocol switch)
                 if not await self._one(event):
                     return
@@ -208,7 +242,7 @@ class HttpRouter:
         """Relay one request/response; False when the downstream connection must end."""
         intercept = self.ctx.route(self.ctx.port, request.headers, request.method,
                                    request.target)
-        if any(name == b"upgrade" for name, _ in request.headers):
+        if self.fast is None and any(name == b"upgrade" for name, _ in request.headers):
             await self._hand_off(request, intercept)
             return False
         exchange = Exchange(
@@ -227,6 +261,11 @@ class HttpRouter:
         self.raw_out = False
         self.raw_request = (request if intercept is None and exchange.copy is None
                             and request_is_raw(request) else None)
+        self.plain = None
+        if self.fast is not None and self.raw_request is None:
+            if intercept is not None and exchange.copy is None and request_is_raw(request):
+                self.plain = request.method  # its answer may come back as read (fastresponse)
+            request = self.catch_up()  # every other path works on h11's view
         tunnel: Any = None  # an AgentTunnel or a relay.RelayConnection (same methods)
         responded = False
         stage = "open"
@@ -264,6 +303,8 @@ class HttpRouter:
                     await self._resend(request, side, body)
                 responded = await self._relay_response(side, exchange)
         except (TunnelFailed, UpstreamFailed, OSError, h11.ProtocolError) as exc:
+            if self.fast is not None:
+                self.catch_up()  # the 502 goes out through h11
             reason = str(exc) or type(exc).__name__
             if isinstance(exc, h11.ProtocolError):
                 reason = f"bad HTTP from {'the local side' if intercept else 'the app'}: {exc}"
@@ -285,9 +326,10 @@ class HttpRouter:
         finally:
             if tunnel is not None and intercept is not None:
                 conn = side.conn
-                if (conn.our_state is h11.DONE and conn.their_state is h11.DONE
-                        and getattr(tunnel, "reusable", lambda: False)()):
+                if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
                     conn.start_next_cycle()
+                if (conn.our_state is h11.IDLE and conn.their_state is h11.IDLE
+                        and getattr(tunnel, "reusable", lambda: False)()):
                     self.kept[intercept.id] = (tunnel, side)
                 else:
                     self._finish(tunnel)
@@ -407,6 +449,15 @@ class HttpRouter:
         if self.raw_request is not None:
             return await relay_response(self, side, exchange)
         conn = side.conn
+        if self.plain is not None and conn.their_state is h11.SEND_RESPONSE and not unread(conn):
+            fast = await fastresponse.relay(self, side, exchange, self.plain)
+            if not isinstance(fast, tuple):  # h11 saw neither answer: both start afresh
+                self.down = fresh_server(self.down, self.ctx.max_head)
+                side.conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=self.ctx.max_head)
+                return True
+            conn.receive_data(fast[0])
+            if fast[1]:
+                conn.receive_data(b"")
         out: list[bytes] = []  # coalesced as in _send_request: head and body in one write
         while True:
             event = conn.next_event()

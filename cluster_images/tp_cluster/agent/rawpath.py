@@ -24,6 +24,8 @@ from typing import Any
 
 import h11
 
+from tp_cluster.agent import fastresponse
+
 _REQUEST_NOT_RAW = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"expect",
                               b"upgrade"})
 _RESPONSE_NOT_RAW = frozenset({b"connection", b"keep-alive", b"proxy-connection"})
@@ -33,7 +35,7 @@ _PROBES_MAX = 64
 END = h11.EndOfMessage()
 
 
-def _unread(conn: h11.Connection) -> int:
+def unread(conn: h11.Connection) -> int:
     """How many received bytes `conn` has not consumed. `trailing_data` would copy them
     (quadratic over a deep pipeline); h11 is pinned, so its buffer's length is read."""
     return len(conn._receive_buffer)
@@ -53,7 +55,7 @@ class Raw:
 
     def take(self, conn: h11.Connection) -> bytes:
         """What `conn`'s events consumed since the last take (or drop)."""
-        used = len(self.buffer) - _unread(conn)
+        used = len(self.buffer) - unread(conn)
         if used <= 0:
             return b""
         data = bytes(self.buffer[:used])
@@ -62,7 +64,7 @@ class Raw:
 
     def drop(self, conn: h11.Connection) -> None:
         """Forget what was consumed (the re-framing path sent it in its own words)."""
-        used = len(self.buffer) - _unread(conn)
+        used = len(self.buffer) - unread(conn)
         if used > 0:
             del self.buffer[:used]
 
@@ -135,10 +137,11 @@ async def send_request(router: Any, side: Any, exchange: Any) -> Any:
     """The request `router.down` just parsed, to the app (`side`) as the caller sent it;
     its body is counted into `exchange`. Returns `side` (as `HttpRouter._send_request`)."""
     down, raw, chunk = router.down, router.raw, router.ctx.chunk
-    request = router.raw_request
-    side.conn.send(probe(request.method))
-    side.conn.send(END)
     writer = side.writer
+    if router.fast is not None:  # a whole bodiless request h11 has not seen (fastrequest)
+        writer.write(router.fast)
+        await _drain_if_full(writer, chunk)
+        return side
     out = [raw.take(down).lstrip(b"\r\n")]  # the head (blank lines before it are noise)
     while True:
         event = down.next_event()
@@ -163,13 +166,33 @@ async def send_request(router: Any, side: Any, exchange: Any) -> Any:
 
 
 async def relay_response(router: Any, side: Any, exchange: Any) -> bool:
-    """The app's response to the caller, as the app sent it when `response_is_raw`, else
-    re-framed by `router` as before. True: the caller's connection stays usable."""
+    """The app's response to the caller, as the app sent it when `fastresponse` takes it,
+    else as `relay_response_h11` does. True: the caller's connection stays usable."""
+    fast = await fastresponse.relay(router, side, exchange, router.raw_request.method)
+    if not isinstance(fast, tuple):
+        if router.fast is None:
+            router.down = fresh_server(router.down, router.ctx.max_head)
+        router.fast = None  # h11 never saw that request: its connection is as it was
+        return True
+    if router.fast is not None:
+        router.catch_up(whole=True)
+    data, eof = fast  # h11 goes on from what was read; its client state wants the request
+    side.conn.send(probe(router.raw_request.method))
+    side.conn.send(END)
+    side.conn.receive_data(data)
+    if eof:
+        side.conn.receive_data(b"")
+    return await relay_response_h11(router, side, exchange)
+
+
+async def relay_response_h11(router: Any, side: Any, exchange: Any) -> bool:
+    """The app's response (some of it may already be in `side.conn`) parsed by h11: to
+    the caller as the app sent it when `response_is_raw`, else re-framed by `router`."""
     conn, reader = side.conn, side.reader
     writer, chunk = router.writer, router.ctx.chunk
     method = router.raw_request.method
     pending = Raw()
-    if _unread(conn):
+    if unread(conn):
         pending.buffer += conn.trailing_data[0]
     out: list[bytes] = []
     passing = False
