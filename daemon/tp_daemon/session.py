@@ -184,6 +184,7 @@ class Session:
             self._keepalive = spawn(self._keep_alive(), "tp-keepalive", log)
             self.intercepts = Intercepts(self, get_settings().intercept, self._progress)
             self.intercepts.links.opener = self._open_pod_stream   # direct agent links
+            self.intercepts.links.path_allows = self._links_allowed
             self.intercepts.start()
             return info
 
@@ -403,6 +404,10 @@ class Session:
                     log.warning("%s", self._path_note)
         self._say(f"opening port-forward to {namespace}/{pod}")
         return await self._open_channel(namespace, pod, deadline)
+
+    def _links_allowed(self) -> bool:
+        """Agent links ride the API server: not while direct connect keeps it out."""
+        return self._chan is None or self._chan.path != direct.DIRECT
 
     async def _open_pod_stream(self, namespace: str, pod: str, port: int) -> ViewStream:
         """A port-forward to a pod's port (an agent's link port; `intercepts.agentlink`)."""

@@ -178,6 +178,9 @@ def test_traffic_and_an_intercept_work_with_the_api_server_blocked(
             assert cluster.returncode == 0 and "laptop" not in cluster.stdout, cluster
             mine = lap1.run(f"{CURL} -H 'x-dev: me' http://{SVC}.{demo}:3000/color")
             assert mine.returncode == 0 and "laptop" in mine.stdout, mine
+            # no agent link (it would ride the API server): the manager relayed it
+            path = _status(lap1)["data_path"]
+            assert path["links"] == [] and path["raw_dials"] >= 1, path
         finally:
             lap1.run("nft delete table ip tp-test-block")
         assert _tp(lap1, f"leave {SVC}-{demo}").returncode == 0

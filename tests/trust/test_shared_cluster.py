@@ -168,6 +168,8 @@ async def _every_rpc(stub: Any, session: Any) -> dict[str, grpc.StatusCode]:
         "GetClusterInfo": stub.GetClusterInfo(info, timeout=t),
         "LookupDNS": stub.LookupDNS(pb.DNSRequest(session=info, name="kubernetes"),
                                     timeout=t),
+        "ResolveDial": stub.ResolveDial(pb.ResolveDialRequest(
+            session=info, dial=pb.Dial(protocol="tcp", ip="10.96.0.1", port=443)), timeout=t),
         "PrepareIntercept": stub.PrepareIntercept(pb.InterceptSpec(
             workload=SVC, namespace="default"), timeout=t),
         "CreateIntercept": stub.CreateIntercept(pb.CreateInterceptRequest(
@@ -240,7 +242,7 @@ async def test_another_developer_with_a_leaked_session_id_is_refused(
     for name in ("Remain", "Depart", "GetClusterInfo", "LookupDNS", "CreateIntercept",
                  "RemoveIntercept", "UninstallAgents", "ListIntercepts", "ListWorkloads",
                  "WatchIntercepts", "ReceiveDials", "WatchWorkloads", "WatchTraffic",
-                 "GatherLogs", "WatchTrafficBatches", "Relay"):
+                 "GatherLogs", "WatchTrafficBatches", "Relay", "ResolveDial"):
         assert codes[name] == grpc.StatusCode.PERMISSION_DENIED, (name, codes[name])
     # the Tunnel names the refusal in-band
     tunnel = stub.Tunnel(timeout=20)

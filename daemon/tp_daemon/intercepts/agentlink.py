@@ -189,6 +189,8 @@ class AgentLinks:
         self.book = book
         self.opener: Opener | None = None
         """Set by the daemon's Session; None (tests without a cluster): no links."""
+        self.path_allows: Callable[[], bool] = lambda: True
+        """False while the session's path keeps the API server out (direct connect)."""
         self._links: dict[PodKey, _Link] = {}
         self._requests: dict[str, int] = {}   # intercept name -> matched requests by link
 
@@ -198,7 +200,7 @@ class AgentLinks:
     def sync(self) -> None:
         """Open the links the current intercepts need; close the others."""
         wanted: dict[PodKey, dict[str, mpb.InterceptInfo]] = {}
-        if self.opener is not None and self.settings.agent_links:
+        if self.opener is not None and self.settings.agent_links and self.path_allows():
             for info in self.book.mine.values():
                 if (info.state != mpb.INTERCEPT_STATE_ACTIVE or not info.link_key
                         or info.spec.mirror or info.spec.mechanism != mpb.MECHANISM_HTTP):
