@@ -98,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     # Only now (not a second daemon): the connect path imports while the socket opens.
     preload = Preload(CONNECT_MODULES, "tp-preload").start()
     try:
+        if get_settings().connect.daemon_uvloop:
+            import uvloop
+
+            return uvloop.run(_main(args, preload))
         return asyncio.run(_main(args, preload))
     except Exception:
         logging.getLogger("tp_daemon").exception("daemon failed")

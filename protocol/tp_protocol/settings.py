@@ -362,6 +362,11 @@ class ConnectSettings:
     start is ~0.4 s of imports (allocation-heavy, next to no garbage) that the collector
     slows by ~8%; it is back on once the first connect ends, or after this."""
 
+    daemon_uvloop: bool = True
+    """Run the user daemon on uvloop's event loop (its TLS and socket transports are C):
+    the tunnel moved ~12% more bytes than on asyncio's own loop in bench/tunnel.py, where
+    the daemon's one thread decrypting and copying is the bottleneck."""
+
     quit_timeout: float = 15.0
     """Seconds `tp quit` waits for the daemon to clean up (depart, routes, nft) and exit."""
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from tp_daemon.preload import Preload
+from waiting import wait_for
 
 from tp_jupyter import daemon_client
 from tp_jupyter.errors import DaemonError
@@ -91,18 +92,29 @@ def test_a_second_start_uses_the_daemon_that_already_answers(home: Path) -> None
 
 
 def test_the_ready_pipe_is_not_left_open_in_the_daemon(home: Path) -> None:
-    daemon_client.start_daemon()
-    with daemon_client.DaemonClient() as client:
-        pid = client.version(timeout=2).pid
-    pipes = []
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:  # the daemon is alive and busy: an fd may close while we look
-            target = os.readlink(fd)
-        except FileNotFoundError:
-            continue
-        if target.startswith("pipe:"):
-            pipes.append(target)
-    assert pipes == []
+    """The daemon closes the write end it inherited once it said "ready" (its event loop
+    may hold pipes of its own: only the ready pipe's inode counts)."""
+    from tp_jupyter import daemon_spawn
+
+    proc, read_end = daemon_spawn.spawn()
+    try:
+        ready_pipe = f"pipe:[{os.fstat(read_end).st_ino}]"
+        with os.fdopen(read_end, "rb", closefd=False) as ready:
+            assert ready.readline() == b"ready\n"
+
+        def held() -> list[str]:
+            found = []
+            for fd in Path(f"/proc/{proc.pid}/fd").iterdir():
+                try:  # the daemon is alive and busy: an fd may close while we look
+                    found.append(os.readlink(fd))
+                except FileNotFoundError:
+                    continue
+            return [target for target in found if target == ready_pipe]
+
+        wait_for(lambda: not held(), 5, "the daemon to close its ready pipe")
+        assert os.read(read_end, 1) == b""   # EOF: no process holds the write end
+    finally:
+        os.close(read_end)
 
 
 async def test_a_failed_preload_is_raised_to_whoever_waits_for_it() -> None:
