@@ -50,9 +50,11 @@ class RawDialer:
         self._offered: str = ""   # the session whose answer offered no raw dial port
 
     def _give_up(self, why: str, retry_after: float = 0.0) -> None:
-        self.note = f"raw dials not used: {why}; tunneling through gRPC"
+        note = f"raw dials not used: {why}; tunneling through gRPC"
+        # said once: dials failing together, or again after the retry time, repeat it
+        (log.debug if note == self.note else log.warning)("%s", note)
+        self.note = note
         self._retry_at = time.monotonic() + retry_after if retry_after else 0.0
-        log.warning("%s", self.note)
 
     def _usable(self, session: mpb.SessionInfo) -> bool:
         if not (session.raw_dial_port and session.dial_secret):

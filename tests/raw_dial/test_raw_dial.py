@@ -234,6 +234,9 @@ def test_without_the_raw_port_a_direct_connection_tunnels_through_grpc_with_one_
               "'{ type filter hook output priority 0; }' && nft add rule ip tp-test-raw "
               "out ip daddr 172.29.0.0/24 tcp dport 8444 reject with tcp reset")
     assert lap2.run(reject).returncode == 0
+    log_size = ("from tp_daemon import paths; p = paths.log_path(); "
+                "print(p.stat().st_size if p.exists() else 0)")
+    offset = int(lap2.run([sys.executable, "-c", log_size], timeout=30).stdout)
     try:
         done = _tp(lap2, f"connect --manager-namespace {manager_ns} --manager-address direct")
         assert done.returncode == 0, done.stderr
@@ -244,8 +247,10 @@ def test_without_the_raw_port_a_direct_connection_tunnels_through_grpc_with_one_
         assert status["raw_dials"] == 0 and status["grpc_dials"] >= 2, status
         assert "raw dials not used" in status["note"], status
         assert "connection refused" in status["note"].lower(), status
-        logged = lap2.run([sys.executable, "-c", "from tp_daemon import paths; "
-                           "print(paths.log_path().read_text())"], timeout=30)
+        # what this connect logged (the log file outlives daemons and earlier tests)
+        logged = lap2.run([sys.executable, "-c", "import sys; from tp_daemon import paths; "
+                           "print(paths.log_path().read_bytes()[int(sys.argv[1]):]"
+                           ".decode(errors='replace'))", str(offset)], timeout=30)
         said = [line for line in logged.stdout.splitlines() if "raw dials not used" in line]
         assert len(said) == 1, said
     finally:
