@@ -51,6 +51,7 @@ class _Link:
         self.infos: dict[str, mpb.InterceptInfo] = {}   # intercept id -> info, wanted
         self.claimed: dict[str, mpb.InterceptInfo] = {}  # ids shown on the open link
         self.served: set[str] = set()                  # ids the agent accepted
+        self.unanswered = 0   # hellos sent on the open link that the agent has not answered
         self.state = "opening"
         self.outbox: Outbox | None = None
         self.connections = 0
@@ -66,7 +67,14 @@ class _Link:
         self.infos = infos
         if changed and self.outbox is not None:   # a new or re-created intercept
             self.claimed.update(infos)
-            self.outbox.put(self._hello())
+            self._send_hello(self.outbox)
+
+    def _send_hello(self, outbox: Outbox) -> None:
+        # not "open" again until the agent answers: until then it may still know only the
+        # old keys (e.g. intercepts re-created after a manager restart) and use the Relay
+        self.unanswered += 1
+        self.state = f"opening (keys sent to {self.pod})"
+        outbox.put(self._hello())
 
     def _hello(self) -> Any:
         return linkframes.hello([(i, ic.link_key) for i, ic in self.infos.items()])
@@ -103,7 +111,8 @@ class _Link:
         decoder = linkframes.Decoder(s.link_max_frame_bytes)
         inboxes: dict[int, asyncio.Queue[Any]] = {}
         self.claimed = dict(self.infos)
-        outbox.put(self._hello())
+        self.unanswered = 0
+        self._send_hello(outbox)
 
         async def write(batch: Any) -> None:
             await stream.send(linkframes.encode(batch))
@@ -139,9 +148,25 @@ class _Link:
         self.served = {k.intercept_id for k in hello.keys}
         if not self.served:
             raise LinkRefused(f"the agent refused the link: {hello.note or 'no valid key'}")
+        self.unanswered = max(0, self.unanswered - 1)
+        if self.unanswered:
+            return   # an answer to an older hello: newer keys are still on their way
         self.state = f"open to {self.pod}"
+        if set(self.infos) - self.served and self.outbox is not None:
+            # the agent has not heard of some intercept yet (its manager tells it soon):
+            # show the keys again later rather than leave that intercept on the Relay
+            outbox = self.outbox
+            asyncio.get_running_loop().call_later(
+                self.links.settings.link_backoff, self._rehello, outbox)
         log.info("link to %s serves %s%s", self.pod, sorted(self.served),
                  f" ({hello.note})" if hello.note else "")
+
+    def _rehello(self, outbox: Outbox) -> None:
+        if outbox is self.outbox and not self.unanswered and set(self.infos) - self.served:
+            self._send_hello(outbox)
+
+    def serves(self, intercept_id: str) -> bool:
+        return self.state.startswith("open to ") and intercept_id in self.served
 
     def _frame(self, frame: Any, outbox: Outbox, inboxes: dict[int, asyncio.Queue[Any]]
                ) -> None:
@@ -227,7 +252,9 @@ class AgentLinks:
             info.link_key = ""   # the front has no use for it
             info.link_connections = self._requests.get(info.spec.name, 0)
             info.relay_connections = self.relay.relayed.get(info.spec.name, 0)
-            states = [f"{link.state}" for link in self._links.values()
+            states = [link.state if link.serves(info.id) or not link.state.startswith("open")
+                      else f"opening (the agent of {link.pod} does not know its key yet)"
+                      for link in self._links.values()
                       if any(ic.spec.name == info.spec.name for ic in link.infos.values())]
             info.link_state = "; ".join(states)
         return infos
