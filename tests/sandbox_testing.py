@@ -133,9 +133,41 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[SandboxHandle]:
                             result.seconds - result.manager_seconds)
     finally:
         failed = request.session.testsfailed > 0
+        daemon_logs = _laptop_daemon_logs(instance.name, 2) if failed else []
         down = lifecycle.down(instance, keep_logs=failed)
         if down.logs:
             print(f"\n[sandbox {instance.name}] logs kept in {down.logs}", file=sys.stderr)
+            _keep_daemon_logs(daemon_logs, Path(down.logs), instance.name)
+
+
+def _laptop_daemon_logs(name: str, laptops: int) -> list[tuple[str, Path]]:
+    """The daemons' logs of this instance's laptops (they live with the user and the
+    laptop's network namespace, which `down` removes, so look them up before)."""
+    found = []
+    for k in range(1, laptops + 1):
+        try:
+            ino = os.stat(f"/run/netns/tp-{name}-laptop-{k}").st_ino
+        except OSError:
+            continue
+        for kind, path in (("daemon", Path.home() / ".cache" / "tp-jupyter"
+                            / f"netns-{ino}" / "daemon.log"),
+                           ("root-daemon", Path(f"/var/log/tp-jupyter/root-netns-{ino}.log"))):
+            if path.exists():
+                found.append((f"laptop-{k}-{kind}.log", path))
+    return found
+
+
+def _keep_daemon_logs(logs: list[tuple[str, Path]], dest: Path, name: str,
+                      tail: int = 30) -> None:
+    """Copied beside the sandbox's logs; the last lines printed too (CI keeps no files)."""
+    for kept, path in logs:
+        try:
+            lines = path.read_text(errors="replace").splitlines()
+            (dest / kept).write_text("\n".join(lines) + "\n")
+        except OSError:
+            continue
+        shown = "\n".join(f"  {line[:300]}" for line in lines[-tail:])
+        print(f"[sandbox {name}] last lines of {kept}:\n{shown}", file=sys.stderr)
 
 
 @pytest.fixture(scope="session")
