@@ -204,6 +204,8 @@ class Link:
                 log.info("intercept %s active on port %d (%s)", info.id, port.port,
                          "global" if intercept.is_global else "personal")
             active.append(intercept)
+        for gone in sorted(self._reviewed - seen):
+            log.info("intercept %s ended", gone)
         self._reviewed &= seen
         self._refused &= seen
         self.registry.replace(active)

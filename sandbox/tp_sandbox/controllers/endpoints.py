@@ -141,23 +141,25 @@ class EndpointSliceController(_ServicePods):
         owner = {"apiVersion": "v1", "kind": "Service", "name": name,
                  "uid": svc["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
         groups = build_slice_groups(svc, self._pods_in(ns))
-        self.expectations.expect(key, adds=max(0, len(groups) - len(existing)))
-        for i, (ports, endpoints) in enumerate(groups):
-            if i < len(existing):
-                cur = existing[i]
-                if ((cur.get("endpoints") or []) == endpoints
-                        and (cur.get("ports") or []) == ports and labels_of(cur) == labels):
-                    continue
-                body = copy.deepcopy(cur)
-                body["metadata"]["labels"] = labels
-                body["endpoints"], body["ports"] = endpoints, ports
-                self.kube.update(ENDPOINTSLICES, body)
-            else:
-                try:
-                    self._create_slice(ns, name, labels, owner, (ports, endpoints))
-                except errors.ControllerError:
+        for cur, (ports, endpoints) in zip(existing, groups, strict=False):
+            if ((cur.get("endpoints") or []) == endpoints
+                    and (cur.get("ports") or []) == ports and labels_of(cur) == labels):
+                continue
+            body = copy.deepcopy(cur)
+            body["metadata"]["labels"] = labels
+            body["endpoints"], body["ports"] = endpoints, ports
+            self.kube.update(ENDPOINTSLICES, body)   # a stale cache: Conflict, retried
+        # expected only now: a conflict above must not leave a create expected that was
+        # never made (the key would wait for expectations_timeout, its slices stale)
+        missing = groups[len(existing):]
+        self.expectations.expect(key, adds=len(missing))
+        for n, group in enumerate(missing):
+            try:
+                self._create_slice(ns, name, labels, owner, group)
+            except errors.ControllerError:
+                for _ in range(len(missing) - n):   # this one and those not attempted
                     self.expectations.creation_failed(key)
-                    raise
+                raise
         for extra in existing[len(groups):]:
             with contextlib.suppress(errors.NotFound):
                 self.kube.delete(ENDPOINTSLICES, ns, extra["metadata"]["name"],

@@ -206,11 +206,12 @@ class JobController(Controller):
     def _create(self, key: str, job: Obj, count: int) -> None:
         self.expectations.expect(key, adds=count)
         body = pod_for(job)
-        for _ in range(count):
+        for made in range(count):
             try:
                 pod = self.kube.create(PODS, job["metadata"]["namespace"], copy.deepcopy(body))
             except errors.ControllerError as exc:
-                self.expectations.creation_failed(key)
+                for _ in range(count - made):   # this one and those not attempted
+                    self.expectations.creation_failed(key)
                 self.recorder.event(job, "Warning", "FailedCreate", f"Error creating: {exc}")
                 raise
             self.recorder.event(job, "Normal", "SuccessfulCreate",

@@ -208,11 +208,12 @@ class ReplicaSetController(Controller):
         if diff > 0:
             self.expectations.expect(key, adds=diff)
             body = pod_from_template(rs)
-            for _ in range(diff):
+            for made in range(diff):
                 try:
                     pod = self.kube.create(PODS, ns, copy.deepcopy(body))
                 except errors.ControllerError as exc:
-                    self.expectations.creation_failed(key)
+                    for _ in range(diff - made):   # this one and those not attempted
+                        self.expectations.creation_failed(key)
                     if isinstance(exc, errors.KubeError):  # e.g. refused by PodSecurity
                         self.recorder.event(rs, "Warning", "FailedCreate",
                                             f"Error creating: {exc.message}")
