@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import h11
 import pytest
 from agenttest import FakeDaemon, free_port, wait_for
 from aiohttp import web
@@ -131,3 +132,56 @@ async def request_times_ms(port: int, n: int, request: bytes) -> list[float]:
         times.append((time.perf_counter() - start) * 1000.0)
     writer.close()
     return times[n // 10:]
+
+
+@asynccontextmanager
+async def alice_routed(manager: Manager, daemons: Any, local_server: Any,
+                       serve: Any) -> AsyncIterator[tuple[int, Any]]:
+    """An app served by `serve(reader, writer)` behind a real agent, with developer alice's
+    personal intercept `x-dev: alice` on its port; (agent port, alice)."""
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        async with running_agent(manager, server.sockets[0].getsockname()[1]) as (agent, port):
+            alice = await daemons("alice")
+            await alice.intercept("web-alice", await local_server("alice"),
+                                  matches={"x-dev": "alice"})
+            await wait_for(lambda: bool(agent.registry.on_port(port)))
+            yield port, alice
+    finally:
+        server.close()
+
+
+async def read_responses(reader: asyncio.StreamReader, count: int = 1,
+                         methods: list[bytes] | None = None
+                         ) -> list[tuple[Any, bytes, bytes]]:
+    """`count` responses parsed by h11 (final status event, body, the raw bytes read so
+    far); `methods` say which answers belong to HEADs. 1xx answers are skipped."""
+    conn = h11.Connection(h11.CLIENT)
+    out: list[tuple[Any, bytes, bytes]] = []
+    raw = b""
+    methods = methods or [b"GET"] * count
+    for n, method in enumerate(methods):
+        if n:
+            conn.start_next_cycle()
+        conn.send(h11.Request(method=method, target=b"/", headers=[(b"host", b"web")]))
+        conn.send(h11.EndOfMessage())
+        head: Any = None
+        body = b""
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                data = await asyncio.wait_for(reader.read(65536), 5)
+                raw += data
+                conn.receive_data(data)
+            elif isinstance(event, h11.InformationalResponse):
+                continue
+            elif isinstance(event, h11.Response):
+                head = event
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                break
+            else:
+                raise AssertionError(f"unexpected {event}")
+        out.append((head, body, raw))
+    return out

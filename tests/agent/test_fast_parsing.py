@@ -11,7 +11,7 @@ from typing import Any
 
 import h11
 import pytest
-from agent_fixtures import running_agent
+from agent_fixtures import alice_routed, read_responses
 from agenttest import wait_for
 from tp_cluster.agent import fastrequest
 from tp_protocol import manager_pb2 as pb
@@ -53,32 +53,13 @@ async def routed(manager: Any, daemons: Any, local_server: Any
                  ) -> AsyncIterator[tuple[int, ScriptedApp, Any]]:
     """(agent port, the app, alice) with alice's personal intercept `x-dev: alice`."""
     app = ScriptedApp()
-    server = await asyncio.start_server(app.serve, "127.0.0.1", 0)
-    async with running_agent(manager, server.sockets[0].getsockname()[1]) as (agent, port):
-        alice = await daemons("alice")
-        await alice.intercept("web-alice", await local_server("alice"),
-                              matches={"x-dev": "alice"})
-        await wait_for(lambda: bool(agent.registry.on_port(port)))
+    async with alice_routed(manager, daemons, local_server, app.serve) as (port, alice):
         yield port, app, alice
-    server.close()
 
 
 async def _response(reader: asyncio.StreamReader, method: bytes = b"GET") -> tuple[Any, bytes]:
-    conn = h11.Connection(h11.CLIENT)
-    conn.send(h11.Request(method=method, target=b"/", headers=[(b"host", b"web")]))
-    conn.send(h11.EndOfMessage())
-    head: Any = None
-    body = b""
-    while True:
-        event = conn.next_event()
-        if event is h11.NEED_DATA:
-            conn.receive_data(await asyncio.wait_for(reader.read(65536), 5))
-        elif isinstance(event, h11.Response):
-            head = event
-        elif isinstance(event, h11.Data):
-            body += event.data
-        elif isinstance(event, h11.EndOfMessage):
-            return head, body
+    [(head, body, _)] = await read_responses(reader, methods=[method])
+    return head, body
 
 
 async def _rows(manager: Any, alice: Any) -> Any:

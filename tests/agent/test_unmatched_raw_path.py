@@ -10,7 +10,7 @@ from typing import Any
 
 import h11
 import pytest
-from agent_fixtures import running_agent
+from agent_fixtures import alice_routed, read_responses, running_agent
 from agenttest import wait_for
 from tp_cluster.agent.rawpath import Raw
 from tp_protocol import manager_pb2 as pb
@@ -76,46 +76,8 @@ async def routed(manager: Any, daemons: Any, local_server: Any
                  ) -> AsyncIterator[tuple[int, RecordingApp, Any]]:
     """(agent port, the app, alice) with alice's personal intercept `x-dev: alice`."""
     app = RecordingApp()
-    server = await asyncio.start_server(app.serve, "127.0.0.1", 0)
-    app_port = server.sockets[0].getsockname()[1]
-    async with running_agent(manager, app_port) as (agent, port):
-        alice = await daemons("alice")
-        await alice.intercept("web-alice", await local_server("alice"),
-                              matches={"x-dev": "alice"})
-        await wait_for(lambda: bool(agent.registry.on_port(port)))
+    async with alice_routed(manager, daemons, local_server, app.serve) as (port, alice):
         yield port, app, alice
-    server.close()
-
-
-async def _responses(reader: asyncio.StreamReader, count: int,
-                     methods: list[bytes] | None = None) -> list[tuple[Any, bytes, bytes]]:
-    """`count` responses parsed by h11 (status event, body, raw bytes of all of them)."""
-    conn = h11.Connection(h11.CLIENT)
-    out: list[tuple[Any, bytes, bytes]] = []
-    raw = b""
-    for i in range(count):
-        method = (methods or [b"GET"] * count)[i]
-        conn.send(h11.Request(method=method, target=b"/", headers=[(b"host", b"web")]))
-        conn.send(h11.EndOfMessage())
-        head: Any = None
-        body = b""
-        while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                data = await asyncio.wait_for(reader.read(65536), 5)
-                raw += data
-                conn.receive_data(data)
-            elif isinstance(event, h11.Response):
-                head = event
-            elif isinstance(event, h11.Data):
-                body += event.data
-            elif isinstance(event, h11.EndOfMessage):
-                break
-            else:
-                raise AssertionError(f"unexpected {event}")
-        out.append((head, body, raw))
-        conn.start_next_cycle()
-    return out
 
 
 async def test_two_pipelined_requests_reach_the_app_byte_for_byte_and_answer_in_order(
@@ -126,7 +88,7 @@ async def test_two_pipelined_requests_reach_the_app_byte_for_byte_and_answer_in_
               b"content-type: text/plain\r\n\r\nhello")
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(first + second)
-    (r1, b1, _), (r2, b2, _) = await _responses(reader, 2)
+    (r1, b1, _), (r2, b2, _) = await read_responses(reader, 2)
     assert (r1.status_code, b1) == (200, b"app GET /one?a=1 ")
     assert (r2.status_code, b2) == (200, b"app POST /two hello")
     assert bytes(app.received) == first + second
@@ -140,7 +102,7 @@ async def test_two_hundred_pipelined_requests_in_one_write_are_answered_in_order
     sent = b"".join(b"GET /p%d HTTP/1.1\r\nhost: web\r\n\r\n" % i for i in range(200))
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(sent)
-    bodies = [body for _, body, _ in await _responses(reader, 200)]
+    bodies = [body for _, body, _ in await read_responses(reader, 200)]
     assert bodies == [b"app GET /p%d " % i for i in range(200)]
     assert bytes(app.received) == sent
     writer.close()
@@ -180,7 +142,7 @@ async def test_a_request_whose_head_and_chunked_body_arrive_in_several_reads_goe
         writer.write(piece)
         await writer.drain()
         await asyncio.sleep(0.02)  # space the writes so that the agent reads them apart
-    [(response, body, _)] = await _responses(reader, 1)
+    [(response, body, _)] = await read_responses(reader, 1)
     assert (response.status_code, body) == (200, b"app PUT /pieces abcdefg")
     assert bytes(app.received) == b"".join(pieces)  # still chunked, as the caller framed it
     writer.close()
@@ -194,7 +156,7 @@ async def test_a_body_with_expect_100_continue_is_re_framed_without_the_expectat
                  b"expect: 100-continue\r\n\r\n")
     assert await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5) == b"HTTP/1.1 100 \r\n\r\n"
     writer.write(b"data")
-    [(response, body, _)] = await _responses(reader, 1)
+    [(response, body, _)] = await read_responses(reader, 1)
     assert (response.status_code, body) == (200, b"app PUT /up data")
     assert b"expect" not in bytes(app.received).lower()
     writer.close()
@@ -205,12 +167,12 @@ async def test_an_app_that_closes_after_its_answer_does_not_close_the_callers_co
     port, app, _ = routed
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"GET /close HTTP/1.1\r\nhost: web\r\n\r\n")
-    [(response, body, raw)] = await _responses(reader, 1)
+    [(response, body, raw)] = await read_responses(reader, 1)
     assert (response.status_code, body) == (200, b"app GET /close ")
     assert b"connection" not in raw.lower()  # the app's hop-by-hop header stays on its hop
     writer.write(b"HEAD /after HTTP/1.1\r\nhost: web\r\n\r\n"
                  b"GET /last HTTP/1.1\r\nhost: web\r\n\r\n")
-    (head, head_body, _), (last, last_body, _) = await _responses(reader, 2, [b"HEAD", b"GET"])
+    (head, head_body, _), (last, last_body, _) = await read_responses(reader, 2, [b"HEAD", b"GET"])
     assert (head.status_code, head_body) == (200, b"")
     assert (last.status_code, last_body) == (200, b"app GET /last ")
     assert app.connections == 2
@@ -224,7 +186,7 @@ async def test_a_matched_request_between_unmatched_ones_still_goes_to_its_develo
     writer.write(b"GET /a HTTP/1.1\r\nhost: web\r\n\r\n"
                  b"GET /b HTTP/1.1\r\nhost: web\r\nx-dev: alice\r\n\r\n"
                  b"GET /c HTTP/1.1\r\nhost: web\r\n\r\n")
-    bodies = [body for _, body, _ in await _responses(reader, 3)]
+    bodies = [body for _, body, _ in await read_responses(reader, 3)]
     assert bodies == [b"app GET /a ", b"alice GET /b ", b"app GET /c "]
     assert [target for _, target, _, _ in app.requests] == [b"/a", b"/c"]
     assert alice.accepted == 1
@@ -245,7 +207,7 @@ async def test_an_app_that_goes_away_before_answering_gives_a_502_with_the_reaso
         await wait_for(lambda: bool(agent.registry.on_port(port)))
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /x HTTP/1.1\r\nhost: web\r\n\r\n")
-        [(response, body, _)] = await _responses(reader, 1)
+        [(response, body, _)] = await read_responses(reader, 1)
         assert response.status_code == 502
         assert body.startswith(b"bad HTTP from the app: ") and b"ConnectionClosed" in body
         assert (b"x-tp-error", b"1") in list(response.headers)
