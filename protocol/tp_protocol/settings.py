@@ -586,6 +586,11 @@ class InterceptSettings:
     a busy port sends one message per interval rather than one per request (the rows'
     delay on their way to `tp traffic`)."""
 
+    agent_uvloop: bool = True
+    """Run the traffic-agent on uvloop's event loop (its socket transports and loop are C):
+    the agent's CPU per relayed request is what caps one pod's request rate
+    (bench/load.py); off: asyncio's own loop."""
+
     agent_retire_idle: float = 1.0
     """When a port gets its first intercept, unparsed keep-alive connections to the app are
     closed after being quiet this long once a response followed the last request, so that
