@@ -7,7 +7,7 @@ doing N sequential keep-alive GETs that match no intercept. Prints, from one run
 p50 latency direct-to-app / through the splice / through the router, and the agent
 process's CPU per request (utime+stime from /proc) for the splice and the router.
 
-    python bench/agent_router.py [-n 5000] [--profile-seconds 0]
+    python bench/agent_router.py [-n 5000] [--profile-seconds 0] [--asyncio]
 
 With `--profile-seconds S` it also runs `py-spy record` on the agent for S seconds
 while the router is under load and prints the top own-time frames.
@@ -175,7 +175,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("-n", type=int, default=5000)
     parser.add_argument("--profile-seconds", type=int, default=0)
+    parser.add_argument("--asyncio", action="store_true",
+                        help="the agent on asyncio's own loop (default: as the agent runs)")
     args = parser.parse_args()
+    if args.asyncio:
+        os.environ["BENCH_LOOP"] = "asyncio"
     app_port, routed, spliced = _free_port(), _free_port(), _free_port()
     app = _start("app", str(app_port))
     agent = _start("agent", str(app_port), str(routed), str(spliced))
@@ -199,6 +203,14 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "app":
         asyncio.run(_app(int(sys.argv[2])))
     elif len(sys.argv) > 1 and sys.argv[1] == "agent":
-        asyncio.run(_agent(*(int(a) for a in sys.argv[2:5])))
+        # the loop the real agent runs on (intercept.agent_uvloop), unless --asyncio
+        from tp_protocol.settings import get_settings
+
+        if get_settings().intercept.agent_uvloop and os.environ.get("BENCH_LOOP") != "asyncio":
+            import uvloop
+
+            uvloop.run(_agent(*(int(a) for a in sys.argv[2:5])))
+        else:
+            asyncio.run(_agent(*(int(a) for a in sys.argv[2:5])))
     else:
         main()

@@ -75,8 +75,10 @@ def take_rows(queue: deque[Any], max_bytes: int) -> list[Any]:
     (at least one), oldest first: one gRPC message carries them all."""
     rows: list[Any] = []
     size = 0
-    while queue and (not rows or size + queue[0].ByteSize() <= max_bytes):
-        row = queue.popleft()
-        size += row.ByteSize()
-        rows.append(row)
+    while queue:
+        row_size = queue[0].ByteSize()  # upb serialises to measure: once per row
+        if rows and size + row_size > max_bytes:
+            break
+        rows.append(queue.popleft())
+        size += row_size
     return rows

@@ -581,10 +581,18 @@ class InterceptSettings:
     """Most bytes of traffic rows sent in one message (agent -> manager ReportTraffic,
     manager -> client WatchTrafficBatches): rows queued together travel together."""
 
-    agent_traffic_batch_delay: float = 0.01
+    agent_traffic_batch_delay: float = 0.1
     """Seconds a traffic-agent gathers traffic rows before sending them to the manager, so
     a busy port sends one message per interval rather than one per request (the rows'
-    delay on their way to `tp traffic`)."""
+    delay on their way to `tp traffic`). A gRPC stream message costs ~0.4 ms of CPU
+    whatever it carries, in the agent and again in the manager and each watching daemon
+    (bench/load.py: at 10 ms that was ~40 us per request across them at 2,000 rps); rows
+    queued meanwhile are bounded by `agent_traffic_queue`."""
+
+    agent_uvloop: bool = True
+    """Run the traffic-agent on uvloop's event loop (its socket transports and loop are C):
+    the agent's CPU per relayed request is what caps one pod's request rate
+    (bench/load.py); off: asyncio's own loop."""
 
     agent_retire_idle: float = 1.0
     """When a port gets its first intercept, unparsed keep-alive connections to the app are

@@ -147,6 +147,56 @@ async def test_an_app_that_breaks_off_mid_body_resets_the_caller_and_the_row_say
     writer.close()
 
 
+@pytest.fixture
+async def developer(manager: Any, daemons: Any) -> AsyncIterator[tuple[int, ScriptedApp, Any]]:
+    """(agent port, alice's local server, alice): her local side answers scripted bytes too."""
+    app, local = ScriptedApp(), ScriptedApp()
+    server = await asyncio.start_server(app.serve, "127.0.0.1", 0)
+    mine = await asyncio.start_server(local.serve, "127.0.0.1", 0)
+    async with running_agent(manager, server.sockets[0].getsockname()[1]) as (agent, port):
+        alice = await daemons("alice")
+        await alice.intercept("web-alice", mine.sockets[0].getsockname()[1],
+                              matches={"x-dev": "alice"})
+        await wait_for(lambda: bool(agent.registry.on_port(port)))
+        yield port, local, alice
+    server.close()
+    mine.close()
+
+
+async def test_a_matched_plain_get_reaches_the_developer_byte_for_byte_with_a_local_row(
+        developer: tuple[int, ScriptedApp, Any], manager: Any) -> None:
+    port, local, alice = developer
+    watch = await _rows(manager, alice)
+    sent = b"GET /plain?q=1 HTTP/1.1\r\nHost: web\r\nx-dev: alice\r\nX-Odd-Case: trailing  \r\n\r\n"
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    for _ in range(3):  # one request per read, keep-alive
+        writer.write(sent)
+        head, body = await _response(reader)
+        assert (head.status_code, body) == (200, b"hello")
+    writer.close()
+    assert bytes(local.received) == sent * 3  # as the caller wrote it, not re-serialised
+    row = await asyncio.wait_for(watch.read(), 5)
+    watch.cancel()
+    assert (row.routed_to, row.intercept_name, row.method, row.path, row.status) == (
+        pb.ROUTED_TO_LOCAL, "web-alice", "GET", "/plain?q=1", 200)
+    assert ("X-Odd-Case", "trailing") in [(h.name, h.value) for h in row.request_headers]
+    assert ("X-Trail", "padded") in [(h.name, h.value) for h in row.response_headers]
+    assert (row.response_size, row.response_body_prefix, row.error) == (5, b"hello", "")
+
+
+async def test_local_answers_llhttp_leaves_to_h11_arrive_after_a_request_sent_as_read(
+        developer: tuple[int, ScriptedApp, Any]) -> None:
+    port, local, _ = developer
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    for target, want in ((b"/hints", b"ok"), (b"/old", b"old"), (b"/plain", b"hello"),
+                         (b"/hints", b"ok")):
+        writer.write(b"GET " + target + b" HTTP/1.1\r\nhost: web\r\nx-dev: alice\r\n\r\n")
+        head, body = await _response(reader)
+        assert (head.status_code, head.http_version, body) == (200, b"1.1", want)
+    writer.close()
+    assert bytes(local.received).count(b"x-dev: alice") == 4
+
+
 @pytest.mark.parametrize("data", [
     b"GET /a HTTP/1.0\r\nhost: web\r\n\r\n",
     b"POST /a HTTP/1.1\r\nhost: web\r\ncontent-length: 0\r\n\r\n",

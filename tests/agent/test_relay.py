@@ -12,6 +12,7 @@ import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
+import h11
 import pytest
 from agenttest import Http, wait_for
 from tp_daemon.intercepts.relay import ClientRelay
@@ -183,4 +184,58 @@ async def test_a_request_racing_a_leave_is_answered_by_the_app_not_a_502(
     status, _, body = await http.request("POST", "/late", {"x-dev": "alice"}, b"x" * 3000)
     await http.close()
     assert (status, body) == (200, b"app POST /late " + b"x" * 3000), body[:300]
+    assert alice.accepted == 0
+
+
+async def _plain_get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     head: bytes) -> tuple[int, bytes]:
+    """(status, body) of one whole bodiless request head written in one piece (llhttp
+    takes it, so a matched one goes to the developer as read)."""
+    writer.write(head)
+    conn = h11.Connection(h11.CLIENT)
+    conn.send(h11.Request(method="GET", target="/", headers=[("host", "web")]))
+    conn.send(h11.EndOfMessage())
+    status, body = 0, b""
+    while not isinstance(event := conn.next_event(), h11.EndOfMessage):
+        if event is h11.NEED_DATA:
+            conn.receive_data(await asyncio.wait_for(reader.read(65536), 5))
+        elif isinstance(event, h11.Response):
+            status = event.status_code
+        elif isinstance(event, h11.Data):
+            body += event.data
+    return status, body
+
+
+@pytest.mark.parametrize("relay", [True, False], ids=["relay", "no-relay-stream"])
+async def test_a_plain_get_sent_as_read_racing_a_leave_is_answered_by_the_app(
+        agent: Any, manager: Any, daemons: Any, relay_of: Any, counting_server: int, *,
+        relay: bool) -> None:
+    alice = await daemons("alice")
+    if relay:
+        await relay_of(alice)
+    await alice.intercept("web-alice", counting_server, matches={"x-dev": "alice"})
+    await wait_for(lambda: bool(agent.agent.registry.on_port(agent.port)))
+    await _left_while_the_agent_still_routes_to_it(agent, manager, alice)
+    reader, writer = await asyncio.open_connection("127.0.0.1", agent.port)
+    got = await _plain_get(
+        reader, writer, b"GET /late HTTP/1.1\r\nhost: web\r\nx-dev: alice\r\n\r\n")
+    writer.close()
+    assert got == (200, b"app GET /late ")
+    assert alice.accepted == 0
+
+
+async def test_a_plain_get_sent_as_read_to_a_refused_local_port_gets_the_502_and_keeps_going(
+        agent: Any, daemons: Any, relay_of: Any, free_local_port: int) -> None:
+    alice = await daemons("alice")
+    await relay_of(alice)
+    await alice.intercept("web-alice", free_local_port, matches={"x-dev": "alice"})
+    await wait_for(lambda: bool(agent.agent.registry.on_port(agent.port)))
+    reader, writer = await asyncio.open_connection("127.0.0.1", agent.port)
+    status, body = await _plain_get(
+        reader, writer, b"GET /down HTTP/1.1\r\nhost: web\r\nx-dev: alice\r\n\r\n")
+    assert status == 502 and b"refused: nothing answers on the workstation's" in body
+    # the same keep-alive connection goes on
+    after = await _plain_get(reader, writer, b"GET /after HTTP/1.1\r\nhost: web\r\n\r\n")
+    writer.close()
+    assert after == (200, b"app GET /after ")
     assert alice.accepted == 0

@@ -49,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if get_settings().intercept.agent_uvloop:
+        import uvloop
+
+        return uvloop.run(serve())
     return asyncio.run(serve())
 
 

@@ -35,8 +35,10 @@ from tp_cluster.agent.intercepts import Intercept
 from tp_cluster.agent.mirror import MirrorCopy, Mirrors
 from tp_cluster.agent.pipes import splice_streams, splice_tunnel
 from tp_cluster.agent.rawpath import (
+    END,
     Raw,
     fresh_server,
+    probe,
     relay_response,
     request_is_raw,
     send_request,
@@ -264,8 +266,11 @@ class HttpRouter:
         self.plain = None
         if self.fast is not None and self.raw_request is None:
             if intercept is not None and exchange.copy is None and request_is_raw(request):
-                self.plain = request.method  # its answer may come back as read (fastresponse)
-            request = self.catch_up()  # every other path works on h11's view
+                # to the local side as read, its answer back as read (fastresponse); h11
+                # catches up only when something goes another way
+                self.plain = request.method
+            else:
+                request = self.catch_up()  # every other path works on h11's view
         tunnel: Any = None  # an AgentTunnel or a relay.RelayConnection (same methods)
         responded = False
         stage = "open"
@@ -287,6 +292,8 @@ class HttpRouter:
                 responded = await self._relay_response(side, exchange)
             except InterceptGone as gone:
                 # left while this request was on its way: its client never saw it
+                if self.fast is not None:
+                    request = self.catch_up(whole=True)  # the app gets it through h11
                 body = exchange.request_body() if stage == "sent" else b""
                 if stage == "send" or body is None or \
                         self.down.our_state is not h11.SEND_RESPONSE:
@@ -394,6 +401,17 @@ class HttpRouter:
         (a leave the agent has not heard of yet)."""
         if self.raw_request is not None:
             return await send_request(self, side, exchange)  # type: ignore[no-any-return]
+        if self.fast is not None:  # a plain matched request (`plain`): its bytes as read
+            try:
+                await side.send(self.fast)
+                return side
+            except InterceptGone as gone:
+                if not may_switch:
+                    raise
+                log.info("%s; the app answers the request", gone)
+                may_switch = False
+                request = self.catch_up()
+                side = await self._app_side()
         headers = self._upstream_headers(request)
         ended = False
         # Coalesced: what is parsed from one read goes out as one write (one tunnel
@@ -449,12 +467,19 @@ class HttpRouter:
         if self.raw_request is not None:
             return await relay_response(self, side, exchange)
         conn = side.conn
-        if self.plain is not None and conn.their_state is h11.SEND_RESPONSE and not unread(conn):
+        if self.plain is not None and not unread(conn) and (
+                self.fast is not None or conn.their_state is h11.SEND_RESPONSE):
             fast = await fastresponse.relay(self, side, exchange, self.plain)
             if not isinstance(fast, tuple):  # h11 saw neither answer: both start afresh
-                self.down = fresh_server(self.down, self.ctx.max_head)
+                if self.fast is None:
+                    self.down = fresh_server(self.down, self.ctx.max_head)
+                self.fast = None  # else `down` never saw the request: it is as it was
                 side.conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=self.ctx.max_head)
                 return True
+            if self.fast is not None:  # the request went as read: h11 learns of it now
+                self.catch_up(whole=True)
+                conn.send(probe(self.plain))
+                conn.send(END)
             conn.receive_data(fast[0])
             if fast[1]:
                 conn.receive_data(b"")

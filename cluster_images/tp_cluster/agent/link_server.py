@@ -84,20 +84,38 @@ class _LinkCall:
 
 
 class _EagerOutbox(Outbox):
-    """A link's outbox that writes a frame at once when nothing waits before it (no turn
-    of the event loop for the pump), and queues it (batched by the pump) otherwise: when
-    frames wait, or the socket's own buffer is full."""
+    """A link's outbox without the pump's task wake-up per batch: the frames put during one
+    turn of the event loop go out as one link frame at its end (`call_soon`), so that
+    under load one frame carries several requests through the port-forward (each frame
+    costs the kubelet, the API server and the daemon a WebSocket message). When frames
+    wait for the pump already, or the socket's own buffer is full, frames queue there."""
 
     def __init__(self, limit: int, transport: asyncio.WriteTransport) -> None:
         super().__init__(limit)
         self.transport = transport
+        self._turn: list[Any] = []
+        self._loop = asyncio.get_running_loop()
+
+    def _writable(self) -> bool:
+        return (not self._frames and not self.closed and not self.transport.is_closing()
+                and self.transport.get_write_buffer_size() < self.limit)
 
     def put(self, frame: Any) -> None:
-        if (not self._frames and not self.closed and not self.transport.is_closing()
-                and self.transport.get_write_buffer_size() < self.limit):
-            self.transport.write(linkframes.encode(pb.RelayBatch(frames=[frame])))
+        if self._turn:
+            self._turn.append(frame)   # behind the frames of this turn, in order
+        elif self._writable():
+            self._turn.append(frame)
+            self._loop.call_soon(self._write_turn)
+        else:
+            super().put(frame)
+
+    def _write_turn(self) -> None:
+        frames, self._turn = self._turn, []
+        if self._writable():
+            self.transport.write(linkframes.encode(pb.RelayBatch(frames=frames)))
             return
-        super().put(frame)
+        for frame in frames:
+            super().put(frame)
 
 
 class _Link:
