@@ -11,7 +11,7 @@ from typing import Any
 
 import h11
 import pytest
-from agent_fixtures import alice_routed, read_responses
+from agent_fixtures import alice_routed, read_responses, running_agent
 from agenttest import wait_for
 from tp_cluster.agent import fastrequest
 from tp_protocol import manager_pb2 as pb
