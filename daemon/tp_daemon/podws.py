@@ -85,6 +85,8 @@ class PodSocket(asyncio.BufferedProtocol):
         self._reading_paused = False
         self.error = ""
         """What the kubelet reported on the error channel (it could not reach the pod)."""
+        self.pongs = 0
+        """Pongs received (answers to the heartbeat's pings)."""
         # writing
         self._close_sent = False
         self._write_paused = False
@@ -155,6 +157,8 @@ class PodSocket(asyncio.BufferedProtocol):
         self._last_rx = self._loop.time()
 
     def get_buffer(self, sizehint: int) -> memoryview:
+        if self._start == self._end and not self._handed:
+            self._start = self._end = 0
         free = len(self._buf) - self._end
         if self._handed or free < _SMALL:
             left = self._end - self._start
@@ -283,7 +287,7 @@ class PodSocket(asyncio.BufferedProtocol):
             return
         if self._channel == DATA:
             if b - a <= _SMALL:
-                piece: bytes | memoryview = bytes(self._buf[a:b])
+                piece: bytes | memoryview = bytes(memoryview(self._buf)[a:b])
             else:
                 piece = memoryview(self._buf)[a:b]
                 self._handed = True
@@ -308,7 +312,8 @@ class PodSocket(asyncio.BufferedProtocol):
             assert self._transport is not None
             self._transport.close()
             self._finish()
-        # a pong: _last_rx moved already, which is all the heartbeat looks at
+        else:  # a pong: _last_rx moved already, which is all the heartbeat looks at
+            self.pongs += 1
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():

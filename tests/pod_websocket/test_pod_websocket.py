@@ -1,0 +1,154 @@
+"""The lean pods/portforward WebSocket of pod routes (`tp_daemon.podws`), against the
+sandbox's API server and kubelet: a pod's echo server through it, both directions at
+once with large frames; what the kubelet and the API server report; pings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import itertools
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sandbox_testing import wait_for
+
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(180)]
+
+ECHO = r"""
+import asyncio
+async def echo(reader, writer):
+    while data := await reader.read(1 << 20):
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+async def main():
+    server = await asyncio.start_server(echo, "127.0.0.1", 8080)
+    await server.serve_forever()
+asyncio.run(main())
+"""
+
+
+@pytest.fixture(scope="module")
+def echo_pod(sandbox: Any, core: Any) -> Iterator[tuple[str, str]]:
+    """(namespace, pod) of a pod whose port 8080 echoes what it gets."""
+    import secrets
+
+    if not sandbox.has_node:
+        pytest.skip("the sandbox runs without a node")
+    namespace = f"podws-{secrets.token_hex(3)}"
+    core.create_namespace({"metadata": {"name": namespace}})
+    core.create_namespaced_pod(namespace, {
+        "metadata": {"name": "echo"},
+        "spec": {"containers": [{"name": "echo", "image": "python",
+                                 "command": ["python3", "-c", ECHO]}]}})
+    wait_for(lambda: core.read_namespaced_pod("echo", namespace).status.pod_ip, 60,
+             "the echo pod's address")
+    wait_for(lambda: asyncio.run(_echoes(sandbox, namespace)), 60, "the echo server")
+    yield namespace, "echo"
+    core.delete_namespace(namespace)
+
+
+def _endpoint(sandbox: Any) -> Any:
+    from tp_daemon.kube import Kube
+
+    return Kube(str(sandbox.kubeconfig), "", "", api_timeout=10).endpoint()
+
+
+async def _echoes(sandbox: Any, namespace: str) -> bool:
+    from tp_daemon.podws import PodSocket
+    from tp_daemon.portforward import PodPort
+
+    ws = await PodSocket.open(_endpoint(sandbox), PodPort(namespace, "echo", 8080),
+                              heartbeat=None)
+    try:
+        await ws.send(b"ping")
+        async with asyncio.timeout(5):
+            return bytes(await ws.recv()) == b"ping"
+    finally:
+        await ws.close()
+
+
+async def test_megabytes_sent_while_the_echo_comes_back_arrive_intact(
+        sandbox: Any, echo_pod: tuple[str, str]) -> None:
+    from tp_daemon.podws import PodSocket
+    from tp_daemon.portforward import PodPort
+
+    namespace, pod = echo_pod
+    payload = os.urandom(24 * 1024 * 1024)
+    ws = await PodSocket.open(_endpoint(sandbox), PodPort(namespace, pod, 8080),
+                              heartbeat=15)
+
+    async def send() -> None:
+        # frames of every length class: 7-bit, 16-bit and 64-bit lengths, and their edges
+        at, sizes = 0, itertools.cycle((1, 124, 125, 126, 65534, 65535, 65536, 300_000,
+                                         1_000_000))
+        while at < len(payload):
+            size = next(sizes)
+            await ws.send(payload[at:at + size])
+            at += size
+    sender = asyncio.create_task(send())
+    got = hashlib.sha256()
+    received = 0
+    async with asyncio.timeout(120):
+        while received < len(payload):
+            piece = await ws.recv()
+            assert piece, f"the port-forward ended after {received} bytes: {ws.error!r}"
+            got.update(piece)
+            received += len(piece)
+    await sender
+    await ws.close()
+    assert received == len(payload)
+    assert got.hexdigest() == hashlib.sha256(payload).hexdigest()
+
+
+async def test_a_port_nobody_listens_on_ends_the_stream_with_the_kubelets_error(
+        sandbox: Any, echo_pod: tuple[str, str]) -> None:
+    from tp_daemon.podws import PodSocket
+    from tp_daemon.portforward import PodPort
+
+    namespace, pod = echo_pod
+    ws = await PodSocket.open(_endpoint(sandbox), PodPort(namespace, pod, 8099),
+                              heartbeat=None)
+    async with asyncio.timeout(20):
+        assert await ws.recv() == b""
+    assert "8099" in ws.error
+    await ws.close()
+
+
+async def test_an_unknown_pod_and_a_wrong_token_are_refused_with_the_api_servers_status(
+        sandbox: Any, echo_pod: tuple[str, str]) -> None:
+    from tp_daemon.podws import HandshakeError, PodSocket
+    from tp_daemon.portforward import PodPort
+
+    namespace, _ = echo_pod
+    endpoint = _endpoint(sandbox)
+    with pytest.raises(HandshakeError) as missing:
+        await PodSocket.open(endpoint, PodPort(namespace, "nobody", 8080), heartbeat=None)
+    assert missing.value.status == 404
+    stranger = dataclasses.replace(endpoint, headers={"authorization": "Bearer not-a-token"})
+    with pytest.raises(HandshakeError) as refused:
+        await PodSocket.open(stranger, PodPort(namespace, "echo", 8080), heartbeat=None)
+    assert refused.value.status == 401
+
+
+async def test_an_idle_port_forward_is_pinged_and_stays_usable(
+        sandbox: Any, echo_pod: tuple[str, str]) -> None:
+    from tp_daemon.podws import PodSocket
+    from tp_daemon.portforward import PodPort
+
+    namespace, pod = echo_pod
+    ws = await PodSocket.open(_endpoint(sandbox), PodPort(namespace, pod, 8080),
+                              heartbeat=0.2)
+    deadline = time.monotonic() + 20
+    while ws.pongs < 3:  # each ping answered, or the heartbeat would have ended it
+        assert time.monotonic() < deadline, "fewer than 3 pings answered in 20 s"
+        await asyncio.sleep(0.05)
+    await ws.send(b"still there")
+    async with asyncio.timeout(10):
+        assert bytes(await ws.recv()) == b"still there"
+    await ws.close()
