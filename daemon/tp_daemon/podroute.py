@@ -94,6 +94,24 @@ class PodStream:
             return await self._switch()
         return b""
 
+    async def pump_to(self, writer: asyncio.StreamWriter) -> None:
+        """The downstream half of `splice`: the first answer as `recv` has it (a switch to
+        the fallback comes before it), then the pod's data goes to `writer` straight from
+        the WebSocket's protocol callbacks (`PodSocket.pump_to`)."""
+        data = await self.recv()
+        while data:
+            writer.write(data)
+            await writer.drain()
+            if self._inner is None and self._sent is None:
+                await self._ws.pump_to(writer, self._lingering)
+                if self.error:
+                    self._failed()
+                return
+            data = await self.recv()
+
+    def _lingering(self) -> float | None:
+        return self._linger if self._write_closed else None
+
     async def _switch(self) -> bytes | memoryview:
         async with self._lock:
             target = self._inner = await self._fallback()
@@ -123,6 +141,7 @@ class PodStream:
 
     async def close_write(self) -> None:
         self._write_closed = True
+        self._ws.nudge()
         if self._inner is not None:
             await self._inner.close_write()
 

@@ -24,10 +24,12 @@ import os
 import ssl
 import struct
 from collections import deque
+from collections.abc import Callable
 from typing import cast
 from urllib.parse import urlsplit
 
 from aiohttp._websocket.helpers import websocket_mask  # the C mask of the pinned aiohttp
+from tp_protocol.aio import wait_at_most
 
 from tp_daemon.portforward import DATA, ERROR, SUBPROTOCOL, ApiEndpoint, PodPort, PortForwardStream
 from tp_daemon.streams import CHUNK, READ_BUFFER
@@ -83,6 +85,9 @@ class PodSocket(asyncio.BufferedProtocol):
         self._waiter: asyncio.Future[None] | None = None
         self._eof = False
         self._reading_paused = False
+        self._sink: asyncio.Transport | None = None   # `pump_to`'s local transport
+        self._congested = False      # the sink's buffer is full: reading waits for it
+        self._data_at = 0.0          # when data last came (`pump_to`'s linger)
         self.error = ""
         """What the kubelet reported on the error channel (it could not reach the pod)."""
         self.pongs = 0
@@ -286,6 +291,22 @@ class PodSocket(asyncio.BufferedProtocol):
         if a >= b:
             return
         if self._channel == DATA:
+            self._data_at = self._last_rx
+            sink = self._sink
+            if sink is not None:
+                # straight to the local socket: no task switch, no queue; the buffer is
+                # reused unless the transport had to keep (a view of) part of it
+                if sink.is_closing():
+                    self._finish()
+                    return
+                sink.write(memoryview(self._buf)[a:b])
+                if left := sink.get_write_buffer_size():
+                    self._handed = True
+                    if left > READ_BUFFER and not self._congested:
+                        self._congested = True
+                        self._pause()
+                        self._wake()
+                return
             if b - a <= _SMALL:
                 piece: bytes | memoryview = bytes(memoryview(self._buf)[a:b])
             else:
@@ -293,10 +314,8 @@ class PodSocket(asyncio.BufferedProtocol):
                 self._handed = True
             self._chunks.append(piece)
             self._queued += b - a
-            if self._queued > READ_BUFFER and not self._reading_paused:
-                assert self._transport is not None
-                self._reading_paused = True
-                self._transport.pause_reading()
+            if self._queued > READ_BUFFER:
+                self._pause()
             self._wake()
         elif self._channel == ERROR:
             self.error += self._buf[a:b].decode(errors="replace")
@@ -314,6 +333,18 @@ class PodSocket(asyncio.BufferedProtocol):
             self._finish()
         else:  # a pong: _last_rx moved already, which is all the heartbeat looks at
             self.pongs += 1
+
+    def _pause(self) -> None:
+        if not self._reading_paused:
+            assert self._transport is not None
+            self._reading_paused = True
+            self._transport.pause_reading()
+
+    def _resume(self) -> None:
+        if self._reading_paused:
+            self._reading_paused = False
+            if self._transport is not None and not self._transport.is_closing():
+                self._transport.resume_reading()
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -364,11 +395,46 @@ class PodSocket(asyncio.BufferedProtocol):
                 self._waiter = None
         piece = self._chunks.popleft()
         self._queued -= len(piece)
-        if self._reading_paused and self._queued <= READ_BUFFER // 2:
-            self._reading_paused = False
-            if self._transport is not None and not self._transport.is_closing():
-                self._transport.resume_reading()
+        if self._queued <= READ_BUFFER // 2:
+            self._resume()
         return piece
+
+    async def pump_to(self, writer: asyncio.StreamWriter,
+                      linger: Callable[[], float | None]) -> None:
+        """Write the pod's data to `writer` from the protocol's own callbacks until the
+        port-forward ends, or, once `linger()` gives a number of seconds, until no data
+        came for that long (`nudge` makes it ask again)."""
+        transport = cast(asyncio.Transport, writer.transport)
+        while self._chunks:
+            transport.write(self._chunks.popleft())
+        self._queued = 0
+        self._sink = transport
+        self._resume()
+        try:
+            while not self._eof:
+                if self._congested:
+                    await writer.drain()
+                    self._congested = False
+                    self._resume()
+                    continue
+                self._waiter = self._loop.create_future()
+                try:
+                    seconds = linger()
+                    if seconds is None:
+                        await self._waiter
+                    else:
+                        left = self._data_at + seconds - self._loop.time()
+                        if left <= 0:
+                            return
+                        await wait_at_most(self._waiter, left)
+                finally:
+                    self._waiter = None
+        finally:
+            self._sink = None
+
+    def nudge(self) -> None:
+        """Make a waiting `pump_to` look at its `linger` again."""
+        self._wake()
 
     async def send(self, data: bytes) -> None:
         """`data` on the data channel (one frame), waiting while the transport is full."""

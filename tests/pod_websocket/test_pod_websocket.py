@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import hashlib
 import itertools
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -152,3 +153,45 @@ async def test_an_idle_port_forward_is_pinged_and_stays_usable(
     async with asyncio.timeout(10):
         assert bytes(await ws.recv()) == b"still there"
     await ws.close()
+
+
+HALF_CLOSE = r"""
+import socket, sys, time
+sock = socket.create_connection((sys.argv[1], 8080), timeout=30)
+sock.sendall(b"hello")
+sock.shutdown(socket.SHUT_WR)
+t, got = time.monotonic(), b""
+while data := sock.recv(65536):
+    got += data
+print(got.decode(), round(time.monotonic() - t, 1))
+"""
+
+
+def test_a_client_that_stopped_sending_gets_the_answer_then_the_end_after_the_linger(
+        sandbox: Any, core: Any, echo_pod: tuple[str, str]) -> None:
+    """v4 port-forwards have no half-close, so the echo server never learns that the
+    client stopped sending; the daemon ends the connection once the answer paused for
+    `connect.pod_route_linger` seconds (2 s)."""
+    import sys
+
+    from sandbox_testing import Laptop
+
+    namespace, pod = echo_pod
+    ip = core.read_namespaced_pod(pod, namespace).status.pod_ip
+    lap = Laptop(sandbox, 1)
+    tp = f"{sys.executable} -m tp_jupyter.cli"
+    proc = lap.run(f"{tp} connect --kubeconfig {lap.admin_kubeconfig} "
+                   "--manager-address port-forward", timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    try:
+        wait_for(lambda: lap.run(["python3", "-c", HALF_CLOSE, ip], timeout=60).returncode == 0,
+                 60, "the echo pod through the connection")
+        proc = lap.run(["python3", "-c", HALF_CLOSE, ip], timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        answer, seconds = proc.stdout.split()
+        assert answer == "hello"
+        assert 1.5 <= float(seconds) < 10
+        path = lap.run(f"{tp} status --format json", timeout=30)
+        assert json.loads(path.stdout)["data_path"]["pod_route_connections"] >= 2
+    finally:
+        lap.run(f"{tp} quit", timeout=30)
