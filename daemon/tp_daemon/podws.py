@@ -302,7 +302,7 @@ class PodSocket(asyncio.BufferedProtocol):
                 sink.write(memoryview(self._buf)[a:b])
                 if left := sink.get_write_buffer_size():
                     self._handed = True
-                    if left > READ_BUFFER and not self._congested:
+                    if left > CHUNK and not self._congested:
                         self._congested = True
                         self._pause()
                         self._wake()

@@ -167,31 +167,69 @@ print(got.decode(), round(time.monotonic() - t, 1))
 """
 
 
-def test_a_client_that_stopped_sending_gets_the_answer_then_the_end_after_the_linger(
-        sandbox: Any, core: Any, echo_pod: tuple[str, str]) -> None:
-    """v4 port-forwards have no half-close, so the echo server never learns that the
-    client stopped sending; the daemon ends the connection once the answer paused for
-    `connect.pod_route_linger` seconds (2 s)."""
+SLOW_READER = r"""
+import hashlib, os, socket, sys, threading
+payload = os.urandom(16 * 1024 * 1024)
+sock = socket.create_connection((sys.argv[1], 8080), timeout=60)
+sender = threading.Thread(target=sock.sendall, args=(payload,))
+sender.start()
+sender.join(60)  # nothing read meanwhile: the echo piles up in the daemon and behind it
+got = hashlib.sha256()
+n = 0
+while n < len(payload):
+    data = sock.recv(65536)
+    if not data:
+        break
+    got.update(data)
+    n += len(data)
+print(n == len(payload) and got.hexdigest() == hashlib.sha256(payload).hexdigest())
+"""
+
+
+@pytest.fixture(scope="module")
+def connected(sandbox: Any) -> Iterator[Any]:
+    """Laptop 1 connected by the API server's port-forward (pod routes on)."""
     import sys
 
     from sandbox_testing import Laptop
 
-    namespace, pod = echo_pod
-    ip = core.read_namespaced_pod(pod, namespace).status.pod_ip
     lap = Laptop(sandbox, 1)
     tp = f"{sys.executable} -m tp_jupyter.cli"
     proc = lap.run(f"{tp} connect --kubeconfig {lap.admin_kubeconfig} "
                    "--manager-address port-forward", timeout=180)
     assert proc.returncode == 0, proc.stderr
-    try:
-        wait_for(lambda: lap.run(["python3", "-c", HALF_CLOSE, ip], timeout=60).returncode == 0,
-                 60, "the echo pod through the connection")
-        proc = lap.run(["python3", "-c", HALF_CLOSE, ip], timeout=60)
-        assert proc.returncode == 0, proc.stderr
-        answer, seconds = proc.stdout.split()
-        assert answer == "hello"
-        assert 1.5 <= float(seconds) < 10
-        path = lap.run(f"{tp} status --format json", timeout=30)
-        assert json.loads(path.stdout)["data_path"]["pod_route_connections"] >= 2
-    finally:
-        lap.run(f"{tp} quit", timeout=30)
+    yield lap
+    lap.run(f"{tp} quit", timeout=30)
+
+
+def test_an_answer_the_client_does_not_read_yet_waits_and_then_arrives_intact(
+        connected: Any, core: Any, echo_pod: tuple[str, str]) -> None:
+    """16 MB echoed to a client that reads nothing until it sent them all: the daemon's
+    writes to it back up, it stops reading the port-forward until they drained."""
+    namespace, pod = echo_pod
+    ip = core.read_namespaced_pod(pod, namespace).status.pod_ip
+    wait_for(lambda: connected.run(["python3", "-c", HALF_CLOSE, ip], timeout=60).returncode
+             == 0, 60, "the echo pod through the connection")
+    proc = connected.run(["python3", "-c", SLOW_READER, ip], timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "True"
+
+
+def test_a_client_that_stopped_sending_gets_the_answer_then_the_end_after_the_linger(
+        connected: Any, core: Any, echo_pod: tuple[str, str]) -> None:
+    """v4 port-forwards have no half-close, so the echo server never learns that the
+    client stopped sending; the daemon ends the connection once the answer paused for
+    `connect.pod_route_linger` seconds (2 s)."""
+    import sys
+
+    namespace, pod = echo_pod
+    ip = core.read_namespaced_pod(pod, namespace).status.pod_ip
+    wait_for(lambda: connected.run(["python3", "-c", HALF_CLOSE, ip], timeout=60).returncode
+             == 0, 60, "the echo pod through the connection")
+    proc = connected.run(["python3", "-c", HALF_CLOSE, ip], timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    answer, seconds = proc.stdout.split()
+    assert answer == "hello"
+    assert 1.5 <= float(seconds) < 10
+    path = connected.run(f"{sys.executable} -m tp_jupyter.cli status --format json", timeout=30)
+    assert json.loads(path.stdout)["data_path"]["pod_route_connections"] >= 2
