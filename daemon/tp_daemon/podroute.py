@@ -23,16 +23,17 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 
-import aiohttp
 import grpc
 from tp_protocol import manager_pb2 as mpb
 from tp_protocol import manager_pb2_grpc as mgrpc
 from tp_protocol.settings import ConnectSettings
 
 from tp_daemon.errors import ClusterUnreachable
-from tp_daemon.portforward import DATA, PodPort, PortForwarder, PortForwardStream
+from tp_daemon.podws import HandshakeError, PodSocket
+from tp_daemon.portforward import PodPort, PortForwarder
 from tp_daemon.streams import Stream, ViewStream
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,9 @@ Manager = Callable[[], tuple[mgrpc.ManagerStub, mpb.SessionInfo]]
 Dialer = Callable[[], Awaitable[Stream | ViewStream]]
 
 
-class PodStream(PortForwardStream):
-    """A port-forward to a pod used by one proxied connection.
+class PodStream:
+    """A port-forward to a pod used by one proxied connection (a lean WebSocket of its
+    own, `tp_daemon.podws`: this is the whole data path, so its per-byte cost counts).
 
     The kubelet reports a failed connection to the pod's port (a pod going away, nothing
     listening) after the WebSocket opened: when that (or the end of the pod's side) comes
@@ -54,9 +56,9 @@ class PodStream(PortForwardStream):
     that closed its socket does not leave the WebSocket (and the pod's connection) open
     until the app's keep-alive timeout."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse, *, linger: float,
+    def __init__(self, ws: PodSocket, *, linger: float,
                  replay_limit: int, failed: Callable[[], None], fallback: Dialer) -> None:
-        super().__init__(ws)
+        self._ws = ws
         self._linger = linger
         self._write_closed = False
         self._failed = failed
@@ -66,15 +68,19 @@ class PodStream(PortForwardStream):
         self._inner: Stream | ViewStream | None = None
         self._lock = asyncio.Lock()   # orders sends around a switch to the fallback
 
+    @property
+    def error(self) -> str:
+        return self._ws.error
+
     async def recv(self) -> bytes | memoryview:
         if self._inner is not None:
             return await self._inner.recv()
         if not self._write_closed:
-            data = await super().recv()
+            data = await self._ws.recv()
         else:
             try:
                 async with asyncio.timeout(self._linger):
-                    data = await super().recv()
+                    data = await self._ws.recv()
             except TimeoutError:
                 return b""
         if data:
@@ -87,6 +93,24 @@ class PodStream(PortForwardStream):
         if self._sent is not None:
             return await self._switch()
         return b""
+
+    async def pump_to(self, writer: asyncio.StreamWriter) -> None:
+        """The downstream half of `splice`: the first answer as `recv` has it (a switch to
+        the fallback comes before it), then the pod's data goes to `writer` straight from
+        the WebSocket's protocol callbacks (`PodSocket.pump_to`)."""
+        data = await self.recv()
+        while data:
+            writer.write(data)
+            await writer.drain()
+            if self._inner is None and self._sent is None:
+                await self._ws.pump_to(writer, self._lingering)
+                if self.error:
+                    self._failed()
+                return
+            data = await self.recv()
+
+    def _lingering(self) -> float | None:
+        return self._linger if self._write_closed else None
 
     async def _switch(self) -> bytes | memoryview:
         async with self._lock:
@@ -101,6 +125,9 @@ class PodStream(PortForwardStream):
         return await target.recv()
 
     async def send(self, data: bytes) -> None:
+        if self._sent is None and self._inner is None:  # answered: no switch can come
+            await self._ws.send(data)
+            return
         async with self._lock:
             if self._inner is not None:
                 await self._inner.send(data)
@@ -110,16 +137,16 @@ class PodStream(PortForwardStream):
                     self._sent += data
                 else:
                     self._sent = None
-            # one copy to prepend the channel byte (the masking copy is aiohttp's)
-            await self._ws.send_bytes(bytes((DATA,)) + data)
+            await self._ws.send(data)
 
     async def close_write(self) -> None:
         self._write_closed = True
+        self._ws.nudge()
         if self._inner is not None:
             await self._inner.close_write()
 
     async def close(self) -> None:
-        await super().close()
+        await self._ws.close()
         if self._inner is not None:
             await self._inner.close()
 
@@ -132,9 +159,7 @@ class PodRoutes:
         self._manager = manager
         self._settings = settings
         self._tunnel = tunnel
-        # its own pool without aiohttp's limit of 100 connections: every proxied
-        # connection holds one WebSocket (the manager's port-forward keeps its own)
-        self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        self._open: weakref.WeakSet[PodSocket] = weakref.WeakSet()  # ended by close()
         self._routes: dict[tuple[str, int], tuple[float, PodPort | None]] = {}
         self._asking: dict[tuple[str, int], asyncio.Future[PodPort | None]] = {}
         self._forbidden: set[str] = set()
@@ -153,7 +178,7 @@ class PodRoutes:
             self._routes.clear()
 
     async def dial(self, forwarder: PortForwarder, ip: str, port: int
-                   ) -> PortForwardStream | None:
+                   ) -> PodStream | None:
         if self._unsupported:
             return None
         target = await self._route(ip, port)
@@ -163,13 +188,9 @@ class PodRoutes:
         key = (ip, port)
         try:
             async with asyncio.timeout(self._settings.dial_timeout):
-                ws = await self._http.ws_connect(
-                    PortForwardStream.url(forwarder.endpoint, target),
-                    protocols=(PortForwardStream.SUBPROTOCOL,),
-                    headers=forwarder.endpoint.headers, ssl=forwarder.endpoint.ssl_context,
-                    max_msg_size=0, autoping=True, compress=0,
-                    heartbeat=self._settings.portforward_heartbeat)
-        except aiohttp.WSServerHandshakeError as e:
+                ws = await PodSocket.open(forwarder.endpoint, target,
+                                          heartbeat=self._settings.portforward_heartbeat)
+        except HandshakeError as e:
             self._routes.pop(key, None)
             if e.status == 403:
                 if target.namespace not in self._forbidden:
@@ -182,20 +203,23 @@ class PodRoutes:
                          target.namespace, target.pod, target.port, e.status, e.message)
             self.tunnels += 1
             return None
-        except (aiohttp.ClientError, OSError, TimeoutError, ClusterUnreachable) as e:
+        except (OSError, TimeoutError, ClusterUnreachable) as e:
             self._routes.pop(key, None)
             log.info("port-forward to %s/%s:%d failed (%r): using a tunnel",
                      target.namespace, target.pod, target.port, e)
             self.tunnels += 1
             return None
         self.connections += 1
+        self._open.add(ws)
         return PodStream(ws, linger=self._settings.pod_route_linger,
                          replay_limit=self._settings.pod_route_replay_bytes,
                          failed=lambda: self._forget(key),
                          fallback=lambda: self._tunnel(ip, port))
 
     async def close(self) -> None:
-        await self._http.close()
+        """End every pod port-forward still open (the daemon disconnects)."""
+        for ws in list(self._open):
+            ws.abort()
 
     def _forget(self, key: tuple[str, int]) -> None:
         self._routes.pop(key, None)

@@ -108,9 +108,13 @@ async def splice(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         await stream.close_write()
 
     async def downstream() -> None:
-        while data := await stream.recv():
-            writer.write(data)
-            await writer.drain()
+        pump = getattr(stream, "pump_to", None)  # a stream that writes `writer` itself
+        if pump is not None:
+            await pump(writer)
+        else:
+            while data := await stream.recv():
+                writer.write(data)
+                await writer.drain()
         if writer.can_write_eof():
             writer.write_eof()
 
