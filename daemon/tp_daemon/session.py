@@ -359,8 +359,8 @@ class Session:
         """Import the port-forward (aiohttp: ~0.1 s of CPU) in a thread, once, from the
         moment connect knows it will need it."""
         if self._pf_preload is None:
-            self._pf_preload = Preload(("tp_daemon.portforward",),
-                                       "tp-preload-portforward").start()
+            self._pf_preload = Preload(("tp_daemon.portforward",), "tp-preload-portforward",
+                                       default_cas=False).start()
 
     async def _first_direct_lookup(self, namespace: str
                                    ) -> DirectTarget | direct.Unavailable | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -92,3 +93,39 @@ def test_an_explicit_pycache_prefix_is_left_as_the_user_set_it(tmp_path: Path) -
     proc, _ = _tp_connect(tmp_path, env)
     assert proc.returncode == 1, proc.stderr
     assert not (home / ".cache" / "tp-jupyter" / "pycache").exists()
+
+
+CA_PROBE = """
+import asyncio, json, ssl, threading
+from tp_daemon.preload import Preload
+
+done, elsewhere = threading.Event(), []
+
+
+def other_thread() -> None:  # contexts made beside the import keep the system bundle
+    while not done.is_set() or not elsewhere:
+        elsewhere.append(ssl.create_default_context().cert_store_stats()["x509_ca"])
+
+
+thread = threading.Thread(target=other_thread)
+thread.start()
+asyncio.run(Preload(("tp_daemon.portforward",), "t", default_cas=False).start().wait())
+done.set()
+thread.join()
+import aiohttp.connector
+print(json.dumps({
+    "aiohttp": aiohttp.connector._SSL_CONTEXT_VERIFIED.cert_store_stats()["x509_ca"],
+    "elsewhere": min(elsewhere),
+    "later": ssl.create_default_context().cert_store_stats()["x509_ca"]}))
+"""
+
+
+def test_the_port_forward_import_skips_aiohttps_unused_default_cas_in_its_thread_only() -> None:
+    system = ssl.create_default_context().cert_store_stats()["x509_ca"]
+    if not system:
+        pytest.skip("this machine has no system CA bundle to skip")
+    proc = subprocess.run([sys.executable, "-c", CA_PROBE], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    counts = json.loads(proc.stdout)
+    assert counts == {"aiohttp": 0, "elsewhere": system, "later": system}
