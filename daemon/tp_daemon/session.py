@@ -24,7 +24,7 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -47,7 +47,6 @@ from tp_daemon.errors import (
     ManagerError,
     NotConnected,
 )
-from tp_daemon.intercepts import Intercepts
 from tp_daemon.kube import DirectTarget, Kube, choose_images, manager_skew
 from tp_daemon.preload import Preload
 from tp_daemon.proxy import Socks5Proxy, TransparentProxy
@@ -63,6 +62,7 @@ if TYPE_CHECKING:  # aiohttp only for the port-forward: direct connect never imp
     import aiohttp
 
     from tp_daemon.dns import Resolver
+    from tp_daemon.intercepts import Intercepts
     from tp_daemon.podroute import PodRoutes
     from tp_daemon.portforward import PortForwarder
 
@@ -86,6 +86,14 @@ class ConnectParams:
     image_pull_secrets: tuple[str, ...] = ()
     manager_address: str = ""       # auto|direct|port-forward|HOST:PORT ("" = settings)
     manager_service_type: str = ""  # for an install ("" = settings)
+
+
+def _unmount_stale() -> None:
+    """Sshfs mounts a daemon killed with -9 left behind (its record says which)."""
+    from tp_daemon.intercepts import volumes
+
+    if unmounted := volumes.cleanup_stale():
+        log.warning("unmounted what a killed daemon left: %s", ", ".join(unmounted))
 
 
 def install_id() -> str:
@@ -156,6 +164,7 @@ class Session:
         self._direct_target: DirectTarget | direct.Unavailable | None = None
         self._pod_routes: PodRoutes | None = None  # port-forward mode's pod dialer
         self._pf_preload: Preload | None = None
+        self._intercepts_preload: Preload | None = None
 
     @property
     def connected(self) -> bool:
@@ -177,9 +186,13 @@ class Session:
                 return again
             try:
                 info = await self._connect(params)
+                await self._preload_intercepts().wait()  # imported while connect waited
             except BaseException:
+                self._preload_intercepts()  # stale mounts go also when connect fails
                 await self._teardown()
                 raise
+            from tp_daemon.intercepts import Intercepts
+
             self.params, self.info = params, info
             self._keepalive = spawn(self._keep_alive(), "tp-keepalive", log)
             self.intercepts = Intercepts(self, get_settings().intercept, self._progress)
@@ -244,6 +257,9 @@ class Session:
         if installed:
             self._progress("install", "traffic-manager is ready", 1.0, True)
             self._direct_target = await self._direct_lookup(manager_ns)
+        # while connect waits on the manager, after what connect needs sooner
+        self._preload_intercepts((self._pf_preload, resolver_module if resolver_module.started
+                                  else None))
         self._chan = await self._open_manager(manager_ns, pod, s.connect_timeout)
         stub = self._chan.stub
         session = await stub.ArriveAsClient(mpb.ClientInfo(
@@ -361,6 +377,16 @@ class Session:
         if self._pf_preload is None:
             self._pf_preload = Preload(("tp_daemon.portforward",), "tp-preload-portforward",
                                        default_cas=False).start()
+
+    def _preload_intercepts(self, after: Sequence[Preload | None] = ()) -> Preload:
+        """Import the intercept bookkeeping (~35 ms of CPU; not needed until connected) in a
+        thread, once, after `after` (what connect needs sooner): it runs while connect waits
+        on the manager. Then what a killed daemon left mounted is unmounted."""
+        if self._intercepts_preload is None:
+            self._intercepts_preload = Preload(
+                ("tp_daemon.intercepts",), "tp-preload-intercepts", after=after,
+                then=_unmount_stale).start()
+        return self._intercepts_preload
 
     async def _first_direct_lookup(self, namespace: str
                                    ) -> DirectTarget | direct.Unavailable | None:
