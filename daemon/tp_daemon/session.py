@@ -54,7 +54,7 @@ from tp_daemon.rawdial import RawDialer
 from tp_daemon.root import kept as root_kept
 from tp_daemon.root.client import unavailable_reason
 from tp_daemon.root.kept import KeptLease
-from tp_daemon.routing import Routing, can_route
+from tp_daemon.routing import Routing, can_route, list_routes
 from tp_daemon.streams import Stream, ViewStream
 from tp_daemon.tunnel import TunnelBroken, TunnelStream
 
@@ -257,6 +257,10 @@ class Session:
         if installed:
             self._progress("install", "traffic-manager is ready", 1.0, True)
             self._direct_target = await self._direct_lookup(manager_ns)
+        forced = params.proxy_mode or self._force_proxy
+        # the route listing (an `ip` process) runs on another core while the manager answers
+        routes = spawn(list_routes(), "tp-list-routes", log) \
+            if can_route() and not forced else None
         # while connect waits on the manager, after what connect needs sooner
         self._preload_intercepts((self._pf_preload, resolver_module if resolver_module.started
                                   else None))
@@ -283,7 +287,6 @@ class Session:
             warnings.append(await asyncio.to_thread(kube.manager_images_differ, manager_ns,
                                                     images))
         info.version_warning = "; ".join(w for w in warnings if w)
-        forced = params.proxy_mode or self._force_proxy
         if not forced and not can_route() and not unavailable_reason():
             # not root: the root daemon routes to our proxy and asks our resolver
             self._say("asking the root daemon to route " + ", ".join(r for r in ranges if r))
@@ -308,7 +311,8 @@ class Session:
                                       cache_ttl=s.dns_cache_ttl, mark=s.socket_mark)
             dns_port = await self._resolver.start()
             self._routing = Routing(s.tun_name, s.nft_table, s.socket_mark)
-            await self._routing.setup(ranges, proxy_port, self._resolver.upstreams, dns_port)
+            await self._routing.setup(ranges, proxy_port, self._resolver.upstreams, dns_port,
+                                      listed=routes)
             info.mode = dpb.MODE_TUN
         else:
             self._socks = Socks5Proxy(self.dial_proxied, self.resolve_cluster_ip, ranges,
