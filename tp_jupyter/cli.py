@@ -128,5 +128,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def console() -> None:
+    """The `tp` console script and `python -m tp_jupyter.cli`: `main()`; a connect then
+    ends without the interpreter's finalization (`tp_jupyter.quick_exit`)."""
+    code = main()
+    if sys.argv[1:2] == ["connect"]:
+        from tp_jupyter import quick_exit
+
+        quick_exit.exit_now(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

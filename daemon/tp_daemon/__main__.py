@@ -37,7 +37,6 @@ sys.modules.setdefault("kubernetes_validate", None)  # type: ignore[arg-type]
 from tp_protocol.settings import get_settings  # noqa: E402
 
 from tp_daemon import leftovers, routing  # noqa: E402,F401  (the preparation's, before the preload)
-from tp_daemon.intercepts import volumes  # noqa: E402
 from tp_daemon.preload import CONNECT_MODULES, Preload  # noqa: E402
 from tp_daemon.server import serve  # noqa: E402
 
@@ -93,8 +92,6 @@ def main(argv: list[str] | None = None) -> int:
         args.socket.unlink()
     pid_file = paths.pid_path()
     pid_file.write_text(str(os.getpid()), encoding="utf-8")
-    # a predecessor killed with -9 may have left sshfs mounts behind
-    volumes.cleanup_stale()
     # Only now (not a second daemon): the connect path imports while the socket opens.
     preload = Preload(CONNECT_MODULES, "tp-preload").start()
     try:

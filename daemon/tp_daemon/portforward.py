@@ -111,6 +111,10 @@ class PortForwardStream:
     async def send(self, data: bytes) -> None:
         await self._ws.send_bytes(b"\x00" + data)
 
+    @property
+    def closed(self) -> bool:
+        return self._ws.closed
+
     async def close_write(self) -> None:
         # v4 has no half-close; the peer (gRPC, HTTP) ends the connection itself.
         return
@@ -131,14 +135,15 @@ class PortForwarder:
         self._timeout, self._heartbeat = dial_timeout, heartbeat
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.Task[None]] = set()
+        self._spare: PortForwardStream | None = None  # the trial stream, for the first caller
         self.local_port = 0
         self.failures = 0
         """Connections that could not be forwarded (the session watches this to reconnect)."""
 
     async def start(self) -> int:
-        """Listen on 127.0.0.1:0 and return the port (after one trial stream to fail early)."""
-        probe = await self.open_stream()
-        await probe.close()
+        """Listen on 127.0.0.1:0 and return the port (after one trial stream to fail early;
+        the first connection gets it: one WebSocket handshake less before gRPC answers)."""
+        self._spare = await self.open_stream()
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0,
                                                   limit=READ_BUFFER)
         self.local_port = self._server.sockets[0].getsockname()[1]
@@ -156,7 +161,9 @@ class PortForwarder:
         self._conns.add(task)
         try:
             try:
-                stream = await self.open_stream()
+                stream, self._spare = self._spare, None
+                if stream is None or stream.closed:
+                    stream = await self.open_stream()
             except ClusterUnreachable as e:
                 self.failures += 1
                 log.warning("%s", e)
@@ -172,4 +179,7 @@ class PortForwarder:
 
     async def close(self) -> None:
         """Stop listening and end every forwarded connection."""
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            await spare.close()
         await close_server(self._server, self._conns)

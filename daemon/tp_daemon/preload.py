@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import gc
 import importlib
 import logging
+import ssl
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,34 @@ def resume_gc() -> None:
         log.info("garbage collector on after the start's imports")
 
 
+_C_SET_DEFAULT_VERIFY_PATHS = ssl.SSLContext.set_default_verify_paths
+_patch_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def no_default_cas_in_this_thread() -> Iterator[None]:
+    """TLS contexts made by this thread meanwhile get no system CA bundle.
+
+    aiohttp builds two default contexts when imported, each parsing the system bundle
+    (~150 certificates: 50-60 ms of CPU in all, most of its import). The daemon never uses
+    them: every request it makes passes the kubeconfig's own context
+    (`Kube.endpoint`), so they stay empty and would refuse any server (fail closed).
+    Other threads' contexts are untouched (`load_default_certs` goes through
+    `set_default_verify_paths`, which checks the calling thread)."""
+    me = threading.get_ident()
+
+    def set_default_verify_paths(self: ssl.SSLContext) -> None:
+        if threading.get_ident() != me:
+            _C_SET_DEFAULT_VERIFY_PATHS(self)
+
+    with _patch_lock:
+        ssl.SSLContext.set_default_verify_paths = set_default_verify_paths  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            del ssl.SSLContext.set_default_verify_paths  # the C method again
+
+
 CONNECT_MODULES = ("tp_daemon.session",)
 """What `connect` needs; `tp_daemon.session` imports the adapter, tunnel, proxy, routing."""
 
@@ -50,10 +80,16 @@ class Preload:
     by `wait()` (a daemon thread: an import still running never holds up the exit)."""
 
     def __init__(self, modules: Sequence[str], name: str, *,
-                 after: Preload | None = None) -> None:
+                 after: Preload | Sequence[Preload | None] | None = None,
+                 default_cas: bool = True,
+                 then: Callable[[], object] | None = None) -> None:
         self.modules = tuple(modules)
         self.name = name
-        self._after = after  # imports once that one is done: what is needed first goes first
+        # imports once those are done: what is needed first goes first
+        self._after = [p for p in (after if isinstance(after, Sequence) else [after])
+                       if p is not None]
+        self._default_cas = default_cas  # False: `no_default_cas_in_this_thread`
+        self._then = then  # run in the thread once imported (a failure is only logged)
         self._done: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -61,13 +97,19 @@ class Preload:
         self._thread.start()
         return self
 
+    @property
+    def started(self) -> bool:
+        return self._thread.ident is not None
+
     def _run(self) -> None:
-        if self._after is not None:  # its failure is its waiter's to report
-            concurrent.futures.wait([self._after._done])
+        if self._after:  # their failures are their waiters' to report
+            concurrent.futures.wait([p._done for p in self._after])
         start = time.monotonic()
         try:
-            for module in self.modules:
-                importlib.import_module(module)
+            with (contextlib.nullcontext() if self._default_cas
+                  else no_default_cas_in_this_thread()):
+                for module in self.modules:
+                    importlib.import_module(module)
             log.info("%s: imported %s in %.2f s", self.name, ", ".join(self.modules),
                      time.monotonic() - start)
         except BaseException as e:  # an ImportError here must reach the RPC that waits
@@ -75,6 +117,11 @@ class Preload:
             self._done.set_exception(e)
         else:
             self._done.set_result(None)
+            if self._then is not None:
+                try:
+                    self._then()
+                except Exception:
+                    log.exception("%s: after the import", self.name)
 
     async def wait(self) -> None:
         """Until every module is imported (raises what the import raised)."""

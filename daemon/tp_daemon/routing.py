@@ -27,7 +27,7 @@ import os
 import shutil
 import struct
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 
 from tp_protocol.settings import get_settings
@@ -185,6 +185,11 @@ async def remove_stale_table(table: str) -> bool:
     return True
 
 
+async def list_routes() -> list[Route]:
+    """The main table's routes but the default one (what `Routing.setup` checks against)."""
+    return [Route(dst, dev) for dst, dev in await asyncio.to_thread(main_routes)]
+
+
 class Routing:
     """The TUN link, its routes and the nft table of one connection."""
 
@@ -197,11 +202,12 @@ class Routing:
         self.dropped = 0
 
     async def setup(self, ranges: Iterable[str], proxy_port: int, nameservers: Sequence[str],
-                    dns_port: int) -> None:
-        """Check overlaps, then link, routes and nft; on any failure undo what was done."""
+                    dns_port: int, listed: Awaitable[list[Route]] | None = None) -> None:
+        """Check overlaps, then link, routes and nft; on any failure undo what was done.
+        `listed`: the routes, when the caller listed them already (`list_routes`)."""
         nets = collapse(ranges)
         # one listing serves the overlap check and the stale routes of our own link
-        existing = [Route(dst, dev) for dst, dev in await asyncio.to_thread(main_routes)]
+        existing = await (listed if listed is not None else list_routes())
         check_overlaps(nets, self.tun_name, existing)
         # recorded before they exist: a daemon killed from here on is cleaned up after
         leftovers.record("links", self.tun_name)

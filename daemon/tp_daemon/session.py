@@ -24,7 +24,7 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -47,7 +47,6 @@ from tp_daemon.errors import (
     ManagerError,
     NotConnected,
 )
-from tp_daemon.intercepts import Intercepts
 from tp_daemon.kube import DirectTarget, Kube, choose_images, manager_skew
 from tp_daemon.preload import Preload
 from tp_daemon.proxy import Socks5Proxy, TransparentProxy
@@ -55,7 +54,7 @@ from tp_daemon.rawdial import RawDialer
 from tp_daemon.root import kept as root_kept
 from tp_daemon.root.client import unavailable_reason
 from tp_daemon.root.kept import KeptLease
-from tp_daemon.routing import Routing, can_route
+from tp_daemon.routing import Routing, can_route, list_routes
 from tp_daemon.streams import Stream, ViewStream
 from tp_daemon.tunnel import TunnelBroken, TunnelStream
 
@@ -63,6 +62,7 @@ if TYPE_CHECKING:  # aiohttp only for the port-forward: direct connect never imp
     import aiohttp
 
     from tp_daemon.dns import Resolver
+    from tp_daemon.intercepts import Intercepts
     from tp_daemon.podroute import PodRoutes
     from tp_daemon.portforward import PortForwarder
 
@@ -86,6 +86,14 @@ class ConnectParams:
     image_pull_secrets: tuple[str, ...] = ()
     manager_address: str = ""       # auto|direct|port-forward|HOST:PORT ("" = settings)
     manager_service_type: str = ""  # for an install ("" = settings)
+
+
+def _unmount_stale() -> None:
+    """Sshfs mounts a daemon killed with -9 left behind (its record says which)."""
+    from tp_daemon.intercepts import volumes
+
+    if unmounted := volumes.cleanup_stale():
+        log.warning("unmounted what a killed daemon left: %s", ", ".join(unmounted))
 
 
 def install_id() -> str:
@@ -156,6 +164,7 @@ class Session:
         self._direct_target: DirectTarget | direct.Unavailable | None = None
         self._pod_routes: PodRoutes | None = None  # port-forward mode's pod dialer
         self._pf_preload: Preload | None = None
+        self._intercepts_preload: Preload | None = None
 
     @property
     def connected(self) -> bool:
@@ -177,9 +186,13 @@ class Session:
                 return again
             try:
                 info = await self._connect(params)
+                await self._preload_intercepts().wait()  # imported while connect waited
             except BaseException:
+                self._preload_intercepts()  # stale mounts go also when connect fails
                 await self._teardown()
                 raise
+            from tp_daemon.intercepts import Intercepts
+
             self.params, self.info = params, info
             self._keepalive = spawn(self._keep_alive(), "tp-keepalive", log)
             self.intercepts = Intercepts(self, get_settings().intercept, self._progress)
@@ -244,6 +257,13 @@ class Session:
         if installed:
             self._progress("install", "traffic-manager is ready", 1.0, True)
             self._direct_target = await self._direct_lookup(manager_ns)
+        forced = params.proxy_mode or self._force_proxy
+        # the route listing (an `ip` process) runs on another core while the manager answers
+        routes = spawn(list_routes(), "tp-list-routes", log) \
+            if can_route() and not forced else None
+        # while connect waits on the manager, after what connect needs sooner
+        self._preload_intercepts((self._pf_preload, resolver_module if resolver_module.started
+                                  else None))
         self._chan = await self._open_manager(manager_ns, pod, s.connect_timeout)
         stub = self._chan.stub
         session = await stub.ArriveAsClient(mpb.ClientInfo(
@@ -267,7 +287,6 @@ class Session:
             warnings.append(await asyncio.to_thread(kube.manager_images_differ, manager_ns,
                                                     images))
         info.version_warning = "; ".join(w for w in warnings if w)
-        forced = params.proxy_mode or self._force_proxy
         if not forced and not can_route() and not unavailable_reason():
             # not root: the root daemon routes to our proxy and asks our resolver
             self._say("asking the root daemon to route " + ", ".join(r for r in ranges if r))
@@ -292,7 +311,8 @@ class Session:
                                       cache_ttl=s.dns_cache_ttl, mark=s.socket_mark)
             dns_port = await self._resolver.start()
             self._routing = Routing(s.tun_name, s.nft_table, s.socket_mark)
-            await self._routing.setup(ranges, proxy_port, self._resolver.upstreams, dns_port)
+            await self._routing.setup(ranges, proxy_port, self._resolver.upstreams, dns_port,
+                                      listed=routes)
             info.mode = dpb.MODE_TUN
         else:
             self._socks = Socks5Proxy(self.dial_proxied, self.resolve_cluster_ip, ranges,
@@ -359,8 +379,18 @@ class Session:
         """Import the port-forward (aiohttp: ~0.1 s of CPU) in a thread, once, from the
         moment connect knows it will need it."""
         if self._pf_preload is None:
-            self._pf_preload = Preload(("tp_daemon.portforward",),
-                                       "tp-preload-portforward").start()
+            self._pf_preload = Preload(("tp_daemon.portforward",), "tp-preload-portforward",
+                                       default_cas=False).start()
+
+    def _preload_intercepts(self, after: Sequence[Preload | None] = ()) -> Preload:
+        """Import the intercept bookkeeping (~35 ms of CPU; not needed until connected) in a
+        thread, once, after `after` (what connect needs sooner): it runs while connect waits
+        on the manager. Then what a killed daemon left mounted is unmounted."""
+        if self._intercepts_preload is None:
+            self._intercepts_preload = Preload(
+                ("tp_daemon.intercepts",), "tp-preload-intercepts", after=after,
+                then=_unmount_stale).start()
+        return self._intercepts_preload
 
     async def _first_direct_lookup(self, namespace: str
                                    ) -> DirectTarget | direct.Unavailable | None:

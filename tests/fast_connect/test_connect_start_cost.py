@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -92,3 +93,73 @@ def test_an_explicit_pycache_prefix_is_left_as_the_user_set_it(tmp_path: Path) -
     proc, _ = _tp_connect(tmp_path, env)
     assert proc.returncode == 1, proc.stderr
     assert not (home / ".cache" / "tp-jupyter" / "pycache").exists()
+
+
+CA_PROBE = """
+import asyncio, json, ssl, threading
+from tp_daemon.preload import Preload
+
+done, elsewhere = threading.Event(), []
+
+
+def other_thread() -> None:  # contexts made beside the import keep the system bundle
+    while not done.is_set() or not elsewhere:
+        elsewhere.append(ssl.create_default_context().cert_store_stats()["x509_ca"])
+
+
+thread = threading.Thread(target=other_thread)
+thread.start()
+asyncio.run(Preload(("tp_daemon.portforward",), "t", default_cas=False).start().wait())
+done.set()
+thread.join()
+import aiohttp.connector
+print(json.dumps({
+    "aiohttp": aiohttp.connector._SSL_CONTEXT_VERIFIED.cert_store_stats()["x509_ca"],
+    "elsewhere": min(elsewhere),
+    "later": ssl.create_default_context().cert_store_stats()["x509_ca"]}))
+"""
+
+
+def test_the_port_forward_import_skips_aiohttps_unused_default_cas_in_its_thread_only() -> None:
+    system = ssl.create_default_context().cert_store_stats()["x509_ca"]
+    if not system:
+        pytest.skip("this machine has no system CA bundle to skip")
+    proc = subprocess.run([sys.executable, "-c", CA_PROBE], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    counts = json.loads(proc.stdout)
+    assert counts == {"aiohttp": 0, "elsewhere": system, "later": system}
+
+
+def test_a_failed_connect_still_says_why_and_exits_1_through_the_quick_exit(
+        tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "tp_jupyter.cli", "connect", "--kubeconfig",
+         str(tmp_path / "missing.yaml")],
+        env=_env(tmp_path), capture_output=True, text=True, timeout=100, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[-1].startswith("tp: no kubeconfig at"), proc.stderr
+
+
+QUICK_EXIT = """
+import atexit, sys, threading, time
+from tp_jupyter.quick_exit import exit_now
+atexit.register(lambda: print("atexit ran"))
+sys.stdout.write("buffered, ")
+if sys.argv[1] == "thread":
+    threading.Thread(target=lambda: (time.sleep(0.2), print("thread done"))).start()
+exit_now(3)
+"""
+
+
+@pytest.mark.parametrize("other_thread", [False, True])
+def test_the_quick_exit_flushes_output_runs_atexit_and_keeps_the_status(
+        other_thread: bool) -> None:
+    proc = subprocess.run([sys.executable, "-c", QUICK_EXIT,
+                           "thread" if other_thread else "alone"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 3
+    # a thread still running gets the interpreter's normal exit (it is joined)
+    expected = "buffered, thread done\natexit ran\n" if other_thread else \
+        "buffered, atexit ran\n"
+    assert proc.stdout == expected
