@@ -24,6 +24,11 @@ from tp_protocol.bytecode import enable_cache
 
 from tp_daemon import paths
 
+# The daemon forks only to exec (ip, nft, sshfs). gRPC's fork handlers, run around such a
+# fork while its threads are busy ("skipping fork() handlers"), could leave the daemon's
+# server unable to answer: a fresh daemon then looked dead to `tp connect` (grpc/grpc#13873
+# and kin). Read when gRPC loads, so set before anything imports it.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 # before the heavy imports: they load compiled code even under PYTHONDONTWRITEBYTECODE
 enable_cache(paths.bytecode_cache())
 # and run without the cyclic collector (tp_daemon.preload.resume_gc turns it back on)

@@ -10,6 +10,9 @@ import os
 import signal
 import sys
 
+# it forks only to exec (ip, nft): no gRPC fork handlers (see tp_daemon.__main__)
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 from tp_protocol.aio import wait_at_most
 from tp_protocol.settings import get_settings
 
