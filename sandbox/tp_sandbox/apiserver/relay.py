@@ -168,6 +168,10 @@ async def _pump_both(down: web.WebSocketResponse, up: aiohttp.ClientWebSocketRes
     finally:
         # Close both ends together: whichever side ended, the other learns of it.
         code = up.close_code if up.closed and up.close_code else 1000
+        # 1005/1006/1015 only describe a close locally; RFC 6455 (7.4.1) forbids sending
+        # them, and clients refuse a frame that does (websocket-client: "Invalid close
+        # opcode 1006"). A kubelet connection that broke off is a server-side error.
+        code = {1005: 1000, 1006: 1011, 1015: 1011}.get(code, code)
         await asyncio.gather(down.close(code=code), up.close(), return_exceptions=True)
         for t in tasks:
             t.cancel()
