@@ -367,6 +367,11 @@ class ConnectSettings:
     the tunnel moved ~12% more bytes than on asyncio's own loop in bench/tunnel.py, where
     the daemon's one thread decrypting and copying is the bottleneck."""
 
+    manager_uvloop: bool = True
+    """Run the traffic-manager on uvloop's event loop (its TLS and socket transports are
+    C, asyncio's TLS is Python): direct connect's p50 in bench/tunnel.py fell from
+    0.81-0.94x to 0.75x of kubectl port-forward's; off: asyncio's own loop."""
+
     quit_timeout: float = 15.0
     """Seconds `tp quit` waits for the daemon to clean up (depart, routes, nft) and exit."""
 

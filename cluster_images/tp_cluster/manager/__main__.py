@@ -114,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # its recent log, for `tp gather-logs` (GatherLogs)
     logs.BUFFER.install(get_settings().connect.manager_log_buffer)
+    if get_settings().connect.manager_uvloop:
+        import uvloop
+
+        return uvloop.run(serve(args))
     return asyncio.run(serve(args))
 
 

@@ -24,7 +24,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from tp_protocol import manager_pb2 as pb
 from tp_protocol import tunnel as shared_tunnel
@@ -92,8 +92,8 @@ class _Socket(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # a socket transport (uvloop's are not asyncio.Transport subclasses, same methods)
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self._parts.append(data)
