@@ -283,20 +283,24 @@ def main() -> int:
                                                               f"{namespace}/bench:8080",
                                                               *client_args]),
             }
-            # the modes take turns, --rounds times, and each figure is the median of its
-            # rounds: on a shared machine a burst of load then hits every mode alike
-            rounds: dict[str, list[dict[str, float]]] = {mode: [] for mode in runs}
-            for _ in range(args.rounds):
-                for mode, argv in runs.items():
-                    env = {**os.environ, **(lifecycle.exec_env(instance, 1)
-                                            if mode != "direct" else {})}
-                    proc = _run(argv, env=env)
-                    if proc.returncode != 0:
-                        raise SystemExit(f"{mode} client failed: {proc.stderr.strip()[-500:]}")
-                    rounds[mode].append(json.loads(proc.stdout.strip().splitlines()[-1]))
-            for mode, got in rounds.items():
-                results[mode] = {key: statistics.median(r[key] for r in got)
-                                 for key in ("mb_per_s", "p50_ms", "p99_ms")}
+            def take_turns(modes: dict[str, list[str]]) -> dict[str, dict[str, float]]:
+                """The modes take turns, --rounds times, and each figure is the median of
+                its rounds: on a shared machine a burst of load then hits every mode alike."""
+                rounds: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
+                for _ in range(args.rounds):
+                    for mode, argv in modes.items():
+                        env = {**os.environ, **(lifecycle.exec_env(instance, 1)
+                                                if mode != "direct" else {})}
+                        proc = _run(argv, env=env)
+                        if proc.returncode != 0:
+                            raise SystemExit(
+                                f"{mode} client failed: {proc.stderr.strip()[-500:]}")
+                        rounds[mode].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+                return {mode: {key: statistics.median(r[key] for r in got)
+                               for key in ("mb_per_s", "p50_ms", "p99_ms")}
+                        for mode, got in rounds.items()}
+
+            results.update(take_turns(runs))
 
             # the same tunnel client after a direct connect (LoadBalancer address, TLS)
             laptop([*tp, "quit"])
@@ -307,19 +311,8 @@ def main() -> int:
                                  f"{proc.stderr.strip()}")
             # its rounds take turns with direct TCP again, so that ratio's baseline is
             # measured beside it (not minutes earlier, under other load)
-            beside: dict[str, list[dict[str, float]]] = {"direct connect": [], "direct": []}
-            for _ in range(args.rounds):
-                for mode, argv in (("direct connect", runs["tunnel"]),
-                                   ("direct", runs["direct"])):
-                    env = {**os.environ, **(lifecycle.exec_env(instance, 1)
-                                            if mode != "direct" else {})}
-                    proc = _run(argv, env=env)
-                    if proc.returncode != 0:
-                        raise SystemExit(f"{mode} client failed: {proc.stderr.strip()[-500:]}")
-                    beside[mode].append(json.loads(proc.stdout.strip().splitlines()[-1]))
-            results["direct connect"], direct_beside = (
-                {key: statistics.median(r[key] for r in got)
-                 for key in ("mb_per_s", "p50_ms", "p99_ms")} for got in beside.values())
+            beside = take_turns({"direct connect": runs["tunnel"], "direct": runs["direct"]})
+            results["direct connect"], direct_beside = beside["direct connect"], beside["direct"]
     finally:
         if forward is not None:
             forward[0].terminate()

@@ -136,14 +136,15 @@ async def request_times_ms(port: int, n: int, request: bytes) -> list[float]:
 
 @asynccontextmanager
 async def alice_routed(manager: Manager, daemons: Any, local_server: Any,
-                       serve: Any) -> AsyncIterator[tuple[int, Any]]:
+                       serve: Any, local_port: int = 0) -> AsyncIterator[tuple[int, Any]]:
     """An app served by `serve(reader, writer)` behind a real agent, with developer alice's
-    personal intercept `x-dev: alice` on its port; (agent port, alice)."""
+    personal intercept `x-dev: alice` on its port, answered on `local_port` (default: her
+    usual local server); (agent port, alice)."""
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     try:
         async with running_agent(manager, server.sockets[0].getsockname()[1]) as (agent, port):
             alice = await daemons("alice")
-            await alice.intercept("web-alice", await local_server("alice"),
+            await alice.intercept("web-alice", local_port or await local_server("alice"),
                                   matches={"x-dev": "alice"})
             await wait_for(lambda: bool(agent.registry.on_port(port)))
             yield port, alice

@@ -11,7 +11,7 @@ from typing import Any
 
 import h11
 import pytest
-from agent_fixtures import alice_routed, read_responses, running_agent
+from agent_fixtures import alice_routed, read_responses
 from agenttest import wait_for
 from tp_cluster.agent import fastrequest
 from tp_protocol import manager_pb2 as pb
@@ -148,19 +148,17 @@ async def test_an_app_that_breaks_off_mid_body_resets_the_caller_and_the_row_say
 
 
 @pytest.fixture
-async def developer(manager: Any, daemons: Any) -> AsyncIterator[tuple[int, ScriptedApp, Any]]:
+async def developer(manager: Any, daemons: Any, local_server: Any
+                    ) -> AsyncIterator[tuple[int, ScriptedApp, Any]]:
     """(agent port, alice's local server, alice): her local side answers scripted bytes too."""
     app, local = ScriptedApp(), ScriptedApp()
-    server = await asyncio.start_server(app.serve, "127.0.0.1", 0)
     mine = await asyncio.start_server(local.serve, "127.0.0.1", 0)
-    async with running_agent(manager, server.sockets[0].getsockname()[1]) as (agent, port):
-        alice = await daemons("alice")
-        await alice.intercept("web-alice", mine.sockets[0].getsockname()[1],
-                              matches={"x-dev": "alice"})
-        await wait_for(lambda: bool(agent.registry.on_port(port)))
-        yield port, local, alice
-    server.close()
-    mine.close()
+    try:
+        async with alice_routed(manager, daemons, local_server, app.serve,
+                                mine.sockets[0].getsockname()[1]) as (port, alice):
+            yield port, local, alice
+    finally:
+        mine.close()
 
 
 async def test_a_matched_plain_get_reaches_the_developer_byte_for_byte_with_a_local_row(

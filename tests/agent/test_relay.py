@@ -12,8 +12,8 @@ import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
-import h11
 import pytest
+from agent_fixtures import read_responses
 from agenttest import Http, wait_for
 from tp_daemon.intercepts.relay import ClientRelay
 from tp_protocol.settings import get_settings
@@ -166,16 +166,25 @@ async def _left_while_the_agent_still_routes_to_it(agent: Any, manager: Any, ali
     agent.agent.registry.replace(stale)
 
 
+async def _intercepted_then_left(agent: Any, manager: Any, daemons: Any, relay_of: Any,
+                                 local_port: int, *, relay: bool) -> Any:
+    """Alice intercepts `x-dev: alice` (with a Relay stream or none), then leaves while
+    the agent still routes to her."""
+    alice = await daemons("alice")
+    if relay:
+        await relay_of(alice)
+    await alice.intercept("web-alice", local_port, matches={"x-dev": "alice"})
+    await wait_for(lambda: bool(agent.agent.registry.on_port(agent.port)))
+    await _left_while_the_agent_still_routes_to_it(agent, manager, alice)
+    return alice
+
+
 @pytest.mark.parametrize("relay", [True, False], ids=["relay", "no-relay-stream"])
 async def test_a_request_racing_a_leave_is_answered_by_the_app_not_a_502(
         agent: Any, manager: Any, daemons: Any, relay_of: Any, counting_server: int, *,
         relay: bool) -> None:
-    alice = await daemons("alice")
-    if relay:
-        await relay_of(alice)
-    await alice.intercept("web-alice", counting_server, matches={"x-dev": "alice"})
-    await wait_for(lambda: bool(agent.agent.registry.on_port(agent.port)))
-    await _left_while_the_agent_still_routes_to_it(agent, manager, alice)
+    alice = await _intercepted_then_left(agent, manager, daemons, relay_of, counting_server,
+                                         relay=relay)
     http = await Http.connect(agent.port)
     got = await http.request("GET", "/late", {"x-dev": "alice"})
     assert (got[0], got[2]) == (200, b"app GET /late ")
@@ -192,30 +201,16 @@ async def _plain_get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
     """(status, body) of one whole bodiless request head written in one piece (llhttp
     takes it, so a matched one goes to the developer as read)."""
     writer.write(head)
-    conn = h11.Connection(h11.CLIENT)
-    conn.send(h11.Request(method="GET", target="/", headers=[("host", "web")]))
-    conn.send(h11.EndOfMessage())
-    status, body = 0, b""
-    while not isinstance(event := conn.next_event(), h11.EndOfMessage):
-        if event is h11.NEED_DATA:
-            conn.receive_data(await asyncio.wait_for(reader.read(65536), 5))
-        elif isinstance(event, h11.Response):
-            status = event.status_code
-        elif isinstance(event, h11.Data):
-            body += event.data
-    return status, body
+    [(response, body, _)] = await read_responses(reader)
+    return response.status_code, body
 
 
 @pytest.mark.parametrize("relay", [True, False], ids=["relay", "no-relay-stream"])
 async def test_a_plain_get_sent_as_read_racing_a_leave_is_answered_by_the_app(
         agent: Any, manager: Any, daemons: Any, relay_of: Any, counting_server: int, *,
         relay: bool) -> None:
-    alice = await daemons("alice")
-    if relay:
-        await relay_of(alice)
-    await alice.intercept("web-alice", counting_server, matches={"x-dev": "alice"})
-    await wait_for(lambda: bool(agent.agent.registry.on_port(agent.port)))
-    await _left_while_the_agent_still_routes_to_it(agent, manager, alice)
+    alice = await _intercepted_then_left(agent, manager, daemons, relay_of, counting_server,
+                                         relay=relay)
     reader, writer = await asyncio.open_connection("127.0.0.1", agent.port)
     got = await _plain_get(
         reader, writer, b"GET /late HTTP/1.1\r\nhost: web\r\nx-dev: alice\r\n\r\n")
