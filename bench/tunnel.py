@@ -1,6 +1,6 @@
 """Benchmark of `tp connect`'s tunnel, with its baselines measured in the same run.
 
-    python bench/tunnel.py [--name SANDBOX] [--bulk-mb 50] [--requests 1000]
+    python bench/tunnel.py [--name SANDBOX] [--bulk-mb 200] [--requests 1000]
 
 In one sandbox (an existing one named by --name / $TP_SANDBOX_NAME, else a fresh one
 that is removed afterwards) it deploys a small HTTP server pod and measures, over one
@@ -186,7 +186,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--name", default=os.environ.get("TP_SANDBOX_NAME"),
                         help="existing sandbox instance (default: a fresh one)")
-    parser.add_argument("--bulk-mb", type=int, default=50)
+    parser.add_argument("--bulk-mb", type=int, default=200,
+                        help="size of the bulk GET (200 MB lasts ~0.5 s at these speeds: a "
+                             "shorter one is moved by one scheduling hiccup of a 2-core machine)")
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--manager-namespace", default="",
                         help="use the manager already installed there (skips timing an "
