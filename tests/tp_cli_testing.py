@@ -6,18 +6,25 @@ the one-line-error check. `tp` and `local_app` are durability_testing's, re-expo
 from __future__ import annotations
 
 import secrets
+import shutil
 import subprocess
-from collections.abc import Iterator
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from durability_testing import SVC, TP, local_app, tp
 from sandbox_testing import Laptop
 
-__all__ = ["CURL", "SVC", "TP", "demo_namespace", "developer", "local_app", "one_line_error",
-           "tp"]
+__all__ = ["CURL", "SVC", "TP", "Tp", "demo_namespace", "developer", "local_app",
+           "one_line_error", "short_home", "tp", "tp_with_home"]
 
 CURL = "curl -sS --max-time 8"
+
+Tp = Callable[..., subprocess.CompletedProcess[str]]
+"""`tp ARGS...` in a laptop (`tp_with_home`): env= adds variables, timeout= bounds it."""
 
 
 @contextmanager
@@ -43,6 +50,27 @@ def developer(sandbox: Any, number: int, color: str) -> Iterator[Laptop]:
     lap.run(f"{TP} quit", timeout=30)
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@contextmanager
+def short_home(prefix: str) -> Iterator[Path]:
+    """A short $TP_HOME under /tmp: the daemon's socket path must fit in 108 bytes."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
+def tp_with_home(lap: Laptop, home: Path) -> Iterator[Tp]:
+    """`tp ARGS...` in `lap` with its own daemon home (HOME/tp); quits at the end."""
+
+    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 200
+            ) -> subprocess.CompletedProcess[str]:
+        return lap.run([sys.executable, "-m", "tp_jupyter.cli", *args], timeout=timeout,
+                       env={"TP_HOME": str(home / "tp"), **(env or {})})
+
+    yield run
+    run("quit", timeout=60)
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str], *words: str) -> str:

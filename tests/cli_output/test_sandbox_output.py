@@ -9,18 +9,16 @@ status, version, list, intercept, traffic, errors, leave, config view, uninstall
 from __future__ import annotations
 
 import json
-import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from sandbox_testing import Laptop, wait_for
+from tp_cli_testing import Tp, demo_namespace, short_home, tp_with_home
 from tp_output_testing import check
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -28,19 +26,13 @@ pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(240)]
 SVC = "dataprocessingservice"
 PORT = 3791   # the local app's port (no other test module uses it)
 
-Tp = Callable[..., subprocess.CompletedProcess[str]]
-
 
 @pytest.fixture(scope="module")
 def demo(sandbox: Any, core: Any) -> Iterator[str]:
     if not sandbox.has_node:
         pytest.skip("intercepts need the sandbox node (pods)")
-    from tp_sandbox import lifecycle
-
-    namespace = f"fmt-{secrets.token_hex(3)}"
-    lifecycle.demo(sandbox.instance, namespace=namespace, progress=lambda _: None)
-    yield namespace
-    core.delete_namespace(namespace)
+    with demo_namespace(sandbox, core, "fmt") as namespace:
+        yield namespace
 
 
 @pytest.fixture(scope="module")
@@ -50,23 +42,15 @@ def lap(sandbox: Any) -> Laptop:
 
 @pytest.fixture(scope="module")
 def home() -> Iterator[Path]:
-    """A short $TP_HOME: the daemon's socket path must fit in 108 bytes."""
-    path = Path(tempfile.mkdtemp(prefix="tpfmt-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    with short_home("tpfmt-") as path:
+        yield path
 
 
 @pytest.fixture(scope="module")
 def tp(lap: Laptop, home: Path, demo: str) -> Iterator[Tp]:
     """`tp ARGS...` in laptop 1 (its own daemon home); quits at the end."""
-
-    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 200
-            ) -> subprocess.CompletedProcess[str]:
-        return lap.run([sys.executable, "-m", "tp_jupyter.cli", *args], timeout=timeout,
-                       env={"TP_HOME": str(home / "tp"), **(env or {})})
-
-    yield run
-    run("quit", timeout=60)
+    with tp_with_home(lap, home) as run:
+        yield run
 
 
 @pytest.fixture(scope="module")
