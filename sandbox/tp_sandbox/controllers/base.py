@@ -11,8 +11,8 @@ from tp_protocol.settings import ControllerSettings
 
 from . import errors
 from .kube import Kube, Obj
-from .machinery import EventRecorder, Informer, Informers, WorkQueue
-from .objects import key_of
+from .machinery import EventRecorder, Expectations, Informer, Informers, WorkQueue
+from .objects import controller_ref, key_of
 
 log = logging.getLogger(__name__)
 
@@ -98,3 +98,31 @@ class Controller:
                 log.exception("%s %s failed; retry in %.2fs", self.name, key, delay)
             finally:
                 self.queue.done(key)
+
+
+class PodOwnerController(Controller):
+    """A controller of pods that name it in their controller reference (`owner_kind`):
+    each pod event wakes its owner, and a pod that appears fulfils one expected create."""
+
+    owner_kind = ""
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        self.expectations = Expectations(ctx.settings.expectations_timeout)
+
+    def _owner_key(self, pod: Obj) -> str | None:
+        ref = controller_ref(pod)
+        if ref and ref.get("kind") == self.owner_kind:
+            return f"{pod['metadata']['namespace']}/{ref['name']}"
+        return None
+
+    def _pod_added(self, pod: Obj) -> None:
+        owner = self._owner_key(pod)
+        if owner:
+            self.expectations.created(owner)
+            self.queue.add(owner)
+
+    def _pod_event(self, pod: Obj) -> None:
+        owner = self._owner_key(pod)
+        if owner:
+            self.queue.add(owner)

@@ -10,10 +10,10 @@ import logging
 from typing import Any
 
 from . import errors, revisions
-from .base import Context, Controller
+from .base import Context, PodOwnerController
 from .deployutil import template_hash
 from .kube import CONTROLLERREVISIONS, DAEMONSETS, NODES, PODS, Obj
-from .machinery import Expectations, FuncHandler
+from .machinery import FuncHandler
 from .objects import (
     controller_ref,
     is_deleting,
@@ -86,12 +86,12 @@ def _max_unavailable(ds: Obj, desired: int) -> int:
     return max(1, int(value))
 
 
-class DaemonSetController(Controller):
+class DaemonSetController(PodOwnerController):
+    owner_kind = "DaemonSet"
     name = "daemonset-controller"
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
-        self.expectations = Expectations(ctx.settings.expectations_timeout)
         self.sets = self.informer(ctx.informers.get(DAEMONSETS))
         self.pods = self.informer(ctx.informers.get(PODS))
         self.nodes = self.informer(ctx.informers.get(NODES))
@@ -104,23 +104,6 @@ class DaemonSetController(Controller):
         self.nodes.add_handler(FuncHandler(add=self._node_event,
                                            update=lambda o, n: self._node_event(n),
                                            delete=self._node_event))
-
-    def _owner_key(self, pod: Obj) -> str | None:
-        ref = controller_ref(pod)
-        if ref and ref.get("kind") == "DaemonSet":
-            return f"{pod['metadata']['namespace']}/{ref['name']}"
-        return None
-
-    def _pod_added(self, pod: Obj) -> None:
-        owner = self._owner_key(pod)
-        if owner:
-            self.expectations.created(owner)
-            self.queue.add(owner)
-
-    def _pod_event(self, pod: Obj) -> None:
-        owner = self._owner_key(pod)
-        if owner:
-            self.queue.add(owner)
 
     def _node_event(self, node: Obj) -> None:
         for ds in self.sets.items():

@@ -12,9 +12,9 @@ import logging
 from typing import Any
 
 from . import errors
-from .base import Context, Controller
+from .base import Context, PodOwnerController
 from .kube import JOBS, PODS, Obj
-from .machinery import Expectations, FuncHandler
+from .machinery import FuncHandler
 from .objects import (
     controller_ref,
     is_deleting,
@@ -64,12 +64,12 @@ def _condition(ctype: str, reason: str, message: str, at: str) -> Obj:
             "lastProbeTime": at, "lastTransitionTime": at}
 
 
-class JobController(Controller):
+class JobController(PodOwnerController):
+    owner_kind = "Job"
     name = "job-controller"
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
-        self.expectations = Expectations(ctx.settings.expectations_timeout)
         self.jobs = self.informer(ctx.informers.get(JOBS))
         self.pods = self.informer(ctx.informers.get(PODS))
         self.jobs.add_handler(FuncHandler(add=self.enqueue, update=lambda o, n: self.enqueue(n),
@@ -77,23 +77,6 @@ class JobController(Controller):
         self.pods.add_handler(FuncHandler(add=self._pod_added,
                                           update=lambda o, n: self._pod_event(n),
                                           delete=self._pod_event))
-
-    def _owner_key(self, pod: Obj) -> str | None:
-        ref = controller_ref(pod)
-        if ref and ref.get("kind") == "Job":
-            return f"{pod['metadata']['namespace']}/{ref['name']}"
-        return None
-
-    def _pod_added(self, pod: Obj) -> None:
-        owner = self._owner_key(pod)
-        if owner:
-            self.expectations.created(owner)
-            self.queue.add(owner)
-
-    def _pod_event(self, pod: Obj) -> None:
-        owner = self._owner_key(pod)
-        if owner:
-            self.queue.add(owner)
 
     def sync(self, key: str) -> None:
         job = self.jobs.get(key)

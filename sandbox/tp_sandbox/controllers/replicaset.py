@@ -9,9 +9,9 @@ import datetime
 import logging
 
 from . import errors
-from .base import Context, Controller
+from .base import Context, PodOwnerController
 from .kube import PODS, REPLICASETS, Obj
-from .machinery import Expectations, FuncHandler
+from .machinery import FuncHandler
 from .objects import (
     controller_ref,
     deletion_rank,
@@ -65,12 +65,12 @@ def rs_status(rs: Obj, pods: list[Obj], at: datetime.datetime) -> Obj:
     return status
 
 
-class ReplicaSetController(Controller):
+class ReplicaSetController(PodOwnerController):
+    owner_kind = "ReplicaSet"
     name = "replicaset-controller"
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
-        self.expectations = Expectations(ctx.settings.expectations_timeout)
         self.rss = self.informer(ctx.informers.get(REPLICASETS))
         self.pods = self.informer(ctx.informers.get(PODS))
         self.rss.add_handler(FuncHandler(add=self.enqueue, update=lambda o, n: self.enqueue(n),
@@ -83,12 +83,6 @@ class ReplicaSetController(Controller):
     def _rs_deleted(self, rs: Obj) -> None:
         self.expectations.forget(key_of(rs))
         self.enqueue(rs)
-
-    def _owner_key(self, pod: Obj) -> str | None:
-        ref = controller_ref(pod)
-        if ref and ref.get("kind") == "ReplicaSet":
-            return f"{pod['metadata']['namespace']}/{ref['name']}"
-        return None
 
     def _enqueue_matching(self, pod: Obj) -> None:
         ns = pod["metadata"].get("namespace")

@@ -16,9 +16,9 @@ import re
 from typing import Any
 
 from . import errors, revisions
-from .base import Context, Controller
+from .base import Context, PodOwnerController
 from .kube import CONTROLLERREVISIONS, PODS, PVCS, STATEFULSETS, Obj
-from .machinery import Expectations, FuncHandler
+from .machinery import FuncHandler
 from .objects import (
     controller_ref,
     is_deleting,
@@ -117,12 +117,12 @@ def _revision_of(pod: Obj) -> str:
     return labels_of(pod).get(revisions.HASH_LABEL, "")
 
 
-class StatefulSetController(Controller):
+class StatefulSetController(PodOwnerController):
+    owner_kind = "StatefulSet"
     name = "statefulset-controller"
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
-        self.expectations = Expectations(ctx.settings.expectations_timeout)
         self.sets = self.informer(ctx.informers.get(STATEFULSETS))
         self.pods = self.informer(ctx.informers.get(PODS))
         self.revs = self.informer(ctx.informers.get(CONTROLLERREVISIONS))
@@ -134,12 +134,6 @@ class StatefulSetController(Controller):
 
     def _set_deleted(self, sts: Obj) -> None:
         self.expectations.forget(key_of(sts))
-
-    def _owner_key(self, pod: Obj) -> str | None:
-        ref = controller_ref(pod)
-        if ref and ref.get("kind") == "StatefulSet":
-            return f"{pod['metadata']['namespace']}/{ref['name']}"
-        return None
 
     def _pod_added(self, pod: Obj) -> None:
         owner = self._owner_key(pod)
