@@ -194,7 +194,7 @@ def main() -> int:
                         help="use the manager already installed there (skips timing an "
                              "install; direct connect needs it installed with "
                              "--manager-service-type LoadBalancer)")
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--rounds", type=int, default=5,
                         help="measuring rounds; the modes take turns in each and every "
                              "figure is the median of the rounds")
     parser.add_argument("--connects", type=int, default=5,
