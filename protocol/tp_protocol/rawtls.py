@@ -39,6 +39,9 @@ QUEUED_CHUNKS = 4
 """Without a sink, reading pauses once this many chunks of decrypted bytes wait for
 `recv` (and resumes below half of it)."""
 
+_KEPT_BUFFERS = 4
+"""Plain buffers a `TlsStream` keeps for reuse once its sink wrote them out."""
+
 M = TypeVar("M", bound=Message)
 
 
@@ -269,7 +272,8 @@ class TlsStream(asyncio.BufferedProtocol):
             if self._sink.get_write_buffer_size():
                 # the sink keeps (a view of) the rest: decrypt into another buffer, and
                 # wait for the sink to drain before reading on
-                self._lent.append(self._plain)
+                if len(self._lent) < _KEPT_BUFFERS:  # more are left to the collector
+                    self._lent.append(self._plain)
                 self._plain = (self._spare.pop() if self._spare
                                else memoryview(bytearray(self._chunk)))
                 self._congested = True
