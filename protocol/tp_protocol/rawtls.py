@@ -39,6 +39,11 @@ QUEUED_CHUNKS = 4
 """Without a sink, reading pauses once this many chunks of decrypted bytes wait for
 `recv` (and resumes below half of it)."""
 
+FIRST_READ = 64 * 1024
+"""Size of a connection's first read buffers; a read that fills one doubles them, up to
+the `chunk` the stream was made with (so bulk transfers read and write large pieces
+while quiet connections keep small buffers)."""
+
 _KEPT_BUFFERS = 4
 """Plain buffers a `TlsStream` keeps for reuse once its sink wrote them out."""
 
@@ -76,8 +81,9 @@ class TlsStream(asyncio.BufferedProtocol):
         self._tls = tls
         self._in, self._out = bios
         self._chunk = chunk
-        self._raw = memoryview(bytearray(chunk))     # the loop reads into this
-        self._plain = memoryview(bytearray(chunk))   # decrypted bytes for the sink
+        size = min(chunk, FIRST_READ)
+        self._raw = memoryview(bytearray(size))      # the loop reads into this
+        self._plain = memoryview(bytearray(size))    # decrypted bytes for the sink
         self._lent: list[memoryview] = []    # plain buffers the sink may still hold
         self._spare: list[memoryview] = []   # plain buffers it wrote out since
         self._transport: asyncio.Transport | None = None
@@ -160,6 +166,11 @@ class TlsStream(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         self._in.write(self._raw[:nbytes])
+        if nbytes == len(self._raw) < self._chunk:  # reads fill it: read more at once
+            size = min(2 * nbytes, self._chunk)
+            self._raw = memoryview(bytearray(size))
+            self._plain = memoryview(bytearray(size))  # (the sink never holds this one)
+            self._spare.clear()
         self._advance()
 
     def eof_received(self) -> bool:
@@ -255,7 +266,7 @@ class TlsStream(asyncio.BufferedProtocol):
     def _decrypt_all(self) -> None:
         """Decrypt all the TLS input holds, to the sink or the queue."""
         if self._lent and self._sink is not None and not self._sink.get_write_buffer_size():
-            self._spare += self._lent  # all written: nothing holds them any more
+            self._spare += [b for b in self._lent if len(b) == len(self._raw)]
             self._lent.clear()
         while not self._eof:
             n = self._decrypt()
@@ -275,7 +286,7 @@ class TlsStream(asyncio.BufferedProtocol):
                 if len(self._lent) < _KEPT_BUFFERS:  # more are left to the collector
                     self._lent.append(self._plain)
                 self._plain = (self._spare.pop() if self._spare
-                               else memoryview(bytearray(self._chunk)))
+                               else memoryview(bytearray(len(self._raw))))
                 self._congested = True
                 self._pause_reading()
                 return
@@ -455,7 +466,8 @@ class _TcpPipe(asyncio.BufferedProtocol):
 
     def __init__(self, stream: TlsStream, chunk: int) -> None:
         self._stream = stream
-        self._buf = memoryview(bytearray(chunk))
+        self._chunk = chunk
+        self._buf = memoryview(bytearray(min(chunk, FIRST_READ)))
         self._transport: asyncio.Transport | None = None
         self._paused = False          # our transport is above its high-water mark
         self._drained: asyncio.Future[None] | None = None
@@ -479,6 +491,8 @@ class _TcpPipe(asyncio.BufferedProtocol):
         except ConnectionError as exc:
             self._fail(exc)
             return
+        if nbytes == len(self._buf) < self._chunk:  # reads fill it: read more at once
+            self._buf = memoryview(bytearray(min(2 * nbytes, self._chunk)))
         if self._stream.writing_paused and self._transport is not None:
             self._transport.pause_reading()
             self._stream.when_writable(self._resume)
