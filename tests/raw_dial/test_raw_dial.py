@@ -11,6 +11,7 @@ through gRPC with one line. The tests of this module run in order and share stat
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import subprocess
@@ -60,8 +61,50 @@ while data := conn.recv(65536):
 print(answer.decode().strip())
 """
 
+# The sender pod: per connection it reads a size, sends that many bytes of a fixed
+# pattern, half-closes, then reads until the client's EOF and logs what it heard.
+SENDER = r"""
+import hashlib, socket
+srv = socket.create_server(("0.0.0.0", 7001))
+block = hashlib.sha256(b"tp").digest() * 32768  # 1 MiB
+while True:
+    conn, _ = srv.accept()
+    line = b""
+    while not line.endswith(b"\n"):
+        line += conn.recv(1)
+    left = int(line)
+    while left > 0:
+        part = block[:min(left, len(block))]
+        conn.sendall(part)
+        left -= len(part)
+    conn.shutdown(socket.SHUT_WR)
+    heard = b""
+    while data := conn.recv(65536):
+        heard += data
+    print("heard", heard.decode(), flush=True)
+    conn.close()
+"""
+
+# A client inside a laptop: asks the sender for N bytes, reads to the EOF, then says
+# "bye" and half-closes; prints the SHA-256 of what it got.
+DOWNLOAD = r"""
+import hashlib, socket, sys
+ip, port, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+conn = socket.create_connection((ip, port), timeout=30)
+conn.sendall(b"%d\n" % size)
+digest, got = hashlib.sha256(), 0
+while data := conn.recv(1 << 20):
+    digest.update(data)
+    got += len(data)
+conn.sendall(b"bye")
+conn.shutdown(socket.SHUT_WR)
+conn.recv(1)
+print(got, digest.hexdigest())
+"""
+
 # The daemon's counters of how its connections went.
 STATUS = r"""
+import hashlib
 import json
 from tp_jupyter import daemon_client
 with daemon_client.DaemonClient() as client:
@@ -171,6 +214,24 @@ def listener(core: Any) -> Iterator[dict[str, str]]:
     core.delete_namespace(namespace)
 
 
+@pytest.fixture(scope="module")
+def sender(core: Any, listener: dict[str, str]) -> dict[str, str]:
+    """A pod beside the listener that sends what it is asked for (port 7001)."""
+    namespace = listener["namespace"]
+    core.create_namespaced_pod(namespace, {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sender"},
+        "spec": {"containers": [{"name": "sender", "image": "python:3.11-slim",
+                                 "command": [sys.executable, "-c", SENDER]}]}})
+
+    def ip() -> str:
+        pod = core.read_namespaced_pod("sender", namespace)
+        running = pod.status.phase == "Running" and pod.status.pod_ip
+        return str(pod.status.pod_ip) if running else ""
+
+    wait_for(ip, 60, "the sender pod running")
+    return {"namespace": namespace, "name": "sender", "ip": ip()}
+
+
 def _accepted(core: Any, pod: dict[str, str]) -> int:
     log = core.read_namespaced_pod_log(pod["name"], pod["namespace"])
     return str(log).count("accepted")
@@ -203,6 +264,24 @@ def test_a_direct_connection_moves_its_bytes_over_a_raw_tls_stream(
     assert status["path"] == "direct"
     assert status["raw_dials"] >= 1 and status["grpc_dials"] == 0, status
     assert status["note"] == ""
+
+
+def test_a_large_download_over_a_raw_dial_arrives_byte_exact_and_each_eof_half_closes(
+        lap1: Laptop, core: Any, sender: dict[str, str]) -> None:
+    size = 64 << 20
+    before = _status(lap1)["raw_dials"]
+    done = lap1.run([sys.executable, "-c", DOWNLOAD, sender["ip"], "7001", str(size)],
+                    timeout=60)
+    assert done.returncode == 0, done.stderr
+    block = hashlib.sha256(b"tp").digest() * 32768
+    expected = hashlib.sha256(block * (size // len(block))).hexdigest()
+    assert done.stdout.split() == [str(size), expected]
+    # the pod's EOF reached the laptop while the laptop's side stayed open: its "bye"
+    # (sent after that EOF) reached the pod, ended by the laptop's own half-close
+    wait_for(lambda: "heard bye" in str(core.read_namespaced_pod_log("sender",
+                                                                      sender["namespace"])),
+             10, "the sender hearing the laptop after its own EOF")
+    assert _status(lap1)["raw_dials"] == before + 1
 
 
 def test_a_raw_dial_without_the_secret_with_a_wrong_one_or_after_departing_dials_nothing(

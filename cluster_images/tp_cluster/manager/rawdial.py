@@ -18,12 +18,10 @@ import ipaddress
 import logging
 import socket
 import ssl
-import struct
 
 from tp_protocol import manager_pb2 as pb
 from tp_protocol import rawtls
 from tp_protocol.aio import spawn
-from tp_protocol.pumps import run_pair
 from tp_protocol.settings import ConnectSettings
 
 from tp_cluster.errors import ClusterError
@@ -102,6 +100,7 @@ class RawDials:
         stream = None
         try:
             async with asyncio.timeout(self.settings.raw_dial_header_timeout):
+                # the stream owns `conn` from here (and closes it when this fails)
                 stream = await rawtls.TlsStream.accept(conn, self.context,
                                                        self.settings.raw_dial_chunk, label)
                 header = await rawtls.read_message(stream, pb.RawDialHeader, magic=True)
@@ -110,7 +109,6 @@ class RawDials:
             log.debug("%s: no header: %s", label, exc)
             if stream is not None:
                 stream.abort()
-            conn.close()
             return
         try:
             await self._dial(stream, header, label)
@@ -163,31 +161,14 @@ class RawDials:
         self.dials += 1
         try:
             await rawtls.send_message(stream, pb.RawDialAnswer(ok=True, remote_address=where))
-            await _splice(loop, stream, tcp, self.settings.raw_dial_chunk, where)
         except OSError as exc:
             log.debug("%s to %s ended: %s", label, where, exc)
             stream.abort()
-            with contextlib.suppress(OSError):
-                tcp.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        finally:
             tcp.close()
-
-
-async def _splice(loop: asyncio.AbstractEventLoop, stream: rawtls.TlsStream,
-                  tcp: socket.socket, chunk: int, where: str) -> None:
-    """Bytes both ways; each side's EOF is a half-close on the other."""
-
-    async def to_client() -> None:
-        buf = bytearray(chunk)
-        view = memoryview(buf)
-        while n := await loop.sock_recv_into(tcp, buf):
-            await stream.send(view[:n])
-        await stream.close_write()
-
-    async def to_cluster() -> None:
-        while data := await stream.recv():
-            await loop.sock_sendall(tcp, data)
-        with contextlib.suppress(OSError):
-            tcp.shutdown(socket.SHUT_WR)
-
-    await run_pair(to_client(), to_cluster(), (f"raw-in {where}", f"raw-out {where}"))
+            return
+        try:
+            # each side's EOF is a half-close on the other; a break resets both
+            await rawtls.splice_tcp(stream, tcp, self.settings.raw_dial_chunk, where)
+        except OSError as exc:
+            log.debug("%s to %s ended: %s", label, where, exc)
+            stream.abort()
