@@ -19,6 +19,16 @@ from tp_daemon import kubestatic
 
 pytestmark = pytest.mark.timeout(120)
 
+@pytest.fixture(autouse=True)
+def _no_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy in this environment would leave every context to the official loader."""
+    import os
+
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy"):
+            monkeypatch.delenv(name)
+
+
 CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
 
 
@@ -158,6 +168,8 @@ def test_an_unknown_context_or_a_broken_file_is_left_to_the_official_loader(
 
 PROBE = """
 import json, sys
+sys.modules["kubernetes_validate"] = None  # as the daemon's __main__ does
+import tp_daemon.session  # what the daemon's start imports for connect (tp_daemon.preload)
 from tp_daemon.kube import Kube
 from tp_daemon.errors import DaemonError
 kube = Kube(sys.argv[1], "", "", api_timeout=20)
