@@ -398,6 +398,16 @@ class Kube:
     def direct_target(self, namespace: str) -> DirectTarget | str:
         """Where direct connect reaches the manager (its LoadBalancer address and pinned
         certificate, both read through the API server), or why it cannot (one phrase)."""
+        address = self.direct_address(namespace)
+        if not isinstance(address, tuple):
+            return address
+        ca = self.manager_certificate(namespace)
+        if isinstance(ca, str):
+            return ca
+        return DirectTarget(address[0], ca[0], ca[1])
+
+    def direct_address(self, namespace: str) -> tuple[str] | str:
+        """(HOST:PORT,) of the manager's LoadBalancer Service, or why there is none."""
         with self._translate(f"read service {manifests.DIRECT_SERVICE} in {namespace}",
                              namespace=namespace):
             service = self._get_json_or_none(
@@ -412,11 +422,7 @@ class Kube:
             return f"the LoadBalancer Service {manifests.DIRECT_SERVICE} has no address yet"
         port = next((int(p["port"]) for p in service["spec"].get("ports") or []
                      if p.get("name") == "grpc-tls"), manifests.DIRECT_PORT)
-        ca = self.manager_certificate(namespace)
-        if isinstance(ca, str):
-            return ca
-        return DirectTarget(f"{host}:{port}" if ":" not in host else f"[{host}]:{port}",
-                            ca[0], ca[1])
+        return (f"{host}:{port}" if ":" not in host else f"[{host}]:{port}",)
 
     def manager_certificate(self, namespace: str) -> tuple[bytes, str] | str:
         """The manager's published certificate and its server name, or why not."""

@@ -180,9 +180,14 @@ except DaemonError as e:  # translated once, in the adapter
                       "official_imported": "kubernetes" in sys.modules}))
     sys.exit(0)
 found = kube.direct_target(sys.argv[2])
+import asyncio
+from tp_daemon import direct
+# --manager-address direct reads the Service and the certificate side by side
+both = asyncio.run(direct.lookup(kube, sys.argv[2], direct.Choice(direct.DIRECT)))
 missing = kube.manager_certificate("no-such-namespace")  # a 404
 print(json.dumps({"static": kube.static is not None, "pod": pod, "namespace":
                   kube.target.namespace, "direct": str(found)[:80], "missing": missing,
+                  "both": str(both)[:80],
                   "token": kube.bearer_token()[:8],
                   "official_imported": "kubernetes" in sys.modules}))
 """
@@ -215,6 +220,7 @@ def test_a_static_context_reaches_the_api_server_without_the_official_client(
     assert got["static"] and not got["official_imported"], got
     assert got["pod"].startswith("traffic-manager-") and got["namespace"] == "team-a"
     assert "no LoadBalancer Service" in got["direct"] or "Target" in got["direct"]
+    assert got["both"][:30] == got["direct"][:30], got
     assert got["token"] == token[:8] and "has not published" in got["missing"]
     # a wrong token: the API server's 401 is the one-line error of the official path
     doc["users"][0]["user"] = {"token": "wrong"}
