@@ -272,3 +272,28 @@ def test_tp_connect_with_an_exec_plugin_kubeconfig_connects_and_quits(
     finally:
         lap.run([*tp, "quit"], timeout=30)
         path.unlink(missing_ok=True)
+
+
+RIGHT_AFTER = """
+import json
+from tp_jupyter import api
+api.quit()
+api.connect(manager_address="port-forward")
+api.quit()  # at once: the bookkeeping's start is cancelled with the rest
+api.connect(manager_address="port-forward")
+listing = api.list_workloads()  # the next RPC: the intercept bookkeeping may still import
+print(json.dumps({"namespace": listing.to_dict()["namespace"],
+                  "intercepts": len(api.status().to_dict().get("intercepts") or [])}))
+api.quit()
+"""
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_an_intercept_rpc_or_a_quit_right_after_connect_finds_the_bookkeeping_whole(
+        sandbox: Any) -> None:
+    lap = Laptop(sandbox, 1)
+    proc = lap.run([sys.executable, "-c", RIGHT_AFTER], timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"namespace": "default",
+                                                               "intercepts": 0}
