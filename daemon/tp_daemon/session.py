@@ -651,8 +651,12 @@ class Session:
     async def ready_intercepts(self) -> Intercepts:
         """`require_intercepts`, once a new connection's intercept bookkeeping is started
         (it is imported after connect answered)."""
-        if self._intercepts_started is not None:
-            await asyncio.shield(self._intercepts_started)
+        started = self._intercepts_started
+        if started is not None:
+            await asyncio.wait([started])  # a quit may cancel it: then "not connected"
+            if not started.cancelled() and started.exception() is not None:
+                raise DaemonError(f"the intercept bookkeeping did not start: "
+                                  f"{started.exception()}")
         return self.require_intercepts()
 
     def require_intercepts(self) -> Intercepts:
