@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tp_jupyter import output, sessionfile
+from tp_jupyter import output
+
+if TYPE_CHECKING:  # imported by the commands: it brings yaml, not needed by `tp connect`
+    from tp_jupyter import sessionfile
 
 
 def _progress(message: str) -> None:
@@ -15,10 +18,14 @@ def _progress(message: str) -> None:
 
 
 def _apply(args: argparse.Namespace) -> sessionfile.ApplyResult:
+    from tp_jupyter import sessionfile
+
     return sessionfile.apply(sessionfile.load(args.file), progress=_progress)
 
 
 def _delete(args: argparse.Namespace) -> sessionfile.DeleteResult:
+    from tp_jupyter import sessionfile
+
     return sessionfile.delete(sessionfile.load(args.file))
 
 

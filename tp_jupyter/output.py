@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-import yaml
-
 from tp_jupyter.render import Rendered
 
 SCHEMAS = ("connect", "status", "list", "intercept", "cell-intercept", "leave", "quit",
@@ -53,6 +51,8 @@ def dump(data: Any, fmt: str) -> str:
     """`data` as JSON (indented, keys in the documented order) or YAML."""
     if fmt == "json":
         return json.dumps(data, indent=2, ensure_ascii=False)
+    import yaml  # only here: its import (~15 ms) is not on every command's path
+
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip("\n")
 
 

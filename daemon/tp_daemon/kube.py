@@ -4,30 +4,31 @@ the manager's to answer (ListWorkloads, dispositions, the agent's volume port).
 
 Every call of the official client happens here and its errors are translated once,
 into `tp_daemon.errors`, chained with `from`. The calls block, so async callers run
-them with `asyncio.to_thread`.
+them with `asyncio.to_thread`. A context with static credentials is read without
+importing the official client (`tp_daemon.kubestatic`): connect's GETs then go out with
+the standard library, and the official client is loaded on first need (an install).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
 import re
 import ssl
+import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import kubernetes.client
-import kubernetes.config
-import urllib3
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
 from tp_cluster import manifests
 from tp_protocol import VERSION
 
+from tp_daemon import kubestatic
 from tp_daemon.errors import (
     ClusterRefused,
     ClusterUnreachable,
@@ -41,10 +42,37 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
+class _Module:
+    """A module imported on first attribute use: the official client is imported only by
+    what uses it (see `tp_daemon.kubestatic`)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
+
+
 # The official client's annotations are partial (dict bodies, optional fields); the
 # adapter uses it untyped and keeps typed values at its own boundary.
-client: Any = kubernetes.client
-config: Any = kubernetes.config
+client: Any = _Module("kubernetes.client")
+config: Any = _Module("kubernetes.config")
+
+
+def _api_errors() -> tuple[type[Any], ...]:
+    """The exceptions of a status answer: ours, and the official client's once imported
+    (it cannot have raised one before)."""
+    official = sys.modules.get("kubernetes.client.exceptions")
+    return ((kubestatic.StatusError, official.ApiException) if official is not None
+            else (kubestatic.StatusError,))
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """OSError and TimeoutError, and urllib3's errors once the official client is loaded."""
+    urllib3 = sys.modules.get("urllib3.exceptions")
+    return ((OSError, TimeoutError, urllib3.HTTPError) if urllib3 is not None
+            else (OSError, TimeoutError))
 
 FATAL_WAITING_REASONS = manifests.FATAL_WAITING_REASONS
 """Container waiting reasons that will not fix themselves while `tp connect` waits."""
@@ -125,7 +153,9 @@ class Target:
 
 
 class Kube:
-    """One kubeconfig context, loaded once."""
+    """One kubeconfig context, loaded once: by `tp_daemon.kubestatic` when its credentials
+    are static (the official client then loads it on first need), else by the official
+    client at once."""
 
     def __init__(self, kubeconfig: str, context: str, namespace: str, *,
                  api_timeout: float) -> None:
@@ -133,6 +163,26 @@ class Kube:
         if not path.is_file():
             raise ConfigError(f"no kubeconfig at {path}; pass --kubeconfig FILE or set "
                               "KUBECONFIG")
+        self.timeout = api_timeout
+        self._path = path
+        self._cfg: Any = None
+        self._api: Any = None
+        self._tls: ssl.SSLContext | None = None
+        self._official_lock = threading.Lock()
+        self.static = kubestatic.read(path, context)
+        if self.static is not None:
+            self.target = Target(path, self.static.context, self.static.host,
+                                 namespace or self.static.namespace or "default")
+            return
+        chosen, ctx_ns = self._load_official(context)
+        self.target = Target(path, chosen, self.cfg.host, namespace or ctx_ns or "default")
+
+    def _load_official(self, context: str) -> tuple[str, str]:
+        """Load `context` (else the current one) with the official client; returns the
+        context's name and namespace."""
+        from kubernetes.config.config_exception import ConfigException
+
+        path = self._path
         try:
             contexts, active = config.list_kube_config_contexts(config_file=str(path))
         except (ConfigException, OSError, ValueError) as e:
@@ -154,14 +204,38 @@ class Kube:
             raise ConfigError(f"cannot use context {chosen!r} of {path}: {_first_line(e)}"
                               ) from e
         cfg.retries = False  # fail fast; the daemon has its own retry loops
-        self.cfg = cfg
-        self.api = client.ApiClient(cfg)
-        self.timeout = api_timeout
-        ctx_ns = known[chosen].get("context", {}).get("namespace", "")
-        self.target = Target(path, chosen, cfg.host, namespace or ctx_ns or "default")
+        self._cfg = cfg
+        self._api = client.ApiClient(cfg)
+        return chosen, str(known[chosen].get("context", {}).get("namespace") or "")
+
+    def _official(self) -> None:
+        """The official client for this context, loaded once (a static context's first
+        official call: an install, a removal)."""
+        with self._official_lock:
+            if self._api is None:
+                self._load_official(self.target.context)
+
+    @property
+    def cfg(self) -> Any:
+        """The official client's `Configuration` of this context."""
+        self._official()
+        return self._cfg
+
+    @property
+    def api(self) -> Any:
+        """The official client's `ApiClient` of this context."""
+        self._official()
+        return self._api
+
+    def _static_tls(self) -> ssl.SSLContext:
+        assert self.static is not None
+        if self._tls is None:
+            self._tls = self.static.ssl_context()
+        return self._tls
 
     def close(self) -> None:
-        self.api.close()
+        if self._api is not None:
+            self._api.close()
 
     # --- the API server -----------------------------------------------------
 
@@ -169,6 +243,9 @@ class Kube:
         """TLS and auth of this context, for the port-forward WebSocket."""
         from tp_daemon.portforward import ApiEndpoint  # imports aiohttp: only when needed
 
+        if self.static is not None:
+            return ApiEndpoint(self.static.host, self._static_tls(),
+                               {"authorization": f"Bearer {self.static.token}"})
         cfg = self.cfg
         ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert or None)
         if cfg.cert_file:
@@ -184,7 +261,8 @@ class Kube:
     def bearer_token(self) -> str:
         """The token the official client sends for this context (static, or from an exec or
         auth-provider plugin, refreshed when it expires): the traffic-manager reviews it."""
-        value = str(self.cfg.auth_settings().get("BearerToken", {}).get("value") or "")
+        value = (f"Bearer {self.static.token}" if self.static is not None else
+                 str(self.cfg.auth_settings().get("BearerToken", {}).get("value") or ""))
         scheme, _, token = value.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise ConfigError(
@@ -206,7 +284,7 @@ class Kube:
             try:
                 client.AppsV1Api(self.api).read_namespaced_deployment(
                     manifests.NAME, namespace, _request_timeout=self.timeout)
-            except ApiException as e:
+            except _api_errors() as e:
                 if e.status == 404:
                     return False
                 raise
@@ -273,7 +351,7 @@ class Kube:
         with self._translate(what, namespace=namespace):
             try:
                 calls[kind]()
-            except ApiException as e:
+            except _api_errors() as e:
                 if e.status == 409:
                     return False
                 raise
@@ -320,6 +398,16 @@ class Kube:
     def direct_target(self, namespace: str) -> DirectTarget | str:
         """Where direct connect reaches the manager (its LoadBalancer address and pinned
         certificate, both read through the API server), or why it cannot (one phrase)."""
+        address = self.direct_address(namespace)
+        if not isinstance(address, tuple):
+            return address
+        ca = self.manager_certificate(namespace)
+        if isinstance(ca, str):
+            return ca
+        return DirectTarget(address[0], ca[0], ca[1])
+
+    def direct_address(self, namespace: str) -> tuple[str] | str:
+        """(HOST:PORT,) of the manager's LoadBalancer Service, or why there is none."""
         with self._translate(f"read service {manifests.DIRECT_SERVICE} in {namespace}",
                              namespace=namespace):
             service = self._get_json_or_none(
@@ -334,11 +422,7 @@ class Kube:
             return f"the LoadBalancer Service {manifests.DIRECT_SERVICE} has no address yet"
         port = next((int(p["port"]) for p in service["spec"].get("ports") or []
                      if p.get("name") == "grpc-tls"), manifests.DIRECT_PORT)
-        ca = self.manager_certificate(namespace)
-        if isinstance(ca, str):
-            return ca
-        return DirectTarget(f"{host}:{port}" if ":" not in host else f"[{host}]:{port}",
-                            ca[0], ca[1])
+        return (f"{host}:{port}" if ":" not in host else f"[{host}]:{port}",)
 
     def manager_certificate(self, namespace: str) -> tuple[bytes, str] | str:
         """The manager's published certificate and its server name, or why not."""
@@ -355,7 +439,7 @@ class Kube:
     def _get_json_or_none(self, path: str) -> Any:
         try:
             return self._get_json(path, [])
-        except ApiException as e:
+        except _api_errors() as e:
             if e.status == 404:
                 return None
             raise
@@ -376,14 +460,18 @@ class Kube:
         """GET through the official client's transport (auth, TLS, timeouts) as plain JSON.
 
         `connect` calls this instead of `CoreV1Api`: that module's import builds ~250
-        pydantic models (0.5-1 s of CPU) before the first request."""
+        pydantic models (0.5-1 s of CPU) before the first request. A static context's
+        GET goes out with the standard library (`kubestatic.get_json`)."""
+        if self.static is not None:
+            return kubestatic.get_json(self.static, self._static_tls(), path, query,
+                                       self.timeout)
         method, url, headers, _, _ = self.api.param_serialize(
             "GET", path, query_params=query, header_params={"Accept": "application/json"},
             auth_settings=["BearerToken"])
         response = self.api.call_api(method, url, headers, _request_timeout=self.timeout)
         data = response.read()
         if not 200 <= response.status <= 299:
-            raise ApiException(http_resp=response, body=data.decode(errors="replace"))
+            raise client.ApiException(http_resp=response, body=data.decode(errors="replace"))
         return json.loads(data)
 
     def wait_manager_pod(self, namespace: str, timeout: float, progress: Progress,
@@ -421,7 +509,7 @@ class Kube:
                                  namespace=namespace):
                 try:
                     self._delete(obj, namespace)
-                except ApiException as e:
+                except _api_errors() as e:
                     if e.status != 404:
                         raise
         deadline = time.monotonic() + timeout
@@ -471,7 +559,7 @@ class _Translate:
         if exc is None or isinstance(exc, DaemonError):
             return
         server = self.kube.target.server
-        if isinstance(exc, ApiException):
+        if isinstance(exc, _api_errors()):
             reason = _api_reason(exc)
             if exc.status == 401:
                 raise ConfigError(f"the API server at {server} rejected the credentials of "
@@ -483,13 +571,13 @@ class _Translate:
             if exc.status == 0 or exc.status is None:
                 raise ClusterUnreachable(f"cannot {self.what} at {server}: {reason}") from exc
             raise ClusterRefused(f"cannot {self.what}: {exc.status} {reason}") from exc
-        if isinstance(exc, urllib3.exceptions.HTTPError | OSError | TimeoutError):
+        if isinstance(exc, _network_errors()):
             raise ClusterUnreachable(
                 f"cannot reach the API server at {server} ({_network_reason(exc)}); check "
                 "that the cluster is up and the context is right") from exc
 
 
-def _api_reason(e: ApiException) -> str:
+def _api_reason(e: Any) -> str:
     try:
         return str(json.loads(e.body or "").get("message") or e.reason)
     except (TypeError, ValueError, AttributeError):
@@ -502,7 +590,9 @@ def _network_reason(e: BaseException) -> str:
     found = re.findall(r"\[Errno -?\d+\] ([^)'\"]+)", text)
     if found:
         return str(found[-1]).strip()
-    if isinstance(e, urllib3.exceptions.TimeoutError | TimeoutError) or "timed out" in text:
+    urllib3 = sys.modules.get("urllib3.exceptions")
+    timeouts = (TimeoutError, urllib3.TimeoutError) if urllib3 is not None else (TimeoutError,)
+    if isinstance(e, timeouts) or "timed out" in text:
         return "timed out"
     return text
 

@@ -1,16 +1,18 @@
 """Heavy imports off the daemon's start path, in named background threads.
 
 The daemon answers on its socket with only gRPC and the protocol stubs imported; what
-`connect` needs (the official client's kubeconfig loader: ~0.35 s of CPU with the rest
-of `tp_daemon.session`) is imported by a `Preload` thread meanwhile, and the RPCs that
-need it await `Preload.wait()`. aiohttp is imported only for a port-forward (a direct
-connect never needs it), by a preload that `connect` starts as soon as it knows it will
-use one, and the resolver's DNS library by another, so both import while connect waits
-on its first network round trips (routing uses iproute2's `ip`, not pyroute2). The
-official client's API modules (~250 pydantic models, 0.5-1 s) are not on the connect
-path at all (`Kube._get_json`): `tp list`/`tp intercept` import them on first use, in
-their worker thread. They are not warmed after connect on purpose: the import holds
-the GIL in long C calls and stalled the fresh tunnel (p99 2 ms -> 50 ms).
+`connect` needs (`tp_daemon.session`: ~40 ms of CPU, since a static kubeconfig is read
+without the official client, `tp_daemon.kubestatic`) is imported by a `Preload` thread
+meanwhile, and the RPCs that need it await `Preload.wait()`. aiohttp is imported only
+for a port-forward (a direct connect never needs it), by a preload that `connect`
+starts as soon as it knows it will use one, and the resolver's DNS library by another,
+so both import while connect waits on its first network round trips (routing uses
+iproute2's `ip`, not pyroute2); the intercept bookkeeping once connect answered. The
+official client is not on a static context's connect path at all: its kubeconfig
+loader serves the other contexts, and its API modules (~250 pydantic models, 0.5-1 s)
+are imported by `tp list`/`tp intercept` on first use, in their worker thread. They
+are not warmed after connect on purpose: the import holds the GIL in long C calls and
+stalled the fresh tunnel (p99 2 ms -> 50 ms).
 
 The main thread imports what it shares with a preload (grpc, the stubs) before starting
 it: Python's per-module import locks make concurrent imports safe, but a module half

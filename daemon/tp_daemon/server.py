@@ -178,7 +178,7 @@ class DaemonService(dgrpc.DaemonServicer):
             return reply
 
     async def _intercepts(self) -> Intercepts:
-        return (await self.session()).require_intercepts()
+        return await (await self.session()).ready_intercepts()
 
     async def List(self, request: dpb.ListRequest, context: Any) -> dpb.WorkloadList:
         async def workloads() -> dpb.WorkloadList:

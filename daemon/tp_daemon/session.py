@@ -165,6 +165,7 @@ class Session:
         self._pod_routes: PodRoutes | None = None  # port-forward mode's pod dialer
         self._pf_preload: Preload | None = None
         self._intercepts_preload: Preload | None = None
+        self._intercepts_started: asyncio.Task[None] | None = None
 
     @property
     def connected(self) -> bool:
@@ -186,20 +187,26 @@ class Session:
                 return again
             try:
                 info = await self._connect(params)
-                await self._preload_intercepts().wait()  # imported while connect waited
             except BaseException:
                 self._preload_intercepts()  # stale mounts go also when connect fails
                 await self._teardown()
                 raise
-            from tp_daemon.intercepts import Intercepts
-
             self.params, self.info = params, info
             self._keepalive = spawn(self._keep_alive(), "tp-keepalive", log)
-            self.intercepts = Intercepts(self, get_settings().intercept, self._progress)
-            self.intercepts.links.opener = self._open_pod_stream   # direct agent links
-            self.intercepts.links.path_allows = self._links_allowed
-            self.intercepts.start()
+            # after the answer: its import would hold the GIL while connect routes
+            self._intercepts_started = spawn(self._start_intercepts(), "tp-start-intercepts",
+                                             log)
             return info
+
+    async def _start_intercepts(self) -> None:
+        """The intercept bookkeeping of a new connection (`ready_intercepts` waits for it)."""
+        await self._preload_intercepts().wait()
+        from tp_daemon.intercepts import Intercepts
+
+        self.intercepts = Intercepts(self, get_settings().intercept, self._progress)
+        self.intercepts.links.opener = self._open_pod_stream   # direct agent links
+        self.intercepts.links.path_allows = self._links_allowed
+        self.intercepts.start()
 
     async def _connect(self, params: ConnectParams) -> dpb.ConnectInfo:
         s = self.settings
@@ -261,9 +268,6 @@ class Session:
         # the route listing (an `ip` process) runs on another core while the manager answers
         routes = spawn(list_routes(), "tp-list-routes", log) \
             if can_route() and not forced else None
-        # while connect waits on the manager, after what connect needs sooner
-        self._preload_intercepts((self._pf_preload, resolver_module if resolver_module.started
-                                  else None))
         self._chan = await self._open_manager(manager_ns, pod, s.connect_timeout)
         stub = self._chan.stub
         session = await stub.ArriveAsClient(mpb.ClientInfo(
@@ -337,6 +341,10 @@ class Session:
             return was
 
     async def _teardown(self) -> None:
+        if self._intercepts_started is not None:  # not half made while the rest goes
+            self._intercepts_started.cancel()
+            await asyncio.gather(self._intercepts_started, return_exceptions=True)
+            self._intercepts_started = None
         if self._restore is not None:
             self._restore.cancel()
             await asyncio.gather(self._restore, return_exceptions=True)
@@ -383,9 +391,10 @@ class Session:
                                        default_cas=False).start()
 
     def _preload_intercepts(self, after: Sequence[Preload | None] = ()) -> Preload:
-        """Import the intercept bookkeeping (~35 ms of CPU; not needed until connected) in a
-        thread, once, after `after` (what connect needs sooner): it runs while connect waits
-        on the manager. Then what a killed daemon left mounted is unmounted."""
+        """Import the intercept bookkeeping (~20-35 ms of CPU; not needed until connected) in
+        a thread, once, after `after`: a connect starts it once it answered
+        (`_start_intercepts`), so it never holds the GIL while connect works. Then what a
+        killed daemon left mounted is unmounted."""
         if self._intercepts_preload is None:
             self._intercepts_preload = Preload(
                 ("tp_daemon.intercepts",), "tp-preload-intercepts", after=after,
@@ -638,6 +647,17 @@ class Session:
 
     def namespace(self) -> str:
         return self._kube.target.namespace if self._kube is not None else "default"
+
+    async def ready_intercepts(self) -> Intercepts:
+        """`require_intercepts`, once a new connection's intercept bookkeeping is started
+        (it is imported after connect answered)."""
+        started = self._intercepts_started
+        if started is not None:
+            await asyncio.wait([started])  # a quit may cancel it: then "not connected"
+            if not started.cancelled() and started.exception() is not None:
+                raise DaemonError(f"the intercept bookkeeping did not start: "
+                                  f"{started.exception()}")
+        return self.require_intercepts()
 
     def require_intercepts(self) -> Intercepts:
         if self.intercepts is None:

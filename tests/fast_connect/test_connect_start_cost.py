@@ -20,7 +20,7 @@ pytestmark = pytest.mark.timeout(120)
 
 NOT_FOR_CONNECT = ("pandas", "IPython", "ipywidgets", "kubernetes", "tp_cluster", "aiohttp",
                    "pyroute2", "pydantic", "cryptography", "tp_sandbox.lifecycle",
-                   "tp_jupyter.widgets")
+                   "tp_jupyter.widgets", "yaml", "tp_jupyter.sessionfile")
 """Modules a `tp connect` from the terminal has no use for (the daemon talks to the
 cluster; tables, widgets and the sandbox's certificates are for other commands)."""
 
