@@ -793,6 +793,11 @@ class RootDaemonSettings:
     request_limit: int = 65536
     """Bytes of one request line the root daemon reads before it refuses the caller."""
 
+    refusal_linger: float = 2.0
+    """Seconds a refused caller's connection stays half-open after the refusal, what it
+    still sends discarded: closed with its request unread, the caller's write would fail
+    (EPIPE) and that error hide the refusal waiting in its buffer."""
+
     max_ranges: int = 64
     """Cluster ranges one user may ask the root daemon to route."""
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tp_protocol.aio import wait_at_most
 from tp_protocol.settings import RootDaemonSettings, get_settings
 
 from tp_daemon.dns import system_nameservers
@@ -123,6 +124,7 @@ class RootDaemon:
                 await _send(writer, {"error": f"user {peer.user} is not in group "
                                      f"{self.group}: `sudo usermod -aG {self.group} "
                                      f"{peer.user}`, then log in again"})
+                await _linger(reader, writer, self.settings.refusal_linger)
                 return
             try:
                 line = await asyncio.wait_for(reader.readline(),
@@ -198,6 +200,19 @@ def _fresh_socket_dir(path: Path) -> None:
 async def _send(writer: asyncio.StreamWriter, reply: dict[str, Any]) -> None:
     writer.write(json.dumps(reply).encode() + b"\n")
     await writer.drain()
+
+
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                  seconds: float) -> None:
+    """Half-close after a refusal and discard what the caller still sends, until it
+    closes or `seconds` passed (`root_daemon.refusal_linger`)."""
+
+    async def discard() -> None:
+        while await reader.read(4096):
+            pass
+
+    writer.write_eof()
+    await wait_at_most(discard(), seconds)
 
 
 async def serve(path: Path, group: str, stop: asyncio.Event) -> None:
