@@ -25,9 +25,8 @@ print(json.dumps({ic.spec.name: {"id": ic.id,
 
 PROBE = r"""
 import asyncio, json, sys
-import aiohttp
 from tp_daemon.kube import Kube
-from tp_daemon.portforward import PodPort, PortForwardStream
+from tp_daemon.portforward import PodPort, open_stream
 from tp_protocol import linkframes
 from tp_protocol import manager_pb2 as mpb
 
@@ -36,22 +35,20 @@ pairs = json.loads(sys.argv[5]) if len(sys.argv) > 5 else []
 
 async def main():
     kube = Kube("", "", "", api_timeout=10)
-    async with aiohttp.ClientSession() as http:
-        stream = await PortForwardStream.open(http, kube.endpoint(), PodPort(ns, pod, port),
-                                              dial_timeout=10)
-        if mode == "garbage":
-            await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        else:
-            batch = mpb.RelayBatch(frames=[linkframes.hello([tuple(p) for p in pairs])])
-            await stream.send(linkframes.encode(batch))
-        decoder, answers = linkframes.Decoder(1 << 20), []
-        async with asyncio.timeout(20):
-            while chunk := await stream.recv():
-                for b in decoder.feed(chunk):
-                    answers += [{"kind": f.WhichOneof("kind"),
-                                 "ids": [k.intercept_id for k in f.link_hello.keys],
-                                 "note": f.link_hello.note} for f in b.frames]
-        await stream.close()
+    stream = await open_stream(kube.endpoint(), PodPort(ns, pod, port), dial_timeout=10)
+    if mode == "garbage":
+        await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    else:
+        batch = mpb.RelayBatch(frames=[linkframes.hello([tuple(p) for p in pairs])])
+        await stream.send(linkframes.encode(batch))
+    decoder, answers = linkframes.Decoder(1 << 20), []
+    async with asyncio.timeout(20):
+        while chunk := await stream.recv():
+            for b in decoder.feed(chunk):
+                answers += [{"kind": f.WhichOneof("kind"),
+                             "ids": [k.intercept_id for k in f.link_hello.keys],
+                             "note": f.link_hello.note} for f in b.frames]
+    await stream.close()
     print(json.dumps({"answers": answers, "closed": True}))
 
 asyncio.run(main())

@@ -241,7 +241,7 @@ class Kube:
 
     def endpoint(self) -> ApiEndpoint:
         """TLS and auth of this context, for the port-forward WebSocket."""
-        from tp_daemon.portforward import ApiEndpoint  # imports aiohttp: only when needed
+        from tp_daemon.portforward import ApiEndpoint  # the port-forward's: only when needed
 
         if self.static is not None:
             return ApiEndpoint(self.static.host, self._static_tls(),

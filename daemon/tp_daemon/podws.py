@@ -7,12 +7,14 @@ connection is an `asyncio.BufferedProtocol` under the event loop's own TLS trans
 TLS decrypts straight into a buffer of ours, frames are parsed in place and the data
 channel's payload is handed on as views of that buffer (a buffer that was handed on is
 never written again, so a view that a transport still holds stays valid); control
-frames (ping, pong, close) are answered here. Writes are masked with aiohttp's C helper
-(RFC 6455: a client masks every frame with an unpredictable key).
+frames (ping, pong, close) are answered here. Writes are masked (RFC 6455: a client masks
+every frame with an unpredictable key) with aiohttp's C helper once a large frame asked for
+it, imported in a thread then (`_mask`): connect and the manager's gRPC channel send small
+frames only and never pay for importing aiohttp (~70 ms of CPU).
 
-Only what a pod route needs: one port, the handshake of RFC 6455 with the API server's
-auth headers and TLS context, pings when the server is silent (a dead connection ends),
-and no half-close (v4 has none).
+Only what a pod port-forward needs (pod routes, the manager's channel, agent links): one
+port, the handshake of RFC 6455 with the API server's auth headers and TLS context, pings
+when the server is silent (a dead connection ends), and no half-close (v4 has none).
 """
 
 from __future__ import annotations
@@ -25,14 +27,20 @@ import ssl
 import struct
 from collections import deque
 from collections.abc import Callable
-from typing import cast
+from typing import TYPE_CHECKING, cast
 from urllib.parse import urlsplit
 
-from aiohttp._websocket.helpers import websocket_mask  # the C mask of the pinned aiohttp
 from tp_protocol.aio import wait_at_most
 
-from tp_daemon.portforward import DATA, ERROR, SUBPROTOCOL, ApiEndpoint, PodPort, PortForwardStream
+from tp_daemon.preload import Preload
 from tp_daemon.streams import CHUNK, READ_BUFFER
+
+if TYPE_CHECKING:
+    from tp_daemon.portforward import ApiEndpoint, PodPort
+
+SUBPROTOCOL = "v4.channel.k8s.io"
+DATA, ERROR = 0, 1
+"""Channels of a v4 port-forward's binary frames (the first byte): data and error."""
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _BINARY, _TEXT, _CONT, _CLOSE, _PING, _PONG = 2, 1, 0, 8, 9, 10
@@ -42,6 +50,36 @@ _SMALL = 16 * 1024
 """Payload pieces up to this size are copied out, so the receive buffer is reused; larger
 ones are handed on as views and the next read goes into a fresh buffer."""
 _MAX_BUFFER = 4 * CHUNK
+
+
+class _Masker:
+    """Masks a frame's payload in place: aiohttp's C helper once imported, else Python's
+    big-integer XOR (~200 MB/s, plenty for small frames). The first large frame starts
+    importing the C helper in a thread; frames until it is there take the XOR."""
+
+    def __init__(self) -> None:
+        self._c: Callable[[bytes, bytearray], None] | None = None
+        self._importing: Preload | None = None
+
+    def __call__(self, key: bytes, data: bytearray) -> None:
+        if self._c is not None:
+            self._c(key, data)
+            return
+        n = len(data)
+        if n > _SMALL and self._importing is None:
+            self._importing = Preload(("aiohttp._websocket.helpers",), "tp-preload-ws-mask",
+                                      default_cas=False, then=self._use_c).start()
+        stream = (key * (n // 4 + 1))[:n]
+        data[:] = (int.from_bytes(data, "little") ^ int.from_bytes(stream, "little")
+                   ).to_bytes(n, "little")
+
+    def _use_c(self) -> None:
+        from aiohttp._websocket.helpers import websocket_mask  # the pinned aiohttp's C mask
+
+        self._c = websocket_mask
+
+
+_mask = _Masker()
 
 
 class HandshakeError(ConnectionError):
@@ -105,7 +143,7 @@ class PodSocket(asyncio.BufferedProtocol):
                    heartbeat: float | None) -> PodSocket:
         """Connect, upgrade and check the answer (the caller bounds the time); raises
         HandshakeError for an answer other than 101, OSError (ssl.SSLError too) otherwise."""
-        url = urlsplit(PortForwardStream.url(endpoint, target))
+        url = urlsplit(endpoint.portforward_url(target))
         tls = url.scheme == "https"
         port = url.port or (443 if tls else 80)
         host = url.hostname or ""
@@ -415,7 +453,7 @@ class PodSocket(asyncio.BufferedProtocol):
         return piece
 
     async def pump_to(self, writer: asyncio.StreamWriter,
-                      linger: Callable[[], float | None]) -> None:
+                      linger: Callable[[], float | None] = lambda: None) -> None:
         """Write the pod's data to `writer` from the protocol's own callbacks until the
         port-forward ends, or, once `linger()` gives a number of seconds, until no data
         came for that long (`nudge` makes it ask again)."""
@@ -478,11 +516,20 @@ class PodSocket(asyncio.BufferedProtocol):
             head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
         key = os.urandom(4)
         masked = payload if isinstance(payload, bytearray) else bytearray(payload)
-        websocket_mask(key, masked)
+        _mask(key, masked)
         if n <= _SMALL:  # one TLS record for a small frame
             self._transport.write(head + key + masked)
         else:
             self._transport.writelines((head + key, masked))
+
+    @property
+    def closed(self) -> bool:
+        """The port-forward ended (either side) or is closing."""
+        return self._eof or self._transport is None or self._transport.is_closing()
+
+    async def close_write(self) -> None:
+        """Nothing: v4 has no half-close; the peer (gRPC, HTTP) ends the connection."""
+        return
 
     async def close(self) -> None:
         """Say goodbye (close 1000) and close the connection, not waiting for the echo."""

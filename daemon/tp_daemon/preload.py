@@ -3,11 +3,12 @@
 The daemon answers on its socket with only gRPC and the protocol stubs imported; what
 `connect` needs (`tp_daemon.session`: ~40 ms of CPU, since a static kubeconfig is read
 without the official client, `tp_daemon.kubestatic`) is imported by a `Preload` thread
-meanwhile, and the RPCs that need it await `Preload.wait()`. aiohttp is imported only
-for a port-forward (a direct connect never needs it), by a preload that `connect`
-starts as soon as it knows it will use one, and the resolver's DNS library by another,
-so both import while connect waits on its first network round trips (routing uses
-iproute2's `ip`, not pyroute2); the intercept bookkeeping once connect answered. The
+meanwhile, and the RPCs that need it await `Preload.wait()`. The port-forward is
+imported by a preload that `connect` starts as soon as it knows it will use one (a direct
+connect never needs it), and the resolver's DNS library by another, so both import while
+connect waits on its first network round trips (routing uses iproute2's `ip`, not
+pyroute2); the intercept bookkeeping once connect answered; aiohttp (for its C WebSocket
+mask) only once a port-forward sends a large frame (`tp_daemon.podws`). The
 official client is not on a static context's connect path at all: its kubeconfig
 loader serves the other contexts, and its API modules (~250 pydantic models, 0.5-1 s)
 are imported by `tp list`/`tp intercept` on first use, in their worker thread. They

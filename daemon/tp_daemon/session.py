@@ -58,9 +58,7 @@ from tp_daemon.routing import Routing, can_route, list_routes
 from tp_daemon.streams import Stream, ViewStream
 from tp_daemon.tunnel import TunnelBroken, TunnelStream
 
-if TYPE_CHECKING:  # aiohttp only for the port-forward: direct connect never imports it
-    import aiohttp
-
+if TYPE_CHECKING:
     from tp_daemon.dns import Resolver
     from tp_daemon.intercepts import Intercepts
     from tp_daemon.podroute import PodRoutes
@@ -140,7 +138,6 @@ class Session:
         self.last_error = ""
         self._lock = asyncio.Lock()
         self._kube: Kube | None = None
-        self._http: aiohttp.ClientSession | None = None
         self._chan: _Channel | None = None
         self._session: mpb.SessionInfo | None = None
         self._cluster: mpb.ClusterInfo | None = None
@@ -365,8 +362,7 @@ class Session:
                       self._resolver.close if self._resolver else None,
                       self._socks.close if self._socks else None,
                       self._chan.close if self._chan else None,
-                      self._pod_routes.close if self._pod_routes else None,
-                      self._http.close if self._http else None):
+                      self._pod_routes.close if self._pod_routes else None):
             if close is not None:
                 try:
                     await close()
@@ -376,7 +372,7 @@ class Session:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self._kube.close)
         self._routing = self._tproxy = self._resolver = self._socks = self._root = None
-        self._chan, self._http, self._kube = None, None, None
+        self._chan, self._kube = None, None
         self._pod_routes = None
         self._session, self._cluster, self.info, self.params = None, None, None, None
         self.unreachable_since, self.reconnected, self.reconnects = 0.0, "", 0
@@ -384,8 +380,8 @@ class Session:
     # --- the channel to the manager -------------------------------------------
 
     def _preload_port_forward(self) -> None:
-        """Import the port-forward (aiohttp: ~0.1 s of CPU) in a thread, once, from the
-        moment connect knows it will need it."""
+        """Import the port-forward (its WebSocket, the pod routes' too: a few ms of CPU) in
+        a thread, once, from the moment connect knows it will need it."""
         if self._pf_preload is None:
             self._pf_preload = Preload(("tp_daemon.portforward",), "tp-preload-portforward",
                                        default_cas=False).start()
@@ -450,9 +446,7 @@ class Session:
 
     async def _open_pod_stream(self, namespace: str, pod: str, port: int) -> ViewStream:
         """A port-forward to a pod's port (an agent's link port; `intercepts.agentlink`)."""
-        import aiohttp
-
-        from tp_daemon.portforward import PodPort, PortForwardStream
+        from tp_daemon.portforward import PodPort, open_stream
 
         s = self.settings
         if self._kube is None:
@@ -461,32 +455,24 @@ class Session:
             # direct connect keeps the API server out of the data path: a link through it
             # would stall with it (matched requests take the manager's Relay instead)
             raise ClusterUnreachable("direct connect: no links through the API server")
-        if self._http is None:
-            self._http = aiohttp.ClientSession()
         endpoint = await asyncio.to_thread(self._kube.endpoint)
-        return await PortForwardStream.open(self._http, endpoint, PodPort(namespace, pod, port),
-                                            dial_timeout=s.dial_timeout,
-                                            heartbeat=s.portforward_heartbeat)
+        return await open_stream(endpoint, PodPort(namespace, pod, port),
+                                 dial_timeout=s.dial_timeout, heartbeat=s.portforward_heartbeat)
 
     async def _open_channel(self, namespace: str, pod: str, deadline: float) -> _Channel:
         """Port-forward + gRPC channel, retried until the manager answers `Version`."""
         if self._pf_preload is not None:
             await self._pf_preload.wait()  # the loop stays free while its import runs
-        import aiohttp  # here: a direct connect never pays for importing it
-
         from tp_daemon.portforward import PodPort, PortForwarder
 
         s = self.settings
         assert self._kube is not None
-        if self._http is None:
-            self._http = aiohttp.ClientSession()
         endpoint = await asyncio.to_thread(self._kube.endpoint)
         loop = asyncio.get_running_loop()
         give_up = loop.time() + deadline
         delay = 0.1
         while True:
-            forwarder = PortForwarder(self._http, endpoint,
-                                      PodPort(namespace, pod, s.manager_port),
+            forwarder = PortForwarder(endpoint, PodPort(namespace, pod, s.manager_port),
                                       dial_timeout=s.dial_timeout,
                                       heartbeat=s.portforward_heartbeat)
             try:

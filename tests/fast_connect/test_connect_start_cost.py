@@ -96,7 +96,7 @@ def test_an_explicit_pycache_prefix_is_left_as_the_user_set_it(tmp_path: Path) -
 
 
 CA_PROBE = """
-import asyncio, json, ssl, threading
+import asyncio, json, ssl, sys, threading
 from tp_daemon.preload import Preload
 
 done, elsewhere = threading.Event(), []
@@ -109,18 +109,23 @@ def other_thread() -> None:  # contexts made beside the import keep the system b
 
 thread = threading.Thread(target=other_thread)
 thread.start()
-asyncio.run(Preload(("tp_daemon.portforward",), "t", default_cas=False).start().wait())
+import tp_daemon.portforward
+before = "aiohttp" in sys.modules   # the port-forward itself needs no aiohttp
+asyncio.run(Preload(("aiohttp._websocket.helpers",), "t", default_cas=False).start().wait())
 done.set()
 thread.join()
 import aiohttp.connector
-print(json.dumps({
+print(json.dumps({"aiohttp before": before,
     "aiohttp": aiohttp.connector._SSL_CONTEXT_VERIFIED.cert_store_stats()["x509_ca"],
     "elsewhere": min(elsewhere),
     "later": ssl.create_default_context().cert_store_stats()["x509_ca"]}))
 """
 
 
-def test_the_port_forward_import_skips_aiohttps_unused_default_cas_in_its_thread_only() -> None:
+def test_the_port_forward_needs_no_aiohttp_and_the_masks_import_skips_its_default_cas(
+        ) -> None:
+    """aiohttp comes in only for its C WebSocket mask (a port-forward's first large frame,
+    `tp_daemon.podws`), in a thread whose default TLS contexts get no system bundle."""
     system = ssl.create_default_context().cert_store_stats()["x509_ca"]
     if not system:
         pytest.skip("this machine has no system CA bundle to skip")
@@ -128,7 +133,8 @@ def test_the_port_forward_import_skips_aiohttps_unused_default_cas_in_its_thread
                           timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     counts = json.loads(proc.stdout)
-    assert counts == {"aiohttp": 0, "elsewhere": system, "later": system}
+    assert counts == {"aiohttp before": False, "aiohttp": 0, "elsewhere": system,
+                      "later": system}
 
 
 def test_a_failed_connect_still_says_why_and_exits_1_through_the_quick_exit(

@@ -49,7 +49,9 @@ def echo_pod(sandbox: Any, core: Any) -> Iterator[tuple[str, str]]:
                                  "command": ["python3", "-c", ECHO]}]}})
     wait_for(lambda: core.read_namespaced_pod("echo", namespace).status.pod_ip, 60,
              "the echo pod's address")
-    wait_for(lambda: asyncio.run(_echoes(sandbox, namespace)), 60, "the echo server")
+    # until the server listens, the kubelet ends each port-forward with an error
+    wait_for(lambda: asyncio.run(_echoes(sandbox, namespace)), 60, "the echo server",
+             ignore=lambda e: isinstance(e, ConnectionError))
     yield namespace, "echo"
     core.delete_namespace(namespace)
 
