@@ -383,8 +383,8 @@ class Session:
         """Import the port-forward (its WebSocket, the pod routes' too: a few ms of CPU) in
         a thread, once, from the moment connect knows it will need it."""
         if self._pf_preload is None:
-            self._pf_preload = Preload(("tp_daemon.portforward",), "tp-preload-portforward",
-                                       default_cas=False).start()
+            self._pf_preload = Preload(("tp_daemon.portforward",),
+                                       "tp-preload-portforward").start()
 
     def _preload_intercepts(self, after: Sequence[Preload | None] = ()) -> Preload:
         """Import the intercept bookkeeping (~20-35 ms of CPU; not needed until connected) in

@@ -204,14 +204,20 @@ def connected(sandbox: Any) -> Iterator[Any]:
     lap.run(f"{tp} quit", timeout=30)
 
 
+def _echo_through(connected: Any, core: Any, echo_pod: tuple[str, str]) -> str:
+    """The echo pod's IP, once the connected laptop reaches it."""
+    namespace, pod = echo_pod
+    ip = str(core.read_namespaced_pod(pod, namespace).status.pod_ip)
+    wait_for(lambda: connected.run(["python3", "-c", HALF_CLOSE, ip], timeout=60).returncode
+             == 0, 60, "the echo pod through the connection")
+    return ip
+
+
 def test_an_answer_the_client_does_not_read_yet_waits_and_then_arrives_intact(
         connected: Any, core: Any, echo_pod: tuple[str, str]) -> None:
     """16 MB echoed to a client that reads nothing until it sent them all: the daemon's
     writes to it back up, it stops reading the port-forward until they drained."""
-    namespace, pod = echo_pod
-    ip = core.read_namespaced_pod(pod, namespace).status.pod_ip
-    wait_for(lambda: connected.run(["python3", "-c", HALF_CLOSE, ip], timeout=60).returncode
-             == 0, 60, "the echo pod through the connection")
+    ip = _echo_through(connected, core, echo_pod)
     proc = connected.run(["python3", "-c", SLOW_READER, ip], timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "True"
@@ -224,10 +230,7 @@ def test_a_client_that_stopped_sending_gets_the_answer_then_the_end_after_the_li
     `connect.pod_route_linger` seconds (2 s)."""
     import sys
 
-    namespace, pod = echo_pod
-    ip = core.read_namespaced_pod(pod, namespace).status.pod_ip
-    wait_for(lambda: connected.run(["python3", "-c", HALF_CLOSE, ip], timeout=60).returncode
-             == 0, 60, "the echo pod through the connection")
+    ip = _echo_through(connected, core, echo_pod)
     proc = connected.run(["python3", "-c", HALF_CLOSE, ip], timeout=60)
     assert proc.returncode == 0, proc.stderr
     answer, seconds = proc.stdout.split()

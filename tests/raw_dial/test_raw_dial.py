@@ -199,37 +199,29 @@ def listener(core: Any) -> Iterator[dict[str, str]]:
 
     namespace = f"rawl-{secrets.token_hex(3)}"
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
-    core.create_namespaced_pod(namespace, {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "listener"},
-        "spec": {"containers": [{"name": "listener", "image": "python:3.11-slim",
-                                 "command": [sys.executable, "-c", LISTENER]}]}})
-
-    def ip() -> str:
-        pod = core.read_namespaced_pod("listener", namespace)
-        running = pod.status.phase == "Running" and pod.status.pod_ip
-        return str(pod.status.pod_ip) if running else ""
-
-    wait_for(ip, 60, "the listener pod running")
-    yield {"namespace": namespace, "name": "listener", "ip": ip()}
+    yield _running_pod(core, namespace, "listener", LISTENER)
     core.delete_namespace(namespace)
 
 
 @pytest.fixture(scope="module")
 def sender(core: Any, listener: dict[str, str]) -> dict[str, str]:
     """A pod beside the listener that sends what it is asked for (port 7001)."""
-    namespace = listener["namespace"]
+    return _running_pod(core, listener["namespace"], "sender", SENDER)
+
+
+def _running_pod(core: Any, namespace: str, name: str, code: str) -> dict[str, str]:
+    """A pod running `python -c code`, once Running: its namespace, name and IP."""
     core.create_namespaced_pod(namespace, {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sender"},
-        "spec": {"containers": [{"name": "sender", "image": "python:3.11-slim",
-                                 "command": [sys.executable, "-c", SENDER]}]}})
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"containers": [{"name": name, "image": "python:3.11-slim",
+                                 "command": [sys.executable, "-c", code]}]}})
 
     def ip() -> str:
-        pod = core.read_namespaced_pod("sender", namespace)
+        pod = core.read_namespaced_pod(name, namespace)
         running = pod.status.phase == "Running" and pod.status.pod_ip
         return str(pod.status.pod_ip) if running else ""
 
-    wait_for(ip, 60, "the sender pod running")
-    return {"namespace": namespace, "name": "sender", "ip": ip()}
+    return {"namespace": namespace, "name": name, "ip": wait_for(ip, 60, f"the {name} pod running")}
 
 
 def _accepted(core: Any, pod: dict[str, str]) -> int:

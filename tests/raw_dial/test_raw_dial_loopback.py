@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
+from raw_dial_testing import raw_ends
 from tp_cluster.manager.rawdial import RawDials
 from tp_cluster.manager.state import State
 from tp_cluster.manager.tls import Identity, make_identity
@@ -41,22 +42,13 @@ async def _answer_at_eof(reader: asyncio.StreamReader, writer: asyncio.StreamWri
 @pytest.fixture
 async def rig() -> AsyncIterator[Rig]:
     settings = dataclasses.replace(get_settings().connect, raw_dial_connect_timeout=2.0)
-    identity = make_identity("raw-test", 1)
-    state = State(ttl=60)
-    client = state.arrive_client(mpb.ClientInfo(name="me"))
-    raw = RawDials(state, identity, "127.0.0.1:0", settings)
-    port = await raw.start()
     server = await asyncio.start_server(_answer_at_eof, "127.0.0.1", 0)
-    session = mpb.SessionInfo(session_id=client.id, dial_secret=client.dial_secret,
-                              raw_dial_port=port)
-    dialer = RawDialer(DirectTarget(f"127.0.0.1:{port}", identity.cert,
-                                    identity.server_name), settings)
     try:
-        yield Rig(state, identity, raw, session, dialer,
-                  server.sockets[0].getsockname()[1])
+        async with raw_ends("raw-test", settings) as ends:
+            yield Rig(ends.state, ends.identity, ends.raw, ends.session, ends.dialer,
+                      server.sockets[0].getsockname()[1])
     finally:
         server.close()
-        await raw.stop()
 
 
 async def test_a_raw_dial_carries_bytes_both_ways_and_half_closes(rig: Rig) -> None:

@@ -19,12 +19,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
+from raw_dial_testing import raw_ends
 from tp_cluster.manager.rawdial import RawDials
-from tp_cluster.manager.state import State
-from tp_cluster.manager.tls import make_identity
-from tp_daemon.kube import DirectTarget
 from tp_daemon.rawdial import RawDialer
-from tp_protocol import manager_pb2 as mpb
 from tp_protocol.pumps import READ_BUFFER, splice
 from tp_protocol.settings import get_settings
 
@@ -46,31 +43,22 @@ class Path:
 
 @contextlib.asynccontextmanager
 async def _path(pod: Handler) -> AsyncIterator[Path]:
-    settings = get_settings().connect
-    identity = make_identity("raw-splice-test", 1)
-    state = State(ttl=60)
-    client = state.arrive_client(mpb.ClientInfo(name="me"))
-    raw = RawDials(state, identity, "127.0.0.1:0", settings)
-    raw_port = await raw.start()
-    pod_server = await asyncio.start_server(pod, "127.0.0.1", 0)
-    pod_port = pod_server.sockets[0].getsockname()[1]
-    session = mpb.SessionInfo(session_id=client.id, dial_secret=client.dial_secret,
-                              raw_dial_port=raw_port)
-    dialer = RawDialer(DirectTarget(f"127.0.0.1:{raw_port}", identity.cert,
-                                    identity.server_name), settings)
+    async with raw_ends("raw-splice-test", get_settings().connect) as ends:
+        pod_server = await asyncio.start_server(pod, "127.0.0.1", 0)
+        pod_port = pod_server.sockets[0].getsockname()[1]
+        raw, dialer, session = ends.raw, ends.dialer, ends.session
 
-    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        stream = await dialer.dial(session, "127.0.0.1", pod_port)
-        assert stream is not None
-        await splice(reader, writer, stream, "test")
+        async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            stream = await dialer.dial(session, "127.0.0.1", pod_port)
+            assert stream is not None
+            await splice(reader, writer, stream, "test")
 
-    local = await asyncio.start_server(proxy, "127.0.0.1", 0, limit=READ_BUFFER)
-    try:
-        yield Path(local.sockets[0].getsockname()[1], raw, dialer)
-    finally:
-        local.close()
-        pod_server.close()
-        await raw.stop()
+        local = await asyncio.start_server(proxy, "127.0.0.1", 0, limit=READ_BUFFER)
+        try:
+            yield Path(local.sockets[0].getsockname()[1], raw, dialer)
+        finally:
+            local.close()
+            pod_server.close()
 
 
 async def _read_all(reader: asyncio.StreamReader) -> bytes:
